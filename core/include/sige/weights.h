@@ -1,0 +1,58 @@
+/* A name -> tensor table, filled by one reader per file format.
+ *
+ * Every numeric dtype is exposed as float32 (F16/BF16/F64/integers converted
+ * on load); the original dtype and raw bytes stay available for integer data
+ * such as masks and block indices. */
+#pragma once
+#include <glib.h>
+#include "sige/tensor.h"
+
+G_BEGIN_DECLS
+
+typedef enum {
+  SIGE_DTYPE_F32, SIGE_DTYPE_F16, SIGE_DTYPE_BF16, SIGE_DTYPE_F64,
+  SIGE_DTYPE_I64, SIGE_DTYPE_I32, SIGE_DTYPE_I16, SIGE_DTYPE_I8,
+  SIGE_DTYPE_U8, SIGE_DTYPE_BOOL,
+} sige_dtype;
+
+typedef struct sige_weights sige_weights;
+
+sige_weights *sige_weights_new(void);
+void sige_weights_free(sige_weights *w);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(sige_weights, sige_weights_free)
+
+/* Strict safetensors reader: header length sane, JSON parsed with json-glib,
+ * dtypes known, offsets in range, non-overlapping and covering the data,
+ * byte size = numel x dtype size.  Errors name the file and the tensor. */
+sige_weights *sige_weights_load_safetensors(const char *path, GError **error);
+
+/* Writes every tensor (sorted by name) as `dtype` (F32 or F16); metadata may
+ * be NULL (string -> string). */
+gboolean sige_weights_save_safetensors(const sige_weights *w, const char *path,
+                                       sige_dtype dtype, GHashTable *metadata,
+                                       GError **error);
+
+/* Takes ownership of t (replaces an existing entry). */
+void sige_weights_insert(sige_weights *w, const char *name, sige_tensor *t);
+
+/* NULL when absent. */
+const sige_tensor *sige_weights_get(const sige_weights *w, const char *name);
+/* Like get, but sets SIGE_ERROR_MISSING / SIGE_ERROR_SHAPE naming the tensor
+ * (and the file it came from) when absent or when its shape differs from
+ * `shape` (ndim entries; an entry of -1 matches anything).  shape may be NULL. */
+const sige_tensor *sige_weights_require(const sige_weights *w, const char *name, int ndim,
+                                        const int64_t *shape, GError **error);
+gboolean sige_weights_contains(const sige_weights *w, const char *name);
+/* The dtype the tensor had in its file. */
+sige_dtype sige_weights_dtype(const sige_weights *w, const char *name);
+/* Sorted names (array owned by w, valid until w changes). */
+const char *const *sige_weights_names(const sige_weights *w, guint *n);
+/* __metadata__ entry or NULL. */
+const char *sige_weights_metadata(const sige_weights *w, const char *key);
+/* The path it was loaded from, or NULL. */
+const char *sige_weights_path(const sige_weights *w);
+
+const char *sige_dtype_name(sige_dtype d);
+size_t sige_dtype_size(sige_dtype d);
+
+G_END_DECLS

@@ -1,0 +1,68 @@
+#include "sige/context.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cblas.h>
+
+#include "sige/error.h"
+#include "sige/tensor.h"
+
+struct sige_ctx {
+  int n_threads;
+  float *scratch[SIGE_CTX_SCRATCH_SLOTS];
+  size_t scratch_len[SIGE_CTX_SCRATCH_SLOTS];
+  uint64_t macs;
+};
+
+static int default_threads(void) {
+  const char *env = g_getenv("SIGE_NUM_THREADS");
+  if (env && *env) {
+    char *end = NULL;
+    long v = strtol(env, &end, 10);
+    if (end && *end == '\0' && v > 0 && v <= 1024) return (int)v;
+    g_warning("SIGE_NUM_THREADS=%s is not a positive integer; using all cores", env);
+  }
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)n : 1;
+}
+
+sige_ctx *sige_ctx_new(int n_threads) {
+  sige_ctx *ctx = g_new0(sige_ctx, 1);
+  ctx->n_threads = n_threads > 0 ? n_threads : default_threads();
+  openblas_set_num_threads(ctx->n_threads);
+  return ctx;
+}
+
+void sige_ctx_free(sige_ctx *ctx) {
+  if (!ctx) return;
+  for (int i = 0; i < SIGE_CTX_SCRATCH_SLOTS; i++) sige_aligned_free(ctx->scratch[i]);
+  g_free(ctx);
+}
+
+int sige_ctx_threads(const sige_ctx *ctx) { return ctx->n_threads; }
+
+float *sige_ctx_scratch(sige_ctx *ctx, int slot, size_t n_floats, GError **error) {
+  g_return_val_if_fail(slot >= 0 && slot < SIGE_CTX_SCRATCH_SLOTS, NULL);
+  if (ctx->scratch_len[slot] >= n_floats && ctx->scratch[slot]) return ctx->scratch[slot];
+  sige_aligned_free(ctx->scratch[slot]);
+  ctx->scratch[slot] = NULL;
+  ctx->scratch_len[slot] = 0;
+  if (n_floats > SIZE_MAX / sizeof(float)) n_floats = SIZE_MAX / sizeof(float);
+  float *p = sige_aligned_alloc(n_floats * sizeof(float));
+  if (!p) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_NOMEM, "out of memory allocating %zu MiB of scratch",
+                (n_floats * sizeof(float)) >> 20);
+    return NULL;
+  }
+  ctx->scratch[slot] = p;
+  ctx->scratch_len[slot] = n_floats;
+  return p;
+}
+
+void sige_ctx_add_macs(sige_ctx *ctx, uint64_t macs) {
+#pragma omp atomic
+  ctx->macs += macs;
+}
+uint64_t sige_ctx_macs(const sige_ctx *ctx) { return ctx->macs; }
+void sige_ctx_reset_macs(sige_ctx *ctx) { ctx->macs = 0; }

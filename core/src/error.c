@@ -1,0 +1,3 @@
+#include "sige/error.h"
+
+G_DEFINE_QUARK(sige-error-quark, sige_error)

@@ -1,0 +1,166 @@
+#include "sige/tensor.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sige/error.h"
+
+void *sige_aligned_alloc(size_t bytes) {
+  if (bytes == 0) bytes = SIGE_ALIGN;
+  void *p = NULL;
+  if (posix_memalign(&p, SIGE_ALIGN, bytes) != 0) return NULL;
+  return p;
+}
+
+void sige_aligned_free(void *p) { free(p); }
+
+static gboolean shape_numel(int ndim, const int64_t *shape, size_t *numel, GError **error) {
+  if (ndim < 1 || ndim > SIGE_MAX_DIMS) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID, "tensor rank %d: expected 1..%d", ndim,
+                SIGE_MAX_DIMS);
+    return FALSE;
+  }
+  size_t n = 1;
+  for (int i = 0; i < ndim; i++) {
+    if (shape[i] < 0 || (shape[i] > 0 && n > SIZE_MAX / sizeof(float) / (size_t)shape[i])) {
+      g_set_error(error, SIGE_ERROR, SIGE_ERROR_NOMEM, "tensor dimension %d (%" G_GINT64_FORMAT
+                  ") is negative or too large", i, shape[i]);
+      return FALSE;
+    }
+    n *= (size_t)shape[i];
+  }
+  *numel = n;
+  return TRUE;
+}
+
+static sige_tensor *tensor_alloc(int ndim, const int64_t *shape, gboolean zero, GError **error) {
+  size_t numel;
+  if (!shape_numel(ndim, shape, &numel, error)) return NULL;
+  sige_tensor *t = g_new0(sige_tensor, 1);
+  t->ndim = ndim;
+  for (int i = 0; i < SIGE_MAX_DIMS; i++) t->shape[i] = i < ndim ? shape[i] : 1;
+  t->numel = numel;
+  t->owned = TRUE;
+  t->data = sige_aligned_alloc(numel * sizeof(float));
+  if (!t->data) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_NOMEM, "out of memory allocating a tensor of %zu MiB",
+                numel * sizeof(float) >> 20);
+    g_free(t);
+    return NULL;
+  }
+  if (zero) memset(t->data, 0, numel * sizeof(float));
+  return t;
+}
+
+sige_tensor *sige_tensor_new(int ndim, const int64_t *shape, GError **error) {
+  return tensor_alloc(ndim, shape, TRUE, error);
+}
+
+sige_tensor *sige_tensor_new4(int n, int c, int h, int w, GError **error) {
+  int64_t s[4] = {n, c, h, w};
+  return tensor_alloc(4, s, TRUE, error);
+}
+
+sige_tensor *sige_tensor_new4_uninit(int n, int c, int h, int w, GError **error) {
+  int64_t s[4] = {n, c, h, w};
+  return tensor_alloc(4, s, FALSE, error);
+}
+
+sige_tensor *sige_tensor_view(float *data, int ndim, const int64_t *shape) {
+  size_t numel;
+  if (!shape_numel(ndim, shape, &numel, NULL)) return NULL;
+  sige_tensor *t = g_new0(sige_tensor, 1);
+  t->ndim = ndim;
+  for (int i = 0; i < SIGE_MAX_DIMS; i++) t->shape[i] = i < ndim ? shape[i] : 1;
+  t->numel = numel;
+  t->data = data;
+  t->owned = FALSE;
+  return t;
+}
+
+sige_tensor *sige_tensor_dup(const sige_tensor *src, GError **error) {
+  sige_tensor *t = tensor_alloc(src->ndim, src->shape, FALSE, error);
+  if (!t) return NULL;
+  t->layout = src->layout;
+  memcpy(t->data, src->data, src->numel * sizeof(float));
+  return t;
+}
+
+void sige_tensor_free(sige_tensor *t) {
+  if (!t) return;
+  if (t->owned) sige_aligned_free(t->data);
+  g_free(t);
+}
+
+gboolean sige_tensor_same_shape(const sige_tensor *a, const sige_tensor *b) {
+  if (a->ndim != b->ndim) return FALSE;
+  for (int i = 0; i < a->ndim; i++)
+    if (a->shape[i] != b->shape[i]) return FALSE;
+  return TRUE;
+}
+
+const char *sige_tensor_shape_str(const sige_tensor *t, char *buf, size_t len) {
+  size_t off = 0;
+  off += (size_t)snprintf(buf + off, len - off, "[");
+  for (int i = 0; i < t->ndim && off < len; i++)
+    off += (size_t)snprintf(buf + off, len - off, "%s%" G_GINT64_FORMAT, i ? ", " : "", t->shape[i]);
+  if (off < len) snprintf(buf + off, len - off, "]");
+  return buf;
+}
+
+float sige_f16_to_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+  uint32_t exp = (h >> 10) & 0x1f;
+  uint32_t mant = h & 0x3ff;
+  uint32_t bits;
+  if (exp == 0) {
+    if (mant == 0) {
+      bits = sign;
+    } else { /* subnormal: renormalise */
+      int e = -1;
+      do { e++; mant <<= 1; } while ((mant & 0x400) == 0);
+      bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((mant & 0x3ff) << 13);
+    }
+  } else if (exp == 31) {
+    bits = sign | 0x7f800000u | (mant << 13);
+  } else {
+    bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+  }
+  float f;
+  memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+uint16_t sige_f32_to_f16(float f) {
+  uint32_t x;
+  memcpy(&x, &f, sizeof x);
+  uint32_t sign = (x >> 16) & 0x8000;
+  int32_t exp = (int32_t)((x >> 23) & 0xff);
+  uint32_t mant = x & 0x7fffff;
+  if (exp == 255) return (uint16_t)(sign | 0x7c00 | (mant ? 0x200 : 0));
+  int32_t e = exp - 127 + 15;
+  if (e >= 31) return (uint16_t)(sign | 0x7c00);
+  if (e <= 0) {
+    if (e < -10) return (uint16_t)sign;
+    mant |= 0x800000;
+    uint32_t shift = (uint32_t)(14 - e);
+    uint32_t half = mant >> shift;
+    uint32_t rem = mant & ((1u << shift) - 1);
+    uint32_t mid = 1u << (shift - 1);
+    if (rem > mid || (rem == mid && (half & 1))) half++;
+    return (uint16_t)(sign | half);
+  }
+  uint32_t half = sign | ((uint32_t)e << 10) | (mant >> 13);
+  uint32_t rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem == 0x1000 && (half & 1))) half++; /* may carry into the exponent: correct */
+  return (uint16_t)half;
+}
+
+float sige_bf16_to_f32(uint16_t h) {
+  uint32_t bits = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &bits, sizeof f);
+  return f;
+}
