@@ -1,0 +1,273 @@
+/* 2-D convolution: im2col + sgemm, with shortcuts for 1x1 and depthwise. */
+#include <cblas.h>
+#include <string.h>
+
+#include "ops_internal.h"
+
+sige_conv2d_params sige_conv2d_params_simple(int stride, int pad) {
+  sige_conv2d_params p = {stride, stride, pad, pad, pad, pad, 1};
+  return p;
+}
+
+static int out_extent(int in, int pad0, int pad1, int k, int stride) {
+  int span = in + pad0 + pad1 - k;
+  return span < 0 ? 0 : span / stride + 1;
+}
+
+void sige_conv2d_out_shape(const sige_tensor *x, const sige_tensor *weight,
+                           const sige_conv2d_params *p, int64_t out_shape[4]) {
+  out_shape[0] = x->shape[0];
+  out_shape[1] = weight->shape[0];
+  out_shape[2] = out_extent(SIGE_H(x), p->pad_top, p->pad_bottom, SIGE_H(weight), p->stride_h);
+  out_shape[3] = out_extent(SIGE_W(x), p->pad_left, p->pad_right, SIGE_W(weight), p->stride_w);
+}
+
+/* Everything the kernels need, resolved once per call. */
+typedef struct {
+  const float *x, *w, *bias;
+  float *out;
+  int n, cin, h, wd, cout, kh, kw, ho, wo, groups;
+  const sige_conv2d_params *p;
+  size_t x_cs, x_is, o_cs, o_is; /* channel and image strides of x and out */
+  int threads;
+} conv_job;
+
+/* First and one-past-last output column whose input column wo*stride - pad + kj
+ * lies inside [0, in): outside that range the tap reads zero padding. */
+static void valid_cols(int kj, int stride, int pad, int in, int out, int *lo, int *hi) {
+  int a = pad - kj; /* need wo*stride >= a */
+  int l = a <= 0 ? 0 : (a + stride - 1) / stride;
+  int b = in - 1 + pad - kj; /* need wo*stride <= b */
+  int h = b < 0 ? 0 : b / stride + 1;
+  *lo = l < out ? l : out;
+  *hi = h < out ? h : out;
+  if (*hi < *lo) *hi = *lo;
+}
+
+/* im2col for images [n0, n0+nimg) and output rows [r0, r1): row (c, ki, kj) of
+ * buf holds, for each column (image, ho, wo), the input value that tap reads.
+ * Several images are only packed when r0..r1 spans every row, so the columns
+ * line up with a CNHW output. */
+static void im2col(const conv_job *j, int n0, int nimg, int r0, int r1, float *buf) {
+  const int kk = j->kh * j->kw;
+  const int rows = j->cin * kk;
+  const size_t img_cols = (size_t)(r1 - r0) * (size_t)j->wo;
+  const size_t ncols = img_cols * (size_t)nimg;
+  const int sh = j->p->stride_h, sw = j->p->stride_w;
+  const int pt = j->p->pad_top, pl = j->p->pad_left;
+#pragma omp parallel for num_threads(j->threads) schedule(static)
+  for (int r = 0; r < rows; r++) {
+    const int c = r / kk, ki = (r % kk) / j->kw, kj = r % j->kw;
+    int lo, hi;
+    valid_cols(kj, sw, pl, j->wd, j->wo, &lo, &hi);
+    for (int im = 0; im < nimg; im++) {
+      const float *src = j->x + (size_t)(n0 + im) * j->x_is + (size_t)c * j->x_cs;
+      float *dst = buf + (size_t)r * ncols + (size_t)im * img_cols;
+      for (int ho = r0; ho < r1; ho++, dst += j->wo) {
+        const int hi_row = ho * sh - pt + ki;
+        if (hi_row < 0 || hi_row >= j->h) {
+          memset(dst, 0, (size_t)j->wo * sizeof(float));
+          continue;
+        }
+        const float *srow = src + (size_t)hi_row * (size_t)j->wd + kj - pl;
+        for (int wo = 0; wo < lo; wo++) dst[wo] = 0.0f;
+        if (sw == 1) {
+          memcpy(dst + lo, srow + lo, (size_t)(hi - lo) * sizeof(float));
+        } else {
+          for (int wo = lo; wo < hi; wo++) dst[wo] = srow[(ptrdiff_t)wo * sw];
+        }
+        for (int wo = hi; wo < j->wo; wo++) dst[wo] = 0.0f;
+      }
+    }
+  }
+}
+
+/* Writes the bias into the output block so that sgemm can accumulate onto it
+ * with beta = 1 instead of needing a separate pass afterwards. */
+static void fill_bias(const conv_job *j, float *c0, size_t ldc, size_t ncols) {
+  for (int co = 0; co < j->cout; co++) {
+    float *row = c0 + (size_t)co * ldc;
+    const float b = j->bias[co];
+    for (size_t i = 0; i < ncols; i++) row[i] = b;
+  }
+}
+
+/* out block = W * B per group; B has Cin*kh*kw rows of ncols floats (stride ldb)
+ * and the block starts at c0 with channel stride ldc. */
+static void grouped_gemm(const conv_job *j, const float *b, size_t ldb, float *c0, size_t ldc,
+                         size_t ncols) {
+  const int cg = j->cin / j->groups, og = j->cout / j->groups;
+  const int k = cg * j->kh * j->kw;
+  float beta = 0.0f;
+  if (j->bias) {
+    fill_bias(j, c0, ldc, ncols);
+    beta = 1.0f;
+  }
+  for (int g = 0; g < j->groups; g++) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, og, (int)ncols, k, 1.0f,
+                j->w + (size_t)g * og * k, k, b + (size_t)g * k * ldb, (int)ldb, beta,
+                c0 + (size_t)g * og * ldc, (int)ldc);
+  }
+}
+
+/* A 1x1 stride-1 unpadded conv is a plain matrix product of the weights and the
+ * input planes, which already are the im2col matrix. */
+static void conv_1x1(const conv_job *j, gboolean cnhw) {
+  const size_t hw = (size_t)j->h * (size_t)j->wd;
+  if (cnhw) {
+    grouped_gemm(j, j->x, j->x_cs, j->out, j->o_cs, hw * (size_t)j->n);
+    return;
+  }
+  for (int n = 0; n < j->n; n++)
+    grouped_gemm(j, j->x + (size_t)n * j->x_is, j->x_cs, j->out + (size_t)n * j->o_is, j->o_cs, hw);
+}
+
+/* Depthwise: each plane is convolved with its own kernel.  GEMMs with M = 1 are
+ * memory bound, so a direct loop over contiguous output rows is faster. */
+static void conv_depthwise(const conv_job *j) {
+  const int sh = j->p->stride_h, sw = j->p->stride_w;
+  const int pt = j->p->pad_top, pl = j->p->pad_left;
+  const int planes = j->n * j->cin;
+#pragma omp parallel for num_threads(j->threads) schedule(static)
+  for (int pc = 0; pc < planes; pc++) {
+    const int n = pc / j->cin, c = pc % j->cin;
+    const float *src = j->x + (size_t)n * j->x_is + (size_t)c * j->x_cs;
+    float *dst = j->out + (size_t)n * j->o_is + (size_t)c * j->o_cs;
+    const float *wc = j->w + (size_t)c * j->kh * j->kw;
+    const float b = j->bias ? j->bias[c] : 0.0f;
+    for (int ho = 0; ho < j->ho; ho++) {
+      float *orow = dst + (size_t)ho * j->wo;
+      for (int wo = 0; wo < j->wo; wo++) orow[wo] = b;
+      for (int ki = 0; ki < j->kh; ki++) {
+        const int hi_row = ho * sh - pt + ki;
+        if (hi_row < 0 || hi_row >= j->h) continue;
+        for (int kj = 0; kj < j->kw; kj++) {
+          int lo, hi;
+          valid_cols(kj, sw, pl, j->wd, j->wo, &lo, &hi);
+          const float wv = wc[ki * j->kw + kj];
+          const float *srow = src + (size_t)hi_row * j->wd + kj - pl;
+          if (sw == 1) {
+            for (int wo = lo; wo < hi; wo++) orow[wo] += wv * srow[wo];
+          } else {
+            for (int wo = lo; wo < hi; wo++) orow[wo] += wv * srow[(ptrdiff_t)wo * sw];
+          }
+        }
+      }
+    }
+  }
+}
+
+static gboolean conv_im2col(sige_ctx *ctx, const conv_job *j, gboolean cnhw, GError **error) {
+  const size_t rows = (size_t)j->cin * j->kh * j->kw;
+  const size_t img_cols = (size_t)j->ho * j->wo;
+  const size_t row_floats = rows * (size_t)j->wo;
+  /* Whole images per tile when one fits (in CNHW they also share the GEMM),
+   * otherwise bands of output rows of a single image. */
+  size_t imgs = SIGE_OPS_SCRATCH_LIMIT / (rows * img_cols);
+  int band = j->ho;
+  if (imgs == 0) {
+    imgs = 1;
+    size_t r = SIGE_OPS_SCRATCH_LIMIT / row_floats;
+    band = r == 0 ? 1 : (r < (size_t)j->ho ? (int)r : j->ho);
+  }
+  if (!cnhw) imgs = 1;
+  if (imgs > (size_t)j->n) imgs = (size_t)j->n;
+  const size_t need = band == j->ho ? rows * img_cols * imgs : row_floats * (size_t)band;
+  float *buf = sige_ctx_scratch(ctx, 0, need, error);
+  if (!buf) return FALSE;
+  for (int n0 = 0; n0 < j->n; n0 += (int)imgs) {
+    const int nimg = j->n - n0 < (int)imgs ? j->n - n0 : (int)imgs;
+    for (int r0 = 0; r0 < j->ho; r0 += band) {
+      const int r1 = r0 + band < j->ho ? r0 + band : j->ho;
+      const size_t ncols = (size_t)nimg * (size_t)(r1 - r0) * j->wo;
+      im2col(j, n0, nimg, r0, r1, buf);
+      grouped_gemm(j, buf, ncols, j->out + (size_t)n0 * j->o_is + (size_t)r0 * j->wo, j->o_cs,
+                   ncols);
+    }
+  }
+  return TRUE;
+}
+
+static gboolean check_conv(const sige_tensor *x, const sige_tensor *weight,
+                           const sige_tensor *bias, const sige_conv2d_params *p,
+                           const sige_tensor *out, GError **error) {
+  if (!sige_ops_is4(x) || !sige_ops_is4(weight) || !sige_ops_is4(out)) {
+    sige_ops_shape_error(error, "conv2d", "x, weight and out must be 4-D", x, "x", weight,
+                         "weight", out, "out");
+    return FALSE;
+  }
+  if (p->groups < 1 || p->stride_h < 1 || p->stride_w < 1 || p->pad_top < 0 ||
+      p->pad_bottom < 0 || p->pad_left < 0 || p->pad_right < 0) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+                "conv2d: invalid parameters (stride %dx%d, padding %d,%d,%d,%d, groups %d)",
+                p->stride_h, p->stride_w, p->pad_top, p->pad_bottom, p->pad_left, p->pad_right,
+                p->groups);
+    return FALSE;
+  }
+  if (SIGE_C(x) % p->groups != 0 || SIGE_N(weight) % p->groups != 0 ||
+      SIGE_C(weight) * p->groups != SIGE_C(x) || SIGE_H(weight) < 1 || SIGE_W(weight) < 1) {
+    char why[96];
+    g_snprintf(why, sizeof why, "channels do not match the weight with groups=%d", p->groups);
+    sige_ops_shape_error(error, "conv2d", why, x, "x", weight, "weight", NULL, NULL);
+    return FALSE;
+  }
+  if (bias && (int64_t)bias->numel != weight->shape[0]) {
+    sige_ops_shape_error(error, "conv2d", "bias must hold Cout floats", weight, "weight", bias,
+                         "bias", NULL, NULL);
+    return FALSE;
+  }
+  int64_t os[4];
+  sige_conv2d_out_shape(x, weight, p, os);
+  if (os[2] < 1 || os[3] < 1 || out->shape[0] != os[0] || out->shape[1] != os[1] ||
+      out->shape[2] != os[2] || out->shape[3] != os[3]) {
+    char why[128];
+    g_snprintf(why, sizeof why,
+               "out must be [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
+               ", %" G_GINT64_FORMAT "]",
+               os[0], os[1], os[2], os[3]);
+    sige_ops_shape_error(error, "conv2d", why, x, "x", weight, "weight", out, "out");
+    return FALSE;
+  }
+  if (out->layout != x->layout) {
+    sige_ops_shape_error(error, "conv2d", "out must have the same layout as x", x, "x", out,
+                         "out", NULL, NULL);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean sige_conv2d(sige_ctx *ctx, const sige_tensor *x, const sige_tensor *weight,
+                     const sige_tensor *bias, const sige_conv2d_params *p, sige_tensor *out,
+                     GError **error) {
+  g_return_val_if_fail(ctx && x && weight && p && out, FALSE);
+  g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+  if (!check_conv(x, weight, bias, p, out, error)) return FALSE;
+
+  conv_job j = {
+      .x = x->data, .w = weight->data, .bias = bias ? bias->data : NULL, .out = out->data,
+      .n = SIGE_N(x), .cin = SIGE_C(x), .h = SIGE_H(x), .wd = SIGE_W(x),
+      .cout = SIGE_N(weight), .kh = SIGE_H(weight), .kw = SIGE_W(weight),
+      .ho = SIGE_H(out), .wo = SIGE_W(out), .groups = p->groups, .p = p,
+      .x_cs = sige_ops_chan_stride(x), .x_is = sige_ops_img_stride(x),
+      .o_cs = sige_ops_chan_stride(out), .o_is = sige_ops_img_stride(out),
+      .threads = sige_ctx_threads(ctx),
+  };
+  const gboolean cnhw = x->layout == SIGE_LAYOUT_CNHW;
+  if (j.n == 0 || j.cout == 0) return TRUE;
+
+  gboolean ok = TRUE;
+  if (j.kh == 1 && j.kw == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_top == 0 &&
+      p->pad_bottom == 0 && p->pad_left == 0 && p->pad_right == 0) {
+    conv_1x1(&j, cnhw);
+  } else if (j.groups == j.cin && j.cout == j.cin) {
+    conv_depthwise(&j);
+  } else {
+    ok = conv_im2col(ctx, &j, cnhw, error);
+  }
+  if (ok) {
+    sige_ctx_add_macs(ctx, (uint64_t)j.n * (uint64_t)j.cout * (uint64_t)(j.cin / j.groups) *
+                               (uint64_t)j.kh * (uint64_t)j.kw * (uint64_t)j.ho *
+                               (uint64_t)j.wo);
+  }
+  return ok;
+}

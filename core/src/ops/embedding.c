@@ -1,0 +1,25 @@
+/* Sinusoidal timestep embedding of DDPM (get_timestep_embedding). */
+#include <math.h>
+#include <string.h>
+
+#include "ops_internal.h"
+
+void sige_timestep_embedding(const float *t, int n, int dim, sige_tensor *out) {
+  g_return_if_fail(t && out && out->ndim == 2 && out->shape[0] == n && out->shape[1] == dim);
+  const int half = dim / 2;
+  /* half == 1 would divide by zero, as it does in the Python original. */
+  g_return_if_fail(half >= 2);
+  /* Mirrors the float32 tensor maths of the reference: the exponent step is a
+   * Python double rounded to float, then every product is float. */
+  const float step = (float)(log(10000.0) / (double)(half - 1));
+  for (int j = 0; j < n; j++) {
+    float *row = out->data + (size_t)j * dim;
+    for (int i = 0; i < half; i++) {
+      const float f = expf((float)i * -step);
+      const float a = t[j] * f;
+      row[i] = sinf(a);
+      row[half + i] = cosf(a);
+    }
+    if (dim % 2) row[dim - 1] = 0.0f;
+  }
+}

@@ -1,0 +1,38 @@
+/* Fully connected layer: one sgemm against the transposed weight. */
+#include <cblas.h>
+
+#include "ops_internal.h"
+
+gboolean sige_linear(sige_ctx *ctx, const sige_tensor *x, const sige_tensor *weight,
+                     const sige_tensor *bias, sige_tensor *out, GError **error) {
+  g_return_val_if_fail(ctx && x && weight && out, FALSE);
+  g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+  if (x->ndim != 2 || weight->ndim != 2 || out->ndim != 2) {
+    sige_ops_shape_error(error, "linear", "x, weight and out must be 2-D", x, "x", weight,
+                         "weight", out, "out");
+    return FALSE;
+  }
+  const int64_t n = x->shape[0], in = x->shape[1], nout = weight->shape[0];
+  if (weight->shape[1] != in || out->shape[0] != n || out->shape[1] != nout) {
+    sige_ops_shape_error(error, "linear", "expected x [N, in], weight [out, in], out [N, out]",
+                         x, "x", weight, "weight", out, "out");
+    return FALSE;
+  }
+  if (bias && (int64_t)bias->numel != nout) {
+    sige_ops_shape_error(error, "linear", "bias must hold `out` floats", weight, "weight", bias,
+                         "bias", NULL, NULL);
+    return FALSE;
+  }
+  if (n == 0 || nout == 0) return TRUE;
+  float beta = 0.0f;
+  if (bias) {
+    /* Seed the result with the bias so sgemm accumulates onto it. */
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t o = 0; o < nout; o++) out->data[i * nout + o] = bias->data[o];
+    beta = 1.0f;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nout, (int)in, 1.0f, x->data,
+              (int)in, weight->data, (int)in, beta, out->data, (int)nout);
+  sige_ctx_add_macs(ctx, (uint64_t)n * (uint64_t)in * (uint64_t)nout);
+  return TRUE;
+}
