@@ -1,0 +1,381 @@
+/* Strict safetensors reader.
+ *
+ * Layout: 8-byte little-endian header length n, n bytes of JSON header, then
+ * the data region.  Files come from outside, so every field is checked before
+ * a byte of data is touched, and every failure names the file and tensor. */
+#include <errno.h>
+#include <fcntl.h>
+#include <json-glib/json-glib.h>
+#include <stdarg.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+
+#include "sige/error.h"
+#include "weights_internal.h"
+
+/* Real headers are a few KiB per thousand tensors; anything near this is
+ * garbage or an attack on the JSON parser. */
+#define HEADER_MAX ((guint64)100 << 20)
+
+/* Dtypes of the safetensors format that we recognise but cannot convert: these
+ * are UNSUPPORTED, any other string is a FORMAT error. */
+static const char *const foreign_dtypes[] = {"F8_E4M3", "F8_E5M2", "U16", "U32", "U64",
+                                             "C64",     "F4",      "F6_E2M3", "F6_E3M2",
+                                             "F8_E8M0"};
+
+typedef struct {
+  const char *name; /* borrowed from the JSON root */
+  sige_dtype dtype;
+  int ndim;
+  int64_t shape[SIGE_MAX_DIMS];
+  guint64 numel;
+  guint64 begin, end;
+} st_entry;
+
+typedef struct {
+  const char *file; /* display name */
+  GError **error;
+} st_ctx;
+
+/* "file: tensor 'name': message" (or "file: message" without a tensor). */
+G_GNUC_PRINTF(4, 5)
+static gboolean fail(st_ctx *c, int code, const char *tensor, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  if (tensor)
+    g_set_error(c->error, SIGE_ERROR, code, "%s: tensor '%s': %s", c->file, tensor, msg);
+  else
+    g_set_error(c->error, SIGE_ERROR, code, "%s: %s", c->file, msg);
+  return FALSE;
+}
+
+/* json-glib keeps the last of two equal keys silently; we want to reject
+ * them, so the parser's object-member signal records the first repeat per
+ * object (JsonObject* -> set of names seen, and -> first duplicate). */
+typedef struct {
+  GHashTable *seen; /* JsonObject* -> GHashTable set of names */
+  GHashTable *dups; /* JsonObject* -> first repeated name */
+} dup_tracker;
+
+static void on_object_member(JsonParser *parser, JsonObject *object, const char *name,
+                             gpointer user_data) {
+  (void)parser;
+  dup_tracker *d = user_data;
+  GHashTable *names = g_hash_table_lookup(d->seen, object);
+  if (!names) {
+    names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g_hash_table_insert(d->seen, object, names);
+  }
+  if (!g_hash_table_add(names, g_strdup(name)) && !g_hash_table_contains(d->dups, object))
+    g_hash_table_insert(d->dups, object, g_strdup(name));
+}
+
+static gboolean get_uint(JsonNode *node, guint64 *out) {
+  if (!node || !JSON_NODE_HOLDS_VALUE(node) || json_node_get_value_type(node) != G_TYPE_INT64)
+    return FALSE;
+  gint64 v = json_node_get_int(node);
+  if (v < 0) return FALSE;
+  *out = (guint64)v;
+  return TRUE;
+}
+
+static gboolean parse_metadata(st_ctx *c, JsonNode *node, sige_weights *w) {
+  if (!JSON_NODE_HOLDS_OBJECT(node))
+    return fail(c, SIGE_ERROR_FORMAT, NULL, "__metadata__ is not an object");
+  JsonObject *obj = json_node_get_object(node);
+  g_autoptr(GList) members = json_object_get_members(obj);
+  for (GList *l = members; l; l = l->next) {
+    JsonNode *v = json_object_get_member(obj, l->data);
+    if (!JSON_NODE_HOLDS_VALUE(v) || json_node_get_value_type(v) != G_TYPE_STRING)
+      return fail(c, SIGE_ERROR_FORMAT, NULL, "__metadata__ entry '%s' is not a string",
+                  (const char *)l->data);
+    sige_weights_set_metadata(w, l->data, json_node_get_string(v));
+  }
+  return TRUE;
+}
+
+static void shape_string(char *buf, size_t len, const st_entry *e) {
+  sige_tensor view = {.ndim = e->ndim};
+  memcpy(view.shape, e->shape, sizeof view.shape);
+  sige_tensor_shape_str(&view, buf, len);
+}
+
+/* Checks one header entry against itself and the data size (not against the
+ * other entries: that is check_layout). */
+static gboolean parse_entry(st_ctx *c, const char *name, JsonNode *node, guint64 data_size,
+                            GHashTable *dups, st_entry *e) {
+  memset(e, 0, sizeof *e);
+  e->name = name;
+  if (!JSON_NODE_HOLDS_OBJECT(node))
+    return fail(c, SIGE_ERROR_FORMAT, name, "header entry is not an object");
+  JsonObject *obj = json_node_get_object(node);
+  const char *dup = g_hash_table_lookup(dups, obj);
+  if (dup) return fail(c, SIGE_ERROR_FORMAT, name, "key '%s' appears twice", dup);
+
+  JsonNode *dt = json_object_get_member(obj, "dtype");
+  if (!dt || !JSON_NODE_HOLDS_VALUE(dt) || json_node_get_value_type(dt) != G_TYPE_STRING)
+    return fail(c, SIGE_ERROR_FORMAT, name, "missing or non-string 'dtype'");
+  const char *dts = json_node_get_string(dt);
+  if (!sige_dtype_from_name(dts, &e->dtype)) {
+    for (guint i = 0; i < G_N_ELEMENTS(foreign_dtypes); i++)
+      if (strcmp(dts, foreign_dtypes[i]) == 0)
+        return fail(c, SIGE_ERROR_UNSUPPORTED, name, "dtype %s is not supported", dts);
+    return fail(c, SIGE_ERROR_FORMAT, name, "unknown dtype '%s'", dts);
+  }
+
+  JsonNode *sh = json_object_get_member(obj, "shape");
+  if (!sh || !JSON_NODE_HOLDS_ARRAY(sh))
+    return fail(c, SIGE_ERROR_FORMAT, name, "missing or non-array 'shape'");
+  JsonArray *sha = json_node_get_array(sh);
+  guint rank = json_array_get_length(sha);
+  if (rank > SIGE_MAX_DIMS)
+    return fail(c, SIGE_ERROR_UNSUPPORTED, name, "rank %u is above the supported %d", rank,
+                SIGE_MAX_DIMS);
+  /* A scalar is kept as a 1-D tensor of one element: tensors have rank >= 1. */
+  e->ndim = rank == 0 ? 1 : (int)rank;
+  e->shape[0] = 1;
+  e->numel = 1;
+  gboolean overflow = FALSE;
+  for (guint i = 0; i < rank; i++) {
+    guint64 d;
+    if (!get_uint(json_array_get_element(sha, i), &d) || d > G_MAXINT64)
+      return fail(c, SIGE_ERROR_FORMAT, name, "shape entry %u is not a non-negative integer", i);
+    e->shape[i] = (int64_t)d;
+    if (!g_uint64_checked_mul(&e->numel, e->numel, d)) overflow = TRUE;
+  }
+  /* A zero dimension after an overflowing product still gives 0 elements. */
+  for (guint i = 0; i < rank; i++)
+    if (e->shape[i] == 0) overflow = FALSE, e->numel = 0;
+
+  JsonNode *off = json_object_get_member(obj, "data_offsets");
+  if (!off || !JSON_NODE_HOLDS_ARRAY(off) || json_array_get_length(json_node_get_array(off)) != 2)
+    return fail(c, SIGE_ERROR_FORMAT, name, "'data_offsets' is not an array of two integers");
+  JsonArray *offa = json_node_get_array(off);
+  if (!get_uint(json_array_get_element(offa, 0), &e->begin) ||
+      !get_uint(json_array_get_element(offa, 1), &e->end))
+    return fail(c, SIGE_ERROR_FORMAT, name, "'data_offsets' are not non-negative integers");
+  if (e->begin > e->end)
+    return fail(c, SIGE_ERROR_FORMAT, name,
+                "data_offsets [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT "] end before they begin",
+                e->begin, e->end);
+  if (e->end > data_size)
+    return fail(c, SIGE_ERROR_FORMAT, name,
+                "data_offsets [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT
+                "] run past the data region of %" G_GUINT64_FORMAT " bytes",
+                e->begin, e->end, data_size);
+  guint64 bytes;
+  if (overflow || !g_uint64_checked_mul(&bytes, e->numel, sige_dtype_size(e->dtype)) ||
+      bytes != e->end - e->begin) {
+    char sbuf[128];
+    shape_string(sbuf, sizeof sbuf, e);
+    if (overflow || bytes / sige_dtype_size(e->dtype) != e->numel)
+      return fail(c, SIGE_ERROR_FORMAT, name, "shape %s is too large", sbuf);
+    return fail(c, SIGE_ERROR_FORMAT, name,
+                "data_offsets [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT "] give %" G_GUINT64_FORMAT
+                " bytes, expected %" G_GUINT64_FORMAT " for %s %s",
+                e->begin, e->end, e->end - e->begin, bytes, sige_dtype_name(e->dtype), sbuf);
+  }
+  return TRUE;
+}
+
+static gint compare_offsets(gconstpointer a, gconstpointer b) {
+  const st_entry *x = a, *y = b;
+  if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+  if (x->end != y->end) return x->end < y->end ? -1 : 1;
+  return strcmp(x->name, y->name);
+}
+
+/* Sorted by offset, every tensor must start where the previous one ended and
+ * the last one must end at the end of the file: no overlap, no hole. */
+static gboolean check_layout(st_ctx *c, GArray *entries, guint64 data_size) {
+  g_array_sort(entries, compare_offsets);
+  guint64 pos = 0;
+  const st_entry *prev = NULL;
+  for (guint i = 0; i < entries->len; i++) {
+    const st_entry *e = &g_array_index(entries, st_entry, i);
+    if (e->begin < pos)
+      return fail(c, SIGE_ERROR_FORMAT, e->name,
+                  "data_offsets [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT
+                  "] overlap tensor '%s' [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT "]",
+                  e->begin, e->end, prev->name, prev->begin, prev->end);
+    if (e->begin > pos) {
+      if (prev)
+        return fail(c, SIGE_ERROR_FORMAT, e->name,
+                    "data_offsets [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT
+                    "] leave a hole of %" G_GUINT64_FORMAT " bytes after tensor '%s' (ends at %"
+                    G_GUINT64_FORMAT ")",
+                    e->begin, e->end, e->begin - pos, prev->name, pos);
+      return fail(c, SIGE_ERROR_FORMAT, e->name,
+                  "data_offsets [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT
+                  "] leave a hole of %" G_GUINT64_FORMAT " bytes at the start of the data",
+                  e->begin, e->end, e->begin);
+    }
+    pos = e->end;
+    prev = e;
+  }
+  if (pos != data_size) {
+    if (prev)
+      return fail(c, SIGE_ERROR_FORMAT, prev->name,
+                  "is the last tensor but ends at %" G_GUINT64_FORMAT
+                  ", leaving %" G_GUINT64_FORMAT " bytes of the data region unused",
+                  pos, data_size - pos);
+    return fail(c, SIGE_ERROR_FORMAT, NULL,
+                "no tensors, but a data region of %" G_GUINT64_FORMAT " bytes", data_size);
+  }
+  return TRUE;
+}
+
+/* Source bytes are little-endian and, with an arbitrary header length, not
+ * aligned: every element is read through memcpy. */
+static void convert(float *dst, const guint8 *src, guint64 n, sige_dtype dtype) {
+  for (guint64 i = 0; i < n; i++) {
+    switch (dtype) {
+      case SIGE_DTYPE_F32: {
+        guint32 u;
+        memcpy(&u, src + 4 * i, 4);
+        u = GUINT32_FROM_LE(u);
+        memcpy(&dst[i], &u, 4);
+        break;
+      }
+      case SIGE_DTYPE_F16:
+      case SIGE_DTYPE_BF16: {
+        guint16 u;
+        memcpy(&u, src + 2 * i, 2);
+        u = GUINT16_FROM_LE(u);
+        dst[i] = dtype == SIGE_DTYPE_F16 ? sige_f16_to_f32(u) : sige_bf16_to_f32(u);
+        break;
+      }
+      case SIGE_DTYPE_F64: {
+        guint64 u;
+        double d;
+        memcpy(&u, src + 8 * i, 8);
+        u = GUINT64_FROM_LE(u);
+        memcpy(&d, &u, 8);
+        dst[i] = (float)d;
+        break;
+      }
+      case SIGE_DTYPE_I64: {
+        guint64 u;
+        memcpy(&u, src + 8 * i, 8);
+        dst[i] = (float)(gint64)GUINT64_FROM_LE(u);
+        break;
+      }
+      case SIGE_DTYPE_I32: {
+        guint32 u;
+        memcpy(&u, src + 4 * i, 4);
+        dst[i] = (float)(gint32)GUINT32_FROM_LE(u);
+        break;
+      }
+      case SIGE_DTYPE_I16: {
+        guint16 u;
+        memcpy(&u, src + 2 * i, 2);
+        dst[i] = (float)(gint16)GUINT16_FROM_LE(u);
+        break;
+      }
+      case SIGE_DTYPE_I8: dst[i] = (float)(gint8)src[i]; break;
+      case SIGE_DTYPE_U8: dst[i] = (float)src[i]; break;
+      case SIGE_DTYPE_BOOL: dst[i] = src[i] ? 1.0f : 0.0f; break;
+    }
+  }
+}
+
+static gboolean parse_header(st_ctx *c, const char *text, gsize len, guint64 data_size,
+                             sige_weights *w, const guint8 *data, dup_tracker *dups) {
+  g_autoptr(JsonParser) parser = json_parser_new();
+  g_signal_connect(parser, "object-member", G_CALLBACK(on_object_member), dups);
+  g_autoptr(GError) jerr = NULL;
+  if (!json_parser_load_from_data(parser, text, (gssize)len, &jerr))
+    return fail(c, SIGE_ERROR_FORMAT, NULL, "header is not valid JSON: %s", jerr->message);
+  JsonNode *root = json_parser_get_root(parser);
+  if (!root || !JSON_NODE_HOLDS_OBJECT(root))
+    return fail(c, SIGE_ERROR_FORMAT, NULL, "header is not a JSON object");
+  JsonObject *obj = json_node_get_object(root);
+  const char *dup = g_hash_table_lookup(dups->dups, obj);
+  if (dup) return fail(c, SIGE_ERROR_FORMAT, dup, "name appears twice in the header");
+
+  g_autoptr(GArray) entries = g_array_new(FALSE, FALSE, sizeof(st_entry));
+  g_autoptr(GList) members = json_object_get_members(obj);
+  for (GList *l = members; l; l = l->next) {
+    const char *name = l->data;
+    JsonNode *node = json_object_get_member(obj, name);
+    if (strcmp(name, "__metadata__") == 0) {
+      if (!parse_metadata(c, node, w)) return FALSE;
+      continue;
+    }
+    st_entry e;
+    if (!parse_entry(c, name, node, data_size, dups->dups, &e)) return FALSE;
+    g_array_append_val(entries, e);
+  }
+  if (!check_layout(c, entries, data_size)) return FALSE;
+
+  for (guint i = 0; i < entries->len; i++) {
+    const st_entry *e = &g_array_index(entries, st_entry, i);
+    g_autoptr(GError) terr = NULL;
+    sige_tensor *t = sige_tensor_new(e->ndim, e->shape, &terr);
+    if (!t)
+      return fail(c, g_error_matches(terr, SIGE_ERROR, SIGE_ERROR_NOMEM) ? SIGE_ERROR_NOMEM
+                                                                          : SIGE_ERROR_UNSUPPORTED,
+                  e->name, "%s", terr->message);
+    convert(t->data, data + e->begin, e->numel, e->dtype);
+    sige_weights_insert_with_dtype(w, e->name, t, e->dtype);
+  }
+  return TRUE;
+}
+
+sige_weights *sige_weights_load_safetensors(const char *path, GError **error) {
+  g_return_val_if_fail(path != NULL, NULL);
+  g_autofree char *file = sige_weights_display_name(path);
+  st_ctx c = {.file = file, .error = error};
+
+  /* Opened by hand so that an IO error carries the full path once, with errno. */
+  int fd = g_open(path, O_RDONLY | O_CLOEXEC, 0);
+  if (fd < 0) {
+    int err = errno;
+    g_autofree char *disp = g_filename_display_name(path);
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_IO, "%s: cannot open: %s", disp, g_strerror(err));
+    return NULL;
+  }
+  g_autoptr(GError) merr = NULL;
+  g_autoptr(GMappedFile) map = g_mapped_file_new_from_fd(fd, FALSE, &merr);
+  close(fd); /* the mapping outlives the descriptor */
+  if (!map) {
+    g_autofree char *disp = g_filename_display_name(path);
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_IO, "%s: cannot map: %s", disp, merr->message);
+    return NULL;
+  }
+  const guint8 *bytes = (const guint8 *)g_mapped_file_get_contents(map);
+  guint64 size = g_mapped_file_get_length(map);
+
+  if (size < 8) {
+    fail(&c, SIGE_ERROR_FORMAT, NULL, "file of %" G_GUINT64_FORMAT
+         " bytes is too short for the 8-byte header length", size);
+    return NULL;
+  }
+  guint64 hlen;
+  memcpy(&hlen, bytes, 8);
+  hlen = GUINT64_FROM_LE(hlen);
+  if (hlen < 2 || hlen > HEADER_MAX || hlen > size - 8) {
+    fail(&c, SIGE_ERROR_FORMAT, NULL,
+         "header length %" G_GUINT64_FORMAT " is not within 2..%" G_GUINT64_FORMAT
+         " (file of %" G_GUINT64_FORMAT " bytes, header at most 100 MiB)",
+         hlen, MIN(HEADER_MAX, size - 8), size);
+    return NULL;
+  }
+
+  g_autoptr(sige_weights) w = sige_weights_new();
+  sige_weights_set_path(w, path);
+  dup_tracker dups = {
+    .seen = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
+                                  (GDestroyNotify)g_hash_table_unref),
+    .dups = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free),
+  };
+  gboolean ok = parse_header(&c, (const char *)bytes + 8, (gsize)hlen, size - 8 - hlen, w,
+                             bytes + 8 + hlen, &dups);
+  g_hash_table_unref(dups.seen);
+  g_hash_table_unref(dups.dups);
+  return ok ? g_steal_pointer(&w) : NULL;
+}

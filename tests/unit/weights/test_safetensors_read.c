@@ -1,0 +1,359 @@
+/* Safetensors reader: decoding of every dtype from hand-built files, and
+ * hand-corrupted files that must fail with the right code and a message
+ * naming the file and the tensor. */
+#include <math.h>
+#include <string.h>
+
+#include <glib/gstdio.h>
+
+#include "sige/error.h"
+#include "sige/weights.h"
+#include "test_util.h"
+
+typedef struct {
+  char *dir;
+} fixture;
+
+static int setup(void **state) {
+  fixture *f = g_new0(fixture, 1);
+  f->dir = g_dir_make_tmp("sige-st-read-XXXXXX", NULL);
+  assert_non_null(f->dir);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fixture *f = *state;
+  GDir *d = g_dir_open(f->dir, 0, NULL);
+  const char *n;
+  while (d && (n = g_dir_read_name(d))) {
+    g_autofree char *p = g_build_filename(f->dir, n, NULL);
+    g_unlink(p);
+  }
+  if (d) g_dir_close(d);
+  g_rmdir(f->dir);
+  g_free(f->dir);
+  g_free(f);
+  return 0;
+}
+
+/* Writes [length][header][data] by hand; `hlen` overrides the length field
+ * when non-zero so that broken lengths can be written. */
+static char *write_raw(const fixture *f, const char *name, const char *header, guint64 hlen,
+                       const void *data, size_t data_len) {
+  char *path = g_build_filename(f->dir, name, NULL);
+  GByteArray *b = g_byte_array_new();
+  guint64 len = GUINT64_TO_LE(hlen ? hlen : strlen(header));
+  g_byte_array_append(b, (const guint8 *)&len, 8);
+  g_byte_array_append(b, (const guint8 *)header, (guint)strlen(header));
+  if (data_len) g_byte_array_append(b, data, (guint)data_len);
+  assert_true(g_file_set_contents(path, (const char *)b->data, b->len, NULL));
+  g_byte_array_unref(b);
+  return path;
+}
+
+static void put16(guint8 *p, guint16 v) { p[0] = v & 0xff, p[1] = v >> 8; }
+static void put32(guint8 *p, guint32 v) {
+  for (int i = 0; i < 4; i++) p[i] = (guint8)(v >> (8 * i));
+}
+static void put64(guint8 *p, guint64 v) {
+  for (int i = 0; i < 8; i++) p[i] = (guint8)(v >> (8 * i));
+}
+
+static void test_decode_bf16(void **state) {
+  const fixture *f = *state;
+  guint8 data[8];
+  put16(data + 0, 0x3f80); /* 1 */
+  put16(data + 2, 0xc000); /* -2 */
+  put16(data + 4, 0x4049); /* 3.140625 */
+  put16(data + 6, 0x7f80); /* +inf */
+  g_autofree char *path = write_raw(
+      f, "bf16.safetensors",
+      "{\"w\":{\"dtype\":\"BF16\",\"shape\":[2,2],\"data_offsets\":[0,8]}}", 0, data, 8);
+  g_autoptr(GError) err = NULL;
+  g_autoptr(sige_weights) w = sige_weights_load_safetensors(path, &err);
+  assert_null(err);
+  assert_non_null(w);
+  const sige_tensor *t = sige_weights_get(w, "w");
+  assert_non_null(t);
+  assert_int_equal(t->ndim, 2);
+  assert_int_equal(t->shape[0], 2);
+  assert_int_equal(t->shape[1], 2);
+  assert_true(t->data[0] == 1.0f);
+  assert_true(t->data[1] == -2.0f);
+  assert_true(t->data[2] == 3.140625f);
+  assert_true(isinf(t->data[3]) && t->data[3] > 0);
+  assert_int_equal(sige_weights_dtype(w, "w"), SIGE_DTYPE_BF16);
+  assert_string_equal(sige_weights_path(w), path);
+}
+
+/* Integer, bool, F64, F16 and scalar entries in one file, and an unaligned
+ * data region (header length 7 + 8 is odd). */
+static void test_decode_integers(void **state) {
+  const fixture *f = *state;
+  guint8 d[128] = {0};
+  size_t o = 0;
+  put32(d + o, (guint32)-5), put32(d + o + 4, 0), put32(d + o + 8, 34),
+      put32(d + o + 12, 2147483647u);
+  o += 16;                                      /* i32 [0,16] */
+  d[o] = 0, d[o + 1] = 255, d[o + 2] = 34;      /* u8  [16,19] */
+  o += 3;
+  d[o] = 0x80;                                  /* i8  [19,20] */
+  o += 1;
+  put16(d + o, (guint16)-300);                  /* i16 [20,22] */
+  o += 2;
+  put64(d + o, (guint64)-123456789012ll);       /* i64 [22,30] */
+  o += 8;
+  d[o] = 0, d[o + 1] = 1, d[o + 2] = 7;         /* bool [30,33] */
+  o += 3;
+  double x = -0.375;
+  guint64 xb;
+  memcpy(&xb, &x, 8);
+  put64(d + o, xb);                             /* f64 [33,41] */
+  o += 8;
+  put16(d + o, 0x3c00), put16(d + o + 2, 0xc500); /* f16 [41,45]: 1, -5 */
+  o += 4;
+  float s = 2.5f;
+  guint32 sb;
+  memcpy(&sb, &s, 4);
+  put32(d + o, sb);                             /* f32 scalar [45,49] */
+  o += 4;
+  const char *header =
+      "{\"__metadata__\":{\"format\":\"pt\"},"
+      "\"i32\":{\"dtype\":\"I32\",\"shape\":[2,2],\"data_offsets\":[0,16]},"
+      "\"u8\":{\"dtype\":\"U8\",\"shape\":[3],\"data_offsets\":[16,19]},"
+      "\"i8\":{\"dtype\":\"I8\",\"shape\":[1],\"data_offsets\":[19,20]},"
+      "\"i16\":{\"dtype\":\"I16\",\"shape\":[1],\"data_offsets\":[20,22]},"
+      "\"i64\":{\"dtype\":\"I64\",\"shape\":[1,1,1,1],\"data_offsets\":[22,30]},"
+      "\"bool\":{\"dtype\":\"BOOL\",\"shape\":[3],\"data_offsets\":[30,33]},"
+      "\"f64\":{\"dtype\":\"F64\",\"shape\":[1],\"data_offsets\":[33,41]},"
+      "\"f16\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[41,45]},"
+      "\"scalar\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[45,49]},"
+      "\"empty\":{\"dtype\":\"F32\",\"shape\":[0,3],\"data_offsets\":[49,49]}}";
+  g_autofree char *path = write_raw(f, "ints.safetensors", header, 0, d, o);
+  g_autoptr(GError) err = NULL;
+  g_autoptr(sige_weights) w = sige_weights_load_safetensors(path, &err);
+  if (err) fail_msg("%s", err->message);
+  assert_non_null(w);
+
+  const sige_tensor *t = sige_weights_get(w, "i32");
+  assert_true(t->data[0] == -5.0f && t->data[1] == 0.0f && t->data[2] == 34.0f);
+  assert_true(t->data[3] == 2147483648.0f); /* nearest float */
+  assert_int_equal(sige_weights_dtype(w, "i32"), SIGE_DTYPE_I32);
+  t = sige_weights_get(w, "u8");
+  assert_true(t->data[0] == 0.0f && t->data[1] == 255.0f && t->data[2] == 34.0f);
+  assert_int_equal(sige_weights_dtype(w, "u8"), SIGE_DTYPE_U8);
+  assert_true(sige_weights_get(w, "i8")->data[0] == -128.0f);
+  assert_true(sige_weights_get(w, "i16")->data[0] == -300.0f);
+  t = sige_weights_get(w, "i64");
+  assert_int_equal(t->ndim, 4);
+  assert_true(t->data[0] == (float)-123456789012ll);
+  t = sige_weights_get(w, "bool");
+  assert_true(t->data[0] == 0.0f && t->data[1] == 1.0f && t->data[2] == 1.0f);
+  assert_true(sige_weights_get(w, "f64")->data[0] == -0.375f);
+  t = sige_weights_get(w, "f16");
+  assert_true(t->data[0] == 1.0f && t->data[1] == -5.0f);
+  t = sige_weights_get(w, "scalar");
+  assert_int_equal(t->ndim, 1);
+  assert_int_equal(t->shape[0], 1);
+  assert_true(t->data[0] == 2.5f);
+  t = sige_weights_get(w, "empty");
+  assert_int_equal(t->numel, 0);
+  assert_int_equal(t->shape[1], 3);
+  assert_string_equal(sige_weights_metadata(w, "format"), "pt");
+  assert_null(sige_weights_metadata(w, "nope"));
+  assert_false(sige_weights_contains(w, "__metadata__"));
+
+  guint n = 0;
+  const char *const *names = sige_weights_names(w, &n);
+  assert_int_equal(n, 10);
+  for (guint i = 1; i < n; i++) assert_true(strcmp(names[i - 1], names[i]) < 0);
+  assert_null(names[n]);
+}
+
+/* Loads `path`, expects failure with `code`, and every needle in the message. */
+static void expect_failure(const char *path, int code, const char *const *needles) {
+  g_autoptr(GError) err = NULL;
+  sige_weights *w = sige_weights_load_safetensors(path, &err);
+  if (w) {
+    sige_weights_free(w);
+    fail_msg("%s loaded, expected an error", path);
+  }
+  assert_non_null(err);
+  if (!g_error_matches(err, SIGE_ERROR, code))
+    fail_msg("expected code %d, got %d: %s", code, err->code, err->message);
+  for (; *needles; needles++)
+    if (!strstr(err->message, *needles))
+      fail_msg("message '%s' does not mention '%s'", err->message, *needles);
+}
+
+#define NEEDLES(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+/* A one-header corruption: `header` over `data_len` zero bytes. */
+static void check_header(const fixture *f, const char *file, const char *header, size_t data_len,
+                         int code, const char *const *needles) {
+  g_autofree guint8 *data = g_malloc0(data_len + 1);
+  g_autofree char *path = write_raw(f, file, header, 0, data, data_len);
+  expect_failure(path, code, needles);
+}
+
+static void test_missing_file(void **state) {
+  const fixture *f = *state;
+  g_autofree char *path = g_build_filename(f->dir, "nope", "absent.safetensors", NULL);
+  expect_failure(path, SIGE_ERROR_IO, NEEDLES(path));
+}
+
+static void test_truncated_header(void **state) {
+  const fixture *f = *state;
+  g_autofree char *path = g_build_filename(f->dir, "short.safetensors", NULL);
+  assert_true(g_file_set_contents(path, "\x10\0\0", 3, NULL));
+  expect_failure(path, SIGE_ERROR_FORMAT, NEEDLES("short.safetensors", "too short"));
+  assert_true(g_file_set_contents(path, "", 0, NULL));
+  expect_failure(path, SIGE_ERROR_FORMAT, NEEDLES("short.safetensors", "too short"));
+}
+
+static void test_header_length_too_large(void **state) {
+  const fixture *f = *state;
+  g_autofree char *p1 = write_raw(f, "big.safetensors", "{}", 1000, NULL, 0);
+  expect_failure(p1, SIGE_ERROR_FORMAT, NEEDLES("big.safetensors", "header length 1000"));
+  g_autofree char *p2 = write_raw(f, "huge.safetensors", "{}", (guint64)1 << 40, NULL, 0);
+  expect_failure(p2, SIGE_ERROR_FORMAT, NEEDLES("huge.safetensors", "header length"));
+  g_autofree char *p3 = write_raw(f, "tiny.safetensors", "{}", 1, NULL, 0);
+  expect_failure(p3, SIGE_ERROR_FORMAT, NEEDLES("tiny.safetensors", "header length 1"));
+}
+
+static void test_not_json(void **state) {
+  const fixture *f = *state;
+  check_header(f, "nojson.safetensors", "{\"a\": [1, 2", 0, SIGE_ERROR_FORMAT,
+               NEEDLES("nojson.safetensors", "JSON"));
+  check_header(f, "array.safetensors", "[1, 2]", 0, SIGE_ERROR_FORMAT,
+               NEEDLES("array.safetensors", "not a JSON object"));
+  check_header(f, "entry.safetensors", "{\"w\": 3}", 0, SIGE_ERROR_FORMAT,
+               NEEDLES("entry.safetensors", "'w'"));
+}
+
+static void test_unknown_dtype(void **state) {
+  const fixture *f = *state;
+  check_header(f, "dt.safetensors",
+               "{\"conv.weight\":{\"dtype\":\"F99\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
+               SIGE_ERROR_FORMAT, NEEDLES("dt.safetensors", "'conv.weight'", "F99"));
+  /* A real safetensors dtype we do not convert is unsupported, not corrupt. */
+  check_header(f, "f8.safetensors",
+               "{\"conv.weight\":{\"dtype\":\"F8_E4M3\",\"shape\":[2],\"data_offsets\":[0,2]}}", 2,
+               SIGE_ERROR_UNSUPPORTED, NEEDLES("f8.safetensors", "'conv.weight'", "F8_E4M3"));
+  check_header(f, "nodt.safetensors", "{\"b\":{\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
+               SIGE_ERROR_FORMAT, NEEDLES("nodt.safetensors", "'b'", "dtype"));
+}
+
+static void test_bad_shape(void **state) {
+  const fixture *f = *state;
+  check_header(f, "neg.safetensors",
+               "{\"w\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", 8,
+               SIGE_ERROR_FORMAT, NEEDLES("neg.safetensors", "'w'", "shape"));
+  check_header(f, "frac.safetensors",
+               "{\"w\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,8]}}", 8,
+               SIGE_ERROR_FORMAT, NEEDLES("frac.safetensors", "'w'", "shape"));
+  check_header(f, "str.safetensors",
+               "{\"w\":{\"dtype\":\"F32\",\"shape\":\"2\",\"data_offsets\":[0,8]}}", 8,
+               SIGE_ERROR_FORMAT, NEEDLES("str.safetensors", "'w'", "shape"));
+  check_header(f, "rank5.safetensors",
+               "{\"w\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,2],\"data_offsets\":[0,8]}}", 8,
+               SIGE_ERROR_UNSUPPORTED, NEEDLES("rank5.safetensors", "'w'", "rank 5"));
+  check_header(f, "overflow.safetensors",
+               "{\"w\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],"
+               "\"data_offsets\":[0,8]}}",
+               8, SIGE_ERROR_FORMAT, NEEDLES("overflow.safetensors", "'w'"));
+}
+
+static void test_size_mismatch(void **state) {
+  const fixture *f = *state;
+  check_header(f, "weights.safetensors",
+               "{\"conv_in.weight\":{\"dtype\":\"F16\",\"shape\":[32,3,3,3],"
+               "\"data_offsets\":[0,100]}}",
+               100, SIGE_ERROR_FORMAT,
+               NEEDLES("weights.safetensors: tensor 'conv_in.weight': data_offsets [0, 100] give "
+                       "100 bytes, expected 1728 for F16 [32, 3, 3, 3]"));
+}
+
+static void test_offsets_out_of_range(void **state) {
+  const fixture *f = *state;
+  check_header(f, "range.safetensors",
+               "{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 12,
+               SIGE_ERROR_FORMAT, NEEDLES("range.safetensors", "'w'", "[0, 16]"));
+  check_header(f, "rev.safetensors",
+               "{\"w\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,4]}}", 8,
+               SIGE_ERROR_FORMAT, NEEDLES("rev.safetensors", "'w'", "[8, 4]"));
+  check_header(f, "three.safetensors",
+               "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4,8]}}", 8,
+               SIGE_ERROR_FORMAT, NEEDLES("three.safetensors", "'w'", "data_offsets"));
+  check_header(f, "negoff.safetensors",
+               "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[-4,0]}}", 8,
+               SIGE_ERROR_FORMAT, NEEDLES("negoff.safetensors", "'w'", "data_offsets"));
+}
+
+static void test_overlap(void **state) {
+  const fixture *f = *state;
+  check_header(f, "overlap.safetensors",
+               "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+               "\"b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[8,24]}}",
+               24, SIGE_ERROR_FORMAT, NEEDLES("overlap.safetensors", "'b'", "overlap", "'a'"));
+  check_header(f, "same.safetensors",
+               "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+               "\"b\":{\"dtype\":\"I32\",\"shape\":[4],\"data_offsets\":[0,16]}}",
+               16, SIGE_ERROR_FORMAT, NEEDLES("same.safetensors", "'a'", "'b'", "overlap"));
+}
+
+static void test_hole(void **state) {
+  const fixture *f = *state;
+  check_header(f, "hole.safetensors",
+               "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+               "\"b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[20,36]}}",
+               36, SIGE_ERROR_FORMAT, NEEDLES("hole.safetensors", "'b'", "hole of 4 bytes"));
+  check_header(f, "start.safetensors",
+               "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8,
+               SIGE_ERROR_FORMAT, NEEDLES("start.safetensors", "'a'", "hole"));
+  check_header(f, "tail.safetensors",
+               "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 20,
+               SIGE_ERROR_FORMAT, NEEDLES("tail.safetensors", "'a'", "4 bytes"));
+  check_header(f, "none.safetensors", "{}", 4, SIGE_ERROR_FORMAT,
+               NEEDLES("none.safetensors", "4 bytes"));
+}
+
+static void test_duplicate(void **state) {
+  const fixture *f = *state;
+  check_header(f, "dup.safetensors",
+               "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+               "\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[16,32]}}",
+               32, SIGE_ERROR_FORMAT, NEEDLES("dup.safetensors", "'a'", "twice"));
+  check_header(f, "dupkey.safetensors",
+               "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
+               SIGE_ERROR_FORMAT, NEEDLES("dupkey.safetensors", "'a'", "'shape'", "twice"));
+}
+
+static void test_bad_metadata(void **state) {
+  const fixture *f = *state;
+  check_header(f, "meta.safetensors", "{\"__metadata__\":{\"k\":1}}", 0, SIGE_ERROR_FORMAT,
+               NEEDLES("meta.safetensors", "__metadata__", "'k'"));
+  check_header(f, "meta2.safetensors", "{\"__metadata__\":[]}", 0, SIGE_ERROR_FORMAT,
+               NEEDLES("meta2.safetensors", "__metadata__"));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_decode_bf16, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_decode_integers, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_truncated_header, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_header_length_too_large, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_not_json, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_unknown_dtype, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_bad_shape, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_size_mismatch, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_offsets_out_of_range, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_overlap, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_hole, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_duplicate, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_bad_metadata, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
