@@ -1,0 +1,90 @@
+/* Models: a configuration plus a weight table, and one forward function per
+ * architecture that serves dense, full (recording) and sparse passes.
+ *
+ * Kinds:
+ *   SIGE_MODEL_SPADE      GauGAN's SPADE generator (NVlabs key names);
+ *   SIGE_MODEL_DDPM_UNET  the DDPM UNet of Ho et al. (ermongroup/ddim names). */
+#pragma once
+#include <glib.h>
+#include "sige/context.h"
+#include "sige/tensor.h"
+#include "sige/weights.h"
+
+G_BEGIN_DECLS
+
+typedef enum { SIGE_MODEL_SPADE, SIGE_MODEL_DDPM_UNET } sige_model_kind;
+
+typedef struct {
+  int ngf;                   /* base width (64 for the published GauGAN) */
+  int label_nc;              /* number of semantic classes (35 for Cityscapes) */
+  gboolean contain_instance; /* one extra instance-edge input channel */
+  int crop_size;             /* output width */
+  double aspect_ratio;       /* width / height */
+  int num_upsampling_layers; /* 5 normal, 6 more, 7 most */
+  float batchnorm_eps;
+  /* sparse settings (SIGE): the last num_sparse_layers residual blocks run
+   * sparsely with these block sizes */
+  int num_sparse_layers;
+  int main_block_size, shortcut_block_size;
+  float diff_eps;       /* difference threshold on the semantic input */
+  int mask_dilate_radius;
+  int pyramid_dilation; /* per-level dilation of the mask pyramid */
+  float pyramid_threshold;
+} sige_spade_config;
+void sige_spade_config_init(sige_spade_config *c); /* the published Cityscapes defaults */
+
+typedef struct {
+  int ch, ch_mult[8], n_ch_mult, num_res_blocks;
+  int attn_resolutions[8], n_attn_resolutions;
+  int in_ch, out_ch, image_size;
+  gboolean resamp_with_conv;
+  int groupnorm_groups;
+  float groupnorm_eps;
+  /* sparse settings */
+  int block_size_normal, block_size_instance;
+  int sparse_resolution_threshold;
+  float diff_eps;
+  int mask_dilate_radius;
+  int pyramid_dilation;
+  float pyramid_threshold;
+} sige_ddpm_config;
+void sige_ddpm_config_init(sige_ddpm_config *c); /* LSUN church 256 */
+
+typedef struct sige_model sige_model;
+
+/* Builds a model from a weight table (the table is copied into the model's
+ * own layout; w can be freed afterwards).  Errors name the missing or
+ * mis-shaped tensor. */
+sige_model *sige_model_new_spade(const sige_spade_config *cfg, const sige_weights *w,
+                                 GError **error);
+sige_model *sige_model_new_ddpm(const sige_ddpm_config *cfg, const sige_weights *w,
+                                GError **error);
+/* Loads a safetensors file and infers the kind and widths from its keys and
+ * shapes (SPADE: ngf, label channels; DDPM: ch, ch_mult, resolutions). */
+sige_model *sige_model_load(const char *path, GError **error);
+void sige_model_free(sige_model *m);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(sige_model, sige_model_free)
+
+sige_model_kind sige_model_get_kind(const sige_model *m);
+const char *sige_model_kind_name(sige_model_kind k);
+const sige_spade_config *sige_model_spade_config(const sige_model *m); /* NULL if not SPADE */
+const sige_ddpm_config *sige_model_ddpm_config(const sige_model *m);   /* NULL if not DDPM */
+/* Shape of the model's input tensor ([1, C, H, W]). */
+void sige_model_input_shape(const sige_model *m, int64_t shape[4]);
+
+/* A dense forward.  SPADE: input is the semantic tensor [1, label_nc(+1), H, W],
+ * t ignored.  DDPM: input is x_t [1, in_ch, S, S] and t the timestep.
+ * *out receives a new [1, 3|out_ch, H, W] tensor. */
+gboolean sige_model_forward_dense(const sige_model *m, sige_ctx *ctx, const sige_tensor *input,
+                                  float t, sige_tensor **out, GError **error);
+
+/* ---- semantic input (GauGAN) ------------------------------------------- */
+/* One-hot of `label` (values 0..label_nc-1, [H*W] ints) into label_nc
+ * channels, plus, when instance != NULL, an edge channel: 1 where a pixel's
+ * instance id differs from one of its 4 neighbours (as the SPADE code does).
+ * Returns [1, label_nc (+1), H, W]; a label outside 0..label_nc-1 is an error
+ * naming the pixel. */
+sige_tensor *sige_semantic_input(const int32_t *label, const int32_t *instance, int h, int w,
+                                 int label_nc, GError **error);
+
+G_END_DECLS

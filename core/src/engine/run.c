@@ -1,0 +1,279 @@
+#include "run.h"
+
+#include <string.h>
+
+#include "sige/error.h"
+
+void sige_cache_init(sige_cache *c) {
+  c->slots = g_ptr_array_new_with_free_func((GDestroyNotify)sige_tensor_free);
+}
+
+void sige_cache_clear(sige_cache *c) {
+  if (c->slots) g_ptr_array_set_size(c->slots, 0);
+}
+
+size_t sige_cache_bytes(const sige_cache *c) {
+  size_t total = 0;
+  for (guint i = 0; c->slots && i < c->slots->len; i++) {
+    const sige_tensor *t = g_ptr_array_index(c->slots, i);
+    total += t->numel * sizeof(float);
+  }
+  return total;
+}
+
+static void run_init(sige_run *run, sige_ctx *ctx, sige_mode mode) {
+  memset(run, 0, sizeof *run);
+  run->ctx = ctx;
+  run->mode = mode;
+  run->blocks = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                      (GDestroyNotify)sige_active_blocks_free);
+}
+
+void sige_run_init_dense(sige_run *run, sige_ctx *ctx) { run_init(run, ctx, SIGE_MODE_FULL); }
+
+void sige_run_init_full(sige_run *run, sige_ctx *ctx, sige_cache *cache) {
+  run_init(run, ctx, SIGE_MODE_FULL);
+  run->cache = cache;
+  sige_cache_clear(cache);
+}
+
+void sige_run_init_sparse(sige_run *run, sige_ctx *ctx, sige_cache *cache,
+                          const sige_mask_pyramid *masks, sige_undo_log *undo) {
+  run_init(run, ctx, SIGE_MODE_SPARSE);
+  run->cache = cache;
+  run->masks = masks;
+  run->undo = undo;
+}
+
+void sige_run_clear(sige_run *run) {
+  if (run->blocks) g_hash_table_destroy(run->blocks);
+  run->blocks = NULL;
+}
+
+gboolean sige_run_layer(sige_run *run, gboolean sparse_capable, GError **error) {
+  if (run->cancel && g_atomic_int_get(run->cancel)) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_CANCELLED, "cancelled");
+    return FALSE;
+  }
+  run->layer_sparse = sparse_capable;
+  if (run->progress && run->layers_total > 0)
+    run->progress(MIN(1.0, (double)run->layers_done / run->layers_total), run->progress_data);
+  run->layers_done++;
+  return TRUE;
+}
+
+gboolean sige_run_is_sparse(const sige_run *run) {
+  return run->mode == SIGE_MODE_SPARSE && run->layer_sparse;
+}
+
+gboolean sige_run_records(const sige_run *run) {
+  return run->mode == SIGE_MODE_FULL && run->layer_sparse && run->cache != NULL;
+}
+
+const sige_active_blocks *sige_run_blocks(sige_run *run, int h, int w,
+                                          const sige_block_geometry *g, GError **error) {
+  char key[96];
+  g_snprintf(key, sizeof key, "%dx%d/%d/%d/%d", h, w, g->block, g->block_stride, g->offset);
+  const sige_active_blocks *ab = g_hash_table_lookup(run->blocks, key);
+  if (ab) return ab;
+  const sige_mask *m = run->masks ? sige_mask_pyramid_get(run->masks, h, w) : NULL;
+  if (!m) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_SHAPE,
+                "no difference mask at resolution %dx%d (the mask pyramid does not reach it)", h, w);
+    return NULL;
+  }
+  sige_active_blocks *nab = sige_reduce_mask(m, g);
+  g_hash_table_insert(run->blocks, g_strdup(key), nab);
+  return nab;
+}
+
+/* The next cache slot: appended when recording, looked up (and checked)
+ * in sparse mode. */
+static sige_tensor *slot_record(sige_run *run, const sige_tensor *value, GError **error) {
+  sige_tensor *copy = sige_tensor_dup(value, error);
+  if (!copy) return NULL;
+  copy->layout = SIGE_LAYOUT_NCHW;
+  g_ptr_array_add(run->cache->slots, copy);
+  run->next_slot++;
+  return copy;
+}
+
+static sige_tensor *slot_lookup(sige_run *run, GError **error) {
+  if (!run->cache || run->next_slot >= run->cache->slots->len) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+                "sparse pass needs cache slot %u but the full pass recorded %u", run->next_slot,
+                run->cache ? run->cache->slots->len : 0);
+    return NULL;
+  }
+  return g_ptr_array_index(run->cache->slots, run->next_slot++);
+}
+
+sige_tensor *sige_channel_view(const sige_tensor *x, int c0, int nc) {
+  int64_t shape[4] = {x->shape[0], nc, x->shape[2], x->shape[3]};
+  size_t plane = (size_t)x->shape[2] * x->shape[3];
+  size_t off = x->layout == SIGE_LAYOUT_CNHW ? (size_t)c0 * x->shape[0] * plane
+                                             : (size_t)c0 * plane;
+  g_return_val_if_fail(x->layout == SIGE_LAYOUT_CNHW || x->shape[0] == 1, NULL);
+  sige_tensor *v = sige_tensor_view(x->data + off, 4, shape);
+  v->layout = x->layout;
+  return v;
+}
+
+sige_tensor *sige_materialize(const sige_tensor *src, const sige_resample_map *map,
+                              GError **error) {
+  if (!map) return sige_tensor_dup(src, error);
+  const int C = SIGE_C(src), H = SIGE_H(src), W = SIGE_W(src);
+  sige_tensor *out = sige_tensor_new4_uninit(1, C, map->h, map->w, error);
+  if (!out) return NULL;
+  for (int c = 0; c < C; c++)
+    for (int r = 0; r < map->h; r++) {
+      const float *srow = src->data + ((size_t)c * H + map->rows[r]) * W;
+      float *drow = out->data + ((size_t)c * map->h + r) * map->w;
+      for (int j = 0; j < map->w; j++) drow[j] = srow[map->cols[j]];
+    }
+  return out;
+}
+
+/* act(x * scale + shift) in place on a dense tensor. */
+static void dense_affine(sige_run *run, sige_tensor *x, const float *scale, const float *shift,
+                         sige_act act) {
+  if (!scale && !shift) {
+    if (act != SIGE_ACT_NONE) sige_activation(run->ctx, x, act, x);
+    return;
+  }
+  const int C = SIGE_C(x);
+  g_autofree float *ones = NULL, *zeros = NULL;
+  if (!scale) {
+    ones = g_new(float, C);
+    for (int c = 0; c < C; c++) ones[c] = 1.0f;
+    scale = ones;
+  }
+  if (!shift) shift = zeros = g_new0(float, C);
+  sige_channel_affine(run->ctx, x, scale, shift, FALSE, act, x);
+}
+
+sige_tensor *sige_run_gather(sige_run *run, const sige_block_geometry *g, const sige_tensor *src,
+                             const sige_resample_map *map, const float *scale, const float *shift,
+                             sige_act act, GError **error) {
+  if (!sige_run_is_sparse(run)) {
+    sige_tensor *x = sige_materialize(src, map, error);
+    if (x) dense_affine(run, x, scale, shift, act);
+    return x;
+  }
+  const int h = map ? map->h : SIGE_H(src), w = map ? map->w : SIGE_W(src);
+  const sige_active_blocks *ab = sige_run_blocks(run, h, w, g, error);
+  if (!ab) return NULL;
+  int64_t shape[4] = {ab->n, SIGE_C(src), g->block, g->block};
+  sige_tensor *out = sige_tensor_new(4, shape, error);
+  if (!out) return NULL;
+  out->layout = SIGE_LAYOUT_CNHW;
+  if (ab->n > 0) sige_gather(run->ctx, src, map, g, ab, scale, shift, act, out);
+  return out;
+}
+
+sige_tensor *sige_run_conv(sige_run *run, const sige_conv_layer *conv, const sige_tensor *x,
+                           GError **error) {
+  sige_conv2d_params p = conv->params;
+  if (x->layout == SIGE_LAYOUT_CNHW) {
+    p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = 0;
+  }
+  int64_t shape[4];
+  sige_conv2d_out_shape(x, conv->weight, &p, shape);
+  sige_tensor *out = sige_tensor_new4_uninit((int)shape[0], (int)shape[1], (int)shape[2],
+                                             (int)shape[3], error);
+  if (!out) return NULL;
+  out->layout = x->layout;
+  if (shape[0] == 0) return out;
+  if (!sige_conv2d(run->ctx, x, conv->weight, conv->bias, &p, out, error)) {
+    sige_tensor_free(out);
+    return NULL;
+  }
+  return out;
+}
+
+sige_tensor *sige_run_scatter_gather(sige_run *run, const sige_block_geometry *g_in,
+                                     const sige_tensor *x, const sige_block_geometry *g_out,
+                                     const float *scale, const float *shift, sige_act act,
+                                     GError **error) {
+  if (!sige_run_is_sparse(run)) {
+    if (sige_run_records(run) && !slot_record(run, x, error)) return NULL;
+    sige_tensor *y = sige_tensor_dup(x, error);
+    if (y) dense_affine(run, y, scale, shift, act);
+    return y;
+  }
+  sige_tensor *dst = slot_lookup(run, error);
+  if (!dst) return NULL;
+  const int H = SIGE_H(dst), W = SIGE_W(dst);
+  const sige_active_blocks *ab_in =
+      sige_run_blocks(run, H * g_in->stride, W * g_in->stride, g_in, error);
+  if (!ab_in) return NULL;
+  if (ab_in->n > 0) {
+    if (run->undo && !sige_undo_log_save_blocks(run->undo, dst, g_in, ab_in, error)) return NULL;
+    sige_scatter(run->ctx, x, g_in, ab_in, NULL, NULL, dst);
+  }
+  return sige_run_gather(run, g_out, dst, NULL, scale, shift, act, error);
+}
+
+sige_tensor *sige_run_scatter(sige_run *run, const sige_block_geometry *g, const sige_tensor *x,
+                              const sige_tensor *residual, const sige_resample_map *rmap,
+                              GError **error) {
+  if (!sige_run_is_sparse(run)) {
+    sige_tensor *y = sige_tensor_dup(x, error);
+    if (!y) return NULL;
+    if (residual) {
+      g_autoptr(sige_tensor) r = sige_materialize(residual, rmap, error);
+      if (!r) {
+        sige_tensor_free(y);
+        return NULL;
+      }
+      sige_add(run->ctx, y, r, y);
+    }
+    if (sige_run_records(run) && !slot_record(run, y, error)) {
+      sige_tensor_free(y);
+      return NULL;
+    }
+    return y;
+  }
+  sige_tensor *dst = slot_lookup(run, error);
+  if (!dst) return NULL;
+  const sige_active_blocks *ab =
+      sige_run_blocks(run, SIGE_H(dst) * g->stride, SIGE_W(dst) * g->stride, g, error);
+  if (!ab) return NULL;
+  if (ab->n > 0) {
+    if (run->undo && !sige_undo_log_save_blocks(run->undo, dst, g, ab, error)) return NULL;
+    sige_scatter(run->ctx, x, g, ab, residual, rmap, dst);
+  }
+  return sige_tensor_view(dst->data, 4, dst->shape);
+}
+
+sige_tensor *sige_run_scatter_block_residual(sige_run *run, const sige_block_geometry *g_main,
+                                             const sige_tensor *main,
+                                             const sige_block_geometry *g_sc,
+                                             const sige_tensor *shortcut, GError **error) {
+  if (!sige_run_is_sparse(run)) {
+    sige_tensor *y = sige_tensor_dup(main, error);
+    if (!y) return NULL;
+    sige_add(run->ctx, y, shortcut, y);
+    if (sige_run_records(run) &&
+        (!slot_record(run, y, error) || !slot_record(run, shortcut, error))) {
+      sige_tensor_free(y);
+      return NULL;
+    }
+    return y;
+  }
+  sige_tensor *dst = slot_lookup(run, error);
+  if (!dst) return NULL;
+  sige_tensor *res = slot_lookup(run, error);
+  if (!res) return NULL;
+  const int H = SIGE_H(dst), W = SIGE_W(dst);
+  const sige_active_blocks *ab_main = sige_run_blocks(run, H, W, g_main, error);
+  if (!ab_main) return NULL;
+  const sige_active_blocks *ab_sc = sige_run_blocks(run, H, W, g_sc, error);
+  if (!ab_sc) return NULL;
+  if (run->undo && (!sige_undo_log_save_blocks(run->undo, dst, g_main, ab_main, error) ||
+                    !sige_undo_log_save_blocks(run->undo, dst, g_sc, ab_sc, error) ||
+                    !sige_undo_log_save_blocks(run->undo, res, g_sc, ab_sc, error)))
+    return NULL;
+  sige_scatter_block_residual(run->ctx, main, g_main, ab_main, shortcut, g_sc, ab_sc, dst, res);
+  return sige_tensor_view(dst->data, 4, dst->shape);
+}

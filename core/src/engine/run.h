@@ -1,0 +1,105 @@
+/* One forward pass in either mode.
+ *
+ * A model's forward function is written once in terms of the sige_run_*
+ * primitives below.  Their behaviour depends on the run's mode and on whether
+ * the current layer group is sparse-capable:
+ *   dense (full mode, or a layer the model never runs sparsely): plain dense
+ *     ops on full tensors;
+ *   full mode, sparse-capable layer, recording: dense ops, and each scatter
+ *     point records its full output in the next cache slot;
+ *   sparse mode, sparse-capable layer: gathers the active blocks (CNHW block
+ *     batches), runs convolutions on them as one GEMM, and scatters results
+ *     into the cached activations in place (saving what it overwrites in the
+ *     undo log first). */
+#pragma once
+#include <glib.h>
+#include "sige/context.h"
+#include "sige/ops.h"
+#include "sige/sparse.h"
+#include "sige/tensor.h"
+
+typedef enum { SIGE_MODE_FULL, SIGE_MODE_SPARSE } sige_mode;
+
+/* A convolution layer as stored in a model. */
+typedef struct {
+  sige_tensor *weight; /* [Cout, Cin/groups, k, k] */
+  sige_tensor *bias;   /* [Cout] or NULL */
+  sige_conv2d_params params;
+  int kernel;
+} sige_conv_layer;
+
+/* The caches of one model instance: slot i holds the i-th recorded tensor in
+ * forward order (the order is fixed by the model, so both modes agree). */
+typedef struct {
+  GPtrArray *slots; /* of sige_tensor* */
+} sige_cache;
+
+typedef struct {
+  sige_ctx *ctx;
+  sige_mode mode;
+  gboolean layer_sparse;  /* the current layer group is sparse-capable */
+  sige_cache *cache;      /* NULL: dense pass without recording */
+  guint next_slot;
+  const sige_mask_pyramid *masks; /* sparse mode */
+  GHashTable *blocks;     /* "HxW/b/s/o" -> sige_active_blocks*, this edit */
+  sige_undo_log *undo;    /* sparse mode: saves what scatters overwrite */
+  const gint *cancel;     /* polled by sige_run_layer; may be NULL */
+  void (*progress)(double fraction, void *user_data);
+  void *progress_data;
+  int layers_done, layers_total;
+} sige_run;
+
+/* Dense run without caches. */
+void sige_run_init_dense(sige_run *run, sige_ctx *ctx);
+/* Full pass recording into cache (slots are cleared first). */
+void sige_run_init_full(sige_run *run, sige_ctx *ctx, sige_cache *cache);
+/* Sparse pass against cache with the given mask pyramid. */
+void sige_run_init_sparse(sige_run *run, sige_ctx *ctx, sige_cache *cache,
+                          const sige_mask_pyramid *masks, sige_undo_log *undo);
+void sige_run_clear(sige_run *run);
+
+void sige_cache_init(sige_cache *c);
+void sige_cache_clear(sige_cache *c);
+size_t sige_cache_bytes(const sige_cache *c);
+
+/* Starts a layer group; polls the cancel flag and reports progress. */
+gboolean sige_run_layer(sige_run *run, gboolean sparse_capable, GError **error);
+gboolean sige_run_is_sparse(const sige_run *run);
+gboolean sige_run_records(const sige_run *run);
+
+const sige_active_blocks *sige_run_blocks(sige_run *run, int h, int w,
+                                          const sige_block_geometry *g, GError **error);
+
+/* Dense: act(resample(src) * scale + shift) as a full tensor.
+ * Sparse: the active blocks of g at the logical size of (src, map). */
+sige_tensor *sige_run_gather(sige_run *run, const sige_block_geometry *g, const sige_tensor *src,
+                             const sige_resample_map *map, const float *scale, const float *shift,
+                             sige_act act, GError **error);
+/* Dense: conv with the layer's padding.  Sparse: the same weights on the
+ * block batch with no padding. */
+sige_tensor *sige_run_conv(sige_run *run, const sige_conv_layer *conv, const sige_tensor *x,
+                           GError **error);
+/* Scatter x (a conv output of geometry g_in) into the next cache slot, then
+ * gather the blocks of g_out from it with act(z * scale + shift).
+ * Dense: act(x * scale + shift) (recording x when recording). */
+sige_tensor *sige_run_scatter_gather(sige_run *run, const sige_block_geometry *g_in,
+                                     const sige_tensor *x, const sige_block_geometry *g_out,
+                                     const float *scale, const float *shift, sige_act act,
+                                     GError **error);
+/* Scatter x (+ residual read through rmap) into the next cache slot and
+ * return the whole updated tensor (a view on the cache in sparse mode). */
+sige_tensor *sige_run_scatter(sige_run *run, const sige_block_geometry *g, const sige_tensor *x,
+                              const sige_tensor *residual, const sige_resample_map *rmap,
+                              GError **error);
+/* Block output = main + shortcut (a 1x1 shortcut conv of geometry g_sc):
+ * uses two slots (output, shortcut residual). */
+sige_tensor *sige_run_scatter_block_residual(sige_run *run, const sige_block_geometry *g_main,
+                                             const sige_tensor *main,
+                                             const sige_block_geometry *g_sc,
+                                             const sige_tensor *shortcut, GError **error);
+
+/* Helpers shared by the models. */
+sige_tensor *sige_materialize(const sige_tensor *src, const sige_resample_map *map,
+                              GError **error);
+/* A channel range of x as a view (contiguous in NCHW with N = 1 and in CNHW). */
+sige_tensor *sige_channel_view(const sige_tensor *x, int c0, int nc);

@@ -1,0 +1,166 @@
+/* Public model API: construction, kind and width inference, dense forward. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "model_internal.h"
+#include "sige/error.h"
+
+sige_model *sige_model_new_spade(const sige_spade_config *cfg, const sige_weights *w,
+                                 GError **error) {
+  spade_model *s = sige_spade_build(cfg, w, error);
+  if (!s) return NULL;
+  sige_model *m = g_new0(sige_model, 1);
+  m->kind = SIGE_MODEL_SPADE;
+  m->cfg.spade = *cfg;
+  m->spade = s;
+  return m;
+}
+
+sige_model *sige_model_new_ddpm(const sige_ddpm_config *cfg, const sige_weights *w,
+                                GError **error) {
+  ddpm_model *d = sige_ddpm_build(cfg, w, error);
+  if (!d) return NULL;
+  sige_model *m = g_new0(sige_model, 1);
+  m->kind = SIGE_MODEL_DDPM_UNET;
+  m->cfg.ddpm = *cfg;
+  m->ddpm = d;
+  return m;
+}
+
+void sige_model_free(sige_model *m) {
+  if (!m) return;
+  sige_spade_free(m->spade);
+  sige_ddpm_free(m->ddpm);
+  g_free(m);
+}
+
+sige_model_kind sige_model_get_kind(const sige_model *m) { return m->kind; }
+
+const char *sige_model_kind_name(sige_model_kind k) {
+  switch (k) {
+    case SIGE_MODEL_SPADE: return "spade-generator";
+    case SIGE_MODEL_DDPM_UNET: return "ddpm-unet";
+  }
+  return "unknown";
+}
+
+const sige_spade_config *sige_model_spade_config(const sige_model *m) {
+  return m->kind == SIGE_MODEL_SPADE ? &m->cfg.spade : NULL;
+}
+const sige_ddpm_config *sige_model_ddpm_config(const sige_model *m) {
+  return m->kind == SIGE_MODEL_DDPM_UNET ? &m->cfg.ddpm : NULL;
+}
+
+void sige_model_input_shape(const sige_model *m, int64_t shape[4]) {
+  shape[0] = 1;
+  if (m->kind == SIGE_MODEL_SPADE) {
+    const sige_spade_config *c = &m->cfg.spade;
+    int sw = c->crop_size >> c->num_upsampling_layers;
+    int sh = (int)(sw / c->aspect_ratio + 0.5);
+    shape[1] = c->label_nc + (c->contain_instance ? 1 : 0);
+    shape[2] = (int64_t)sh << c->num_upsampling_layers;
+    shape[3] = (int64_t)sw << c->num_upsampling_layers;
+  } else {
+    const sige_ddpm_config *c = &m->cfg.ddpm;
+    shape[1] = c->in_ch;
+    shape[2] = shape[3] = c->image_size;
+  }
+}
+
+gboolean sige_model_forward_dense(const sige_model *m, sige_ctx *ctx, const sige_tensor *input,
+                                  float t, sige_tensor **out, GError **error) {
+  sige_run run;
+  sige_run_init_dense(&run, ctx);
+  gboolean ok = m->kind == SIGE_MODEL_SPADE
+                    ? sige_spade_forward(m->spade, &run, input, out, error)
+                    : sige_ddpm_forward(m->ddpm, &run, input, t, out, error);
+  sige_run_clear(&run);
+  return ok;
+}
+
+/* ---- inference of the configuration from the weights ------------------ */
+static int meta_int(const sige_weights *w, const char *key, int def) {
+  const char *v = sige_weights_metadata(w, key);
+  return v ? atoi(v) : def;
+}
+
+static gboolean infer_spade(const sige_weights *w, const char *path, sige_spade_config *c,
+                            GError **error) {
+  sige_spade_config_init(c);
+  const sige_tensor *fc = sige_weights_get(w, "fc.weight");
+  if (!fc || fc->ndim != 4 || fc->shape[0] % 16) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
+                "%s: 'fc.weight' must be [16*ngf, semantic_nc, 3, 3]", path);
+    return FALSE;
+  }
+  c->ngf = (int)fc->shape[0] / 16;
+  c->contain_instance = meta_int(w, "sige.contain_instance", 1) != 0;
+  c->label_nc = (int)fc->shape[1] - (c->contain_instance ? 1 : 0);
+  c->crop_size = meta_int(w, "sige.crop_size", 512);
+  const char *ar = sige_weights_metadata(w, "sige.aspect_ratio");
+  if (ar) c->aspect_ratio = g_ascii_strtod(ar, NULL);
+  c->num_upsampling_layers = sige_weights_contains(w, "up_4.conv_0.bias") ? 7 : 6;
+  c->num_upsampling_layers = meta_int(w, "sige.num_upsampling_layers", c->num_upsampling_layers);
+  return TRUE;
+}
+
+static gboolean infer_ddpm(const sige_weights *w, const char *path, sige_ddpm_config *c,
+                           GError **error) {
+  sige_ddpm_config_init(c);
+  const sige_tensor *cin = sige_weights_get(w, "conv_in.weight");
+  const sige_tensor *cout = sige_weights_get(w, "conv_out.weight");
+  if (!cin || cin->ndim != 4 || !cout || cout->ndim != 4) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
+                "%s: 'conv_in.weight' and 'conv_out.weight' must be 4-D", path);
+    return FALSE;
+  }
+  c->ch = (int)cin->shape[0];
+  c->in_ch = (int)cin->shape[1];
+  c->out_ch = (int)cout->shape[0];
+  c->n_ch_mult = 0;
+  for (int i = 0; i < 8; i++) {
+    g_autofree char *k = g_strdup_printf("down.%d.block.0.conv1.weight", i);
+    const sige_tensor *t = sige_weights_get(w, k);
+    if (!t) break;
+    c->ch_mult[c->n_ch_mult++] = (int)t->shape[0] / c->ch;
+  }
+  c->num_res_blocks = 0;
+  for (int j = 0; j < 16; j++) {
+    g_autofree char *k = g_strdup_printf("down.0.block.%d.conv1.weight", j);
+    if (!sige_weights_contains(w, k)) break;
+    c->num_res_blocks++;
+  }
+  if (c->n_ch_mult == 0 || c->num_res_blocks == 0) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
+                "%s: no 'down.0.block.0.conv1.weight': not a DDPM UNet checkpoint", path);
+    return FALSE;
+  }
+  c->image_size = meta_int(w, "sige.image_size", 256);
+  c->n_attn_resolutions = 0;
+  for (int i = 0; i < c->n_ch_mult; i++) {
+    g_autofree char *k = g_strdup_printf("down.%d.attn.0.q.weight", i);
+    if (sige_weights_contains(w, k)) c->attn_resolutions[c->n_attn_resolutions++] = c->image_size >> i;
+  }
+  c->resamp_with_conv = sige_weights_contains(w, "down.0.downsample.conv.weight");
+  return TRUE;
+}
+
+sige_model *sige_model_load(const char *path, GError **error) {
+  g_autoptr(sige_weights) w = sige_weights_load_safetensors(path, error);
+  if (!w) return NULL;
+  if (sige_weights_contains(w, "fc.weight") && sige_weights_contains(w, "conv_img.weight")) {
+    sige_spade_config c;
+    if (!infer_spade(w, path, &c, error)) return NULL;
+    return sige_model_new_spade(&c, w, error);
+  }
+  if (sige_weights_contains(w, "conv_in.weight") && sige_weights_contains(w, "temb.dense.0.weight")) {
+    sige_ddpm_config c;
+    if (!infer_ddpm(w, path, &c, error)) return NULL;
+    return sige_model_new_ddpm(&c, w, error);
+  }
+  g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
+              "%s: unknown model layout (expected a SPADE generator with 'fc.weight' and "
+              "'conv_img.weight', or a DDPM UNet with 'conv_in.weight' and 'temb.dense.0.weight')",
+              path);
+  return NULL;
+}

@@ -1,0 +1,36 @@
+/* Shared pieces of the model implementations (not public). */
+#pragma once
+#include "sige/model.h"
+#include "../engine/run.h"
+
+typedef struct spade_model spade_model;
+typedef struct ddpm_model ddpm_model;
+
+struct sige_model {
+  sige_model_kind kind;
+  union {
+    sige_spade_config spade;
+    sige_ddpm_config ddpm;
+  } cfg;
+  spade_model *spade;
+  ddpm_model *ddpm;
+};
+
+/* Loading helpers: errors name the tensor. */
+gboolean sige_load_conv(const sige_weights *w, const char *prefix, int cout, int cin, int k,
+                        int stride, int pad, gboolean bias, sige_conv_layer *out, GError **error);
+/* Concatenates convs along their output channels (all with the same input,
+ * kernel and padding), taking ownership of their tensors. */
+gboolean sige_conv_concat(sige_conv_layer *parts, int n, sige_conv_layer *out, GError **error);
+void sige_conv_layer_clear(sige_conv_layer *c);
+sige_tensor *sige_load_vector(const sige_weights *w, const char *name, int n, GError **error);
+
+spade_model *sige_spade_build(const sige_spade_config *cfg, const sige_weights *w, GError **error);
+void sige_spade_free(spade_model *m);
+gboolean sige_spade_forward(const spade_model *m, sige_run *run, const sige_tensor *seg,
+                            sige_tensor **out, GError **error);
+
+ddpm_model *sige_ddpm_build(const sige_ddpm_config *cfg, const sige_weights *w, GError **error);
+void sige_ddpm_free(ddpm_model *m);
+gboolean sige_ddpm_forward(const ddpm_model *m, sige_run *run, const sige_tensor *x, float t,
+                           sige_tensor **out, GError **error);
