@@ -88,7 +88,7 @@ static void test_decode_bf16(void **state) {
 }
 
 /* Integer, bool, F64, F16 and scalar entries in one file, and an unaligned
- * data region (header length 7 + 8 is odd). */
+ * data region (the header is padded to an odd length). */
 static void test_decode_integers(void **state) {
   const fixture *f = *state;
   guint8 d[128] = {0};
@@ -130,7 +130,9 @@ static void test_decode_integers(void **state) {
       "\"f16\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[41,45]},"
       "\"scalar\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[45,49]},"
       "\"empty\":{\"dtype\":\"F32\",\"shape\":[0,3],\"data_offsets\":[49,49]}}";
-  g_autofree char *path = write_raw(f, "ints.safetensors", header, 0, d, o);
+  /* An odd header length puts every multi-byte element off its alignment. */
+  g_autofree char *odd = g_strconcat(header, strlen(header) % 2 ? "" : " ", NULL);
+  g_autofree char *path = write_raw(f, "ints.safetensors", odd, 0, d, o);
   g_autoptr(GError) err = NULL;
   g_autoptr(sige_weights) w = sige_weights_load_safetensors(path, &err);
   if (err) fail_msg("%s", err->message);
@@ -217,7 +219,7 @@ static void test_header_length_too_large(void **state) {
   g_autofree char *p1 = write_raw(f, "big.safetensors", "{}", 1000, NULL, 0);
   expect_failure(p1, SIGE_ERROR_FORMAT, NEEDLES("big.safetensors", "header length 1000"));
   g_autofree char *p2 = write_raw(f, "huge.safetensors", "{}", (guint64)1 << 40, NULL, 0);
-  expect_failure(p2, SIGE_ERROR_FORMAT, NEEDLES("huge.safetensors", "header length"));
+  expect_failure(p2, SIGE_ERROR_FORMAT, NEEDLES("huge.safetensors", "100 MiB"));
   g_autofree char *p3 = write_raw(f, "tiny.safetensors", "{}", 1, NULL, 0);
   expect_failure(p3, SIGE_ERROR_FORMAT, NEEDLES("tiny.safetensors", "header length 1"));
 }
@@ -314,7 +316,7 @@ static void test_hole(void **state) {
                SIGE_ERROR_FORMAT, NEEDLES("start.safetensors", "'a'", "hole"));
   check_header(f, "tail.safetensors",
                "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 20,
-               SIGE_ERROR_FORMAT, NEEDLES("tail.safetensors", "'a'", "4 bytes"));
+               SIGE_ERROR_FORMAT, NEEDLES("tail.safetensors", "'a'", "4 trailing bytes"));
   check_header(f, "none.safetensors", "{}", 4, SIGE_ERROR_FORMAT,
                NEEDLES("none.safetensors", "4 bytes"));
 }
