@@ -187,6 +187,7 @@ static void test_ddpm_diff(void **s) {
   (void)s;
   check_diff_mask("ddpm-church-tiny", "x0_orig", "x0_edit");
   check_diff_mask("ddpm-church-tiny-dpmsolver", "x0_orig", "x0_edit");
+  check_diff_mask("pd-church128-tiny", "x0_orig", "x0_edit");
 }
 
 int main(void) {
