@@ -117,6 +117,7 @@ void sige_scatter(sige_ctx *ctx, const sige_tensor *blocks, const sige_block_geo
   for (int blk = 0; blk < nb; blk++) {
     for (int ch = 0; ch < c; ch++) {
       const sige_tile t = sige_block_tile(g, ab->corners + 2 * blk, h, w);
+      if (t.rows == 0) continue; /* keeps the pointers below inside dst */
       const float *bp = blocks->data + ((size_t)ch * nb + blk) * (size_t)o * o +
                         (size_t)t.br * o + t.bc;
       float *dp = dst->data + (size_t)ch * plane + (size_t)t.r0 * w + t.c0;
@@ -150,6 +151,9 @@ void sige_scatter_block_residual(sige_ctx *ctx, const sige_tensor *main_blocks,
   const int c = SIGE_C(dst), h = SIGE_H(dst), w = SIGE_W(dst);
   const int os = g_sc->out_block, ns = ab_sc->n;
   g_return_if_fail(is_block_batch(sc_blocks, ns, c, os));
+  /* checked here too: a refused main scatter must not be followed by the
+   * shortcut correction */
+  g_return_if_fail(is_block_batch(main_blocks, ab_main->n, c, g_main->out_block));
 
   /* dst = main + cached residual in the main blocks */
   sige_scatter(ctx, main_blocks, g_main, ab_main, res_cache, NULL, dst);
@@ -162,6 +166,7 @@ void sige_scatter_block_residual(sige_ctx *ctx, const sige_tensor *main_blocks,
   for (int blk = 0; blk < ns; blk++) {
     for (int ch = 0; ch < c; ch++) {
       const sige_tile t = sige_block_tile(g_sc, ab_sc->corners + 2 * blk, h, w);
+      if (t.rows == 0) continue;
       const float *bp = sc_blocks->data + ((size_t)ch * ns + blk) * (size_t)os * os +
                         (size_t)t.br * os + t.bc;
       const size_t at = (size_t)ch * plane + (size_t)t.r0 * w + t.c0;
