@@ -30,6 +30,7 @@ typedef struct {
   int mask_dilate_radius;
   int pyramid_dilation; /* per-level dilation of the mask pyramid */
   float pyramid_threshold;
+  int pyramid_min_h, pyramid_min_w; /* stop size of the pyramid; 0 = the latent size */
 } sige_spade_config;
 void sige_spade_config_init(sige_spade_config *c); /* the published Cityscapes defaults */
 
@@ -47,6 +48,7 @@ typedef struct {
   int mask_dilate_radius;
   int pyramid_dilation;
   float pyramid_threshold;
+  int pyramid_min_res; /* stop size of the pyramid; 0 = the lowest UNet level */
 } sige_ddpm_config;
 void sige_ddpm_config_init(sige_ddpm_config *c); /* LSUN church 256 */
 

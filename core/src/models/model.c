@@ -164,3 +164,31 @@ sige_model *sige_model_load(const char *path, GError **error) {
               path);
   return NULL;
 }
+
+void sige_model_sparse_params(const sige_model *m, sige_sparse_params *p) {
+  if (m->kind == SIGE_MODEL_SPADE) {
+    const sige_spade_config *c = &m->cfg.spade;
+    p->diff_eps = c->diff_eps;
+    p->dilate_radius = c->mask_dilate_radius;
+    p->min_w = c->crop_size >> c->num_upsampling_layers;
+    p->min_h = (int)(p->min_w / c->aspect_ratio + 0.5);
+    if (c->pyramid_min_h > 0) p->min_h = c->pyramid_min_h;
+    if (c->pyramid_min_w > 0) p->min_w = c->pyramid_min_w;
+    p->pyramid_dilation = c->pyramid_dilation;
+    p->pyramid_threshold = c->pyramid_threshold;
+  } else {
+    const sige_ddpm_config *c = &m->cfg.ddpm;
+    p->diff_eps = c->diff_eps;
+    p->dilate_radius = c->mask_dilate_radius;
+    p->min_h = p->min_w = c->pyramid_min_res > 0 ? c->pyramid_min_res
+                                                 : c->image_size >> (c->n_ch_mult - 1);
+    p->pyramid_dilation = c->pyramid_dilation;
+    p->pyramid_threshold = c->pyramid_threshold;
+  }
+}
+
+gboolean sige_model_run(const sige_model *m, sige_run *run, const sige_tensor *input, float t,
+                        sige_tensor **out, GError **error) {
+  return m->kind == SIGE_MODEL_SPADE ? sige_spade_forward(m->spade, run, input, out, error)
+                                     : sige_ddpm_forward(m->ddpm, run, input, t, out, error);
+}

@@ -34,3 +34,17 @@ ddpm_model *sige_ddpm_build(const sige_ddpm_config *cfg, const sige_weights *w, 
 void sige_ddpm_free(ddpm_model *m);
 gboolean sige_ddpm_forward(const ddpm_model *m, sige_run *run, const sige_tensor *x, float t,
                            sige_tensor **out, GError **error);
+
+/* The sparse parameters of a model: difference threshold, dilation radius,
+ * and the mask pyramid's stop size, dilation and threshold. */
+typedef struct {
+  float diff_eps;
+  int dilate_radius;
+  int min_h, min_w;
+  int pyramid_dilation;
+  float pyramid_threshold;
+} sige_sparse_params;
+void sige_model_sparse_params(const sige_model *m, sige_sparse_params *p);
+/* One forward of the model in the run's mode. */
+gboolean sige_model_run(const sige_model *m, sige_run *run, const sige_tensor *input, float t,
+                        sige_tensor **out, GError **error);

@@ -1,0 +1,86 @@
+/* The editing session: the API the GIMP plug-in and the command-line tool
+ * share.
+ *
+ *   session = sige_session_new(model, &options, &error);
+ *   sige_session_snapshot(session, original, &out, &error);     full pass, caches kept
+ *   loop:
+ *     sige_session_regenerate(session, edited, progress, data, &cancel,
+ *                             &out, &changed, &error);             sparse pass
+ *
+ * Each regenerate diffs `edited` against the session's current input (the
+ * snapshot, or the last successful edit), recomputes only the blocks the
+ * difference reaches, writes them into the caches, and makes `edited` the new
+ * current input.  An edit with no difference returns the cached output with
+ * no compute.  A cancelled or failed call leaves the session exactly as it
+ * was (the caches are restored from an undo log of the blocks the pass
+ * overwrote; no full-size activation is ever copied).
+ *
+ * Inputs are model inputs: the semantic tensor for SPADE (see
+ * sige_semantic_input), the noisy image x_t for a DDPM UNet (with the
+ * timestep given in the options). */
+#pragma once
+#include <glib.h>
+#include <stdint.h>
+#include "sige/model.h"
+#include "sige/tensor.h"
+
+G_BEGIN_DECLS
+
+typedef struct sige_session sige_session;
+
+typedef struct {
+  int n_threads;        /* <= 0: SIGE_NUM_THREADS or all cores */
+  float timestep;       /* DDPM: the timestep of the single forward */
+  /* When the dilated difference covers more than this fraction of the
+   * input, run a full pass instead of a sparse one (it is then cheaper, and
+   * gives exactly the dense result).  > 1 disables it. */
+  double full_pass_above;
+} sige_session_options;
+void sige_session_options_init(sige_session_options *o);
+
+typedef struct {
+  int x, y, width, height; /* width = 0: nothing changed */
+} sige_rect;
+
+typedef struct {
+  uint64_t macs;          /* multiply-accumulates of the last pass */
+  uint64_t dense_macs;    /* of a full pass (measured at the snapshot) */
+  double edit_ratio;      /* fraction of input pixels in the dilated difference */
+  gboolean was_sparse;    /* the last pass was sparse (not full, not skipped) */
+  double seconds;         /* wall time of the last pass */
+} sige_session_stats;
+
+typedef void (*sige_progress_fn)(double fraction, void *user_data);
+
+/* The model is borrowed: it must outlive the session. */
+sige_session *sige_session_new(const sige_model *model, const sige_session_options *options,
+                               GError **error);
+void sige_session_free(sige_session *s);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(sige_session, sige_session_free)
+
+/* Full pass on `input`; keeps the caches.  *output (optional) receives a new
+ * tensor with the model output. */
+gboolean sige_session_snapshot(sige_session *s, const sige_tensor *input, sige_tensor **output,
+                               GError **error);
+gboolean sige_session_has_snapshot(const sige_session *s);
+
+/* Sparse pass on `edited` (same shape as the snapshot).  progress may be
+ * NULL; cancel may be NULL, else polled between layers (set it to non-zero
+ * from any thread to stop; the call then fails with SIGE_ERROR_CANCELLED).
+ * *output (optional) receives a new tensor; *changed (optional) the bounding
+ * rectangle of output pixels that differ from the previous output. */
+gboolean sige_session_regenerate(sige_session *s, const sige_tensor *edited,
+                                 sige_progress_fn progress, void *user_data, const gint *cancel,
+                                 sige_tensor **output, sige_rect *changed, GError **error);
+
+/* The difference mask an edit would use (dilated, input resolution). */
+gboolean sige_session_edit_ratio(const sige_session *s, const sige_tensor *edited,
+                                 double *ratio, GError **error);
+
+/* Bytes held by the activation caches (and the current input/output). */
+size_t sige_session_cache_bytes(const sige_session *s);
+const sige_session_stats *sige_session_last_stats(const sige_session *s);
+/* The current output (owned by the session), or NULL before a snapshot. */
+const sige_tensor *sige_session_output(const sige_session *s);
+
+G_END_DECLS

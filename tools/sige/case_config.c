@@ -1,0 +1,173 @@
+#include "case_config.h"
+
+#include <string.h>
+
+#include "sige/error.h"
+
+gboolean sige_case_open(sige_case *c, const char *dir, GError **error) {
+  memset(c, 0, sizeof *c);
+  c->dir = g_strdup(dir);
+  g_autofree char *path = g_build_filename(dir, "case.json", NULL);
+  c->parser = json_parser_new();
+  if (!json_parser_load_from_file(c->parser, path, error)) {
+    g_prefix_error(error, "%s: ", path);
+    return FALSE;
+  }
+  JsonNode *root = json_parser_get_root(c->parser);
+  if (!root || !JSON_NODE_HOLDS_OBJECT(root)) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT, "%s: expected a JSON object", path);
+    return FALSE;
+  }
+  c->root = json_node_get_object(root);
+  if (!json_object_has_member(c->root, "model")) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT, "%s: no \"model\" field", path);
+    return FALSE;
+  }
+  c->kind = g_strdup(json_object_get_string_member(c->root, "model"));
+  if (!c->kind) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT, "%s: \"model\" must be a string", path);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+void sige_case_close(sige_case *c) {
+  g_clear_object(&c->parser);
+  g_free(c->dir);
+  g_free(c->kind);
+  memset(c, 0, sizeof *c);
+}
+
+static JsonObject *section(const sige_case *c, const char *name, GError **error) {
+  JsonNode *n = json_object_get_member(c->root, name);
+  if (!n || !JSON_NODE_HOLDS_OBJECT(n)) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT, "%s/case.json: no \"%s\" object", c->dir,
+                name);
+    return NULL;
+  }
+  return json_node_get_object(n);
+}
+
+/* Numbers: optional members keep the default. */
+static void get_int(JsonObject *o, const char *k, int *v) {
+  if (json_object_has_member(o, k)) *v = (int)json_object_get_int_member(o, k);
+}
+static void get_float(JsonObject *o, const char *k, float *v) {
+  if (json_object_has_member(o, k)) *v = (float)json_object_get_double_member(o, k);
+}
+static void get_double(JsonObject *o, const char *k, double *v) {
+  if (json_object_has_member(o, k)) *v = json_object_get_double_member(o, k);
+}
+static void get_bool(JsonObject *o, const char *k, gboolean *v) {
+  if (json_object_has_member(o, k)) *v = json_object_get_boolean_member(o, k);
+}
+static int get_int_list(JsonObject *o, const char *k, int *v, int max) {
+  JsonNode *n = json_object_get_member(o, k);
+  if (!n) return -1;
+  if (JSON_NODE_HOLDS_VALUE(n)) {
+    v[0] = (int)json_node_get_int(n);
+    return 1;
+  }
+  if (!JSON_NODE_HOLDS_ARRAY(n)) return -1;
+  JsonArray *a = json_node_get_array(n);
+  int len = MIN((int)json_array_get_length(a), max);
+  for (int i = 0; i < len; i++) v[i] = (int)json_array_get_int_element(a, i);
+  return len;
+}
+
+gboolean sige_case_spade_config(const sige_case *c, sige_spade_config *cfg, GError **error) {
+  sige_spade_config_init(cfg);
+  JsonObject *m = section(c, "config", error);
+  if (!m) return FALSE;
+  get_int(m, "ngf", &cfg->ngf);
+  get_int(m, "label_nc", &cfg->label_nc);
+  get_bool(m, "contain_instance", &cfg->contain_instance);
+  get_int(m, "crop_size", &cfg->crop_size);
+  get_double(m, "aspect_ratio", &cfg->aspect_ratio);
+  get_float(m, "batchnorm_eps", &cfg->batchnorm_eps);
+  if (json_object_has_member(m, "num_upsampling_layers")) {
+    const char *s = json_object_get_string_member(m, "num_upsampling_layers");
+    if (!g_strcmp0(s, "normal")) cfg->num_upsampling_layers = 5;
+    else if (!g_strcmp0(s, "more")) cfg->num_upsampling_layers = 6;
+    else if (!g_strcmp0(s, "most")) cfg->num_upsampling_layers = 7;
+    else {
+      g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
+                  "%s/case.json: num_upsampling_layers \"%s\": expected normal, more or most",
+                  c->dir, s ? s : "");
+      return FALSE;
+    }
+  }
+  JsonObject *s = section(c, "sige", error);
+  if (!s) return FALSE;
+  get_int(s, "main_block_size", &cfg->main_block_size);
+  get_int(s, "shortcut_block_size", &cfg->shortcut_block_size);
+  get_int(s, "num_sparse_layers", &cfg->num_sparse_layers);
+  get_float(s, "diff_eps", &cfg->diff_eps);
+  get_int(s, "mask_dilate_radius", &cfg->mask_dilate_radius);
+  get_int(s, "downsample_dilation", &cfg->pyramid_dilation);
+  get_float(s, "downsample_threshold", &cfg->pyramid_threshold);
+  int mr[2];
+  int n = get_int_list(s, "downsample_min_res", mr, 2);
+  if (n == 1) cfg->pyramid_min_h = cfg->pyramid_min_w = mr[0];
+  if (n == 2) {
+    cfg->pyramid_min_h = mr[0];
+    cfg->pyramid_min_w = mr[1];
+  }
+  return TRUE;
+}
+
+gboolean sige_case_ddpm_config(const sige_case *c, sige_ddpm_config *cfg, GError **error) {
+  sige_ddpm_config_init(cfg);
+  JsonObject *m = section(c, "config", error);
+  if (!m) return FALSE;
+  get_int(m, "ch", &cfg->ch);
+  int n = get_int_list(m, "ch_mult", cfg->ch_mult, 8);
+  if (n > 0) cfg->n_ch_mult = n;
+  get_int(m, "num_res_blocks", &cfg->num_res_blocks);
+  n = get_int_list(m, "attn_resolutions", cfg->attn_resolutions, 8);
+  if (n >= 0) cfg->n_attn_resolutions = n;
+  get_int(m, "in_ch", &cfg->in_ch);
+  get_int(m, "out_ch", &cfg->out_ch);
+  get_int(m, "image_size", &cfg->image_size);
+  get_bool(m, "resamp_with_conv", &cfg->resamp_with_conv);
+  get_int(m, "groupnorm_groups", &cfg->groupnorm_groups);
+  get_float(m, "groupnorm_eps", &cfg->groupnorm_eps);
+  JsonObject *s = section(c, "sige", error);
+  if (!s) return FALSE;
+  get_int(s, "block_size_normal", &cfg->block_size_normal);
+  get_int(s, "block_size_instance", &cfg->block_size_instance);
+  get_int(s, "sparse_resolution_threshold", &cfg->sparse_resolution_threshold);
+  get_float(s, "diff_eps", &cfg->diff_eps);
+  get_int(s, "mask_dilate_radius", &cfg->mask_dilate_radius);
+  get_int(s, "downsample_dilation", &cfg->pyramid_dilation);
+  get_float(s, "downsample_threshold", &cfg->pyramid_threshold);
+  get_int(s, "downsample_min_res", &cfg->pyramid_min_res);
+  return TRUE;
+}
+
+gboolean sige_case_tolerance(const sige_case *c, const char *name, gboolean *rms_rel,
+                             double *value, GError **error) {
+  JsonObject *t = section(c, "tolerances", error);
+  if (!t) return FALSE;
+  const char *s = json_object_has_member(t, name) ? json_object_get_string_member(t, name) : NULL;
+  if (!s) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT, "%s/case.json: no tolerance \"%s\"", c->dir,
+                name);
+    return FALSE;
+  }
+  char *end = NULL;
+  if (g_str_has_prefix(s, "abs ")) {
+    *rms_rel = FALSE;
+    *value = g_ascii_strtod(s + 4, &end);
+  } else if (g_str_has_prefix(s, "rms_rel ")) {
+    *rms_rel = TRUE;
+    *value = g_ascii_strtod(s + 8, &end);
+  }
+  if (!end || end == s || *end != '\0' || !(*value > 0)) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
+                "%s/case.json: tolerance \"%s\" is \"%s\"; expected \"abs X\" or \"rms_rel X\"",
+                c->dir, name, s);
+    return FALSE;
+  }
+  return TRUE;
+}

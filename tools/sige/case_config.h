@@ -1,0 +1,19 @@
+/* Reading a reference case's case.json into model configurations. */
+#pragma once
+#include <json-glib/json-glib.h>
+#include "sige/model.h"
+
+typedef struct {
+  JsonParser *parser;
+  JsonObject *root;
+  char *dir;
+  char *kind;
+} sige_case;
+
+gboolean sige_case_open(sige_case *c, const char *dir, GError **error);
+void sige_case_close(sige_case *c);
+gboolean sige_case_spade_config(const sige_case *c, sige_spade_config *cfg, GError **error);
+gboolean sige_case_ddpm_config(const sige_case *c, sige_ddpm_config *cfg, GError **error);
+/* The tolerance string of `name` in "tolerances" ("abs 1e-4" / "rms_rel 1e-4"). */
+gboolean sige_case_tolerance(const sige_case *c, const char *name, gboolean *rms_rel,
+                             double *value, GError **error);

@@ -1,0 +1,10 @@
+/* Subcommands of the sige tool. Each returns the process exit status. */
+#pragma once
+#include <glib.h>
+
+int sige_cmd_check_reference(int argc, char **argv);
+int sige_cmd_render(int argc, char **argv);
+int sige_cmd_edit(int argc, char **argv);
+
+/* Prints "sige: <message>" to stderr and returns the exit status 1. */
+int sige_cli_fail(GError *error);

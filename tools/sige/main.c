@@ -1,0 +1,42 @@
+/* sige: the command-line front-end of Sparse Regenerate. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+int sige_cli_fail(GError *error) {
+  fprintf(stderr, "sige: %s\n", error ? error->message : "unknown error");
+  if (error) g_error_free(error);
+  return 1;
+}
+
+static void usage(FILE *f) {
+  fputs("Usage: sige COMMAND [OPTIONS]\n"
+        "\n"
+        "Commands:\n"
+        "  render           render a label map with a GauGAN (SPADE) model\n"
+        "  edit             regenerate only what changed between two label maps\n"
+        "  check-reference  recompute a reference case and compare (see docs/)\n"
+        "\n"
+        "Run 'sige COMMAND --help' for the options of a command.\n"
+        "Environment: SIGE_NUM_THREADS sets the number of threads (default: all cores).\n",
+        f);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+    usage(stdout);
+    return 0;
+  }
+  if (!strcmp(cmd, "check-reference")) return sige_cmd_check_reference(argc - 1, argv + 1);
+  if (!strcmp(cmd, "render")) return sige_cmd_render(argc - 1, argv + 1);
+  if (!strcmp(cmd, "edit")) return sige_cmd_edit(argc - 1, argv + 1);
+  fprintf(stderr, "sige: unknown command '%s'\n", cmd);
+  usage(stderr);
+  return 2;
+}
