@@ -1,0 +1,56 @@
+#!/bin/sh
+# Set up, build and run Sparse Regenerate on Debian 12.
+#   tools/bootstrap.sh demo   install what is missing, build, render the example label map
+#   tools/bootstrap.sh test   install what is missing, build, run every test (also under ASan/UBSan)
+set -eu
+cd "$(dirname "$0")/.."
+
+PACKAGES="gcc pkg-config meson ninja-build libglib2.0-dev libjson-glib-dev libopenblas-dev libpng-dev libcmocka-dev"
+
+install_packages() {
+  missing=""
+  for p in $PACKAGES; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+  done
+  [ -z "$missing" ] && return 0
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "Installing:$missing"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+  else
+    echo "Missing Debian packages:$missing"
+    echo "Install them with:"
+    echo "  sudo apt-get install -y$missing"
+    exit 1
+  fi
+}
+
+build() { # build dir, extra meson options...
+  dir=$1; shift
+  if [ ! -f "$dir/build.ninja" ]; then
+    meson setup "$dir" "$@"
+  fi
+  ninja -C "$dir"
+}
+
+case "${1:-}" in
+  demo)
+    install_packages
+    build build
+    ./build/tools/sige render --model data/models/gaugan-demo.safetensors \
+      --labels data/examples/street_labels.png --out street_render.png
+    ;;
+  test)
+    install_packages
+    build build
+    meson test -C build --print-errorlogs
+    # the unit and reference tests again under AddressSanitizer + UndefinedBehaviorSanitizer
+    build build-sanitize -Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false
+    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
+      meson test -C build-sanitize --print-errorlogs --timeout-multiplier 4
+    ;;
+  *)
+    echo "usage: $0 demo|test" >&2
+    exit 2
+    ;;
+esac
