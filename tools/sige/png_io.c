@@ -1,0 +1,200 @@
+/* PNG reading and writing with libpng.  libpng reports errors by longjmp;
+ * each setjmp lives in a small function whose state is kept in a struct
+ * owned by the caller, so nothing touched after setjmp is an automatic
+ * variable of that function (those would be indeterminate after longjmp). */
+#include "png_io.h"
+
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <png.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sige/error.h"
+
+typedef struct {
+  png_structp png;
+  png_infop info;
+  FILE *fp;
+  guint8 *pixels;
+  png_bytep *rows;
+  char msg[256];
+} png_state;
+
+static void on_png_error(png_structp png, png_const_charp msg) {
+  png_state *s = png_get_error_ptr(png);
+  g_strlcpy(s->msg, msg ? msg : "unknown libpng error", sizeof s->msg);
+  png_longjmp(png, 1);
+}
+
+/* Warnings (unknown chunks, bad gamma, ...) do not stop a read. */
+static void on_png_warning(png_structp png, png_const_charp msg) {
+  (void)png;
+  g_debug("libpng: %s", msg);
+}
+
+static gboolean alloc_rows(png_state *s, int width, int height, int channels) {
+  const size_t stride = (size_t)width * (size_t)channels;
+  if ((size_t)height > G_MAXSIZE / stride) return FALSE;
+  s->pixels = g_try_malloc(stride * (size_t)height);
+  s->rows = g_try_new(png_bytep, (size_t)height);
+  if (!s->pixels || !s->rows) return FALSE;
+  for (int y = 0; y < height; y++) s->rows[y] = s->pixels + (size_t)y * stride;
+  return TRUE;
+}
+
+/* Returns 0 on success, 1 on a libpng error (s->msg), 2 when out of memory. */
+static int read_body(png_state *s, int want, int *width, int *height, int *channels) {
+  if (setjmp(png_jmpbuf(s->png))) return 1;
+  png_init_io(s->png, s->fp);
+  png_set_sig_bytes(s->png, 8);
+  png_read_info(s->png, s->info);
+
+  const int color = png_get_color_type(s->png, s->info);
+  const gboolean stored_gray = (color & PNG_COLOR_MASK_COLOR) == 0;
+  const int out = want ? want : (stored_gray ? 1 : 3);
+
+  /* normalise everything to 8-bit gray or RGB without alpha */
+  png_set_expand(s->png); /* palette -> RGB, low-bit gray -> 8 bits, tRNS -> alpha */
+  png_set_scale_16(s->png);
+  png_set_strip_alpha(s->png);
+  if (stored_gray && out == 3) png_set_gray_to_rgb(s->png);
+  if (!stored_gray && out == 1)
+    png_set_rgb_to_gray_fixed(s->png, 1, -1, -1); /* -1: libpng's default weights */
+  const int passes = png_set_interlace_handling(s->png);
+  (void)passes; /* png_read_image runs every pass itself */
+  png_read_update_info(s->png, s->info);
+
+  const int w = (int)png_get_image_width(s->png, s->info);
+  const int h = (int)png_get_image_height(s->png, s->info);
+  if (png_get_channels(s->png, s->info) != out || png_get_bit_depth(s->png, s->info) != 8) {
+    g_snprintf(s->msg, sizeof s->msg, "unexpected layout after conversion (%d channels, %d bits)",
+               png_get_channels(s->png, s->info), png_get_bit_depth(s->png, s->info));
+    return 1;
+  }
+  if (png_get_rowbytes(s->png, s->info) != (size_t)w * (size_t)out) {
+    g_strlcpy(s->msg, "unexpected row size after conversion", sizeof s->msg);
+    return 1;
+  }
+  if (!alloc_rows(s, w, h, out)) return 2;
+  png_read_image(s->png, s->rows);
+  png_read_end(s->png, NULL);
+  *width = w;
+  *height = h;
+  *channels = out;
+  return 0;
+}
+
+gboolean sige_png_read(const char *path, int want_channels, guint8 **pixels, int *width,
+                       int *height, int *channels, GError **error) {
+  g_return_val_if_fail(path && pixels && width && height && channels, FALSE);
+  *pixels = NULL;
+  if (want_channels != 0 && want_channels != 1 && want_channels != 3) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+                "%s: cannot read a PNG as %d channels (1, 3 or 0 for as stored)", path,
+                want_channels);
+    return FALSE;
+  }
+  png_state s = {0};
+  s.fp = g_fopen(path, "rb");
+  if (!s.fp) {
+    int e = errno;
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_IO, "%s: cannot open: %s", path, g_strerror(e));
+    return FALSE;
+  }
+  png_byte sig[8];
+  if (fread(sig, 1, sizeof sig, s.fp) != sizeof sig || png_sig_cmp(sig, 0, sizeof sig) != 0) {
+    gboolean io = ferror(s.fp) != 0;
+    fclose(s.fp);
+    g_set_error(error, SIGE_ERROR, io ? SIGE_ERROR_IO : SIGE_ERROR_FORMAT,
+                io ? "%s: read error" : "%s: not a PNG file", path);
+    return FALSE;
+  }
+  s.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &s, on_png_error, on_png_warning);
+  if (s.png) s.info = png_create_info_struct(s.png);
+  int rc = 2;
+  if (s.png && s.info) rc = read_body(&s, want_channels, width, height, channels);
+  png_destroy_read_struct(s.png ? &s.png : NULL, s.info ? &s.info : NULL, NULL);
+  fclose(s.fp);
+  g_free(s.rows);
+  if (rc != 0) {
+    g_free(s.pixels);
+    if (rc == 2)
+      g_set_error(error, SIGE_ERROR, SIGE_ERROR_NOMEM, "%s: out of memory reading the image",
+                  path);
+    else
+      g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT, "%s: invalid PNG: %s", path, s.msg);
+    return FALSE;
+  }
+  *pixels = s.pixels;
+  return TRUE;
+}
+
+static int write_body(png_state *s, const guint8 *pixels, int width, int height, int channels) {
+  if (setjmp(png_jmpbuf(s->png))) return 1;
+  png_init_io(s->png, s->fp);
+  /* fixed settings (and no tIME chunk) keep the output byte-identical */
+  png_set_compression_level(s->png, 9);
+  png_set_IHDR(s->png, s->info, (png_uint_32)width, (png_uint_32)height, 8,
+               channels == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_write_info(s->png, s->info);
+  const size_t stride = (size_t)width * (size_t)channels;
+  for (int y = 0; y < height; y++)
+    png_write_row(s->png, (png_const_bytep)(pixels + (size_t)y * stride));
+  png_write_end(s->png, NULL);
+  return 0;
+}
+
+gboolean sige_png_write(const char *path, const guint8 *pixels, int width, int height,
+                        int channels, GError **error) {
+  g_return_val_if_fail(path && pixels, FALSE);
+  if ((channels != 1 && channels != 3) || width <= 0 || height <= 0 ||
+      width > (int)PNG_USER_WIDTH_MAX || height > (int)PNG_USER_HEIGHT_MAX) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+                "%s: cannot write a %dx%d image with %d channels (1 or 3)", path, width, height,
+                channels);
+    return FALSE;
+  }
+  g_autofree char *tmp = g_strdup_printf("%s.XXXXXX", path);
+  int fd = g_mkstemp(tmp);
+  if (fd < 0) {
+    int e = errno;
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_IO, "%s: cannot create a temporary file: %s", path,
+                g_strerror(e));
+    return FALSE;
+  }
+  /* mkstemp makes the file private; an image is an ordinary document */
+  if (fchmod(fd, 0644) != 0) g_debug("%s: fchmod failed", tmp);
+  png_state s = {0};
+  s.fp = fdopen(fd, "wb");
+  if (!s.fp) {
+    int e = errno;
+    close(fd);
+    g_unlink(tmp);
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_IO, "%s: %s", path, g_strerror(e));
+    return FALSE;
+  }
+  s.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &s, on_png_error, on_png_warning);
+  if (s.png) s.info = png_create_info_struct(s.png);
+  int rc = 2;
+  if (s.png && s.info) rc = write_body(&s, pixels, width, height, channels);
+  png_destroy_write_struct(s.png ? &s.png : NULL, s.info ? &s.info : NULL);
+  int e = 0;
+  if (rc == 0 && (fflush(s.fp) != 0 || fsync(fileno(s.fp)) != 0)) e = errno;
+  if (fclose(s.fp) != 0 && rc == 0 && e == 0) e = errno;
+  if (rc == 0 && e == 0 && g_rename(tmp, path) != 0) e = errno;
+  if (rc != 0 || e != 0) {
+    g_unlink(tmp);
+    if (rc == 1)
+      g_set_error(error, SIGE_ERROR, SIGE_ERROR_IO, "%s: cannot write PNG: %s", path, s.msg);
+    else if (rc == 2)
+      g_set_error(error, SIGE_ERROR, SIGE_ERROR_NOMEM, "%s: out of memory", path);
+    else
+      g_set_error(error, SIGE_ERROR, SIGE_ERROR_IO, "%s: cannot write: %s", path, g_strerror(e));
+    return FALSE;
+  }
+  return TRUE;
+}

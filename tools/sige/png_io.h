@@ -1,0 +1,24 @@
+/* PNG files through libpng: any stored format in, 8-bit gray or RGB out. */
+#pragma once
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* Reads any PNG (1..16-bit gray, gray+alpha, RGB, RGBA, palette, interlaced)
+ * into 8-bit pixels, row-major, `*channels` bytes per pixel.
+ * want_channels: 1 (gray; colour is converted with libpng's default weights),
+ * 3 (RGB; gray is replicated), or 0 (as stored: 1 for gray(+alpha), 3
+ * otherwise).  Alpha is dropped, 16-bit samples are scaled to 8 bits.
+ * *pixels is g_malloc'ed (free with g_free).  Errors (SIGE_ERROR_IO,
+ * SIGE_ERROR_FORMAT, SIGE_ERROR_NOMEM, SIGE_ERROR_INVALID) name the file. */
+gboolean sige_png_read(const char *path, int want_channels, guint8 **pixels, int *width,
+                       int *height, int *channels, GError **error);
+
+/* Writes 8-bit gray (channels 1) or RGB (channels 3) pixels.  The data goes
+ * to a temporary file in the same folder that is renamed over `path` only
+ * once complete, so a failure never leaves a half-written file.  The output
+ * holds no timestamp: the same pixels give the same bytes. */
+gboolean sige_png_write(const char *path, const guint8 *pixels, int width, int height,
+                        int channels, GError **error);
+
+G_END_DECLS
