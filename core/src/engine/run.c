@@ -87,15 +87,18 @@ const sige_active_blocks *sige_run_blocks(sige_run *run, int h, int w,
   return nab;
 }
 
-/* The next cache slot: appended when recording, looked up (and checked)
- * in sparse mode. */
-static sige_tensor *slot_record(sige_run *run, const sige_tensor *value, GError **error) {
-  sige_tensor *copy = sige_tensor_dup(value, error);
-  if (!copy) return NULL;
-  copy->layout = SIGE_LAYOUT_NCHW;
-  g_ptr_array_add(run->cache->slots, copy);
+/* Appends value (taking ownership) as the next cache slot when recording. */
+static sige_tensor *slot_record(sige_run *run, sige_tensor *value) {
+  value->layout = SIGE_LAYOUT_NCHW;
+  g_ptr_array_add(run->cache->slots, value);
   run->next_slot++;
-  return copy;
+  return value;
+}
+
+static sige_tensor *view_of(const sige_tensor *t) {
+  sige_tensor *v = sige_tensor_view(t->data, t->ndim, t->shape);
+  v->layout = t->layout;
+  return v;
 }
 
 static sige_tensor *slot_lookup(sige_run *run, GError **error) {
@@ -163,8 +166,7 @@ sige_tensor *sige_run_gather(sige_run *run, const sige_block_geometry *g, const 
   const int h = map ? map->h : SIGE_H(src), w = map ? map->w : SIGE_W(src);
   const sige_active_blocks *ab = sige_run_blocks(run, h, w, g, error);
   if (!ab) return NULL;
-  int64_t shape[4] = {ab->n, SIGE_C(src), g->block, g->block};
-  sige_tensor *out = sige_tensor_new(4, shape, error);
+  sige_tensor *out = sige_tensor_new4_uninit(ab->n, SIGE_C(src), g->block, g->block, error);
   if (!out) return NULL;
   out->layout = SIGE_LAYOUT_CNHW;
   if (ab->n > 0) sige_gather(run->ctx, src, map, g, ab, scale, shift, act, out);
@@ -192,88 +194,94 @@ sige_tensor *sige_run_conv(sige_run *run, const sige_conv_layer *conv, const sig
 }
 
 sige_tensor *sige_run_scatter_gather(sige_run *run, const sige_block_geometry *g_in,
-                                     const sige_tensor *x, const sige_block_geometry *g_out,
+                                     sige_tensor *x, const sige_block_geometry *g_out,
                                      const float *scale, const float *shift, sige_act act,
                                      GError **error) {
   if (!sige_run_is_sparse(run)) {
-    if (sige_run_records(run) && !slot_record(run, x, error)) return NULL;
-    sige_tensor *y = sige_tensor_dup(x, error);
-    if (y) dense_affine(run, y, scale, shift, act);
-    return y;
+    const gboolean identity = !scale && !shift && act == SIGE_ACT_NONE;
+    if (sige_run_records(run)) {
+      slot_record(run, x);
+      if (identity) return view_of(x);
+      sige_tensor *y = sige_tensor_dup(x, error);
+      if (y) dense_affine(run, y, scale, shift, act);
+      return y;
+    }
+    dense_affine(run, x, scale, shift, act);
+    return x;
   }
   sige_tensor *dst = slot_lookup(run, error);
-  if (!dst) return NULL;
+  if (!dst) {
+    sige_tensor_free(x);
+    return NULL;
+  }
   const int H = SIGE_H(dst), W = SIGE_W(dst);
   const sige_active_blocks *ab_in =
       sige_run_blocks(run, H * g_in->stride, W * g_in->stride, g_in, error);
-  if (!ab_in) return NULL;
-  if (ab_in->n > 0) {
-    if (run->undo && !sige_undo_log_save_blocks(run->undo, dst, g_in, ab_in, error)) return NULL;
-    sige_scatter(run->ctx, x, g_in, ab_in, NULL, NULL, dst);
+  gboolean ok = ab_in != NULL;
+  if (ok && ab_in->n > 0) {
+    ok = !run->undo || sige_undo_log_save_blocks(run->undo, dst, g_in, ab_in, error);
+    if (ok) sige_scatter(run->ctx, x, g_in, ab_in, NULL, NULL, dst);
   }
-  return sige_run_gather(run, g_out, dst, NULL, scale, shift, act, error);
+  sige_tensor_free(x);
+  return ok ? sige_run_gather(run, g_out, dst, NULL, scale, shift, act, error) : NULL;
 }
 
-sige_tensor *sige_run_scatter(sige_run *run, const sige_block_geometry *g, const sige_tensor *x,
+sige_tensor *sige_run_scatter(sige_run *run, const sige_block_geometry *g, sige_tensor *x,
                               const sige_tensor *residual, const sige_resample_map *rmap,
                               GError **error) {
   if (!sige_run_is_sparse(run)) {
-    sige_tensor *y = sige_tensor_dup(x, error);
-    if (!y) return NULL;
     if (residual) {
-      g_autoptr(sige_tensor) r = sige_materialize(residual, rmap, error);
+      sige_tensor *r = sige_materialize(residual, rmap, error);
       if (!r) {
-        sige_tensor_free(y);
+        sige_tensor_free(x);
         return NULL;
       }
-      sige_add(run->ctx, y, r, y);
+      sige_add(run->ctx, x, r, x);
+      sige_tensor_free(r);
     }
-    if (sige_run_records(run) && !slot_record(run, y, error)) {
-      sige_tensor_free(y);
-      return NULL;
-    }
-    return y;
+    if (sige_run_records(run)) return view_of(slot_record(run, x));
+    return x;
   }
   sige_tensor *dst = slot_lookup(run, error);
-  if (!dst) return NULL;
   const sige_active_blocks *ab =
-      sige_run_blocks(run, SIGE_H(dst) * g->stride, SIGE_W(dst) * g->stride, g, error);
-  if (!ab) return NULL;
-  if (ab->n > 0) {
-    if (run->undo && !sige_undo_log_save_blocks(run->undo, dst, g, ab, error)) return NULL;
-    sige_scatter(run->ctx, x, g, ab, residual, rmap, dst);
+      dst ? sige_run_blocks(run, SIGE_H(dst) * g->stride, SIGE_W(dst) * g->stride, g, error) : NULL;
+  gboolean ok = ab != NULL;
+  if (ok && ab->n > 0) {
+    ok = !run->undo || sige_undo_log_save_blocks(run->undo, dst, g, ab, error);
+    if (ok) sige_scatter(run->ctx, x, g, ab, residual, rmap, dst);
   }
-  return sige_tensor_view(dst->data, 4, dst->shape);
+  sige_tensor_free(x);
+  return ok ? view_of(dst) : NULL;
 }
 
 sige_tensor *sige_run_scatter_block_residual(sige_run *run, const sige_block_geometry *g_main,
-                                             const sige_tensor *main,
+                                             sige_tensor *main,
                                              const sige_block_geometry *g_sc,
-                                             const sige_tensor *shortcut, GError **error) {
+                                             sige_tensor *shortcut, GError **error) {
   if (!sige_run_is_sparse(run)) {
-    sige_tensor *y = sige_tensor_dup(main, error);
-    if (!y) return NULL;
-    sige_add(run->ctx, y, shortcut, y);
-    if (sige_run_records(run) &&
-        (!slot_record(run, y, error) || !slot_record(run, shortcut, error))) {
-      sige_tensor_free(y);
-      return NULL;
+    sige_add(run->ctx, main, shortcut, main);
+    if (sige_run_records(run)) {
+      slot_record(run, main);
+      slot_record(run, shortcut);
+      return view_of(main);
     }
-    return y;
+    sige_tensor_free(shortcut);
+    return main;
   }
+  gboolean ok = FALSE;
   sige_tensor *dst = slot_lookup(run, error);
-  if (!dst) return NULL;
-  sige_tensor *res = slot_lookup(run, error);
-  if (!res) return NULL;
-  const int H = SIGE_H(dst), W = SIGE_W(dst);
-  const sige_active_blocks *ab_main = sige_run_blocks(run, H, W, g_main, error);
-  if (!ab_main) return NULL;
-  const sige_active_blocks *ab_sc = sige_run_blocks(run, H, W, g_sc, error);
-  if (!ab_sc) return NULL;
-  if (run->undo && (!sige_undo_log_save_blocks(run->undo, dst, g_main, ab_main, error) ||
-                    !sige_undo_log_save_blocks(run->undo, dst, g_sc, ab_sc, error) ||
-                    !sige_undo_log_save_blocks(run->undo, res, g_sc, ab_sc, error)))
-    return NULL;
-  sige_scatter_block_residual(run->ctx, main, g_main, ab_main, shortcut, g_sc, ab_sc, dst, res);
-  return sige_tensor_view(dst->data, 4, dst->shape);
+  sige_tensor *res = dst ? slot_lookup(run, error) : NULL;
+  if (res) {
+    const int H = SIGE_H(dst), W = SIGE_W(dst);
+    const sige_active_blocks *ab_main = sige_run_blocks(run, H, W, g_main, error);
+    const sige_active_blocks *ab_sc = ab_main ? sige_run_blocks(run, H, W, g_sc, error) : NULL;
+    ok = ab_sc && (!run->undo || (sige_undo_log_save_blocks(run->undo, dst, g_main, ab_main, error) &&
+                                  sige_undo_log_save_blocks(run->undo, dst, g_sc, ab_sc, error) &&
+                                  sige_undo_log_save_blocks(run->undo, res, g_sc, ab_sc, error)));
+    if (ok)
+      sige_scatter_block_residual(run->ctx, main, g_main, ab_main, shortcut, g_sc, ab_sc, dst, res);
+  }
+  sige_tensor_free(main);
+  sige_tensor_free(shortcut);
+  return ok ? view_of(dst) : NULL;
 }

@@ -81,22 +81,26 @@ sige_tensor *sige_run_conv(sige_run *run, const sige_conv_layer *conv, const sig
                            GError **error);
 /* Scatter x (a conv output of geometry g_in) into the next cache slot, then
  * gather the blocks of g_out from it with act(z * scale + shift).
- * Dense: act(x * scale + shift) (recording x when recording). */
+ * Dense: act(x * scale + shift) (recording x when recording).
+ * Takes ownership of x.  Without scale, shift and act the result may be a
+ * view on the cache: callers must not modify it. */
 sige_tensor *sige_run_scatter_gather(sige_run *run, const sige_block_geometry *g_in,
-                                     const sige_tensor *x, const sige_block_geometry *g_out,
+                                     sige_tensor *x, const sige_block_geometry *g_out,
                                      const float *scale, const float *shift, sige_act act,
                                      GError **error);
 /* Scatter x (+ residual read through rmap) into the next cache slot and
- * return the whole updated tensor (a view on the cache in sparse mode). */
-sige_tensor *sige_run_scatter(sige_run *run, const sige_block_geometry *g, const sige_tensor *x,
+ * return the whole updated tensor (may be a view on the cache: read only).
+ * Takes ownership of x. */
+sige_tensor *sige_run_scatter(sige_run *run, const sige_block_geometry *g, sige_tensor *x,
                               const sige_tensor *residual, const sige_resample_map *rmap,
                               GError **error);
 /* Block output = main + shortcut (a 1x1 shortcut conv of geometry g_sc):
- * uses two slots (output, shortcut residual). */
+ * uses two slots (output, shortcut residual).  Takes ownership of main and
+ * shortcut; the result may be a view on the cache (read only). */
 sige_tensor *sige_run_scatter_block_residual(sige_run *run, const sige_block_geometry *g_main,
-                                             const sige_tensor *main,
+                                             sige_tensor *main,
                                              const sige_block_geometry *g_sc,
-                                             const sige_tensor *shortcut, GError **error);
+                                             sige_tensor *shortcut, GError **error);
 
 /* Helpers shared by the models. */
 sige_tensor *sige_materialize(const sige_tensor *src, const sige_resample_map *map,

@@ -242,8 +242,9 @@ static sige_tensor *block_forward(const spade_model *m, const spade_block *b, si
   TRY(seg_g = sige_run_gather(run, gm, seg, &bm.seg_map, NULL, NULL, SIGE_ACT_NONE, error));
   TRY(t = sige_run_conv(run, &b->mlp_shared, seg_g, error));
   sige_activation(run->ctx, t, SIGE_ACT_RELU, t);
-  TRY(actvs = sige_run_scatter_gather(run, gm, t, gm, NULL, NULL, SIGE_ACT_NONE, error));
-  g_clear_pointer(&t, sige_tensor_free);
+  actvs = sige_run_scatter_gather(run, gm, g_steal_pointer(&t), gm, NULL, NULL, SIGE_ACT_NONE,
+                                  error);
+  TRY(actvs);
   a0 = sige_channel_view(actvs, 0, b->nhidden);
   a1 = sige_channel_view(actvs, b->nhidden, b->nhidden);
 
@@ -252,8 +253,9 @@ static sige_tensor *block_forward(const spade_model *m, const spade_block *b, si
     TRY(xs = sige_run_gather(run, gs, x, xmap, b->bn_scale[2], b->bn_shift[2], SIGE_ACT_NONE,
                              error));
     TRY(t = sige_run_conv(run, &b->gb_s, as, error));
-    TRY(gbs = sige_run_scatter_gather(run, gm, t, gs, NULL, NULL, SIGE_ACT_NONE, error));
-    g_clear_pointer(&t, sige_tensor_free);
+    gbs = sige_run_scatter_gather(run, gm, g_steal_pointer(&t), gs, NULL, NULL, SIGE_ACT_NONE,
+                                  error);
+    TRY(gbs);
     modulate(run, xs, gbs);
     TRY(t = sige_run_conv(run, &b->conv_s, xs, error));
     sige_tensor_free(xs);
@@ -264,26 +266,29 @@ static sige_tensor *block_forward(const spade_model *m, const spade_block *b, si
   TRY(dx = sige_run_gather(run, gm, x, xmap, b->bn_scale[0], b->bn_shift[0], SIGE_ACT_NONE,
                            error));
   TRY(t = sige_run_conv(run, &b->gb_0, a0, error));
-  TRY(gb0 = sige_run_scatter_gather(run, gm, t, gm, NULL, NULL, SIGE_ACT_NONE, error));
-  g_clear_pointer(&t, sige_tensor_free);
+  gb0 = sige_run_scatter_gather(run, gm, g_steal_pointer(&t), gm, NULL, NULL, SIGE_ACT_NONE,
+                                error);
+  TRY(gb0);
   modulate(run, dx, gb0);
   sige_activation(run->ctx, dx, SIGE_ACT_LEAKY_RELU, dx);
   TRY(t = sige_run_conv(run, &b->conv_0, dx, error));
   sige_tensor_free(dx);
-  TRY(dx = sige_run_scatter_gather(run, gm, t, gm, b->bn_scale[1], b->bn_shift[1],
-                                   SIGE_ACT_NONE, error));
-  g_clear_pointer(&t, sige_tensor_free);
+  dx = sige_run_scatter_gather(run, gm, g_steal_pointer(&t), gm, b->bn_scale[1], b->bn_shift[1],
+                               SIGE_ACT_NONE, error);
+  TRY(dx);
   TRY(t = sige_run_conv(run, &b->gb_1, a1, error));
-  TRY(gb1 = sige_run_scatter_gather(run, gm, t, gm, NULL, NULL, SIGE_ACT_NONE, error));
-  g_clear_pointer(&t, sige_tensor_free);
+  gb1 = sige_run_scatter_gather(run, gm, g_steal_pointer(&t), gm, NULL, NULL, SIGE_ACT_NONE,
+                                error);
+  TRY(gb1);
   modulate(run, dx, gb1);
   sige_activation(run->ctx, dx, SIGE_ACT_LEAKY_RELU, dx);
   TRY(t = sige_run_conv(run, &b->conv_1, dx, error));
 
   if (b->learned_shortcut)
-    out = sige_run_scatter_block_residual(run, gm, t, gs, xs, error);
+    out = sige_run_scatter_block_residual(run, gm, g_steal_pointer(&t), gs, g_steal_pointer(&xs),
+                                          error);
   else
-    out = sige_run_scatter(run, gm, t, x, xmap, error);
+    out = sige_run_scatter(run, gm, g_steal_pointer(&t), x, xmap, error);
 out:
   sige_tensor_free(seg_g);
   sige_tensor_free(actvs);
