@@ -5,6 +5,7 @@
 int sige_cmd_check_reference(int argc, char **argv);
 int sige_cmd_render(int argc, char **argv);
 int sige_cmd_edit(int argc, char **argv);
+int sige_cmd_bench(int argc, char **argv);
 
 /* Prints "sige: <message>" to stderr and returns the exit status 1. */
 int sige_cli_fail(GError *error);

@@ -1,0 +1,416 @@
+/* sige bench: dense vs sparse timing of full-size models with random
+ * weights, and the raw sgemm rate the convolutions are measured against.
+ *
+ * Dense and sparse are timed in the same process, one after the other, so
+ * that both see the same machine state.  The sparse pass is timed in steady
+ * state: the session alternates regenerating `edited` and `original`, and only
+ * the original -> edited passes are timed (the reverse pass has the same mask,
+ * so it would only double the count; it restores the state for the next). */
+#include <cblas.h>
+#include <json-glib/json-glib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "commands.h"
+#include "random_weights.h"
+#include "sige/context.h"
+#include "sige/error.h"
+#include "sige/model.h"
+#include "sige/session.h"
+#include "stroke_mask.h"
+
+typedef struct {
+  char *model, *save_mask, *mask;
+  double edit_ratio;
+  int runs, warmup, threads;
+  gint64 seed;
+  gboolean json, dense_only, sgemm;
+} bench_opts;
+
+typedef struct {
+  int threads;
+  double dense_ms, sparse_ms, requested_ratio, stroke_ratio, edit_ratio;
+  uint64_t dense_macs, sparse_macs;
+  double rss_dense_mb, rss_peak_mb;
+  gboolean have_sparse;
+} bench_result;
+
+static int cmp_double(const void *a, const void *b) {
+  const double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static double now_ms(void) {
+  return (double)g_get_monotonic_time() / 1000.0;
+}
+
+static double peak_rss_mb(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)ru.ru_maxrss / 1024.0; /* Linux reports KiB */
+}
+
+static char *cpu_model(void) {
+  g_autofree char *text = NULL;
+  if (!g_file_get_contents("/proc/cpuinfo", &text, NULL, NULL)) return g_strdup("unknown");
+  for (char *line = text; line && *line;) {
+    char *nl = strchr(line, '\n');
+    if (nl) *nl = '\0';
+    if (g_str_has_prefix(line, "model name")) {
+      const char *colon = strchr(line, ':');
+      if (colon) return g_strstrip(g_strdup(colon + 1));
+    }
+    line = nl ? nl + 1 : NULL;
+  }
+  return g_strdup("unknown");
+}
+
+/* ---- sgemm alone --------------------------------------------------------- */
+
+static int bench_sgemm(const bench_opts *o) {
+  /* the GEMMs of the dominant convs: [Cout x Cin*9] x [Cin*9 x H*W] */
+  static const int shapes[3][3] = {{64, 131072, 576}, {128, 32768, 1152}, {1024, 512, 9216}};
+  g_autoptr(sige_ctx) ctx = sige_ctx_new(o->threads); /* sets OpenBLAS's thread count */
+  const int threads = sige_ctx_threads(ctx);
+  g_autoptr(JsonBuilder) jb = json_builder_new();
+  json_builder_begin_object(jb);
+  json_builder_set_member_name(jb, "threads");
+  json_builder_add_int_value(jb, threads);
+  json_builder_set_member_name(jb, "sgemm");
+  json_builder_begin_array(jb);
+  if (!o->json) printf("%-26s %10s %10s\n", "sgemm M x N x K", "median ms", "GFLOP/s");
+  sige_rng rng;
+  sige_rng_init(&rng, (uint64_t)o->seed);
+  for (int s = 0; s < 3; s++) {
+    const int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+    float *a = sige_aligned_alloc((size_t)M * K * sizeof(float));
+    float *b = sige_aligned_alloc((size_t)K * N * sizeof(float));
+    float *c = sige_aligned_alloc((size_t)M * N * sizeof(float));
+    if (!a || !b || !c) {
+      sige_aligned_free(a);
+      sige_aligned_free(b);
+      sige_aligned_free(c);
+      return sige_cli_fail(g_error_new(SIGE_ERROR, SIGE_ERROR_NOMEM, "sgemm buffers: out of memory"));
+    }
+    for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (float)sige_rng_uniform(&rng) - 0.5f;
+    for (size_t i = 0; i < (size_t)K * N; i++) b[i] = (float)sige_rng_uniform(&rng) - 0.5f;
+    double t[5];
+    for (int r = -1; r < 5; r++) { /* one untimed warm-up */
+      const double t0 = now_ms();
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 0.0f, c,
+                  N);
+      if (r >= 0) t[r] = now_ms() - t0;
+    }
+    const double ms = median(t, 5), gflops = 2.0 * M * N * (double)K / (ms * 1e6);
+    if (!o->json) {
+      char name[64];
+      snprintf(name, sizeof name, "%d x %d x %d", M, N, K);
+      printf("%-26s %10.1f %10.1f\n", name, ms, gflops);
+    }
+    json_builder_begin_object(jb);
+    json_builder_set_member_name(jb, "m");
+    json_builder_add_int_value(jb, M);
+    json_builder_set_member_name(jb, "n");
+    json_builder_add_int_value(jb, N);
+    json_builder_set_member_name(jb, "k");
+    json_builder_add_int_value(jb, K);
+    json_builder_set_member_name(jb, "ms");
+    json_builder_add_double_value(jb, ms);
+    json_builder_set_member_name(jb, "gflops");
+    json_builder_add_double_value(jb, gflops);
+    json_builder_end_object(jb);
+    sige_aligned_free(a);
+    sige_aligned_free(b);
+    sige_aligned_free(c);
+  }
+  json_builder_end_array(jb);
+  g_autofree char *cpu = cpu_model();
+  json_builder_set_member_name(jb, "cpu");
+  json_builder_add_string_value(jb, cpu);
+  json_builder_end_object(jb);
+  if (o->json) {
+    g_autoptr(JsonNode) root = json_builder_get_root(jb);
+    g_autofree char *s = json_to_string(root, FALSE);
+    printf("%s\n", s);
+  } else {
+    printf("threads %d, cpu %s\n", threads, cpu);
+  }
+  return 0;
+}
+
+/* ---- inputs ---------------------------------------------------------------- */
+
+/* Cityscapes ids: sky above buildings above road, with cars, trees and people
+ * as rectangles; the instance map is the label map, so class borders are
+ * instance edges. */
+static int32_t *synthetic_labels(int h, int w, uint64_t seed) {
+  int32_t *lab = g_new(int32_t, (size_t)h * w);
+  for (int y = 0; y < h; y++) {
+    const int32_t c = y < 0.3 * h ? 23 : y < 0.55 * h ? 11 : y < 0.62 * h ? 8 : 7;
+    for (int x = 0; x < w; x++) lab[(size_t)y * w + x] = c;
+  }
+  sige_rng rng;
+  sige_rng_init(&rng, seed ^ 0x1abe1u);
+  static const int32_t objects[3] = {26, 21, 24};
+  for (int i = 0; i < 12; i++) {
+    const int32_t c = objects[sige_rng_int(&rng, 3)];
+    const int rh = h / 16 + sige_rng_int(&rng, h / 6), rw = w / 32 + sige_rng_int(&rng, w / 8);
+    const int y0 = (int)(h * 0.3) + sige_rng_int(&rng, MAX(1, (int)(h * 0.7) - rh));
+    const int x0 = sige_rng_int(&rng, MAX(1, w - rw));
+    for (int y = y0; y < MIN(h, y0 + rh); y++)
+      for (int x = x0; x < MIN(w, x0 + rw); x++) lab[(size_t)y * w + x] = c;
+  }
+  return lab;
+}
+
+static gboolean make_inputs(const sige_model *m, const guint8 *mask, uint64_t seed,
+                            sige_tensor **orig, sige_tensor **edited, GError **error) {
+  int64_t shape[4];
+  sige_model_input_shape(m, shape);
+  const int h = (int)shape[2], w = (int)shape[3];
+  const size_t hw = (size_t)h * w;
+  if (sige_model_get_kind(m) == SIGE_MODEL_SPADE) {
+    const sige_spade_config *cfg = sige_model_spade_config(m);
+    g_autofree int32_t *lab = synthetic_labels(h, w, seed);
+    g_autofree int32_t *lab2 = g_memdup2(lab, hw * sizeof *lab);
+    /* paint vegetation over the stroke (sidewalk where it already is) */
+    for (size_t i = 0; i < hw; i++)
+      if (mask[i]) lab2[i] = lab[i] == 21 ? 8 : 21;
+    const int32_t *inst = cfg->contain_instance ? lab : NULL;
+    const int32_t *inst2 = cfg->contain_instance ? lab2 : NULL;
+    *orig = sige_semantic_input(lab, inst, h, w, cfg->label_nc, error);
+    if (!*orig) return FALSE;
+    *edited = sige_semantic_input(lab2, inst2, h, w, cfg->label_nc, error);
+    return *edited != NULL;
+  }
+  *orig = sige_tensor_new(4, shape, error);
+  if (!*orig) return FALSE;
+  sige_rng rng;
+  sige_rng_init(&rng, seed ^ 0x1ea9eu);
+  for (size_t i = 0; i < (*orig)->numel; i++)
+    (*orig)->data[i] = (float)(2.0 * sige_rng_uniform(&rng) - 1.0);
+  *edited = sige_tensor_dup(*orig, error);
+  if (!*edited) return FALSE;
+  const size_t c = (size_t)shape[1];
+  for (size_t k = 0; k < c; k++)
+    for (size_t i = 0; i < hw; i++)
+      if (mask[i]) (*edited)->data[k * hw + i] = (float)(2.0 * sige_rng_uniform(&rng) - 1.0);
+  return TRUE;
+}
+
+/* ---- model ----------------------------------------------------------------- */
+
+static sige_model *build_model(const char *kind, uint64_t seed, GError **error) {
+  if (!g_strcmp0(kind, "gaugan")) {
+    sige_spade_config cfg;
+    sige_spade_config_init(&cfg);
+    g_autoptr(sige_weights) w = sige_random_spade_weights(&cfg, seed, error);
+    return w ? sige_model_new_spade(&cfg, w, error) : NULL;
+  }
+  if (!g_strcmp0(kind, "ddpm")) {
+    sige_ddpm_config cfg;
+    sige_ddpm_config_init(&cfg);
+    g_autoptr(sige_weights) w = sige_random_ddpm_weights(&cfg, seed, error);
+    return w ? sige_model_new_ddpm(&cfg, w, error) : NULL;
+  }
+  g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+              "--model must be 'ddpm' or 'gaugan' (got '%s')", kind ? kind : "");
+  return NULL;
+}
+
+static gboolean time_dense(const sige_model *m, const bench_opts *o, const sige_tensor *x,
+                           float t, bench_result *r, GError **error) {
+  g_autoptr(sige_ctx) ctx = sige_ctx_new(o->threads);
+  r->threads = sige_ctx_threads(ctx);
+  g_autofree double *ms = g_new(double, o->runs);
+  for (int i = -o->warmup; i < o->runs; i++) {
+    sige_ctx_reset_macs(ctx);
+    sige_tensor *out = NULL;
+    const double t0 = now_ms();
+    if (!sige_model_forward_dense(m, ctx, x, t, &out, error)) return FALSE;
+    const double dt = now_ms() - t0;
+    sige_tensor_free(out);
+    r->dense_macs = sige_ctx_macs(ctx);
+    if (i >= 0) ms[i] = dt;
+  }
+  r->dense_ms = median(ms, o->runs);
+  return TRUE;
+}
+
+static gboolean time_sparse(const sige_model *m, const bench_opts *o, const sige_tensor *orig,
+                            const sige_tensor *edited, float t, bench_result *r,
+                            GError **error) {
+  sige_session_options so;
+  sige_session_options_init(&so);
+  so.n_threads = o->threads;
+  so.timestep = t;
+  so.full_pass_above = 2.0; /* always sparse, whatever the edit size */
+  g_autoptr(sige_session) s = sige_session_new(m, &so, error);
+  if (!s || !sige_session_snapshot(s, orig, NULL, error)) return FALSE;
+  const uint64_t snapshot_dense_macs = sige_session_last_stats(s)->dense_macs;
+  g_autofree double *ms = g_new(double, o->runs);
+  for (int i = -o->warmup; i < o->runs; i++) {
+    const double t0 = now_ms();
+    if (!sige_session_regenerate(s, edited, NULL, NULL, NULL, NULL, NULL, error)) return FALSE;
+    const double dt = now_ms() - t0;
+    const sige_session_stats *st = sige_session_last_stats(s);
+    if (!st->was_sparse) {
+      g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
+                  "the session ran a %s pass, not a sparse one: no sparse timing to report",
+                  st->macs ? "full" : "skipped");
+      return FALSE;
+    }
+    r->sparse_macs = st->macs;
+    r->edit_ratio = st->edit_ratio;
+    if (i >= 0) ms[i] = dt;
+    if (!sige_session_regenerate(s, orig, NULL, NULL, NULL, NULL, NULL, error)) return FALSE;
+  }
+  if (snapshot_dense_macs != r->dense_macs)
+    g_warning("dense MACs differ: forward %" G_GUINT64_FORMAT ", session snapshot %" G_GUINT64_FORMAT,
+              r->dense_macs, snapshot_dense_macs);
+  r->sparse_ms = median(ms, o->runs);
+  r->have_sparse = TRUE;
+  return TRUE;
+}
+
+static void add_num(JsonBuilder *jb, const char *name, double v) {
+  json_builder_set_member_name(jb, name);
+  json_builder_add_double_value(jb, v);
+}
+
+static void report(const bench_opts *o, const bench_result *r) {
+  g_autofree char *cpu = cpu_model();
+  const double dg = r->dense_macs / 1e9, sg = r->sparse_macs / 1e9;
+  const double dense_gflops = 2.0 * dg / (r->dense_ms / 1e3);
+  if (o->json) {
+    g_autoptr(JsonBuilder) jb = json_builder_new();
+    json_builder_begin_object(jb);
+    json_builder_set_member_name(jb, "model");
+    json_builder_add_string_value(jb, o->model);
+    json_builder_set_member_name(jb, "threads");
+    json_builder_add_int_value(jb, r->threads);
+    json_builder_set_member_name(jb, "runs");
+    json_builder_add_int_value(jb, o->runs);
+    json_builder_set_member_name(jb, "warmup");
+    json_builder_add_int_value(jb, o->warmup);
+    json_builder_set_member_name(jb, "seed");
+    json_builder_add_int_value(jb, o->seed);
+    json_builder_set_member_name(jb, "dense_only");
+    json_builder_add_boolean_value(jb, !r->have_sparse);
+    add_num(jb, "edit_ratio_requested", r->requested_ratio);
+    add_num(jb, "dense_ms", r->dense_ms);
+    add_num(jb, "dense_gmacs", dg);
+    add_num(jb, "dense_gflops", dense_gflops);
+    if (r->have_sparse) {
+      add_num(jb, "edit_ratio_stroke", r->stroke_ratio);
+      add_num(jb, "edit_ratio", r->edit_ratio);
+      add_num(jb, "sparse_ms", r->sparse_ms);
+      add_num(jb, "speedup", r->dense_ms / r->sparse_ms);
+      add_num(jb, "sparse_gmacs", sg);
+      add_num(jb, "mac_ratio", dg / sg);
+    }
+    add_num(jb, "peak_rss_dense_mb", r->rss_dense_mb);
+    add_num(jb, "peak_rss_mb", r->rss_peak_mb);
+    json_builder_set_member_name(jb, "cpu");
+    json_builder_add_string_value(jb, cpu);
+    json_builder_end_object(jb);
+    g_autoptr(JsonNode) root = json_builder_get_root(jb);
+    g_autofree char *s = json_to_string(root, FALSE);
+    printf("%s\n", s);
+    return;
+  }
+  printf("model %s, %d thread(s), median of %d run(s) after %d warm-up(s)\ncpu %s\n\n", o->model,
+         r->threads, o->runs, o->warmup, cpu);
+  printf("%-8s %12s %10s %10s\n", "pass", "median ms", "GMACs", "GFLOP/s");
+  printf("%-8s %12.1f %10.2f %10.1f\n", "dense", r->dense_ms, dg, dense_gflops);
+  if (r->have_sparse) {
+    printf("%-8s %12.1f %10.2f %10.1f\n", "sparse", r->sparse_ms, sg,
+           2.0 * sg / (r->sparse_ms / 1e3));
+    printf("\nedit ratio: requested %.2f%%, stroke %.2f%%, dilated difference %.2f%%\n",
+           100 * r->requested_ratio, 100 * r->stroke_ratio, 100 * r->edit_ratio);
+    printf("MAC ratio %.2fx, speedup %.2fx (%.0f%% of the MAC ratio)\n", dg / sg,
+           r->dense_ms / r->sparse_ms, 100.0 * (r->dense_ms / r->sparse_ms) / (dg / sg));
+  } else if (!g_strcmp0(o->model, "ddpm")) {
+    printf("\n(DDPM: dense only; the UNet has no sparse mode yet)\n");
+  }
+  printf("peak RSS %.0f MB (%.0f MB after the dense runs)\n", r->rss_peak_mb, r->rss_dense_mb);
+}
+
+static gboolean run_bench(bench_opts *o, GError **error) {
+  /* the UNet's regenerate is a dense pass today: a "speedup" would be noise */
+  if (!g_strcmp0(o->model, "ddpm")) o->dense_only = TRUE;
+  bench_result r = {.requested_ratio = o->edit_ratio};
+  g_autoptr(sige_model) m = build_model(o->model, (uint64_t)o->seed, error);
+  if (!m) return FALSE;
+  int64_t shape[4];
+  sige_model_input_shape(m, shape);
+  const int h = (int)shape[2], w = (int)shape[3];
+  g_autofree guint8 *mask = NULL;
+  if (o->mask) {
+    if (!(mask = sige_mask_load_png(o->mask, h, w, error))) return FALSE;
+    size_t n = 0;
+    for (size_t i = 0; i < (size_t)h * w; i++) n += mask[i];
+    r.stroke_ratio = (double)n / ((double)h * w);
+  } else if (!(mask = sige_stroke_mask(h, w, o->edit_ratio, (uint64_t)o->seed, &r.stroke_ratio,
+                                       error))) {
+    return FALSE;
+  }
+  if (o->save_mask && !sige_mask_save_png(o->save_mask, mask, h, w, error)) return FALSE;
+  g_autoptr(sige_tensor) orig = NULL;
+  g_autoptr(sige_tensor) edited = NULL;
+  if (!make_inputs(m, mask, (uint64_t)o->seed, &orig, &edited, error)) return FALSE;
+  const float t = sige_model_get_kind(m) == SIGE_MODEL_DDPM_UNET ? 500.0f : 0.0f;
+  if (!time_dense(m, o, orig, t, &r, error)) return FALSE;
+  r.rss_dense_mb = peak_rss_mb();
+  if (!o->dense_only && !time_sparse(m, o, orig, edited, t, &r, error)) return FALSE;
+  r.rss_peak_mb = peak_rss_mb();
+  report(o, &r);
+  return TRUE;
+}
+
+int sige_cmd_bench(int argc, char **argv) {
+  bench_opts o = {.edit_ratio = 0.012, .runs = 5, .warmup = 1, .threads = 0, .seed = 0};
+  GOptionEntry entries[] = {
+      {"model", 0, 0, G_OPTION_ARG_STRING, &o.model, "ddpm or gaugan", "NAME"},
+      {"edit-ratio", 0, 0, G_OPTION_ARG_DOUBLE, &o.edit_ratio,
+       "fraction of the image the stroke mask covers (default 0.012)", "R"},
+      {"runs", 0, 0, G_OPTION_ARG_INT, &o.runs, "timed runs (default 5)", "N"},
+      {"warmup", 0, 0, G_OPTION_ARG_INT, &o.warmup, "untimed runs first (default 1)", "W"},
+      {"threads", 0, 0, G_OPTION_ARG_INT, &o.threads, "threads (default: SIGE_NUM_THREADS or all)",
+       "T"},
+      {"seed", 0, 0, G_OPTION_ARG_INT64, &o.seed, "seed of weights, inputs and mask", "S"},
+      {"save-mask", 0, 0, G_OPTION_ARG_FILENAME, &o.save_mask, "write the mask as a PNG", "FILE"},
+      {"mask", 0, 0, G_OPTION_ARG_FILENAME, &o.mask, "use this PNG mask (white = edited)", "FILE"},
+      {"json", 0, 0, G_OPTION_ARG_NONE, &o.json, "print one JSON object", NULL},
+      {"dense-only", 0, 0, G_OPTION_ARG_NONE, &o.dense_only, "time the dense forward only", NULL},
+      {"sgemm", 0, 0, G_OPTION_ARG_NONE, &o.sgemm, "time cblas_sgemm alone on conv shapes", NULL},
+      {NULL, 0, 0, 0, NULL, NULL, NULL}};
+  g_autoptr(GOptionContext) oc = g_option_context_new("- time dense vs sparse passes");
+  g_option_context_add_main_entries(oc, entries, NULL);
+  GError *error = NULL;
+  int rc = 0;
+  if (!g_option_context_parse(oc, &argc, &argv, &error)) {
+    rc = sige_cli_fail(error);
+  } else if (o.runs < 1 || o.warmup < 0) {
+    rc = sige_cli_fail(
+        g_error_new(SIGE_ERROR, SIGE_ERROR_INVALID, "--runs must be >= 1, --warmup >= 0"));
+  } else if (o.sgemm) {
+    rc = bench_sgemm(&o);
+  } else if (!o.model) {
+    rc = sige_cli_fail(
+        g_error_new(SIGE_ERROR, SIGE_ERROR_INVALID, "--model ddpm|gaugan is required"));
+  } else if (!run_bench(&o, &error)) {
+    rc = sige_cli_fail(error);
+  }
+  g_free(o.model);
+  g_free(o.save_mask);
+  g_free(o.mask);
+  return rc;
+}
