@@ -40,7 +40,7 @@ sige_session *sige_session_new(const sige_model *model, const sige_session_optio
 
 void sige_session_free(sige_session *s) {
   if (!s) return;
-  g_ptr_array_unref(s->cache.slots);
+  sige_cache_free_contents(&s->cache);
   sige_tensor_free(s->input);
   sige_tensor_free(s->output);
   sige_ctx_free(s->ctx);
@@ -85,16 +85,17 @@ static gboolean full_pass(sige_session *s, const sige_tensor *input, sige_tensor
   sige_cache fresh;
   sige_cache_init(&fresh);
   sige_run_init_full(&run, s->ctx, &fresh);
+  run.fp16 = s->opts.fp16_caches;
   sige_ctx_reset_macs(s->ctx);
   gint64 t0 = g_get_monotonic_time();
   gboolean ok = sige_model_run(s->model, &run, input, s->opts.timestep, result, error);
   sige_run_clear(&run);
   if (!ok) {
-    g_ptr_array_unref(fresh.slots);
+    sige_cache_free_contents(&fresh);
     return FALSE;
   }
   /* commit only on success, so that a failed pass keeps the old caches */
-  g_ptr_array_unref(s->cache.slots);
+  sige_cache_free_contents(&s->cache);
   s->cache = fresh;
   s->stats.macs = s->stats.dense_macs = sige_ctx_macs(s->ctx);
   s->stats.seconds = (g_get_monotonic_time() - t0) / 1e6;
@@ -151,18 +152,11 @@ gboolean sige_session_edit_ratio(const sige_session *s, const sige_tensor *edite
   return TRUE;
 }
 
-gboolean sige_session_regenerate(sige_session *s, const sige_tensor *edited,
-                                 sige_progress_fn progress, void *user_data, const gint *cancel,
-                                 sige_tensor **output, sige_rect *changed, GError **error) {
-  if (!s->input) {
-    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
-                "regenerate called before a snapshot: take a snapshot of the original first");
-    return FALSE;
-  }
-  if (!check_input(s, edited, error)) return FALSE;
+static gboolean regenerate(sige_session *s, const sige_tensor *edited, const sige_mask *mask,
+                           sige_progress_fn progress, void *user_data, const gint *cancel,
+                           sige_tensor **output, sige_rect *changed, GError **error) {
   sige_sparse_params p;
   sige_model_sparse_params(s->model, &p);
-  g_autoptr(sige_mask) mask = edit_mask(s, edited, &p);
   const int64_t count = sige_mask_count(mask);
   s->stats.edit_ratio = (double)count / ((double)mask->h * mask->w);
   if (count == 0) {
@@ -185,6 +179,7 @@ gboolean sige_session_regenerate(sige_session *s, const sige_tensor *edited,
     g_autoptr(sige_undo_log) undo = sige_undo_log_new();
     sige_run run;
     sige_run_init_sparse(&run, s->ctx, &s->cache, pyr, undo);
+    run.fp16 = s->opts.fp16_caches;
     run.cancel = cancel;
     run.progress = progress;
     run.progress_data = user_data;
@@ -205,10 +200,45 @@ gboolean sige_session_regenerate(sige_session *s, const sige_tensor *edited,
   return commit(s, edited, result, output, error);
 }
 
+static gboolean check_ready(sige_session *s, const sige_tensor *edited, GError **error) {
+  if (!s->input) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+                "regenerate called before a snapshot: take a snapshot of the original first");
+    return FALSE;
+  }
+  return check_input(s, edited, error);
+}
+
+gboolean sige_session_regenerate(sige_session *s, const sige_tensor *edited,
+                                 sige_progress_fn progress, void *user_data, const gint *cancel,
+                                 sige_tensor **output, sige_rect *changed, GError **error) {
+  if (!check_ready(s, edited, error)) return FALSE;
+  sige_sparse_params p;
+  sige_model_sparse_params(s->model, &p);
+  g_autoptr(sige_mask) mask = edit_mask(s, edited, &p);
+  return regenerate(s, edited, mask, progress, user_data, cancel, output, changed, error);
+}
+
+gboolean sige_session_regenerate_masked(sige_session *s, const sige_tensor *edited,
+                                        const void *mask, sige_progress_fn progress,
+                                        void *user_data, const gint *cancel,
+                                        sige_tensor **output, sige_rect *changed,
+                                        GError **error) {
+  if (!check_ready(s, edited, error)) return FALSE;
+  const sige_mask *m = mask;
+  if (!m || m->h != SIGE_H(edited) || m->w != SIGE_W(edited)) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_SHAPE,
+                "difference mask is %dx%d; expected the input's %dx%d", m ? m->h : 0,
+                m ? m->w : 0, SIGE_H(edited), SIGE_W(edited));
+    return FALSE;
+  }
+  return regenerate(s, edited, m, progress, user_data, cancel, output, changed, error);
+}
+
 size_t sige_session_cache_bytes(const sige_session *s) {
   size_t n = sige_cache_bytes(&s->cache);
-  if (s->input) n += s->input->numel * sizeof(float);
-  if (s->output) n += s->output->numel * sizeof(float);
+  if (s->input) n += sige_tensor_bytes(s->input);
+  if (s->output) n += sige_tensor_bytes(s->output);
   return n;
 }
 

@@ -49,6 +49,11 @@ typedef struct {
   int pyramid_dilation;
   float pyramid_threshold;
   int pyramid_min_res; /* stop size of the pyramid; 0 = the lowest UNet level */
+  /* Reproduce a bug of the published sparse UNet: its sparse pass applies the
+   * frozen statistics of channel 0 to every channel of an attention block's
+   * norm.  Off by default (we freeze per-channel statistics); sige
+   * check-reference turns it on, since the reference vectors carry it. */
+  gboolean published_attention_quirk;
 } sige_ddpm_config;
 void sige_ddpm_config_init(sige_ddpm_config *c); /* LSUN church 256 */
 

@@ -35,6 +35,15 @@ typedef struct {
    * input, run a full pass instead of a sparse one (it is then cheaper, and
    * gives exactly the dense result).  > 1 disables it. */
   double full_pass_above;
+  /* Store the activation caches as IEEE half (default FALSE): about half the
+   * cache memory, for a small output error.  Computation stays float32; each
+   * cached value is rounded once when stored (relative error <= 2^-11), and
+   * the full pass goes on with the rounded values so that sparse passes stay
+   * consistent with it (outputs then differ from the float32 caches' by
+   * rounding: measured max 1.2e-3 ... on the tiny GauGAN reference, see
+   * docs/SPARSE-ENGINE.md, "fp16 caches").  The current input and output
+   * stay float32. */
+  gboolean fp16_caches;
 } sige_session_options;
 void sige_session_options_init(sige_session_options *o);
 
@@ -73,11 +82,22 @@ gboolean sige_session_regenerate(sige_session *s, const sige_tensor *edited,
                                  sige_progress_fn progress, void *user_data, const gint *cancel,
                                  sige_tensor **output, sige_rect *changed, GError **error);
 
+/* Like regenerate, with the (dilated) difference mask given by the caller
+ * instead of computed from the inputs: for models whose mask comes from
+ * another space than their input (a diffusion UNet's x_t is edited where the
+ * clean image x_0 was).  mask is at the input's resolution (sparse.h). */
+gboolean sige_session_regenerate_masked(sige_session *s, const sige_tensor *edited,
+                                        const void *mask, sige_progress_fn progress,
+                                        void *user_data, const gint *cancel,
+                                        sige_tensor **output, sige_rect *changed,
+                                        GError **error);
+
 /* The difference mask an edit would use (dilated, input resolution). */
 gboolean sige_session_edit_ratio(const sige_session *s, const sige_tensor *edited,
                                  double *ratio, GError **error);
 
-/* Bytes held by the activation caches (and the current input/output). */
+/* Bytes held by the activation caches (F16 or F32 elements) and the current
+ * input and output (always F32). */
 size_t sige_session_cache_bytes(const sige_session *s);
 const sige_session_stats *sige_session_last_stats(const sige_session *s);
 /* The current output (owned by the session), or NULL before a snapshot. */

@@ -6,18 +6,32 @@
 
 void sige_cache_init(sige_cache *c) {
   c->slots = g_ptr_array_new_with_free_func((GDestroyNotify)sige_tensor_free);
+  c->stats = g_ptr_array_new_with_free_func(g_free);
+  c->stat_len = g_array_new(FALSE, FALSE, sizeof(int));
 }
 
 void sige_cache_clear(sige_cache *c) {
   if (c->slots) g_ptr_array_set_size(c->slots, 0);
+  if (c->stats) g_ptr_array_set_size(c->stats, 0);
+  if (c->stat_len) g_array_set_size(c->stat_len, 0);
+}
+
+void sige_cache_free_contents(sige_cache *c) {
+  if (c->slots) g_ptr_array_unref(c->slots);
+  if (c->stats) g_ptr_array_unref(c->stats);
+  if (c->stat_len) g_array_unref(c->stat_len);
+  c->slots = c->stats = NULL;
+  c->stat_len = NULL;
 }
 
 size_t sige_cache_bytes(const sige_cache *c) {
   size_t total = 0;
   for (guint i = 0; c->slots && i < c->slots->len; i++) {
     const sige_tensor *t = g_ptr_array_index(c->slots, i);
-    total += t->numel * sizeof(float);
+    total += sige_tensor_bytes(t);
   }
+  for (guint i = 0; c->stat_len && i < c->stat_len->len; i++)
+    total += 2 * sizeof(float) * (size_t)g_array_index(c->stat_len, int, i);
   return total;
 }
 
@@ -87,18 +101,36 @@ const sige_active_blocks *sige_run_blocks(sige_run *run, int h, int w,
   return nab;
 }
 
-/* Appends value (taking ownership) as the next cache slot when recording. */
-static sige_tensor *slot_record(sige_run *run, sige_tensor *value) {
-  value->layout = SIGE_LAYOUT_NCHW;
-  g_ptr_array_add(run->cache->slots, value);
-  run->next_slot++;
-  return value;
-}
-
 static sige_tensor *view_of(const sige_tensor *t) {
   sige_tensor *v = sige_tensor_view(t->data, t->ndim, t->shape);
   v->layout = t->layout;
+  v->storage = t->storage;
   return v;
+}
+
+/* Records value (an owned F32 full tensor) as the next cache slot and returns
+ * what the pass goes on with, owned by the caller: a read-only view on the
+ * slot, or with fp16 caches value itself, rounded through half in place.
+ * Going on with the rounded values keeps the full pass consistent with the
+ * caches: a later sparse pass recomputes only the changed blocks from them,
+ * and everything else it outputs must match this pass bit for bit (the
+ * session's changed rectangle relies on it).  Frees value on failure. */
+static sige_tensor *slot_record(sige_run *run, sige_tensor *value, GError **error) {
+  value->layout = SIGE_LAYOUT_NCHW;
+  if (!run->fp16) {
+    g_ptr_array_add(run->cache->slots, value);
+    run->next_slot++;
+    return view_of(value);
+  }
+  sige_tensor *half = sige_tensor_to_f16(value, error);
+  if (!half) {
+    sige_tensor_free(value);
+    return NULL;
+  }
+  sige_f16_to_f32_n(half->data16, value->data, value->numel);
+  g_ptr_array_add(run->cache->slots, half);
+  run->next_slot++;
+  return value;
 }
 
 static sige_tensor *slot_lookup(sige_run *run, GError **error) {
@@ -117,22 +149,31 @@ sige_tensor *sige_channel_view(const sige_tensor *x, int c0, int nc) {
   size_t off = x->layout == SIGE_LAYOUT_CNHW ? (size_t)c0 * x->shape[0] * plane
                                              : (size_t)c0 * plane;
   g_return_val_if_fail(x->layout == SIGE_LAYOUT_CNHW || x->shape[0] == 1, NULL);
-  sige_tensor *v = sige_tensor_view(x->data + off, 4, shape);
+  sige_tensor *v = sige_tensor_view(x->data, 4, shape);
+  if (x->storage == SIGE_STORAGE_F16)
+    v->data16 = x->data16 + off;
+  else
+    v->data = x->data + off;
   v->layout = x->layout;
+  v->storage = x->storage;
   return v;
 }
 
 sige_tensor *sige_materialize(const sige_tensor *src, const sige_resample_map *map,
                               GError **error) {
-  if (!map) return sige_tensor_dup(src, error);
+  if (!map) return sige_tensor_to_f32(src, error);
   const int C = SIGE_C(src), H = SIGE_H(src), W = SIGE_W(src);
   sige_tensor *out = sige_tensor_new4_uninit(1, C, map->h, map->w, error);
   if (!out) return NULL;
+  const gboolean half = src->storage == SIGE_STORAGE_F16;
   for (int c = 0; c < C; c++)
     for (int r = 0; r < map->h; r++) {
-      const float *srow = src->data + ((size_t)c * H + map->rows[r]) * W;
+      const size_t at = ((size_t)c * H + map->rows[r]) * W;
       float *drow = out->data + ((size_t)c * map->h + r) * map->w;
-      for (int j = 0; j < map->w; j++) drow[j] = srow[map->cols[j]];
+      if (half)
+        for (int j = 0; j < map->w; j++) drow[j] = sige_f16_to_f32(src->data16[at + map->cols[j]]);
+      else
+        for (int j = 0; j < map->w; j++) drow[j] = src->data[at + map->cols[j]];
     }
   return out;
 }
@@ -200,10 +241,14 @@ sige_tensor *sige_run_scatter_gather(sige_run *run, const sige_block_geometry *g
   if (!sige_run_is_sparse(run)) {
     const gboolean identity = !scale && !shift && act == SIGE_ACT_NONE;
     if (sige_run_records(run)) {
-      slot_record(run, x);
-      if (identity) return view_of(x);
-      sige_tensor *y = sige_tensor_dup(x, error);
-      if (y) dense_affine(run, y, scale, shift, act);
+      sige_tensor *y = slot_record(run, x, error);
+      if (!y || identity) return y;
+      if (!y->owned) { /* a view on the slot: activate a copy */
+        sige_tensor *copy = sige_tensor_dup(y, error);
+        sige_tensor_free(y);
+        if (!(y = copy)) return NULL;
+      }
+      dense_affine(run, y, scale, shift, act);
       return y;
     }
     dense_affine(run, x, scale, shift, act);
@@ -239,7 +284,7 @@ sige_tensor *sige_run_scatter(sige_run *run, const sige_block_geometry *g, sige_
       sige_add(run->ctx, x, r, x);
       sige_tensor_free(r);
     }
-    if (sige_run_records(run)) return view_of(slot_record(run, x));
+    if (sige_run_records(run)) return slot_record(run, x, error);
     return x;
   }
   sige_tensor *dst = slot_lookup(run, error);
@@ -261,9 +306,18 @@ sige_tensor *sige_run_scatter_block_residual(sige_run *run, const sige_block_geo
   if (!sige_run_is_sparse(run)) {
     sige_add(run->ctx, main, shortcut, main);
     if (sige_run_records(run)) {
-      slot_record(run, main);
-      slot_record(run, shortcut);
-      return view_of(main);
+      sige_tensor *out = slot_record(run, main, error);
+      if (!out) {
+        sige_tensor_free(shortcut);
+        return NULL;
+      }
+      sige_tensor *res = slot_record(run, shortcut, error);
+      if (!res) {
+        sige_tensor_free(out);
+        return NULL;
+      }
+      sige_tensor_free(res); /* only the cache keeps the shortcut output */
+      return out;
     }
     sige_tensor_free(shortcut);
     return main;
@@ -284,4 +338,66 @@ sige_tensor *sige_run_scatter_block_residual(sige_run *run, const sige_block_geo
   sige_tensor_free(main);
   sige_tensor_free(shortcut);
   return ok ? view_of(dst) : NULL;
+}
+
+sige_tensor *sige_run_gather_cat(sige_run *run, const sige_block_geometry *g, const sige_tensor *a,
+                                 const sige_resample_map *amap, const sige_tensor *b,
+                                 const sige_tensor *dense_cat, const float *scale,
+                                 const float *shift, sige_act act, GError **error) {
+  if (!b) return sige_run_gather(run, g, a, amap, scale, shift, act, error);
+  const int ca = SIGE_C(a), cb = SIGE_C(b);
+  if (!sige_run_is_sparse(run)) {
+    sige_tensor *x = NULL;
+    if (dense_cat) {
+      x = sige_tensor_dup(dense_cat, error);
+    } else {
+      g_autoptr(sige_tensor) am = sige_materialize(a, amap, error);
+      if (am) x = sige_tensor_new4_uninit(1, ca + cb, SIGE_H(am), SIGE_W(am), error);
+      if (x) sige_concat_channels(run->ctx, am, b, x);
+    }
+    if (x) dense_affine(run, x, scale, shift, act);
+    return x;
+  }
+  g_return_val_if_fail(amap == NULL, NULL);
+  const sige_active_blocks *ab = sige_run_blocks(run, SIGE_H(a), SIGE_W(a), g, error);
+  if (!ab) return NULL;
+  sige_tensor *out = sige_tensor_new4_uninit(ab->n, ca + cb, g->block, g->block, error);
+  if (!out) return NULL;
+  out->layout = SIGE_LAYOUT_CNHW;
+  if (ab->n > 0) {
+    g_autoptr(sige_tensor) va = sige_channel_view(out, 0, ca);
+    g_autoptr(sige_tensor) vb = sige_channel_view(out, ca, cb);
+    sige_gather(run->ctx, a, NULL, g, ab, scale, shift, act, va);
+    sige_gather(run->ctx, b, NULL, g, ab, scale ? scale + ca : NULL, shift ? shift + ca : NULL,
+                act, vb);
+  }
+  return out;
+}
+
+gboolean sige_run_needs_stats(const sige_run *run) {
+  return !(run->mode == SIGE_MODE_SPARSE && run->cache);
+}
+
+gboolean sige_run_stats(sige_run *run, int C, float *scale, float *shift, GError **error) {
+  if (!run->cache) return TRUE;
+  if (run->mode == SIGE_MODE_FULL) {
+    float *v = g_new(float, 2 * (size_t)C);
+    memcpy(v, scale, sizeof(float) * C);
+    memcpy(v + C, shift, sizeof(float) * C);
+    g_ptr_array_add(run->cache->stats, v);
+    g_array_append_val(run->cache->stat_len, C);
+    run->next_stat++;
+    return TRUE;
+  }
+  if (run->next_stat >= run->cache->stats->len ||
+      g_array_index(run->cache->stat_len, int, run->next_stat) != C) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+                "sparse pass needs normalisation statistics #%u of %d channels that the full "
+                "pass did not record", run->next_stat, C);
+    return FALSE;
+  }
+  const float *v = g_ptr_array_index(run->cache->stats, run->next_stat++);
+  memcpy(scale, v, sizeof(float) * C);
+  memcpy(shift, v + C, sizeof(float) * C);
+  return TRUE;
 }

@@ -10,7 +10,15 @@
  *   sparse mode, sparse-capable layer: gathers the active blocks (CNHW block
  *     batches), runs convolutions on them as one GEMM, and scatters results
  *     into the cached activations in place (saving what it overwrites in the
- *     undo log first). */
+ *     undo log first).
+ *
+ * With fp16 set, cache slots are stored as F16 (half the memory).  A
+ * recording pass rounds each recorded tensor through half and goes on with
+ * the rounded values, so that its output is exactly what a later sparse pass
+ * computes outside the blocks it changes.  In sparse mode the scatter
+ * primitives then return F16 views on the caches: read them through
+ * sige_run_gather / as a scatter residual (both take F16), or convert them
+ * with sige_tensor_to_f32 before any dense op (dense ops refuse F16). */
 #pragma once
 #include <glib.h>
 #include "sige/context.h"
@@ -31,7 +39,9 @@ typedef struct {
 /* The caches of one model instance: slot i holds the i-th recorded tensor in
  * forward order (the order is fixed by the model, so both modes agree). */
 typedef struct {
-  GPtrArray *slots; /* of sige_tensor* */
+  GPtrArray *slots; /* of sige_tensor*: activations, sparse-capable layers only */
+  GPtrArray *stats; /* of float*: frozen normalisation scale | shift, every layer */
+  GArray *stat_len; /* channels of each stats entry */
 } sige_cache;
 
 typedef struct {
@@ -39,7 +49,8 @@ typedef struct {
   sige_mode mode;
   gboolean layer_sparse;  /* the current layer group is sparse-capable */
   sige_cache *cache;      /* NULL: dense pass without recording */
-  guint next_slot;
+  gboolean fp16;          /* cache slots are (recorded as) F16 */
+  guint next_slot, next_stat;
   const sige_mask_pyramid *masks; /* sparse mode */
   GHashTable *blocks;     /* "HxW/b/s/o" -> sige_active_blocks*, this edit */
   sige_undo_log *undo;    /* sparse mode: saves what scatters overwrite */
@@ -60,7 +71,8 @@ void sige_run_clear(sige_run *run);
 
 void sige_cache_init(sige_cache *c);
 void sige_cache_clear(sige_cache *c);
-size_t sige_cache_bytes(const sige_cache *c);
+void sige_cache_free_contents(sige_cache *c);
+size_t sige_cache_bytes(const sige_cache *c); /* of the slots' elements, F16 or F32 */
 
 /* Starts a layer group; polls the cancel flag and reports progress. */
 gboolean sige_run_layer(sige_run *run, gboolean sparse_capable, GError **error);
@@ -83,27 +95,48 @@ sige_tensor *sige_run_conv(sige_run *run, const sige_conv_layer *conv, const sig
  * gather the blocks of g_out from it with act(z * scale + shift).
  * Dense: act(x * scale + shift) (recording x when recording).
  * Takes ownership of x.  Without scale, shift and act the result may be a
- * view on the cache: callers must not modify it. */
+ * view on the cache: callers must not modify it.  The result is always F32
+ * (a sparse gather widens F16 caches). */
 sige_tensor *sige_run_scatter_gather(sige_run *run, const sige_block_geometry *g_in,
                                      sige_tensor *x, const sige_block_geometry *g_out,
                                      const float *scale, const float *shift, sige_act act,
                                      GError **error);
 /* Scatter x (+ residual read through rmap) into the next cache slot and
- * return the whole updated tensor (may be a view on the cache: read only).
+ * return the whole updated tensor (may be a view on the cache: read only,
+ * and F16 in sparse mode with fp16 caches).  The residual may be F16.
  * Takes ownership of x. */
 sige_tensor *sige_run_scatter(sige_run *run, const sige_block_geometry *g, sige_tensor *x,
                               const sige_tensor *residual, const sige_resample_map *rmap,
                               GError **error);
 /* Block output = main + shortcut (a 1x1 shortcut conv of geometry g_sc):
  * uses two slots (output, shortcut residual).  Takes ownership of main and
- * shortcut; the result may be a view on the cache (read only). */
+ * shortcut; the result may be a view on the cache (read only, F16 in sparse
+ * mode with fp16 caches). */
 sige_tensor *sige_run_scatter_block_residual(sige_run *run, const sige_block_geometry *g_main,
                                              sige_tensor *main,
                                              const sige_block_geometry *g_sc,
                                              sige_tensor *shortcut, GError **error);
 
+/* Gather from the channel concatenation [a, b] (b may be NULL) without
+ * materialising it in sparse mode.  Dense: act(cat * scale + shift) where
+ * cat = dense_cat when given (the caller already built it), else built here. */
+sige_tensor *sige_run_gather_cat(sige_run *run, const sige_block_geometry *g, const sige_tensor *a,
+                                 const sige_resample_map *amap, const sige_tensor *b,
+                                 const sige_tensor *dense_cat, const float *scale,
+                                 const float *shift, sige_act act, GError **error);
+
+/* Normalisation statistics frozen by the full pass.  When this returns TRUE
+ * the caller computes scale/shift (C floats each) from the current input and
+ * then calls sige_run_stats_done; when FALSE (sparse pass) the recorded values
+ * have been copied into scale/shift already. */
+gboolean sige_run_needs_stats(const sige_run *run);
+gboolean sige_run_stats(sige_run *run, int C, float *scale, float *shift, GError **error);
+
 /* Helpers shared by the models. */
+/* An owned F32 copy of src read through map (NULL: as is), whatever src's
+ * storage: the way a dense layer reads a tensor that may be an F16 cache. */
 sige_tensor *sige_materialize(const sige_tensor *src, const sige_resample_map *map,
                               GError **error);
-/* A channel range of x as a view (contiguous in NCHW with N = 1 and in CNHW). */
+/* A channel range of x as a view (contiguous in NCHW with N = 1 and in CNHW),
+ * with x's storage. */
 sige_tensor *sige_channel_view(const sige_tensor *x, int c0, int nc);

@@ -253,80 +253,55 @@ fail:
   return NULL;
 }
 
-/* act(GroupNorm(x)) as a new tensor. */
-static sige_tensor *norm_act(const ddpm_model *m, sige_run *run, const sige_tensor *x,
-                             const sige_tensor *g, const sige_tensor *b, sige_act act,
-                             const float *extra_shift, GError **error) {
-  const int C = SIGE_C(x);
-  g_autofree float *scale = g_new(float, C);
-  g_autofree float *shift = g_new(float, C);
-  sige_group_norm_affine(run->ctx, x, m->cfg.groupnorm_groups, m->cfg.groupnorm_eps, g, b, scale,
-                         shift);
-  (void)extra_shift;
-  sige_tensor *out = sige_tensor_new4_uninit(1, C, SIGE_H(x), SIGE_W(x), error);
-  if (out) sige_channel_affine(run->ctx, x, scale, shift, FALSE, act, out);
-  return out;
-}
-
-static sige_tensor *resblock_forward(const ddpm_model *m, const ddpm_resblock *b, sige_run *run,
-                                     const sige_tensor *x, const sige_tensor *temb_act,
-                                     GError **error) {
-  sige_tensor *h = NULL, *t = NULL, *sc = NULL, *proj = NULL;
-  int64_t pshape[2] = {1, b->cout};
-  if (!(h = norm_act(m, run, x, b->n1_g, b->n1_b, SIGE_ACT_SWISH, NULL, error))) goto fail;
-  if (!(t = sige_run_conv(run, &b->conv1, h, error))) goto fail;
-  g_clear_pointer(&h, sige_tensor_free);
-  if (!(proj = sige_tensor_new(2, pshape, error)) ||
-      !sige_linear(run->ctx, temb_act, b->temb_w, b->temb_b, proj, error))
-    goto fail;
-  {
-    const size_t plane = (size_t)SIGE_H(t) * SIGE_W(t);
-    for (int c = 0; c < b->cout; c++) {
-      float *p = t->data + c * plane;
-      const float v = proj->data[c];
-      for (size_t i = 0; i < plane; i++) p[i] += v;
+/* GroupNorm of (x + offset[c]) as a per-channel affine: scale[c], shift[c]
+ * (offset may be NULL).  Per-channel sums in double, then combined per group,
+ * so that the time-embedding offset needs no copy of x. */
+static void group_norm_affine_offset(const ddpm_model *m, sige_run *run, const sige_tensor *x,
+                                     const sige_tensor *gamma, const sige_tensor *beta,
+                                     const float *offset, float *scale, float *shift) {
+  const int C = SIGE_C(x), G = m->cfg.groupnorm_groups, cpg = C / G;
+  const size_t plane = (size_t)SIGE_H(x) * SIGE_W(x);
+  double *sum = g_new0(double, 2 * (size_t)C), *sq = sum + C;
+#pragma omp parallel for num_threads(sige_ctx_threads(run->ctx)) schedule(static)
+  for (int c = 0; c < C; c++) {
+    const float *p = x->data + (size_t)c * plane;
+    double s1 = 0, s2 = 0;
+    for (size_t i = 0; i < plane; i++) {
+      s1 += p[i];
+      s2 += (double)p[i] * p[i];
+    }
+    sum[c] = s1;
+    sq[c] = s2;
+  }
+  for (int g = 0; g < G; g++) {
+    double s1 = 0, s2 = 0;
+    for (int c = g * cpg; c < (g + 1) * cpg; c++) {
+      const double o = offset ? offset[c] : 0.0;
+      s1 += sum[c] + plane * o;
+      s2 += sq[c] + 2 * o * sum[c] + plane * o * o;
+    }
+    const double n = (double)plane * cpg, mean = s1 / n;
+    const double var = fmax(s2 / n - mean * mean, 0.0);
+    const double inv = 1.0 / sqrt(var + m->cfg.groupnorm_eps);
+    for (int c = g * cpg; c < (g + 1) * cpg; c++) {
+      const double o = offset ? offset[c] : 0.0;
+      const double sc = inv * gamma->data[c];
+      scale[c] = (float)sc;
+      /* (x + o - mean) * sc + beta, folded into x * sc + shift */
+      shift[c] = (float)((o - mean) * sc + beta->data[c]);
     }
   }
-  if (!(h = norm_act(m, run, t, b->n2_g, b->n2_b, SIGE_ACT_SWISH, NULL, error))) goto fail;
-  g_clear_pointer(&t, sige_tensor_free);
-  if (!(t = sige_run_conv(run, &b->conv2, h, error))) goto fail;
-  if (b->nin.weight) {
-    if (!(sc = sige_run_conv(run, &b->nin, x, error))) goto fail;
-    sige_add(run->ctx, t, sc, t);
-  } else {
-    sige_add(run->ctx, t, x, t);
-  }
-  sige_tensor_free(h);
-  sige_tensor_free(sc);
-  sige_tensor_free(proj);
-  return t;
-fail:
-  sige_tensor_free(h);
-  sige_tensor_free(t);
-  sige_tensor_free(sc);
-  sige_tensor_free(proj);
-  return NULL;
+  g_free(sum);
 }
 
-static sige_tensor *attn_forward(const ddpm_model *m, const ddpm_attn *a, sige_run *run,
-                                 const sige_tensor *x, GError **error) {
-  sige_attention_params p = {
-      .groups = m->cfg.groupnorm_groups, .eps = m->cfg.groupnorm_eps,
-      .norm_gamma = a->n_g, .norm_beta = a->n_b,
-      .q_w = a->q.weight, .q_b = a->q.bias, .k_w = a->k.weight, .k_b = a->k.bias,
-      .v_w = a->v.weight, .v_b = a->v.bias, .proj_w = a->proj.weight, .proj_b = a->proj.bias};
-  sige_tensor *out = sige_tensor_new4_uninit(1, SIGE_C(x), SIGE_H(x), SIGE_W(x), error);
-  if (out && !sige_attention(run->ctx, x, &p, out, error)) g_clear_pointer(&out, sige_tensor_free);
-  return out;
-}
-
-static sige_tensor *upsample2(const sige_tensor *x, GError **error) {
-  const int H = SIGE_H(x), W = SIGE_W(x);
-  g_autofree int *idx = g_new(int, 2 * (H + W));
-  sige_nearest_indices(H, 2 * H, idx);
-  sige_nearest_indices(W, 2 * W, idx + 2 * H);
-  sige_resample_map map = {2 * H, 2 * W, idx, idx + 2 * H};
-  return sige_materialize(x, &map, error);
+/* The statistics of a norm: computed (and recorded) in full and dense
+ * passes, frozen ones in sparse passes. */
+static gboolean norm_stats(const ddpm_model *m, sige_run *run, const sige_tensor *x,
+                           const sige_tensor *gamma, const sige_tensor *beta,
+                           const float *offset, float *scale, float *shift, GError **error) {
+  if (sige_run_needs_stats(run))
+    group_norm_affine_offset(m, run, x, gamma, beta, offset, scale, shift);
+  return sige_run_stats(run, (int)gamma->numel, scale, shift, error);
 }
 
 static sige_tensor *concat(sige_run *run, const sige_tensor *a, const sige_tensor *b,
@@ -335,6 +310,104 @@ static sige_tensor *concat(sige_run *run, const sige_tensor *a, const sige_tenso
       sige_tensor_new4_uninit(1, SIGE_C(a) + SIGE_C(b), SIGE_H(a), SIGE_W(a), error);
   if (out) sige_concat_channels(run->ctx, a, b, out);
   return out;
+}
+
+typedef struct {
+  sige_block_geometry main, shortcut, down;
+} ddpm_geometry;
+
+/* One residual block on x (or on the channel concatenation [x, skip]), in
+ * any mode.  temb_proj: this block's projection of swish(temb) (cout floats). */
+static sige_tensor *resblock_forward(const ddpm_model *m, const ddpm_resblock *b,
+                                     const ddpm_geometry *geo, sige_run *run, gboolean sparse,
+                                     const sige_tensor *x, const sige_tensor *skip,
+                                     const float *temb_proj, GError **error) {
+  sige_tensor *xin = NULL, *h = NULL, *t = NULL, *xs = NULL, *out = NULL;
+  g_autofree float *s1 = g_new(float, b->cin), *sh1 = g_new(float, b->cin);
+  g_autofree float *s2 = g_new(float, b->cout), *sh2 = g_new(float, b->cout);
+  if (!sige_run_layer(run, sparse, error)) return NULL;
+  const gboolean dense = !sige_run_is_sparse(run);
+  /* the concatenated input exists only where the pass is dense */
+  if (skip && dense && !(xin = concat(run, x, skip, error))) goto out;
+  if (!norm_stats(m, run, xin ? xin : x, b->n1_g, b->n1_b, NULL, s1, sh1, error)) goto out;
+  if (!(h = sige_run_gather_cat(run, &geo->main, x, NULL, skip, xin, s1, sh1, SIGE_ACT_SWISH,
+                                error)))
+    goto out;
+  if (!(t = sige_run_conv(run, &b->conv1, h, error))) goto out;
+  g_clear_pointer(&h, sige_tensor_free);
+  /* the time embedding is added before norm2: fold it into norm2's shift */
+  if (!norm_stats(m, run, t, b->n2_g, b->n2_b, temb_proj, s2, sh2, error)) goto out;
+  if (!(h = sige_run_scatter_gather(run, &geo->main, g_steal_pointer(&t), &geo->main, s2, sh2,
+                                    SIGE_ACT_SWISH, error)))
+    goto out;
+  if (!(t = sige_run_conv(run, &b->conv2, h, error))) goto out;
+  if (b->nin.weight) {
+    g_autoptr(sige_tensor) g =
+        sige_run_gather_cat(run, &geo->shortcut, x, NULL, skip, xin, NULL, NULL, SIGE_ACT_NONE,
+                            error);
+    if (!g || !(xs = sige_run_conv(run, &b->nin, g, error))) goto out;
+    out = sige_run_scatter_block_residual(run, &geo->main, g_steal_pointer(&t), &geo->shortcut,
+                                          g_steal_pointer(&xs), error);
+  } else {
+    out = sige_run_scatter(run, &geo->main, g_steal_pointer(&t), x, NULL, error);
+  }
+out:
+  sige_tensor_free(xin);
+  sige_tensor_free(h);
+  sige_tensor_free(t);
+  sige_tensor_free(xs);
+  return out;
+}
+
+/* Attention runs densely in every mode (it is global), with the norm's
+ * statistics frozen in sparse passes. */
+static sige_tensor *attn_forward(const ddpm_model *m, const ddpm_attn *a, sige_run *run,
+                                 const sige_tensor *x, GError **error) {
+  const int C = SIGE_C(x);
+  g_autofree float *scale = g_new(float, C), *shift = g_new(float, C);
+  if (!sige_run_layer(run, FALSE, error) ||
+      !norm_stats(m, run, x, a->n_g, a->n_b, NULL, scale, shift, error))
+    return NULL;
+  /* The published code stores an attention norm's statistics as a tensor
+   * where it meant a per-cache dict, so its sparse pass indexes channel 0's
+   * scale and shift and applies them to every channel.  Reproduced only on
+   * request (the reference vectors were made that way). */
+  if (!sige_run_needs_stats(run) && m->cfg.published_attention_quirk) {
+    for (int c = 1; c < C; c++) {
+      scale[c] = scale[0];
+      shift[c] = shift[0];
+    }
+  }
+  sige_attention_params p = {
+      .groups = m->cfg.groupnorm_groups, .eps = m->cfg.groupnorm_eps,
+      .norm_gamma = a->n_g, .norm_beta = a->n_b,
+      .q_w = a->q.weight, .q_b = a->q.bias, .k_w = a->k.weight, .k_b = a->k.bias,
+      .v_w = a->v.weight, .v_b = a->v.bias, .proj_w = a->proj.weight, .proj_b = a->proj.bias};
+  sige_tensor *out = sige_tensor_new4_uninit(1, C, SIGE_H(x), SIGE_W(x), error);
+  if (out && !sige_attention_frozen(run->ctx, x, &p, scale, shift, out, error))
+    g_clear_pointer(&out, sige_tensor_free);
+  return out;
+}
+
+/* Stride-2 downsample (padding (0,1,0,1)) or nearest-x2 upsample + conv. */
+static sige_tensor *resample_forward(const sige_conv_layer *conv, const sige_block_geometry *g,
+                                     sige_run *run, gboolean sparse, const sige_tensor *x,
+                                     gboolean up, GError **error) {
+  if (!sige_run_layer(run, sparse, error)) return NULL;
+  const int H = SIGE_H(x), W = SIGE_W(x);
+  g_autofree int *idx = NULL;
+  sige_resample_map map;
+  if (up) {
+    idx = g_new(int, 2 * (H + W));
+    sige_nearest_indices(H, 2 * H, idx);
+    sige_nearest_indices(W, 2 * W, idx + 2 * H);
+    map = (sige_resample_map){2 * H, 2 * W, idx, idx + 2 * H};
+  }
+  sige_tensor *h = sige_run_gather(run, g, x, up ? &map : NULL, NULL, NULL, SIGE_ACT_NONE, error);
+  if (!h) return NULL;
+  sige_tensor *t = sige_run_conv(run, conv, h, error);
+  sige_tensor_free(h);
+  return t ? sige_run_scatter(run, g, t, NULL, NULL, error) : NULL;
 }
 
 gboolean sige_ddpm_forward(const ddpm_model *m, sige_run *run, const sige_tensor *x, float t,
@@ -348,93 +421,117 @@ gboolean sige_ddpm_forward(const ddpm_model *m, sige_run *run, const sige_tensor
                 sige_tensor_shape_str(x, buf, sizeof buf), c->in_ch, c->image_size, c->image_size);
     return FALSE;
   }
-  const int L = c->n_ch_mult, nrb = c->num_res_blocks;
+  const int L = c->n_ch_mult, nrb = c->num_res_blocks, thr = c->sparse_resolution_threshold;
+  ddpm_geometry geo;
+  sige_block_geometry_init(&geo.main, 3, 1, 1, c->block_size_normal);
+  sige_block_geometry_init(&geo.shortcut, 1, 1, 0, c->block_size_instance);
+  sige_block_geometry_init(&geo.down, 3, 2, 0, c->block_size_normal);
   gboolean ok = FALSE;
+  /* hs holds the skip tensors; some are views on caches (not owned data) */
   GPtrArray *hs = g_ptr_array_new_with_free_func((GDestroyNotify)sige_tensor_free);
-  sige_tensor *h = NULL, *temb = NULL, *temb_act = NULL, *e = NULL, *tmp = NULL;
+  sige_tensor *h = NULL, *e = NULL, *tmp = NULL, *temb = NULL, *a = NULL;
+  float *proj = NULL;
   int64_t s1[2] = {1, c->ch}, s2[2] = {1, m->temb_ch};
-  run->layers_total = L * (2 * nrb + 3) + 4;
+  run->layers_total = L * (2 * nrb + 3) + 6;
   if (!sige_run_layer(run, FALSE, error)) goto done;
   if (!(e = sige_tensor_new(2, s1, error)) || !(tmp = sige_tensor_new(2, s2, error)) ||
-      !(temb = sige_tensor_new(2, s2, error)) || !(temb_act = sige_tensor_new(2, s2, error)))
+      !(temb = sige_tensor_new(2, s2, error)))
     goto done;
   sige_timestep_embedding(&t, 1, c->ch, e);
   if (!sige_linear(run->ctx, e, m->temb0_w, m->temb0_b, tmp, error)) goto done;
   sige_activation(run->ctx, tmp, SIGE_ACT_SWISH, tmp);
   if (!sige_linear(run->ctx, tmp, m->temb1_w, m->temb1_b, temb, error)) goto done;
-  sige_activation(run->ctx, temb, SIGE_ACT_SWISH, temb_act);
+  sige_activation(run->ctx, temb, SIGE_ACT_SWISH, temb);
+
+  /* swish(temb) projected for one block: only the dense and full passes use it */
+#define TEMB_PROJ(blk)                                                                   \
+  do {                                                                                   \
+    int64_t ps[2] = {1, (blk)->cout};                                                    \
+    g_autoptr(sige_tensor) pt = sige_tensor_new(2, ps, error);                           \
+    if (!pt || !sige_linear(run->ctx, temb, (blk)->temb_w, (blk)->temb_b, pt, error))    \
+      goto done;                                                                         \
+    g_free(proj);                                                                        \
+    proj = g_memdup2(pt->data, sizeof(float) * (blk)->cout);                             \
+  } while (0)
 
   if (!(h = sige_run_conv(run, &m->conv_in, x, error))) goto done;
-  g_ptr_array_add(hs, h);
+  g_ptr_array_add(hs, g_steal_pointer(&h));
+  int res = c->image_size;
   for (int i = 0; i < L; i++) {
     const ddpm_level *l = &m->down[i];
     for (int j = 0; j < nrb; j++) {
-      if (!sige_run_layer(run, FALSE, error)) goto done;
-      h = resblock_forward(m, &l->blocks[j], run, g_ptr_array_index(hs, hs->len - 1), temb_act, error);
-      if (!h) goto done;
-      if (l->attn) {
-        sige_tensor *a = attn_forward(m, &l->attn[j], run, h, error);
-        sige_tensor_free(h);
-        if (!(h = a)) goto done;
-      }
-      g_ptr_array_add(hs, h);
-    }
-    if (l->has_resample) {
-      if (!sige_run_layer(run, FALSE, error)) goto done;
-      if (!(h = sige_run_conv(run, &l->resample, g_ptr_array_index(hs, hs->len - 1), error))) goto done;
-      g_ptr_array_add(hs, h);
-    }
-  }
-  if (!sige_run_layer(run, FALSE, error)) goto done;
-  h = resblock_forward(m, &m->mid1, run, g_ptr_array_index(hs, hs->len - 1), temb_act, error);
-  sige_tensor *a = NULL;
-  if (!h || !(a = attn_forward(m, &m->mid_attn, run, h, error))) goto done;
-  sige_tensor_free(h);
-  h = resblock_forward(m, &m->mid2, run, a, temb_act, error);
-  sige_tensor_free(a);
-  if (!h) goto done;
-  for (int i = L - 1; i >= 0; i--) {
-    const ddpm_level *l = &m->up[i];
-    for (int j = 0; j < nrb + 1; j++) {
-      if (!sige_run_layer(run, FALSE, error)) goto done;
-      sige_tensor *skip = g_ptr_array_steal_index(hs, hs->len - 1);
-      sige_tensor *cat = concat(run, h, skip, error);
-      sige_tensor_free(skip);
-      g_clear_pointer(&h, sige_tensor_free);
-      if (!cat) goto done;
-      h = resblock_forward(m, &l->blocks[j], run, cat, temb_act, error);
-      sige_tensor_free(cat);
+      TEMB_PROJ(&l->blocks[j]);
+      h = resblock_forward(m, &l->blocks[j], &geo, run, res >= thr,
+                           g_ptr_array_index(hs, hs->len - 1), NULL, proj, error);
       if (!h) goto done;
       if (l->attn) {
         a = attn_forward(m, &l->attn[j], run, h, error);
         g_clear_pointer(&h, sige_tensor_free);
-        if (!(h = a)) goto done;
+        if (!(h = g_steal_pointer(&a))) goto done;
+      }
+      g_ptr_array_add(hs, g_steal_pointer(&h));
+    }
+    if (l->has_resample) {
+      h = resample_forward(&l->resample, &geo.down, run, res >= thr,
+                           g_ptr_array_index(hs, hs->len - 1), FALSE, error);
+      if (!h) goto done;
+      g_ptr_array_add(hs, g_steal_pointer(&h));
+      res /= 2;
+    }
+  }
+  TEMB_PROJ(&m->mid1);
+  h = resblock_forward(m, &m->mid1, &geo, run, FALSE, g_ptr_array_index(hs, hs->len - 1), NULL,
+                       proj, error);
+  if (!h || !(a = attn_forward(m, &m->mid_attn, run, h, error))) goto done;
+  g_clear_pointer(&h, sige_tensor_free);
+  TEMB_PROJ(&m->mid2);
+  h = resblock_forward(m, &m->mid2, &geo, run, FALSE, a, NULL, proj, error);
+  g_clear_pointer(&a, sige_tensor_free);
+  if (!h) goto done;
+  for (int i = L - 1; i >= 0; i--) {
+    const ddpm_level *l = &m->up[i];
+    for (int j = 0; j < nrb + 1; j++) {
+      TEMB_PROJ(&l->blocks[j]);
+      sige_tensor *skip = g_ptr_array_steal_index(hs, hs->len - 1);
+      sige_tensor *y = resblock_forward(m, &l->blocks[j], &geo, run, res >= thr, h, skip, proj,
+                                        error);
+      sige_tensor_free(skip);
+      g_clear_pointer(&h, sige_tensor_free);
+      if (!(h = y)) goto done;
+      if (l->attn) {
+        a = attn_forward(m, &l->attn[j], run, h, error);
+        g_clear_pointer(&h, sige_tensor_free);
+        if (!(h = g_steal_pointer(&a))) goto done;
       }
     }
     if (l->has_resample) {
-      sige_tensor *u = upsample2(h, error);
+      /* the upsample conv is sparse at every level (as in the published code) */
+      sige_tensor *u = resample_forward(&l->resample, &geo.main, run, TRUE, h, TRUE, error);
       g_clear_pointer(&h, sige_tensor_free);
-      if (!u) goto done;
-      h = sige_run_conv(run, &l->resample, u, error);
-      sige_tensor_free(u);
-      if (!h) goto done;
+      if (!(h = u)) goto done;
+      res *= 2;
     }
   }
+  /* norm_out uses fresh statistics in every mode */
   if (!sige_run_layer(run, FALSE, error)) goto done;
   {
-    sige_tensor *n = norm_act(m, run, h, m->out_g, m->out_b, SIGE_ACT_SWISH, NULL, error);
-    g_clear_pointer(&h, sige_tensor_free);
+    const int C = SIGE_C(h);
+    g_autofree float *scale = g_new(float, C), *shift = g_new(float, C);
+    group_norm_affine_offset(m, run, h, m->out_g, m->out_b, NULL, scale, shift);
+    g_autoptr(sige_tensor) n = sige_tensor_new4_uninit(1, C, SIGE_H(h), SIGE_W(h), error);
     if (!n) goto done;
+    sige_channel_affine(run->ctx, h, scale, shift, FALSE, SIGE_ACT_SWISH, n);
     *out = sige_run_conv(run, &m->conv_out, n, error);
-    sige_tensor_free(n);
     ok = *out != NULL;
   }
+#undef TEMB_PROJ
 done:
   sige_tensor_free(h);
+  sige_tensor_free(a);
   sige_tensor_free(e);
   sige_tensor_free(tmp);
   sige_tensor_free(temb);
-  sige_tensor_free(temb_act);
+  g_free(proj);
   g_ptr_array_unref(hs);
   return ok;
 }

@@ -346,8 +346,8 @@ gboolean sige_spade_forward(const spade_model *m, sige_run *run, const sige_tens
     sige_tensor_free(x);
     return FALSE;
   }
-  /* x may be a view on a cache: activate a copy */
-  g_autoptr(sige_tensor) act = sige_tensor_dup(x, error);
+  /* x may be a view on a cache (F16 with fp16 caches): activate an F32 copy */
+  g_autoptr(sige_tensor) act = sige_tensor_to_f32(x, error);
   sige_tensor_free(x);
   if (!act) return FALSE;
   sige_activation(run->ctx, act, SIGE_ACT_LEAKY_RELU, act);
