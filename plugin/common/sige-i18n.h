@@ -1,0 +1,3 @@
+/* Translation macros of the plug-in (gettext domain "sparse-regenerate"). */
+#pragma once
+#include <glib/gi18n-lib.h>
