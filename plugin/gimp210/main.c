@@ -1,0 +1,202 @@
+/* Sparse Regenerate for GIMP 2.10: a resident extension.
+ *
+ * A normal plug-in is a new process per call, which would throw away the
+ * activation caches that make the second run fast.  The extension is started
+ * once by GIMP, installs the user-visible procedures as temporary procedures
+ * and keeps the editing sessions in memory between calls.  GIMP waits for
+ * its ack without a timeout, so it acks before doing anything that could
+ * block; models load lazily on the first run. */
+#include <string.h>
+
+#include "sige-dialog.h"
+#include "sige/error.h"
+#include "sige-plugin.h"
+
+static void query(void);
+static void run(const gchar *name, gint nparams, const GimpParam *param, gint *nreturn_vals,
+                GimpParam **return_vals);
+
+const GimpPlugInInfo PLUG_IN_INFO = {NULL, NULL, query, run};
+
+MAIN()
+
+/* ---- the procedures, declared in one place ------------------------------ */
+
+static const GimpParamDef run_args[] = {
+    {GIMP_PDB_INT32, "run-mode", "The run mode { RUN-INTERACTIVE (0), RUN-NONINTERACTIVE (1) }"},
+    {GIMP_PDB_IMAGE, "image", "Input image"},
+    {GIMP_PDB_DRAWABLE, "drawable", "The label layer (GauGAN) to regenerate from"},
+    {GIMP_PDB_STRING, "model", "Weights file (safetensors); \"\" = the last used, else the shipped default"},
+    {GIMP_PDB_INT32, "steps", "Sampling steps (DDPM); 0 = the model's default"},
+    {GIMP_PDB_FLOAT, "strength", "Edit strength (DDPM SDEdit); 0 = the default"},
+    {GIMP_PDB_INT32, "seed", "Random seed; -1 = keep the session's"},
+};
+static const GimpParamDef run_returns[] = {
+    {GIMP_PDB_LAYER, "layer", "The output layer"},
+};
+static const GimpParamDef reset_args[] = {
+    {GIMP_PDB_INT32, "run-mode", "The run mode { RUN-INTERACTIVE (0), RUN-NONINTERACTIVE (1) }"},
+    {GIMP_PDB_IMAGE, "image", "Input image"},
+    {GIMP_PDB_DRAWABLE, "drawable", "The layer whose session to forget"},
+};
+
+static void run_temp(const gchar *name, gint nparams, const GimpParam *param, gint *nreturn_vals,
+                     GimpParam **return_vals);
+
+static void install_procedures(void) {
+  gimp_install_temp_proc(
+      SIGE_RUN_PROC, N_("Regenerate the output of a generative model, recomputing only what changed"),
+      "The first run on a layer takes a snapshot and runs the whole model; later runs compute "
+      "only the regions the edit reaches (spatially sparse incremental inference) and write "
+      "them into the output layer above the source, one undo step per run.",
+      "Sparse Regenerate authors", "Sparse Regenerate authors", "2024",
+      N_("Sparse _Regenerate..."), "RGB*, GRAY*", GIMP_TEMPORARY, G_N_ELEMENTS(run_args),
+      G_N_ELEMENTS(run_returns), run_args, run_returns, run_temp);
+  gimp_plugin_menu_register(SIGE_RUN_PROC, SIGE_MENU_PATH);
+  gimp_install_temp_proc(
+      SIGE_RESET_PROC, N_("Forget the layer's snapshot so that the next run is a full pass"),
+      "Drops the editing session (and its caches) of this layer.", "Sparse Regenerate authors",
+      "Sparse Regenerate authors", "2024", N_("Reset Sparse Regenerate Snapshot"), "RGB*, GRAY*",
+      GIMP_TEMPORARY, G_N_ELEMENTS(reset_args), 0, reset_args, NULL, run_temp);
+  gimp_plugin_menu_register(SIGE_RESET_PROC, SIGE_MENU_PATH);
+}
+
+static void query(void) {
+  g_autofree gchar *locale = sige_find_data_file("locale");
+  gimp_plugin_domain_register(GETTEXT_PACKAGE, NULL);
+  /* Zero parameters: GIMP starts an extension like this by itself. */
+  gimp_install_procedure(SIGE_EXTENSION_PROC, "Sparse Regenerate (resident part)",
+                         "Keeps the editing sessions of Sparse Regenerate in memory.",
+                         "Sparse Regenerate authors", "Sparse Regenerate authors", "2024", NULL,
+                         NULL, GIMP_EXTENSION, 0, 0, NULL, NULL);
+}
+
+static void init_i18n(void) {
+  /* Translations next to the binary (install-plugin.sh), else the system's. */
+  g_autofree gchar *exe = g_file_read_link("/proc/self/exe", NULL);
+  g_autofree gchar *dir = exe ? g_path_get_dirname(exe) : NULL;
+  g_autofree gchar *local = dir ? g_build_filename(dir, "locale", NULL) : NULL;
+  bindtextdomain(GETTEXT_PACKAGE, local && g_file_test(local, G_FILE_TEST_IS_DIR)
+                                      ? local
+                                      : SIGE_LOCALEDIR);
+  bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");
+}
+
+/* Puts Cityscapes.gpl into the user's palettes so that label maps can be
+ * painted with the exact class colours. */
+static void install_palette(void) {
+  g_autofree gchar *src = sige_find_data_file("Cityscapes.gpl");
+  if (!src) return;
+  g_autofree gchar *dir = gimp_personal_rc_file("palettes");
+  g_autofree gchar *dst = g_build_filename(dir, "Cityscapes.gpl", NULL);
+  g_autofree gchar *want = NULL, *have = NULL;
+  gsize n_want = 0, n_have = 0;
+  if (!g_file_get_contents(src, &want, &n_want, NULL)) return;
+  if (g_file_get_contents(dst, &have, &n_have, NULL) && n_have == n_want &&
+      memcmp(have, want, n_want) == 0)
+    return;
+  if (g_mkdir_with_parents(dir, 0755) == 0 && g_file_set_contents(dst, want, n_want, NULL))
+    gimp_palettes_refresh();
+}
+
+static void run(const gchar *name, gint nparams, const GimpParam *param, gint *nreturn_vals,
+                GimpParam **return_vals) {
+  static GimpParam values[1];
+  (void)nparams, (void)param;
+  *nreturn_vals = 1;
+  *return_vals = values;
+  values[0].type = GIMP_PDB_STATUS;
+  values[0].data.d_status = GIMP_PDB_SUCCESS;
+  if (strcmp(name, SIGE_EXTENSION_PROC) != 0) {
+    values[0].data.d_status = GIMP_PDB_CALLING_ERROR;
+    return;
+  }
+  init_i18n();
+  install_procedures();
+  gimp_extension_ack();
+  install_palette();
+  for (;;) gimp_extension_process(0);
+}
+
+/* ---- the temporary procedures ------------------------------------------- */
+
+static void set_error(GimpParam *values, gint *nreturn_vals, GimpPDBStatusType status,
+                      const gchar *message) {
+  static gchar *last_message;
+  g_free(last_message);
+  last_message = g_strdup(message);
+  values[0].data.d_status = status;
+  values[1].type = GIMP_PDB_STRING;
+  values[1].data.d_string = last_message;
+  *nreturn_vals = 2;
+}
+
+static void run_temp(const gchar *name, gint nparams, const GimpParam *param, gint *nreturn_vals,
+                     GimpParam **return_vals) {
+  static GimpParam values[2];
+  *nreturn_vals = 1;
+  *return_vals = values;
+  values[0].type = GIMP_PDB_STATUS;
+  values[0].data.d_status = GIMP_PDB_SUCCESS;
+  if (nparams < 3) {
+    set_error(values, nreturn_vals, GIMP_PDB_CALLING_ERROR, _("Too few arguments."));
+    return;
+  }
+  /* GEGL costs up to a second or two to start, so not before the ack. */
+  static gboolean gegl_ready;
+  if (!gegl_ready) {
+    gegl_init(NULL, NULL);
+    gegl_ready = TRUE;
+  }
+  const GimpRunMode mode = param[0].data.d_int32;
+  const gint32 image = param[1].data.d_image, drawable = param[2].data.d_drawable;
+  sige_sessions_prune();
+
+  if (strcmp(name, SIGE_RESET_PROC) == 0) {
+    gboolean had = sige_run_reset(image, drawable);
+    if (mode == GIMP_RUN_INTERACTIVE)
+      gimp_message(had ? _("Sparse Regenerate: the snapshot was reset; the next run is a full pass.")
+                       : _("Sparse Regenerate: this layer has no snapshot yet."));
+    return;
+  }
+
+  SigeSettings s;
+  sige_settings_load(&s);
+  s.instance_layer = -1;
+  if (mode == GIMP_RUN_INTERACTIVE) {
+    if (!sige_dialog_run(image, drawable, &s)) {
+      values[0].data.d_status = GIMP_PDB_CANCEL;
+      return;
+    }
+  } else if (mode == GIMP_RUN_NONINTERACTIVE) {
+    if (nparams != G_N_ELEMENTS(run_args)) {
+      set_error(values, nreturn_vals, GIMP_PDB_CALLING_ERROR,
+                _("plug-in-sparse-regenerate takes 7 arguments."));
+      return;
+    }
+    const gchar *model = param[3].data.d_string;
+    if (model && *model) g_strlcpy(s.model, model, sizeof s.model);
+    s.steps = param[4].data.d_int32;
+    s.strength = param[5].data.d_float;
+    if (param[6].data.d_int32 != -1) s.seed = param[6].data.d_int32;
+  } /* GIMP_RUN_WITH_LAST_VALS: the remembered settings as they are */
+
+  GError *error = NULL;
+  gint32 out = sige_run_regenerate(image, drawable, &s, mode == GIMP_RUN_INTERACTIVE, &error);
+  if (out < 0) {
+    gboolean cancelled = g_error_matches(error, SIGE_ERROR, SIGE_ERROR_CANCELLED);
+    if (mode == GIMP_RUN_INTERACTIVE && !cancelled) gimp_message(error->message);
+    g_printerr("sparse-regenerate: error: %s\n", error->message);
+    set_error(values, nreturn_vals, cancelled ? GIMP_PDB_CANCEL : GIMP_PDB_EXECUTION_ERROR,
+              error->message);
+    g_error_free(error);
+    return;
+  }
+  sige_settings_add_recent(&s, s.model);
+  s.instance_layer = -1;
+  sige_settings_save(&s);
+  if (mode == GIMP_RUN_INTERACTIVE) gimp_displays_flush();
+  values[1].type = GIMP_PDB_LAYER;
+  values[1].data.d_layer = out;
+  *nreturn_vals = 2;
+}

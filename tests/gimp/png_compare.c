@@ -1,0 +1,75 @@
+/* Compares two 8-bit PNGs of the same size for the GIMP tests.
+ *   png_compare A.png B.png [--max-diff N] [--within X,Y,W,H] [--differ]
+ * --max-diff: fail when a channel differs by more than N levels;
+ * --within:   fail when a differing pixel lies outside the rectangle;
+ * --differ:   fail when the images are identical.
+ * Prints the largest difference, how many pixels differ and their
+ * bounding box. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "png_io.h"
+
+int main(int argc, char **argv) {
+  if (argc < 3) {
+    fprintf(stderr, "usage: %s A.png B.png [--max-diff N] [--within X,Y,W,H] [--differ]\n", argv[0]);
+    return 2;
+  }
+  int max_allowed = -1, rx = 0, ry = 0, rw = -1, rh = -1, need_differ = 0;
+  for (int i = 3; i < argc; i++) {
+    if (!strcmp(argv[i], "--max-diff") && i + 1 < argc) max_allowed = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--within") && i + 1 < argc) {
+      if (sscanf(argv[++i], "%d,%d,%d,%d", &rx, &ry, &rw, &rh) != 4) return 2;
+    } else if (!strcmp(argv[i], "--differ")) need_differ = 1;
+    else return 2;
+  }
+  GError *error = NULL;
+  guint8 *a = NULL, *b = NULL;
+  int aw, ah, ac, bw, bh, bc;
+  if (!sige_png_read(argv[1], 3, &a, &aw, &ah, &ac, &error) ||
+      !sige_png_read(argv[2], 3, &b, &bw, &bh, &bc, &error)) {
+    fprintf(stderr, "%s\n", error->message);
+    return 1;
+  }
+  if (aw != bw || ah != bh) {
+    fprintf(stderr, "sizes differ: %dx%d vs %dx%d\n", aw, ah, bw, bh);
+    return 1;
+  }
+  int maxd = 0, x0 = aw, y0 = ah, x1 = -1, y1 = -1, outside = 0;
+  long n = 0;
+  for (int y = 0; y < ah; y++)
+    for (int x = 0; x < aw; x++) {
+      int d = 0;
+      for (int c = 0; c < 3; c++) {
+        int v = abs(a[((size_t)y * aw + x) * 3 + c] - b[((size_t)y * aw + x) * 3 + c]);
+        if (v > d) d = v;
+      }
+      if (!d) continue;
+      n++;
+      if (d > maxd) maxd = d;
+      if (x < x0) x0 = x;
+      if (x > x1) x1 = x;
+      if (y < y0) y0 = y;
+      if (y > y1) y1 = y;
+      if (rw >= 0 && (x < rx || y < ry || x >= rx + rw || y >= ry + rh)) outside++;
+    }
+  printf("max-diff %d, %ld pixels differ, bbox %d,%d %dx%d\n", maxd, n, n ? x0 : 0, n ? y0 : 0,
+         n ? x1 - x0 + 1 : 0, n ? y1 - y0 + 1 : 0);
+  int fail = 0;
+  if (max_allowed >= 0 && maxd > max_allowed) {
+    printf("FAIL: difference %d > %d\n", maxd, max_allowed);
+    fail = 1;
+  }
+  if (outside) {
+    printf("FAIL: %d differing pixels outside %d,%d %dx%d\n", outside, rx, ry, rw, rh);
+    fail = 1;
+  }
+  if (need_differ && n == 0) {
+    printf("FAIL: the images are identical\n");
+    fail = 1;
+  }
+  g_free(a);
+  g_free(b);
+  return fail;
+}

@@ -1,0 +1,87 @@
+#!/bin/sh
+# End-to-end tests of the GIMP plug-in in GIMP batch mode (TAP output).
+#   run-gimp-tests.sh SOURCE_DIR BUILD_DIR SIGE_EXE PNG_COMPARE_EXE
+# One GIMP start runs every case of e2e.scm in a private profile; then the
+# files it wrote are compared with what `sige edit` computes for the same
+# two label maps.
+set -u
+src=$1 build=$2 sige=$3 compare=$4
+work=$(mktemp -d "${TMPDIR:-/tmp}/sige-gimp-test.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+profile=$work/profile
+# GIMP refuses to start without the profile's writable data folders.
+for d in brushes dynamics fonts gradients palettes patterns tool-presets scripts templates \
+         plug-ins modules interpreters environ themes; do
+  mkdir -p "$profile/$d"
+done
+mkdir -p "$work/xdg-config" "$work/xdg-cache"
+GIMP2_DIRECTORY=$profile "$src/tools/install-plugin.sh" "$build" >/dev/null || {
+  echo "Bail out! could not install the plug-in"; exit 1; }
+cp "$src/data/examples/street_labels.png" "$work/labels.png"
+# a corrupt model: a safetensors header length that points past the file
+head -c 4096 "$src/data/models/gaugan-demo.safetensors" > "$work/corrupt.safetensors"
+
+sed "s|@OUT@|$work|g" "$src/tests/gimp/e2e.scm" > "$work/e2e.scm"
+start=$(date +%s.%N)
+GIMP2_DIRECTORY=$profile XDG_CONFIG_HOME=$work/xdg-config XDG_CACHE_HOME=$work/xdg-cache \
+  SIGE_NUM_THREADS=${SIGE_NUM_THREADS:-2} LANGUAGE=C LC_ALL=C \
+  timeout 300 gimp-console-2.10 -i -d -f \
+    -b "(load \"$work/e2e.scm\")" -b '(gimp-quit 0)' > "$work/gimp.log" 2>&1
+rc=$?
+end=$(date +%s.%N)
+sed 's/^/# gimp: /' "$work/gimp.log"
+echo "# GIMP ran for $(echo "$end - $start" | bc 2>/dev/null || echo "?") s (exit $rc)"
+
+n=0 failed=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
+check() { # name, command...
+  name=$1; shift
+  if out=$("$@" 2>&1); then ok "$name"; else not_ok "$name"; fi
+  [ -n "$out" ] && echo "$out" | sed 's/^/# /'
+}
+result() { sed -n "s/^.*RESULT $1 //p" "$work/gimp.log" | head -n 1; }
+passes() { sed -n 's/^sparse-regenerate: \([a-z-]*\) pass.*/\1/p' "$work/gimp.log" | tr '\n' ' '; }
+eq() { [ "$1" = "$2" ] || { echo "got '$1', expected '$2'"; return 1; }; }
+
+check "gimp exits cleanly" eq "$rc" 0
+check "no leaked GEGL buffers" sh -c "! grep -q 'GeglBuffers leaked' '$work/gimp.log'"
+check "first run: full pass, one new layer" eq "$(result first-layer-count)" 2
+check "first run: layer named after the model" eq "$(result first-name)" "Sparse Regenerate (gaugan-demo)"
+check "first run: output above the source" eq "$(result first-position)" 0
+check "second run: same output layer, no new layer" \
+  sh -c "[ '$(result second-layer)' = '$(result first-layer)' ] && [ '$(result second-layer-count)' = 2 ]"
+check "passes: full, sparse, none, full after reset" eq "$(passes)" "full sparse none full "
+check "second run: selection restored" eq "$(result selection-after)" "300,40,320,60,"
+
+# the reference: sige edit on the same two label maps
+"$sige" edit --model "$src/data/models/gaugan-demo.safetensors" --original "$work/labels.png" \
+  --edited "$work/edited.png" --out "$work/cli-edit.png" --dense-out "$work/cli-full.png" \
+  > "$work/cli.log" 2>&1
+sed 's/^/# sige edit: /' "$work/cli.log"
+rect=$(sed -n 's/^changed region  x \([0-9]*\), y \([0-9]*\), \([0-9]*\) x \([0-9]*\)$/\1,\2,\3,\4/p' "$work/cli.log")
+check "first run equals sige's full pass (within 1 level)" \
+  "$compare" "$work/first.png" "$work/cli-full.png" --max-diff 1
+check "second (sparse) run equals sige edit (within 1 level)" \
+  "$compare" "$work/second.png" "$work/cli-edit.png" --max-diff 1
+check "second run: pixels outside sige's changed rectangle untouched" \
+  "$compare" "$work/first.png" "$work/second.png" --within "${rect:-0,0,0,0}" --differ
+check "unchanged input: output untouched" "$compare" "$work/second.png" "$work/unchanged.png" --max-diff 0
+check "reset: full pass into the same layer" \
+  sh -c "[ '$(result reset-layer)' = '$(result first-layer)' ] && [ '$(result reset-layer-count)' = 2 ]"
+"$sige" render --model "$src/data/models/gaugan-demo.safetensors" --labels "$work/edited.png" \
+  --out "$work/cli-render-edited.png" > /dev/null 2>&1
+check "reset: full pass equals sige render of the edited map (within 1 level)" \
+  "$compare" "$work/after-reset.png" "$work/cli-render-edited.png" --max-diff 1
+check "corrupt model: an error and no new layer" \
+  sh -c "[ '$(result corrupt-result)' = -1 ] && [ '$(result corrupt-layer-count)' = 2 ]"
+check "corrupt model: the message names the file and the fix" \
+  grep -q "error: Could not load the model \"$work/corrupt.safetensors\".*Choose a GauGAN" "$work/gimp.log"
+check "corrupt model: output layer untouched" "$compare" "$work/after-reset.png" "$work/after-corrupt.png" --max-diff 0
+check "wrong layer size: an error and no new layer" \
+  sh -c "[ '$(result wrong-size-result)' = -1 ] && [ '$(result wrong-size-layer-count)' = 1 ]"
+check "wrong layer size: the message names both sizes" \
+  grep -q "error: The layer is 256 x 128 pixels but the model expects 512 x 256" "$work/gimp.log"
+check "Cityscapes palette installed into the profile" test -f "$profile/palettes/Cityscapes.gpl"
+echo "1..$n"
+[ "$failed" -eq 0 ]

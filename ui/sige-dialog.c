@@ -1,0 +1,197 @@
+#include "sige-dialog.h"
+
+#include <libgimp/gimp.h>
+#include <libgimp/gimpui.h>
+#include <string.h>
+
+#include "sige-model-cache.h"
+
+typedef struct {
+  SigeSettings *s;
+  gint32 image, drawable;
+  GtkWidget *chooser, *recent, *kind, *use_instance, *instance;
+} Dialog;
+
+static void update_kind(Dialog *d) {
+  g_autofree gchar *path = gtk_file_chooser_get_filename(GTK_FILE_CHOOSER(d->chooser));
+  g_autofree gchar *resolved = path ? g_strdup(path) : sige_find_data_file("gaugan-demo.safetensors");
+  if (!resolved) {
+    gtk_label_set_text(GTK_LABEL(d->kind), _("No model chosen (the default model is missing)"));
+    return;
+  }
+  /* Loading is what the run would do anyway; the cache keeps it only while
+   * a session uses it. */
+  GError *err = NULL;
+  sige_model_ref *r = sige_model_cache_get(resolved, &err);
+  if (!r) {
+    g_autofree gchar *msg = g_strdup_printf(_("Not a model this build reads: %s"), err->message);
+    gtk_label_set_text(GTK_LABEL(d->kind), msg);
+    g_error_free(err);
+    return;
+  }
+  g_autofree gchar *desc = sige_model_describe(sige_model_ref_model(r));
+  g_autofree gchar *text = g_strdup_printf(_("%s; %.1f MiB of weights"), desc,
+                                           sige_model_ref_bytes(r) / 1048576.0);
+  gtk_label_set_text(GTK_LABEL(d->kind), text);
+  sige_model_ref_unref(r);
+}
+
+static void on_model_set(GtkFileChooserButton *b, Dialog *d) {
+  (void)b;
+  update_kind(d);
+}
+
+static void on_recent(GtkComboBox *c, Dialog *d) {
+  const gint i = gtk_combo_box_get_active(c);
+  if (i < 0 || i >= SIGE_N_RECENT || !d->s->recent[i][0]) return;
+  gtk_file_chooser_set_filename(GTK_FILE_CHOOSER(d->chooser), d->s->recent[i]);
+  update_kind(d);
+}
+
+static void on_reset(GtkButton *b, Dialog *d) {
+  (void)b;
+  gboolean had = sige_run_reset(d->image, d->drawable);
+  gimp_message(had ? _("Sparse Regenerate: the snapshot was reset; the next run is a full pass.")
+                   : _("Sparse Regenerate: this layer has no snapshot yet."));
+}
+
+static gboolean same_image(gint32 image, gint32 item, gpointer data) {
+  return image == GPOINTER_TO_INT(data) && gimp_item_is_layer(item);
+}
+
+static GtkWidget *spin(GtkWidget *grid, int row, const gchar *label, gdouble value, gdouble lo,
+                       gdouble hi, gdouble step, guint digits, const gchar *tip) {
+  GtkAdjustment *adj = GTK_ADJUSTMENT(gtk_adjustment_new(value, lo, hi, step, step * 10, 0));
+  GtkWidget *sb = gtk_spin_button_new(adj, step, digits);
+  gtk_spin_button_set_numeric(GTK_SPIN_BUTTON(sb), TRUE);
+  gimp_table_attach_aligned(GTK_TABLE(grid), 0, row, label, 0.0, 0.5, sb, 1, FALSE);
+  gimp_help_set_help_data(sb, tip, NULL);
+  return sb;
+}
+
+gboolean sige_dialog_run(gint32 image, gint32 drawable, SigeSettings *s) {
+  static gboolean ui_ready;
+  if (!ui_ready) {
+    gimp_ui_init("sparse-regenerate", FALSE);
+    ui_ready = TRUE;
+  }
+  Dialog d = {.s = s, .image = image, .drawable = drawable};
+  GtkWidget *dlg = gimp_dialog_new(_("Sparse Regenerate"), "sparse-regenerate", NULL, 0,
+                                   gimp_standard_help_func, SIGE_RUN_PROC, _("_Cancel"),
+                                   GTK_RESPONSE_CANCEL, _("_OK"), GTK_RESPONSE_OK, NULL);
+  gtk_dialog_set_alternative_button_order(GTK_DIALOG(dlg), GTK_RESPONSE_OK, GTK_RESPONSE_CANCEL, -1);
+  gimp_window_set_transient(GTK_WINDOW(dlg));
+
+  GtkWidget *vbox = gtk_vbox_new(FALSE, 12);
+  gtk_container_set_border_width(GTK_CONTAINER(vbox), 12);
+  gtk_box_pack_start(GTK_BOX(gtk_dialog_get_content_area(GTK_DIALOG(dlg))), vbox, TRUE, TRUE, 0);
+
+  /* Model */
+  GtkWidget *frame = gimp_frame_new(_("Model"));
+  gtk_box_pack_start(GTK_BOX(vbox), frame, FALSE, FALSE, 0);
+  GtkWidget *tab = gtk_table_new(4, 2, FALSE);
+  gtk_table_set_col_spacings(GTK_TABLE(tab), 6);
+  gtk_table_set_row_spacings(GTK_TABLE(tab), 6);
+  gtk_container_add(GTK_CONTAINER(frame), tab);
+  d.chooser = gtk_file_chooser_button_new(_("Choose a model"), GTK_FILE_CHOOSER_ACTION_OPEN);
+  GtkFileFilter *f = gtk_file_filter_new();
+  gtk_file_filter_set_name(f, _("safetensors weights"));
+  gtk_file_filter_add_pattern(f, "*.safetensors");
+  gtk_file_chooser_add_filter(GTK_FILE_CHOOSER(d.chooser), f);
+  g_autofree gchar *current = sige_resolve_model(s);
+  if (current) gtk_file_chooser_set_filename(GTK_FILE_CHOOSER(d.chooser), current);
+  g_signal_connect(d.chooser, "file-set", G_CALLBACK(on_model_set), &d);
+  gimp_table_attach_aligned(GTK_TABLE(tab), 0, 0, _("_File:"), 0.0, 0.5, d.chooser, 1, FALSE);
+  d.recent = gtk_combo_box_text_new();
+  for (int i = 0; i < SIGE_N_RECENT && s->recent[i][0]; i++) {
+    g_autofree gchar *base = g_path_get_basename(s->recent[i]);
+    gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(d.recent), base);
+  }
+  g_signal_connect(d.recent, "changed", G_CALLBACK(on_recent), &d);
+  gimp_table_attach_aligned(GTK_TABLE(tab), 0, 1, _("_Recent:"), 0.0, 0.5, d.recent, 1, FALSE);
+  d.kind = gtk_label_new("");
+  gtk_misc_set_alignment(GTK_MISC(d.kind), 0.0, 0.5);
+  gtk_label_set_line_wrap(GTK_LABEL(d.kind), TRUE);
+  gimp_table_attach_aligned(GTK_TABLE(tab), 0, 2, _("Kind:"), 0.0, 0.5, d.kind, 1, FALSE);
+  d.use_instance = gtk_check_button_new_with_mnemonic(_("_Instance layer:"));
+  d.instance = gimp_layer_combo_box_new(same_image, GINT_TO_POINTER(image));
+  gtk_table_attach(GTK_TABLE(tab), d.use_instance, 0, 1, 3, 4, GTK_FILL, GTK_FILL, 0, 0);
+  gtk_table_attach(GTK_TABLE(tab), d.instance, 1, 2, 3, 4, GTK_FILL | GTK_EXPAND, GTK_FILL, 0, 0);
+  gimp_help_set_help_data(d.use_instance,
+                          _("GauGAN: a layer of instance ids (gray value or RGB colour per "
+                            "object); without it the class boundaries are used"),
+                          NULL);
+  update_kind(&d);
+
+  /* Generation (DDPM) */
+  frame = gimp_frame_new(_("Generation"));
+  gtk_box_pack_start(GTK_BOX(vbox), frame, FALSE, FALSE, 0);
+  tab = gtk_table_new(3, 2, FALSE);
+  gtk_table_set_col_spacings(GTK_TABLE(tab), 6);
+  gtk_table_set_row_spacings(GTK_TABLE(tab), 6);
+  gtk_container_add(GTK_CONTAINER(frame), tab);
+  GtkWidget *steps = spin(tab, 0, _("_Steps:"), s->steps, 0, 1000, 1, 0,
+                          _("DDPM sampling steps; 0 = the model's default. GauGAN ignores it."));
+  GtkWidget *strength = spin(tab, 1, _("S_trength:"), s->strength, 0, 1, 0.05, 2,
+                             _("DDPM edit strength (SDEdit); 0 = the default. GauGAN ignores it."));
+  GtkWidget *seed = spin(tab, 2, _("S_eed:"), s->seed, -1, G_MAXINT, 1, 0,
+                         _("Random seed; -1 keeps the session's."));
+
+  /* Engine */
+  frame = gimp_frame_new(_("Engine"));
+  gtk_box_pack_start(GTK_BOX(vbox), frame, FALSE, FALSE, 0);
+  tab = gtk_table_new(5, 2, FALSE);
+  gtk_table_set_col_spacings(GTK_TABLE(tab), 6);
+  gtk_table_set_row_spacings(GTK_TABLE(tab), 6);
+  gtk_container_add(GTK_CONTAINER(frame), tab);
+  GtkWidget *threshold =
+      spin(tab, 0, _("Full-pass _threshold:"), s->threshold, 0.01, 1.01, 0.01, 2,
+           _("Run a full pass instead of a sparse one when the edit reaches more than this "
+             "fraction of the image (above 1: always sparse)."));
+  GtkWidget *precision = gtk_combo_box_text_new();
+  gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(precision), _("float32"));
+  gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(precision), _("float16 (not in this build)"));
+  gtk_combo_box_set_active(GTK_COMBO_BOX(precision), s->precision);
+  gimp_table_attach_aligned(GTK_TABLE(tab), 0, 1, _("Cache _precision:"), 0.0, 0.5, precision, 1, FALSE);
+  GtkWidget *device = gtk_combo_box_text_new();
+  gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(device), _("CPU"));
+  gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(device), _("CUDA (not in this build)"));
+  gtk_combo_box_set_active(GTK_COMBO_BOX(device), s->device);
+  gimp_table_attach_aligned(GTK_TABLE(tab), 0, 2, _("_Device:"), 0.0, 0.5, device, 1, FALSE);
+  GtkWidget *threads = spin(tab, 3, _("T_hreads:"), s->threads, 0, 256, 1, 0,
+                            _("0 = all cores"));
+  GtkWidget *budget = spin(tab, 4, _("_Memory budget (MiB):"), s->budget_mib, 64, 1 << 20, 64, 0,
+                           _("Snapshots of other layers are dropped, least recently used first, "
+                             "when all of them together hold more than this."));
+
+  GtkWidget *reset = gtk_button_new_with_mnemonic(_("_Reset snapshot"));
+  gimp_help_set_help_data(reset, _("Forget this layer's snapshot; the next run is a full pass."), NULL);
+  g_signal_connect(reset, "clicked", G_CALLBACK(on_reset), &d);
+  gtk_box_pack_start(GTK_BOX(vbox), reset, FALSE, FALSE, 0);
+
+  gtk_widget_show_all(dlg);
+  const gboolean ok = gimp_dialog_run(GIMP_DIALOG(dlg)) == GTK_RESPONSE_OK;
+  if (ok) {
+    g_autofree gchar *path = gtk_file_chooser_get_filename(GTK_FILE_CHOOSER(d.chooser));
+    g_autofree gchar *deflt = sige_find_data_file("gaugan-demo.safetensors");
+    /* The default stays "" so that a reinstall elsewhere still finds it. */
+    if (path && (!deflt || strcmp(path, deflt) != 0))
+      g_strlcpy(s->model, path, sizeof s->model);
+    else
+      s->model[0] = '\0';
+    s->steps = gtk_spin_button_get_value_as_int(GTK_SPIN_BUTTON(steps));
+    s->strength = gtk_spin_button_get_value(GTK_SPIN_BUTTON(strength));
+    s->seed = gtk_spin_button_get_value_as_int(GTK_SPIN_BUTTON(seed));
+    s->threshold = gtk_spin_button_get_value(GTK_SPIN_BUTTON(threshold));
+    s->precision = gtk_combo_box_get_active(GTK_COMBO_BOX(precision));
+    s->device = gtk_combo_box_get_active(GTK_COMBO_BOX(device));
+    s->threads = gtk_spin_button_get_value_as_int(GTK_SPIN_BUTTON(threads));
+    s->budget_mib = gtk_spin_button_get_value_as_int(GTK_SPIN_BUTTON(budget));
+    gint inst = -1;
+    if (gtk_toggle_button_get_active(GTK_TOGGLE_BUTTON(d.use_instance)) &&
+        gimp_int_combo_box_get_active(GIMP_INT_COMBO_BOX(d.instance), &inst))
+      s->instance_layer = inst;
+  }
+  gtk_widget_destroy(dlg);
+  return ok;
+}
