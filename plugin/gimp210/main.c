@@ -62,8 +62,14 @@ static void install_procedures(void) {
 }
 
 static void query(void) {
-  g_autofree gchar *locale = sige_find_data_file("locale");
-  gimp_plugin_domain_register(GETTEXT_PACKAGE, NULL);
+  /* GIMP translates the menu labels with this domain, from the catalogues
+   * next to the binary when they are installed there. */
+  g_autofree gchar *exe = g_file_read_link("/proc/self/exe", NULL);
+  g_autofree gchar *dir = exe ? g_path_get_dirname(exe) : NULL;
+  g_autofree gchar *local = dir ? g_build_filename(dir, "locale", NULL) : NULL;
+  gimp_plugin_domain_register(GETTEXT_PACKAGE, local && g_file_test(local, G_FILE_TEST_IS_DIR)
+                                                   ? local
+                                                   : SIGE_LOCALEDIR);
   /* Zero parameters: GIMP starts an extension like this by itself. */
   gimp_install_procedure(SIGE_EXTENSION_PROC, "Sparse Regenerate (resident part)",
                          "Keeps the editing sessions of Sparse Regenerate in memory.",

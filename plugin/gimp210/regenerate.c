@@ -355,11 +355,12 @@ gint32 sige_run_regenerate(gint32 image, gint32 drawable, const SigeSettings *s,
     return -1;
   }
   if (report.n_nearest > 0) {
+    g_autofree gchar *count = g_strdup_printf("%" G_GINT64_FORMAT, report.n_nearest);
     g_autofree gchar *msg = g_strdup_printf(
-        _("Sparse Regenerate: %" G_GINT64_FORMAT " pixels (%.2f %%) of the label layer are not "
-          "Cityscapes colours and were mapped to the nearest class. Paint with the Cityscapes "
-          "palette (Windows > Dockable Dialogs > Palettes) and antialiasing off."),
-        report.n_nearest, 100.0 * report.n_nearest / MAX(report.n_pixels, 1));
+        _("Sparse Regenerate: %s pixels (%.2f %%) of the label layer are not Cityscapes "
+          "colours and were mapped to the nearest class. Paint with the Cityscapes palette "
+          "(Windows > Dockable Dialogs > Palettes) and antialiasing off."),
+        count, 100.0 * report.n_nearest / MAX(report.n_pixels, 1));
     gimp_message(msg);
   }
 

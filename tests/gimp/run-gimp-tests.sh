@@ -30,7 +30,7 @@ GIMP2_DIRECTORY=$profile XDG_CONFIG_HOME=$work/xdg-config XDG_CACHE_HOME=$work/x
 rc=$?
 end=$(date +%s.%N)
 sed 's/^/# gimp: /' "$work/gimp.log"
-echo "# GIMP ran for $(echo "$end - $start" | bc 2>/dev/null || echo "?") s (exit $rc)"
+echo "# GIMP ran for $(awk "BEGIN { printf \"%.1f\", $end - $start }") s (exit $rc)"
 
 n=0 failed=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
@@ -83,5 +83,9 @@ check "wrong layer size: an error and no new layer" \
 check "wrong layer size: the message names both sizes" \
   grep -q "error: The layer is 256 x 128 pixels but the model expects 512 x 256" "$work/gimp.log"
 check "Cityscapes palette installed into the profile" test -f "$profile/palettes/Cityscapes.gpl"
+for lang in de zh_CN; do
+  check "$lang catalogue translates the DDPM message" sh -c \
+    "[ \"\$(TEXTDOMAINDIR='$build/po' LANGUAGE=$lang LC_ALL=C.UTF-8 gettext sparse-regenerate 'DDPM models are not supported by this build yet')\" != 'DDPM models are not supported by this build yet' ]"
+done
 echo "1..$n"
 [ "$failed" -eq 0 ]
