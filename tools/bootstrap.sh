@@ -6,6 +6,8 @@ set -eu
 cd "$(dirname "$0")/.."
 
 PACKAGES="gcc pkg-config meson ninja-build libglib2.0-dev libjson-glib-dev libopenblas-dev libpng-dev libcmocka-dev"
+# the GIMP plug-in and its end-to-end tests (meson test suite 'gimp', GIMP in batch mode)
+GIMP_PACKAGES="gimp libgimp2.0-dev gettext"
 
 install_packages() {
   missing=""
@@ -41,11 +43,16 @@ case "${1:-}" in
       --labels data/examples/street_labels.png --out street_render.png
     ;;
   test)
+    PACKAGES="$PACKAGES $GIMP_PACKAGES"
     install_packages
-    build build
+    # a build folder set up before GIMP was installed has the plug-in off
+    [ -f build/build.ninja ] && meson configure build -Dgimp=enabled
+    build build -Dgimp=enabled
     meson test -C build --print-errorlogs
     # the unit and reference tests again under AddressSanitizer + UndefinedBehaviorSanitizer
-    build build-sanitize -Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false
+    # (without the GIMP plug-in: its process lives inside GIMP, not under the sanitizers)
+    [ -f build-sanitize/build.ninja ] && meson configure build-sanitize -Dgimp=disabled
+    build build-sanitize -Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false -Dgimp=disabled
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
       meson test -C build-sanitize --print-errorlogs --timeout-multiplier 4
     ;;
