@@ -7,6 +7,11 @@
 
 #include "sige/error.h"
 
+#if defined(__F16C__) && defined(__AVX__)
+#include <immintrin.h>
+#define SIGE_HAVE_F16C 1
+#endif
+
 void *sige_aligned_alloc(size_t bytes) {
   if (bytes == 0) bytes = SIGE_ALIGN;
   void *p = NULL;
@@ -35,7 +40,14 @@ static gboolean shape_numel(int ndim, const int64_t *shape, size_t *numel, GErro
   return TRUE;
 }
 
-static sige_tensor *tensor_alloc(int ndim, const int64_t *shape, gboolean zero, GError **error) {
+size_t sige_tensor_elem_size(const sige_tensor *t) {
+  return t->storage == SIGE_STORAGE_F16 ? sizeof(uint16_t) : sizeof(float);
+}
+
+size_t sige_tensor_bytes(const sige_tensor *t) { return t->numel * sige_tensor_elem_size(t); }
+
+static sige_tensor *tensor_alloc_as(int ndim, const int64_t *shape, sige_storage storage,
+                                    gboolean zero, GError **error) {
   size_t numel;
   if (!shape_numel(ndim, shape, &numel, error)) return NULL;
   sige_tensor *t = g_new0(sige_tensor, 1);
@@ -43,15 +55,21 @@ static sige_tensor *tensor_alloc(int ndim, const int64_t *shape, gboolean zero, 
   for (int i = 0; i < SIGE_MAX_DIMS; i++) t->shape[i] = i < ndim ? shape[i] : 1;
   t->numel = numel;
   t->owned = TRUE;
-  t->data = sige_aligned_alloc(numel * sizeof(float));
+  t->storage = storage;
+  const size_t bytes = sige_tensor_bytes(t);
+  t->data = sige_aligned_alloc(bytes);
   if (!t->data) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_NOMEM, "out of memory allocating a tensor of %zu MiB",
-                numel * sizeof(float) >> 20);
+                bytes >> 20);
     g_free(t);
     return NULL;
   }
-  if (zero) memset(t->data, 0, numel * sizeof(float));
+  if (zero) memset(t->data, 0, bytes);
   return t;
+}
+
+static sige_tensor *tensor_alloc(int ndim, const int64_t *shape, gboolean zero, GError **error) {
+  return tensor_alloc_as(ndim, shape, SIGE_STORAGE_F32, zero, error);
 }
 
 sige_tensor *sige_tensor_new(int ndim, const int64_t *shape, GError **error) {
@@ -81,10 +99,28 @@ sige_tensor *sige_tensor_view(float *data, int ndim, const int64_t *shape) {
 }
 
 sige_tensor *sige_tensor_dup(const sige_tensor *src, GError **error) {
+  sige_tensor *t = tensor_alloc_as(src->ndim, src->shape, src->storage, FALSE, error);
+  if (!t) return NULL;
+  t->layout = src->layout;
+  memcpy(t->data, src->data, sige_tensor_bytes(src));
+  return t;
+}
+
+sige_tensor *sige_tensor_to_f32(const sige_tensor *src, GError **error) {
+  if (src->storage == SIGE_STORAGE_F32) return sige_tensor_dup(src, error);
   sige_tensor *t = tensor_alloc(src->ndim, src->shape, FALSE, error);
   if (!t) return NULL;
   t->layout = src->layout;
-  memcpy(t->data, src->data, src->numel * sizeof(float));
+  sige_f16_to_f32_n(src->data16, t->data, src->numel);
+  return t;
+}
+
+sige_tensor *sige_tensor_to_f16(const sige_tensor *src, GError **error) {
+  if (src->storage == SIGE_STORAGE_F16) return sige_tensor_dup(src, error);
+  sige_tensor *t = tensor_alloc_as(src->ndim, src->shape, SIGE_STORAGE_F16, FALSE, error);
+  if (!t) return NULL;
+  t->layout = src->layout;
+  sige_f32_to_f16_n(src->data, t->data16, src->numel);
   return t;
 }
 
@@ -164,3 +200,31 @@ float sige_bf16_to_f32(uint16_t h) {
   memcpy(&f, &bits, sizeof f);
   return f;
 }
+
+#ifdef SIGE_HAVE_F16C
+/* _mm256_cvtps_ph with round-to-nearest-even and F16C's exact widening give
+ * the same bits as the scalar functions above (the MXCSR flush/denormal
+ * modes do not apply to these instructions). */
+void sige_f16_to_f32_n(const uint16_t *src, float *dst, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+  for (; i < n; i++) dst[i] = sige_f16_to_f32(src[i]);
+}
+
+void sige_f32_to_f16_n(const float *src, uint16_t *dst, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128((__m128i *)(dst + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+  for (; i < n; i++) dst[i] = sige_f32_to_f16(src[i]);
+}
+#else
+void sige_f16_to_f32_n(const uint16_t *src, float *dst, size_t n) {
+  for (size_t i = 0; i < n; i++) dst[i] = sige_f16_to_f32(src[i]);
+}
+
+void sige_f32_to_f16_n(const float *src, uint16_t *dst, size_t n) {
+  for (size_t i = 0; i < n; i++) dst[i] = sige_f32_to_f16(src[i]);
+}
+#endif

@@ -86,7 +86,11 @@ typedef struct {
  * F.interpolate(mode="nearest") source indices for src -> dst. */
 void sige_nearest_indices(int src, int dst, int *idx);
 
-/* ---- kernels ------------------------------------------------------------ */
+/* ---- kernels ------------------------------------------------------------
+ * Full tensors (src, dst, residual, res_cache) may have F16 storage (the
+ * fp16 activation caches, see sige_session_options.fp16_caches): values are
+ * widened to float32 on read, computed in float32, and rounded to nearest
+ * half once on write.  Block batches are always float32. */
 /* out: CNHW [C][nb][b][b] with b = g->block.  For each active block, copies
  * the b x b window of `src` (read through map) at the block's corner;
  * positions outside the logical tensor are 0 and untransformed; inside,
@@ -122,7 +126,8 @@ typedef struct sige_undo_log sige_undo_log;
 sige_undo_log *sige_undo_log_new(void);
 void sige_undo_log_free(sige_undo_log *log);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sige_undo_log, sige_undo_log_free)
-/* Saves the output tiles that sige_scatter with (g, ab) would write in dst. */
+/* Saves the output tiles that sige_scatter with (g, ab) would write in dst
+ * (F32 or F16: the raw elements, so F16 tiles take half the bytes). */
 gboolean sige_undo_log_save_blocks(sige_undo_log *log, sige_tensor *dst,
                                    const sige_block_geometry *g, const sige_active_blocks *ab,
                                    GError **error);

@@ -2,7 +2,12 @@
  *
  * 4-D tensors are NCHW unless `layout` says CNHW: a batch of gathered blocks is
  * kept channel-major ([C][N][H][W]) so that one GEMM covers every block of a
- * layer.  A tensor either owns its memory or is a view into another buffer. */
+ * layer.  A tensor either owns its memory or is a view into another buffer.
+ *
+ * A tensor may instead store its elements as IEEE half (storage F16, data16):
+ * only the activation caches do, to halve their memory.  Every dense op
+ * refuses F16 tensors; the sparse kernels (gather, scatter, the undo log) read
+ * and write them, and sige_tensor_to_f32 converts one for anything else. */
 #pragma once
 #include <glib.h>
 #include <stddef.h>
@@ -15,13 +20,21 @@ G_BEGIN_DECLS
 
 typedef enum { SIGE_LAYOUT_NCHW = 0, SIGE_LAYOUT_CNHW = 1 } sige_layout;
 
+/* How elements are stored; zero (F32) is the default of every constructor
+ * and of a zero-initialised struct. */
+typedef enum { SIGE_STORAGE_F32 = 0, SIGE_STORAGE_F16 = 1 } sige_storage;
+
 typedef struct sige_tensor {
-  float *data;
+  union {
+    float *data;      /* storage F32 */
+    uint16_t *data16; /* storage F16: IEEE binary16 bit patterns */
+  };
   int ndim;
   int64_t shape[SIGE_MAX_DIMS]; /* unused trailing entries are 1 */
   size_t numel;
   sige_layout layout;
   gboolean owned; /* data is freed with the tensor */
+  sige_storage storage;
 } sige_tensor;
 
 /* Shorthands for 4-D tensors (logical NCHW order whatever the layout). */
@@ -39,7 +52,16 @@ sige_tensor *sige_tensor_new4(int n, int c, int h, int w, GError **error);
 sige_tensor *sige_tensor_new4_uninit(int n, int c, int h, int w, GError **error);
 /* A view on `data` (not freed with the tensor). */
 sige_tensor *sige_tensor_view(float *data, int ndim, const int64_t *shape);
+/* An owned copy with the same storage (F16 stays F16). */
 sige_tensor *sige_tensor_dup(const sige_tensor *t, GError **error);
+/* Owned copies converted to F32 / F16 storage (a plain copy when t already
+ * has that storage), keeping shape and layout.  Rounding to F16 is to
+ * nearest-even; values beyond +-65504 become infinities. */
+sige_tensor *sige_tensor_to_f32(const sige_tensor *t, GError **error);
+sige_tensor *sige_tensor_to_f16(const sige_tensor *t, GError **error);
+/* Bytes per element (4 or 2) and bytes of the elements (numel * that). */
+size_t sige_tensor_elem_size(const sige_tensor *t);
+size_t sige_tensor_bytes(const sige_tensor *t);
 void sige_tensor_free(sige_tensor *t);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sige_tensor, sige_tensor_free)
 
@@ -55,5 +77,10 @@ void sige_aligned_free(void *p);
 float sige_f16_to_f32(uint16_t h);
 uint16_t sige_f32_to_f16(float f);
 float sige_bf16_to_f32(uint16_t h);
+/* The same conversions over n contiguous values, bit-identical to the
+ * scalar ones (F16C instructions when the build targets a CPU that has
+ * them, except for NaN payloads). */
+void sige_f16_to_f32_n(const uint16_t *src, float *dst, size_t n);
+void sige_f32_to_f16_n(const float *src, uint16_t *dst, size_t n);
 
 G_END_DECLS

@@ -48,7 +48,7 @@ void sige_ops_affine_act(const float *x, float *y, size_t n, float s, float b, s
 #define ACT_CHUNK ((size_t)1 << 14)
 
 void sige_activation(sige_ctx *ctx, const sige_tensor *x, sige_act act, sige_tensor *out) {
-  g_return_if_fail(ctx && x && out);
+  g_return_if_fail(ctx && x && out && sige_ops_f32(x) && sige_ops_f32(out));
   g_return_if_fail(sige_tensor_same_shape(x, out) && x->layout == out->layout);
   const size_t n = x->numel;
   const long chunks = (long)((n + ACT_CHUNK - 1) / ACT_CHUNK);

@@ -133,6 +133,7 @@ gboolean sige_attention(sige_ctx *ctx, const sige_tensor *x, const sige_attentio
                         sige_tensor *out, GError **error) {
   g_return_val_if_fail(ctx && x && p && out, FALSE);
   g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+  if (!sige_ops_check_f32(error, "attention", x, out, NULL, NULL)) return FALSE;
   if (!check_attention(x, p, out, TRUE, error)) return FALSE;
   if (out->data == x->data) {
     sige_ops_shape_error(error, "attention", "out must not alias x", x, "x", NULL, NULL, NULL,
@@ -151,6 +152,7 @@ gboolean sige_attention_frozen(sige_ctx *ctx, const sige_tensor *x,
                                const float *shift, sige_tensor *out, GError **error) {
   g_return_val_if_fail(ctx && x && p && scale && shift && out, FALSE);
   g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+  if (!sige_ops_check_f32(error, "attention_frozen", x, out, NULL, NULL)) return FALSE;
   if (!check_attention(x, p, out, FALSE, error)) return FALSE;
   if (out->data == x->data) {
     sige_ops_shape_error(error, "attention_frozen", "out must not alias x", x, "x", NULL, NULL,

@@ -7,7 +7,7 @@
 
 static gboolean same_layout3(const sige_tensor *a, const sige_tensor *b, const sige_tensor *c) {
   return sige_tensor_same_shape(a, b) && sige_tensor_same_shape(a, c) && a->layout == b->layout &&
-         a->layout == c->layout;
+         a->layout == c->layout && sige_ops_f32(a) && sige_ops_f32(b) && sige_ops_f32(c);
 }
 
 void sige_add(sige_ctx *ctx, const sige_tensor *a, const sige_tensor *b, sige_tensor *out) {
@@ -26,7 +26,7 @@ void sige_add(sige_ctx *ctx, const sige_tensor *a, const sige_tensor *b, sige_te
 
 void sige_spade_modulate(sige_ctx *ctx, const sige_tensor *x, const sige_tensor *gamma,
                          const sige_tensor *beta, sige_tensor *out) {
-  g_return_if_fail(ctx && x && gamma && beta && out);
+  g_return_if_fail(ctx && x && gamma && beta && out && sige_ops_f32(out));
   g_return_if_fail(same_layout3(x, gamma, beta) && sige_tensor_same_shape(x, out) &&
                    x->layout == out->layout);
   const size_t n = x->numel;
@@ -49,6 +49,7 @@ void sige_concat_channels(sige_ctx *ctx, const sige_tensor *a, const sige_tensor
                    out->shape[1] == a->shape[1] + b->shape[1] && out->shape[2] == a->shape[2] &&
                    out->shape[3] == a->shape[3]);
   g_return_if_fail(a->layout == b->layout && a->layout == out->layout);
+  g_return_if_fail(sige_ops_f32(a) && sige_ops_f32(b) && sige_ops_f32(out));
   g_return_if_fail(out->data != a->data && out->data != b->data);
   (void)ctx;
   if (a->layout == SIGE_LAYOUT_CNHW) {

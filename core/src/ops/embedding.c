@@ -6,6 +6,7 @@
 
 void sige_timestep_embedding(const float *t, int n, int dim, sige_tensor *out) {
   g_return_if_fail(t && out && out->ndim == 2 && out->shape[0] == n && out->shape[1] == dim);
+  g_return_if_fail(out->storage == SIGE_STORAGE_F32);
   const int half = dim / 2;
   /* half == 1 would divide by zero, as it does in the Python original. */
   g_return_if_fail(half >= 2);

@@ -7,6 +7,7 @@ void sige_group_norm_affine(sige_ctx *ctx, const sige_tensor *x, int groups, flo
                             const sige_tensor *gamma, const sige_tensor *beta, float *scale,
                             float *shift) {
   g_return_if_fail(ctx && sige_ops_is4(x) && scale && shift);
+  g_return_if_fail(sige_ops_f32(x) && sige_ops_f32(gamma) && sige_ops_f32(beta));
   const int n_img = SIGE_N(x), c_all = SIGE_C(x);
   g_return_if_fail(groups >= 1 && c_all % groups == 0);
   g_return_if_fail(!gamma || (int64_t)gamma->numel == c_all);
@@ -49,6 +50,7 @@ void sige_channel_affine(sige_ctx *ctx, const sige_tensor *x, const float *scale
                          const float *shift, gboolean per_sample, sige_act act,
                          sige_tensor *out) {
   g_return_if_fail(ctx && sige_ops_is4(x) && sige_ops_is4(out) && scale && shift);
+  g_return_if_fail(sige_ops_f32(x) && sige_ops_f32(out));
   g_return_if_fail(sige_tensor_same_shape(x, out) && x->layout == out->layout);
   const int n_img = SIGE_N(x), c_all = SIGE_C(x);
   const size_t hw = (size_t)SIGE_H(x) * (size_t)SIGE_W(x);
@@ -65,6 +67,7 @@ void sige_channel_affine(sige_ctx *ctx, const sige_tensor *x, const float *scale
 void sige_group_norm(sige_ctx *ctx, const sige_tensor *x, int groups, float eps,
                      const sige_tensor *gamma, const sige_tensor *beta, sige_tensor *out) {
   g_return_if_fail(ctx && sige_ops_is4(x) && sige_ops_is4(out));
+  g_return_if_fail(sige_ops_f32(x) && sige_ops_f32(out));
   g_return_if_fail(sige_tensor_same_shape(x, out) && x->layout == out->layout);
   g_return_if_fail(groups >= 1 && SIGE_C(x) % groups == 0);
   const size_t nc = (size_t)SIGE_N(x) * (size_t)SIGE_C(x);
@@ -85,6 +88,7 @@ void sige_batch_norm(sige_ctx *ctx, const sige_tensor *x, const sige_tensor *run
                      const sige_tensor *running_var, const sige_tensor *gamma,
                      const sige_tensor *beta, float eps, sige_tensor *out) {
   g_return_if_fail(ctx && sige_ops_is4(x) && sige_ops_is4(out) && running_mean && running_var);
+  g_return_if_fail(sige_ops_f32(x) && sige_ops_f32(out));
   g_return_if_fail(sige_tensor_same_shape(x, out) && x->layout == out->layout);
   const int c_all = SIGE_C(x);
   g_return_if_fail((int64_t)running_mean->numel == c_all &&

@@ -31,6 +31,18 @@ static inline float *sige_ops_plane(const sige_tensor *t, int n, int c) {
 
 static inline gboolean sige_ops_is4(const sige_tensor *t) { return t && t->ndim == 4; }
 
+/* The dense ops compute in float32 only: a tensor with F16 storage (an fp16
+ * activation cache) reaching one is a caller bug, refused rather than read as
+ * floats.  NULL passes (optional arguments). */
+static inline gboolean sige_ops_f32(const sige_tensor *t) {
+  return !t || t->storage == SIGE_STORAGE_F32;
+}
+
+/* SIGE_ERROR_INVALID naming the op when one of a..d (may be NULL) is F16. */
+G_GNUC_INTERNAL gboolean sige_ops_check_f32(GError **error, const char *op, const sige_tensor *a,
+                                            const sige_tensor *b, const sige_tensor *c,
+                                            const sige_tensor *d);
+
 /* SIGE_ERROR_SHAPE with the op's name, a free-form reason and up to three
  * tensors' shapes (NULL entries are skipped). */
 G_GNUC_INTERNAL void sige_ops_shape_error(GError **error, const char *op, const char *reason,

@@ -5,7 +5,8 @@
 
 static gboolean resize_shapes_ok(const sige_tensor *x, const sige_tensor *out) {
   return sige_ops_is4(x) && sige_ops_is4(out) && x->shape[0] == out->shape[0] &&
-         x->shape[1] == out->shape[1] && x->layout == out->layout && x->data != out->data;
+         x->shape[1] == out->shape[1] && x->layout == out->layout && x->data != out->data &&
+         sige_ops_f32(x) && sige_ops_f32(out);
 }
 
 /* torch's legacy "nearest" index: the scale is rounded to float first, which

@@ -1,19 +1,22 @@
 /* The undo log of in-place cache writes.  Each record keeps the bytes a
  * write is about to overwrite; rollback copies them back newest first, so
- * overlapping records end with the oldest contents. */
+ * overlapping records end with the oldest contents.  Records copy raw
+ * elements, so an F16 cache is saved as halves (half the bytes) and restored
+ * bit for bit. */
 #include <string.h>
 
 #include "sige/error.h"
 #include "sparse_internal.h"
 
 typedef struct {
-  float *base;       /* the tensor's data */
+  char *base;        /* the tensor's data */
+  size_t esize;      /* bytes per element (float or half) */
   int c, w;          /* channels, row length of the tensor */
   size_t plane;      /* h * w */
   int n;             /* tiles; a whole-tensor record is one tile */
   sige_tile *tiles;
-  float *saved;      /* the tiles, channel-major within each tile */
-  size_t floats;
+  char *saved;       /* the tiles, channel-major within each tile */
+  size_t elems;
 } undo_record;
 
 struct sige_undo_log {
@@ -22,7 +25,7 @@ struct sige_undo_log {
 };
 
 static size_t record_bytes(const undo_record *r) {
-  return r->floats * sizeof(float) + (size_t)r->n * sizeof(sige_tile) + sizeof(undo_record);
+  return r->elems * r->esize + (size_t)r->n * sizeof(sige_tile) + sizeof(undo_record);
 }
 
 static void record_clear(undo_record *r) {
@@ -57,27 +60,29 @@ size_t sige_undo_log_bytes(const sige_undo_log *log) {
 }
 
 static void copy_tiles(undo_record *r, gboolean save) {
-  float *s = r->saved;
+  char *s = r->saved;
+  const size_t es = r->esize;
   for (int k = 0; k < r->n; k++) {
     const sige_tile *t = &r->tiles[k];
+    const size_t row_bytes = (size_t)t->cols * es;
     for (int ch = 0; ch < r->c; ch++) {
-      float *p = r->base + (size_t)ch * r->plane + (size_t)t->r0 * r->w + t->c0;
-      for (int i = 0; i < t->rows; i++, p += r->w, s += t->cols) {
+      char *p = r->base + ((size_t)ch * r->plane + (size_t)t->r0 * r->w + t->c0) * es;
+      for (int i = 0; i < t->rows; i++, p += (size_t)r->w * es, s += row_bytes) {
         if (save)
-          memcpy(s, p, (size_t)t->cols * sizeof(float));
+          memcpy(s, p, row_bytes);
         else
-          memcpy(p, s, (size_t)t->cols * sizeof(float));
+          memcpy(p, s, row_bytes);
       }
     }
   }
 }
 
 static gboolean push(sige_undo_log *log, undo_record *r, GError **error) {
-  r->saved = r->floats ? g_try_malloc(r->floats * sizeof(float)) : NULL;
-  if (r->floats && !r->saved) {
+  r->saved = r->elems ? g_try_malloc(r->elems * r->esize) : NULL;
+  if (r->elems && !r->saved) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_NOMEM,
                 "out of memory saving %zu KiB of cached activations for undo",
-                r->floats * sizeof(float) >> 10);
+                r->elems * r->esize >> 10);
     record_clear(r);
     return FALSE;
   }
@@ -95,7 +100,8 @@ gboolean sige_undo_log_save_blocks(sige_undo_log *log, sige_tensor *dst,
                        FALSE);
   g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
   undo_record r = {0};
-  r.base = dst->data;
+  r.base = (char *)dst->data;
+  r.esize = sige_tensor_elem_size(dst);
   r.c = SIGE_C(dst);
   r.w = SIGE_W(dst);
   r.plane = (size_t)SIGE_H(dst) * (size_t)r.w;
@@ -109,7 +115,7 @@ gboolean sige_undo_log_save_blocks(sige_undo_log *log, sige_tensor *dst,
     sige_tile t = sige_block_tile(g, ab->corners + 2 * k, SIGE_H(dst), r.w);
     if (t.rows == 0) continue;
     r.tiles[r.n++] = t;
-    r.floats += (size_t)t.rows * (size_t)t.cols * (size_t)r.c;
+    r.elems += (size_t)t.rows * (size_t)t.cols * (size_t)r.c;
   }
   return push(log, &r, error);
 }
@@ -119,7 +125,8 @@ gboolean sige_undo_log_save_tensor(sige_undo_log *log, sige_tensor *t, GError **
   g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
   /* the whole buffer as one row of one tile, whatever the shape */
   undo_record r = {0};
-  r.base = t->data;
+  r.base = (char *)t->data;
+  r.esize = sige_tensor_elem_size(t);
   r.c = 1;
   r.w = 0;
   r.plane = 0;
@@ -136,7 +143,7 @@ gboolean sige_undo_log_save_tensor(sige_undo_log *log, sige_tensor *t, GError **
     return FALSE;
   }
   r.tiles[0] = (sige_tile){.r0 = 0, .c0 = 0, .rows = t->numel ? 1 : 0, .cols = (int)t->numel};
-  r.floats = t->numel;
+  r.elems = t->numel;
   return push(log, &r, error);
 }
 
