@@ -255,7 +255,11 @@ static gboolean time_sparse(const sige_model *m, const bench_opts *o, const sige
   g_autoptr(sige_session) s = sige_session_new(m, &so, error);
   if (!s || !sige_session_snapshot(s, orig, NULL, error)) return FALSE;
   const uint64_t snapshot_dense_macs = sige_session_last_stats(s)->dense_macs;
-  if (o->sparse_only) r->dense_macs = snapshot_dense_macs;
+  if (o->sparse_only) {
+    r->dense_macs = snapshot_dense_macs;
+    g_autoptr(sige_ctx) ctx = sige_ctx_new(o->threads); /* only to resolve the count */
+    r->threads = sige_ctx_threads(ctx);
+  }
   g_autofree double *ms = g_new(double, o->runs);
   for (int i = -o->warmup; i < o->runs; i++) {
     const double t0 = now_ms();
