@@ -1,0 +1,119 @@
+/* Diffusion samplers for SDEdit-style editing: DDIM (eta 0) and the multistep
+ * DPM-Solver++ of the published interactive demo.  Pure numerics: the caller
+ * runs the model, the sampler turns its noise prediction into the next x.
+ *
+ * Timesteps.  As in the published runner, the integer timesteps are
+ *   seq = range(0, noise_level, noise_level / sample_steps)   (integer division)
+ * walked from the largest down: (200, 4) gives 150, 100, 50, 0 and (300, 5)
+ * gives 240, 180, 120, 60, 0.  When noise_level is not a multiple of
+ * sample_steps seq is longer than sample_steps ((1000, 3) gives 999, 666,
+ * 333, 0).  Step i (0-based, in running order) feeds the UNet
+ * t_i = sige_sampler_timestep(i) and moves x from t_i to t_{i+1}:
+ *   DDIM: one step per timestep, steps = len(seq), t_steps = -1 (clean);
+ *   DPM-Solver++: steps = len(seq) - 1 and t_steps = 0.  The demo's solver
+ *     updates between consecutive timesteps and returns the x at the smallest
+ *     one; it evaluates the model there too but never uses the result, so
+ *     that evaluation is not a step here.  (300 in 5: four model
+ *     evaluations, at 240, 180, 120, 60; the result is the x at timestep 0.)
+ *
+ * Schedule.  betas = linspace(beta_start, beta_end, total_steps) rounded to
+ * float32 (the published code stores them so), a[t] = prod_{s<=t} (1 -
+ * betas[s]) accumulated in double, and a[-1] = 1.
+ *
+ * alpha_bar(i) = a[t_i] for both samplers, i in 0..steps: the level the
+ * published code noises the clean images at (the SDEdit start and the
+ * original trajectory used by the reset), and the one it divides by to turn
+ * the model's noise into a data prediction.  So alpha_bar(steps) is 1 for
+ * DDIM (the last reset pastes x0_orig itself) and a[0] = 1 - beta_start for
+ * DPM-Solver++ (its result keeps a 1e-2 trace of the noise, as the demo's).
+ *
+ * DPM-Solver++ internally places the x of step i at the continuous time
+ * tc_i = (t_i + 1) / total_steps + 1 / N on the discrete VP schedule (N the
+ * schedule length after the published log-SNR clip at -5.1; N = total_steps
+ * for the linear schedule), log alpha interpolated piecewise-linearly between
+ * the points (k / N, 0.5 log a[k-1]).  With N = total_steps that is a[t_i + 1],
+ * one discrete step later than alpha_bar(i): the published sampler does
+ * exactly this and the reference vectors carry it, so it is kept.
+ * sige_sampler_solver_alpha_bar() returns that internal level.
+ *
+ * The loop (SDEdit with the mask reset) is
+ *   x = noisy(0, x0_edit, noise)
+ *   for i in 0 .. steps-1:
+ *     eps = model(x, model_t(i)); step(i, x, eps)
+ *     noisy(i + 1, x0_orig, noise) -> x_orig_next; sige_sdedit_reset(x, x_orig_next, mask)
+ * and leaves the edited image in x.  Without the reset it reproduces the
+ * reference `sdedit_dense` of both reference cases. */
+#pragma once
+#include <glib.h>
+#include "sige/tensor.h"
+
+G_BEGIN_DECLS
+
+typedef enum { SIGE_SAMPLER_DDIM, SIGE_SAMPLER_DPM_SOLVER_PP } sige_sampler_kind;
+
+typedef struct {
+  sige_sampler_kind kind;
+  int total_steps;             /* length of the training schedule (1000) */
+  double beta_start, beta_end; /* linear betas (1e-4 .. 0.02) */
+  int noise_level;             /* SDEdit start: seq = range(0, noise_level, skip) */
+  int sample_steps;            /* requested steps; skip = noise_level / sample_steps */
+  int order;                   /* DPM-Solver++ multistep order, 1..3 (2) */
+  /* DPM-Solver++: lower the order of the last updates when seq is shorter
+   * than 10 (the published rule: order min(order, len(seq) - i) at step i). */
+  gboolean lower_order_final;
+} sige_sampler_config;
+
+/* The interactive demo's settings: linear 1e-4..0.02 over 1000, 10 steps
+ * from noise level 750, order 2, lower_order_final on. */
+void sige_sampler_config_init(sige_sampler_config *c, sige_sampler_kind kind);
+
+typedef struct sige_sampler sige_sampler;
+
+/* Validates c (SIGE_ERROR_INVALID naming the field): total_steps >= 1,
+ * 0 < beta_start <= beta_end < 1, 1 <= sample_steps <= noise_level <=
+ * total_steps; DPM-Solver++: order 1..3 and sample_steps >= 2. */
+sige_sampler *sige_sampler_new(const sige_sampler_config *c, GError **error);
+void sige_sampler_free(sige_sampler *s);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(sige_sampler, sige_sampler_free)
+
+sige_sampler_kind sige_sampler_get_kind(const sige_sampler *s);
+/* Number of model evaluations = updates (see above: DDIM len(seq),
+ * DPM-Solver++ len(seq) - 1). */
+int sige_sampler_steps(const sige_sampler *s);
+/* Integer timestep of step i, i in 0..steps (at i = steps: -1 for DDIM,
+ * 0 for DPM-Solver++). */
+int sige_sampler_timestep(const sige_sampler *s, int i);
+/* The t given to the UNet at step i (the integer timestep as a float). */
+float sige_sampler_model_t(const sige_sampler *s, int i);
+/* a[t_i] (see above), i in 0..steps; with a[-1] = 1. */
+double sige_sampler_alpha_bar(const sige_sampler *s, int i);
+/* The cumulative alpha the update rule assumes x at step i lives at: equal
+ * to alpha_bar(i) for DDIM; DPM-Solver++'s continuous-time level (a[t_i + 1]
+ * for the linear schedule). */
+double sige_sampler_solver_alpha_bar(const sige_sampler *s, int i);
+
+/* Forgets the multistep history (a new trajectory).  step(0) does it too. */
+void sige_sampler_reset(sige_sampler *s);
+/* One update: x (in: at step i, out: at step i + 1) from the model's noise
+ * prediction eps at step i.  Steps must run in order 0, 1, ..., steps-1
+ * within a trajectory (DPM-Solver++ keeps the data predictions of earlier
+ * steps); anything else, or eps/x of different shapes, is SIGE_ERROR_INVALID
+ * / SIGE_ERROR_SHAPE and leaves x untouched. */
+gboolean sige_sampler_step(sige_sampler *s, int i, sige_tensor *x, const sige_tensor *eps,
+                           GError **error);
+
+/* out = sqrt(alpha_bar(i)) x0 + sqrt(1 - alpha_bar(i)) noise, elementwise
+ * (out may alias x0 or noise; all three have the same number of elements). */
+void sige_sampler_noisy(const sige_sampler *s, int i, const sige_tensor *x0,
+                        const sige_tensor *noise, sige_tensor *out);
+
+/* x = x_orig_next where mask == 0, x kept where mask != 0.  mask is H x W
+ * (x's last two dimensions), broadcast over batch and channels. */
+void sige_sdedit_reset(sige_tensor *x, const sige_tensor *x_orig_next, const guint8 *mask);
+
+/* Standard-normal noise from a seed, the same on every machine: splitmix64
+ * uniforms (53-bit) through the Box-Muller transform in double, two normals
+ * per pair of uniforms, filled in storage order. */
+void sige_normal_noise(guint64 seed, sige_tensor *out);
+
+G_END_DECLS
