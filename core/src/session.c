@@ -79,12 +79,16 @@ static sige_rect diff_rect(const sige_tensor *a, const sige_tensor *b) {
   return (sige_rect){x0, y0, x1 - x0 + 1, y1 - y0 + 1};
 }
 
-static gboolean full_pass(sige_session *s, const sige_tensor *input, sige_tensor **result,
+static gboolean full_pass(sige_session *s, const sige_tensor *input, sige_progress_fn progress,
+                          void *user_data, const gint *cancel, sige_tensor **result,
                           GError **error) {
   sige_run run;
   sige_cache fresh;
   sige_cache_init(&fresh);
   sige_run_init_full(&run, s->ctx, &fresh);
+  run.cancel = cancel;
+  run.progress = progress;
+  run.progress_data = user_data;
   run.fp16 = s->opts.fp16_caches;
   sige_ctx_reset_macs(s->ctx);
   gint64 t0 = g_get_monotonic_time();
@@ -125,7 +129,7 @@ gboolean sige_session_snapshot(sige_session *s, const sige_tensor *input, sige_t
                                GError **error) {
   if (!check_input(s, input, error)) return FALSE;
   sige_tensor *result = NULL;
-  if (!full_pass(s, input, &result, error)) return FALSE;
+  if (!full_pass(s, input, NULL, NULL, NULL, &result, error)) return FALSE;
   s->stats.edit_ratio = 1.0;
   return commit(s, input, result, output, error);
 }
@@ -158,8 +162,9 @@ static gboolean regenerate(sige_session *s, const sige_tensor *edited, const sig
   sige_sparse_params p;
   sige_model_sparse_params(s->model, &p);
   const int64_t count = sige_mask_count(mask);
-  s->stats.edit_ratio = (double)count / ((double)mask->h * mask->w);
+  const double ratio = (double)count / ((double)mask->h * mask->w);
   if (count == 0) {
+    s->stats.edit_ratio = 0;
     /* nothing changed: the published pyramid would turn this into a full
      * mask; we answer from the cache */
     s->stats.macs = 0;
@@ -171,8 +176,9 @@ static gboolean regenerate(sige_session *s, const sige_tensor *edited, const sig
     return TRUE;
   }
   sige_tensor *result = NULL;
-  if (s->stats.edit_ratio > s->opts.full_pass_above) {
-    if (!full_pass(s, edited, &result, error)) return FALSE;
+  if (ratio > s->opts.full_pass_above) {
+    /* cancellable too: the old caches stay until the new pass succeeds */
+    if (!full_pass(s, edited, progress, user_data, cancel, &result, error)) return FALSE;
   } else {
     g_autoptr(sige_mask_pyramid) pyr = sige_mask_pyramid_new(
         mask, p.min_h, p.min_w, p.pyramid_dilation, p.pyramid_threshold);
@@ -195,6 +201,7 @@ static gboolean regenerate(sige_session *s, const sige_tensor *edited, const sig
     s->stats.seconds = (g_get_monotonic_time() - t0) / 1e6;
     s->stats.was_sparse = TRUE;
   }
+  s->stats.edit_ratio = ratio;
   if (changed) *changed = diff_rect(s->output, result);
   if (progress) progress(1.0, user_data);
   return commit(s, edited, result, output, error);
