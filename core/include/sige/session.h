@@ -35,14 +35,16 @@ typedef struct {
    * input, run a full pass instead of a sparse one (it is then cheaper, and
    * gives exactly the dense result).  > 1 disables it. */
   double full_pass_above;
-  /* Store the activation caches as IEEE half (default FALSE): about half the
-   * cache memory, for a small output error.  Computation stays float32; each
+  /* Store the activation caches as IEEE half (default FALSE): half the cache
+   * memory, for a small output error.  Computation stays float32; each
    * cached value is rounded once when stored (relative error <= 2^-11), and
    * the full pass goes on with the rounded values so that sparse passes stay
-   * consistent with it (outputs then differ from the float32 caches' by
-   * rounding: measured max 1.2e-3 ... on the tiny GauGAN reference, see
-   * docs/SPARSE-ENGINE.md, "fp16 caches").  The current input and output
-   * stay float32. */
+   * consistent with it: the snapshot's output already carries the rounding,
+   * and an edit changes only the pixels it reaches.  Outputs differ from a
+   * float32-cache session's by at most 8e-3 on the tiny GauGAN reference
+   * (tanh images) and 2e-4 on the tiny DDPM one (measured; bounded in
+   * tests/unit/session_fp16, see docs/SPARSE-ENGINE.md, "fp16 caches").  The
+   * current input and output stay float32. */
   gboolean fp16_caches;
 } sige_session_options;
 void sige_session_options_init(sige_session_options *o);

@@ -306,6 +306,10 @@ static gboolean norm_stats(const ddpm_model *m, sige_run *run, const sige_tensor
 
 static sige_tensor *concat(sige_run *run, const sige_tensor *a, const sige_tensor *b,
                            GError **error) {
+  /* a sparse layer's output may be an F16 cache view (fp16 caches) */
+  g_autoptr(sige_tensor) a32 = NULL, b32 = NULL;
+  if (a->storage == SIGE_STORAGE_F16 && !(a = a32 = sige_tensor_to_f32(a, error))) return NULL;
+  if (b->storage == SIGE_STORAGE_F16 && !(b = b32 = sige_tensor_to_f32(b, error))) return NULL;
   sige_tensor *out =
       sige_tensor_new4_uninit(1, SIGE_C(a) + SIGE_C(b), SIGE_H(a), SIGE_W(a), error);
   if (out) sige_concat_channels(run->ctx, a, b, out);
@@ -514,6 +518,11 @@ gboolean sige_ddpm_forward(const ddpm_model *m, sige_run *run, const sige_tensor
   }
   /* norm_out uses fresh statistics in every mode */
   if (!sige_run_layer(run, FALSE, error)) goto done;
+  if (h->storage == SIGE_STORAGE_F16) { /* an F16 cache view (fp16 caches) */
+    sige_tensor *h32 = sige_tensor_to_f32(h, error);
+    sige_tensor_free(h);
+    if (!(h = h32)) goto done;
+  }
   {
     const int C = SIGE_C(h);
     g_autofree float *scale = g_new(float, C), *shift = g_new(float, C);
