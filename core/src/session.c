@@ -9,16 +9,38 @@ struct sige_session {
   const sige_model *model;
   sige_session_options opts;
   sige_ctx *ctx;
-  sige_cache cache;
+  int n_steps;         /* model passes per call: 1, or the sampler's steps */
+  sige_cache *caches;  /* one cache set per step */
   sige_tensor *input;  /* current input (snapshot or last edit) */
   sige_tensor *output; /* current output */
   sige_session_stats stats;
+  /* SDEdit */
+  sige_sampler *sampler;
+  sige_tensor *noise;
+  sige_tensor **traj; /* n_steps + 1: x at each step of the current state */
 };
 
 void sige_session_options_init(sige_session_options *o) {
   memset(o, 0, sizeof *o);
   o->timestep = 0.0f;
   o->full_pass_above = 0.6;
+  sige_sampler_config_init(&o->sampler, SIGE_SAMPLER_DPM_SOLVER_PP);
+}
+
+static void traj_free(sige_tensor **traj, int n) {
+  for (int i = 0; traj && i <= n; i++) sige_tensor_free(traj[i]);
+  g_free(traj);
+}
+
+static void caches_free(sige_cache *c, int n) {
+  for (int i = 0; c && i < n; i++) sige_cache_free_contents(&c[i]);
+  g_free(c);
+}
+
+static sige_cache *caches_new(int n) {
+  sige_cache *c = g_new0(sige_cache, n);
+  for (int i = 0; i < n; i++) sige_cache_init(&c[i]);
+  return c;
 }
 
 sige_session *sige_session_new(const sige_model *model, const sige_session_options *options,
@@ -27,22 +49,39 @@ sige_session *sige_session_new(const sige_model *model, const sige_session_optio
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID, "sige_session_new: no model");
     return NULL;
   }
+  sige_session_options o;
+  if (options)
+    o = *options;
+  else
+    sige_session_options_init(&o);
+  sige_sampler *sampler = NULL;
+  if (o.sdedit) {
+    if (sige_model_get_kind(model) != SIGE_MODEL_DDPM_UNET) {
+      g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
+                  "SDEdit needs a diffusion model; this one is a %s",
+                  sige_model_kind_name(sige_model_get_kind(model)));
+      return NULL;
+    }
+    if (!(sampler = sige_sampler_new(&o.sampler, error))) return NULL;
+  }
   sige_session *s = g_new0(sige_session, 1);
   s->model = model;
-  if (options)
-    s->opts = *options;
-  else
-    sige_session_options_init(&s->opts);
-  s->ctx = sige_ctx_new(s->opts.n_threads);
-  sige_cache_init(&s->cache);
+  s->opts = o;
+  s->sampler = sampler;
+  s->n_steps = sampler ? sige_sampler_steps(sampler) : 1;
+  s->ctx = sige_ctx_new(o.n_threads);
+  s->caches = caches_new(s->n_steps);
   return s;
 }
 
 void sige_session_free(sige_session *s) {
   if (!s) return;
-  sige_cache_free_contents(&s->cache);
+  caches_free(s->caches, s->n_steps);
+  traj_free(s->traj, s->n_steps);
   sige_tensor_free(s->input);
   sige_tensor_free(s->output);
+  sige_tensor_free(s->noise);
+  sige_sampler_free(s->sampler);
   sige_ctx_free(s->ctx);
   g_free(s);
 }
@@ -51,15 +90,29 @@ static gboolean check_input(const sige_session *s, const sige_tensor *input, GEr
   int64_t want[4];
   sige_model_input_shape(s->model, want);
   if (input->ndim == 4 && input->shape[0] == want[0] && input->shape[1] == want[1] &&
-      input->shape[2] == want[2] && input->shape[3] == want[3])
+      input->shape[2] == want[2] && input->shape[3] == want[3] &&
+      input->storage == SIGE_STORAGE_F32)
     return TRUE;
   char buf[64];
   g_set_error(error, SIGE_ERROR, SIGE_ERROR_SHAPE,
               "%s input is %s; expected [%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT
-              ", %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]",
+              ", %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "] float32",
               sige_model_kind_name(sige_model_get_kind(s->model)),
               sige_tensor_shape_str(input, buf, sizeof buf), want[0], want[1], want[2], want[3]);
   return FALSE;
+}
+
+gboolean sige_session_set_noise(sige_session *s, const sige_tensor *noise, GError **error) {
+  if (!s->sampler) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID, "set_noise: the session is not SDEdit");
+    return FALSE;
+  }
+  if (!check_input(s, noise, error)) return FALSE;
+  sige_tensor *n = sige_tensor_dup(noise, error);
+  if (!n) return FALSE;
+  sige_tensor_free(s->noise);
+  s->noise = n;
+  return TRUE;
 }
 
 /* The bounding box of pixels where a and b differ (any channel). */
@@ -79,41 +132,119 @@ static sige_rect diff_rect(const sige_tensor *a, const sige_tensor *b) {
   return (sige_rect){x0, y0, x1 - x0 + 1, y1 - y0 + 1};
 }
 
-static gboolean full_pass(sige_session *s, const sige_tensor *input, sige_progress_fn progress,
-                          void *user_data, const gint *cancel, sige_tensor **result,
-                          GError **error) {
-  sige_run run;
-  sige_cache fresh;
-  sige_cache_init(&fresh);
-  sige_run_init_full(&run, s->ctx, &fresh);
-  run.cancel = cancel;
-  run.progress = progress;
-  run.progress_data = user_data;
-  run.fp16 = s->opts.fp16_caches;
-  sige_ctx_reset_macs(s->ctx);
-  gint64 t0 = g_get_monotonic_time();
-  gboolean ok = sige_model_run(s->model, &run, input, s->opts.timestep, result, error);
-  sige_run_clear(&run);
-  if (!ok) {
-    sige_cache_free_contents(&fresh);
-    return FALSE;
-  }
-  /* commit only on success, so that a failed pass keeps the old caches */
-  sige_cache_free_contents(&s->cache);
-  s->cache = fresh;
-  s->stats.macs = s->stats.dense_macs = sige_ctx_macs(s->ctx);
-  s->stats.seconds = (g_get_monotonic_time() - t0) / 1e6;
-  s->stats.was_sparse = FALSE;
-  return TRUE;
+/* Progress of one model pass mapped into the whole call's range. */
+typedef struct {
+  sige_progress_fn fn;
+  void *data;
+  int step, n_steps;
+} step_progress;
+
+static void on_step_progress(double f, void *data) {
+  step_progress *p = data;
+  p->fn((p->step + f) / p->n_steps, p->data);
 }
 
+/* Everything one call needs to run model passes. */
+typedef struct {
+  sige_session *s;
+  sige_mode mode;
+  sige_cache *caches;              /* full: fresh caches to record; sparse: the session's */
+  const sige_mask_pyramid *pyr;    /* sparse */
+  sige_undo_log *undo;             /* sparse */
+  sige_progress_fn progress;
+  void *user_data;
+  const gint *cancel;
+  uint64_t macs;
+} pass_plan;
+
+/* One model pass at step i. */
+static gboolean model_pass(pass_plan *pl, int i, const sige_tensor *x, float t, sige_tensor **out,
+                           GError **error) {
+  sige_session *s = pl->s;
+  sige_run run;
+  if (pl->mode == SIGE_MODE_FULL)
+    sige_run_init_full(&run, s->ctx, &pl->caches[i]);
+  else
+    sige_run_init_sparse(&run, s->ctx, &pl->caches[i], pl->pyr, pl->undo);
+  run.fp16 = s->opts.fp16_caches;
+  run.cancel = pl->cancel;
+  step_progress sp = {pl->progress, pl->user_data, i, s->n_steps};
+  if (pl->progress) {
+    run.progress = on_step_progress;
+    run.progress_data = &sp;
+  }
+  sige_ctx_reset_macs(s->ctx);
+  gboolean ok = sige_model_run(s->model, &run, x, t, out, error);
+  pl->macs += sige_ctx_macs(s->ctx);
+  sige_run_clear(&run);
+  return ok;
+}
+
+/* The memory budget, checked after the first step's caches exist. */
+static gboolean check_budget(const sige_session *s, const sige_cache *first, GError **error) {
+  if (!s->opts.memory_budget) return TRUE;
+  const size_t per_step = sige_cache_bytes(first);
+  const size_t need = per_step * (size_t)s->n_steps;
+  if (need <= s->opts.memory_budget) return TRUE;
+  const size_t fits = per_step ? s->opts.memory_budget / per_step : 0;
+  g_set_error(error, SIGE_ERROR, SIGE_ERROR_NOMEM,
+              "the caches need %zu MiB (%d step%s x %zu MiB) but the memory budget is %zu MiB; "
+              "it fits %zu step%s%s, or raise the budget",
+              need >> 20, s->n_steps, s->n_steps == 1 ? "" : "s", per_step >> 20,
+              s->opts.memory_budget >> 20, fits, fits == 1 ? "" : "s",
+              s->opts.fp16_caches ? "" : " (about twice as many with fp16 caches)");
+  return FALSE;
+}
+
+/* SDEdit from x0: x = noisy(x0) at the first step, then per step: a model
+ * pass, the sampler update, and the reset to `ref` (the current trajectory)
+ * outside the mask (NULL mask: no reset, the snapshot's own trajectory).
+ * new_traj receives x at every step.  Snapshot mode (analytic = TRUE) runs
+ * the passes on the analytic trajectory of x0 instead of denoising. */
+static gboolean sdedit_passes(pass_plan *pl, const sige_tensor *x0, gboolean analytic,
+                              const sige_mask *mask, sige_tensor **new_traj, GError **error) {
+  sige_session *s = pl->s;
+  const int n = s->n_steps;
+  sige_tensor *x = sige_tensor_new4_uninit(1, SIGE_C(x0), SIGE_H(x0), SIGE_W(x0), error);
+  if (!x) return FALSE;
+  sige_sampler_noisy(s->sampler, 0, x0, s->noise, x);
+  sige_sampler_reset(s->sampler);
+  gboolean ok = TRUE;
+  for (int i = 0; i < n && ok; i++) {
+    if (!(new_traj[i] = sige_tensor_dup(x, error))) {
+      ok = FALSE;
+      break;
+    }
+    sige_tensor *eps = NULL;
+    ok = model_pass(pl, i, x, sige_sampler_model_t(s->sampler, i), &eps, error);
+    if (ok && i == 0 && pl->mode == SIGE_MODE_FULL) ok = check_budget(s, &pl->caches[0], error);
+    if (ok && analytic) {
+      sige_sampler_noisy(s->sampler, i + 1, x0, s->noise, x);
+    } else if (ok) {
+      ok = sige_sampler_step(s->sampler, i, x, eps, error);
+      if (ok && mask) sige_sdedit_reset(x, s->traj[i + 1], mask->data);
+    }
+    sige_tensor_free(eps);
+  }
+  if (ok) new_traj[n] = x;
+  else sige_tensor_free(x);
+  return ok;
+}
+
+static void count_stats(sige_session *s, const pass_plan *pl, gint64 t0, gboolean sparse) {
+  s->stats.macs = pl->macs;
+  if (!sparse) s->stats.dense_macs = pl->macs;
+  s->stats.seconds = (g_get_monotonic_time() - t0) / 1e6;
+  s->stats.was_sparse = sparse;
+}
+
+/* Replaces the current input and output (both copied; output optional). */
 static gboolean commit(sige_session *s, const sige_tensor *input, sige_tensor *result,
                        sige_tensor **output, GError **error) {
   sige_tensor *in_copy = sige_tensor_dup(input, error);
-  sige_tensor *out_copy = output ? sige_tensor_dup(result, error) : NULL;
+  sige_tensor *out_copy = output && in_copy ? sige_tensor_dup(result, error) : NULL;
   if (!in_copy || (output && !out_copy)) {
     sige_tensor_free(in_copy);
-    sige_tensor_free(out_copy);
     sige_tensor_free(result);
     return FALSE;
   }
@@ -125,11 +256,52 @@ static gboolean commit(sige_session *s, const sige_tensor *input, sige_tensor *r
   return TRUE;
 }
 
+/* A full (recording) pass over every step into fresh caches, which replace
+ * the session's only on success.  SDEdit: analytic (snapshot) or denoising
+ * from `input` with the reset against `mask`. */
+static gboolean full_passes(sige_session *s, const sige_tensor *input, gboolean analytic,
+                            const sige_mask *mask, sige_progress_fn progress, void *user_data,
+                            const gint *cancel, sige_tensor **result, GError **error) {
+  pass_plan pl = {s, SIGE_MODE_FULL, caches_new(s->n_steps), NULL, NULL, progress, user_data,
+                  cancel, 0};
+  gint64 t0 = g_get_monotonic_time();
+  gboolean ok;
+  sige_tensor **traj = NULL;
+  if (s->sampler) {
+    traj = g_new0(sige_tensor *, s->n_steps + 1);
+    ok = sdedit_passes(&pl, input, analytic, mask, traj, error);
+    if (ok) *result = analytic ? sige_tensor_dup(input, error) : sige_tensor_dup(traj[s->n_steps], error);
+    ok = ok && *result;
+  } else {
+    ok = model_pass(&pl, 0, input, s->opts.timestep, result, error) &&
+         check_budget(s, &pl.caches[0], error);
+    if (!ok) g_clear_pointer(result, sige_tensor_free);
+  }
+  if (!ok) {
+    caches_free(pl.caches, s->n_steps);
+    traj_free(traj, s->n_steps);
+    return FALSE;
+  }
+  caches_free(s->caches, s->n_steps);
+  s->caches = pl.caches;
+  if (traj) {
+    traj_free(s->traj, s->n_steps);
+    s->traj = traj;
+  }
+  count_stats(s, &pl, t0, FALSE);
+  return TRUE;
+}
+
 gboolean sige_session_snapshot(sige_session *s, const sige_tensor *input, sige_tensor **output,
                                GError **error) {
   if (!check_input(s, input, error)) return FALSE;
+  if (s->sampler && !s->noise) {
+    s->noise = sige_tensor_new4_uninit(1, SIGE_C(input), SIGE_H(input), SIGE_W(input), error);
+    if (!s->noise) return FALSE;
+    sige_normal_noise(s->opts.seed, s->noise);
+  }
   sige_tensor *result = NULL;
-  if (!full_pass(s, input, NULL, NULL, NULL, &result, error)) return FALSE;
+  if (!full_passes(s, input, TRUE, NULL, NULL, NULL, NULL, &result, error)) return FALSE;
   s->stats.edit_ratio = 1.0;
   return commit(s, input, result, output, error);
 }
@@ -156,17 +328,49 @@ gboolean sige_session_edit_ratio(const sige_session *s, const sige_tensor *edite
   return TRUE;
 }
 
+/* Sparse passes over every step, in place in the session's caches; on
+ * failure the undo log puts every step's caches back. */
+static gboolean sparse_passes(sige_session *s, const sige_tensor *edited, const sige_mask *mask,
+                              sige_progress_fn progress, void *user_data, const gint *cancel,
+                              sige_tensor **result, GError **error) {
+  sige_sparse_params p;
+  sige_model_sparse_params(s->model, &p);
+  g_autoptr(sige_mask_pyramid) pyr =
+      sige_mask_pyramid_new(mask, p.min_h, p.min_w, p.pyramid_dilation, p.pyramid_threshold);
+  g_autoptr(sige_undo_log) undo = sige_undo_log_new();
+  pass_plan pl = {s, SIGE_MODE_SPARSE, s->caches, pyr, undo, progress, user_data, cancel, 0};
+  gint64 t0 = g_get_monotonic_time();
+  gboolean ok;
+  sige_tensor **traj = NULL;
+  if (s->sampler) {
+    traj = g_new0(sige_tensor *, s->n_steps + 1);
+    ok = sdedit_passes(&pl, edited, FALSE, mask, traj, error) &&
+         (*result = sige_tensor_dup(traj[s->n_steps], error)) != NULL;
+  } else {
+    ok = model_pass(&pl, 0, edited, s->opts.timestep, result, error);
+  }
+  if (!ok) {
+    sige_undo_log_rollback(undo);
+    traj_free(traj, s->n_steps);
+    return FALSE;
+  }
+  if (traj) {
+    traj_free(s->traj, s->n_steps);
+    s->traj = traj;
+  }
+  count_stats(s, &pl, t0, TRUE);
+  return TRUE;
+}
+
 static gboolean regenerate(sige_session *s, const sige_tensor *edited, const sige_mask *mask,
                            sige_progress_fn progress, void *user_data, const gint *cancel,
                            sige_tensor **output, sige_rect *changed, GError **error) {
-  sige_sparse_params p;
-  sige_model_sparse_params(s->model, &p);
   const int64_t count = sige_mask_count(mask);
   const double ratio = (double)count / ((double)mask->h * mask->w);
   if (count == 0) {
-    s->stats.edit_ratio = 0;
     /* nothing changed: the published pyramid would turn this into a full
      * mask; we answer from the cache */
+    s->stats.edit_ratio = 0;
     s->stats.macs = 0;
     s->stats.seconds = 0;
     s->stats.was_sparse = FALSE;
@@ -176,31 +380,12 @@ static gboolean regenerate(sige_session *s, const sige_tensor *edited, const sig
     return TRUE;
   }
   sige_tensor *result = NULL;
-  if (ratio > s->opts.full_pass_above) {
-    /* cancellable too: the old caches stay until the new pass succeeds */
-    if (!full_pass(s, edited, progress, user_data, cancel, &result, error)) return FALSE;
-  } else {
-    g_autoptr(sige_mask_pyramid) pyr = sige_mask_pyramid_new(
-        mask, p.min_h, p.min_w, p.pyramid_dilation, p.pyramid_threshold);
-    g_autoptr(sige_undo_log) undo = sige_undo_log_new();
-    sige_run run;
-    sige_run_init_sparse(&run, s->ctx, &s->cache, pyr, undo);
-    run.fp16 = s->opts.fp16_caches;
-    run.cancel = cancel;
-    run.progress = progress;
-    run.progress_data = user_data;
-    sige_ctx_reset_macs(s->ctx);
-    gint64 t0 = g_get_monotonic_time();
-    gboolean ok = sige_model_run(s->model, &run, edited, s->opts.timestep, &result, error);
-    sige_run_clear(&run);
-    if (!ok) {
-      sige_undo_log_rollback(undo);
-      return FALSE;
-    }
-    s->stats.macs = sige_ctx_macs(s->ctx);
-    s->stats.seconds = (g_get_monotonic_time() - t0) / 1e6;
-    s->stats.was_sparse = TRUE;
-  }
+  /* a full pass is cancellable too: the old caches stay until it succeeds */
+  const gboolean ok =
+      ratio > s->opts.full_pass_above
+          ? full_passes(s, edited, FALSE, mask, progress, user_data, cancel, &result, error)
+          : sparse_passes(s, edited, mask, progress, user_data, cancel, &result, error);
+  if (!ok) return FALSE;
   s->stats.edit_ratio = ratio;
   if (changed) *changed = diff_rect(s->output, result);
   if (progress) progress(1.0, user_data);
@@ -243,7 +428,9 @@ gboolean sige_session_regenerate_masked(sige_session *s, const sige_tensor *edit
 }
 
 size_t sige_session_cache_bytes(const sige_session *s) {
-  size_t n = sige_cache_bytes(&s->cache);
+  size_t n = 0;
+  for (int i = 0; i < s->n_steps; i++) n += sige_cache_bytes(&s->caches[i]);
+  for (int i = 0; s->traj && i <= s->n_steps; i++) n += sige_tensor_bytes(s->traj[i]);
   if (s->input) n += sige_tensor_bytes(s->input);
   if (s->output) n += sige_tensor_bytes(s->output);
   return n;

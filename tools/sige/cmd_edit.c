@@ -2,14 +2,20 @@
  * edit changed. */
 #include <stdio.h>
 
+#include <string.h>
+
 #include "commands.h"
+#include "image_input.h"
 #include "label_input.h"
+#include "sige/sampler.h"
 #include "sige/session.h"
 
 int sige_cmd_edit(int argc, char **argv) {
   g_autofree char *model_spec = NULL, *orig = NULL, *edited = NULL, *out_path = NULL,
-                  *orig_inst = NULL, *edit_inst = NULL, *dense_out = NULL;
-  int threads = 0;
+                  *orig_inst = NULL, *edit_inst = NULL, *dense_out = NULL, *sampler = NULL;
+  int threads = 0, steps = 0, seed = 0;
+  double strength = 0;
+  gboolean fp16 = FALSE;
   GOptionEntry entries[] = {
       {"model", 'm', 0, G_OPTION_ARG_STRING, &model_spec, "spade:WEIGHTS.safetensors", "SPEC"},
       {"original", 'a', 0, G_OPTION_ARG_FILENAME, &orig, "original label map PNG", "FILE"},
@@ -19,10 +25,16 @@ int sige_cmd_edit(int argc, char **argv) {
       {"out", 'o', 0, G_OPTION_ARG_FILENAME, &out_path, "output PNG", "FILE"},
       {"dense-out", 0, 0, G_OPTION_ARG_FILENAME, &dense_out, "also write the snapshot's output", "FILE"},
       {"threads", 't', 0, G_OPTION_ARG_INT, &threads, "threads", "N"},
+      {"sampler", 0, 0, G_OPTION_ARG_STRING, &sampler, "DDPM: ddim or dpmsolver++ (default)", "NAME"},
+      {"steps", 0, 0, G_OPTION_ARG_INT, &steps, "DDPM: denoising steps (default 10)", "N"},
+      {"strength", 0, 0, G_OPTION_ARG_DOUBLE, &strength, "DDPM: noise level / 1000 (default 0.75)", "S"},
+      {"seed", 0, 0, G_OPTION_ARG_INT, &seed, "DDPM: noise seed (default 0)", "S"},
+      {"fp16-caches", 0, 0, G_OPTION_ARG_NONE, &fp16, "store activation caches as fp16", NULL},
       {NULL}};
   g_autoptr(GOptionContext) oc = g_option_context_new("");
-  g_option_context_set_summary(oc, "Regenerate only the edited region of a label map with "
-                                   "spatially sparse inference.");
+  g_option_context_set_summary(oc, "Regenerate only the edited region with spatially sparse "
+                                   "inference: label maps for spade: models, images in [-1, 1] "
+                                   "(SDEdit) for ddpm: models.");
   g_option_context_add_main_entries(oc, entries, NULL);
   GError *error = NULL;
   if (!g_option_context_parse(oc, &argc, &argv, &error)) return sige_cli_fail(error);
@@ -32,13 +44,33 @@ int sige_cmd_edit(int argc, char **argv) {
   }
   g_autoptr(sige_model) model = sige_cli_load_model(model_spec, &error);
   if (!model) return sige_cli_fail(error);
-  g_autoptr(sige_tensor) a = sige_cli_semantic_from_png(model, orig, orig_inst, &error);
-  if (!a) return sige_cli_fail(error);
-  g_autoptr(sige_tensor) b = sige_cli_semantic_from_png(model, edited, edit_inst, &error);
-  if (!b) return sige_cli_fail(error);
   sige_session_options opts;
   sige_session_options_init(&opts);
   opts.n_threads = threads;
+  opts.fp16_caches = fp16;
+  g_autoptr(sige_tensor) a = NULL, b = NULL;
+  if (sige_model_get_kind(model) == SIGE_MODEL_DDPM_UNET) {
+    const sige_ddpm_config *dc = sige_model_ddpm_config(model);
+    sige_sampler_kind kind = SIGE_SAMPLER_DPM_SOLVER_PP;
+    if (sampler && !strcmp(sampler, "ddim"))
+      kind = SIGE_SAMPLER_DDIM;
+    else if (sampler && strcmp(sampler, "dpmsolver++")) {
+      fprintf(stderr, "sige edit: --sampler %s: expected ddim or dpmsolver++\n", sampler);
+      return 2;
+    }
+    opts.sdedit = TRUE;
+    sige_sampler_config_init(&opts.sampler, kind);
+    if (steps > 0) opts.sampler.sample_steps = steps;
+    if (strength > 0) opts.sampler.noise_level = (int)(strength * opts.sampler.total_steps + 0.5);
+    opts.seed = (guint64)seed;
+    if (!(a = sige_cli_read_image(orig, dc->image_size, dc->image_size, &error)) ||
+        !(b = sige_cli_read_image(edited, dc->image_size, dc->image_size, &error)))
+      return sige_cli_fail(error);
+  } else {
+    if (!(a = sige_cli_semantic_from_png(model, orig, orig_inst, &error)) ||
+        !(b = sige_cli_semantic_from_png(model, edited, edit_inst, &error)))
+      return sige_cli_fail(error);
+  }
   g_autoptr(sige_session) s = sige_session_new(model, &opts, &error);
   g_autoptr(sige_tensor) first = NULL, out = NULL;
   if (!s || !sige_session_snapshot(s, a, &first, &error)) return sige_cli_fail(error);
@@ -54,7 +86,8 @@ int sige_cmd_edit(int argc, char **argv) {
          st->was_sparse ? "sparse" : (st->macs ? "full  " : "none  "), st->seconds * 1e3,
          st->macs / 1e9, st->macs ? (double)st0.dense_macs / st->macs : 0.0);
   printf("changed region  x %d, y %d, %d x %d\n", r.x, r.y, r.width, r.height);
-  printf("cache memory    %.1f MiB\n", sige_session_cache_bytes(s) / 1048576.0);
+  printf("cache memory    %.1f MiB%s\n", sige_session_cache_bytes(s) / 1048576.0,
+         fp16 ? " (fp16)" : "");
   printf("wrote %s\n", out_path);
   return 0;
 }

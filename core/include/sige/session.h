@@ -16,12 +16,22 @@
  * overwrote; no full-size activation is ever copied).
  *
  * Inputs are model inputs: the semantic tensor for SPADE (see
- * sige_semantic_input), the noisy image x_t for a DDPM UNet (with the
- * timestep given in the options). */
+ * sige_semantic_input), the noisy image x_t for a single DDPM UNet forward
+ * (with the timestep given in the options) — or, with options.sdedit, clean
+ * images for SDEdit editing with a DDPM UNet:
+ *
+ *   snapshot(x0)     a full pass at every step of the sampler's schedule on the
+ *                    original's noised trajectory, one cache set per step;
+ *                    the output is x0 itself (nothing to regenerate yet)
+ *   regenerate(x0')  denoises x0' from the sampler's noise level with sparse
+ *                    passes against each step's caches, resetting x to the
+ *                    current trajectory outside the difference mask after
+ *                    every step; the output is the edited image. */
 #pragma once
 #include <glib.h>
 #include <stdint.h>
 #include "sige/model.h"
+#include "sige/sampler.h"
 #include "sige/tensor.h"
 
 G_BEGIN_DECLS
@@ -46,6 +56,13 @@ typedef struct {
    * tests/unit/session_fp16, see docs/SPARSE-ENGINE.md, "fp16 caches").  The
    * current input and output stay float32. */
   gboolean fp16_caches;
+  /* SDEdit with a DDPM UNet (see the top of this file). */
+  gboolean sdedit;
+  sige_sampler_config sampler; /* schedule, steps, noise level */
+  guint64 seed;                /* of the session's fixed noise tensor */
+  /* Refuse a snapshot whose caches would exceed this many bytes (0: no
+   * limit); the error says what would fit. */
+  size_t memory_budget;
 } sige_session_options;
 void sige_session_options_init(sige_session_options *o);
 
@@ -68,6 +85,10 @@ sige_session *sige_session_new(const sige_model *model, const sige_session_optio
                                GError **error);
 void sige_session_free(sige_session *s);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sige_session, sige_session_free)
+
+/* SDEdit: use this noise tensor (the input's shape) instead of the seeded
+ * one; call before the snapshot. */
+gboolean sige_session_set_noise(sige_session *s, const sige_tensor *noise, GError **error);
 
 /* Full pass on `input`; keeps the caches.  *output (optional) receives a new
  * tensor with the model output. */
