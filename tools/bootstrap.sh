@@ -5,7 +5,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-PACKAGES="gcc pkg-config meson ninja-build libglib2.0-dev libjson-glib-dev libopenblas-dev libpng-dev libcmocka-dev"
+PACKAGES="gcc pkg-config meson ninja-build libglib2.0-dev libjson-glib-dev libopenblas-dev libopenblas-openmp-dev libpng-dev libcmocka-dev"
 # the GIMP plug-in and its end-to-end tests (meson test suite 'gimp', GIMP in batch mode)
 GIMP_PACKAGES="gimp libgimp2.0-dev gettext"
 
