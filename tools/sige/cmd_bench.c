@@ -18,6 +18,7 @@
 #include "sige/context.h"
 #include "sige/error.h"
 #include "sige/model.h"
+#include "sige/sampler.h"
 #include "sige/session.h"
 #include "stroke_mask.h"
 
@@ -27,6 +28,7 @@ typedef struct {
   int runs, warmup, threads;
   gint64 seed;
   gboolean json, dense_only, sparse_only, sgemm;
+  int sdedit_steps; /* > 0: also time a whole SDEdit edit (DDPM) */
 } bench_opts;
 
 typedef struct {
@@ -34,7 +36,10 @@ typedef struct {
   double dense_ms, sparse_ms, requested_ratio, stroke_ratio, edit_ratio;
   uint64_t dense_macs, sparse_macs;
   double rss_dense_mb, rss_peak_mb;
-  gboolean have_sparse;
+  gboolean have_sparse, have_sdedit;
+  double sdedit_dense_ms, sdedit_sparse_ms, sdedit_snapshot_ms;
+  uint64_t sdedit_dense_macs, sdedit_sparse_macs;
+  size_t sdedit_cache_bytes;
 } bench_result;
 
 static int cmp_double(const void *a, const void *b) {
@@ -285,6 +290,51 @@ static gboolean time_sparse(const sige_model *m, const bench_opts *o, const sige
   return TRUE;
 }
 
+/* A whole SDEdit edit (DPM-Solver++, the demo's noise level 750): dense =
+ * the same loop with dense forwards and no caches; sparse = a session's
+ * regenerate after its snapshot (one run each: an edit takes many passes). */
+static gboolean time_sdedit(const sige_model *m, const bench_opts *o, const sige_tensor *orig,
+                            const sige_tensor *edited, bench_result *r, GError **error) {
+  sige_session_options so;
+  sige_session_options_init(&so);
+  so.n_threads = o->threads;
+  so.full_pass_above = 2.0;
+  so.sdedit = TRUE;
+  sige_sampler_config_init(&so.sampler, SIGE_SAMPLER_DPM_SOLVER_PP);
+  so.sampler.sample_steps = o->sdedit_steps;
+  so.seed = (guint64)o->seed;
+  g_autoptr(sige_sampler) smp = sige_sampler_new(&so.sampler, error);
+  if (!smp) return FALSE;
+  g_autoptr(sige_ctx) ctx = sige_ctx_new(o->threads);
+  g_autoptr(sige_tensor) noise = sige_tensor_dup(orig, error);
+  g_autoptr(sige_tensor) x = sige_tensor_dup(orig, error);
+  if (!noise || !x) return FALSE;
+  sige_normal_noise((guint64)o->seed, noise);
+  double t0 = now_ms();
+  sige_sampler_noisy(smp, 0, edited, noise, x);
+  sige_ctx_reset_macs(ctx);
+  for (int i = 0; i < sige_sampler_steps(smp); i++) {
+    g_autoptr(sige_tensor) eps = NULL;
+    if (!sige_model_forward_dense(m, ctx, x, sige_sampler_model_t(smp, i), &eps, error) ||
+        !sige_sampler_step(smp, i, x, eps, error))
+      return FALSE;
+  }
+  r->sdedit_dense_ms = now_ms() - t0;
+  r->sdedit_dense_macs = sige_ctx_macs(ctx);
+  g_autoptr(sige_session) s = sige_session_new(m, &so, error);
+  if (!s) return FALSE;
+  t0 = now_ms();
+  if (!sige_session_snapshot(s, orig, NULL, error)) return FALSE;
+  r->sdedit_snapshot_ms = now_ms() - t0;
+  t0 = now_ms();
+  if (!sige_session_regenerate(s, edited, NULL, NULL, NULL, NULL, NULL, error)) return FALSE;
+  r->sdedit_sparse_ms = now_ms() - t0;
+  r->sdedit_sparse_macs = sige_session_last_stats(s)->macs;
+  r->sdedit_cache_bytes = sige_session_cache_bytes(s);
+  r->have_sdedit = TRUE;
+  return TRUE;
+}
+
 static void add_num(JsonBuilder *jb, const char *name, double v) {
   json_builder_set_member_name(jb, name);
   json_builder_add_double_value(jb, v);
@@ -323,6 +373,17 @@ static void report(const bench_opts *o, const bench_result *r) {
       add_num(jb, "sparse_gmacs", sg);
       add_num(jb, "mac_ratio", dg / sg);
     }
+    if (r->have_sdedit) {
+      json_builder_set_member_name(jb, "sdedit_steps");
+      json_builder_add_int_value(jb, o->sdedit_steps);
+      add_num(jb, "sdedit_dense_ms", r->sdedit_dense_ms);
+      add_num(jb, "sdedit_snapshot_ms", r->sdedit_snapshot_ms);
+      add_num(jb, "sdedit_sparse_ms", r->sdedit_sparse_ms);
+      add_num(jb, "sdedit_speedup", r->sdedit_dense_ms / r->sdedit_sparse_ms);
+      add_num(jb, "sdedit_dense_gmacs", r->sdedit_dense_macs / 1e9);
+      add_num(jb, "sdedit_sparse_gmacs", r->sdedit_sparse_macs / 1e9);
+      add_num(jb, "sdedit_cache_mb", r->sdedit_cache_bytes / 1048576.0);
+    }
     add_num(jb, "peak_rss_dense_mb", r->rss_dense_mb);
     add_num(jb, "peak_rss_mb", r->rss_peak_mb);
     json_builder_set_member_name(jb, "cpu");
@@ -348,21 +409,25 @@ static void report(const bench_opts *o, const bench_result *r) {
       printf(", speedup %.2fx (%.0f%% of the MAC ratio)", r->dense_ms / r->sparse_ms,
              100.0 * (r->dense_ms / r->sparse_ms) / (dg / sg));
     printf("\n");
-  } else if (!g_strcmp0(o->model, "ddpm")) {
-    printf("\n(DDPM: dense only; the UNet has no sparse mode yet)\n");
   }
+  if (r->have_sdedit)
+    printf("\nSDEdit, DPM-Solver++ %d steps from 750: dense %.1f ms (%.1f GMACs), sparse %.1f ms "
+           "(%.1f GMACs), speedup %.2fx; snapshot %.1f ms, caches %.0f MiB\n",
+           o->sdedit_steps, r->sdedit_dense_ms, r->sdedit_dense_macs / 1e9, r->sdedit_sparse_ms,
+           r->sdedit_sparse_macs / 1e9, r->sdedit_dense_ms / r->sdedit_sparse_ms,
+           r->sdedit_snapshot_ms, r->sdedit_cache_bytes / 1048576.0);
   printf("peak RSS %.0f MB (%.0f MB after the dense runs)\n", r->rss_peak_mb, r->rss_dense_mb);
 }
 
 static gboolean run_bench(bench_opts *o, GError **error) {
-  /* the UNet's regenerate is a dense pass today: a "speedup" would be noise */
-  if (!g_strcmp0(o->model, "ddpm")) o->dense_only = TRUE;
   bench_result r = {.requested_ratio = o->edit_ratio};
   if (o->dense_only && o->sparse_only) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
-                "--sparse-only: %s", !g_strcmp0(o->model, "ddpm")
-                    ? "the DDPM UNet has no sparse mode yet"
-                    : "cannot be combined with --dense-only");
+                "--sparse-only cannot be combined with --dense-only");
+    return FALSE;
+  }
+  if (o->sdedit_steps > 0 && g_strcmp0(o->model, "ddpm")) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID, "--sdedit needs --model ddpm");
     return FALSE;
   }
   g_autoptr(sige_model) m = build_model(o->model, (uint64_t)o->seed, error);
@@ -388,6 +453,7 @@ static gboolean run_bench(bench_opts *o, GError **error) {
   if (!o->sparse_only && !time_dense(m, o, orig, t, &r, error)) return FALSE;
   r.rss_dense_mb = peak_rss_mb();
   if (!o->dense_only && !time_sparse(m, o, orig, edited, t, &r, error)) return FALSE;
+  if (o->sdedit_steps > 0 && !time_sdedit(m, o, orig, edited, &r, error)) return FALSE;
   r.rss_peak_mb = peak_rss_mb();
   report(o, &r);
   return TRUE;
@@ -411,6 +477,8 @@ int sige_cmd_bench(int argc, char **argv) {
       {"sparse-only", 0, 0, G_OPTION_ARG_NONE, &o.sparse_only,
        "skip the dense timing (for profiling the sparse pass alone)", NULL},
       {"sgemm", 0, 0, G_OPTION_ARG_NONE, &o.sgemm, "time cblas_sgemm alone on conv shapes", NULL},
+      {"sdedit", 0, 0, G_OPTION_ARG_INT, &o.sdedit_steps,
+       "DDPM: also time a whole N-step SDEdit edit dense vs sparse", "N"},
       {NULL, 0, 0, 0, NULL, NULL, NULL}};
   g_autoptr(GOptionContext) oc = g_option_context_new("- time dense vs sparse passes");
   g_option_context_add_main_entries(oc, entries, NULL);
