@@ -26,6 +26,27 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(sige_weights, sige_weights_free)
  * byte size = numel x dtype size.  Errors name the file and the tensor. */
 sige_weights *sige_weights_load_safetensors(const char *path, GError **error);
 
+/* PyTorch checkpoints (.pth/.ckpt/.bin), zip (torch >= 1.6) or legacy form,
+ * through a restricted unpickler: plain containers, tensors and storages
+ * only; any other pickled global (os.system, ...) is refused with its name,
+ * and nothing in the file is ever executed.  The state dict is taken from
+ * 'ema', 'model', 'state_dict', 'params_ema' or 'params' when the top level
+ * is a wrapper, and a "module." prefix is removed.  Names are not changed
+ * otherwise.  Metadata: sige.source.format, sige.source.dict. */
+sige_weights *sige_weights_load_torch(const char *path, GError **error);
+
+/* safetensors or a PyTorch checkpoint, told apart by the file's content. */
+sige_weights *sige_weights_load_file(const char *path, GError **error);
+
+/* Detects the key layout (SPADE NVlabs, DDPM ermongroup/ddim, diffusers
+ * UNet2DModel) and renames to our canonical names where needed, replacing
+ * *w.  Sets the metadata sige.source.layout.  The error of an unknown layout
+ * lists expected keys that are missing and keys that are not understood. */
+gboolean sige_weights_canonicalize(sige_weights **w, GError **error);
+
+/* sige_weights_load_file followed by sige_weights_canonicalize. */
+sige_weights *sige_weights_load_any(const char *path, GError **error);
+
 /* Writes every tensor (sorted by name) as `dtype` (F32 or F16); metadata may
  * be NULL (string -> string). */
 gboolean sige_weights_save_safetensors(const sige_weights *w, const char *path,

@@ -1,0 +1,156 @@
+/* PyTorch's zip checkpoints (torch >= 1.6): <archive>/data.pkl holds the
+ * pickle, <archive>/data/<key> the raw bytes of each storage, little-endian
+ * unless <archive>/byteorder says otherwise. */
+#include <string.h>
+#include <zip.h>
+
+#include "sige/error.h"
+#include "torch_internal.h"
+
+/* No single entry may be larger than this (the biggest published weights
+ * are a few GiB; anything larger is a corrupt size field). */
+#define MAX_ENTRY ((zip_uint64_t)16 << 30)
+
+typedef struct {
+  zip_t *za;
+  char *prefix; /* "archive/" */
+} zip_impl;
+
+/* Reads a whole entry; *found is FALSE (and no error) when it is absent. */
+static guint8 *read_entry(zip_t *za, const char *file, const char *name, zip_uint64_t *len,
+                          gboolean *found, GError **error) {
+  zip_stat_t st;
+  zip_stat_init(&st);
+  *found = FALSE;
+  if (zip_stat(za, name, 0, &st) != 0) return NULL;
+  *found = TRUE;
+  if (!(st.valid & ZIP_STAT_SIZE) || st.size > MAX_ENTRY) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT, "%s: zip entry '%s' has no sane size",
+                file, name);
+    return NULL;
+  }
+  guint8 *buf = g_try_malloc(st.size ? (gsize)st.size : 1);
+  if (!buf) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_NOMEM,
+                "%s: zip entry '%s': cannot allocate %" G_GUINT64_FORMAT " bytes", file, name,
+                (guint64)st.size);
+    return NULL;
+  }
+  zip_file_t *zf = zip_fopen(za, name, 0);
+  zip_uint64_t got = 0;
+  while (zf && got < st.size) {
+    zip_int64_t n = zip_fread(zf, buf + got, st.size - got);
+    if (n <= 0) break;
+    got += (zip_uint64_t)n;
+  }
+  /* a short entry or a CRC mismatch shows up here */
+  gboolean ok = zf && got == st.size;
+  if (zf && zip_fclose(zf) != 0) ok = FALSE;
+  if (!ok) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
+                "%s: zip entry '%s' cannot be read in full (%s)", file, name,
+                zip_strerror(za));
+    g_free(buf);
+    return NULL;
+  }
+  *len = got;
+  return buf;
+}
+
+static gboolean read_storage(sige_torch_loader *l, sige_pickle_storage *s, GError **error) {
+  zip_impl *z = l->impl;
+  g_autofree char *name = g_strdup_printf("%sdata/%s", z->prefix, s->key);
+  zip_uint64_t len = 0;
+  gboolean found;
+  guint8 *buf = read_entry(z->za, l->file, name, &len, &found, error);
+  if (!buf) {
+    if (!found)
+      g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT, "%s: storage '%s' has no entry '%s'",
+                  l->file, s->key, name);
+    return FALSE;
+  }
+  g_ptr_array_add(l->owned, buf);
+  guint64 need;
+  if (!g_uint64_checked_mul(&need, s->numel, sige_dtype_size(s->dtype)) || need > len) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
+                "%s: storage '%s' claims %" G_GUINT64_FORMAT " %s elements but '%s' holds %" G_GUINT64_FORMAT
+                " bytes", l->file, s->key, s->numel, sige_dtype_name(s->dtype), name, (guint64)len);
+    return FALSE;
+  }
+  s->data = buf;
+  s->nbytes = len;
+  return TRUE;
+}
+
+/* The one top-level folder holding data.pkl (its name is the file's stem at
+ * save time, or "archive"). */
+static char *find_prefix(zip_t *za) {
+  zip_int64_t n = zip_get_num_entries(za, 0);
+  char *prefix = NULL;
+  for (zip_int64_t i = 0; i < n; i++) {
+    const char *e = zip_get_name(za, (zip_uint64_t)i, 0);
+    if (!e || !g_str_has_suffix(e, "/data.pkl")) continue;
+    const char *slash = strchr(e, '/');
+    if (slash != e + strlen(e) - strlen("/data.pkl")) continue;
+    if (prefix) {
+      g_free(prefix);
+      return NULL; /* ambiguous */
+    }
+    prefix = g_strndup(e, (gsize)(slash - e + 1));
+  }
+  return prefix;
+}
+
+static sige_weights *load_opened(zip_impl *z, sige_torch_loader *l, const char *path,
+                                 const char *file, GError **error) {
+  if (!z->prefix) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
+                "%s: zip file without exactly one '<folder>/data.pkl': not a PyTorch checkpoint",
+                file);
+    return NULL;
+  }
+  g_autofree char *bo_name = g_strdup_printf("%sbyteorder", z->prefix);
+  zip_uint64_t len = 0;
+  gboolean found;
+  g_autofree guint8 *bo = read_entry(z->za, file, bo_name, &len, &found, error);
+  if (found && !bo) return NULL;
+  if (bo && !(len == 6 && memcmp(bo, "little", 6) == 0)) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
+                "%s: '%s' is not \"little\": big-endian checkpoints are not supported", file,
+                bo_name);
+    return NULL;
+  }
+  g_autofree char *pkl_name = g_strdup_printf("%sdata.pkl", z->prefix);
+  g_autofree guint8 *pkl = read_entry(z->za, file, pkl_name, &len, &found, error);
+  if (!pkl) {
+    if (!found)
+      g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT, "%s: no entry '%s'", file, pkl_name);
+    return NULL;
+  }
+  g_autoptr(sige_pv) root =
+      sige_pickle_load(pkl, (gsize)len, NULL, file, sige_torch_persistent, l, error);
+  return root ? sige_torch_to_weights(l, root, path, "pytorch-zip", error) : NULL;
+}
+
+sige_weights *sige_torch_load_zip(const char *path, const char *file, GError **error) {
+  int zerr = 0;
+  zip_t *za = zip_open(path, ZIP_RDONLY | ZIP_CHECKCONS, &zerr);
+  if (!za) {
+    zip_error_t ze;
+    zip_error_init_with_code(&ze, zerr);
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT, "%s: not a readable zip file: %s", file,
+                zip_error_strerror(&ze));
+    zip_error_fini(&ze);
+    return NULL;
+  }
+  zip_impl z = {.za = za, .prefix = find_prefix(za)};
+  sige_torch_loader l;
+  sige_torch_loader_init(&l, file);
+  l.read = read_storage;
+  l.impl = &z;
+  sige_weights *w = load_opened(&z, &l, path, file, error);
+  sige_torch_loader_clear(&l);
+  g_free(z.prefix);
+  zip_discard(za);
+  return w;
+}
