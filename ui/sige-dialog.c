@@ -4,13 +4,21 @@
 #include <libgimp/gimpui.h>
 #include <string.h>
 
+#include "sige-layer-io.h"
 #include "sige-model-cache.h"
 
 typedef struct {
   SigeSettings *s;
   gint32 image, drawable;
   GtkWidget *chooser, *recent, *kind, *use_instance, *instance;
+  GtkWidget *generation; /* the DDPM settings: insensitive for a GauGAN model */
 } Dialog;
+
+static void set_mode(Dialog *d, sige_plugin_mode mode) {
+  if (d->generation) gtk_widget_set_sensitive(d->generation, mode != SIGE_PLUGIN_MODE_LABELS);
+  gtk_widget_set_sensitive(d->use_instance, mode != SIGE_PLUGIN_MODE_IMAGE);
+  gtk_widget_set_sensitive(d->instance, mode != SIGE_PLUGIN_MODE_IMAGE);
+}
 
 static void update_kind(Dialog *d) {
   g_autofree gchar *path = gtk_file_chooser_get_filename(GTK_FILE_CHOOSER(d->chooser));
@@ -29,6 +37,7 @@ static void update_kind(Dialog *d) {
     g_error_free(err);
     return;
   }
+  set_mode(d, sige_plugin_mode_for(sige_model_ref_model(r), NULL));
   g_autofree gchar *desc = sige_model_describe(sige_model_ref_model(r));
   g_autofree gchar *text = g_strdup_printf(_("%s; %.1f MiB of weights"), desc,
                                            sige_model_ref_bytes(r) / 1048576.0);
@@ -121,21 +130,36 @@ gboolean sige_dialog_run(gint32 image, gint32 drawable, SigeSettings *s) {
                           _("GauGAN: a layer of instance ids (gray value or RGB colour per "
                             "object); without it the class boundaries are used"),
                           NULL);
-  update_kind(&d);
 
   /* Generation (DDPM) */
   frame = gimp_frame_new(_("Generation"));
   gtk_box_pack_start(GTK_BOX(vbox), frame, FALSE, FALSE, 0);
-  tab = gtk_table_new(3, 2, FALSE);
+  tab = gtk_table_new(4, 2, FALSE);
+  d.generation = tab;
   gtk_table_set_col_spacings(GTK_TABLE(tab), 6);
   gtk_table_set_row_spacings(GTK_TABLE(tab), 6);
   gtk_container_add(GTK_CONTAINER(frame), tab);
   GtkWidget *steps = spin(tab, 0, _("_Steps:"), s->steps, 0, 1000, 1, 0,
-                          _("DDPM sampling steps; 0 = the model's default. GauGAN ignores it."));
-  GtkWidget *strength = spin(tab, 1, _("S_trength:"), s->strength, 0, 1, 0.05, 2,
-                             _("DDPM edit strength (SDEdit); 0 = the default. GauGAN ignores it."));
+                          _("DDPM denoising steps; 0 = the default (10). Fewer steps are "
+                            "faster. Changing it takes a new snapshot."));
+  GtkWidget *strength =
+      spin(tab, 1, _("S_trength:"), s->strength, 0, 1, 0.05, 2,
+           _("DDPM edit strength (SDEdit): how much noise the edited region is regenerated "
+             "from; 0 = the default (0.75). Changing it takes a new snapshot."));
   GtkWidget *seed = spin(tab, 2, _("S_eed:"), s->seed, -1, G_MAXINT, 1, 0,
-                         _("Random seed; -1 keeps the session's."));
+                         _("DDPM noise seed; -1 keeps the session's (0 for a new one). "
+                           "Changing it takes a new snapshot."));
+  GtkWidget *sampler = gtk_combo_box_text_new();
+  gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(sampler), _("DPM-Solver++"));
+  gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(sampler), _("DDIM"));
+  gtk_combo_box_set_active(GTK_COMBO_BOX(sampler), s->sampler);
+  gimp_table_attach_aligned(GTK_TABLE(tab), 0, 3, _("Sa_mpler:"), 0.0, 0.5, sampler, 1, FALSE);
+  gimp_help_set_help_data(sampler,
+                          _("DDPM sampler. DPM-Solver++ (the interactive demo's) keeps a faint "
+                            "noise trace everywhere after the first edit; DDIM leaves the "
+                            "unedited pixels exactly as they were."),
+                          NULL);
+  update_kind(&d);
 
   /* Engine */
   frame = gimp_frame_new(_("Engine"));
@@ -150,9 +174,14 @@ gboolean sige_dialog_run(gint32 image, gint32 drawable, SigeSettings *s) {
              "fraction of the image (above 1: always sparse)."));
   GtkWidget *precision = gtk_combo_box_text_new();
   gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(precision), _("float32"));
-  gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(precision), _("float16 (not in this build)"));
+  gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(precision), _("float16 (half the memory)"));
   gtk_combo_box_set_active(GTK_COMBO_BOX(precision), s->precision);
   gimp_table_attach_aligned(GTK_TABLE(tab), 0, 1, _("Cache _precision:"), 0.0, 0.5, precision, 1, FALSE);
+  gimp_help_set_help_data(precision,
+                          _("How the activation caches are stored. float16 halves their "
+                            "memory for an output error of about one level of 8 bits at most. Changing it "
+                            "takes a new snapshot."),
+                          NULL);
   GtkWidget *device = gtk_combo_box_text_new();
   gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(device), _("CPU"));
   gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(device), _("CUDA (not in this build)"));
@@ -182,6 +211,7 @@ gboolean sige_dialog_run(gint32 image, gint32 drawable, SigeSettings *s) {
     s->steps = gtk_spin_button_get_value_as_int(GTK_SPIN_BUTTON(steps));
     s->strength = gtk_spin_button_get_value(GTK_SPIN_BUTTON(strength));
     s->seed = gtk_spin_button_get_value_as_int(GTK_SPIN_BUTTON(seed));
+    s->sampler = gtk_combo_box_get_active(GTK_COMBO_BOX(sampler));
     s->threshold = gtk_spin_button_get_value(GTK_SPIN_BUTTON(threshold));
     s->precision = gtk_combo_box_get_active(GTK_COMBO_BOX(precision));
     s->device = gtk_combo_box_get_active(GTK_COMBO_BOX(device));

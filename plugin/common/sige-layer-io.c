@@ -8,17 +8,19 @@
 #include "sige-i18n.h"
 
 sige_plugin_mode sige_plugin_mode_for(const sige_model *m, GError **error) {
-  switch (sige_model_get_kind(m)) {
+  const sige_model_kind kind = sige_model_get_kind(m);
+  switch (kind) {
     case SIGE_MODEL_SPADE:
       return SIGE_PLUGIN_MODE_LABELS;
     case SIGE_MODEL_DDPM_UNET:
-      /* The engine's DDPM editing session (SDEdit) is not there yet. */
-      g_set_error_literal(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
-                          _("DDPM models are not supported by this build yet"));
-      return SIGE_PLUGIN_MODE_UNSUPPORTED;
+      return SIGE_PLUGIN_MODE_IMAGE;
+    default:
+      break; /* kinds the engine learnt after the plug-in */
   }
-  g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED, _("Unknown model kind %d"),
-              (int)sige_model_get_kind(m));
+  g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
+              _("%s models are not supported by the plug-in yet. Choose a GauGAN (SPADE) or DDPM "
+                "(UNet) model, or use `sige edit` on the command line."),
+              sige_model_kind_name(kind));
   return SIGE_PLUGIN_MODE_UNSUPPORTED;
 }
 
@@ -72,6 +74,85 @@ int32_t *sige_labels_from_pixels(const sige_pixels *px, int label_nc, int64_t *n
   }
   if (n_nearest) *n_nearest = nearest;
   return labels;
+}
+
+gboolean sige_plugin_session_options(const sige_model *m, const sige_plugin_params *p,
+                                     sige_session_options *o, GError **error) {
+  const sige_plugin_mode mode = sige_plugin_mode_for(m, error);
+  if (mode == SIGE_PLUGIN_MODE_UNSUPPORTED) return FALSE;
+  sige_session_options_init(o);
+  o->n_threads = p->n_threads;
+  if (p->full_pass_above > 0) o->full_pass_above = p->full_pass_above;
+  o->fp16_caches = p->fp16_caches;
+  o->memory_budget = p->memory_budget;
+  if (mode != SIGE_PLUGIN_MODE_IMAGE) return TRUE;
+
+  const double strength = p->strength > 0 ? p->strength : SIGE_PLUGIN_DEFAULT_STRENGTH;
+  const int steps = p->steps > 0 ? p->steps : SIGE_PLUGIN_DEFAULT_STEPS;
+  o->sdedit = TRUE;
+  o->seed = p->seed;
+  sige_sampler_config_init(&o->sampler, p->sampler);
+  if (strength > 1) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+                _("The strength %.2f is above 1, the most noise the model knows. Choose a "
+                  "strength between 0.01 and 1 (0 = the default %.2f)."),
+                strength, SIGE_PLUGIN_DEFAULT_STRENGTH);
+    return FALSE;
+  }
+  /* Rounded as `sige edit --strength` does, so that both give the same
+   * schedule. */
+  o->sampler.noise_level = (int)(strength * o->sampler.total_steps + 0.5);
+  o->sampler.sample_steps = steps;
+  if (o->sampler.noise_level < 1 || steps > o->sampler.noise_level) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+                _("%d steps at strength %.3f would be more steps than noise levels (%d). Lower "
+                  "the steps or raise the strength."),
+                steps, strength, o->sampler.noise_level);
+    return FALSE;
+  }
+  if (p->sampler == SIGE_SAMPLER_DPM_SOLVER_PP && steps < 2) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+                _("The DPM-Solver++ sampler needs at least 2 steps. Choose 2 or more steps, or "
+                  "the DDIM sampler."));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+char *sige_plugin_options_change(const sige_session_options *old,
+                                 const sige_session_options *now) {
+  g_autoptr(GPtrArray) names = g_ptr_array_new();
+  if (old->sdedit != now->sdedit) {
+    g_ptr_array_add(names, (gpointer)_("model kind"));
+  } else if (now->sdedit) {
+    /* Each step's caches were recorded at that step's timestep on the
+     * snapshot's noised trajectory: all of these move it. */
+    if (old->sampler.sample_steps != now->sampler.sample_steps)
+      g_ptr_array_add(names, (gpointer)_("steps"));
+    if (old->sampler.noise_level != now->sampler.noise_level)
+      g_ptr_array_add(names, (gpointer)_("strength"));
+    if (old->seed != now->seed) g_ptr_array_add(names, (gpointer)_("seed"));
+    if (old->sampler.kind != now->sampler.kind) g_ptr_array_add(names, (gpointer)_("sampler"));
+  }
+  if (old->fp16_caches != now->fp16_caches)
+    g_ptr_array_add(names, (gpointer)_("cache precision"));
+  if (names->len == 0) return NULL;
+  g_ptr_array_add(names, NULL);
+  /* TRANSLATORS: separates the names of changed settings ("steps, seed") */
+  return g_strjoinv(_(", "), (gchar **)names->pdata);
+}
+
+sige_tensor *sige_image_from_pixels(const sige_pixels *px, GError **error) {
+  sige_tensor *t = sige_tensor_new4_uninit(1, 3, px->height, px->width, error);
+  if (!t) return NULL;
+  const size_t plane = (size_t)px->width * px->height;
+  const gboolean gray = px->bpp <= 2;
+  for (int c = 0; c < 3; c++) {
+    const int off = gray ? 0 : c;
+    for (size_t i = 0; i < plane; i++)
+      t->data[c * plane + i] = px->data[i * px->bpp + off] / 127.5f - 1.0f;
+  }
+  return t;
 }
 
 int32_t *sige_instances_from_pixels(const sige_pixels *px) {
@@ -130,6 +211,12 @@ sige_tensor *sige_model_input_from_pixels(const sige_model *m, const sige_pixels
   switch (sige_plugin_mode_for(m, error)) {
     case SIGE_PLUGIN_MODE_LABELS:
       return semantic_input(m, src, instance, report, error);
+    case SIGE_PLUGIN_MODE_IMAGE:
+      if (report) {
+        report->n_nearest = 0;
+        report->n_pixels = (int64_t)src->width * src->height;
+      }
+      return sige_image_from_pixels(src, error);
     case SIGE_PLUGIN_MODE_UNSUPPORTED:
       break;
   }

@@ -71,5 +71,7 @@ char *sige_model_describe(const sige_model *m) {
     return g_strdup_printf(_("GauGAN (SPADE), %d x %d pixels, %d classes%s"), (int)s[3],
                            (int)s[2], sc->label_nc,
                            sc->contain_instance ? _(", instance edges") : "");
-  return g_strdup_printf(_("DDPM UNet, %d x %d pixels"), (int)s[3], (int)s[2]);
+  if (sige_model_ddpm_config(m))
+    return g_strdup_printf(_("DDPM UNet, %d x %d pixels"), (int)s[3], (int)s[2]);
+  return g_strdup(sige_model_kind_name(sige_model_get_kind(m)));
 }

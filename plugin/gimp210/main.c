@@ -25,11 +25,11 @@ MAIN()
 static const GimpParamDef run_args[] = {
     {GIMP_PDB_INT32, "run-mode", "The run mode { RUN-INTERACTIVE (0), RUN-NONINTERACTIVE (1) }"},
     {GIMP_PDB_IMAGE, "image", "Input image"},
-    {GIMP_PDB_DRAWABLE, "drawable", "The label layer (GauGAN) to regenerate from"},
+    {GIMP_PDB_DRAWABLE, "drawable", "The label layer (GauGAN) or image layer (DDPM) to regenerate from"},
     {GIMP_PDB_STRING, "model", "Weights file (safetensors); \"\" = the last used, else the shipped default"},
-    {GIMP_PDB_INT32, "steps", "Sampling steps (DDPM); 0 = the model's default"},
-    {GIMP_PDB_FLOAT, "strength", "Edit strength (DDPM SDEdit); 0 = the default"},
-    {GIMP_PDB_INT32, "seed", "Random seed; -1 = keep the session's"},
+    {GIMP_PDB_INT32, "steps", "Denoising steps (DDPM); 0 = the default (10)"},
+    {GIMP_PDB_FLOAT, "strength", "Edit strength (DDPM SDEdit), 0..1; 0 = the default (0.75)"},
+    {GIMP_PDB_INT32, "seed", "Noise seed (DDPM); -1 = keep the session's"},
 };
 static const GimpParamDef run_returns[] = {
     {GIMP_PDB_LAYER, "layer", "The output layer"},

@@ -13,11 +13,13 @@
 #include "sige-session-table.h"
 #include "sige/error.h"
 
-/* What a table entry holds: the engine session and the model it borrows. */
+/* What a table entry holds: the engine session, the model it borrows and
+ * the options it was made with (to notice settings that void its caches). */
 typedef struct {
   sige_session *session;
   sige_model_ref *model;
   gchar *model_path;
+  sige_session_options opts;
 } Payload;
 
 static void payload_free(gpointer p) {
@@ -277,13 +279,13 @@ gint32 sige_run_regenerate(gint32 image, gint32 drawable, const SigeSettings *s,
   const gint64 t_start = g_get_monotonic_time();
   if (!gimp_item_is_layer(drawable) || gimp_item_is_group(drawable)) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
-                _("Sparse Regenerate works on a layer; select the label layer and run it again."));
+                _("Sparse Regenerate works on a layer; select the label layer (GauGAN) or the "
+                  "image layer (DDPM) and run it again."));
     return -1;
   }
-  if (s->device != SIGE_DEVICE_CPU || s->precision != SIGE_PRECISION_F32) {
+  if (s->device != SIGE_DEVICE_CPU) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
-                _("This build runs on the CPU with float32 caches only; choose CPU and float32 "
-                  "in the dialog."));
+                _("This build runs on the CPU only; choose CPU as the device in the dialog."));
     return -1;
   }
   g_autofree gchar *model_path = sige_resolve_model(s);
@@ -312,6 +314,12 @@ gint32 sige_run_regenerate(gint32 image, gint32 drawable, const SigeSettings *s,
     sige_session_table_remove(t, e->id);
     e = NULL;
   }
+  /* Seed -1 keeps the session's, also across a new snapshot of the layer. */
+  guint64 seed = 0;
+  if (s->seed >= 0)
+    seed = (guint64)s->seed;
+  else if (e)
+    seed = ((Payload *)e->payload)->opts.seed;
   /* Another model makes the caches useless, but they go only once the new
    * model has loaded: a bad file must not cost the user the snapshot. */
   sige_session_entry *stale = NULL;
@@ -330,8 +338,9 @@ gint32 sige_run_regenerate(gint32 image, gint32 drawable, const SigeSettings *s,
     mref = sige_model_cache_get(model_path, &err);
     if (!mref) {
       g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
-                  _("Could not load the model \"%s\": %s. Choose a GauGAN (SPADE) weights file "
-                    "in safetensors format, or leave the model empty for the shipped default."),
+                  _("Could not load the model \"%s\": %s. Choose a GauGAN (SPADE) or DDPM (UNet) "
+                    "weights file in safetensors format, or leave the model empty for the "
+                    "shipped default."),
                   model_path, err->message);
       g_error_free(err);
       return -1;
@@ -340,11 +349,33 @@ gint32 sige_run_regenerate(gint32 image, gint32 drawable, const SigeSettings *s,
   }
   const sige_model *model = sige_model_ref_model(mref);
 
-  /* The one place the model kind decides what happens. */
+  /* What the model kind makes of the settings (sige-layer-io.c decides). */
+  const sige_plugin_mode mode = sige_plugin_mode_for(model, error);
+  const sige_plugin_params params = {
+      .steps = s->steps,
+      .strength = s->strength,
+      .seed = seed,
+      .sampler = s->sampler == SIGE_SAMPLER_CHOICE_DDIM ? SIGE_SAMPLER_DDIM
+                                                        : SIGE_SAMPLER_DPM_SOLVER_PP,
+      .fp16_caches = s->precision == SIGE_PRECISION_F16,
+      .n_threads = s->threads,
+      .full_pass_above = s->threshold,
+      .memory_budget = (size_t)MAX(s->budget_mib, 1) << 20,
+  };
+  sige_session_options opts;
+  if (mode == SIGE_PLUGIN_MODE_UNSUPPORTED ||
+      !sige_plugin_session_options(model, &params, &opts, error)) {
+    sige_model_ref_unref(mref);
+    return -1;
+  }
+  g_autofree char *changed =
+      e ? sige_plugin_options_change(&((Payload *)e->payload)->opts, &opts) : NULL;
+
   sige_input_report report = {0, 0};
   sige_pixels inst, *instp = NULL;
   g_autofree guint8 *inst_data = NULL;
-  if (s->instance_layer > 0 && gimp_item_is_valid(s->instance_layer) &&
+  if (mode == SIGE_PLUGIN_MODE_LABELS && s->instance_layer > 0 &&
+      gimp_item_is_valid(s->instance_layer) &&
       gimp_item_get_image(s->instance_layer) == image) {
     inst_data = read_layer(s->instance_layer, &inst);
     instp = &inst;
@@ -364,13 +395,20 @@ gint32 sige_run_regenerate(gint32 image, gint32 drawable, const SigeSettings *s,
     gimp_message(msg);
   }
 
+  /* Only now: a layer the model cannot read must not cost the snapshot. */
+  if (changed) {
+    g_autofree gchar *msg = g_strdup_printf(
+        _("Sparse Regenerate: %s changed since the snapshot, and the snapshot's caches depend "
+          "on them; taking a new snapshot (full pass)."),
+        changed);
+    gimp_message(msg);
+    sige_session_table_remove(t, e->id);
+    e = NULL;
+  }
+
   gboolean full = e == NULL;
   if (full) {
-    sige_session_options o;
-    sige_session_options_init(&o);
-    o.n_threads = s->threads;
-    if (s->threshold > 0) o.full_pass_above = s->threshold;
-    sige_session *ses = sige_session_new(model, &o, error);
+    sige_session *ses = sige_session_new(model, &opts, error);
     if (!ses) {
       sige_model_ref_unref(mref);
       return -1;
@@ -379,6 +417,7 @@ gint32 sige_run_regenerate(gint32 image, gint32 drawable, const SigeSettings *s,
     pl->session = ses;
     pl->model = mref;
     pl->model_path = g_strdup(model_path);
+    pl->opts = opts;
     e = sige_session_table_insert(t, image, drawable, src.width, src.height, src.bpp, pl, 0,
                                   payload_free);
   } else {
@@ -388,9 +427,14 @@ gint32 sige_run_regenerate(gint32 image, gint32 drawable, const SigeSettings *s,
   Payload *pl = e->payload;
 
   Job job = {.session = pl->session, .input = input, .full = full};
-  if (!run_job(&job, interactive,
-               full ? _("Sparse Regenerate: full pass (snapshot)...")
-                    : _("Sparse Regenerate: sparse pass..."))) {
+  const gchar *what = NULL;
+  if (mode == SIGE_PLUGIN_MODE_IMAGE)
+    what = full ? _("Sparse Regenerate: snapshot, a full pass per denoising step...")
+                : _("Sparse Regenerate: sparse denoising...");
+  else
+    what = full ? _("Sparse Regenerate: full pass (snapshot)...")
+                : _("Sparse Regenerate: sparse pass...");
+  if (!run_job(&job, interactive, what)) {
     /* A failed snapshot leaves nothing worth keeping; a failed sparse pass
      * leaves the session as it was. */
     if (full) sige_session_table_remove(t, id);
@@ -442,11 +486,11 @@ gint32 sige_run_regenerate(gint32 image, gint32 drawable, const SigeSettings *s,
   const double total_ms = (g_get_monotonic_time() - t_start) / 1000.0;
   /* One line per run on stderr: what the tests and benchmarks read. */
   g_printerr("sparse-regenerate: %s pass %.1f ms (engine %.1f ms), edit %.2f %%, changed "
-             "%d,%d %dx%d, written %d,%d %dx%d, cache %.1f MiB, %u sessions%s\n",
+             "%d,%d %dx%d, written %d,%d %dx%d, cache %.1f MiB, %u sessions%s [%s]\n",
              full ? "full" : st->was_sparse ? "sparse" : st->macs ? "full-fallback" : "none",
              total_ms, st->seconds * 1e3, 100.0 * st->edit_ratio, job.changed.x, job.changed.y,
              job.changed.width, job.changed.height, wr.x, wr.y, wr.width, wr.height,
              sige_session_cache_bytes(pl->session) / 1048576.0, sige_session_table_size(t),
-             evicted ? " (evicted some)" : "");
+             evicted ? " (evicted some)" : "", mode == SIGE_PLUGIN_MODE_IMAGE ? "image" : "labels");
   return out;
 }

@@ -9,6 +9,7 @@
 void sige_settings_defaults(SigeSettings *s) {
   memset(s, 0, sizeof *s);
   s->seed = -1;
+  s->sampler = SIGE_SAMPLER_CHOICE_DPM_SOLVER_PP;
   s->threshold = 0.6; /* the engine's default */
   s->precision = SIGE_PRECISION_F32;
   s->device = SIGE_DEVICE_CPU;

@@ -19,13 +19,17 @@
 
 typedef enum { SIGE_PRECISION_F32, SIGE_PRECISION_F16 } SigePrecision;
 typedef enum { SIGE_DEVICE_CPU, SIGE_DEVICE_CUDA } SigeDevice;
+/* The dialog's order; the engine's sige_sampler_kind is mapped explicitly so
+ * that remembered settings do not depend on its numbering. */
+typedef enum { SIGE_SAMPLER_CHOICE_DPM_SOLVER_PP, SIGE_SAMPLER_CHOICE_DDIM } SigeSamplerChoice;
 
 /* Everything the dialog sets; kept with gimp_set_data, so plain old data. */
 typedef struct {
   gchar model[SIGE_PATH_MAX]; /* "" = the shipped default */
-  gint steps;                 /* DDPM; 0 = model default */
-  gdouble strength;           /* DDPM (SDEdit); 0 = default */
+  gint steps;                 /* DDPM; 0 = the default (10) */
+  gdouble strength;           /* DDPM (SDEdit); 0 = the default (0.75) */
   gint seed;                  /* -1 = keep the session's */
+  gint sampler;               /* DDPM: SigeSamplerChoice */
   gdouble threshold;          /* full pass when the edit covers more than this fraction */
   gint precision;             /* SigePrecision of the activation caches */
   gint device;                /* SigeDevice */

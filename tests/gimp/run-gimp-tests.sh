@@ -1,9 +1,10 @@
 #!/bin/sh
 # End-to-end tests of the GIMP plug-in in GIMP batch mode (TAP output).
 #   run-gimp-tests.sh SOURCE_DIR BUILD_DIR SIGE_EXE PNG_COMPARE_EXE
-# One GIMP start runs every case of e2e.scm in a private profile; then the
-# files it wrote are compared with what `sige edit` computes for the same
-# two label maps.
+# One GIMP start runs every case of e2e.scm (GauGAN) and e2e-ddpm.scm (DDPM
+# SDEdit, with the tiny church UNet of the reference vectors in
+# $SIGE_REFERENCE_DIR) in a private profile; then the files it wrote are
+# compared with what `sige edit` computes for the same inputs.
 set -u
 src=$1 build=$2 sige=$3 compare=$4
 work=$(mktemp -d "${TMPDIR:-/tmp}/sige-gimp-test.XXXXXX")
@@ -22,11 +23,23 @@ cp "$src/data/examples/street_labels.png" "$work/labels.png"
 head -c 4096 "$src/data/models/gaugan-demo.safetensors" > "$work/corrupt.safetensors"
 
 sed "s|@OUT@|$work|g" "$src/tests/gimp/e2e.scm" > "$work/e2e.scm"
+# The DDPM cases need the reference weights; without them they fail (never
+# skip), and GIMP runs the GauGAN cases alone.
+ref=${SIGE_REFERENCE_DIR:-$src/../shared/reference}
+ddpm_model=$ref/ddpm-church-tiny/weights.safetensors
+ddpm=no
+set -- -b "(load \"$work/e2e.scm\")"
+if [ -f "$ddpm_model" ]; then
+  ddpm=yes
+  sed -e "s|@OUT@|$work|g" -e "s|@DDPM_MODEL@|$ddpm_model|g" "$src/tests/gimp/e2e-ddpm.scm" \
+    > "$work/e2e-ddpm.scm"
+  set -- "$@" -b "(load \"$work/e2e-ddpm.scm\")"
+fi
+threads=${SIGE_NUM_THREADS:-2}
 start=$(date +%s.%N)
 GIMP2_DIRECTORY=$profile XDG_CONFIG_HOME=$work/xdg-config XDG_CACHE_HOME=$work/xdg-cache \
-  SIGE_NUM_THREADS=${SIGE_NUM_THREADS:-2} LANGUAGE=C LC_ALL=C \
-  timeout 300 gimp-console-2.10 -i -d -f \
-    -b "(load \"$work/e2e.scm\")" -b '(gimp-quit 0)' > "$work/gimp.log" 2>&1
+  SIGE_NUM_THREADS=$threads LANGUAGE=C LC_ALL=C \
+  timeout 420 gimp-console-2.10 -i -d -f "$@" -b '(gimp-quit 0)' > "$work/gimp.log" 2>&1
 rc=$?
 end=$(date +%s.%N)
 sed 's/^/# gimp: /' "$work/gimp.log"
@@ -41,7 +54,10 @@ check() { # name, command...
   [ -n "$out" ] && echo "$out" | sed 's/^/# /'
 }
 result() { sed -n "s/^.*RESULT $1 //p" "$work/gimp.log" | head -n 1; }
-passes() { sed -n 's/^sparse-regenerate: \([a-z-]*\) pass.*/\1/p' "$work/gimp.log" | tr '\n' ' '; }
+passes() { sed -n "s/^sparse-regenerate: \\([a-z-]*\\) pass.*\\[$1\\]\$/\\1/p" "$work/gimp.log" | tr '\n' ' '; }
+# field of the Nth plug-in pass line of a mode: changed, written
+pass_rect() { sed -n "s/^sparse-regenerate: .*$3 \\([0-9]*\\),\\([0-9]*\\) \\([0-9]*\\)x\\([0-9]*\\),.*\\[$1\\]\$/\\1,\\2,\\3,\\4/p" \
+  "$work/gimp.log" | sed -n "$2p"; }
 eq() { [ "$1" = "$2" ] || { echo "got '$1', expected '$2'"; return 1; }; }
 
 check "gimp exits cleanly" eq "$rc" 0
@@ -51,7 +67,7 @@ check "first run: layer named after the model" eq "$(result first-name)" "Sparse
 check "first run: output above the source" eq "$(result first-position)" 0
 check "second run: same output layer, no new layer" \
   sh -c "[ '$(result second-layer)' = '$(result first-layer)' ] && [ '$(result second-layer-count)' = 2 ]"
-check "passes: full, sparse, none, full after reset" eq "$(passes)" "full sparse none full "
+check "passes: full, sparse, none, full after reset" eq "$(passes labels)" "full sparse none full "
 check "second run: selection restored" eq "$(result selection-after)" "300,40,320,60,"
 
 # the reference: sige edit on the same two label maps
@@ -83,9 +99,53 @@ check "wrong layer size: an error and no new layer" \
 check "wrong layer size: the message names both sizes" \
   grep -q "error: The layer is 256 x 128 pixels but the model expects 512 x 256" "$work/gimp.log"
 check "Cityscapes palette installed into the profile" test -f "$profile/palettes/Cityscapes.gpl"
+
+# ---- DDPM (SDEdit) ----
+msg_steps='The DPM-Solver++ sampler needs at least 2 steps. Choose 2 or more steps, or the DDIM sampler.'
+if [ "$ddpm" = yes ]; then
+  SIGE_NUM_THREADS=$threads "$sige" edit --model "ddpm:$ddpm_model" --sampler dpmsolver++ \
+    --steps 3 --strength 0.2 --seed 7 --original "$work/ddpm-orig.png" \
+    --edited "$work/ddpm-edited.png" --out "$work/cli-ddpm-edit.png" > "$work/cli-ddpm.log" 2>&1
+  sed 's/^/# sige edit (ddpm): /' "$work/cli-ddpm.log"
+  drect=$(sed -n 's/^changed region  x \([0-9]*\), y \([0-9]*\), \([0-9]*\) x \([0-9]*\)$/\1,\2,\3,\4/p' "$work/cli-ddpm.log")
+  check "ddpm passes: snapshot, sparse, sparse, new snapshot" eq "$(passes image)" "full sparse sparse full "
+  check "ddpm first run: one new layer named after the model" sh -c \
+    "[ '$(result ddpm-first-layer-count)' = 2 ] && [ '$(result ddpm-first-name)' = 'Sparse Regenerate (weights)' ]"
+  check "ddpm first run: the output is the image itself (within 1 level)" \
+    "$compare" "$work/ddpm-first.png" "$work/ddpm-orig.png" --max-diff 1
+  check "ddpm second run: same output layer, no new layer" \
+    sh -c "[ '$(result ddpm-second-layer)' = '$(result ddpm-first-layer)' ] && [ '$(result ddpm-second-layer-count)' = 2 ]"
+  check "ddpm second (sparse) run equals sige edit (within 1 level)" \
+    "$compare" "$work/ddpm-second.png" "$work/cli-ddpm-edit.png" --max-diff 1
+  check "ddpm second run: pixels outside sige's changed rectangle untouched" \
+    "$compare" "$work/ddpm-first.png" "$work/ddpm-second.png" --within "${drect:-0,0,0,0}" --differ
+  # DPM-Solver++ leaves a 1e-2 noise trace everywhere on the first edit, so
+  # that rectangle is the whole image; the next edit must stay local.
+  rect3=$(pass_rect image 3 changed)
+  check "ddpm third run: a local changed rectangle ($rect3)" \
+    sh -c "[ -n '$rect3' ] && [ '$rect3' != '0,0,256,256' ] && [ '$rect3' != '0,0,0,0' ]"
+  check "ddpm third run: pixels outside the changed rectangle untouched" \
+    "$compare" "$work/ddpm-second.png" "$work/ddpm-third.png" --within "${rect3:-0,0,0,0}" --differ
+  check "ddpm third run: same output layer" eq "$(result ddpm-third-layer)" "$(result ddpm-first-layer)"
+  check "ddpm other steps: a message naming the change" \
+    grep -q "steps changed since the snapshot.*taking a new snapshot" "$work/gimp.log"
+  check "ddpm other steps: new snapshot into the same layer" \
+    sh -c "[ '$(result ddpm-resnap-layer)' = '$(result ddpm-first-layer)' ] && [ '$(result ddpm-resnap-layer-count)' = 2 ]"
+  check "ddpm other steps: the new snapshot shows the current image (within 1 level)" \
+    "$compare" "$work/ddpm-resnap.png" "$work/ddpm-edited2.png" --max-diff 1
+  check "ddpm one DPM-Solver++ step: an error naming the fix" sh -c \
+    "[ '$(result ddpm-bad-steps-result)' = -1 ] && grep -qF 'error: $msg_steps' '$work/gimp.log'"
+  check "ddpm wrong layer size: an error naming both sizes, no new layer" sh -c \
+    "[ '$(result ddpm-wrong-size-result)' = -1 ] && [ '$(result ddpm-wrong-size-layer-count)' = 1 ] && grep -q 'error: The layer is 128 x 96 pixels but the model expects 256 x 256' '$work/gimp.log'"
+  gimp_ms=$(sed -n 's/^sparse-regenerate: sparse pass \([0-9.]*\) ms (engine \([0-9.]*\) ms).*\[image\]$/\1 ms (engine \2 ms)/p' "$work/gimp.log" | head -n 1)
+  cli_ms=$(sed -n 's/^edit (sparse) *\([0-9.]*\) ms.*/\1 ms/p' "$work/cli-ddpm.log")
+  echo "# ddpm timing ($threads threads): GIMP second run $gimp_ms; sige edit sparse $cli_ms"
+else
+  not_ok "ddpm cases: the reference weights $ddpm_model are missing (get ../shared/reference or configure -Dreference_dir=...)"
+fi
 for lang in de zh_CN; do
-  check "$lang catalogue translates the DDPM message" sh -c \
-    "[ \"\$(TEXTDOMAINDIR='$build/po' LANGUAGE=$lang LC_ALL=C.UTF-8 gettext sparse-regenerate 'DDPM models are not supported by this build yet')\" != 'DDPM models are not supported by this build yet' ]"
+  check "$lang catalogue translates a DDPM message" sh -c \
+    "[ \"\$(TEXTDOMAINDIR='$build/po' LANGUAGE=$lang LC_ALL=C.UTF-8 gettext sparse-regenerate '$msg_steps')\" != '$msg_steps' ]"
 done
 echo "1..$n"
 [ "$failed" -eq 0 ]

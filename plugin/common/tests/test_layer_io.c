@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "palette.h"
+#include "random_weights.h"
 #include "sige-layer-io.h"
 #include "sige-model-cache.h"
 #include "sige/error.h"
@@ -126,6 +127,147 @@ static void test_model_checks(void **state) {
   sige_model_ref_unref(r);
 }
 
+static void test_image_pixels(void **state) {
+  (void)state;
+  /* RGBA: alpha ignored; the CLI's v / 127.5 - 1 */
+  guint8 rgba[2 * 4] = {0, 255, 128, 7, 10, 20, 30, 0};
+  sige_pixels in = {rgba, 2, 1, 4};
+  g_autoptr(sige_tensor) t = sige_image_from_pixels(&in, NULL);
+  assert_non_null(t);
+  assert_int_equal(SIGE_C(t), 3);
+  assert_int_equal(SIGE_W(t), 2);
+  assert_float_equal(t->data[0], -1.0f, 0);
+  assert_float_equal(t->data[2], 1.0f, 0);     /* G of pixel 0 */
+  assert_float_equal(t->data[4], 128 / 127.5f - 1.0f, 0);
+  assert_float_equal(t->data[5], 30 / 127.5f - 1.0f, 0);
+  /* gray (+ alpha): replicated into the three channels */
+  guint8 ga[2 * 2] = {51, 0, 204, 255};
+  sige_pixels g = {ga, 2, 1, 2};
+  g_autoptr(sige_tensor) tg = sige_image_from_pixels(&g, NULL);
+  for (int c = 0; c < 3; c++) {
+    assert_float_equal(tg->data[c * 2], 51 / 127.5f - 1.0f, 0);
+    assert_float_equal(tg->data[c * 2 + 1], 204 / 127.5f - 1.0f, 0);
+  }
+  /* and back: the output rounding gives the pixels again */
+  guint8 back[2 * 3];
+  assert_true(sige_pixels_from_output(t, (sige_rect){0, 0, 2, 1}, 3, back, NULL));
+  const guint8 want[6] = {0, 255, 128, 10, 20, 30};
+  assert_memory_equal(back, want, 6);
+}
+
+/* A DDPM UNet small enough to build in a unit test (random weights). */
+static sige_model *tiny_ddpm(void) {
+  sige_ddpm_config c;
+  sige_ddpm_config_init(&c);
+  c.ch = 32;
+  c.n_ch_mult = 2;
+  c.ch_mult[0] = 1, c.ch_mult[1] = 1;
+  c.num_res_blocks = 1;
+  c.n_attn_resolutions = 0;
+  c.image_size = 32;
+  g_autoptr(sige_weights) w = sige_random_ddpm_weights(&c, 1, NULL);
+  assert_non_null(w);
+  sige_model *m = sige_model_new_ddpm(&c, w, NULL);
+  assert_non_null(m);
+  return m;
+}
+
+static void test_ddpm_mode(void **state) {
+  (void)state;
+  g_autoptr(sige_model) m = tiny_ddpm();
+  assert_int_equal(sige_plugin_mode_for(m, NULL), SIGE_PLUGIN_MODE_IMAGE);
+  GError *err = NULL;
+  /* the input: the layer's pixels, at the model's size only */
+  g_autofree guint8 *px = g_malloc0(33 * 32 * 3);
+  sige_pixels bad = {px, 33, 32, 3};
+  assert_null(sige_model_input_from_pixels(m, &bad, NULL, NULL, &err));
+  assert_true(g_error_matches(err, SIGE_ERROR, SIGE_ERROR_SHAPE));
+  assert_non_null(strstr(err->message, "33 x 32"));
+  assert_non_null(strstr(err->message, "32 x 32"));
+  g_clear_error(&err);
+  sige_pixels good = {px, 32, 32, 1};
+  g_autoptr(sige_tensor) in = sige_model_input_from_pixels(m, &good, NULL, NULL, &err);
+  assert_non_null(in);
+  assert_int_equal(SIGE_C(in), 3);
+  assert_float_equal(in->data[0], -1.0f, 0);
+
+  /* options: the defaults, and what `sige edit --strength` makes of one */
+  sige_plugin_params p = {.seed = 5, .sampler = SIGE_SAMPLER_DPM_SOLVER_PP, .fp16_caches = TRUE,
+                          .memory_budget = 1 << 20};
+  sige_session_options o;
+  assert_true(sige_plugin_session_options(m, &p, &o, &err));
+  assert_true(o.sdedit);
+  assert_true(o.fp16_caches);
+  assert_int_equal(o.memory_budget, 1 << 20);
+  assert_int_equal(o.seed, 5);
+  assert_int_equal(o.sampler.kind, SIGE_SAMPLER_DPM_SOLVER_PP);
+  assert_int_equal(o.sampler.sample_steps, 10);
+  assert_int_equal(o.sampler.noise_level, 750);
+  p.steps = 3, p.strength = 0.2, p.sampler = SIGE_SAMPLER_DDIM;
+  sige_session_options o2;
+  assert_true(sige_plugin_session_options(m, &p, &o2, NULL));
+  assert_int_equal(o2.sampler.sample_steps, 3);
+  assert_int_equal(o2.sampler.noise_level, 200);
+  assert_int_equal(o2.sampler.kind, SIGE_SAMPLER_DDIM);
+  /* every setting the per-step caches depend on voids the snapshot */
+  g_autofree char *none = sige_plugin_options_change(&o2, &o2);
+  assert_null(none);
+  g_autofree char *all = sige_plugin_options_change(&o, &o2);
+  assert_string_equal(all, "steps, strength, sampler");
+  sige_session_options o3 = o2;
+  o3.seed = 6;
+  o3.fp16_caches = FALSE;
+  g_autofree char *two = sige_plugin_options_change(&o2, &o3);
+  assert_string_equal(two, "seed, cache precision");
+  /* settings the sampler cannot use: errors naming the fix */
+  p.strength = 1.5;
+  assert_false(sige_plugin_session_options(m, &p, &o2, &err));
+  assert_non_null(strstr(err->message, "between 0.01 and 1"));
+  g_clear_error(&err);
+  p.strength = 0.002, p.steps = 3;
+  assert_false(sige_plugin_session_options(m, &p, &o2, &err));
+  assert_non_null(strstr(err->message, "Lower the steps"));
+  g_clear_error(&err);
+  p.strength = 0.2, p.steps = 1, p.sampler = SIGE_SAMPLER_DPM_SOLVER_PP;
+  assert_false(sige_plugin_session_options(m, &p, &o2, &err));
+  assert_non_null(strstr(err->message, "DDIM"));
+  g_clear_error(&err);
+  p.sampler = SIGE_SAMPLER_DDIM; /* one DDIM step is fine */
+  assert_true(sige_plugin_session_options(m, &p, &o2, NULL));
+
+  /* the options make a working SDEdit session, fp16 caches included */
+  p.steps = 2, p.strength = 0.1, p.memory_budget = 0, p.n_threads = 1;
+  assert_true(sige_plugin_session_options(m, &p, &o2, NULL));
+  g_autoptr(sige_session) ses = sige_session_new(m, &o2, &err);
+  assert_non_null(ses);
+  g_autoptr(sige_tensor) snap = NULL;
+  assert_true(sige_session_snapshot(ses, in, &snap, &err));
+  assert_memory_equal(snap->data, in->data, sizeof(float) * 3 * 32 * 32);
+}
+
+static void test_spade_options(void **state) {
+  (void)state;
+  sige_model_ref *r =
+      sige_model_cache_get(SIGE_SOURCE_DIR "/data/models/gaugan-demo.safetensors", NULL);
+  assert_non_null(r);
+  /* the DDPM settings do not apply; fp16, threads and the threshold do */
+  sige_plugin_params p = {.steps = 1, .strength = 7, .seed = 3, .fp16_caches = TRUE,
+                          .n_threads = 2, .full_pass_above = 0.3, .memory_budget = 99};
+  sige_session_options o, o32;
+  assert_true(sige_plugin_session_options(sige_model_ref_model(r), &p, &o, NULL));
+  assert_false(o.sdedit);
+  assert_true(o.fp16_caches);
+  assert_int_equal(o.n_threads, 2);
+  assert_float_equal(o.full_pass_above, 0.3, 0);
+  assert_int_equal(o.memory_budget, 99);
+  p.fp16_caches = FALSE, p.steps = 4, p.full_pass_above = 0;
+  assert_true(sige_plugin_session_options(sige_model_ref_model(r), &p, &o32, NULL));
+  assert_float_equal(o32.full_pass_above, 0.6, 0);
+  g_autofree char *change = sige_plugin_options_change(&o, &o32);
+  assert_string_equal(change, "cache precision");
+  sige_model_ref_unref(r);
+}
+
 static void test_corrupt_model(void **state) {
   (void)state;
   g_autofree char *path = g_build_filename(g_get_tmp_dir(), "sige-corrupt-XXXXXX.safetensors", NULL);
@@ -145,6 +287,8 @@ int main(void) {
       cmocka_unit_test(test_labels_rgb),      cmocka_unit_test(test_labels_rgba_and_gray),
       cmocka_unit_test(test_output_rounding), cmocka_unit_test(test_diff_rect),
       cmocka_unit_test(test_model_checks),    cmocka_unit_test(test_corrupt_model),
+      cmocka_unit_test(test_image_pixels),    cmocka_unit_test(test_ddpm_mode),
+      cmocka_unit_test(test_spade_options),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
