@@ -116,6 +116,31 @@ gboolean sige_case_spade_config(const sige_case *c, sige_spade_config *cfg, GErr
   return TRUE;
 }
 
+gboolean sige_case_gancomp_config(const sige_case *c, sige_gancomp_config *cfg, GError **error) {
+  sige_gancomp_config_init(cfg);
+  if (!sige_case_spade_config(c, &cfg->base, error)) return FALSE;
+  JsonObject *m = section(c, "config", error);
+  if (!m) return FALSE;
+  get_float(m, "instancenorm_eps", &cfg->instancenorm_eps);
+  const char *norm = json_object_has_member(m, "separable_conv_norm")
+                         ? json_object_get_string_member(m, "separable_conv_norm")
+                         : "instance";
+  if (g_strcmp0(norm, "instance")) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
+                "%s/case.json: separable_conv_norm \"%s\": only instance is supported", c->dir,
+                norm ? norm : "");
+    return FALSE;
+  }
+  const char *cs = json_object_has_member(m, "config_str")
+                       ? json_object_get_string_member(m, "config_str")
+                       : NULL;
+  if (cs && !sige_gancomp_parse_channels(cs, cfg->channels, error)) {
+    g_prefix_error(error, "%s/case.json: ", c->dir);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 gboolean sige_case_ddpm_config(const sige_case *c, sige_ddpm_config *cfg, GError **error) {
   sige_ddpm_config_init(cfg);
   JsonObject *m = section(c, "config", error);

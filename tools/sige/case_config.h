@@ -13,6 +13,9 @@ typedef struct {
 gboolean sige_case_open(sige_case *c, const char *dir, GError **error);
 void sige_case_close(sige_case *c);
 gboolean sige_case_spade_config(const sige_case *c, sige_spade_config *cfg, GError **error);
+/* "sub-mobile-spade-generator": the SPADE settings plus config_str and
+ * instancenorm_eps. */
+gboolean sige_case_gancomp_config(const sige_case *c, sige_gancomp_config *cfg, GError **error);
 gboolean sige_case_ddpm_config(const sige_case *c, sige_ddpm_config *cfg, GError **error);
 /* The tolerance string of `name` in "tolerances" ("abs 1e-4" / "rms_rel 1e-4"). */
 gboolean sige_case_tolerance(const sige_case *c, const char *name, gboolean *rms_rel,

@@ -381,12 +381,13 @@ int sige_cmd_check_reference(int argc, char **argv) {
   }
   const gboolean is_spade = !strcmp(ck.cs.kind, "spade-generator");
   const gboolean is_ddpm = !strcmp(ck.cs.kind, "ddpm-unet");
-  if (!is_spade && !is_ddpm) {
+  const gboolean is_gancomp = !strcmp(ck.cs.kind, "sub-mobile-spade-generator");
+  if (!is_spade && !is_ddpm && !is_gancomp) {
     printf("UNSUPPORTED %s\n", ck.cs.kind);
     sige_case_close(&ck.cs);
     return 3;
   }
-  if (sampler && !dense && !sparse && !is_ddpm) {
+  if (sampler && !dense && !sparse && !is_ddpm) { /* SPADE kinds have no sampler */
     printf("UNSUPPORTED %s --mode sampler\n", ck.cs.kind);
     sige_case_close(&ck.cs);
     return 3;
@@ -404,6 +405,15 @@ int sige_cmd_check_reference(int argc, char **argv) {
           (model = sige_model_new_spade(&cfg, w, &error))) {
         ck.ctx = sige_ctx_new(threads);
         check_spade(&ck, model, &cfg, dense, sparse);
+      }
+    } else if (is_gancomp) {
+      /* the SPADE checks (dense outputs, masks, active blocks, sequential
+       * sparse edits) with the generator's SPADE settings */
+      sige_gancomp_config cfg;
+      if (sige_case_gancomp_config(&ck.cs, &cfg, &error) &&
+          (model = sige_model_new_gancomp(&cfg, w, &error))) {
+        ck.ctx = sige_ctx_new(threads);
+        check_spade(&ck, model, &cfg.base, dense, sparse);
       }
     } else {
       sige_ddpm_config cfg;

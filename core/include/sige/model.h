@@ -3,7 +3,9 @@
  *
  * Kinds:
  *   SIGE_MODEL_SPADE      GauGAN's SPADE generator (NVlabs key names);
- *   SIGE_MODEL_DDPM_UNET  the DDPM UNet of Ho et al. (ermongroup/ddim names). */
+ *   SIGE_MODEL_DDPM_UNET  the DDPM UNet of Ho et al. (ermongroup/ddim names);
+ *   SIGE_MODEL_GANCOMP_SPADE  GAN Compression's sub-mobile SPADE generator
+ *                         (unfused GAN-Compression checkpoint names). */
 #pragma once
 #include <glib.h>
 #include "sige/context.h"
@@ -12,7 +14,7 @@
 
 G_BEGIN_DECLS
 
-typedef enum { SIGE_MODEL_SPADE, SIGE_MODEL_DDPM_UNET } sige_model_kind;
+typedef enum { SIGE_MODEL_SPADE, SIGE_MODEL_DDPM_UNET, SIGE_MODEL_GANCOMP_SPADE } sige_model_kind;
 
 typedef struct {
   int ngf;                   /* base width (64 for the published GauGAN) */
@@ -33,6 +35,23 @@ typedef struct {
   int pyramid_min_h, pyramid_min_w; /* stop size of the pyramid; 0 = the latent size */
 } sige_spade_config;
 void sige_spade_config_init(sige_spade_config *c); /* the published Cityscapes defaults */
+
+/* GAN Compression's sub-mobile SPADE generator: the GauGAN layout with
+ * per-block widths from an 8-number channel configuration, SPADE gamma/beta
+ * branches that are separable convs (depthwise 3x3, InstanceNorm without
+ * affine, pointwise 1x1) and BatchNorm running statistics.  In sparse passes
+ * the sparse blocks' instance-norm statistics are frozen from the full pass. */
+typedef struct {
+  /* input, output size, BatchNorm eps and every sparse setting, as for SPADE
+   * (base.ngf does not change any width; num_upsampling_layers 5 or 6) */
+  sige_spade_config base;
+  int channels[8]; /* the configuration string c0_c1_..._c7 */
+  float instancenorm_eps;
+} sige_gancomp_config;
+/* The published compressed Cityscapes generator, 32_32_32_48_32_24_24_32. */
+void sige_gancomp_config_init(sige_gancomp_config *c);
+/* "8_8_8_12_8_6_6_8" -> channels; FALSE with an error unless 8 positive numbers. */
+gboolean sige_gancomp_parse_channels(const char *config_str, int channels[8], GError **error);
 
 typedef struct {
   int ch, ch_mult[8], n_ch_mult, num_res_blocks;
@@ -66,20 +85,27 @@ sige_model *sige_model_new_spade(const sige_spade_config *cfg, const sige_weight
                                  GError **error);
 sige_model *sige_model_new_ddpm(const sige_ddpm_config *cfg, const sige_weights *w,
                                 GError **error);
+sige_model *sige_model_new_gancomp(const sige_gancomp_config *cfg, const sige_weights *w,
+                                   GError **error);
 /* Loads a safetensors file and infers the kind and widths from its keys and
- * shapes (SPADE: ngf, label channels; DDPM: ch, ch_mult, resolutions). */
+ * shapes (SPADE: ngf, label channels; DDPM: ch, ch_mult, resolutions;
+ * sub-mobile SPADE, recognised by its separable mlp_gamma convs: the channel
+ * configuration from metadata "sige.config_str", else from the widths). */
 sige_model *sige_model_load(const char *path, GError **error);
 void sige_model_free(sige_model *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sige_model, sige_model_free)
 
 sige_model_kind sige_model_get_kind(const sige_model *m);
 const char *sige_model_kind_name(sige_model_kind k);
-const sige_spade_config *sige_model_spade_config(const sige_model *m); /* NULL if not SPADE */
+/* The SPADE settings (semantic input, output size, sparse parameters) of a
+ * SPADE or sub-mobile SPADE generator (its base config); NULL otherwise. */
+const sige_spade_config *sige_model_spade_config(const sige_model *m);
+const sige_gancomp_config *sige_model_gancomp_config(const sige_model *m); /* NULL if not one */
 const sige_ddpm_config *sige_model_ddpm_config(const sige_model *m);   /* NULL if not DDPM */
 /* Shape of the model's input tensor ([1, C, H, W]). */
 void sige_model_input_shape(const sige_model *m, int64_t shape[4]);
 
-/* A dense forward.  SPADE: input is the semantic tensor [1, label_nc(+1), H, W],
+/* A dense forward.  SPADE (and sub-mobile SPADE): input is the semantic tensor [1, label_nc(+1), H, W],
  * t ignored.  DDPM: input is x_t [1, in_ch, S, S] and t the timestep.
  * *out receives a new [1, 3|out_ch, H, W] tensor. */
 gboolean sige_model_forward_dense(const sige_model *m, sige_ctx *ctx, const sige_tensor *input,

@@ -27,10 +27,22 @@ sige_model *sige_model_new_ddpm(const sige_ddpm_config *cfg, const sige_weights 
   return m;
 }
 
+sige_model *sige_model_new_gancomp(const sige_gancomp_config *cfg, const sige_weights *w,
+                                   GError **error) {
+  gancomp_model *g = sige_gancomp_build(cfg, w, error);
+  if (!g) return NULL;
+  sige_model *m = g_new0(sige_model, 1);
+  m->kind = SIGE_MODEL_GANCOMP_SPADE;
+  m->cfg.gancomp = *cfg;
+  m->gancomp = g;
+  return m;
+}
+
 void sige_model_free(sige_model *m) {
   if (!m) return;
   sige_spade_free(m->spade);
   sige_ddpm_free(m->ddpm);
+  sige_gancomp_free(m->gancomp);
   g_free(m);
 }
 
@@ -40,12 +52,17 @@ const char *sige_model_kind_name(sige_model_kind k) {
   switch (k) {
     case SIGE_MODEL_SPADE: return "spade-generator";
     case SIGE_MODEL_DDPM_UNET: return "ddpm-unet";
+    case SIGE_MODEL_GANCOMP_SPADE: return "sub-mobile-spade-generator";
   }
   return "unknown";
 }
 
 const sige_spade_config *sige_model_spade_config(const sige_model *m) {
+  if (m->kind == SIGE_MODEL_GANCOMP_SPADE) return &m->cfg.gancomp.base;
   return m->kind == SIGE_MODEL_SPADE ? &m->cfg.spade : NULL;
+}
+const sige_gancomp_config *sige_model_gancomp_config(const sige_model *m) {
+  return m->kind == SIGE_MODEL_GANCOMP_SPADE ? &m->cfg.gancomp : NULL;
 }
 const sige_ddpm_config *sige_model_ddpm_config(const sige_model *m) {
   return m->kind == SIGE_MODEL_DDPM_UNET ? &m->cfg.ddpm : NULL;
@@ -53,8 +70,8 @@ const sige_ddpm_config *sige_model_ddpm_config(const sige_model *m) {
 
 void sige_model_input_shape(const sige_model *m, int64_t shape[4]) {
   shape[0] = 1;
-  if (m->kind == SIGE_MODEL_SPADE) {
-    const sige_spade_config *c = &m->cfg.spade;
+  if (sige_model_spade_config(m)) {
+    const sige_spade_config *c = sige_model_spade_config(m);
     int sw = c->crop_size >> c->num_upsampling_layers;
     int sh = (int)(sw / c->aspect_ratio + 0.5);
     shape[1] = c->label_nc + (c->contain_instance ? 1 : 0);
@@ -71,9 +88,7 @@ gboolean sige_model_forward_dense(const sige_model *m, sige_ctx *ctx, const sige
                                   float t, sige_tensor **out, GError **error) {
   sige_run run;
   sige_run_init_dense(&run, ctx);
-  gboolean ok = m->kind == SIGE_MODEL_SPADE
-                    ? sige_spade_forward(m->spade, &run, input, out, error)
-                    : sige_ddpm_forward(m->ddpm, &run, input, t, out, error);
+  gboolean ok = sige_model_run(m, &run, input, t, out, error);
   sige_run_clear(&run);
   return ok;
 }
@@ -101,6 +116,42 @@ static gboolean infer_spade(const sige_weights *w, const char *path, sige_spade_
   if (ar) c->aspect_ratio = g_ascii_strtod(ar, NULL);
   c->num_upsampling_layers = sige_weights_contains(w, "up_4.conv_0.bias") ? 7 : 6;
   c->num_upsampling_layers = meta_int(w, "sige.num_upsampling_layers", c->num_upsampling_layers);
+  return TRUE;
+}
+
+/* The sub-mobile SPADE generator: its settings as for SPADE, the channel
+ * configuration from metadata or from the widths (c0 = fc outputs / 16, and
+ * c(i+1) = half the hidden width of block i's norm_0). */
+static gboolean infer_gancomp(const sige_weights *w, const char *path, sige_gancomp_config *c,
+                              GError **error) {
+  sige_gancomp_config_init(c);
+  if (!infer_spade(w, path, &c->base, error)) return FALSE;
+  c->base.ngf = meta_int(w, "sige.ngf", 64);
+  if (c->base.num_upsampling_layers > 6) c->base.num_upsampling_layers = 6;
+  c->base.num_upsampling_layers = meta_int(w, "sige.num_upsampling_layers",
+                                           c->base.num_upsampling_layers);
+  const char *cs = sige_weights_metadata(w, "sige.config_str");
+  if (cs) {
+    if (!sige_gancomp_parse_channels(cs, c->channels, error)) {
+      g_prefix_error(error, "%s: metadata sige.config_str: ", path);
+      return FALSE;
+    }
+    return TRUE;
+  }
+  const char *blocks[7] = {"head_0", "G_middle_0", "G_middle_1", "up_0", "up_1", "up_2", "up_3"};
+  c->channels[0] = (int)sige_weights_get(w, "fc.weight")->shape[0] / 16;
+  for (int i = 0; i < 7; i++) {
+    g_autofree char *k = g_strdup_printf("%s.norm_0.mlp_shared.0.weight", blocks[i]);
+    const sige_tensor *t = sige_weights_get(w, k);
+    if (!t || t->ndim != 4 || t->shape[0] % 2) {
+      g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
+                  "%s: '%s' must be [2*c, semantic_nc, 3, 3] (the channel configuration comes "
+                  "from it unless metadata sige.config_str gives it)",
+                  path, k);
+      return FALSE;
+    }
+    c->channels[i + 1] = (int)t->shape[0] / 2;
+  }
   return TRUE;
 }
 
@@ -148,6 +199,12 @@ static gboolean infer_ddpm(const sige_weights *w, const char *path, sige_ddpm_co
 sige_model *sige_model_load(const char *path, GError **error) {
   g_autoptr(sige_weights) w = sige_weights_load_safetensors(path, error);
   if (!w) return NULL;
+  if (sige_weights_contains(w, "fc.weight") && sige_weights_contains(w, "conv_img.weight") &&
+      sige_weights_contains(w, "head_0.norm_0.mlp_gamma.conv.0.weight")) {
+    sige_gancomp_config c;
+    if (!infer_gancomp(w, path, &c, error)) return NULL;
+    return sige_model_new_gancomp(&c, w, error);
+  }
   if (sige_weights_contains(w, "fc.weight") && sige_weights_contains(w, "conv_img.weight")) {
     sige_spade_config c;
     if (!infer_spade(w, path, &c, error)) return NULL;
@@ -166,8 +223,8 @@ sige_model *sige_model_load(const char *path, GError **error) {
 }
 
 void sige_model_sparse_params(const sige_model *m, sige_sparse_params *p) {
-  if (m->kind == SIGE_MODEL_SPADE) {
-    const sige_spade_config *c = &m->cfg.spade;
+  if (sige_model_spade_config(m)) {
+    const sige_spade_config *c = sige_model_spade_config(m);
     p->diff_eps = c->diff_eps;
     p->dilate_radius = c->mask_dilate_radius;
     p->min_w = c->crop_size >> c->num_upsampling_layers;
@@ -189,6 +246,10 @@ void sige_model_sparse_params(const sige_model *m, sige_sparse_params *p) {
 
 gboolean sige_model_run(const sige_model *m, sige_run *run, const sige_tensor *input, float t,
                         sige_tensor **out, GError **error) {
-  return m->kind == SIGE_MODEL_SPADE ? sige_spade_forward(m->spade, run, input, out, error)
-                                     : sige_ddpm_forward(m->ddpm, run, input, t, out, error);
+  switch (m->kind) {
+    case SIGE_MODEL_SPADE: return sige_spade_forward(m->spade, run, input, out, error);
+    case SIGE_MODEL_GANCOMP_SPADE: return sige_gancomp_forward(m->gancomp, run, input, out, error);
+    case SIGE_MODEL_DDPM_UNET: break;
+  }
+  return sige_ddpm_forward(m->ddpm, run, input, t, out, error);
 }

@@ -5,15 +5,18 @@
 
 typedef struct spade_model spade_model;
 typedef struct ddpm_model ddpm_model;
+typedef struct gancomp_model gancomp_model;
 
 struct sige_model {
   sige_model_kind kind;
   union {
     sige_spade_config spade;
     sige_ddpm_config ddpm;
+    sige_gancomp_config gancomp;
   } cfg;
   spade_model *spade;
   ddpm_model *ddpm;
+  gancomp_model *gancomp;
 };
 
 /* Loading helpers: errors name the tensor. */
@@ -34,6 +37,12 @@ ddpm_model *sige_ddpm_build(const sige_ddpm_config *cfg, const sige_weights *w, 
 void sige_ddpm_free(ddpm_model *m);
 gboolean sige_ddpm_forward(const ddpm_model *m, sige_run *run, const sige_tensor *x, float t,
                            sige_tensor **out, GError **error);
+
+gancomp_model *sige_gancomp_build(const sige_gancomp_config *cfg, const sige_weights *w,
+                                  GError **error);
+void sige_gancomp_free(gancomp_model *m);
+gboolean sige_gancomp_forward(const gancomp_model *m, sige_run *run, const sige_tensor *seg,
+                              sige_tensor **out, GError **error);
 
 /* The sparse parameters of a model: difference threshold, dilation radius,
  * and the mask pyramid's stop size, dilation and threshold. */
