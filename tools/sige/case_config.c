@@ -170,6 +170,49 @@ gboolean sige_case_ddpm_config(const sige_case *c, sige_ddpm_config *cfg, GError
   return TRUE;
 }
 
+gboolean sige_case_pd_config(const sige_case *c, sige_pd_config *cfg, GError **error) {
+  sige_pd_config_init(cfg);
+  JsonObject *m = section(c, "config", error);
+  if (!m) return FALSE;
+  get_int(m, "ch", &cfg->ch);
+  int n = get_int_list(m, "ch_mult", cfg->ch_mult, 8);
+  if (n > 0) cfg->n_ch_mult = n;
+  get_int(m, "num_res_blocks", &cfg->num_res_blocks);
+  n = get_int_list(m, "attn_resolutions", cfg->attn_resolutions, 8);
+  if (n >= 0) cfg->n_attn_resolutions = n;
+  if (json_object_has_member(m, "head_dim") || json_object_has_member(m, "num_heads")) {
+    cfg->head_dim = cfg->num_heads = 0;
+    if (json_object_has_member(m, "head_dim") && !json_object_get_null_member(m, "head_dim"))
+      get_int(m, "head_dim", &cfg->head_dim);
+    if (json_object_has_member(m, "num_heads") && !json_object_get_null_member(m, "num_heads"))
+      get_int(m, "num_heads", &cfg->num_heads);
+  }
+  get_int(m, "temb_ch", &cfg->temb_ch);
+  get_int(m, "in_ch", &cfg->in_ch);
+  get_int(m, "out_ch", &cfg->out_ch);
+  get_int(m, "image_size", &cfg->image_size);
+  get_int(m, "groupnorm_groups", &cfg->groupnorm_groups);
+  get_float(m, "groupnorm_eps", &cfg->groupnorm_eps);
+  if (json_object_has_member(m, "logsnr_input_type") &&
+      g_strcmp0(json_object_get_string_member(m, "logsnr_input_type"), "inv_cos")) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
+                "%s/case.json: logsnr_input_type \"%s\": only inv_cos is supported", c->dir,
+                json_object_get_string_member(m, "logsnr_input_type"));
+    return FALSE;
+  }
+  JsonObject *s = section(c, "sige", error);
+  if (!s) return FALSE;
+  get_int(s, "block_size_normal", &cfg->block_size_normal);
+  get_int(s, "block_size_instance", &cfg->block_size_instance);
+  get_int(s, "sparse_resolution_threshold", &cfg->sparse_resolution_threshold);
+  get_float(s, "diff_eps", &cfg->diff_eps);
+  get_int(s, "mask_dilate_radius", &cfg->mask_dilate_radius);
+  get_int(s, "downsample_dilation", &cfg->pyramid_dilation);
+  get_float(s, "downsample_threshold", &cfg->pyramid_threshold);
+  get_int(s, "downsample_min_res", &cfg->pyramid_min_res);
+  return TRUE;
+}
+
 gboolean sige_case_tolerance(const sige_case *c, const char *name, gboolean *rms_rel,
                              double *value, GError **error) {
   JsonObject *t = section(c, "tolerances", error);

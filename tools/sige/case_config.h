@@ -17,6 +17,7 @@ gboolean sige_case_spade_config(const sige_case *c, sige_spade_config *cfg, GErr
  * instancenorm_eps. */
 gboolean sige_case_gancomp_config(const sige_case *c, sige_gancomp_config *cfg, GError **error);
 gboolean sige_case_ddpm_config(const sige_case *c, sige_ddpm_config *cfg, GError **error);
+gboolean sige_case_pd_config(const sige_case *c, sige_pd_config *cfg, GError **error);
 /* The tolerance string of `name` in "tolerances" ("abs 1e-4" / "rms_rel 1e-4"). */
 gboolean sige_case_tolerance(const sige_case *c, const char *name, gboolean *rms_rel,
                              double *value, GError **error);

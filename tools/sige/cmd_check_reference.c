@@ -280,6 +280,65 @@ static void check_ddpm(checker *ck, const sige_model *model, const sige_ddpm_con
   compare(ck, "out_sparse_edit", out, "sparse_vs_reference");
 }
 
+/* The PD UNet: one forward at the log-SNR `logsnr` (dense on z_orig and
+ * z_edit, then a full pass on z_orig and a sparse pass on z_edit with the
+ * mask of the clean images). */
+static void check_pd(checker *ck, const sige_model *model, const sige_pd_config *cfg,
+                     gboolean dense, gboolean sparse) {
+  GError *error = NULL;
+  const sige_tensor *ls = sige_weights_get(ck->io, "logsnr");
+  const float logsnr = ls ? ls->data[0] : 0.0f;
+  const char *pairs[2][2] = {{"z_orig", "out_dense_orig"}, {"z_edit", "out_dense_edit"}};
+  for (int i = 0; dense && i < 2; i++) {
+    const sige_tensor *x = sige_weights_require(ck->io, pairs[i][0], 4, NULL, &error);
+    g_autoptr(sige_tensor) out = NULL;
+    if (!x || !ls || !sige_model_forward_dense(model, ck->ctx, x, logsnr, &out, &error)) {
+      if (!ls && !error) error = g_error_new(SIGE_ERROR, SIGE_ERROR_MISSING, "io has no 'logsnr'");
+      report_error(ck, pairs[i][1], error);
+      continue;
+    }
+    compare(ck, pairs[i][1], out, "full_vs_dense");
+  }
+  if (!sparse) return;
+  const sige_tensor *a = sige_weights_get(ck->io, "x0_orig");
+  const sige_tensor *b = sige_weights_get(ck->io, "x0_edit");
+  if (!a || !b) {
+    report_error(ck, "diff_mask", g_error_new(SIGE_ERROR, SIGE_ERROR_MISSING, "no x0_orig/x0_edit"));
+    return;
+  }
+  g_autoptr(sige_mask) raw = sige_mask_from_diff(a, b, cfg->diff_eps);
+  g_autoptr(sige_mask) diff = sige_mask_cross_dilate(raw, cfg->mask_dilate_radius);
+  compare_mask(ck, "diff_mask", diff);
+  int min = cfg->pyramid_min_res ? cfg->pyramid_min_res : cfg->image_size >> (cfg->n_ch_mult - 1);
+  compare_pyramid(ck, diff, min, min, cfg->pyramid_dilation, cfg->pyramid_threshold, "mask/", "");
+  const sige_tensor *zo = sige_weights_get(ck->io, "z_orig");
+  const sige_tensor *ze = sige_weights_get(ck->io, "z_edit");
+  if (!zo || !ze || !ls) {
+    report_error(ck, "out_sparse_edit",
+                 g_error_new(SIGE_ERROR, SIGE_ERROR_MISSING, "io has no z_orig, z_edit or logsnr"));
+    return;
+  }
+  sige_session_options opts;
+  sige_session_options_init(&opts);
+  opts.n_threads = ck->threads;
+  opts.timestep = logsnr;
+  opts.full_pass_above = 2.0;
+  g_autoptr(sige_session) s = sige_session_new(model, &opts, &error);
+  g_autoptr(sige_tensor) out = NULL;
+  if (!s || !sige_session_snapshot(s, zo, NULL, &error) ||
+      !sige_session_regenerate_masked(s, ze, diff, NULL, NULL, NULL, &out, NULL, &error)) {
+    report_error(ck, "out_sparse_edit", error);
+    return;
+  }
+  compare(ck, "out_sparse_edit", out, "sparse_vs_reference");
+}
+
+static void not_checked(checker *ck, const char *name, const char *why) {
+  printf("%-44s NOT CHECKED (%s)\n", name, why);
+  ck->not_checked++;
+  fflush(stdout);
+}
+
 /* case.json "sampler" -> sampler configuration. */
 static gboolean case_sampler(checker *ck, sige_sampler_config *c, GError **error) {
   JsonNode *n = json_object_get_member(ck->cs.root, "sampler");
@@ -381,13 +440,14 @@ int sige_cmd_check_reference(int argc, char **argv) {
   }
   const gboolean is_spade = !strcmp(ck.cs.kind, "spade-generator");
   const gboolean is_ddpm = !strcmp(ck.cs.kind, "ddpm-unet");
+  const gboolean is_pd = !strcmp(ck.cs.kind, "pd-unet");
   const gboolean is_gancomp = !strcmp(ck.cs.kind, "sub-mobile-spade-generator");
-  if (!is_spade && !is_ddpm && !is_gancomp) {
+  if (!is_spade && !is_ddpm && !is_pd && !is_gancomp) {
     printf("UNSUPPORTED %s\n", ck.cs.kind);
     sige_case_close(&ck.cs);
     return 3;
   }
-  if (sampler && !dense && !sparse && !is_ddpm) { /* SPADE kinds have no sampler */
+  if (sampler && !dense && !sparse && !is_ddpm && !is_pd) { /* SPADE kinds have no sampler */
     printf("UNSUPPORTED %s --mode sampler\n", ck.cs.kind);
     sige_case_close(&ck.cs);
     return 3;
@@ -405,6 +465,15 @@ int sige_cmd_check_reference(int argc, char **argv) {
           (model = sige_model_new_spade(&cfg, w, &error))) {
         ck.ctx = sige_ctx_new(threads);
         check_spade(&ck, model, &cfg, dense, sparse);
+      }
+    } else if (is_pd) {
+      sige_pd_config cfg;
+      if (sige_case_pd_config(&ck.cs, &cfg, &error) &&
+          (model = sige_model_new_pd(&cfg, w, &error))) {
+        ck.ctx = sige_ctx_new(threads);
+        check_pd(&ck, model, &cfg, dense, sparse);
+        if (sampler && sige_weights_contains(ck.io, "sampled_sparse"))
+          not_checked(&ck, "sampled_sparse", "no PD sampler yet");
       }
     } else if (is_gancomp) {
       /* the SPADE checks (dense outputs, masks, active blocks, sequential

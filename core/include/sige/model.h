@@ -5,7 +5,11 @@
  *   SIGE_MODEL_SPADE      GauGAN's SPADE generator (NVlabs key names);
  *   SIGE_MODEL_DDPM_UNET  the DDPM UNet of Ho et al. (ermongroup/ddim names);
  *   SIGE_MODEL_GANCOMP_SPADE  GAN Compression's sub-mobile SPADE generator
- *                         (unfused GAN-Compression checkpoint names). */
+ *                         (unfused GAN-Compression checkpoint names);
+ *   SIGE_MODEL_PD_UNET    the Progressive-Distillation UNet of the published
+ *                         SIGE code (diffusion/models/pd_arch: resampling
+ *                         residual blocks, log-SNR input, multi-head attention,
+ *                         x and eps outputs). */
 #pragma once
 #include <glib.h>
 #include "sige/context.h"
@@ -14,7 +18,12 @@
 
 G_BEGIN_DECLS
 
-typedef enum { SIGE_MODEL_SPADE, SIGE_MODEL_DDPM_UNET, SIGE_MODEL_GANCOMP_SPADE } sige_model_kind;
+typedef enum {
+  SIGE_MODEL_SPADE,
+  SIGE_MODEL_DDPM_UNET,
+  SIGE_MODEL_GANCOMP_SPADE,
+  SIGE_MODEL_PD_UNET,
+} sige_model_kind;
 
 typedef struct {
   int ngf;                   /* base width (64 for the published GauGAN) */
@@ -76,6 +85,30 @@ typedef struct {
 } sige_ddpm_config;
 void sige_ddpm_config_init(sige_ddpm_config *c); /* LSUN church 256 */
 
+/* The PD UNet.  Its forward takes the log-SNR of the noise level as `t`
+ * (input "inv_cos": atan(exp(-logsnr / 2)) / (pi / 2) * 1000 into the
+ * sinusoidal embedding) and returns 2 * in_ch channels: an x prediction and
+ * an eps prediction (the PD sampler mixes them). */
+typedef struct {
+  int ch, ch_mult[8], n_ch_mult, num_res_blocks;
+  int attn_resolutions[8], n_attn_resolutions;
+  int head_dim;  /* channels per attention head (> 0), or 0: use num_heads */
+  int num_heads;
+  int temb_ch;   /* width of the time embedding */
+  int in_ch, out_ch, image_size;
+  int groupnorm_groups;
+  float groupnorm_eps;
+  /* sparse settings, as for the DDPM UNet */
+  int block_size_normal, block_size_instance;
+  int sparse_resolution_threshold;
+  float diff_eps;
+  int mask_dilate_radius;
+  int pyramid_dilation;
+  float pyramid_threshold;
+  int pyramid_min_res; /* stop size of the pyramid; 0 = the lowest UNet level */
+} sige_pd_config;
+void sige_pd_config_init(sige_pd_config *c); /* the published church 128 PD model */
+
 typedef struct sige_model sige_model;
 
 /* Builds a model from a weight table (the table is copied into the model's
@@ -85,6 +118,7 @@ sige_model *sige_model_new_spade(const sige_spade_config *cfg, const sige_weight
                                  GError **error);
 sige_model *sige_model_new_ddpm(const sige_ddpm_config *cfg, const sige_weights *w,
                                 GError **error);
+sige_model *sige_model_new_pd(const sige_pd_config *cfg, const sige_weights *w, GError **error);
 sige_model *sige_model_new_gancomp(const sige_gancomp_config *cfg, const sige_weights *w,
                                    GError **error);
 /* Loads a safetensors file and infers the kind and widths from its keys and
@@ -102,11 +136,13 @@ const char *sige_model_kind_name(sige_model_kind k);
 const sige_spade_config *sige_model_spade_config(const sige_model *m);
 const sige_gancomp_config *sige_model_gancomp_config(const sige_model *m); /* NULL if not one */
 const sige_ddpm_config *sige_model_ddpm_config(const sige_model *m);   /* NULL if not DDPM */
+const sige_pd_config *sige_model_pd_config(const sige_model *m);       /* NULL if not PD */
 /* Shape of the model's input tensor ([1, C, H, W]). */
 void sige_model_input_shape(const sige_model *m, int64_t shape[4]);
 
-/* A dense forward.  SPADE (and sub-mobile SPADE): input is the semantic tensor [1, label_nc(+1), H, W],
- * t ignored.  DDPM: input is x_t [1, in_ch, S, S] and t the timestep.
+/* A dense forward.  SPADE (and sub-mobile SPADE): input is the semantic tensor
+ * [1, label_nc(+1), H, W], t ignored.  DDPM: input is x_t [1, in_ch, S, S] and
+ * t the timestep.  PD: input is z_t [1, in_ch, S, S] and t its log-SNR.
  * *out receives a new [1, 3|out_ch, H, W] tensor. */
 gboolean sige_model_forward_dense(const sige_model *m, sige_ctx *ctx, const sige_tensor *input,
                                   float t, sige_tensor **out, GError **error);

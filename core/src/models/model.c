@@ -27,6 +27,16 @@ sige_model *sige_model_new_ddpm(const sige_ddpm_config *cfg, const sige_weights 
   return m;
 }
 
+sige_model *sige_model_new_pd(const sige_pd_config *cfg, const sige_weights *w, GError **error) {
+  pd_model *d = sige_pd_build(cfg, w, error);
+  if (!d) return NULL;
+  sige_model *m = g_new0(sige_model, 1);
+  m->kind = SIGE_MODEL_PD_UNET;
+  m->cfg.pd = *cfg;
+  m->pd = d;
+  return m;
+}
+
 sige_model *sige_model_new_gancomp(const sige_gancomp_config *cfg, const sige_weights *w,
                                    GError **error) {
   gancomp_model *g = sige_gancomp_build(cfg, w, error);
@@ -42,6 +52,7 @@ void sige_model_free(sige_model *m) {
   if (!m) return;
   sige_spade_free(m->spade);
   sige_ddpm_free(m->ddpm);
+  sige_pd_free(m->pd);
   sige_gancomp_free(m->gancomp);
   g_free(m);
 }
@@ -52,6 +63,7 @@ const char *sige_model_kind_name(sige_model_kind k) {
   switch (k) {
     case SIGE_MODEL_SPADE: return "spade-generator";
     case SIGE_MODEL_DDPM_UNET: return "ddpm-unet";
+    case SIGE_MODEL_PD_UNET: return "pd-unet";
     case SIGE_MODEL_GANCOMP_SPADE: return "sub-mobile-spade-generator";
   }
   return "unknown";
@@ -67,6 +79,9 @@ const sige_gancomp_config *sige_model_gancomp_config(const sige_model *m) {
 const sige_ddpm_config *sige_model_ddpm_config(const sige_model *m) {
   return m->kind == SIGE_MODEL_DDPM_UNET ? &m->cfg.ddpm : NULL;
 }
+const sige_pd_config *sige_model_pd_config(const sige_model *m) {
+  return m->kind == SIGE_MODEL_PD_UNET ? &m->cfg.pd : NULL;
+}
 
 void sige_model_input_shape(const sige_model *m, int64_t shape[4]) {
   shape[0] = 1;
@@ -77,6 +92,9 @@ void sige_model_input_shape(const sige_model *m, int64_t shape[4]) {
     shape[1] = c->label_nc + (c->contain_instance ? 1 : 0);
     shape[2] = (int64_t)sh << c->num_upsampling_layers;
     shape[3] = (int64_t)sw << c->num_upsampling_layers;
+  } else if (m->kind == SIGE_MODEL_PD_UNET) {
+    shape[1] = m->cfg.pd.in_ch;
+    shape[2] = shape[3] = m->cfg.pd.image_size;
   } else {
     const sige_ddpm_config *c = &m->cfg.ddpm;
     shape[1] = c->in_ch;
@@ -233,6 +251,14 @@ void sige_model_sparse_params(const sige_model *m, sige_sparse_params *p) {
     if (c->pyramid_min_w > 0) p->min_w = c->pyramid_min_w;
     p->pyramid_dilation = c->pyramid_dilation;
     p->pyramid_threshold = c->pyramid_threshold;
+  } else if (m->kind == SIGE_MODEL_PD_UNET) {
+    const sige_pd_config *c = &m->cfg.pd;
+    p->diff_eps = c->diff_eps;
+    p->dilate_radius = c->mask_dilate_radius;
+    p->min_h = p->min_w = c->pyramid_min_res > 0 ? c->pyramid_min_res
+                                                 : c->image_size >> (c->n_ch_mult - 1);
+    p->pyramid_dilation = c->pyramid_dilation;
+    p->pyramid_threshold = c->pyramid_threshold;
   } else {
     const sige_ddpm_config *c = &m->cfg.ddpm;
     p->diff_eps = c->diff_eps;
@@ -248,6 +274,7 @@ gboolean sige_model_run(const sige_model *m, sige_run *run, const sige_tensor *i
                         sige_tensor **out, GError **error) {
   switch (m->kind) {
     case SIGE_MODEL_SPADE: return sige_spade_forward(m->spade, run, input, out, error);
+    case SIGE_MODEL_PD_UNET: return sige_pd_forward(m->pd, run, input, t, out, error);
     case SIGE_MODEL_GANCOMP_SPADE: return sige_gancomp_forward(m->gancomp, run, input, out, error);
     case SIGE_MODEL_DDPM_UNET: break;
   }

@@ -5,6 +5,7 @@
 
 typedef struct spade_model spade_model;
 typedef struct ddpm_model ddpm_model;
+typedef struct pd_model pd_model;
 typedef struct gancomp_model gancomp_model;
 
 struct sige_model {
@@ -12,10 +13,12 @@ struct sige_model {
   union {
     sige_spade_config spade;
     sige_ddpm_config ddpm;
+    sige_pd_config pd;
     sige_gancomp_config gancomp;
   } cfg;
   spade_model *spade;
   ddpm_model *ddpm;
+  pd_model *pd;
   gancomp_model *gancomp;
 };
 
@@ -38,6 +41,11 @@ void sige_ddpm_free(ddpm_model *m);
 gboolean sige_ddpm_forward(const ddpm_model *m, sige_run *run, const sige_tensor *x, float t,
                            sige_tensor **out, GError **error);
 
+pd_model *sige_pd_build(const sige_pd_config *cfg, const sige_weights *w, GError **error);
+void sige_pd_free(pd_model *m);
+/* logsnr: the log-SNR of x's noise level (the model's time input). */
+gboolean sige_pd_forward(const pd_model *m, sige_run *run, const sige_tensor *x, float logsnr,
+                         sige_tensor **out, GError **error);
 gancomp_model *sige_gancomp_build(const sige_gancomp_config *cfg, const sige_weights *w,
                                   GError **error);
 void sige_gancomp_free(gancomp_model *m);
