@@ -73,6 +73,9 @@ void sige_spade_modulate(sige_ctx *ctx, const sige_tensor *x, const sige_tensor 
 
 /* ---- element-wise ----------------------------------------------------- */
 float sige_act_apply(sige_act act, float v); /* slope 0.2 for leaky relu */
+/* act on n contiguous floats in place (vectorised; same values as
+ * sige_act_apply). */
+void sige_act_inplace(float *v, size_t n, sige_act act);
 void sige_activation(sige_ctx *ctx, const sige_tensor *x, sige_act act, sige_tensor *out);
 void sige_add(sige_ctx *ctx, const sige_tensor *a, const sige_tensor *b, sige_tensor *out);
 void sige_concat_channels(sige_ctx *ctx, const sige_tensor *a, const sige_tensor *b,

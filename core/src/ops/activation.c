@@ -1,6 +1,7 @@
 /* Point-wise activations with torch's definitions. */
 #include <math.h>
 
+#include "fast_exp.h"
 #include "ops_internal.h"
 
 float sige_act_apply(sige_act act, float v) {
@@ -8,16 +9,16 @@ float sige_act_apply(sige_act act, float v) {
     case SIGE_ACT_NONE: return v;
     case SIGE_ACT_RELU: return v > 0.0f ? v : 0.0f;
     case SIGE_ACT_LEAKY_RELU: return v > 0.0f ? v : v * SIGE_LEAKY_SLOPE;
-    case SIGE_ACT_SWISH: return v / (1.0f + expf(-v));
+    case SIGE_ACT_SWISH: return v / (1.0f + sige_fast_expf(-v));
     case SIGE_ACT_TANH: return tanhf(v);
-    case SIGE_ACT_SIGMOID: return 1.0f / (1.0f + expf(-v));
+    case SIGE_ACT_SIGMOID: return 1.0f / (1.0f + sige_fast_expf(-v));
   }
   return v;
 }
 
 /* One loop per activation so that the compiler can vectorise each of them;
  * dispatching per element would keep the switch inside the hot loop. */
-void sige_ops_act_inplace(float *v, size_t n, sige_act act) {
+void sige_act_inplace(float *v, size_t n, sige_act act) {
   switch (act) {
     case SIGE_ACT_NONE: break;
     case SIGE_ACT_RELU:
@@ -27,20 +28,20 @@ void sige_ops_act_inplace(float *v, size_t n, sige_act act) {
       for (size_t i = 0; i < n; i++) v[i] = v[i] > 0.0f ? v[i] : v[i] * SIGE_LEAKY_SLOPE;
       break;
     case SIGE_ACT_SWISH:
-      for (size_t i = 0; i < n; i++) v[i] = v[i] / (1.0f + expf(-v[i]));
+      for (size_t i = 0; i < n; i++) v[i] = v[i] / (1.0f + sige_fast_expf(-v[i]));
       break;
     case SIGE_ACT_TANH:
       for (size_t i = 0; i < n; i++) v[i] = tanhf(v[i]);
       break;
     case SIGE_ACT_SIGMOID:
-      for (size_t i = 0; i < n; i++) v[i] = 1.0f / (1.0f + expf(-v[i]));
+      for (size_t i = 0; i < n; i++) v[i] = 1.0f / (1.0f + sige_fast_expf(-v[i]));
       break;
   }
 }
 
 void sige_ops_affine_act(const float *x, float *y, size_t n, float s, float b, sige_act act) {
   for (size_t i = 0; i < n; i++) y[i] = x[i] * s + b;
-  sige_ops_act_inplace(y, n, act);
+  sige_act_inplace(y, n, act);
 }
 
 /* Splits large tensors into chunks so that both threads get work even when the
@@ -57,6 +58,6 @@ void sige_activation(sige_ctx *ctx, const sige_tensor *x, sige_act act, sige_ten
     const size_t a = (size_t)ch * ACT_CHUNK, len = n - a < ACT_CHUNK ? n - a : ACT_CHUNK;
     if (out->data != x->data)
       for (size_t i = 0; i < len; i++) out->data[a + i] = x->data[a + i];
-    sige_ops_act_inplace(out->data + a, len, act);
+    sige_act_inplace(out->data + a, len, act);
   }
 }

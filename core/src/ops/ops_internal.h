@@ -52,7 +52,6 @@ G_GNUC_INTERNAL void sige_ops_shape_error(GError **error, const char *op, const 
 
 /* Applies act to n contiguous floats in place (dispatching once, not per element,
  * so that the loops vectorise). */
-G_GNUC_INTERNAL void sige_ops_act_inplace(float *v, size_t n, sige_act act);
 
 /* y = x * s + b then act, over n contiguous floats; y may equal x. */
 G_GNUC_INTERNAL void sige_ops_affine_act(const float *x, float *y, size_t n, float s, float b,

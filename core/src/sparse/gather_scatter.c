@@ -13,28 +13,8 @@
 
 #include "sparse_internal.h"
 
-/* The definitions of sige_act_apply, applied to one contiguous row so that
- * the switch stays out of the element loop. */
-static void act_row(float *v, int n, sige_act act) {
-  switch (act) {
-    case SIGE_ACT_NONE: break;
-    case SIGE_ACT_RELU:
-      for (int i = 0; i < n; i++) v[i] = v[i] > 0.0f ? v[i] : 0.0f;
-      break;
-    case SIGE_ACT_LEAKY_RELU:
-      for (int i = 0; i < n; i++) v[i] = v[i] > 0.0f ? v[i] : v[i] * SIGE_LEAKY_SLOPE;
-      break;
-    case SIGE_ACT_SWISH:
-      for (int i = 0; i < n; i++) v[i] = v[i] / (1.0f + expf(-v[i]));
-      break;
-    case SIGE_ACT_TANH:
-      for (int i = 0; i < n; i++) v[i] = tanhf(v[i]);
-      break;
-    case SIGE_ACT_SIGMOID:
-      for (int i = 0; i < n; i++) v[i] = 1.0f / (1.0f + expf(-v[i]));
-      break;
-  }
-}
+/* One contiguous row: the ops' vectorised activation loops. */
+static void act_row(float *v, int n, sige_act act) { sige_act_inplace(v, (size_t)n, act); }
 
 static gboolean is_block_batch(const sige_tensor *t, int nb, int c, int side) {
   return t->ndim == 4 && t->layout == SIGE_LAYOUT_CNHW && SIGE_N(t) == nb && SIGE_C(t) == c &&
