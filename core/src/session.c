@@ -56,7 +56,8 @@ sige_session *sige_session_new(const sige_model *model, const sige_session_optio
     sige_session_options_init(&o);
   sige_sampler *sampler = NULL;
   if (o.sdedit) {
-    if (sige_model_get_kind(model) != SIGE_MODEL_DDPM_UNET) {
+    const sige_model_kind kind = sige_model_get_kind(model);
+    if (kind != SIGE_MODEL_DDPM_UNET && kind != SIGE_MODEL_PD_UNET) {
       g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
                   "SDEdit needs a diffusion model; this one is a %s",
                   sige_model_kind_name(sige_model_get_kind(model)));

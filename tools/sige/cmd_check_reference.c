@@ -333,12 +333,6 @@ static void check_pd(checker *ck, const sige_model *model, const sige_pd_config 
   compare(ck, "out_sparse_edit", out, "sparse_vs_reference");
 }
 
-static void not_checked(checker *ck, const char *name, const char *why) {
-  printf("%-44s NOT CHECKED (%s)\n", name, why);
-  ck->not_checked++;
-  fflush(stdout);
-}
-
 /* case.json "sampler" -> sampler configuration. */
 static gboolean case_sampler(checker *ck, sige_sampler_config *c, GError **error) {
   JsonNode *n = json_object_get_member(ck->cs.root, "sampler");
@@ -353,9 +347,11 @@ static gboolean case_sampler(checker *ck, sige_sampler_config *c, GError **error
     sige_sampler_config_init(c, SIGE_SAMPLER_DDIM);
   else if (!g_strcmp0(kind, "dpmsolver++"))
     sige_sampler_config_init(c, SIGE_SAMPLER_DPM_SOLVER_PP);
+  else if (!g_strcmp0(kind, "pd"))
+    sige_sampler_config_init(c, SIGE_SAMPLER_PD);
   else {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
-                "%s/case.json: sampler kind \"%s\": expected ddim or dpmsolver++", ck->cs.dir,
+                "%s/case.json: sampler kind \"%s\": expected ddim, dpmsolver++ or pd", ck->cs.dir,
                 kind ? kind : "");
     return FALSE;
   }
@@ -373,18 +369,36 @@ static gboolean case_sampler(checker *ck, sige_sampler_config *c, GError **error
   GET_INT("order", order);
   GET_DBL("beta_start", beta_start);
   GET_DBL("beta_end", beta_end);
+  GET_DBL("logsnr_min", logsnr_min);
+  GET_DBL("logsnr_max", logsnr_max);
   if (json_object_has_member(o, "lower_order_final"))
     c->lower_order_final = json_object_get_boolean_member(o, "lower_order_final");
 #undef GET_INT
 #undef GET_DBL
+  if (json_object_has_member(o, "first_step_index")) {
+    /* the timestep the published runner starts from: ours must agree */
+    const int want = (int)json_object_get_int_member(o, "first_step_index");
+    g_autoptr(sige_sampler) smp = sige_sampler_new(c, error);
+    if (!smp) return FALSE;
+    if (sige_sampler_timestep(smp, 0) != want) {
+      g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+                  "%s/case.json: first_step_index %d, but the schedule starts at timestep %d",
+                  ck->cs.dir, want, sige_sampler_timestep(smp, 0));
+      return FALSE;
+    }
+  }
   return TRUE;
 }
 
-/* SDEdit through the session: snapshot x0_orig, regenerate x0_edit. */
+/* SDEdit through the session: snapshot x0_orig, regenerate x0_edit (DDPM:
+ * sdedit_sparse; PD: sampled_sparse). */
 static void check_sdedit(checker *ck, const sige_model *model) {
   GError *error = NULL;
-  const char *name = sige_weights_contains(ck->io, "sdedit_sparse") ? "sdedit_sparse" : NULL;
+  const char *name = sige_weights_contains(ck->io, "sdedit_sparse")     ? "sdedit_sparse"
+                     : sige_weights_contains(ck->io, "sampled_sparse") ? "sampled_sparse"
+                                                                         : NULL;
   if (!name) return;
+  const char *tol = !strcmp(name, "sdedit_sparse") ? "sdedit_vs_reference" : "sampled_vs_reference";
   sige_session_options opts;
   sige_session_options_init(&opts);
   opts.n_threads = ck->threads;
@@ -401,7 +415,7 @@ static void check_sdedit(checker *ck, const sige_model *model) {
       (s = sige_session_new(model, &opts, &error)) && sige_session_set_noise(s, noise, &error) &&
       sige_session_snapshot(s, a, NULL, &error) &&
       sige_session_regenerate(s, b, NULL, NULL, NULL, &out, NULL, &error))
-    compare(ck, name, out, "sdedit_vs_reference");
+    compare(ck, name, out, tol);
   else
     report_error(ck, name, error);
 }
@@ -472,8 +486,7 @@ int sige_cmd_check_reference(int argc, char **argv) {
           (model = sige_model_new_pd(&cfg, w, &error))) {
         ck.ctx = sige_ctx_new(threads);
         check_pd(&ck, model, &cfg, dense, sparse);
-        if (sampler && sige_weights_contains(ck.io, "sampled_sparse"))
-          not_checked(&ck, "sampled_sparse", "no PD sampler yet");
+        if (sampler) check_sdedit(&ck, model);
       }
     } else if (is_gancomp) {
       /* the SPADE checks (dense outputs, masks, active blocks, sequential

@@ -1,5 +1,6 @@
-/* Diffusion samplers for SDEdit-style editing: DDIM (eta 0) and the multistep
- * DPM-Solver++ of the published interactive demo.  Pure numerics: the caller
+/* Diffusion samplers for SDEdit-style editing: DDIM (eta 0), the multistep
+ * DPM-Solver++ of the published interactive demo, and the Progressive-
+ * Distillation sampler of the published PD models (SIGE_SAMPLER_PD, below).  Pure numerics: the caller
  * runs the model, the sampler turns its noise prediction into the next x.
  *
  * Timesteps.  As in the published runner, the integer timesteps are
@@ -43,13 +44,25 @@
  *     noisy(i + 1, x0_orig, noise) -> x_orig_next; sige_sdedit_reset(x, x_orig_next, mask)
  * and leaves the edited image in x.  Without the reset it reproduces the
  * reference `sdedit_dense` of both reference cases. */
+/* PD (diffusion/samplers/pd_sampler.py).  For the PD UNet, whose output has
+ * twice the image's channels: an x prediction, then an eps prediction.
+ * Timesteps as DDIM (seq = range(0, noise_level, skip), steps = len(seq),
+ * t_steps = -1), over a schedule of total_steps (8 for the church model).
+ * Timestep t sits at log-SNR
+ *   l(t) = -2 log tan(a u + b),  u = (t + 1) / total_steps,
+ *   b = atan(exp(-logsnr_max / 2)), a = atan(exp(-logsnr_min / 2)) - b,
+ * so l(-1) = logsnr_max (the last reset pastes x0_orig with a trace of noise,
+ * as the published code does).  alpha_bar(i) = sigmoid(l(t_i)), and the model
+ * is given t = l(t_i) (sige_sampler_model_t).  An update mixes the model's two
+ * predictions (sige_pd_update) and steps to l(t_{i+1}); out of timestep 0 it
+ * returns the clipped x prediction itself. */
 #pragma once
 #include <glib.h>
 #include "sige/tensor.h"
 
 G_BEGIN_DECLS
 
-typedef enum { SIGE_SAMPLER_DDIM, SIGE_SAMPLER_DPM_SOLVER_PP } sige_sampler_kind;
+typedef enum { SIGE_SAMPLER_DDIM, SIGE_SAMPLER_DPM_SOLVER_PP, SIGE_SAMPLER_PD } sige_sampler_kind;
 
 typedef struct {
   sige_sampler_kind kind;
@@ -61,10 +74,12 @@ typedef struct {
   /* DPM-Solver++: lower the order of the last updates when seq is shorter
    * than 10 (the published rule: order min(order, len(seq) - i) at step i). */
   gboolean lower_order_final;
+  double logsnr_min, logsnr_max; /* PD: the cosine log-SNR schedule's range (-20, 20) */
 } sige_sampler_config;
 
 /* The interactive demo's settings: linear 1e-4..0.02 over 1000, 10 steps
- * from noise level 750, order 2, lower_order_final on. */
+ * from noise level 750, order 2, lower_order_final on.  PD: the church-128
+ * settings, 5 steps from noise level 5 of 8, log-SNR -20..20. */
 void sige_sampler_config_init(sige_sampler_config *c, sige_sampler_kind kind);
 
 typedef struct sige_sampler sige_sampler;
@@ -95,7 +110,8 @@ double sige_sampler_solver_alpha_bar(const sige_sampler *s, int i);
 /* Forgets the multistep history (a new trajectory).  step(0) does it too. */
 void sige_sampler_reset(sige_sampler *s);
 /* One update: x (in: at step i, out: at step i + 1) from the model's noise
- * prediction eps at step i.  Steps must run in order 0, 1, ..., steps-1
+ * prediction eps at step i (PD: the model's whole output, [x | eps], twice
+ * x's channels).  Steps must run in order 0, 1, ..., steps-1
  * within a trajectory (DPM-Solver++ keeps the data predictions of earlier
  * steps); anything else, or eps/x of different shapes, is SIGE_ERROR_INVALID
  * / SIGE_ERROR_SHAPE and leaves x untouched. */
@@ -110,6 +126,15 @@ void sige_sampler_noisy(const sige_sampler *s, int i, const sige_tensor *x0,
 /* x = x_orig_next where mask == 0, x kept where mask != 0.  mask is H x W
  * (x's last two dimensions), broadcast over batch and channels. */
 void sige_sdedit_reset(sige_tensor *x, const sige_tensor *x_orig_next, const guint8 *mask);
+
+/* The PD pieces (used by the PD kind; exposed for tests).  The log-SNR of
+ * timestep t (-1 .. total_steps - 1), evaluated in float32 as the published
+ * code does. */
+double sige_pd_logsnr(int t, int total_steps, double logsnr_min, double logsnr_max);
+/* x (z at log-SNR logsnr_t, n values) -> z at logsnr_s, or, when last, the
+ * clipped x prediction; pred_x and pred_eps are the model's two outputs. */
+void sige_pd_update(float *x, const float *pred_x, const float *pred_eps, size_t n,
+                    double logsnr_t, double logsnr_s, gboolean last);
 
 /* Standard-normal noise from a seed, the same on every machine: splitmix64
  * uniforms (53-bit) through the Box-Muller transform in double, two normals

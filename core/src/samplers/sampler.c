@@ -27,6 +27,7 @@ struct sige_sampler {
   sige_tensor *history[SIGE_SAMPLER_MAX_ORDER];
   int n_history;
   int next_step; /* the step the history is ready for */
+  double *pd_logsnr; /* PD: log-SNR of each step's timestep, steps + 1 */
 };
 
 void sige_sampler_config_init(sige_sampler_config *c, sige_sampler_kind kind) {
@@ -39,12 +40,22 @@ void sige_sampler_config_init(sige_sampler_config *c, sige_sampler_kind kind) {
   c->sample_steps = 10;
   c->order = 2;
   c->lower_order_final = TRUE;
+  if (kind == SIGE_SAMPLER_PD) {
+    c->total_steps = 8;
+    c->noise_level = 5;
+    c->sample_steps = 5;
+    c->logsnr_min = -20.0;
+    c->logsnr_max = 20.0;
+  }
 }
 
 static gboolean validate(const sige_sampler_config *c, GError **error) {
   const char *why = NULL;
-  if (c->kind != SIGE_SAMPLER_DDIM && c->kind != SIGE_SAMPLER_DPM_SOLVER_PP)
-    why = "kind is not DDIM or DPM-Solver++";
+  if (c->kind != SIGE_SAMPLER_DDIM && c->kind != SIGE_SAMPLER_DPM_SOLVER_PP &&
+      c->kind != SIGE_SAMPLER_PD)
+    why = "kind is not DDIM, DPM-Solver++ or PD";
+  else if (c->kind == SIGE_SAMPLER_PD && !(c->logsnr_min < c->logsnr_max))
+    why = "PD needs logsnr_min < logsnr_max";
   else if (c->total_steps < 1)
     why = "total_steps must be >= 1";
   else if (!(c->beta_start > 0.0) || !(c->beta_end < 1.0) || !(c->beta_start <= c->beta_end))
@@ -122,7 +133,7 @@ sige_sampler *sige_sampler_new(const sige_sampler_config *c, GError **error) {
    * demo's DPM-Solver++ updates between consecutive timesteps only and stops
    * at the smallest: its model evaluation there is never used, so it is not
    * a step here. */
-  s->steps = c->kind == SIGE_SAMPLER_DDIM ? s->n_seq : s->n_seq - 1;
+  s->steps = c->kind == SIGE_SAMPLER_DPM_SOLVER_PP ? s->n_seq - 1 : s->n_seq;
   s->timesteps = g_new(int, s->n_seq + 1);
   for (int i = 0; i < s->n_seq; i++)
     s->timesteps[i] = (s->n_seq - 1 - i) * skip;
@@ -139,6 +150,11 @@ sige_sampler *sige_sampler_new(const sige_sampler_config *c, GError **error) {
   }
   if (c->kind == SIGE_SAMPLER_DPM_SOLVER_PP)
     build_dpm_schedule(s);
+  if (c->kind == SIGE_SAMPLER_PD) {
+    s->pd_logsnr = g_new(double, s->steps + 1);
+    for (int i = 0; i <= s->steps; i++)
+      s->pd_logsnr[i] = sige_pd_logsnr(s->timesteps[i], total, c->logsnr_min, c->logsnr_max);
+  }
   return s;
 }
 
@@ -161,6 +177,7 @@ void sige_sampler_free(sige_sampler *s) {
   g_free(s->solver_log_alpha);
   g_free(s->solver_sigma);
   g_free(s->solver_lambda);
+  g_free(s->pd_logsnr);
   g_free(s);
 }
 
@@ -173,6 +190,8 @@ int sige_sampler_timestep(const sige_sampler *s, int i) {
 }
 
 float sige_sampler_model_t(const sige_sampler *s, int i) {
+  if (s->cfg.kind == SIGE_SAMPLER_PD && i >= 0 && i <= s->steps)
+    return (float)s->pd_logsnr[i];
   return (float)sige_sampler_timestep(s, i);
 }
 
@@ -182,12 +201,14 @@ static double alpha_of(const sige_sampler *s, int t) {
 
 double sige_sampler_alpha_bar(const sige_sampler *s, int i) {
   g_return_val_if_fail(i >= 0 && i <= s->steps, 1.0);
+  if (s->cfg.kind == SIGE_SAMPLER_PD)
+    return 1.0 / (1.0 + exp(-s->pd_logsnr[i]));
   return alpha_of(s, s->timesteps[i]);
 }
 
 double sige_sampler_solver_alpha_bar(const sige_sampler *s, int i) {
   g_return_val_if_fail(i >= 0 && i <= s->steps, 1.0);
-  if (s->cfg.kind == SIGE_SAMPLER_DDIM)
+  if (s->cfg.kind != SIGE_SAMPLER_DPM_SOLVER_PP)
     return sige_sampler_alpha_bar(s, i);
   return exp(2.0 * s->solver_log_alpha[i]);
 }
@@ -267,10 +288,15 @@ gboolean sige_sampler_step(sige_sampler *s, int i, sige_tensor *x, const sige_te
                 s->steps - 1);
     return FALSE;
   }
-  if (!sige_tensor_same_shape(x, eps)) {
+  const gboolean pd = s->cfg.kind == SIGE_SAMPLER_PD;
+  if (pd ? !(x->ndim == 4 && eps->ndim == 4 && eps->shape[0] == x->shape[0] &&
+             eps->shape[0] == 1 && eps->shape[1] == 2 * x->shape[1] &&
+             eps->shape[2] == x->shape[2] && eps->shape[3] == x->shape[3])
+         : !sige_tensor_same_shape(x, eps)) {
     char a[64], b[64];
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_SHAPE,
-                "sampler step %d: x %s and eps %s must have one shape", i,
+                pd ? "sampler step %d: x %s and the PD model output %s ([1, 2 C, H, W]) do not match"
+                   : "sampler step %d: x %s and eps %s must have one shape", i,
                 sige_tensor_shape_str(x, a, sizeof a), sige_tensor_shape_str(eps, b, sizeof b));
     return FALSE;
   }
@@ -284,7 +310,10 @@ gboolean sige_sampler_step(sige_sampler *s, int i, sige_tensor *x, const sige_te
     return FALSE;
   }
   const size_t n = x->numel;
-  if (s->cfg.kind == SIGE_SAMPLER_DDIM) {
+  if (pd) {
+    sige_pd_update(x->data, eps->data, eps->data + n, n, s->pd_logsnr[i], s->pd_logsnr[i + 1],
+                   s->timesteps[i] == 0);
+  } else if (s->cfg.kind == SIGE_SAMPLER_DDIM) {
     ddim_update(s, i, x->data, eps->data, n);
   } else {
     /* keep the data prediction at step i; the oldest one drops out once the
