@@ -181,7 +181,7 @@ static gboolean make_inputs(const sige_model *m, const guint8 *mask, uint64_t se
   sige_model_input_shape(m, shape);
   const int h = (int)shape[2], w = (int)shape[3];
   const size_t hw = (size_t)h * w;
-  if (sige_model_get_kind(m) == SIGE_MODEL_SPADE) {
+  if (sige_model_spade_config(m)) { /* SPADE or sub-mobile SPADE: semantic labels */
     const sige_spade_config *cfg = sige_model_spade_config(m);
     g_autofree int32_t *lab = synthetic_labels(h, w, seed);
     g_autofree int32_t *lab2 = g_memdup2(lab, hw * sizeof *lab);
@@ -219,6 +219,12 @@ static sige_model *build_model(const char *kind, uint64_t seed, GError **error) 
     g_autoptr(sige_weights) w = sige_random_spade_weights(&cfg, seed, error);
     return w ? sige_model_new_spade(&cfg, w, error) : NULL;
   }
+  if (!g_strcmp0(kind, "gancomp")) {
+    sige_gancomp_config cfg; /* the published compressed config, 32_32_32_48_32_24_24_32 */
+    sige_gancomp_config_init(&cfg);
+    g_autoptr(sige_weights) w = sige_random_gancomp_weights(&cfg, seed, error);
+    return w ? sige_model_new_gancomp(&cfg, w, error) : NULL;
+  }
   if (!g_strcmp0(kind, "ddpm")) {
     sige_ddpm_config cfg;
     sige_ddpm_config_init(&cfg);
@@ -226,7 +232,7 @@ static sige_model *build_model(const char *kind, uint64_t seed, GError **error) 
     return w ? sige_model_new_ddpm(&cfg, w, error) : NULL;
   }
   g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
-              "--model must be 'ddpm' or 'gaugan' (got '%s')", kind ? kind : "");
+              "--model must be 'ddpm', 'gaugan' or 'gancomp' (got '%s')", kind ? kind : "");
   return NULL;
 }
 
@@ -462,7 +468,7 @@ static gboolean run_bench(bench_opts *o, GError **error) {
 int sige_cmd_bench(int argc, char **argv) {
   bench_opts o = {.edit_ratio = 0.012, .runs = 5, .warmup = 1, .threads = 0, .seed = 0};
   GOptionEntry entries[] = {
-      {"model", 0, 0, G_OPTION_ARG_STRING, &o.model, "ddpm or gaugan", "NAME"},
+      {"model", 0, 0, G_OPTION_ARG_STRING, &o.model, "ddpm, gaugan or gancomp", "NAME"},
       {"edit-ratio", 0, 0, G_OPTION_ARG_DOUBLE, &o.edit_ratio,
        "fraction of the image the stroke mask covers (default 0.012)", "R"},
       {"runs", 0, 0, G_OPTION_ARG_INT, &o.runs, "timed runs (default 5)", "N"},
@@ -493,7 +499,7 @@ int sige_cmd_bench(int argc, char **argv) {
     rc = bench_sgemm(&o);
   } else if (!o.model) {
     rc = sige_cli_fail(
-        g_error_new(SIGE_ERROR, SIGE_ERROR_INVALID, "--model ddpm|gaugan is required"));
+        g_error_new(SIGE_ERROR, SIGE_ERROR_INVALID, "--model ddpm|gaugan|gancomp is required"));
   } else if (!run_bench(&o, &error)) {
     rc = sige_cli_fail(error);
   }

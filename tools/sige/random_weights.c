@@ -151,6 +151,56 @@ sige_weights *sige_random_spade_weights(const sige_spade_config *cfg, uint64_t s
   return finish(&g);
 }
 
+/* ---- sub-mobile SPADE (GAN Compression names) --------------------------- */
+
+static void gancomp_norm(gen *g, const char *block, const char *norm, int c, int semantic_nc,
+                         int hidden) {
+  g_autofree char *p = g_strdup_printf("%s.%s", block, norm);
+  g_autofree char *shared = g_strdup_printf("%s.mlp_shared.0", p);
+  g_autofree char *mean = g_strdup_printf("%s.param_free_norm.running_mean", p);
+  g_autofree char *var = g_strdup_printf("%s.param_free_norm.running_var", p);
+  add_conv(g, shared, hidden, semantic_nc, 3, TRUE);
+  const char *branches[2] = {"mlp_gamma", "mlp_beta"};
+  for (int i = 0; i < 2; i++) {
+    g_autofree char *dw = g_strdup_printf("%s.%s.conv.0", p, branches[i]);
+    g_autofree char *pw = g_strdup_printf("%s.%s.conv.2", p, branches[i]);
+    add_conv(g, dw, hidden, 1, 3, TRUE); /* depthwise: fan-in 9 */
+    add_conv(g, pw, c, hidden, 1, TRUE);
+  }
+  add_vec(g, mean, c, 0.0f);
+  add_vec(g, var, c, 1.0f);
+}
+
+sige_weights *sige_random_gancomp_weights(const sige_gancomp_config *cfg, uint64_t seed,
+                                          GError **error) {
+  gen g = {.w = sige_weights_new(), .error = error};
+  sige_rng_init(&g.rng, seed);
+  const int semantic_nc = cfg->base.label_nc + (cfg->base.contain_instance ? 1 : 0);
+  /* the block list and widths of sige_gancomp_build */
+  const char *names[7] = {"head_0", "G_middle_0", "G_middle_1", "up_0", "up_1", "up_2", "up_3"};
+  const int mult[7] = {16, 16, 16, 8, 4, 2, 1};
+  int ic = 16 * cfg->channels[0];
+  add_conv(&g, "fc", ic, semantic_nc, 3, TRUE);
+  for (int i = 0; i < 7; i++) {
+    const int ch = mult[i] * cfg->channels[i + 1], hidden = 2 * cfg->channels[i + 1];
+    const gboolean shortcut = i >= 3;
+    g_autofree char *c0 = g_strdup_printf("%s.conv_0", names[i]);
+    g_autofree char *c1 = g_strdup_printf("%s.conv_1", names[i]);
+    g_autofree char *cs = g_strdup_printf("%s.conv_s", names[i]);
+    add_conv(&g, c0, ch, ic, 3, TRUE);
+    add_conv(&g, c1, shortcut ? ch : ic, ch, 3, TRUE);
+    gancomp_norm(&g, names[i], "norm_0", ic, semantic_nc, hidden);
+    gancomp_norm(&g, names[i], "norm_1", ch, semantic_nc, hidden);
+    if (shortcut) {
+      add_conv(&g, cs, ch, ic, 1, FALSE);
+      gancomp_norm(&g, names[i], "norm_s", ic, semantic_nc, hidden);
+      ic = ch;
+    }
+  }
+  add_conv(&g, "conv_img", 3, ic, 3, TRUE);
+  return finish(&g);
+}
+
 /* ---- DDPM UNet (ermongroup/ddim names) --------------------------------- */
 
 static void ddpm_resblock(gen *g, const char *p, int cin, int cout, int temb_ch) {

@@ -29,5 +29,9 @@ sige_weights *sige_random_spade_weights(const sige_spade_config *cfg, uint64_t s
                                         GError **error);
 sige_weights *sige_random_ddpm_weights(const sige_ddpm_config *cfg, uint64_t seed,
                                        GError **error);
+/* The same for the sub-mobile SPADE generator (unfused GAN-Compression names:
+ * per-norm mlp_shared, separable mlp_gamma / mlp_beta). */
+sige_weights *sige_random_gancomp_weights(const sige_gancomp_config *cfg, uint64_t seed,
+                                          GError **error);
 
 G_END_DECLS
