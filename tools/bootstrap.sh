@@ -5,9 +5,12 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-PACKAGES="gcc pkg-config meson ninja-build libglib2.0-dev libjson-glib-dev libopenblas-dev libopenblas-openmp-dev libpng-dev libcmocka-dev"
+PACKAGES="gcc pkg-config meson ninja-build libglib2.0-dev libjson-glib-dev libopenblas-dev libopenblas-openmp-dev libpng-dev libzip-dev libcmocka-dev"
 # the GIMP plug-in and its end-to-end tests (meson test suite 'gimp', GIMP in batch mode)
 GIMP_PACKAGES="gimp libgimp2.0-dev gettext"
+# the tests write PyTorch checkpoints with the real torch.save (tests/scripts/);
+# big (about 650 MB installed, 1.5 minutes here): only for `test`
+TEST_PACKAGES="python3-torch"
 
 install_packages() {
   missing=""
@@ -43,7 +46,7 @@ case "${1:-}" in
       --labels data/examples/street_labels.png --out street_render.png
     ;;
   test)
-    PACKAGES="$PACKAGES $GIMP_PACKAGES"
+    PACKAGES="$PACKAGES $GIMP_PACKAGES $TEST_PACKAGES"
     install_packages
     # a build folder set up before GIMP was installed has the plug-in off
     [ -f build/build.ninja ] && meson configure build -Dgimp=enabled

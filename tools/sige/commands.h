@@ -6,6 +6,8 @@ int sige_cmd_check_reference(int argc, char **argv);
 int sige_cmd_render(int argc, char **argv);
 int sige_cmd_edit(int argc, char **argv);
 int sige_cmd_bench(int argc, char **argv);
+int sige_cmd_info(int argc, char **argv);
+int sige_cmd_convert(int argc, char **argv);
 
 /* Prints "sige: <message>" to stderr and returns the exit status 1. */
 int sige_cli_fail(GError *error);

@@ -19,6 +19,8 @@ static void usage(FILE *f) {
         "  edit             regenerate only what changed between two label maps\n"
         "  check-reference  recompute a reference case and compare (see docs/)\n"
         "  bench            time dense vs sparse passes of full-size models\n"
+        "  info             describe a weights file (safetensors or PyTorch checkpoint)\n"
+        "  convert          convert a weights file to safetensors with canonical names\n"
         "\n"
         "Run 'sige COMMAND --help' for the options of a command.\n"
         "Environment: SIGE_NUM_THREADS sets the number of threads (default: all cores).\n",
@@ -44,6 +46,8 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "render")) return sige_cmd_render(argc - 1, argv + 1);
   if (!strcmp(cmd, "edit")) return sige_cmd_edit(argc - 1, argv + 1);
   if (!strcmp(cmd, "bench")) return sige_cmd_bench(argc - 1, argv + 1);
+  if (!strcmp(cmd, "info")) return sige_cmd_info(argc - 1, argv + 1);
+  if (!strcmp(cmd, "convert")) return sige_cmd_convert(argc - 1, argv + 1);
   fprintf(stderr, "sige: unknown command '%s'\n", cmd);
   usage(stderr);
   return 2;

@@ -215,7 +215,9 @@ static gboolean infer_ddpm(const sige_weights *w, const char *path, sige_ddpm_co
 }
 
 sige_model *sige_model_load(const char *path, GError **error) {
-  g_autoptr(sige_weights) w = sige_weights_load_safetensors(path, error);
+  /* safetensors or a PyTorch checkpoint, any known key layout (told apart
+   * by content), renamed to the names the builders below expect */
+  g_autoptr(sige_weights) w = sige_weights_load_any(path, error);
   if (!w) return NULL;
   if (sige_weights_contains(w, "fc.weight") && sige_weights_contains(w, "conv_img.weight") &&
       sige_weights_contains(w, "head_0.norm_0.mlp_gamma.conv.0.weight")) {

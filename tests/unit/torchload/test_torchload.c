@@ -1,0 +1,234 @@
+/* PyTorch checkpoints written by the real torch.save (tests/scripts/
+ * make_torch_checkpoints.py, run here into a temporary folder): zip and
+ * legacy files load bit-exactly, hostile pickles are refused without running
+ * anything, damaged files fail cleanly, and the tiny DDPM reference re-saved
+ * in two key layouts gives the outputs of its safetensors original. */
+#include "test_util.h"
+
+#include <glib/gstdio.h>
+#include <math.h>
+#include <string.h>
+
+#include "sige/context.h"
+#include "sige/error.h"
+#include "sige/model.h"
+#include "sige/weights.h"
+
+static char *dir; /* filled once by generated() */
+
+static void remove_dir(void) {
+  if (!dir) return;
+  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+  const char *name;
+  while (d && (name = g_dir_read_name(d))) {
+    g_autofree char *p = g_build_filename(dir, name, NULL);
+    g_unlink(p);
+  }
+  g_rmdir(dir);
+}
+
+/* Runs the script once.  A missing torch fails the test: without it nothing
+ * here would be checked. */
+static const char *generated(void) {
+  if (dir) return dir;
+  if (!*SIGE_TEST_PYTHON)
+    fail_msg("python3 was not found at configure time: install it (apt-get install python3-torch)");
+  const char *ref = sige_test_reference_dir();
+  g_autoptr(GError) err = NULL;
+  char *tmp = g_dir_make_tmp("sige-torchload-XXXXXX", &err);
+  assert_non_null(tmp);
+  char *argv[] = {SIGE_TEST_PYTHON, SIGE_TEST_SCRIPT, tmp, (char *)ref, NULL};
+  g_autofree char *out = NULL, *errout = NULL;
+  int status = 0;
+  if (!g_spawn_sync(NULL, argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, &errout, &status, &err))
+    fail_msg("cannot run %s: %s", SIGE_TEST_PYTHON, err->message);
+  if (!g_spawn_check_wait_status(status, NULL))
+    fail_msg("%s %s failed (%s)%s: %s", SIGE_TEST_PYTHON, SIGE_TEST_SCRIPT,
+             strstr(errout, "import torch") ? "torch is not importable" : "see below",
+             strstr(errout, "import torch") ? ": install it with  apt-get install python3-torch" : "",
+             errout);
+  dir = tmp;
+  atexit(remove_dir);
+  return dir;
+}
+
+static char *path_of(const char *name) { return g_build_filename(generated(), name, NULL); }
+
+static void assert_same_tables(const sige_weights *got, const sige_weights *want) {
+  guint ng, nw;
+  const char *const *gn = sige_weights_names(got, &ng);
+  const char *const *wn = sige_weights_names(want, &nw);
+  assert_int_equal(ng, nw);
+  for (guint i = 0; i < nw; i++) {
+    assert_string_equal(gn[i], wn[i]);
+    const sige_tensor *a = sige_weights_get(got, gn[i]), *b = sige_weights_get(want, wn[i]);
+    if (a->ndim != b->ndim || memcmp(a->shape, b->shape, sizeof a->shape) != 0)
+      fail_msg("'%s': shape differs", gn[i]);
+    if (a->numel && memcmp(a->data, b->data, a->numel * sizeof(float)) != 0)
+      fail_msg("'%s': values differ", gn[i]);
+  }
+}
+
+static void check_good(const char *name, const char *format) {
+  g_autofree char *p = path_of(name);
+  g_autofree char *e = path_of("expected.safetensors");
+  g_autoptr(GError) err = NULL;
+  g_autoptr(sige_weights) want = sige_weights_load_safetensors(e, &err);
+  assert_non_null(want);
+  g_autoptr(sige_weights) got = sige_weights_load_torch(p, &err);
+  if (!got) fail_msg("%s", err->message);
+  assert_same_tables(got, want);
+  assert_string_equal(sige_weights_metadata(got, "sige.source.format"), format);
+  assert_string_equal(sige_weights_metadata(got, "sige.source.dict"), "ema");
+  assert_int_equal(sige_weights_dtype(got, "half"), SIGE_DTYPE_F16);
+  assert_int_equal(sige_weights_dtype(got, "bf16"), SIGE_DTYPE_BF16);
+  assert_int_equal(sige_weights_dtype(got, "steps"), SIGE_DTYPE_I64);
+  assert_int_equal(sige_weights_dtype(got, "conv.weight"), SIGE_DTYPE_F32);
+  assert_float_equal(sige_weights_get(got, "steps")->data[0], -3.0f, 0);
+  /* the same file, detected by content whatever its name */
+  g_autoptr(sige_weights) any = sige_weights_load_file(p, &err);
+  assert_non_null(any);
+  assert_same_tables(any, want);
+}
+
+static void test_zip_bit_exact(void **state) {
+  (void)state;
+  check_good("good_zip.pth", "pytorch-zip");
+}
+
+static void test_legacy_bit_exact(void **state) {
+  (void)state;
+  check_good("good_legacy.pth", "pytorch-legacy");
+}
+
+static void test_content_not_extension(void **state) {
+  (void)state;
+  g_autofree char *src = path_of("good_legacy.pth");
+  g_autofree char *dst = path_of("misnamed.safetensors");
+  g_autofree char *bytes = NULL;
+  gsize len;
+  assert_true(g_file_get_contents(src, &bytes, &len, NULL));
+  assert_true(g_file_set_contents(dst, bytes, (gssize)len, NULL));
+  g_autoptr(GError) err = NULL;
+  g_autoptr(sige_weights) w = sige_weights_load_file(dst, &err);
+  assert_non_null(w);
+  assert_string_equal(sige_weights_metadata(w, "sige.source.format"), "pytorch-legacy");
+  /* not a model layout: the error lists what is missing and what is there */
+  assert_false(sige_weights_canonicalize(&w, &err));
+  assert_non_null(strstr(err->message, "missing 'fc.weight'"));
+  assert_non_null(strstr(err->message, "unexpected 'bf16'"));
+}
+
+static void check_evil(const char *name, const char *global) {
+  g_autofree char *p = path_of(name);
+  g_autofree char *side = path_of("pwned");
+  g_autoptr(GError) err = NULL;
+  g_autoptr(sige_weights) w = sige_weights_load_torch(p, &err);
+  assert_null(w);
+  assert_true(g_error_matches(err, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED));
+  if (!strstr(err->message, global) || !strstr(err->message, name))
+    fail_msg("error does not name '%s' and the file: %s", global, err->message);
+  g_clear_error(&err);
+  g_autoptr(sige_model) m = sige_model_load(p, &err);
+  assert_null(m);
+  assert_non_null(err);
+  assert_false(g_file_test(side, G_FILE_TEST_EXISTS));
+}
+
+static void test_forbidden_globals_refused(void **state) {
+  (void)state;
+  check_evil("evil_system.pth", "posix.system");
+  check_evil("evil_legacy.pth", "posix.system");
+  check_evil("evil_eval.pth", "eval");
+}
+
+/* Every truncation and a few hundred byte flips of both good files must
+ * either load or fail with an error: never crash (ASan/UBSan builds check
+ * the reads). */
+/* without the fsync of g_file_set_contents: these files are thrown away */
+static void write_file(const char *path, const char *bytes, gsize len) {
+  assert_true(g_file_set_contents_full(path, bytes, (gssize)len, G_FILE_SET_CONTENTS_NONE, 0644,
+                                       NULL));
+}
+
+static void test_damaged_files(void **state) {
+  (void)state;
+  const char *names[] = {"good_legacy.pth", "good_zip.pth"};
+  g_autofree char *dst = path_of("damaged.pth");
+  sige_test_rng rng = sige_test_rng_new(42);
+  for (guint f = 0; f < G_N_ELEMENTS(names); f++) {
+    g_autofree char *src = path_of(names[f]);
+    g_autofree char *bytes = NULL;
+    gsize len;
+    assert_true(g_file_get_contents(src, &bytes, &len, NULL));
+    for (gsize cut = 0; cut < len; cut += 1 + len / 400) {
+      write_file(dst, bytes, cut);
+      g_autoptr(GError) err = NULL;
+      g_autoptr(sige_weights) w = sige_weights_load_torch(dst, &err);
+      if (!w) assert_non_null(err);
+    }
+    for (int i = 0; i < 300; i++) {
+      g_autofree char *copy = g_memdup2(bytes, len);
+      for (int k = 0; k < 3; k++)
+        copy[sige_test_rng_next(&rng) % len] = (char)(sige_test_rng_next(&rng) & 0xff);
+      write_file(dst, copy, len);
+      g_autoptr(GError) err = NULL;
+      g_autoptr(sige_weights) w = sige_weights_load_torch(dst, &err);
+      if (!w) assert_non_null(err);
+    }
+  }
+}
+
+static sige_tensor *forward(const char *path, const sige_tensor *x) {
+  g_autoptr(GError) err = NULL;
+  g_autoptr(sige_model) m = sige_model_load(path, &err);
+  if (!m) fail_msg("%s", err->message);
+  g_autoptr(sige_ctx) ctx = sige_ctx_new(0);
+  sige_tensor *y = NULL;
+  if (!sige_model_forward_dense(m, ctx, x, 500.0f, &y, &err)) fail_msg("%s", err->message);
+  return y;
+}
+
+static void test_reference_layouts(void **state) {
+  (void)state;
+  g_autofree char *ref = g_build_filename(sige_test_reference_dir(), "ddpm-church-tiny",
+                                          "weights.safetensors", NULL);
+  g_autoptr(GError) err = NULL;
+  g_autoptr(sige_model) m = sige_model_load(ref, &err);
+  assert_non_null(m);
+  int64_t shape[4];
+  sige_model_input_shape(m, shape);
+  g_autoptr(sige_tensor) x = sige_tensor_new(4, shape, &err);
+  sige_test_rng rng = sige_test_rng_new(7);
+  for (size_t i = 0; i < x->numel; i++) x->data[i] = sige_test_rng_uniform(&rng, -1, 1);
+  g_autoptr(sige_tensor) want = forward(ref, x);
+  /* the legacy copy holds the same tables: compared directly, not run */
+  g_autoptr(sige_weights) st = sige_weights_load_any(ref, &err);
+  g_autofree char *legacy = path_of("ddpm_original_legacy.pth");
+  g_autoptr(sige_weights) lg = sige_weights_load_any(legacy, &err);
+  if (!st || !lg) fail_msg("%s", err->message);
+  assert_same_tables(lg, st);
+  assert_string_equal(sige_weights_metadata(lg, "sige.source.dict"), "state_dict");
+  const char *files[] = {"ddpm_original.pth", "ddpm_diffusers.pth"};
+  for (guint f = 0; f < G_N_ELEMENTS(files); f++) {
+    g_autofree char *p = path_of(files[f]);
+    g_autoptr(sige_tensor) got = forward(p, x);
+    assert_int_equal(got->numel, want->numel);
+    double max_err = 0;
+    for (size_t i = 0; i < got->numel; i++)
+      max_err = fmax(max_err, fabs((double)got->data[i] - want->data[i]));
+    if (max_err > 1e-6) fail_msg("%s: max |difference| %.3g from the safetensors original", files[f], max_err);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_zip_bit_exact),
+    cmocka_unit_test(test_legacy_bit_exact),
+    cmocka_unit_test(test_content_not_extension),
+    cmocka_unit_test(test_forbidden_globals_refused),
+    cmocka_unit_test(test_damaged_files),
+    cmocka_unit_test(test_reference_layouts),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
