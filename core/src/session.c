@@ -295,6 +295,12 @@ static gboolean full_passes(sige_session *s, const sige_tensor *input, gboolean 
 
 gboolean sige_session_snapshot(sige_session *s, const sige_tensor *input, sige_tensor **output,
                                GError **error) {
+  return sige_session_snapshot_full(s, input, NULL, NULL, NULL, output, error);
+}
+
+gboolean sige_session_snapshot_full(sige_session *s, const sige_tensor *input,
+                                    sige_progress_fn progress, void *user_data,
+                                    const gint *cancel, sige_tensor **output, GError **error) {
   if (!check_input(s, input, error)) return FALSE;
   if (s->sampler && !s->noise) {
     s->noise = sige_tensor_new4_uninit(1, SIGE_C(input), SIGE_H(input), SIGE_W(input), error);
@@ -302,8 +308,10 @@ gboolean sige_session_snapshot(sige_session *s, const sige_tensor *input, sige_t
     sige_normal_noise(s->opts.seed, s->noise);
   }
   sige_tensor *result = NULL;
-  if (!full_passes(s, input, TRUE, NULL, NULL, NULL, NULL, &result, error)) return FALSE;
+  if (!full_passes(s, input, TRUE, NULL, progress, user_data, cancel, &result, error))
+    return FALSE;
   s->stats.edit_ratio = 1.0;
+  if (progress) progress(1.0, user_data);
   return commit(s, input, result, output, error);
 }
 

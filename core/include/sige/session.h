@@ -94,6 +94,12 @@ gboolean sige_session_set_noise(sige_session *s, const sige_tensor *noise, GErro
  * tensor with the model output. */
 gboolean sige_session_snapshot(sige_session *s, const sige_tensor *input, sige_tensor **output,
                                GError **error);
+/* The same with progress and cancel (as for regenerate; an SDEdit snapshot
+ * runs a full pass per step).  A cancelled or failed snapshot keeps the
+ * previous one, if any. */
+gboolean sige_session_snapshot_full(sige_session *s, const sige_tensor *input,
+                                    sige_progress_fn progress, void *user_data,
+                                    const gint *cancel, sige_tensor **output, GError **error);
 gboolean sige_session_has_snapshot(const sige_session *s);
 
 /* Sparse pass on `edited` (same shape as the snapshot).  progress may be

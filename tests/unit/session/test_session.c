@@ -490,6 +490,36 @@ static void test_cancel_full_pass(void **state) {
 
 /* ---- 5. errors ------------------------------------------------------------ */
 
+/* A snapshot can be cancelled too: a fresh session then has none, and a
+ * session with one keeps it (output and caches) bit for bit. */
+static void test_cancel_snapshot(void **state) {
+  fixture *f = *state;
+  GError *error = NULL;
+  gint cancel = 0;
+  progress_probe probe = {.cancel = &cancel, .cancel_at = 3};
+  g_autoptr(sige_session) fresh = new_session(f);
+  sige_tensor *out = NULL;
+  expect_cancelled(sige_session_snapshot_full(fresh, f->sem[0], on_progress, &probe, &cancel,
+                                              &out, &error),
+                   &error, out);
+  assert_false(sige_session_has_snapshot(fresh));
+  assert_false(probe.backwards);
+
+  g_autoptr(sige_session) s = new_session(f);
+  g_autoptr(sige_tensor) o0 = snapshot(s, f->sem[0]);
+  const size_t bytes = sige_session_cache_bytes(s);
+  cancel = 0;
+  probe = (progress_probe){.cancel = &cancel, .cancel_at = 4};
+  expect_cancelled(sige_session_snapshot_full(s, f->sem[1], on_progress, &probe, &cancel, &out,
+                                              &error),
+                   &error, out);
+  assert_identical(sige_session_output(s), o0, "output after a cancelled snapshot");
+  assert_int_equal(sige_session_cache_bytes(s), bytes);
+  /* the old snapshot still drives edits exactly */
+  g_autoptr(sige_tensor) o1 = regenerate(s, f->sem[1], NULL);
+  assert_identical(o1, f->out1, "edit after a cancelled snapshot");
+}
+
 static void test_errors_leave_state(void **state) {
   fixture *f = *state;
   g_autoptr(sige_session) s = new_session(f);
@@ -625,6 +655,7 @@ int main(void) {
       cmocka_unit_test(test_cancel),
       cmocka_unit_test(test_cancel_then_other_edit),
       cmocka_unit_test(test_cancel_full_pass),
+      cmocka_unit_test(test_cancel_snapshot),
       cmocka_unit_test(test_errors_leave_state),
       cmocka_unit_test(test_changed_rect),
       cmocka_unit_test(test_cache_bytes),
