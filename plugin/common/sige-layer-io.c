@@ -11,6 +11,7 @@ sige_plugin_mode sige_plugin_mode_for(const sige_model *m, GError **error) {
   const sige_model_kind kind = sige_model_get_kind(m);
   switch (kind) {
     case SIGE_MODEL_SPADE:
+    case SIGE_MODEL_GANCOMP_SPADE: /* the same label-map input */
       return SIGE_PLUGIN_MODE_LABELS;
     case SIGE_MODEL_DDPM_UNET:
       return SIGE_PLUGIN_MODE_IMAGE;

@@ -214,6 +214,53 @@ static gboolean infer_ddpm(const sige_weights *w, const char *path, sige_ddpm_co
   return TRUE;
 }
 
+/* The PD UNet: the DDPM naming with fused attention qkv and resampling
+ * residual blocks; widths from the shapes, head size and image size from
+ * metadata ("sige.head_dim", "sige.image_size") or the published defaults. */
+static gboolean infer_pd(const sige_weights *w, const char *path, sige_pd_config *c,
+                         GError **error) {
+  sige_pd_config_init(c);
+  const sige_tensor *cin = sige_weights_get(w, "conv_in.weight");
+  const sige_tensor *cout = sige_weights_get(w, "conv_out.weight");
+  const sige_tensor *temb = sige_weights_get(w, "temb.dense.0.weight");
+  if (!cin || cin->ndim != 4 || !cout || cout->ndim != 4 || !temb || temb->ndim != 2) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
+                "%s: a PD UNet needs 4-D 'conv_in.weight', 'conv_out.weight' and a 2-D "
+                "'temb.dense.0.weight'", path);
+    return FALSE;
+  }
+  c->ch = (int)cin->shape[0];
+  c->in_ch = (int)cin->shape[1];
+  c->out_ch = (int)cout->shape[0];
+  c->temb_ch = (int)temb->shape[0];
+  c->n_ch_mult = 0;
+  for (int i = 0; i < 8; i++) {
+    g_autofree char *k = g_strdup_printf("down.%d.block.0.conv1.weight", i);
+    const sige_tensor *t = sige_weights_get(w, k);
+    if (!t) break;
+    c->ch_mult[c->n_ch_mult++] = (int)t->shape[0] / c->ch;
+  }
+  c->num_res_blocks = 0;
+  for (int j = 0; j < 16; j++) {
+    g_autofree char *k = g_strdup_printf("down.0.block.%d.conv1.weight", j);
+    if (!sige_weights_contains(w, k)) break;
+    c->num_res_blocks++;
+  }
+  if (c->n_ch_mult == 0 || c->num_res_blocks == 0) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
+                "%s: no 'down.0.block.0.conv1.weight': not a PD UNet checkpoint", path);
+    return FALSE;
+  }
+  c->image_size = meta_int(w, "sige.image_size", c->image_size);
+  c->head_dim = meta_int(w, "sige.head_dim", c->head_dim);
+  c->n_attn_resolutions = 0;
+  for (int i = 0; i < c->n_ch_mult; i++) {
+    g_autofree char *k = g_strdup_printf("down.%d.attn.0.qkv.weight", i);
+    if (sige_weights_contains(w, k)) c->attn_resolutions[c->n_attn_resolutions++] = c->image_size >> i;
+  }
+  return TRUE;
+}
+
 sige_model *sige_model_load(const char *path, GError **error) {
   /* safetensors or a PyTorch checkpoint, any known key layout (told apart
    * by content), renamed to the names the builders below expect */
@@ -229,6 +276,11 @@ sige_model *sige_model_load(const char *path, GError **error) {
     sige_spade_config c;
     if (!infer_spade(w, path, &c, error)) return NULL;
     return sige_model_new_spade(&c, w, error);
+  }
+  if (sige_weights_contains(w, "conv_in.weight") && sige_weights_contains(w, "mid.attn_1.qkv.weight")) {
+    sige_pd_config c;
+    if (!infer_pd(w, path, &c, error)) return NULL;
+    return sige_model_new_pd(&c, w, error);
   }
   if (sige_weights_contains(w, "conv_in.weight") && sige_weights_contains(w, "temb.dense.0.weight")) {
     sige_ddpm_config c;
