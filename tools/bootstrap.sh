@@ -46,7 +46,8 @@ case "${1:-}" in
       --labels data/examples/street_labels.png --out street_render.png
     ;;
   test)
-    PACKAGES="$PACKAGES $GIMP_PACKAGES $TEST_PACKAGES"
+    # clang, libFuzzer and clang's OpenMP runtime: the fuzz step below
+    PACKAGES="$PACKAGES $GIMP_PACKAGES $TEST_PACKAGES clang libclang-rt-14-dev libomp-dev"
     install_packages
     # a build folder set up before GIMP was installed has the plug-in off
     [ -f build/build.ninja ] && meson configure build -Dgimp=enabled
@@ -58,6 +59,8 @@ case "${1:-}" in
     build build-sanitize -Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false -Dgimp=disabled
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
       meson test -C build-sanitize --print-errorlogs --timeout-multiplier 4
+    # libFuzzer on the weights readers (safetensors, unpickler, torch zip), 60 s each
+    tools/fuzz.sh 60
     ;;
   *)
     echo "usage: $0 demo|test" >&2

@@ -1,0 +1,62 @@
+#!/bin/sh
+# Builds the libFuzzer targets of tests/fuzz/ with clang + ASan/UBSan and runs
+# each for SECONDS (default 60) from its seed corpus.  Exits non-zero when any
+# target crashes, leaks, times out or runs out of memory; the failing input is
+# left as build-fuzz/artifacts/<target>/crash-* (or leak-*, timeout-*, oom-*).
+#   tools/fuzz.sh [SECONDS]
+# Needs (Debian 12): clang libclang-rt-14-dev libomp-dev, and libsige's own
+# build dependencies.  Known reproducers in tests/fuzz/crashes/<target>/ are
+# replayed first (not fuzzed from): one that still crashes fails the run, so
+# an open bug stays visible, and a fixed one stays as a regression test.
+set -eu
+cd "$(dirname "$0")/.."
+
+SECONDS_EACH=${1:-60}
+TARGETS="fuzz_safetensors fuzz_pickle fuzz_torch_zip"
+BUILD=build-fuzz
+
+if [ ! -f "$BUILD/build.ninja" ]; then
+  # Only the fuzz targets are built (not the tests, tools or plug-in); the
+  # sanitizers apply to the whole build, the fuzzer coverage is added by
+  # tests/fuzz/meson.build.
+  CC=clang meson setup "$BUILD" -Dfuzz=true -Dtests=false -Dgimp=disabled -Dcuda=disabled \
+    -Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false
+fi
+ninja -C "$BUILD" $(for t in $TARGETS; do printf 'tests/fuzz/%s ' "$t"; done)
+
+# UBSan reports abort (the code is also built with -fno-sanitize-recover);
+# the temp files live in /dev/shm, so keep allocations bounded with rss_limit.
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+status=0
+for t in $TARGETS; do
+  known=tests/fuzz/crashes/$t
+  if [ -d "$known" ] && [ -n "$(ls "$known")" ]; then
+    echo "== $t: replaying $known/"
+    if ! "$BUILD/tests/fuzz/$t" -rss_limit_mb=2048 -timeout=10 "$known"/* >"$BUILD/$t.known.log" 2>&1; then
+      echo "FAIL: $t: a known reproducer in $known/ still fails (log: $BUILD/$t.known.log)"
+      grep -E '^(==[0-9]+==|SUMMARY|Running:)|#[0-9]+ .* in .*core/' "$BUILD/$t.known.log" | head -n 12
+      status=1
+    fi
+  fi
+done
+for t in $TARGETS; do
+  seeds=tests/fuzz/corpus/$t
+  # New inputs go to a scratch corpus so the committed seeds stay as they are.
+  work=$BUILD/corpus/$t
+  art=$BUILD/artifacts/$t
+  mkdir -p "$work" "$art"
+  dict=""
+  [ -f "tests/fuzz/$t.dict" ] && dict="-dict=tests/fuzz/$t.dict"
+  echo "== $t: ${SECONDS_EACH}s"
+  if ! "$BUILD/tests/fuzz/$t" -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -timeout=10 \
+      -print_final_stats=1 -artifact_prefix="$art/" $dict "$work" "$seeds" \
+      >"$BUILD/$t.log" 2>&1; then
+    echo "FAIL: $t (log: $BUILD/$t.log; input: $(ls "$art" | head -n 1))"
+    tail -n 40 "$BUILD/$t.log"
+    status=1
+  else
+    grep -E '^stat::number_of_executed_units|^Done' "$BUILD/$t.log" || true
+  fi
+done
+exit $status
