@@ -24,9 +24,19 @@ static guint8 *read_entry(zip_t *za, const char *file, const char *name, zip_uin
   *found = FALSE;
   if (zip_stat(za, name, 0, &st) != 0) return NULL;
   *found = TRUE;
-  if (!(st.valid & ZIP_STAT_SIZE) || st.size > MAX_ENTRY) {
-    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT, "%s: zip entry '%s' has no sane size",
-                file, name);
+  /* The declared size is only a claim: bound it by what the compressed data
+   * can hold (stored: equal; deflate expands at most ~1032:1) before
+   * allocating, so that a forged size cannot make us reserve gigabytes. */
+  const gboolean have_comp = (st.valid & ZIP_STAT_COMP_SIZE) && (st.valid & ZIP_STAT_COMP_METHOD);
+  const gboolean sane =
+      (st.valid & ZIP_STAT_SIZE) && st.size <= MAX_ENTRY && have_comp &&
+      (st.comp_method == ZIP_CM_STORE ? st.size == st.comp_size
+                                      : st.size <= st.comp_size * 1032 + 1024);
+  if (!sane) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
+                "%s: zip entry '%s' declares %" G_GUINT64_FORMAT " bytes, which its %"
+                G_GUINT64_FORMAT " compressed bytes cannot hold",
+                file, name, (guint64)st.size, (guint64)st.comp_size);
     return NULL;
   }
   guint8 *buf = g_try_malloc(st.size ? (gsize)st.size : 1);
@@ -43,8 +53,13 @@ static guint8 *read_entry(zip_t *za, const char *file, const char *name, zip_uin
     if (n <= 0) break;
     got += (zip_uint64_t)n;
   }
-  /* a short entry or a CRC mismatch shows up here */
+  /* libzip verifies the CRC only when a read reaches the end of the entry:
+   * one more read must return 0 (end) rather than an error */
   gboolean ok = zf && got == st.size;
+  if (ok) {
+    guint8 extra;
+    ok = zip_fread(zf, &extra, 1) == 0;
+  }
   if (zf && zip_fclose(zf) != 0) ok = FALSE;
   if (!ok) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
