@@ -24,6 +24,7 @@
 
 typedef struct {
   char *model, *save_mask, *mask;
+  char *save_weights, *save_io; /* for an outside implementation to load and compare */
   double edit_ratio;
   int runs, warmup, threads;
   gint64 seed;
@@ -212,23 +213,33 @@ static gboolean make_inputs(const sige_model *m, const guint8 *mask, uint64_t se
 
 /* ---- model ----------------------------------------------------------------- */
 
-static sige_model *build_model(const char *kind, uint64_t seed, GError **error) {
+/* --save-weights: the random weights (F32, the names the loaders read), so
+ * that another implementation (tools/peer) can run exactly the same model. */
+static gboolean save_weights_to(const sige_weights *w, const char *path, GError **error) {
+  return !path || sige_weights_save_safetensors(w, path, SIGE_DTYPE_F32, NULL, error);
+}
+
+static sige_model *build_model(const char *kind, uint64_t seed, const char *save_weights,
+                               GError **error) {
   if (!g_strcmp0(kind, "gaugan")) {
     sige_spade_config cfg;
     sige_spade_config_init(&cfg);
     g_autoptr(sige_weights) w = sige_random_spade_weights(&cfg, seed, error);
+    if (w && !save_weights_to(w, save_weights, error)) return NULL;
     return w ? sige_model_new_spade(&cfg, w, error) : NULL;
   }
   if (!g_strcmp0(kind, "gancomp")) {
     sige_gancomp_config cfg; /* the published compressed config, 32_32_32_48_32_24_24_32 */
     sige_gancomp_config_init(&cfg);
     g_autoptr(sige_weights) w = sige_random_gancomp_weights(&cfg, seed, error);
+    if (w && !save_weights_to(w, save_weights, error)) return NULL;
     return w ? sige_model_new_gancomp(&cfg, w, error) : NULL;
   }
   if (!g_strcmp0(kind, "ddpm")) {
     sige_ddpm_config cfg;
     sige_ddpm_config_init(&cfg);
     g_autoptr(sige_weights) w = sige_random_ddpm_weights(&cfg, seed, error);
+    if (w && !save_weights_to(w, save_weights, error)) return NULL;
     return w ? sige_model_new_ddpm(&cfg, w, error) : NULL;
   }
   g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
@@ -253,6 +264,26 @@ static gboolean time_dense(const sige_model *m, const bench_opts *o, const sige_
   }
   r->dense_ms = median(ms, o->runs);
   return TRUE;
+}
+
+/* One more dense forward of x, written with its input and timestep: the
+ * reference output another implementation compares against (untimed). */
+static gboolean save_io(const sige_model *m, const bench_opts *o, const sige_tensor *x, float t,
+                        GError **error) {
+  g_autoptr(sige_ctx) ctx = sige_ctx_new(o->threads);
+  sige_tensor *out = NULL, *in = NULL, *ts = NULL;
+  int64_t one[1] = {1};
+  if (!sige_model_forward_dense(m, ctx, x, t, &out, error)) return FALSE;
+  g_autoptr(sige_weights) io = sige_weights_new();
+  sige_weights_insert(io, "output", out);
+  if (!(in = sige_tensor_dup(x, error)) || !(ts = sige_tensor_new(1, one, error))) {
+    sige_tensor_free(in);
+    return FALSE;
+  }
+  sige_weights_insert(io, "input", in);
+  ts->data[0] = t;
+  sige_weights_insert(io, "timestep", ts);
+  return sige_weights_save_safetensors(io, o->save_io, SIGE_DTYPE_F32, NULL, error);
 }
 
 static gboolean time_sparse(const sige_model *m, const bench_opts *o, const sige_tensor *orig,
@@ -436,7 +467,7 @@ static gboolean run_bench(bench_opts *o, GError **error) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID, "--sdedit needs --model ddpm");
     return FALSE;
   }
-  g_autoptr(sige_model) m = build_model(o->model, (uint64_t)o->seed, error);
+  g_autoptr(sige_model) m = build_model(o->model, (uint64_t)o->seed, o->save_weights, error);
   if (!m) return FALSE;
   int64_t shape[4];
   sige_model_input_shape(m, shape);
@@ -458,6 +489,7 @@ static gboolean run_bench(bench_opts *o, GError **error) {
   const float t = sige_model_get_kind(m) == SIGE_MODEL_DDPM_UNET ? 500.0f : 0.0f;
   if (!o->sparse_only && !time_dense(m, o, orig, t, &r, error)) return FALSE;
   r.rss_dense_mb = peak_rss_mb();
+  if (o->save_io && !save_io(m, o, orig, t, error)) return FALSE;
   if (!o->dense_only && !time_sparse(m, o, orig, edited, t, &r, error)) return FALSE;
   if (o->sdedit_steps > 0 && !time_sdedit(m, o, orig, edited, &r, error)) return FALSE;
   r.rss_peak_mb = peak_rss_mb();
@@ -478,6 +510,10 @@ int sige_cmd_bench(int argc, char **argv) {
       {"seed", 0, 0, G_OPTION_ARG_INT64, &o.seed, "seed of weights, inputs and mask", "S"},
       {"save-mask", 0, 0, G_OPTION_ARG_FILENAME, &o.save_mask, "write the mask as a PNG", "FILE"},
       {"mask", 0, 0, G_OPTION_ARG_FILENAME, &o.mask, "use this PNG mask (white = edited)", "FILE"},
+      {"save-weights", 0, 0, G_OPTION_ARG_FILENAME, &o.save_weights,
+       "write the random weights as safetensors (F32)", "FILE"},
+      {"save-io", 0, 0, G_OPTION_ARG_FILENAME, &o.save_io,
+       "write input, timestep and one dense output as safetensors", "FILE"},
       {"json", 0, 0, G_OPTION_ARG_NONE, &o.json, "print one JSON object", NULL},
       {"dense-only", 0, 0, G_OPTION_ARG_NONE, &o.dense_only, "time the dense forward only", NULL},
       {"sparse-only", 0, 0, G_OPTION_ARG_NONE, &o.sparse_only,
@@ -506,5 +542,7 @@ int sige_cmd_bench(int argc, char **argv) {
   g_free(o.model);
   g_free(o.save_mask);
   g_free(o.mask);
+  g_free(o.save_weights);
+  g_free(o.save_io);
   return rc;
 }
