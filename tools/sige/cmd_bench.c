@@ -30,6 +30,7 @@ typedef struct {
   gint64 seed;
   gboolean json, dense_only, sparse_only, sgemm;
   int sdedit_steps; /* > 0: also time a whole SDEdit edit (DDPM) */
+  gboolean fp16;    /* sessions store their caches as fp16 */
 } bench_opts;
 
 typedef struct {
@@ -293,7 +294,8 @@ static gboolean time_sparse(const sige_model *m, const bench_opts *o, const sige
   sige_session_options_init(&so);
   so.n_threads = o->threads;
   so.timestep = t;
-  so.full_pass_above = 2.0; /* always sparse, whatever the edit size */
+  so.full_pass_above = 2.0;
+  so.fp16_caches = o->fp16; /* always sparse, whatever the edit size */
   g_autoptr(sige_session) s = sige_session_new(m, &so, error);
   if (!s || !sige_session_snapshot(s, orig, NULL, error)) return FALSE;
   const uint64_t snapshot_dense_macs = sige_session_last_stats(s)->dense_macs;
@@ -336,6 +338,7 @@ static gboolean time_sdedit(const sige_model *m, const bench_opts *o, const sige
   sige_session_options_init(&so);
   so.n_threads = o->threads;
   so.full_pass_above = 2.0;
+  so.fp16_caches = o->fp16;
   so.sdedit = TRUE;
   sige_sampler_config_init(&so.sampler, SIGE_SAMPLER_DPM_SOLVER_PP);
   so.sampler.sample_steps = o->sdedit_steps;
@@ -420,6 +423,8 @@ static void report(const bench_opts *o, const bench_result *r) {
       add_num(jb, "sdedit_dense_gmacs", r->sdedit_dense_macs / 1e9);
       add_num(jb, "sdedit_sparse_gmacs", r->sdedit_sparse_macs / 1e9);
       add_num(jb, "sdedit_cache_mb", r->sdedit_cache_bytes / 1048576.0);
+      json_builder_set_member_name(jb, "fp16_caches");
+      json_builder_add_boolean_value(jb, o->fp16);
     }
     add_num(jb, "peak_rss_dense_mb", r->rss_dense_mb);
     add_num(jb, "peak_rss_mb", r->rss_peak_mb);
@@ -519,6 +524,7 @@ int sige_cmd_bench(int argc, char **argv) {
       {"sparse-only", 0, 0, G_OPTION_ARG_NONE, &o.sparse_only,
        "skip the dense timing (for profiling the sparse pass alone)", NULL},
       {"sgemm", 0, 0, G_OPTION_ARG_NONE, &o.sgemm, "time cblas_sgemm alone on conv shapes", NULL},
+      {"fp16-caches", 0, 0, G_OPTION_ARG_NONE, &o.fp16, "sessions keep fp16 caches", NULL},
       {"sdedit", 0, 0, G_OPTION_ARG_INT, &o.sdedit_steps,
        "DDPM: also time a whole N-step SDEdit edit dense vs sparse", "N"},
       {NULL, 0, 0, 0, NULL, NULL, NULL}};
