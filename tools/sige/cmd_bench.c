@@ -243,8 +243,15 @@ static sige_model *build_model(const char *kind, uint64_t seed, const char *save
     if (w && !save_weights_to(w, save_weights, error)) return NULL;
     return w ? sige_model_new_ddpm(&cfg, w, error) : NULL;
   }
+  if (!g_strcmp0(kind, "pd")) {
+    sige_pd_config cfg; /* the published church-128 PD UNet (ch 64, ch_mult 1,2,4,6,8) */
+    sige_pd_config_init(&cfg);
+    g_autoptr(sige_weights) w = sige_random_pd_weights(&cfg, seed, error);
+    if (w && !save_weights_to(w, save_weights, error)) return NULL;
+    return w ? sige_model_new_pd(&cfg, w, error) : NULL;
+  }
   g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
-              "--model must be 'ddpm', 'gaugan' or 'gancomp' (got '%s')", kind ? kind : "");
+              "--model must be 'ddpm', 'pd', 'gaugan' or 'gancomp' (got '%s')", kind ? kind : "");
   return NULL;
 }
 
@@ -491,6 +498,7 @@ static gboolean run_bench(bench_opts *o, GError **error) {
   g_autoptr(sige_tensor) orig = NULL;
   g_autoptr(sige_tensor) edited = NULL;
   if (!make_inputs(m, mask, (uint64_t)o->seed, &orig, &edited, error)) return FALSE;
+  /* DDPM: timestep 500; PD: log-SNR 0 (the middle of its schedule) */
   const float t = sige_model_get_kind(m) == SIGE_MODEL_DDPM_UNET ? 500.0f : 0.0f;
   if (!o->sparse_only && !time_dense(m, o, orig, t, &r, error)) return FALSE;
   r.rss_dense_mb = peak_rss_mb();
@@ -505,7 +513,7 @@ static gboolean run_bench(bench_opts *o, GError **error) {
 int sige_cmd_bench(int argc, char **argv) {
   bench_opts o = {.edit_ratio = 0.012, .runs = 5, .warmup = 1, .threads = 0, .seed = 0};
   GOptionEntry entries[] = {
-      {"model", 0, 0, G_OPTION_ARG_STRING, &o.model, "ddpm, gaugan or gancomp", "NAME"},
+      {"model", 0, 0, G_OPTION_ARG_STRING, &o.model, "ddpm, pd, gaugan or gancomp", "NAME"},
       {"edit-ratio", 0, 0, G_OPTION_ARG_DOUBLE, &o.edit_ratio,
        "fraction of the image the stroke mask covers (default 0.012)", "R"},
       {"runs", 0, 0, G_OPTION_ARG_INT, &o.runs, "timed runs (default 5)", "N"},
@@ -541,7 +549,7 @@ int sige_cmd_bench(int argc, char **argv) {
     rc = bench_sgemm(&o);
   } else if (!o.model) {
     rc = sige_cli_fail(
-        g_error_new(SIGE_ERROR, SIGE_ERROR_INVALID, "--model ddpm|gaugan|gancomp is required"));
+        g_error_new(SIGE_ERROR, SIGE_ERROR_INVALID, "--model ddpm|pd|gaugan|gancomp is required"));
   } else if (!run_bench(&o, &error)) {
     rc = sige_cli_fail(error);
   }

@@ -17,24 +17,29 @@ int sige_cmd_edit(int argc, char **argv) {
   double strength = 0;
   gboolean fp16 = FALSE;
   GOptionEntry entries[] = {
-      {"model", 'm', 0, G_OPTION_ARG_STRING, &model_spec, "spade:WEIGHTS.safetensors", "SPEC"},
-      {"original", 'a', 0, G_OPTION_ARG_FILENAME, &orig, "original label map PNG", "FILE"},
-      {"edited", 'b', 0, G_OPTION_ARG_FILENAME, &edited, "edited label map PNG", "FILE"},
+      {"model", 'm', 0, G_OPTION_ARG_STRING, &model_spec,
+       "spade:|gancomp:[CONFIG:]|ddpm:|pd:[HEAD_DIM:]WEIGHTS (CONFIG e.g. 32_32_32_48_32_24_24_32)", "SPEC"},
+      {"original", 'a', 0, G_OPTION_ARG_FILENAME, &orig, "original label map (image for ddpm/pd) PNG", "FILE"},
+      {"edited", 'b', 0, G_OPTION_ARG_FILENAME, &edited, "edited label map (image for ddpm/pd) PNG", "FILE"},
       {"original-instance", 0, 0, G_OPTION_ARG_FILENAME, &orig_inst, "instance ids of the original", "FILE"},
       {"edited-instance", 0, 0, G_OPTION_ARG_FILENAME, &edit_inst, "instance ids of the edit", "FILE"},
       {"out", 'o', 0, G_OPTION_ARG_FILENAME, &out_path, "output PNG", "FILE"},
       {"dense-out", 0, 0, G_OPTION_ARG_FILENAME, &dense_out, "also write the snapshot's output", "FILE"},
       {"threads", 't', 0, G_OPTION_ARG_INT, &threads, "threads", "N"},
-      {"sampler", 0, 0, G_OPTION_ARG_STRING, &sampler, "DDPM: ddim or dpmsolver++ (default)", "NAME"},
-      {"steps", 0, 0, G_OPTION_ARG_INT, &steps, "DDPM: denoising steps (default 10)", "N"},
-      {"strength", 0, 0, G_OPTION_ARG_DOUBLE, &strength, "DDPM: noise level / 1000 (default 0.75)", "S"},
-      {"seed", 0, 0, G_OPTION_ARG_INT, &seed, "DDPM: noise seed (default 0)", "S"},
+      {"sampler", 0, 0, G_OPTION_ARG_STRING, &sampler, "DDPM: ddim or dpmsolver++ (default); PD: pd (the only one)", "NAME"},
+      {"steps", 0, 0, G_OPTION_ARG_INT, &steps, "DDPM: denoising steps (default 10); PD: steps, at most the noise level (default: equal to it)", "N"},
+      {"strength", 0, 0, G_OPTION_ARG_DOUBLE, &strength, "DDPM: noise level / 1000 (default 0.75); PD: noise level / 8 of the 8-step schedule (default 0.625, level 5)", "S"},
+      {"seed", 0, 0, G_OPTION_ARG_INT, &seed, "DDPM/PD: noise seed (default 0)", "S"},
       {"fp16-caches", 0, 0, G_OPTION_ARG_NONE, &fp16, "store activation caches as fp16", NULL},
       {NULL}};
   g_autoptr(GOptionContext) oc = g_option_context_new("");
   g_option_context_set_summary(oc, "Regenerate only the edited region with spatially sparse "
-                                   "inference: label maps for spade: models, images in [-1, 1] "
-                                   "(SDEdit) for ddpm: models.");
+                                   "inference: label maps for spade: and gancomp: models, RGB "
+                                   "images (SDEdit) for ddpm: and pd: models.\n\n"
+                                   "PD models (Progressive Distillation, 8-step schedule) use the "
+                                   "PD sampler: --strength S starts at noise level round(8 S) "
+                                   "(at least 1) and --steps N takes N of those levels (N <= the "
+                                   "level; the default takes every level).");
   g_option_context_add_main_entries(oc, entries, NULL);
   GError *error = NULL;
   if (!g_option_context_parse(oc, &argc, &argv, &error)) return sige_cli_fail(error);
@@ -49,22 +54,52 @@ int sige_cmd_edit(int argc, char **argv) {
   opts.n_threads = threads;
   opts.fp16_caches = fp16;
   g_autoptr(sige_tensor) a = NULL, b = NULL;
-  if (sige_model_get_kind(model) == SIGE_MODEL_DDPM_UNET) {
-    const sige_ddpm_config *dc = sige_model_ddpm_config(model);
+  const sige_model_kind mk = sige_model_get_kind(model);
+  if (mk == SIGE_MODEL_DDPM_UNET || mk == SIGE_MODEL_PD_UNET) {
+    const int size = mk == SIGE_MODEL_PD_UNET ? sige_model_pd_config(model)->image_size
+                                              : sige_model_ddpm_config(model)->image_size;
     sige_sampler_kind kind = SIGE_SAMPLER_DPM_SOLVER_PP;
-    if (sampler && !strcmp(sampler, "ddim"))
+    if (mk == SIGE_MODEL_PD_UNET) {
+      kind = SIGE_SAMPLER_PD;
+      if (sampler && strcmp(sampler, "pd")) {
+        fprintf(stderr, "sige edit: --sampler %s: a PD UNet samples with its own sampler (pd)\n",
+                sampler);
+        return 2;
+      }
+    } else if (sampler && !strcmp(sampler, "ddim")) {
       kind = SIGE_SAMPLER_DDIM;
-    else if (sampler && strcmp(sampler, "dpmsolver++")) {
+    } else if (sampler && strcmp(sampler, "dpmsolver++")) {
       fprintf(stderr, "sige edit: --sampler %s: expected ddim or dpmsolver++\n", sampler);
+      return 2;
+    }
+    if (strength < 0 || strength > 1) {
+      fprintf(stderr, "sige edit: --strength %g: expected a value in (0, 1]\n", strength);
       return 2;
     }
     opts.sdedit = TRUE;
     sige_sampler_config_init(&opts.sampler, kind);
-    if (steps > 0) opts.sampler.sample_steps = steps;
-    if (strength > 0) opts.sampler.noise_level = (int)(strength * opts.sampler.total_steps + 0.5);
+    /* the noise level is strength * the schedule's length (1000 for DDPM, 8
+     * for PD), at least 1; the steps are at most the noise level */
+    if (strength > 0) {
+      const int level = (int)(strength * opts.sampler.total_steps + 0.5);
+      opts.sampler.noise_level = MAX(1, level);
+    }
+    if (steps > 0)
+      opts.sampler.sample_steps = steps;
+    else if (mk == SIGE_MODEL_PD_UNET)
+      opts.sampler.sample_steps = opts.sampler.noise_level; /* one step per level */
+    if (mk == SIGE_MODEL_PD_UNET && opts.sampler.sample_steps > opts.sampler.noise_level) {
+      fprintf(stderr,
+              "sige edit: --steps %d: a PD model takes at most one step per noise level "
+              "(%d here: --strength %g of %d levels)\n",
+              opts.sampler.sample_steps, opts.sampler.noise_level,
+              (double)opts.sampler.noise_level / opts.sampler.total_steps,
+              opts.sampler.total_steps);
+      return 2;
+    }
     opts.seed = (guint64)seed;
-    if (!(a = sige_cli_read_image(orig, dc->image_size, dc->image_size, &error)) ||
-        !(b = sige_cli_read_image(edited, dc->image_size, dc->image_size, &error)))
+    if (!(a = sige_cli_read_image(orig, size, size, &error)) ||
+        !(b = sige_cli_read_image(edited, size, size, &error)))
       return sige_cli_fail(error);
   } else {
     if (!(a = sige_cli_semantic_from_png(model, orig, orig_inst, &error)) ||

@@ -296,3 +296,96 @@ sige_weights *sige_random_ddpm_weights(const sige_ddpm_config *cfg, uint64_t see
   add_conv(&g, "conv_out", cfg->out_ch, block_in, 3, TRUE);
   return finish(&g);
 }
+
+/* ---- PD UNet (pd_arch names: fused qkv, resampling residual blocks) ---- */
+
+static void pd_resblock(gen *g, const char *p, int cin, int cout, int temb_ch) {
+  g_autofree char *n1 = g_strdup_printf("%s.norm1", p);
+  g_autofree char *n2 = g_strdup_printf("%s.norm2", p);
+  g_autofree char *c1 = g_strdup_printf("%s.conv1", p);
+  g_autofree char *c2 = g_strdup_printf("%s.conv2", p);
+  g_autofree char *tp = g_strdup_printf("%s.temb_proj", p);
+  g_autofree char *ns = g_strdup_printf("%s.nin_shortcut", p);
+  add_norm(g, n1, cin);
+  add_conv(g, c1, cout, cin, 3, TRUE);
+  add_linear(g, tp, 2 * cout, temb_ch); /* scale | shift */
+  add_norm(g, n2, cout);
+  add_conv(g, c2, cout, cout, 3, TRUE);
+  if (cin != cout) add_conv(g, ns, cout, cin, 1, TRUE);
+}
+
+static void pd_attn(gen *g, const char *p, int c) {
+  g_autofree char *n = g_strdup_printf("%s.norm", p);
+  g_autofree char *q = g_strdup_printf("%s.qkv", p);
+  g_autofree char *o = g_strdup_printf("%s.proj_out", p);
+  add_norm(g, n, c);
+  add_conv(g, q, 3 * c, c, 1, TRUE);
+  add_conv(g, o, c, c, 1, TRUE);
+}
+
+static gboolean pd_has_attn(const sige_pd_config *c, int res) {
+  for (int i = 0; i < c->n_attn_resolutions; i++)
+    if (c->attn_resolutions[i] == res) return TRUE;
+  return FALSE;
+}
+
+sige_weights *sige_random_pd_weights(const sige_pd_config *cfg, uint64_t seed, GError **error) {
+  if (cfg->n_ch_mult < 1 || cfg->n_ch_mult > 8 || cfg->num_res_blocks < 1 ||
+      cfg->num_res_blocks > 8) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+                "PD config: %d levels, %d res blocks out of range", cfg->n_ch_mult,
+                cfg->num_res_blocks);
+    return NULL;
+  }
+  gen g = {.w = sige_weights_new(), .error = error};
+  sige_rng_init(&g.rng, seed);
+  const int ch = cfg->ch, L = cfg->n_ch_mult, nrb = cfg->num_res_blocks, tc = cfg->temb_ch;
+  add_linear(&g, "temb.dense.0", tc, ch);
+  add_linear(&g, "temb.dense.1", tc, tc);
+  add_conv(&g, "conv_in", ch, cfg->in_ch, 3, TRUE);
+  /* the skip-channel stack mirrors sige_pd_build */
+  int skip[80], n_skip = 0, res = cfg->image_size, block_in = ch;
+  skip[n_skip++] = ch;
+  for (int i = 0; i < L; i++) {
+    const int block_out = ch * cfg->ch_mult[i];
+    for (int j = 0; j < nrb; j++) {
+      g_autofree char *p = g_strdup_printf("down.%d.block.%d", i, j);
+      pd_resblock(&g, p, block_in, block_out, tc);
+      block_in = block_out;
+      if (pd_has_attn(cfg, res)) {
+        g_autofree char *pa = g_strdup_printf("down.%d.attn.%d", i, j);
+        pd_attn(&g, pa, block_in);
+      }
+      skip[n_skip++] = block_in;
+    }
+    if (i != L - 1) {
+      g_autofree char *p = g_strdup_printf("down.%d.downsample", i);
+      pd_resblock(&g, p, block_in, block_in, tc);
+      res /= 2;
+      skip[n_skip++] = block_in;
+    }
+  }
+  pd_resblock(&g, "mid.block_1", block_in, block_in, tc);
+  pd_attn(&g, "mid.attn_1", block_in);
+  pd_resblock(&g, "mid.block_2", block_in, block_in, tc);
+  for (int i = L - 1; i >= 0; i--) {
+    const int block_out = ch * cfg->ch_mult[i];
+    for (int j = 0; j < nrb + 1; j++) {
+      g_autofree char *p = g_strdup_printf("up.%d.block.%d", i, j);
+      pd_resblock(&g, p, block_in + skip[--n_skip], block_out, tc);
+      block_in = block_out;
+      if (pd_has_attn(cfg, res)) {
+        g_autofree char *pa = g_strdup_printf("up.%d.attn.%d", i, j);
+        pd_attn(&g, pa, block_in);
+      }
+    }
+    if (i != 0) {
+      g_autofree char *p = g_strdup_printf("up.%d.upsample", i);
+      pd_resblock(&g, p, block_in, block_in, tc);
+      res *= 2;
+    }
+  }
+  add_norm(&g, "norm_out", block_in);
+  add_conv(&g, "conv_out", cfg->out_ch, block_in, 3, TRUE);
+  return finish(&g);
+}

@@ -33,5 +33,8 @@ sige_weights *sige_random_ddpm_weights(const sige_ddpm_config *cfg, uint64_t see
  * per-norm mlp_shared, separable mlp_gamma / mlp_beta). */
 sige_weights *sige_random_gancomp_weights(const sige_gancomp_config *cfg, uint64_t seed,
                                           GError **error);
+/* The same for the PD UNet (pd_arch names: temb_proj to scale | shift, fused
+ * attention qkv, down/upsample residual blocks). */
+sige_weights *sige_random_pd_weights(const sige_pd_config *cfg, uint64_t seed, GError **error);
 
 G_END_DECLS

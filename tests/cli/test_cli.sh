@@ -1,0 +1,71 @@
+#!/bin/sh
+# CLI test of `sige edit` with the GAN-Compression and PD model kinds.
+#   test_cli.sh SIGE SOURCE_ROOT   (env SIGE_REFERENCE_DIR: the reference cases)
+set -u
+SIGE=$1
+SRC=$2
+fail() { echo "FAIL: $*" >&2; exit 1; }
+[ -x "$SIGE" ] || fail "sige executable '$SIGE' not found"
+[ -n "${SIGE_REFERENCE_DIR:-}" ] || fail "SIGE_REFERENCE_DIR is not set (meson option reference_dir)"
+REF=$SIGE_REFERENCE_DIR
+GANCOMP=$REF/gancomp-cityscapes-tiny/weights.safetensors
+PD=$REF/pd-church128-tiny/weights.safetensors
+DDPM=$REF/ddpm-church-tiny/weights.safetensors
+for f in "$GANCOMP" "$PD" "$DDPM"; do
+  [ -f "$f" ] || fail "reference weights $f missing (SIGE_REFERENCE_DIR=$REF)"
+done
+TMP=$(mktemp -d) || fail "mktemp"
+trap 'rm -rf "$TMP"' EXIT
+
+# "W H" of a PNG, from its IHDR chunk
+png_size() {
+  set -- $(od -An -tu1 -j16 -N8 "$1")
+  [ $# -eq 8 ] || return 1
+  echo "$(( ($1 << 24) | ($2 << 16) | ($3 << 8) | $4 )) $(( ($5 << 24) | ($6 << 16) | ($7 << 8) | $8 ))"
+}
+
+expect_png() { # FILE W H
+  [ -s "$1" ] || fail "$1 was not written"
+  got=$(png_size "$1") || fail "$1 is not a PNG"
+  [ "$got" = "$2 $3" ] || fail "$1 is ${got% *}x${got#* }, expected $2x$3"
+}
+
+run() { # NAME ARGS...: must exit 0
+  name=$1; shift
+  echo "== $name: $SIGE $*"
+  "$SIGE" "$@" >"$TMP/$name.log" 2>&1 || { cat "$TMP/$name.log" >&2; fail "$name exited with $?"; }
+  cat "$TMP/$name.log"
+}
+
+# GAN-Compression sub-mobile SPADE: label maps (256x512, the model's size)
+run gancomp edit --model "gancomp:$GANCOMP" --threads 2 \
+  -a "$SRC/data/examples/street_labels.png" -b "$SRC/data/examples/street_labels_edit.png" \
+  -o "$TMP/gancomp.png"
+expect_png "$TMP/gancomp.png" 512 256
+# the same with the file's own channel configuration given explicitly
+run gancomp_config edit --model "gancomp:8_8_8_12_8_6_6_8:$GANCOMP" --threads 2 \
+  -a "$SRC/data/examples/street_labels.png" -b "$SRC/data/examples/street_labels_edit.png" \
+  -o "$TMP/gancomp_config.png"
+cmp -s "$TMP/gancomp.png" "$TMP/gancomp_config.png" || fail "gancomp:CONFIG:PATH differs from gancomp:PATH"
+
+# PD UNet: SDEdit on two 128x128 images, the PD sampler (the tiny model's heads are 32 wide)
+run pd edit --model "pd:32:$PD" --threads 2 --strength 0.5 --steps 2 \
+  -a "$SRC/tests/cli/data/church_a.png" -b "$SRC/tests/cli/data/church_b.png" -o "$TMP/pd.png"
+expect_png "$TMP/pd.png" 128 128
+
+# wrong kinds: non-zero exit and a message naming both kinds
+check_refused() { # NAME SPEC EXPECT_WORD FOUND_WORD
+  echo "== $1: $SIGE edit --model $2 (must fail)"
+  if "$SIGE" edit --model "$2" -a "$SRC/tests/cli/data/church_a.png" \
+       -b "$SRC/tests/cli/data/church_b.png" -o "$TMP/$1.png" >"$TMP/$1.log" 2>&1; then
+    fail "$1: --model $2 succeeded"
+  fi
+  cat "$TMP/$1.log"
+  grep -q "$3" "$TMP/$1.log" && grep -q "$4" "$TMP/$1.log" ||
+    fail "$1: the message does not name '$3' and '$4'"
+  [ ! -e "$TMP/$1.png" ] || fail "$1: wrote an output"
+}
+check_refused spade_on_ddpm "spade:$DDPM" SPADE ddpm-unet
+check_refused pd_on_ddpm "pd:$DDPM" "PD UNet" ddpm-unet
+check_refused gancomp_on_pd "gancomp:$PD" "sub-mobile SPADE" pd-unet
+echo "PASS"
