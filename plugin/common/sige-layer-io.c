@@ -14,6 +14,7 @@ sige_plugin_mode sige_plugin_mode_for(const sige_model *m, GError **error) {
     case SIGE_MODEL_GANCOMP_SPADE: /* the same label-map input */
       return SIGE_PLUGIN_MODE_LABELS;
     case SIGE_MODEL_DDPM_UNET:
+    case SIGE_MODEL_PD_UNET: /* SDEdit on the image with the PD sampler */
       return SIGE_PLUGIN_MODE_IMAGE;
     default:
       break; /* kinds the engine learnt after the plug-in */
@@ -88,11 +89,15 @@ gboolean sige_plugin_session_options(const sige_model *m, const sige_plugin_para
   o->memory_budget = p->memory_budget;
   if (mode != SIGE_PLUGIN_MODE_IMAGE) return TRUE;
 
+  /* the distilled PD UNet has its own sampler and an 8-level schedule */
+  const gboolean pd = sige_model_get_kind(m) == SIGE_MODEL_PD_UNET;
+  const sige_sampler_kind sampler = pd ? SIGE_SAMPLER_PD : p->sampler;
   const double strength = p->strength > 0 ? p->strength : SIGE_PLUGIN_DEFAULT_STRENGTH;
-  const int steps = p->steps > 0 ? p->steps : SIGE_PLUGIN_DEFAULT_STEPS;
   o->sdedit = TRUE;
   o->seed = p->seed;
-  sige_sampler_config_init(&o->sampler, p->sampler);
+  sige_sampler_config_init(&o->sampler, sampler);
+  const int levels = (int)(strength * o->sampler.total_steps + 0.5);
+  const int steps = p->steps > 0 ? p->steps : pd ? MAX(levels, 1) : SIGE_PLUGIN_DEFAULT_STEPS;
   if (strength > 1) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
                 _("The strength %.2f is above 1, the most noise the model knows. Choose a "
@@ -111,7 +116,7 @@ gboolean sige_plugin_session_options(const sige_model *m, const sige_plugin_para
                 steps, strength, o->sampler.noise_level);
     return FALSE;
   }
-  if (p->sampler == SIGE_SAMPLER_DPM_SOLVER_PP && steps < 2) {
+  if (sampler == SIGE_SAMPLER_DPM_SOLVER_PP && steps < 2) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
                 _("The DPM-Solver++ sampler needs at least 2 steps. Choose 2 or more steps, or "
                   "the DDIM sampler."));

@@ -106,20 +106,6 @@ void sige_ddpm_free(ddpm_model *m) {
   g_free(m);
 }
 
-static sige_tensor *load_matrix(const sige_weights *w, const char *name, int rows, int cols,
-                                GError **error) {
-  int64_t shape[2] = {rows, cols};
-  const sige_tensor *t = sige_weights_require(w, name, 2, shape, error);
-  return t ? sige_tensor_dup(t, error) : NULL;
-}
-
-static gboolean load_norm(const sige_weights *w, const char *prefix, int c, sige_tensor **g,
-                          sige_tensor **b, GError **error) {
-  g_autofree char *ng = g_strdup_printf("%s.weight", prefix);
-  g_autofree char *nb = g_strdup_printf("%s.bias", prefix);
-  return (*g = sige_load_vector(w, ng, c, error)) && (*b = sige_load_vector(w, nb, c, error));
-}
-
 static gboolean load_resblock(const sige_weights *w, const char *p, int cin, int cout,
                               int temb_ch, ddpm_resblock *b, GError **error) {
   b->cin = cin;
@@ -131,11 +117,11 @@ static gboolean load_resblock(const sige_weights *w, const char *p, int cin, int
   g_autofree char *ns = g_strdup_printf("%s.nin_shortcut", p);
   g_autofree char *tw = g_strdup_printf("%s.temb_proj.weight", p);
   g_autofree char *tb = g_strdup_printf("%s.temb_proj.bias", p);
-  if (!load_norm(w, n1, cin, &b->n1_g, &b->n1_b, error) ||
-      !load_norm(w, n2, cout, &b->n2_g, &b->n2_b, error) ||
+  if (!sige_load_norm(w, n1, cin, &b->n1_g, &b->n1_b, error) ||
+      !sige_load_norm(w, n2, cout, &b->n2_g, &b->n2_b, error) ||
       !sige_load_conv(w, c1, cout, cin, 3, 1, 1, TRUE, &b->conv1, error) ||
       !sige_load_conv(w, c2, cout, cout, 3, 1, 1, TRUE, &b->conv2, error) ||
-      !(b->temb_w = load_matrix(w, tw, cout, temb_ch, error)) ||
+      !(b->temb_w = sige_load_matrix(w, tw, cout, temb_ch, error)) ||
       !(b->temb_b = sige_load_vector(w, tb, cout, error)))
     return FALSE;
   if (cin != cout && !sige_load_conv(w, ns, cout, cin, 1, 1, 0, TRUE, &b->nin, error)) return FALSE;
@@ -149,7 +135,7 @@ static gboolean load_attn(const sige_weights *w, const char *p, int c, ddpm_attn
   g_autofree char *k = g_strdup_printf("%s.k", p);
   g_autofree char *v = g_strdup_printf("%s.v", p);
   g_autofree char *o = g_strdup_printf("%s.proj_out", p);
-  return load_norm(w, n, c, &a->n_g, &a->n_b, error) &&
+  return sige_load_norm(w, n, c, &a->n_g, &a->n_b, error) &&
          sige_load_conv(w, q, c, c, 1, 1, 0, TRUE, &a->q, error) &&
          sige_load_conv(w, k, c, c, 1, 1, 0, TRUE, &a->k, error) &&
          sige_load_conv(w, v, c, c, 1, 1, 0, TRUE, &a->v, error) &&
@@ -182,9 +168,9 @@ ddpm_model *sige_ddpm_build(const sige_ddpm_config *cfg, const sige_weights *w, 
   m->temb_ch = 4 * ch;
   m->down = g_new0(ddpm_level, L);
   m->up = g_new0(ddpm_level, L);
-  if (!(m->temb0_w = load_matrix(w, "temb.dense.0.weight", m->temb_ch, ch, error)) ||
+  if (!(m->temb0_w = sige_load_matrix(w, "temb.dense.0.weight", m->temb_ch, ch, error)) ||
       !(m->temb0_b = sige_load_vector(w, "temb.dense.0.bias", m->temb_ch, error)) ||
-      !(m->temb1_w = load_matrix(w, "temb.dense.1.weight", m->temb_ch, m->temb_ch, error)) ||
+      !(m->temb1_w = sige_load_matrix(w, "temb.dense.1.weight", m->temb_ch, m->temb_ch, error)) ||
       !(m->temb1_b = sige_load_vector(w, "temb.dense.1.bias", m->temb_ch, error)) ||
       !sige_load_conv(w, "conv_in", ch, cfg->in_ch, 3, 1, 1, TRUE, &m->conv_in, error))
     goto fail;
@@ -244,7 +230,7 @@ ddpm_model *sige_ddpm_build(const sige_ddpm_config *cfg, const sige_weights *w, 
       res *= 2;
     }
   }
-  if (!load_norm(w, "norm_out", block_in, &m->out_g, &m->out_b, error) ||
+  if (!sige_load_norm(w, "norm_out", block_in, &m->out_g, &m->out_b, error) ||
       !sige_load_conv(w, "conv_out", cfg->out_ch, block_in, 3, 1, 1, TRUE, &m->conv_out, error))
     goto fail;
   return m;
@@ -304,18 +290,6 @@ static gboolean norm_stats(const ddpm_model *m, sige_run *run, const sige_tensor
   return sige_run_stats(run, (int)gamma->numel, scale, shift, error);
 }
 
-static sige_tensor *concat(sige_run *run, const sige_tensor *a, const sige_tensor *b,
-                           GError **error) {
-  /* a sparse layer's output may be an F16 cache view (fp16 caches) */
-  g_autoptr(sige_tensor) a32 = NULL, b32 = NULL;
-  if (a->storage == SIGE_STORAGE_F16 && !(a = a32 = sige_tensor_to_f32(a, error))) return NULL;
-  if (b->storage == SIGE_STORAGE_F16 && !(b = b32 = sige_tensor_to_f32(b, error))) return NULL;
-  sige_tensor *out =
-      sige_tensor_new4_uninit(1, SIGE_C(a) + SIGE_C(b), SIGE_H(a), SIGE_W(a), error);
-  if (out) sige_concat_channels(run->ctx, a, b, out);
-  return out;
-}
-
 typedef struct {
   sige_block_geometry main, shortcut, down;
 } ddpm_geometry;
@@ -332,7 +306,7 @@ static sige_tensor *resblock_forward(const ddpm_model *m, const ddpm_resblock *b
   if (!sige_run_layer(run, sparse, error)) return NULL;
   const gboolean dense = !sige_run_is_sparse(run);
   /* the concatenated input exists only where the pass is dense */
-  if (skip && dense && !(xin = concat(run, x, skip, error))) goto out;
+  if (skip && dense && !(xin = sige_concat_dense(run->ctx, x, skip, error))) goto out;
   if (!norm_stats(m, run, xin ? xin : x, b->n1_g, b->n1_b, NULL, s1, sh1, error)) goto out;
   if (!(h = sige_run_gather_cat(run, &geo->main, x, NULL, skip, xin, s1, sh1, SIGE_ACT_SWISH,
                                 error)))

@@ -104,3 +104,29 @@ gboolean sige_conv_concat(sige_conv_layer *parts, int n, sige_conv_layer *out, G
   for (int i = 0; i < n; i++) sige_conv_layer_clear(&parts[i]);
   return TRUE;
 }
+
+sige_tensor *sige_load_matrix(const sige_weights *w, const char *name, int rows, int cols,
+                              GError **error) {
+  int64_t shape[2] = {rows, cols};
+  const sige_tensor *t = sige_weights_require(w, name, 2, shape, error);
+  return t ? sige_tensor_dup(t, error) : NULL;
+}
+
+gboolean sige_load_norm(const sige_weights *w, const char *prefix, int c, sige_tensor **g,
+                        sige_tensor **b, GError **error) {
+  g_autofree char *ng = g_strdup_printf("%s.weight", prefix);
+  g_autofree char *nb = g_strdup_printf("%s.bias", prefix);
+  return (*g = sige_load_vector(w, ng, c, error)) && (*b = sige_load_vector(w, nb, c, error));
+}
+
+sige_tensor *sige_concat_dense(sige_ctx *ctx, const sige_tensor *a, const sige_tensor *b,
+                               GError **error) {
+  /* a sparse layer's output may be an F16 cache view (fp16 caches) */
+  g_autoptr(sige_tensor) a32 = NULL, b32 = NULL;
+  if (a->storage == SIGE_STORAGE_F16 && !(a = a32 = sige_tensor_to_f32(a, error))) return NULL;
+  if (b->storage == SIGE_STORAGE_F16 && !(b = b32 = sige_tensor_to_f32(b, error))) return NULL;
+  sige_tensor *out =
+      sige_tensor_new4_uninit(1, SIGE_C(a) + SIGE_C(b), SIGE_H(a), SIGE_W(a), error);
+  if (out) sige_concat_channels(ctx, a, b, out);
+  return out;
+}

@@ -30,6 +30,15 @@ gboolean sige_load_conv(const sige_weights *w, const char *prefix, int cout, int
 gboolean sige_conv_concat(sige_conv_layer *parts, int n, sige_conv_layer *out, GError **error);
 void sige_conv_layer_clear(sige_conv_layer *c);
 sige_tensor *sige_load_vector(const sige_weights *w, const char *name, int n, GError **error);
+sige_tensor *sige_load_matrix(const sige_weights *w, const char *name, int rows, int cols,
+                              GError **error);
+/* A norm's "<prefix>.weight" and "<prefix>.bias", c floats each. */
+gboolean sige_load_norm(const sige_weights *w, const char *prefix, int c, sige_tensor **g,
+                        sige_tensor **b, GError **error);
+/* Channel concatenation [a, b] as a new dense float32 tensor (either may be
+ * an F16 cache view). */
+sige_tensor *sige_concat_dense(sige_ctx *ctx, const sige_tensor *a, const sige_tensor *b,
+                               GError **error);
 
 spade_model *sige_spade_build(const sige_spade_config *cfg, const sige_weights *w, GError **error);
 void sige_spade_free(spade_model *m);

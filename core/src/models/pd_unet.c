@@ -133,20 +133,6 @@ void sige_pd_free(pd_model *m) {
   g_free(m);
 }
 
-static sige_tensor *load_matrix(const sige_weights *w, const char *name, int rows, int cols,
-                                GError **error) {
-  int64_t shape[2] = {rows, cols};
-  const sige_tensor *t = sige_weights_require(w, name, 2, shape, error);
-  return t ? sige_tensor_dup(t, error) : NULL;
-}
-
-static gboolean load_norm(const sige_weights *w, const char *prefix, int c, sige_tensor **g,
-                          sige_tensor **b, GError **error) {
-  g_autofree char *ng = g_strdup_printf("%s.weight", prefix);
-  g_autofree char *nb = g_strdup_printf("%s.bias", prefix);
-  return (*g = sige_load_vector(w, ng, c, error)) && (*b = sige_load_vector(w, nb, c, error));
-}
-
 static gboolean load_resblock(const sige_weights *w, const char *p, int cin, int cout,
                               pd_resample resample, int temb_ch, pd_resblock *b, GError **error) {
   b->cin = cin;
@@ -159,11 +145,11 @@ static gboolean load_resblock(const sige_weights *w, const char *p, int cin, int
   g_autofree char *ns = g_strdup_printf("%s.nin_shortcut", p);
   g_autofree char *tw = g_strdup_printf("%s.temb_proj.weight", p);
   g_autofree char *tb = g_strdup_printf("%s.temb_proj.bias", p);
-  if (!load_norm(w, n1, cin, &b->n1_g, &b->n1_b, error) ||
-      !load_norm(w, n2, cout, &b->n2_g, &b->n2_b, error) ||
+  if (!sige_load_norm(w, n1, cin, &b->n1_g, &b->n1_b, error) ||
+      !sige_load_norm(w, n2, cout, &b->n2_g, &b->n2_b, error) ||
       !sige_load_conv(w, c1, cout, cin, 3, 1, 1, TRUE, &b->conv1, error) ||
       !sige_load_conv(w, c2, cout, cout, 3, 1, 1, TRUE, &b->conv2, error) ||
-      !(b->temb_w = load_matrix(w, tw, 2 * cout, temb_ch, error)) ||
+      !(b->temb_w = sige_load_matrix(w, tw, 2 * cout, temb_ch, error)) ||
       !(b->temb_b = sige_load_vector(w, tb, 2 * cout, error)))
     return FALSE;
   if (cin != cout && !sige_load_conv(w, ns, cout, cin, 1, 1, 0, TRUE, &b->nin, error)) return FALSE;
@@ -188,7 +174,7 @@ static gboolean load_attn(const sige_pd_config *cfg, const sige_weights *w, cons
   g_autofree char *n = g_strdup_printf("%s.norm", p);
   g_autofree char *q = g_strdup_printf("%s.qkv", p);
   g_autofree char *o = g_strdup_printf("%s.proj_out", p);
-  return load_norm(w, n, c, &a->n_g, &a->n_b, error) &&
+  return sige_load_norm(w, n, c, &a->n_g, &a->n_b, error) &&
          sige_load_conv(w, q, 3 * c, c, 1, 1, 0, TRUE, &a->qkv, error) &&
          sige_load_conv(w, o, c, c, 1, 1, 0, TRUE, &a->proj, error);
 }
@@ -215,9 +201,9 @@ pd_model *sige_pd_build(const sige_pd_config *cfg, const sige_weights *w, GError
   const int ch = cfg->ch, L = cfg->n_ch_mult, nrb = cfg->num_res_blocks, tc = cfg->temb_ch;
   m->down = g_new0(pd_level, L);
   m->up = g_new0(pd_level, L);
-  if (!(m->temb0_w = load_matrix(w, "temb.dense.0.weight", tc, ch, error)) ||
+  if (!(m->temb0_w = sige_load_matrix(w, "temb.dense.0.weight", tc, ch, error)) ||
       !(m->temb0_b = sige_load_vector(w, "temb.dense.0.bias", tc, error)) ||
-      !(m->temb1_w = load_matrix(w, "temb.dense.1.weight", tc, tc, error)) ||
+      !(m->temb1_w = sige_load_matrix(w, "temb.dense.1.weight", tc, tc, error)) ||
       !(m->temb1_b = sige_load_vector(w, "temb.dense.1.bias", tc, error)) ||
       !sige_load_conv(w, "conv_in", ch, cfg->in_ch, 3, 1, 1, TRUE, &m->conv_in, error))
     goto fail;
@@ -280,7 +266,7 @@ pd_model *sige_pd_build(const sige_pd_config *cfg, const sige_weights *w, GError
       res *= 2;
     }
   }
-  if (!load_norm(w, "norm_out", block_in, &m->out_g, &m->out_b, error) ||
+  if (!sige_load_norm(w, "norm_out", block_in, &m->out_g, &m->out_b, error) ||
       !sige_load_conv(w, "conv_out", cfg->out_ch, block_in, 3, 1, 1, TRUE, &m->conv_out, error))
     goto fail;
   return m;
@@ -320,18 +306,6 @@ static gboolean norm_stats(const pd_model *m, sige_run *run, const sige_tensor *
     }
   }
   return sige_run_stats(run, C, scale, shift, error);
-}
-
-static sige_tensor *concat(sige_run *run, const sige_tensor *a, const sige_tensor *b,
-                           GError **error) {
-  /* a sparse layer's output may be an F16 cache view (fp16 caches) */
-  g_autoptr(sige_tensor) a32 = NULL, b32 = NULL;
-  if (a->storage == SIGE_STORAGE_F16 && !(a = a32 = sige_tensor_to_f32(a, error))) return NULL;
-  if (b->storage == SIGE_STORAGE_F16 && !(b = b32 = sige_tensor_to_f32(b, error))) return NULL;
-  sige_tensor *out =
-      sige_tensor_new4_uninit(1, SIGE_C(a) + SIGE_C(b), SIGE_H(a), SIGE_W(a), error);
-  if (out) sige_concat_channels(run->ctx, a, b, out);
-  return out;
 }
 
 /* avg_pool2x2(act(x * scale + shift)) as a new dense tensor (x may be F16). */
@@ -379,7 +353,7 @@ static sige_tensor *resblock_forward(const pd_model *m, const pd_resblock *b,
     map = (sige_resample_map){2 * H, 2 * W, idx, idx + 2 * H};
   }
   /* the concatenated input exists only where the pass is dense */
-  if (skip && dense && !(xin = concat(run, x, skip, error))) goto out;
+  if (skip && dense && !(xin = sige_concat_dense(run->ctx, x, skip, error))) goto out;
   if (!norm_stats(m, run, xin ? xin : x, b->n1_g, b->n1_b, NULL, s1, sh1, error)) goto out;
   switch (b->resample) {
     case PD_RESAMPLE_NONE:

@@ -245,6 +245,48 @@ static void test_ddpm_mode(void **state) {
   assert_memory_equal(snap->data, in->data, sizeof(float) * 3 * 32 * 32);
 }
 
+/* A PD UNet edits images with its own sampler and 8-level schedule. */
+static void test_pd_mode(void **state) {
+  (void)state;
+  sige_pd_config c;
+  sige_pd_config_init(&c);
+  c.ch = 32, c.n_ch_mult = 2, c.ch_mult[0] = 1, c.ch_mult[1] = 1;
+  c.num_res_blocks = 1, c.n_attn_resolutions = 0, c.image_size = 32, c.temb_ch = 64;
+  c.head_dim = 32; /* the middle attention block still exists: one head of 32 */
+  g_autoptr(sige_weights) w = sige_random_pd_weights(&c, 3, NULL);
+  assert_non_null(w);
+  GError *e0 = NULL;
+  g_autoptr(sige_model) m = sige_model_new_pd(&c, w, &e0);
+  if (!m) fail_msg("%s", e0->message);
+  assert_int_equal(sige_plugin_mode_for(m, NULL), SIGE_PLUGIN_MODE_IMAGE);
+  /* the dialog's DDIM/DPM-Solver++ choice does not apply; strength picks
+   * the noise level out of 8 and, by default, every level is a step */
+  sige_plugin_params p = {.seed = 2, .sampler = SIGE_SAMPLER_DDIM, .strength = 0.5};
+  sige_session_options o;
+  GError *err = NULL;
+  assert_true(sige_plugin_session_options(m, &p, &o, &err));
+  assert_int_equal(o.sampler.kind, SIGE_SAMPLER_PD);
+  assert_int_equal(o.sampler.noise_level, 4);
+  assert_int_equal(o.sampler.sample_steps, 4);
+  p.steps = 9;
+  assert_false(sige_plugin_session_options(m, &p, &o, &err));
+  assert_non_null(strstr(err->message, "Lower the steps"));
+  g_clear_error(&err);
+  /* a working session: the snapshot's output is the image itself */
+  p.steps = 2;
+  assert_true(sige_plugin_session_options(m, &p, &o, NULL));
+  g_autofree guint8 *px = g_malloc0(32 * 32 * 3);
+  for (int i = 0; i < 32 * 32 * 3; i++) px[i] = (guint8)(i * 7);
+  sige_pixels good = {px, 32, 32, 3};
+  g_autoptr(sige_tensor) in = sige_model_input_from_pixels(m, &good, NULL, NULL, &err);
+  assert_non_null(in);
+  g_autoptr(sige_session) ses = sige_session_new(m, &o, &err);
+  assert_non_null(ses);
+  g_autoptr(sige_tensor) snap = NULL;
+  assert_true(sige_session_snapshot(ses, in, &snap, &err));
+  assert_memory_equal(snap->data, in->data, sizeof(float) * 3 * 32 * 32);
+}
+
 static void test_spade_options(void **state) {
   (void)state;
   sige_model_ref *r =
@@ -288,7 +330,7 @@ int main(void) {
       cmocka_unit_test(test_output_rounding), cmocka_unit_test(test_diff_rect),
       cmocka_unit_test(test_model_checks),    cmocka_unit_test(test_corrupt_model),
       cmocka_unit_test(test_image_pixels),    cmocka_unit_test(test_ddpm_mode),
-      cmocka_unit_test(test_spade_options),
+      cmocka_unit_test(test_spade_options),   cmocka_unit_test(test_pd_mode),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
