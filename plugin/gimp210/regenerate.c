@@ -172,7 +172,8 @@ static void job_progress(double fraction, void *data) {
 static gpointer job_thread(gpointer data) {
   Job *j = data;
   if (j->full) {
-    j->ok = sige_session_snapshot(j->session, j->input, &j->output, &j->error);
+    j->ok = sige_session_snapshot_full(j->session, j->input, job_progress, j, &j->cancel,
+                                       &j->output, &j->error);
     if (j->ok) {
       j->changed = (sige_rect){0, 0, SIGE_W(j->output), SIGE_H(j->output)};
     }
@@ -192,7 +193,7 @@ static void on_cancel(GtkWidget *w, gpointer data) {
 static gboolean run_job(Job *j, gboolean interactive, const gchar *what) {
   gimp_progress_init(what);
   GtkWidget *dlg = NULL;
-  if (interactive && !j->full) {
+  if (interactive) {
     /* GIMP 2.10 gives a plug-in no cancel signal of its own progress, so
      * offer a button that raises the session's cancel flag. */
     dlg = gtk_dialog_new_with_buttons(_("Sparse Regenerate"), NULL, 0, _("_Cancel"),
@@ -210,13 +211,11 @@ static gboolean run_job(Job *j, gboolean interactive, const gchar *what) {
     if (dlg)
       while (gtk_events_pending()) gtk_main_iteration();
     int pm = g_atomic_int_get(&j->permille);
-    if (j->full) {
-      gimp_progress_pulse();
-    } else if (pm != last) {
+    if (pm != last) {
       gimp_progress_update(pm / 1000.0);
       last = pm;
     }
-    g_usleep(j->full ? 50000 : 2000);
+    g_usleep(j->full ? 20000 : 2000);
   }
   g_thread_join(t);
   if (dlg) gtk_widget_destroy(dlg);
