@@ -17,6 +17,11 @@ OUTDIR receives
                                   (with REFERENCE_DIR) the tiny DDPM reference
                                   weights in the ermongroup/ddim and diffusers
                                   UNet2DModel layouts
+  ddpm_fused.pth, spade_fused.pth (with REFERENCE_DIR) the tiny DDPM and GauGAN
+                                  reference weights fused as SIGE's FusedUNet
+                                  (temb.dense.2, attention qkv) and
+                                  FusedSPADEGenerator (per-block mlp_shared,
+                                  per-norm mlp_gamma_beta) hold them
 Exits 3 when torch cannot be imported (Debian: apt-get install python3-torch).
 """
 import collections
@@ -133,6 +138,60 @@ def canonical_to_diffusers(name, levels):
     raise KeyError(name)
 
 
+def fuse_ddpm(ref):
+    """lmxyy/sige diffusion/models/ddpm_arch/fused_unet.py: every resnet block's
+    temb_proj concatenated in forward order into temb.dense.2, q|k|v into qkv."""
+    levels = 1 + max(int(k.split(".")[1]) for k in ref if k.startswith("down."))
+
+    def blocks(level, i):
+        j = 0
+        while "%s.%d.block.%d.conv1.weight" % (level, i, j) in ref:
+            yield "%s.%d.block.%d" % (level, i, j)
+            j += 1
+
+    order = [b for i in range(levels) for b in blocks("down", i)]
+    order += ["mid.block_1", "mid.block_2"]
+    order += [b for i in reversed(range(levels)) for b in blocks("up", i)]
+    fused = collections.OrderedDict()
+    for k, v in ref.items():
+        if ".temb_proj." in k:
+            continue
+        parts = k.rsplit(".", 2)
+        if parts[1] in ("q", "k", "v"):
+            if parts[1] == "q":
+                fused[parts[0] + ".qkv." + parts[2]] = torch.cat(
+                    [ref["%s.%s.%s" % (parts[0], c, parts[2])] for c in "qkv"], 0)
+            continue
+        fused[k] = v
+    for p in ("weight", "bias"):
+        fused["temb.dense.2." + p] = torch.cat([ref["%s.temb_proj.%s" % (b, p)] for b in order], 0)
+    return fused
+
+
+def fuse_spade(ref):
+    """lmxyy/sige gaugan/models/spade_generators/fused_spade_generator.py: per
+    block one mlp_shared over norm_0|norm_1|norm_s, per norm mlp_gamma_beta =
+    mlp_gamma|mlp_beta (the spectral-norm tensors are kept as they are)."""
+    fused = collections.OrderedDict()
+    for k, v in ref.items():
+        parts = k.split(".")
+        if len(parts) == 5 and parts[2] == "mlp_shared":
+            if parts[1] == "norm_0":
+                norms = ["norm_0", "norm_1"] + (["norm_s"] if "%s.norm_s.%s" % (
+                    parts[0], ".".join(parts[2:])) in ref else [])
+                fused["%s.mlp_shared.0.%s" % (parts[0], parts[4])] = torch.cat(
+                    [ref["%s.%s.mlp_shared.0.%s" % (parts[0], n, parts[4])] for n in norms], 0)
+            continue
+        if len(parts) == 4 and parts[2] in ("mlp_gamma", "mlp_beta"):
+            if parts[2] == "mlp_gamma":
+                pre = "%s.%s." % (parts[0], parts[1])
+                fused[pre + "mlp_gamma_beta." + parts[3]] = torch.cat(
+                    [ref[pre + "mlp_gamma." + parts[3]], ref[pre + "mlp_beta." + parts[3]]], 0)
+            continue
+        fused[k] = v
+    return fused
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -163,6 +222,10 @@ def main():
                 v = v.reshape(v.shape[0], v.shape[1])  # Linear layers in diffusers
             diff[name] = v
         torch.save(diff, os.path.join(out, "ddpm_diffusers.pth"))
+        torch.save(fuse_ddpm(ref), os.path.join(out, "ddpm_fused.pth"))
+        spade = read_safetensors(os.path.join(sys.argv[2], "gaugan-cityscapes-tiny",
+                                              "weights.safetensors"))
+        torch.save(fuse_spade(spade), os.path.join(out, "spade_fused.pth"))
     return 0
 
 

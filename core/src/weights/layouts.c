@@ -4,7 +4,16 @@
  * diffusers' UNet2DModel holds the same DDPM UNet under other names: resnets
  * and attentions instead of block and attn, up_blocks numbered from the
  * lowest resolution, and attention projections as Linear layers ([C, C]),
- * which are the 1x1 convolutions of the original ([C, C, 1, 1]). */
+ * which are the 1x1 convolutions of the original ([C, C, 1, 1]).
+ *
+ * SIGE's fused models (lmxyy/sige) concatenate parallel layers along their
+ * output channels; splitting the rows back is exact:
+ *   DDPM FusedUNet: temb.dense.2 holds every resnet block's temb_proj in
+ *     forward order (down levels, mid.block_1, mid.block_2, up levels from the
+ *     deepest), and attention has one qkv 1x1 conv (q | k | v).
+ *   FusedSPADEGenerator: each block's mlp_shared.0 holds the mlp_shared.0 of
+ *     norm_0 | norm_1 (| norm_s), and each norm's mlp_gamma_beta holds
+ *     mlp_gamma | mlp_beta. */
 #include <string.h>
 
 #include "sige/error.h"
@@ -228,14 +237,226 @@ static gboolean rename_diffusers(sige_weights **wp, GError **error) {
   return TRUE;
 }
 
+/* ---- SIGE fused layouts: split concatenated layers along dim 0 ---- */
+
+typedef struct {
+  sige_weights *in, *out;
+  GHashTable *consumed; /* names of `in` already split into `out` */
+  const char *file;
+} splitter;
+
+/* Splits in[src] along its first dimension into dst[0..n) of sizes[0..n)
+ * rows (sizes[i] == 0: an equal share). */
+static gboolean split_rows(splitter *s, const char *src, const char *const *dst,
+                           const int64_t *sizes, int n, GError **error) {
+  const sige_tensor *t = sige_weights_get(s->in, src);
+  if (!t) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_MISSING, "%s: fused layout without '%s'", s->file,
+                src);
+    return FALSE;
+  }
+  g_autoptr(sige_tensor) f32 = NULL;
+  if (t->storage != SIGE_STORAGE_F32) {
+    if (!(f32 = sige_tensor_to_f32(t, error))) return FALSE;
+    t = f32;
+  }
+  int64_t rows = t->ndim >= 1 ? t->shape[0] : 0, total = 0;
+  for (int i = 0; i < n; i++) total += sizes[i] ? sizes[i] : (rows / n);
+  if (t->ndim < 1 || rows != total || (rows % n && !sizes[0])) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_SHAPE,
+                "%s: '%s' has %" G_GINT64_FORMAT " rows, but the %d layers it fuses need %"
+                G_GINT64_FORMAT, s->file, src, rows, n, total);
+    return FALSE;
+  }
+  size_t row = rows ? t->numel / (size_t)rows : 0;
+  int64_t r0 = 0;
+  for (int i = 0; i < n; i++) {
+    int64_t r = sizes[i] ? sizes[i] : rows / n;
+    if (sige_weights_contains(s->out, dst[i]) || sige_weights_contains(s->in, dst[i])) {
+      g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
+                  "%s: '%s' is both in the file and a part of fused '%s'", s->file, dst[i], src);
+      return FALSE;
+    }
+    int64_t shape[SIGE_MAX_DIMS];
+    memcpy(shape, t->shape, sizeof shape);
+    shape[0] = r;
+    sige_tensor *p = sige_tensor_new(t->ndim, shape, error);
+    if (!p) return FALSE;
+    if (r) memcpy(p->data, t->data + (size_t)r0 * row, (size_t)r * row * sizeof(float));
+    sige_weights_insert_with_dtype(s->out, dst[i], p, sige_weights_dtype(s->in, src));
+    r0 += r;
+  }
+  g_hash_table_add(s->consumed, g_strdup(src));
+  return TRUE;
+}
+
+/* Splits <prefix>.<fused>.{weight,bias} into <prefix>.<part_i>.{weight,bias}. */
+static gboolean split_layer(splitter *s, const char *prefix, const char *fused,
+                            const char *const *parts, const int64_t *sizes, int n,
+                            GError **error) {
+  static const char *const params[] = {"weight", "bias"};
+  for (guint p = 0; p < G_N_ELEMENTS(params); p++) {
+    g_autofree char *src = g_strdup_printf("%s%s%s.%s", prefix, *prefix ? "." : "", fused,
+                                           params[p]);
+    if (p == 1 && !sige_weights_contains(s->in, src)) continue; /* a layer without bias */
+    g_autoptr(GPtrArray) dst = g_ptr_array_new_with_free_func(g_free);
+    for (int i = 0; i < n; i++)
+      g_ptr_array_add(dst, g_strdup_printf("%s%s%s.%s", prefix, *prefix ? "." : "", parts[i],
+                                           params[p]));
+    if (!split_rows(s, src, (const char *const *)dst->pdata, sizes, n, error)) return FALSE;
+  }
+  return TRUE;
+}
+
+/* Replaces *wp by s->out plus every tensor of *wp that was not split. */
+static gboolean finish_split(splitter *s, sige_weights **wp, const char *layout, GError **error) {
+  guint n;
+  const char *const *names = sige_weights_names(s->in, &n);
+  for (guint i = 0; i < n; i++) {
+    if (g_hash_table_contains(s->consumed, names[i])) continue;
+    if (sige_weights_contains(s->out, names[i])) {
+      g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT, "%s: '%s' is given twice", s->file,
+                  names[i]);
+      return FALSE;
+    }
+    sige_tensor *t = sige_tensor_dup(sige_weights_get(s->in, names[i]), error);
+    if (!t) return FALSE;
+    sige_weights_insert_with_dtype(s->out, names[i], t, sige_weights_dtype(s->in, names[i]));
+  }
+  for (guint i = 0; i < G_N_ELEMENTS(copied_metadata); i++) {
+    const char *v = sige_weights_metadata(s->in, copied_metadata[i]);
+    if (v) sige_weights_set_metadata(s->out, copied_metadata[i], v);
+  }
+  sige_weights_set_metadata(s->out, "sige.source.layout", layout);
+  sige_weights_free(*wp);
+  *wp = s->out;
+  s->out = NULL;
+  return TRUE;
+}
+
+static void splitter_clear(splitter *s) {
+  if (s->out) sige_weights_free(s->out);
+  g_hash_table_unref(s->consumed);
+}
+
+static splitter splitter_init(sige_weights *w, const char *file) {
+  splitter s = {w, sige_weights_new(),
+                g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL), file};
+  if (sige_weights_path(w)) sige_weights_set_path(s.out, sige_weights_path(w));
+  return s;
+}
+
+/* Output channels of the resnet block <prefix> (its conv1), or 0 when absent. */
+static int64_t block_channels(const sige_weights *w, const char *prefix) {
+  g_autofree char *k = g_strdup_printf("%s.conv1.weight", prefix);
+  const sige_tensor *t = sige_weights_get(w, k);
+  return t && t->ndim == 4 ? t->shape[0] : 0;
+}
+
+static void add_level_blocks(const sige_weights *w, const char *level, int i, GPtrArray *blocks,
+                             GArray *sizes) {
+  for (int j = 0; j < MAX_LEVELS * 4; j++) {
+    g_autofree char *b = g_strdup_printf("%s.%d.block.%d", level, i, j);
+    int64_t c = block_channels(w, b);
+    if (!c) break;
+    g_ptr_array_add(blocks, g_strdup_printf("%s.temb_proj", b));
+    g_array_append_val(sizes, c);
+  }
+}
+
+static gboolean split_ddpm_fused(sige_weights **wp, GError **error) {
+  sige_weights *w = *wp;
+  guint n;
+  const char *const *names = sige_weights_names(w, &n);
+  const char *path = sige_weights_path(w);
+  g_autofree char *file = sige_weights_display_name(path ? path : "(memory)");
+  int levels = count_levels(names, n, "down.");
+  splitter s = splitter_init(w, file);
+  g_autoptr(GPtrArray) blocks = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GArray) sizes = g_array_new(FALSE, FALSE, sizeof(int64_t));
+  for (int i = 0; i < levels; i++) add_level_blocks(w, "down", i, blocks, sizes);
+  for (int m = 1; m <= 2; m++) {
+    g_autofree char *b = g_strdup_printf("mid.block_%d", m);
+    int64_t c = block_channels(w, b);
+    if (!c) continue;
+    g_ptr_array_add(blocks, g_strdup_printf("%s.temb_proj", b));
+    g_array_append_val(sizes, c);
+  }
+  for (int i = levels - 1; i >= 0; i--) add_level_blocks(w, "up", i, blocks, sizes);
+  gboolean ok = blocks->len > 0 &&
+                split_layer(&s, "", "temb.dense.2", (const char *const *)blocks->pdata,
+                            (const int64_t *)(void *)sizes->data, (int)blocks->len, error);
+  if (!blocks->len)
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_MISSING,
+                "%s: fused DDPM layout (temb.dense.2) without resnet blocks", file);
+  static const char *const qkv[] = {"q", "k", "v"};
+  static const int64_t thirds[] = {0, 0, 0};
+  for (guint i = 0; ok && i < n; i++) {
+    if (!g_str_has_suffix(names[i], ".qkv.weight")) continue;
+    g_autofree char *prefix = g_strndup(names[i], strlen(names[i]) - strlen(".qkv.weight"));
+    ok = split_layer(&s, prefix, "qkv", qkv, thirds, 3, error);
+  }
+  ok = ok && finish_split(&s, wp, "ddpm-sige-fused", error);
+  splitter_clear(&s);
+  return ok;
+}
+
+static gboolean split_spade_fused(sige_weights **wp, GError **error) {
+  sige_weights *w = *wp;
+  guint n;
+  const char *const *names = sige_weights_names(w, &n);
+  const char *path = sige_weights_path(w);
+  g_autofree char *file = sige_weights_display_name(path ? path : "(memory)");
+  splitter s = splitter_init(w, file);
+  static const char *const norms[] = {"norm_0", "norm_1", "norm_s"};
+  static const char *const gamma_beta[] = {"mlp_gamma", "mlp_beta"};
+  static const int64_t equal[] = {0, 0, 0};
+  gboolean ok = TRUE;
+  for (guint i = 0; ok && i < n; i++) {
+    g_auto(GStrv) parts = g_strsplit(names[i], ".", 6);
+    if (g_strv_length(parts) != 4 || strcmp(parts[3], "weight") != 0) continue;
+    if (!strcmp(parts[1], "mlp_shared") && !strcmp(parts[2], "0")) {
+      /* norm_s exists in blocks with a learned shortcut (conv_s) */
+      g_autofree char *ns = g_strdup_printf("%s.norm_s.mlp_gamma_beta.weight", parts[0]);
+      int k = sige_weights_contains(w, ns) ? 3 : 2;
+      g_autofree char *prefix = g_strdup(parts[0]);
+      g_autoptr(GPtrArray) dst = g_ptr_array_new_with_free_func(g_free);
+      for (int j = 0; j < k; j++)
+        g_ptr_array_add(dst, g_strdup_printf("%s.mlp_shared.0", norms[j]));
+      ok = split_layer(&s, prefix, "mlp_shared.0", (const char *const *)dst->pdata, equal, k,
+                       error);
+      continue;
+    }
+    if (g_str_has_prefix(parts[1], "norm_") && !strcmp(parts[2], "mlp_gamma_beta")) {
+      g_autofree char *prefix = g_strdup_printf("%s.%s", parts[0], parts[1]);
+      ok = split_layer(&s, prefix, "mlp_gamma_beta", gamma_beta, equal, 2, error);
+    }
+  }
+  ok = ok && finish_split(&s, wp, "spade-sige-fused", error);
+  splitter_clear(&s);
+  return ok;
+}
+
+static gboolean has_suffix_key(const sige_weights *w, const char *suffix) {
+  guint n;
+  const char *const *names = sige_weights_names(w, &n);
+  for (guint i = 0; i < n; i++)
+    if (g_str_has_suffix(names[i], suffix)) return TRUE;
+  return FALSE;
+}
+
 gboolean sige_weights_canonicalize(sige_weights **wp, GError **error) {
   g_return_val_if_fail(wp && *wp, FALSE);
   sige_weights *w = *wp;
   if (sige_weights_contains(w, "fc.weight") && sige_weights_contains(w, "conv_img.weight")) {
+    if (has_suffix_key(w, ".mlp_gamma_beta.weight") ||
+        sige_weights_contains(w, "head_0.mlp_shared.0.weight"))
+      return split_spade_fused(wp, error);
     sige_weights_set_metadata(w, "sige.source.layout", "spade-nvlabs");
     return TRUE;
   }
   if (sige_weights_contains(w, "conv_in.weight") && sige_weights_contains(w, "temb.dense.0.weight")) {
+    if (sige_weights_contains(w, "temb.dense.2.weight")) return split_ddpm_fused(wp, error);
     sige_weights_set_metadata(w, "sige.source.layout", "ddpm-ermongroup");
     return TRUE;
   }

@@ -2,7 +2,9 @@
  * make_torch_checkpoints.py, run here into a temporary folder): zip and
  * legacy files load bit-exactly, hostile pickles are refused without running
  * anything, damaged files fail cleanly, and the tiny DDPM reference re-saved
- * in two key layouts gives the outputs of its safetensors original. */
+ * in other key layouts (ermongroup, diffusers, SIGE's fused UNet) and the
+ * tiny GauGAN re-saved as SIGE's fused SPADE give the outputs of their
+ * safetensors originals. */
 #include "test_util.h"
 
 #include <glib/gstdio.h>
@@ -189,9 +191,12 @@ static sige_tensor *forward(const char *path, const sige_tensor *x) {
   return y;
 }
 
-static void test_reference_layouts(void **state) {
-  (void)state;
-  g_autofree char *ref = g_build_filename(sige_test_reference_dir(), "ddpm-church-tiny",
+/* The outputs for a random input of the reference model `model` and of each
+ * of files[0..n) (re-saved weights of it) agree to 1e-6; layouts[i] is the
+ * sige.source.layout that files[i] must be detected as. */
+static void check_same_outputs(const char *model, const char *const *files,
+                               const char *const *layouts, guint n) {
+  g_autofree char *ref = g_build_filename(sige_test_reference_dir(), model,
                                           "weights.safetensors", NULL);
   g_autoptr(GError) err = NULL;
   g_autoptr(sige_model) m = sige_model_load(ref, &err);
@@ -202,16 +207,11 @@ static void test_reference_layouts(void **state) {
   sige_test_rng rng = sige_test_rng_new(7);
   for (size_t i = 0; i < x->numel; i++) x->data[i] = sige_test_rng_uniform(&rng, -1, 1);
   g_autoptr(sige_tensor) want = forward(ref, x);
-  /* the legacy copy holds the same tables: compared directly, not run */
-  g_autoptr(sige_weights) st = sige_weights_load_any(ref, &err);
-  g_autofree char *legacy = path_of("ddpm_original_legacy.pth");
-  g_autoptr(sige_weights) lg = sige_weights_load_any(legacy, &err);
-  if (!st || !lg) fail_msg("%s", err->message);
-  assert_same_tables(lg, st);
-  assert_string_equal(sige_weights_metadata(lg, "sige.source.dict"), "state_dict");
-  const char *files[] = {"ddpm_original.pth", "ddpm_diffusers.pth"};
-  for (guint f = 0; f < G_N_ELEMENTS(files); f++) {
+  for (guint f = 0; f < n; f++) {
     g_autofree char *p = path_of(files[f]);
+    g_autoptr(sige_weights) w = sige_weights_load_any(p, &err);
+    if (!w) fail_msg("%s", err->message);
+    assert_string_equal(sige_weights_metadata(w, "sige.source.layout"), layouts[f]);
     g_autoptr(sige_tensor) got = forward(p, x);
     assert_int_equal(got->numel, want->numel);
     double max_err = 0;
@@ -219,6 +219,88 @@ static void test_reference_layouts(void **state) {
       max_err = fmax(max_err, fabs((double)got->data[i] - want->data[i]));
     if (max_err > 1e-6) fail_msg("%s: max |difference| %.3g from the safetensors original", files[f], max_err);
   }
+}
+
+static void test_reference_layouts(void **state) {
+  (void)state;
+  g_autofree char *ref = g_build_filename(sige_test_reference_dir(), "ddpm-church-tiny",
+                                          "weights.safetensors", NULL);
+  g_autoptr(GError) err = NULL;
+  /* the legacy copy holds the same tables: compared directly, not run */
+  g_autoptr(sige_weights) st = sige_weights_load_any(ref, &err);
+  g_autofree char *legacy = path_of("ddpm_original_legacy.pth");
+  g_autoptr(sige_weights) lg = sige_weights_load_any(legacy, &err);
+  if (!st || !lg) fail_msg("%s", err->message);
+  assert_same_tables(lg, st);
+  /* the fused UNet splits back into the original tensors, bit for bit */
+  g_autofree char *fused = path_of("ddpm_fused.pth");
+  g_autoptr(sige_weights) fz = sige_weights_load_any(fused, &err);
+  if (!fz) fail_msg("%s", err->message);
+  assert_same_tables(fz, st);
+  assert_string_equal(sige_weights_metadata(lg, "sige.source.dict"), "state_dict");
+  const char *files[] = {"ddpm_original.pth", "ddpm_diffusers.pth", "ddpm_fused.pth"};
+  const char *layouts[] = {"ddpm-ermongroup", "diffusers-unet2d", "ddpm-sige-fused"};
+  check_same_outputs("ddpm-church-tiny", files, layouts, G_N_ELEMENTS(files));
+}
+
+/* SIGE's FusedSPADEGenerator layout (per-block mlp_shared, per-norm
+ * mlp_gamma_beta) splits back into the NVlabs names. */
+static void test_spade_fused_layout(void **state) {
+  (void)state;
+  const char *files[] = {"spade_fused.pth"};
+  const char *layouts[] = {"spade-sige-fused"};
+  check_same_outputs("gaugan-cityscapes-tiny", files, layouts, G_N_ELEMENTS(files));
+  /* the split tensors are those of the original, bit for bit */
+  g_autofree char *ref = g_build_filename(sige_test_reference_dir(), "gaugan-cityscapes-tiny",
+                                          "weights.safetensors", NULL);
+  g_autofree char *p = path_of("spade_fused.pth");
+  g_autoptr(GError) err = NULL;
+  g_autoptr(sige_weights) st = sige_weights_load_any(ref, &err);
+  g_autoptr(sige_weights) fu = sige_weights_load_any(p, &err);
+  if (!st || !fu) fail_msg("%s", err->message);
+  assert_same_tables(fu, st);
+}
+
+static void put(sige_weights *w, const char *name, int ndim, int64_t d0, int64_t d1) {
+  const int64_t shape[4] = {d0, d1, 1, 1};
+  g_autoptr(GError) err = NULL;
+  sige_tensor *t = sige_tensor_new(ndim, shape, &err);
+  assert_non_null(t);
+  sige_weights_insert(w, name, t);
+}
+
+/* Fused tensors whose rows do not add up to the layers they hold are refused
+ * with an error naming them. */
+static void test_fused_bad_shapes(void **state) {
+  (void)state;
+  g_autoptr(GError) err = NULL;
+  sige_weights *w = sige_weights_new();
+  put(w, "conv_in.weight", 4, 4, 3);
+  put(w, "temb.dense.0.weight", 2, 16, 4);
+  put(w, "temb.dense.2.weight", 2, 7, 16); /* one block of 4 channels: 4 rows */
+  put(w, "down.0.block.0.conv1.weight", 4, 4, 4);
+  assert_false(sige_weights_canonicalize(&w, &err));
+  assert_true(g_error_matches(err, SIGE_ERROR, SIGE_ERROR_SHAPE));
+  assert_non_null(strstr(err->message, "temb.dense.2.weight"));
+  sige_weights_free(w);
+  g_clear_error(&err);
+  w = sige_weights_new();
+  put(w, "fc.weight", 4, 8, 3);
+  put(w, "conv_img.weight", 4, 3, 8);
+  put(w, "head_0.mlp_shared.0.weight", 4, 5, 3); /* norm_0 | norm_1: even */
+  assert_false(sige_weights_canonicalize(&w, &err));
+  assert_true(g_error_matches(err, SIGE_ERROR, SIGE_ERROR_SHAPE));
+  assert_non_null(strstr(err->message, "head_0.mlp_shared.0.weight"));
+  sige_weights_free(w);
+  g_clear_error(&err);
+  w = sige_weights_new(); /* both the fused layer and one of its parts */
+  put(w, "fc.weight", 4, 8, 3);
+  put(w, "conv_img.weight", 4, 3, 8);
+  put(w, "head_0.norm_0.mlp_gamma_beta.weight", 4, 8, 4);
+  put(w, "head_0.norm_0.mlp_beta.weight", 4, 4, 4);
+  assert_false(sige_weights_canonicalize(&w, &err));
+  assert_non_null(strstr(err->message, "head_0.norm_0.mlp_beta.weight"));
+  sige_weights_free(w);
 }
 
 int main(void) {
@@ -229,6 +311,8 @@ int main(void) {
     cmocka_unit_test(test_forbidden_globals_refused),
     cmocka_unit_test(test_damaged_files),
     cmocka_unit_test(test_reference_layouts),
+    cmocka_unit_test(test_spade_fused_layout),
+    cmocka_unit_test(test_fused_bad_shapes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
