@@ -68,4 +68,18 @@ check_refused() { # NAME SPEC EXPECT_WORD FOUND_WORD
 check_refused spade_on_ddpm "spade:$DDPM" SPADE ddpm-unet
 check_refused pd_on_ddpm "pd:$DDPM" "PD UNet" ddpm-unet
 check_refused gancomp_on_pd "gancomp:$PD" "sub-mobile SPADE" pd-unet
+
+# check-reference --weights: the case's own weights converted to F16 safetensors
+# (exactly representable: the reference weights are F16) pass every check; the
+# weights of another model fail with the tensor that is missing
+run convert convert "$GANCOMP" "$TMP/gancomp_f16.safetensors" --f16
+run check_weights check-reference --mode dense --weights "$TMP/gancomp_f16.safetensors" \
+  "$(dirname "$GANCOMP")"
+echo "== check-reference --weights with another model's weights (must fail)"
+if "$SIGE" check-reference --mode dense --weights "$PD" "$(dirname "$GANCOMP")" \
+     >"$TMP/wrong_weights.log" 2>&1; then
+  fail "check-reference accepted the PD weights for the GAN-Compression case"
+fi
+cat "$TMP/wrong_weights.log"
+grep -q "fc.weight.* is missing" "$TMP/wrong_weights.log" || fail "the error does not name the missing tensor"
 echo "PASS"

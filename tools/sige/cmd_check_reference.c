@@ -421,11 +421,14 @@ static void check_sdedit(checker *ck, const sige_model *model) {
 }
 
 int sige_cmd_check_reference(int argc, char **argv) {
-  g_autofree char *mode = NULL;
+  g_autofree char *mode = NULL, *weights_file = NULL;
   int threads = 0;
   GOptionEntry entries[] = {
       {"mode", 'm', 0, G_OPTION_ARG_STRING, &mode, "dense, sparse, sampler or all (default)", "MODE"},
       {"threads", 't', 0, G_OPTION_ARG_INT, &threads, "threads (default: SIGE_NUM_THREADS or all cores)", "N"},
+      {"weights", 'w', 0, G_OPTION_ARG_FILENAME, &weights_file,
+       "use these weights (safetensors or PyTorch checkpoint, any known key layout) instead of "
+       "the case's weights.safetensors", "FILE"},
       {NULL}};
   g_autoptr(GOptionContext) oc = g_option_context_new("CASE_DIR");
   g_option_context_set_summary(oc, "Recompute a reference case (case.json, weights.safetensors, "
@@ -467,9 +470,10 @@ int sige_cmd_check_reference(int argc, char **argv) {
     return 3;
   }
   int status = 1;
-  g_autofree char *wpath = g_build_filename(argv[1], "weights.safetensors", NULL);
+  g_autofree char *wpath =
+      weights_file ? g_strdup(weights_file) : g_build_filename(argv[1], "weights.safetensors", NULL);
   g_autofree char *iopath = g_build_filename(argv[1], "io.safetensors", NULL);
-  g_autoptr(sige_weights) w = sige_weights_load_safetensors(wpath, &error);
+  g_autoptr(sige_weights) w = sige_weights_load_any(wpath, &error);
   g_autoptr(sige_model) model = NULL;
   if (w) ck.io = sige_weights_load_safetensors(iopath, &error);
   if (ck.io) {
