@@ -173,6 +173,33 @@ static gboolean infer_gancomp(const sige_weights *w, const char *path, sige_ganc
   return TRUE;
 }
 
+/* The levels of an ermongroup-style UNet from its key names and shapes:
+ * ch_mult from each level's first block, num_res_blocks from level 0.
+ * FALSE (with the error naming the file and `what`) when there are none. */
+static gboolean infer_unet_levels(const sige_weights *w, const char *path, const char *what,
+                                  int ch, int *ch_mult, int *n_ch_mult, int *num_res_blocks,
+                                  GError **error) {
+  *n_ch_mult = 0;
+  for (int i = 0; i < 8; i++) {
+    g_autofree char *k = g_strdup_printf("down.%d.block.0.conv1.weight", i);
+    const sige_tensor *t = sige_weights_get(w, k);
+    if (!t) break;
+    ch_mult[(*n_ch_mult)++] = (int)t->shape[0] / ch;
+  }
+  *num_res_blocks = 0;
+  for (int j = 0; j < 16; j++) {
+    g_autofree char *k = g_strdup_printf("down.0.block.%d.conv1.weight", j);
+    if (!sige_weights_contains(w, k)) break;
+    (*num_res_blocks)++;
+  }
+  if (*n_ch_mult == 0 || *num_res_blocks == 0) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
+                "%s: no 'down.0.block.0.conv1.weight': not a %s checkpoint", path, what);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 static gboolean infer_ddpm(const sige_weights *w, const char *path, sige_ddpm_config *c,
                            GError **error) {
   sige_ddpm_config_init(c);
@@ -186,24 +213,9 @@ static gboolean infer_ddpm(const sige_weights *w, const char *path, sige_ddpm_co
   c->ch = (int)cin->shape[0];
   c->in_ch = (int)cin->shape[1];
   c->out_ch = (int)cout->shape[0];
-  c->n_ch_mult = 0;
-  for (int i = 0; i < 8; i++) {
-    g_autofree char *k = g_strdup_printf("down.%d.block.0.conv1.weight", i);
-    const sige_tensor *t = sige_weights_get(w, k);
-    if (!t) break;
-    c->ch_mult[c->n_ch_mult++] = (int)t->shape[0] / c->ch;
-  }
-  c->num_res_blocks = 0;
-  for (int j = 0; j < 16; j++) {
-    g_autofree char *k = g_strdup_printf("down.0.block.%d.conv1.weight", j);
-    if (!sige_weights_contains(w, k)) break;
-    c->num_res_blocks++;
-  }
-  if (c->n_ch_mult == 0 || c->num_res_blocks == 0) {
-    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
-                "%s: no 'down.0.block.0.conv1.weight': not a DDPM UNet checkpoint", path);
+  if (!infer_unet_levels(w, path, "DDPM UNet", c->ch, c->ch_mult, &c->n_ch_mult,
+                         &c->num_res_blocks, error))
     return FALSE;
-  }
   c->image_size = meta_int(w, "sige.image_size", 256);
   c->n_attn_resolutions = 0;
   for (int i = 0; i < c->n_ch_mult; i++) {
@@ -233,24 +245,9 @@ static gboolean infer_pd(const sige_weights *w, const char *path, sige_pd_config
   c->in_ch = (int)cin->shape[1];
   c->out_ch = (int)cout->shape[0];
   c->temb_ch = (int)temb->shape[0];
-  c->n_ch_mult = 0;
-  for (int i = 0; i < 8; i++) {
-    g_autofree char *k = g_strdup_printf("down.%d.block.0.conv1.weight", i);
-    const sige_tensor *t = sige_weights_get(w, k);
-    if (!t) break;
-    c->ch_mult[c->n_ch_mult++] = (int)t->shape[0] / c->ch;
-  }
-  c->num_res_blocks = 0;
-  for (int j = 0; j < 16; j++) {
-    g_autofree char *k = g_strdup_printf("down.0.block.%d.conv1.weight", j);
-    if (!sige_weights_contains(w, k)) break;
-    c->num_res_blocks++;
-  }
-  if (c->n_ch_mult == 0 || c->num_res_blocks == 0) {
-    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
-                "%s: no 'down.0.block.0.conv1.weight': not a PD UNet checkpoint", path);
+  if (!infer_unet_levels(w, path, "PD UNet", c->ch, c->ch_mult, &c->n_ch_mult,
+                         &c->num_res_blocks, error))
     return FALSE;
-  }
   c->image_size = meta_int(w, "sige.image_size", c->image_size);
   c->head_dim = meta_int(w, "sige.head_dim", c->head_dim);
   c->n_attn_resolutions = 0;
