@@ -228,21 +228,33 @@ out:
   g_free(sem);
 }
 
-static void check_ddpm(checker *ck, const sige_model *model, const sige_ddpm_config *cfg,
+/* What a diffusion UNet case names its tensors and how its mask is made. */
+typedef struct {
+  const char *time_key;       /* "t" (DDPM timestep) or "logsnr" (PD) */
+  const char *noisy[2];       /* the model inputs: original, edited */
+  float diff_eps;
+  int dilate_radius, min_res, dilation;
+  float threshold;
+} unet_case;
+
+/* One UNet forward: dense on both noisy inputs, the mask of the clean images
+ * (and its pyramid and active blocks), then a full pass on the original and
+ * a sparse pass on the edit with that mask. */
+static void check_unet(checker *ck, const sige_model *model, const unet_case *uc,
                        gboolean dense, gboolean sparse) {
   GError *error = NULL;
-  const sige_tensor *t = sige_weights_get(ck->io, "t");
-  const float ts = t ? t->data[0] : 0.0f;
-  const char *pairs[2][2] = {{"xt_orig", "out_dense_orig"}, {"xt_edit", "out_dense_edit"}};
+  const sige_tensor *t = sige_weights_get(ck->io, uc->time_key);
+  const char *outs[2] = {"out_dense_orig", "out_dense_edit"};
   for (int i = 0; dense && i < 2; i++) {
-    const sige_tensor *x = sige_weights_require(ck->io, pairs[i][0], 4, NULL, &error);
+    const sige_tensor *x = sige_weights_require(ck->io, uc->noisy[i], 4, NULL, &error);
     g_autoptr(sige_tensor) out = NULL;
-    if (!x || !t || !sige_model_forward_dense(model, ck->ctx, x, ts, &out, &error)) {
-      if (!t && !error) error = g_error_new(SIGE_ERROR, SIGE_ERROR_MISSING, "io has no 't'");
-      report_error(ck, pairs[i][1], error);
+    if (!x || !t || !sige_model_forward_dense(model, ck->ctx, x, t->data[0], &out, &error)) {
+      if (!t && !error)
+        error = g_error_new(SIGE_ERROR, SIGE_ERROR_MISSING, "io has no '%s'", uc->time_key);
+      report_error(ck, outs[i], error);
       continue;
     }
-    compare(ck, pairs[i][1], out, "full_vs_dense");
+    compare(ck, outs[i], out, "full_vs_dense");
   }
   if (!sparse) return;
   const sige_tensor *a = sige_weights_get(ck->io, "x0_orig");
@@ -251,18 +263,16 @@ static void check_ddpm(checker *ck, const sige_model *model, const sige_ddpm_con
     report_error(ck, "diff_mask", g_error_new(SIGE_ERROR, SIGE_ERROR_MISSING, "no x0_orig/x0_edit"));
     return;
   }
-  g_autoptr(sige_mask) raw = sige_mask_from_diff(a, b, cfg->diff_eps);
-  g_autoptr(sige_mask) diff = sige_mask_cross_dilate(raw, cfg->mask_dilate_radius);
+  g_autoptr(sige_mask) raw = sige_mask_from_diff(a, b, uc->diff_eps);
+  g_autoptr(sige_mask) diff = sige_mask_cross_dilate(raw, uc->dilate_radius);
   compare_mask(ck, "diff_mask", diff);
-  int min = cfg->pyramid_min_res ? cfg->pyramid_min_res : cfg->image_size >> (cfg->n_ch_mult - 1);
-  compare_pyramid(ck, diff, min, min, cfg->pyramid_dilation, cfg->pyramid_threshold, "mask/", "");
-  /* full pass on xt_orig, then the sparse pass on xt_edit with the mask of
-   * the clean images */
-  const sige_tensor *xo = sige_weights_get(ck->io, "xt_orig");
-  const sige_tensor *xe = sige_weights_get(ck->io, "xt_edit");
+  compare_pyramid(ck, diff, uc->min_res, uc->min_res, uc->dilation, uc->threshold, "mask/", "");
+  const sige_tensor *xo = sige_weights_get(ck->io, uc->noisy[0]);
+  const sige_tensor *xe = sige_weights_get(ck->io, uc->noisy[1]);
   if (!xo || !xe || !t) {
     report_error(ck, "out_sparse_edit",
-                 g_error_new(SIGE_ERROR, SIGE_ERROR_MISSING, "io has no xt_orig, xt_edit or t"));
+                 g_error_new(SIGE_ERROR, SIGE_ERROR_MISSING, "io has no %s, %s or %s",
+                             uc->noisy[0], uc->noisy[1], uc->time_key));
     return;
   }
   sige_session_options opts;
@@ -280,57 +290,23 @@ static void check_ddpm(checker *ck, const sige_model *model, const sige_ddpm_con
   compare(ck, "out_sparse_edit", out, "sparse_vs_reference");
 }
 
-/* The PD UNet: one forward at the log-SNR `logsnr` (dense on z_orig and
- * z_edit, then a full pass on z_orig and a sparse pass on z_edit with the
- * mask of the clean images). */
+#define UNET_CASE(cfg, key, orig, edit)                                                     \
+  ((unet_case){key, {orig, edit}, (cfg)->diff_eps, (cfg)->mask_dilate_radius,               \
+               (cfg)->pyramid_min_res ? (cfg)->pyramid_min_res                              \
+                                      : (cfg)->image_size >> ((cfg)->n_ch_mult - 1),        \
+               (cfg)->pyramid_dilation, (cfg)->pyramid_threshold})
+
+static void check_ddpm(checker *ck, const sige_model *model, const sige_ddpm_config *cfg,
+                       gboolean dense, gboolean sparse) {
+  const unet_case uc = UNET_CASE(cfg, "t", "xt_orig", "xt_edit");
+  check_unet(ck, model, &uc, dense, sparse);
+}
+
+/* The PD UNet takes its log-SNR as the time input. */
 static void check_pd(checker *ck, const sige_model *model, const sige_pd_config *cfg,
                      gboolean dense, gboolean sparse) {
-  GError *error = NULL;
-  const sige_tensor *ls = sige_weights_get(ck->io, "logsnr");
-  const float logsnr = ls ? ls->data[0] : 0.0f;
-  const char *pairs[2][2] = {{"z_orig", "out_dense_orig"}, {"z_edit", "out_dense_edit"}};
-  for (int i = 0; dense && i < 2; i++) {
-    const sige_tensor *x = sige_weights_require(ck->io, pairs[i][0], 4, NULL, &error);
-    g_autoptr(sige_tensor) out = NULL;
-    if (!x || !ls || !sige_model_forward_dense(model, ck->ctx, x, logsnr, &out, &error)) {
-      if (!ls && !error) error = g_error_new(SIGE_ERROR, SIGE_ERROR_MISSING, "io has no 'logsnr'");
-      report_error(ck, pairs[i][1], error);
-      continue;
-    }
-    compare(ck, pairs[i][1], out, "full_vs_dense");
-  }
-  if (!sparse) return;
-  const sige_tensor *a = sige_weights_get(ck->io, "x0_orig");
-  const sige_tensor *b = sige_weights_get(ck->io, "x0_edit");
-  if (!a || !b) {
-    report_error(ck, "diff_mask", g_error_new(SIGE_ERROR, SIGE_ERROR_MISSING, "no x0_orig/x0_edit"));
-    return;
-  }
-  g_autoptr(sige_mask) raw = sige_mask_from_diff(a, b, cfg->diff_eps);
-  g_autoptr(sige_mask) diff = sige_mask_cross_dilate(raw, cfg->mask_dilate_radius);
-  compare_mask(ck, "diff_mask", diff);
-  int min = cfg->pyramid_min_res ? cfg->pyramid_min_res : cfg->image_size >> (cfg->n_ch_mult - 1);
-  compare_pyramid(ck, diff, min, min, cfg->pyramid_dilation, cfg->pyramid_threshold, "mask/", "");
-  const sige_tensor *zo = sige_weights_get(ck->io, "z_orig");
-  const sige_tensor *ze = sige_weights_get(ck->io, "z_edit");
-  if (!zo || !ze || !ls) {
-    report_error(ck, "out_sparse_edit",
-                 g_error_new(SIGE_ERROR, SIGE_ERROR_MISSING, "io has no z_orig, z_edit or logsnr"));
-    return;
-  }
-  sige_session_options opts;
-  sige_session_options_init(&opts);
-  opts.n_threads = ck->threads;
-  opts.timestep = logsnr;
-  opts.full_pass_above = 2.0;
-  g_autoptr(sige_session) s = sige_session_new(model, &opts, &error);
-  g_autoptr(sige_tensor) out = NULL;
-  if (!s || !sige_session_snapshot(s, zo, NULL, &error) ||
-      !sige_session_regenerate_masked(s, ze, diff, NULL, NULL, NULL, &out, NULL, &error)) {
-    report_error(ck, "out_sparse_edit", error);
-    return;
-  }
-  compare(ck, "out_sparse_edit", out, "sparse_vs_reference");
+  const unet_case uc = UNET_CASE(cfg, "logsnr", "z_orig", "z_edit");
+  check_unet(ck, model, &uc, dense, sparse);
 }
 
 /* case.json "sampler" -> sampler configuration. */
