@@ -2,6 +2,7 @@
 #include <cblas.h>
 #include <string.h>
 
+#include "../short_copy.h"
 #include "ops_internal.h"
 
 sige_conv2d_params sige_conv2d_params_simple(int stride, int pad) {
@@ -72,7 +73,7 @@ static void im2col(const conv_job *j, int n0, int nimg, int r0, int r1, float *b
         const float *srow = src + (size_t)hi_row * (size_t)j->wd + kj - pl;
         for (int wo = 0; wo < lo; wo++) dst[wo] = 0.0f;
         if (sw == 1) {
-          memcpy(dst + lo, srow + lo, (size_t)(hi - lo) * sizeof(float));
+          sige_copy_row(dst + lo, srow + lo, hi - lo);
         } else {
           for (int wo = lo; wo < hi; wo++) dst[wo] = srow[(ptrdiff_t)wo * sw];
         }

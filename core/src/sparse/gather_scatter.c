@@ -1,6 +1,9 @@
 /* Gather (full tensor -> CNHW block batch), scatter (block batch -> cached
  * full tensor) and the fused residual scatter of blocks with a 1x1 shortcut.
- * Work is split over (block, channel); each task walks contiguous rows, and
+ * Work is split over (channel, block), channel-major: block batches are
+ * CNHW, so the batch side is walked sequentially, and on the full-tensor side
+ * consecutive blocks of one channel plane are neighbours (corners come in
+ * raster order) that share cache lines.  Each task walks contiguous rows, and
  * all clipping is resolved once per block, never per element.
  *
  * Full tensors (sources, destinations, residuals) may have F16 storage (the
@@ -11,6 +14,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../short_copy.h"
 #include "sparse_internal.h"
 
 /* One contiguous row: the ops' vectorised activation loops. */
@@ -58,7 +62,7 @@ static void residual_chunk(const sige_tensor *res, size_t plane_at, const sige_r
     if (cols)
       for (int j = 0; j < n; j++) out[j] = row[cols[j]];
     else
-      memcpy(out, row + c0, (size_t)n * sizeof(float));
+      sige_copy_row(out, row + c0, n);
   }
 }
 
@@ -86,8 +90,8 @@ void sige_gather(sige_ctx *ctx, const sige_tensor *src, const sige_resample_map 
   const gboolean half = is_f16(src);
 
 #pragma omp parallel for collapse(2) schedule(static) num_threads(sige_ctx_threads(ctx))
-  for (int blk = 0; blk < nb; blk++) {
-    for (int ch = 0; ch < c; ch++) {
+  for (int ch = 0; ch < c; ch++) {
+    for (int blk = 0; blk < nb; blk++) {
       const int top = ab->corners[2 * blk], left = ab->corners[2 * blk + 1];
       int skip_c;
       const int ncols = sige_clip_span(left, b, lw, &skip_c);
@@ -114,7 +118,7 @@ void sige_gather(sige_ctx *ctx, const sige_tensor *src, const sige_resample_map 
           const int *cols = map->cols + left + skip_c;
           for (int j = 0; j < ncols; j++) dst[j] = row[cols[j]];
         } else {
-          memcpy(dst, sp + (size_t)r * sw + left + skip_c, (size_t)ncols * sizeof(float));
+          sige_copy_row(dst, sp + (size_t)r * sw + left + skip_c, ncols);
         }
         /* positions outside the tensor stay 0, untransformed (zero padding
          * of the transformed tensor) */
@@ -141,8 +145,8 @@ static void scatter_f16(sige_ctx *ctx, const sige_tensor *blocks, const sige_blo
   const gboolean half_dst = is_f16(dst);
 
 #pragma omp parallel for collapse(2) schedule(static) num_threads(sige_ctx_threads(ctx))
-  for (int blk = 0; blk < nb; blk++) {
-    for (int ch = 0; ch < c; ch++) {
+  for (int ch = 0; ch < c; ch++) {
+    for (int blk = 0; blk < nb; blk++) {
       const sige_tile t = sige_block_tile(g, ab->corners + 2 * blk, h, w);
       if (t.rows == 0) continue;
       const float *bp = blocks->data + ((size_t)ch * nb + blk) * (size_t)o * o +
@@ -162,7 +166,7 @@ static void scatter_f16(sige_ctx *ctx, const sige_tensor *blocks, const sige_blo
           if (half_dst)
             sige_f32_to_f16_n(src, dst->data16 + row_at + j0, (size_t)m);
           else
-            memcpy(dst->data + row_at + j0, src, (size_t)m * sizeof(float));
+            sige_copy_row(dst->data + row_at + j0, src, m);
         }
       }
     }
@@ -189,8 +193,8 @@ void sige_scatter(sige_ctx *ctx, const sige_tensor *blocks, const sige_block_geo
   }
 
 #pragma omp parallel for collapse(2) schedule(static) num_threads(sige_ctx_threads(ctx))
-  for (int blk = 0; blk < nb; blk++) {
-    for (int ch = 0; ch < c; ch++) {
+  for (int ch = 0; ch < c; ch++) {
+    for (int blk = 0; blk < nb; blk++) {
       const sige_tile t = sige_block_tile(g, ab->corners + 2 * blk, h, w);
       if (t.rows == 0) continue; /* keeps the pointers below inside dst */
       const float *bp = blocks->data + ((size_t)ch * nb + blk) * (size_t)o * o +
@@ -198,7 +202,7 @@ void sige_scatter(sige_ctx *ctx, const sige_tensor *blocks, const sige_block_geo
       float *dp = dst->data + (size_t)ch * plane + (size_t)t.r0 * w + t.c0;
       for (int i = 0; i < t.rows; i++, bp += o, dp += w) {
         if (!residual) {
-          memcpy(dp, bp, (size_t)t.cols * sizeof(float));
+          sige_copy_row(dp, bp, t.cols);
           continue;
         }
         const float *rp = residual->data + (size_t)ch * rplane;
@@ -224,8 +228,8 @@ static void block_residual_f16(sige_ctx *ctx, const sige_tensor *sc_blocks,
   const int os = g_sc->out_block, ns = ab_sc->n;
   const size_t plane = (size_t)h * (size_t)w;
 #pragma omp parallel for collapse(2) schedule(static) num_threads(sige_ctx_threads(ctx))
-  for (int blk = 0; blk < ns; blk++) {
-    for (int ch = 0; ch < c; ch++) {
+  for (int ch = 0; ch < c; ch++) {
+    for (int blk = 0; blk < ns; blk++) {
       const sige_tile t = sige_block_tile(g_sc, ab_sc->corners + 2 * blk, h, w);
       if (t.rows == 0) continue;
       const float *bp = sc_blocks->data + ((size_t)ch * ns + blk) * (size_t)os * os +
@@ -274,8 +278,8 @@ void sige_scatter_block_residual(sige_ctx *ctx, const sige_tensor *main_blocks,
     return;
   }
 #pragma omp parallel for collapse(2) schedule(static) num_threads(sige_ctx_threads(ctx))
-  for (int blk = 0; blk < ns; blk++) {
-    for (int ch = 0; ch < c; ch++) {
+  for (int ch = 0; ch < c; ch++) {
+    for (int blk = 0; blk < ns; blk++) {
       const sige_tile t = sige_block_tile(g_sc, ab_sc->corners + 2 * blk, h, w);
       if (t.rows == 0) continue;
       const float *bp = sc_blocks->data + ((size_t)ch * ns + blk) * (size_t)os * os +

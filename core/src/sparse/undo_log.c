@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "sige/error.h"
+#include "../short_copy.h"
 #include "sparse_internal.h"
 
 typedef struct {
@@ -15,7 +16,7 @@ typedef struct {
   size_t plane;      /* h * w */
   int n;             /* tiles; a whole-tensor record is one tile */
   sige_tile *tiles;
-  char *saved;       /* the tiles, channel-major within each tile */
+  char *saved;       /* the tiles' rows, channel by channel */
   size_t elems;
 } undo_record;
 
@@ -59,19 +60,21 @@ size_t sige_undo_log_bytes(const sige_undo_log *log) {
   return log->bytes;
 }
 
+/* Channel-major, tiles in raster order within a channel: the same walk as
+ * the scatter kernels, so neighbouring tiles share cache lines. */
 static void copy_tiles(undo_record *r, gboolean save) {
   char *s = r->saved;
   const size_t es = r->esize;
-  for (int k = 0; k < r->n; k++) {
-    const sige_tile *t = &r->tiles[k];
-    const size_t row_bytes = (size_t)t->cols * es;
-    for (int ch = 0; ch < r->c; ch++) {
+  for (int ch = 0; ch < r->c; ch++) {
+    for (int k = 0; k < r->n; k++) {
+      const sige_tile *t = &r->tiles[k];
+      const size_t row_bytes = (size_t)t->cols * es;
       char *p = r->base + ((size_t)ch * r->plane + (size_t)t->r0 * r->w + t->c0) * es;
       for (int i = 0; i < t->rows; i++, p += (size_t)r->w * es, s += row_bytes) {
         if (save)
-          memcpy(s, p, row_bytes);
+          sige_copy_row_bytes(s, p, row_bytes);
         else
-          memcpy(p, s, row_bytes);
+          sige_copy_row_bytes(p, s, row_bytes);
       }
     }
   }
