@@ -241,6 +241,7 @@ static sige_tensor *block_forward(const spade_model *m, const spade_block *b, si
 
   TRY(seg_g = sige_run_gather(run, gm, seg, &bm.seg_map, NULL, NULL, SIGE_ACT_NONE, error));
   TRY(t = sige_run_conv(run, &b->mlp_shared, seg_g, error));
+  g_clear_pointer(&seg_g, sige_tensor_free);
   sige_activation(run->ctx, t, SIGE_ACT_RELU, t);
   actvs = sige_run_scatter_gather(run, gm, g_steal_pointer(&t), gm, NULL, NULL, SIGE_ACT_NONE,
                                   error);
@@ -257,6 +258,7 @@ static sige_tensor *block_forward(const spade_model *m, const spade_block *b, si
                                   error);
     TRY(gbs);
     modulate(run, xs, gbs);
+    g_clear_pointer(&gbs, sige_tensor_free);
     TRY(t = sige_run_conv(run, &b->conv_s, xs, error));
     sige_tensor_free(xs);
     xs = t;
@@ -270,6 +272,7 @@ static sige_tensor *block_forward(const spade_model *m, const spade_block *b, si
                                 error);
   TRY(gb0);
   modulate(run, dx, gb0);
+  g_clear_pointer(&gb0, sige_tensor_free);
   sige_activation(run->ctx, dx, SIGE_ACT_LEAKY_RELU, dx);
   TRY(t = sige_run_conv(run, &b->conv_0, dx, error));
   sige_tensor_free(dx);
@@ -277,10 +280,18 @@ static sige_tensor *block_forward(const spade_model *m, const spade_block *b, si
                                SIGE_ACT_NONE, error);
   TRY(dx);
   TRY(t = sige_run_conv(run, &b->gb_1, a1, error));
+  /* with fp16 caches the full pass goes on with owned float32 copies of what
+   * it records: drop each as soon as it is used, or the largest block holds
+   * all of them at once (about 0.5 GB at 256x512) */
+  g_clear_pointer(&a0, sige_tensor_free);
+  g_clear_pointer(&a1, sige_tensor_free);
+  g_clear_pointer(&as, sige_tensor_free);
+  g_clear_pointer(&actvs, sige_tensor_free);
   gb1 = sige_run_scatter_gather(run, gm, g_steal_pointer(&t), gm, NULL, NULL, SIGE_ACT_NONE,
                                 error);
   TRY(gb1);
   modulate(run, dx, gb1);
+  g_clear_pointer(&gb1, sige_tensor_free);
   sige_activation(run->ctx, dx, SIGE_ACT_LEAKY_RELU, dx);
   TRY(t = sige_run_conv(run, &b->conv_1, dx, error));
 
