@@ -14,6 +14,7 @@ struct sige_session {
   sige_tensor *input;  /* current input (snapshot or last edit) */
   sige_tensor *output; /* current output */
   sige_session_stats stats;
+  GArray *layer_stats; /* of sige_layer_stats, the last pass */
   /* SDEdit */
   sige_sampler *sampler;
   sige_tensor *noise;
@@ -71,6 +72,7 @@ sige_session *sige_session_new(const sige_model *model, const sige_session_optio
   s->sampler = sampler;
   s->n_steps = sampler ? sige_sampler_steps(sampler) : 1;
   s->ctx = sige_ctx_new(o.n_threads);
+  s->layer_stats = g_array_new(FALSE, TRUE, sizeof(sige_layer_stats));
   s->caches = caches_new(s->n_steps);
   return s;
 }
@@ -84,6 +86,7 @@ void sige_session_free(sige_session *s) {
   sige_tensor_free(s->noise);
   sige_sampler_free(s->sampler);
   sige_ctx_free(s->ctx);
+  if (s->layer_stats) g_array_free(s->layer_stats, TRUE);
   g_free(s);
 }
 
@@ -156,6 +159,7 @@ typedef struct {
   void *user_data;
   const gint *cancel;
   uint64_t macs;
+  GArray *profile; /* of sige_layer_stats, summed over steps */
 } pass_plan;
 
 /* One model pass at step i. */
@@ -174,10 +178,23 @@ static gboolean model_pass(pass_plan *pl, int i, const sige_tensor *x, float t, 
     run.progress = on_step_progress;
     run.progress_data = &sp;
   }
+  g_autoptr(GArray) groups = g_array_new(FALSE, TRUE, sizeof(sige_layer_stats));
+  run.profile = groups;
   sige_ctx_reset_macs(s->ctx);
   gboolean ok = sige_model_run(s->model, &run, x, t, out, error);
   pl->macs += sige_ctx_macs(s->ctx);
   sige_run_clear(&run);
+  if (ok && pl->profile) { /* the same groups at every step: sum them */
+    if (pl->profile->len < groups->len) g_array_set_size(pl->profile, groups->len);
+    for (guint g = 0; g < groups->len; g++) {
+      const sige_layer_stats *a = &g_array_index(groups, sige_layer_stats, g);
+      sige_layer_stats *sum = &g_array_index(pl->profile, sige_layer_stats, g);
+      sum->group = a->group;
+      sum->sparse = a->sparse;
+      sum->macs += a->macs;
+      sum->seconds += a->seconds;
+    }
+  }
   return ok;
 }
 
@@ -233,6 +250,8 @@ static gboolean sdedit_passes(pass_plan *pl, const sige_tensor *x0, gboolean ana
 }
 
 static void count_stats(sige_session *s, const pass_plan *pl, gint64 t0, gboolean sparse) {
+  g_array_set_size(s->layer_stats, 0);
+  if (pl->profile) g_array_append_vals(s->layer_stats, pl->profile->data, pl->profile->len);
   s->stats.macs = pl->macs;
   if (!sparse) s->stats.dense_macs = pl->macs;
   s->stats.seconds = (g_get_monotonic_time() - t0) / 1e6;
@@ -263,8 +282,9 @@ static gboolean commit(sige_session *s, const sige_tensor *input, sige_tensor *r
 static gboolean full_passes(sige_session *s, const sige_tensor *input, gboolean analytic,
                             const sige_mask *mask, sige_progress_fn progress, void *user_data,
                             const gint *cancel, sige_tensor **result, GError **error) {
+  g_autoptr(GArray) profile = g_array_new(FALSE, TRUE, sizeof(sige_layer_stats));
   pass_plan pl = {s, SIGE_MODE_FULL, caches_new(s->n_steps), NULL, NULL, progress, user_data,
-                  cancel, 0};
+                  cancel, 0, profile};
   gint64 t0 = g_get_monotonic_time();
   gboolean ok;
   sige_tensor **traj = NULL;
@@ -347,7 +367,9 @@ static gboolean sparse_passes(sige_session *s, const sige_tensor *edited, const 
   g_autoptr(sige_mask_pyramid) pyr =
       sige_mask_pyramid_new(mask, p.min_h, p.min_w, p.pyramid_dilation, p.pyramid_threshold);
   g_autoptr(sige_undo_log) undo = sige_undo_log_new();
-  pass_plan pl = {s, SIGE_MODE_SPARSE, s->caches, pyr, undo, progress, user_data, cancel, 0};
+  g_autoptr(GArray) profile = g_array_new(FALSE, TRUE, sizeof(sige_layer_stats));
+  pass_plan pl = {s, SIGE_MODE_SPARSE, s->caches, pyr, undo, progress, user_data, cancel, 0,
+                  profile};
   gint64 t0 = g_get_monotonic_time();
   gboolean ok;
   sige_tensor **traj = NULL;
@@ -383,6 +405,7 @@ static gboolean regenerate(sige_session *s, const sige_tensor *edited, const sig
     s->stats.macs = 0;
     s->stats.seconds = 0;
     s->stats.was_sparse = FALSE;
+    g_array_set_size(s->layer_stats, 0);
     if (changed) *changed = (sige_rect){0, 0, 0, 0};
     if (output && !(*output = sige_tensor_dup(s->output, error))) return FALSE;
     if (progress) progress(1.0, user_data);
@@ -446,4 +469,10 @@ size_t sige_session_cache_bytes(const sige_session *s) {
 }
 
 const sige_session_stats *sige_session_last_stats(const sige_session *s) { return &s->stats; }
+
+const sige_layer_stats *sige_session_last_layer_stats(const sige_session *s, int *n) {
+  g_return_val_if_fail(s && n, NULL);
+  *n = (int)s->layer_stats->len;
+  return (const sige_layer_stats *)(void *)s->layer_stats->data;
+}
 const sige_tensor *sige_session_output(const sige_session *s) { return s->output; }

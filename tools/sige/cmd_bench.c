@@ -31,6 +31,7 @@ typedef struct {
   gboolean json, dense_only, sparse_only, sgemm;
   int sdedit_steps; /* > 0: also time a whole SDEdit edit (DDPM) */
   gboolean fp16;    /* sessions store their caches as fp16 */
+  gboolean layers;  /* per layer group: the snapshot's full pass vs the sparse pass */
 } bench_opts;
 
 typedef struct {
@@ -42,7 +43,16 @@ typedef struct {
   double sdedit_dense_ms, sdedit_sparse_ms, sdedit_snapshot_ms;
   uint64_t sdedit_dense_macs, sdedit_sparse_macs;
   size_t sdedit_cache_bytes;
+  GArray *full_groups, *sparse_groups; /* of sige_layer_stats (--layers) */
 } bench_result;
+
+static GArray *copy_groups(const sige_session *s) {
+  int n = 0;
+  const sige_layer_stats *st = sige_session_last_layer_stats(s, &n);
+  GArray *a = g_array_sized_new(FALSE, FALSE, sizeof(sige_layer_stats), (guint)n);
+  g_array_append_vals(a, st, (guint)n);
+  return a;
+}
 
 static int cmp_double(const void *a, const void *b) {
   const double x = *(const double *)a, y = *(const double *)b;
@@ -306,6 +316,7 @@ static gboolean time_sparse(const sige_model *m, const bench_opts *o, const sige
   g_autoptr(sige_session) s = sige_session_new(m, &so, error);
   if (!s || !sige_session_snapshot(s, orig, NULL, error)) return FALSE;
   const uint64_t snapshot_dense_macs = sige_session_last_stats(s)->dense_macs;
+  if (o->layers) r->full_groups = copy_groups(s);
   if (o->sparse_only) {
     r->dense_macs = snapshot_dense_macs;
     g_autoptr(sige_ctx) ctx = sige_ctx_new(o->threads); /* only to resolve the count */
@@ -325,6 +336,7 @@ static gboolean time_sparse(const sige_model *m, const bench_opts *o, const sige
     }
     r->sparse_macs = st->macs;
     r->edit_ratio = st->edit_ratio;
+    if (o->layers && i == o->runs - 1) r->sparse_groups = copy_groups(s);
     if (i >= 0) ms[i] = dt;
     if (!sige_session_regenerate(s, orig, NULL, NULL, NULL, NULL, NULL, error)) return FALSE;
   }
@@ -387,6 +399,46 @@ static void add_num(JsonBuilder *jb, const char *name, double v) {
   json_builder_add_double_value(jb, v);
 }
 
+/* --layers: where the sparse pass spends its time, group by group (the full
+ * column is the snapshot's recording pass, one run). */
+static void report_groups(const bench_result *r) {
+  printf("\nlayer group   full ms  full GMACs  sparse ms  sparse GMACs  MAC ratio  speedup\n");
+  const guint n = MIN(r->full_groups->len, r->sparse_groups->len);
+  for (guint g = 0; g < n; g++) {
+    const sige_layer_stats *f = &g_array_index(r->full_groups, sige_layer_stats, g);
+    const sige_layer_stats *s = &g_array_index(r->sparse_groups, sige_layer_stats, g);
+    printf("%3d %-7s %9.1f %11.3f %10.1f %13.3f %9.2fx %7.2fx\n", s->group,
+           s->sparse ? "sparse" : "dense", f->seconds * 1e3, f->macs / 1e9, s->seconds * 1e3,
+           s->macs / 1e9, s->macs ? (double)f->macs / s->macs : 0.0,
+           s->seconds > 0 ? f->seconds / s->seconds : 0.0);
+  }
+}
+
+static void add_groups(JsonBuilder *jb, const bench_result *r) {
+  json_builder_set_member_name(jb, "layers");
+  json_builder_begin_array(jb);
+  const guint n = MIN(r->full_groups->len, r->sparse_groups->len);
+  for (guint g = 0; g < n; g++) {
+    const sige_layer_stats *f = &g_array_index(r->full_groups, sige_layer_stats, g);
+    const sige_layer_stats *s = &g_array_index(r->sparse_groups, sige_layer_stats, g);
+    json_builder_begin_object(jb);
+    json_builder_set_member_name(jb, "group");
+    json_builder_add_int_value(jb, s->group);
+    json_builder_set_member_name(jb, "sparse");
+    json_builder_add_boolean_value(jb, s->sparse);
+    json_builder_set_member_name(jb, "full_ms");
+    json_builder_add_double_value(jb, f->seconds * 1e3);
+    json_builder_set_member_name(jb, "full_gmacs");
+    json_builder_add_double_value(jb, f->macs / 1e9);
+    json_builder_set_member_name(jb, "sparse_ms");
+    json_builder_add_double_value(jb, s->seconds * 1e3);
+    json_builder_set_member_name(jb, "sparse_gmacs");
+    json_builder_add_double_value(jb, s->macs / 1e9);
+    json_builder_end_object(jb);
+  }
+  json_builder_end_array(jb);
+}
+
 static void report(const bench_opts *o, const bench_result *r) {
   g_autofree char *cpu = cpu_model();
   const double dg = r->dense_macs / 1e9, sg = r->sparse_macs / 1e9;
@@ -433,6 +485,7 @@ static void report(const bench_opts *o, const bench_result *r) {
       json_builder_set_member_name(jb, "fp16_caches");
       json_builder_add_boolean_value(jb, o->fp16);
     }
+    if (r->full_groups && r->sparse_groups) add_groups(jb, r);
     add_num(jb, "peak_rss_dense_mb", r->rss_dense_mb);
     add_num(jb, "peak_rss_mb", r->rss_peak_mb);
     json_builder_set_member_name(jb, "cpu");
@@ -466,6 +519,7 @@ static void report(const bench_opts *o, const bench_result *r) {
            r->sdedit_sparse_macs / 1e9, r->sdedit_dense_ms / r->sdedit_sparse_ms,
            r->sdedit_snapshot_ms, r->sdedit_cache_bytes / 1048576.0);
   printf("peak RSS %.0f MB (%.0f MB after the dense runs)\n", r->rss_peak_mb, r->rss_dense_mb);
+  if (r->full_groups && r->sparse_groups) report_groups(r);
 }
 
 static gboolean run_bench(bench_opts *o, GError **error) {
@@ -507,6 +561,8 @@ static gboolean run_bench(bench_opts *o, GError **error) {
   if (o->sdedit_steps > 0 && !time_sdedit(m, o, orig, edited, &r, error)) return FALSE;
   r.rss_peak_mb = peak_rss_mb();
   report(o, &r);
+  if (r.full_groups) g_array_free(r.full_groups, TRUE);
+  if (r.sparse_groups) g_array_free(r.sparse_groups, TRUE);
   return TRUE;
 }
 
@@ -533,6 +589,8 @@ int sige_cmd_bench(int argc, char **argv) {
        "skip the dense timing (for profiling the sparse pass alone)", NULL},
       {"sgemm", 0, 0, G_OPTION_ARG_NONE, &o.sgemm, "time cblas_sgemm alone on conv shapes", NULL},
       {"fp16-caches", 0, 0, G_OPTION_ARG_NONE, &o.fp16, "sessions keep fp16 caches", NULL},
+      {"layers", 0, 0, G_OPTION_ARG_NONE, &o.layers,
+       "per layer group: time and MACs of the snapshot's full pass and of the sparse pass", NULL},
       {"sdedit", 0, 0, G_OPTION_ARG_INT, &o.sdedit_steps,
        "DDPM: also time a whole N-step SDEdit edit dense vs sparse", "N"},
       {NULL, 0, 0, 0, NULL, NULL, NULL}};

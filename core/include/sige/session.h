@@ -78,6 +78,16 @@ typedef struct {
   double seconds;         /* wall time of the last pass */
 } sige_session_stats;
 
+/* One layer group of the last pass (a model's forward is a sequence of
+ * groups, e.g. a residual block): where its time and MACs went.  An SDEdit
+ * pass sums each group over the steps. */
+typedef struct {
+  int group;       /* index in forward order */
+  gboolean sparse; /* ran on active blocks (FALSE: dense) */
+  uint64_t macs;
+  double seconds;
+} sige_layer_stats;
+
 typedef void (*sige_progress_fn)(double fraction, void *user_data);
 
 /* The model is borrowed: it must outlive the session. */
@@ -129,6 +139,9 @@ gboolean sige_session_edit_ratio(const sige_session *s, const sige_tensor *edite
  * input and output (always F32). */
 size_t sige_session_cache_bytes(const sige_session *s);
 const sige_session_stats *sige_session_last_stats(const sige_session *s);
+/* Per layer group of the last pass (empty before one, and after a skipped
+ * pass); *n receives the count.  Owned by the session. */
+const sige_layer_stats *sige_session_last_layer_stats(const sige_session *s, int *n);
 /* The current output (owned by the session), or NULL before a snapshot. */
 const sige_tensor *sige_session_output(const sige_session *s);
 

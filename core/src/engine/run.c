@@ -59,7 +59,22 @@ void sige_run_init_sparse(sige_run *run, sige_ctx *ctx, sige_cache *cache,
   run->undo = undo;
 }
 
+/* Closes the current layer group's profile entry, if one is open. */
+static void profile_close(sige_run *run) {
+  if (!run->profile || run->layers_done == 0) return;
+  const uint64_t macs = sige_ctx_macs(run->ctx);
+  sige_layer_stats st = {
+      .group = run->layers_done - 1,
+      .sparse = sige_run_is_sparse(run),
+      .macs = macs - run->group_macs0,
+      .seconds = (g_get_monotonic_time() - run->group_t0) / 1e6,
+  };
+  g_array_append_val(run->profile, st);
+}
+
 void sige_run_clear(sige_run *run) {
+  profile_close(run);
+  run->profile = NULL;
   if (run->blocks) g_hash_table_destroy(run->blocks);
   run->blocks = NULL;
 }
@@ -69,7 +84,12 @@ gboolean sige_run_layer(sige_run *run, gboolean sparse_capable, GError **error) 
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_CANCELLED, "cancelled");
     return FALSE;
   }
+  profile_close(run);
   run->layer_sparse = sparse_capable;
+  if (run->profile) {
+    run->group_t0 = g_get_monotonic_time();
+    run->group_macs0 = sige_ctx_macs(run->ctx);
+  }
   if (run->progress && run->layers_total > 0)
     run->progress(MIN(1.0, (double)run->layers_done / run->layers_total), run->progress_data);
   run->layers_done++;

@@ -22,6 +22,7 @@
 #pragma once
 #include <glib.h>
 #include "sige/context.h"
+#include "sige/session.h"
 #include "sige/ops.h"
 #include "sige/sparse.h"
 #include "sige/tensor.h"
@@ -58,6 +59,11 @@ typedef struct {
   void (*progress)(double fraction, void *user_data);
   void *progress_data;
   int layers_done, layers_total;
+  /* Optional: one sige_layer_stats per layer group, appended as groups end
+   * (the last one by sige_run_clear). */
+  GArray *profile;
+  gint64 group_t0;
+  uint64_t group_macs0;
 } sige_run;
 
 /* Dense run without caches. */

@@ -50,7 +50,17 @@ typedef struct {
   sige_session_stats stats1;
   size_t bytes0, bytes1; /* its cache bytes after the snapshot, after edit 1 */
   sige_tensor *out_far;  /* snapshot(sem0) then regenerate(far_edit) */
+  GArray *groups0, *groups1; /* per layer group stats of the snapshot, of edit 1 */
+  uint64_t macs0;        /* the snapshot's MACs */
 } fixture;
+
+static GArray *copy_groups(const sige_session *s) {
+  int n = -1;
+  const sige_layer_stats *st = sige_session_last_layer_stats(s, &n);
+  GArray *a = g_array_new(FALSE, FALSE, sizeof(sige_layer_stats));
+  g_array_append_vals(a, st, (guint)n);
+  return a;
+}
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -230,9 +240,12 @@ static int group_setup(void **state) {
   assert_int_equal(sige_session_cache_bytes(f->seq), 0);
   f->out0 = snapshot(f->seq, f->sem[0]);
   f->bytes0 = sige_session_cache_bytes(f->seq);
+  f->groups0 = copy_groups(f->seq);
+  f->macs0 = sige_session_last_stats(f->seq)->macs;
   f->rect1 = (sige_rect){-1, -1, -1, -1};
   f->out1 = regenerate(f->seq, f->sem[1], &f->rect1);
   f->stats1 = *sige_session_last_stats(f->seq);
+  f->groups1 = copy_groups(f->seq);
   f->bytes1 = sige_session_cache_bytes(f->seq);
 
   g_autoptr(sige_session) s2 = new_session(f);
@@ -248,6 +261,8 @@ static int group_teardown(void **state) {
   for (int k = 0; k < 2; k++) sige_tensor_free(f->perm[k]);
   sige_tensor_free(f->far_edit);
   sige_session_free(f->seq);
+  if (f->groups0) g_array_free(f->groups0, TRUE);
+  if (f->groups1) g_array_free(f->groups1, TRUE);
   sige_tensor_free(f->out0);
   sige_tensor_free(f->out1);
   sige_tensor_free(f->out_far);
@@ -607,6 +622,40 @@ static void test_changed_rect(void **state) {
              r.x, r.y, r.width, r.height, edge_l, edge_r, edge_t, edge_b);
 }
 
+/* ---- per layer group stats ---------------------------------------------- */
+
+/* The profile `sige bench --layers` prints: one entry per layer group in
+ * forward order, dense groups in a full pass, some sparse ones in an edit,
+ * and the groups' MACs adding up to the pass's (exact integers). */
+static void test_layer_stats(void **state) {
+  fixture *f = *state;
+  const GArray *g0 = f->groups0, *g1 = f->groups1;
+  assert_true(g0->len >= 3);
+  assert_int_equal(g0->len, g1->len);
+  uint64_t sum0 = 0, sum1 = 0;
+  int sparse1 = 0;
+  for (guint i = 0; i < g0->len; i++) {
+    const sige_layer_stats *a = &g_array_index(g0, sige_layer_stats, i);
+    const sige_layer_stats *b = &g_array_index(g1, sige_layer_stats, i);
+    assert_int_equal(a->group, (int)i);
+    assert_int_equal(b->group, (int)i);
+    assert_false(a->sparse);
+    assert_true(a->seconds >= 0 && b->seconds >= 0);
+    /* a sparse group never does more work than its full counterpart */
+    if (b->sparse) {
+      sparse1++;
+      assert_true(b->macs < a->macs);
+    } else {
+      assert_true(b->macs == a->macs);
+    }
+    sum0 += a->macs;
+    sum1 += b->macs;
+  }
+  assert_true(sparse1 > 0);
+  assert_true(sum0 == f->macs0);
+  assert_true(sum1 == f->stats1.macs);
+}
+
 /* ---- 7. cache bytes ------------------------------------------------------- */
 
 static void test_cache_bytes(void **state) {
@@ -659,6 +708,7 @@ int main(void) {
       cmocka_unit_test(test_errors_leave_state),
       cmocka_unit_test(test_changed_rect),
       cmocka_unit_test(test_cache_bytes),
+      cmocka_unit_test(test_layer_stats),
       cmocka_unit_test(test_edit1_changes_inside_rect),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
