@@ -6,8 +6,9 @@ set -eu
 cd "$(dirname "$0")/.."
 
 PACKAGES="gcc pkg-config meson ninja-build libglib2.0-dev libjson-glib-dev libopenblas-dev libopenblas-openmp-dev libpng-dev libzip-dev libcmocka-dev"
-# the GIMP plug-in and its end-to-end tests (meson test suite 'gimp', GIMP in batch mode)
-GIMP_PACKAGES="gimp libgimp2.0-dev gettext"
+# the GIMP plug-in and its end-to-end tests (meson test suite 'gimp': GIMP in batch
+# mode, and the undo test in the GUI GIMP on an Xvfb display, keys typed with xdotool)
+GIMP_PACKAGES="gimp libgimp2.0-dev gettext xvfb xdotool"
 # the tests write PyTorch checkpoints with the real torch.save (tests/scripts/);
 # big (about 650 MB installed, 1.5 minutes here): only for `test`
 TEST_PACKAGES="python3-torch"

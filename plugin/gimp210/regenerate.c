@@ -49,11 +49,15 @@ void sige_sessions_prune(void) {
 /* ---- the layer parasite ------------------------------------------------- */
 /* It ties a layer to its session; the size and type in it are checked so
  * that a duplicated or resized layer never reuses a session that is not its
- * own. */
+ * own.  The plug-in's parasites are bookkeeping, not part of the image, so
+ * they are not undoable (flags 0): an undoable one would be an undo step of
+ * its own in a run that writes no pixel, and GIMP 2.10 logs a
+ * Gimp-Core-CRITICAL (an unbalanced undo group end) on every redo of an
+ * undoable item parasite. */
 
 static void parasite_attach(gint32 layer, const sige_session_entry *e) {
   g_autofree gchar *text = g_strdup_printf("%u %d %d %d", e->id, e->width, e->height, e->bpp);
-  GimpParasite *p = gimp_parasite_new(SIGE_PARASITE, GIMP_PARASITE_UNDOABLE, strlen(text) + 1, text);
+  GimpParasite *p = gimp_parasite_new(SIGE_PARASITE, 0, strlen(text) + 1, text);
   gimp_item_attach_parasite(layer, p);
   gimp_parasite_free(p);
 }
@@ -453,31 +457,33 @@ gint32 sige_run_regenerate(gint32 image, gint32 drawable, const SigeSettings *s,
     sige_session_table_remove(t, id);
     return -1;
   }
-  gimp_image_undo_group_start(image);
   gint32 out = e->output_layer_id;
   if (!valid_output(image, out, drawable)) out = find_output_layer(image, drawable);
-  sige_rect wr;
-  gboolean fresh = !valid_output(image, out, drawable);
-  if (fresh) {
-    out = new_output_layer(image, drawable, model_path, bpp);
-    g_autofree gchar *text = g_strdup_printf("%d", drawable);
-    GimpParasite *p = gimp_parasite_new(SIGE_OUTPUT_PARASITE, GIMP_PARASITE_UNDOABLE,
-                                        strlen(text) + 1, text);
-    gimp_item_attach_parasite(out, p);
-    gimp_parasite_free(p);
-    wr = (sige_rect){0, 0, W, H};
-  } else {
+  sige_rect wr = {0, 0, W, H};
+  const gboolean fresh = !valid_output(image, out, drawable);
+  if (!fresh) {
     sige_pixels cur;
     g_autofree guint8 *cur_data = read_layer(out, &cur);
     sige_pixels now = {pixels, W, H, bpp};
     wr = sige_pixels_diff_rect(&cur, &now);
   }
+  /* One undo step per run that changes the image, and none for a run that
+   * changes nothing (GIMP keeps even an empty undo group as a step, which
+   * would make the next Ctrl+Z seem to do nothing). */
   if (wr.width > 0) {
+    gimp_image_undo_group_start(image);
+    if (fresh) {
+      out = new_output_layer(image, drawable, model_path, bpp);
+      g_autofree gchar *text = g_strdup_printf("%d", drawable);
+      GimpParasite *p = gimp_parasite_new(SIGE_OUTPUT_PARASITE, 0, strlen(text) + 1, text);
+      gimp_item_attach_parasite(out, p);
+      gimp_parasite_free(p);
+    }
     g_autofree guint8 *part = crop(pixels, W, bpp, wr);
     write_rect(image, out, part, bpp, wr, !fresh);
+    gimp_image_undo_group_end(image);
   }
   if (parasite_session_id(drawable) != id) parasite_attach(drawable, e);
-  gimp_image_undo_group_end(image);
   e->output_layer_id = out;
 
   sige_session_table_set_bytes(t, e, sige_session_cache_bytes(pl->session));

@@ -1,0 +1,297 @@
+#!/bin/sh
+# End-to-end test of undo in the GIMP GUI (TAP output): one Ctrl+Z undoes
+# one run of Sparse Regenerate.
+#   run-gimp-undo-test.sh SOURCE_DIR BUILD_DIR PNG_COMPARE_EXE SF_CLIENT_EXE
+# GIMP 2.10's PDB has no undo procedure, so this runs the real gimp-2.10 on
+# a private Xvfb display with a private profile, drives it through the
+# Script-Fu server (sf_client; helpers in undo.scm) and presses the keys
+# with xdotool in the image window.  Per model kind (GauGAN on a label
+# layer, DDPM on an image layer with the tiny church UNet of the reference
+# vectors in $SIGE_REFERENCE_DIR): run 1 (full), a painted edit, run 2
+# (sparse); then Ctrl+Z must bring back run 1's output exactly and leave the
+# output layer, the edit and the selection in place; a second Ctrl+Z takes
+# back the edit, a third run 1 (the output layer goes); Ctrl+Y three times
+# brings all back; a run after an undo writes run 2's output again; and a
+# run with nothing to do adds no undo step.
+# Run it alone: it takes a display and a TCP port on 127.0.0.1, and its
+# keystrokes must not race another GIMP's.
+set -u
+src=$1 build=$2 compare=$3 client=$4
+t_start=$(date +%s.%N)
+work=$(mktemp -d "${TMPDIR:-/tmp}/sige-gimp-undo.XXXXXX")
+xvfb_pid='' gimp_pid=''
+
+# Xvfb and GIMP each run under `timeout`, which makes a process group of
+# its own (GIMP's plug-ins included): on every exit path the whole group
+# gets SIGTERM, then SIGKILL after 10 s; the timeouts bound them even if
+# this script is killed outright.
+# (dash's kill takes no "--": a negative number is a process group.)
+stop_group() {
+  kill -0 "-$1" 2>/dev/null || return 0
+  kill -TERM "-$1" 2>/dev/null
+  i=0
+  while kill -0 "-$1" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+  kill -KILL "-$1" 2>/dev/null
+  return 0
+}
+cleanup() {
+  [ -n "$gimp_pid" ] && stop_group "$gimp_pid"
+  [ -n "$xvfb_pid" ] && stop_group "$xvfb_pid"
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+elapsed() { awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $1 }"; }
+# GIMP's own output, without the theme engine warnings of a bare system
+show_log() {
+  [ -f "$work/gimp.log" ] || return 0
+  grep -v -e 'Unable to locate theme engine' -e '^$' "$work/gimp.log" | sed 's/^/# gimp: /'
+}
+diagnostics() {
+  show_log
+  [ -f "$work/session.log" ] && tail -n 200 "$work/session.log" | sed "s/^/# session: /"
+  [ -f "$work/server.log" ] && tail -n 20 "$work/server.log" | sed 's/^/# script-fu server: /'
+  [ -f "$work/xvfb.log" ] && sed 's/^/# Xvfb: /' "$work/xvfb.log"
+  if [ -n "${DISPLAY:-}" ]; then
+    for w in $(xdotool search --class gimp 2>/dev/null); do
+      echo "# window $w: $(xdotool getwindowname "$w" 2>/dev/null)"
+    done
+    echo "# focus: $(xdotool getwindowfocus 2>/dev/null)"
+  fi
+}
+bail() { echo "Bail out! $1"; diagnostics; exit 1; }
+
+n=0 failed=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
+check() { # name, command...
+  name=$1; shift
+  if out=$("$@" 2>&1); then ok "$name"; else not_ok "$name"; fi
+  [ -n "$out" ] && echo "$out" | sed 's/^/# /'
+}
+note() { echo "$1" | sed 's/^/# /'; }
+eq() { [ "$1" = "$2" ] || { echo "got '$1', expected '$2'"; return 1; }; }
+same() { "$compare" "$work/$1" "$work/$2" --max-diff 0; }
+
+# ---- a private profile, display and GIMP --------------------------------
+profile=$work/profile
+# GIMP refuses to start without the profile's writable data folders.
+for d in brushes dynamics fonts gradients palettes patterns tool-presets scripts templates \
+         plug-ins modules interpreters environ themes; do
+  mkdir -p "$profile/$d"
+done
+mkdir -p "$work/xdg-config" "$work/xdg-cache"
+# the image windows are found by the image's id in their title
+printf '(image-title-format "sige-image-%%p")\n' > "$profile/gimprc"
+GIMP2_DIRECTORY=$profile "$src/tools/install-plugin.sh" "$build" >/dev/null ||
+  bail "could not install the plug-in"
+cp "$src/data/examples/street_labels.png" "$work/labels.png"
+sed "s|@OUT@|$work|g" "$src/tests/gimp/undo.scm" > "$work/undo.scm"
+ref=${SIGE_REFERENCE_DIR:-$src/../shared/reference}
+ddpm_model=$ref/ddpm-church-tiny/weights.safetensors
+
+# Xvfb picks a free display itself and writes its number when ready.
+timeout 440 Xvfb -displayfd 3 -screen 0 1280x1024x24 -nolisten tcp \
+  3> "$work/display" > "$work/xvfb.log" 2>&1 &
+xvfb_pid=$!
+deadline=$(($(date +%s) + 30))
+until grep -q '^[0-9][0-9]*$' "$work/display" 2>/dev/null; do
+  kill -0 "$xvfb_pid" 2>/dev/null || bail "Xvfb exited"
+  [ "$(date +%s)" -lt $deadline ] || bail "Xvfb did not start in 30 s"
+  sleep 0.1
+done
+DISPLAY=:$(cat "$work/display")
+export DISPLAY
+
+port=$("$client" --free-port) || bail "no free TCP port"
+t_gimp=$(date +%s.%N)
+GIMP2_DIRECTORY=$profile XDG_CONFIG_HOME=$work/xdg-config XDG_CACHE_HOME=$work/xdg-cache \
+  SIGE_NUM_THREADS=${SIGE_NUM_THREADS:-2} LANGUAGE=C LC_ALL=C \
+  timeout 400 gimp-2.10 -n -s -d -f --stack-trace-mode never \
+  -b "(plug-in-script-fu-server RUN-NONINTERACTIVE \"127.0.0.1\" $port \"$work/server.log\")" \
+  > "$work/gimp.log" 2>&1 &
+gimp_pid=$!
+
+# sf TIMEOUT_S SCRIPT: evaluate SCRIPT in GIMP; the answer on stdout, and
+# both in session.log
+sf() {
+  echo "> $2" >> "$work/session.log"
+  sf_out=$("$client" "$port" "$1" "$2" 2>&1)
+  sf_rc=$?
+  echo "< [$sf_rc] $sf_out" >> "$work/session.log"
+  echo "$sf_out"
+  return $sf_rc
+}
+deadline=$(($(date +%s) + 120))
+until "$client" "$port" 2 '(+ 1 1)' > /dev/null 2>&1; do
+  kill -0 "$gimp_pid" 2>/dev/null || bail "GIMP exited before its Script-Fu server answered"
+  [ "$(date +%s)" -lt $deadline ] || bail "GIMP's Script-Fu server did not answer in 120 s"
+done
+echo "# GIMP answered after $(elapsed "$t_gimp") s (display $DISPLAY, Script-Fu server port $port)"
+sf 30 "(load \"$work/undo.scm\")" > /dev/null || bail "could not load undo.scm into Script-Fu"
+
+# ---- the X side ---------------------------------------------------------
+# image_window ID: the X window that shows image ID (polls up to 30 s)
+image_window() {
+  deadline=$(($(date +%s) + 30))
+  while [ "$(date +%s)" -lt $deadline ]; do
+    for w in $(xdotool search --onlyvisible --class gimp 2>/dev/null); do
+      case $(xdotool getwindowname "$w" 2>/dev/null) in
+        "sige-image-$1 "*) echo "$w"; return 0 ;;
+      esac
+    done
+    sleep 0.1
+  done
+  return 1
+}
+# press WINDOW KEY: focus the window (no window manager here, so xdotool
+# sets the input focus itself; checked) and type the key through XTEST,
+# as a user's keyboard would
+press() {
+  timeout 10 xdotool windowfocus --sync "$1" > /dev/null 2>&1
+  focus=$(xdotool getwindowfocus 2>/dev/null)
+  [ "$focus" = "$1" ] || { echo "# the focus is on window $focus, not on the image window $1"; return 1; }
+  xdotool key --clearmodifiers "$2"
+}
+# key C WINDOW KEY: press KEY and wait (up to 20 s) until GIMP has acted
+# on it, that is until the state of case C's image changes
+key() {
+  before=$(sf 30 "(state $1-img $1-src $1-out)") || return 1
+  t_key=$(date +%s.%N)
+  press "$2" "$3" || return 1
+  deadline=$(($(date +%s) + 20))
+  while [ "$(date +%s)" -lt $deadline ]; do
+    now=$(sf 30 "(state $1-img $1-src $1-out)") || return 1
+    if [ "$now" != "$before" ]; then
+      echo "# $3: GIMP acted on it after $(elapsed "$t_key") s"
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "# $3: nothing changed in 20 s"
+  return 1
+}
+
+# ---- one case -----------------------------------------------------------
+# pressed C WINDOW KEY NAME: press KEY, one check that GIMP acted on it
+pressed() {
+  if key "$1" "$2" "$3"; then ok "$1: $4 changed the image"; else not_ok "$1: $4 changed the image"; fi
+}
+# flat RESULT: a Script-Fu list answer as words
+flat() { echo "$1" | tr -d '()'; }
+
+# undo_case C SETUP RUN_ARGS EDIT_ARGS: SETUP is Script-Fu that defines
+# C-img (with an empty undo stack) and its layer C-src; RUN_ARGS are the
+# plug-in's model, steps, strength and seed; EDIT_ARGS the colour and
+# rectangle painted and the rectangle selected afterwards.
+undo_case() {
+  c=$1 setup=$2 args=$3 edit=$4
+  t_case=$(date +%s.%N)
+  img=$(sf 60 "(begin $setup (define $c-out 0) (define $c-disp (car (gimp-display-new $c-img)))
+                (save $c-img $c-src \"$c-orig.png\") $c-img)") || {
+    not_ok "$c: the image is shown in a display"; return; }
+  win=$(image_window "$img") || { not_ok "$c: the image's window appears"; return; }
+  ok "$c: image $img shown in window $win"
+
+  r=$(sf 300 "(begin (set! $c-out (regen $c-img $c-src $args)) (save $c-img $c-out \"$c-run1.png\")
+              (list $c-out (n-layers $c-img)))") || { not_ok "$c: run 1"; note "$r"; return; }
+  # shellcheck disable=SC2046 # the answer's words
+  set -- $(flat "$r")
+  out1=$1
+  check "$c: run 1 (full pass) adds the output layer" eq "$2" 2
+  sel=$(sf 30 "(begin (edit $c-img $c-src $edit) (save $c-img $c-src \"$c-edited.png\")
+               (selection $c-img))") || { not_ok "$c: the edit"; note "$sel"; return; }
+  r=$(sf 300 "(begin (set! $c-out (regen $c-img $c-src $args)) (save $c-img $c-out \"$c-run2.png\")
+              (list $c-out (n-layers $c-img)))") || { not_ok "$c: run 2"; note "$r"; return; }
+  check "$c: run 2 (sparse) writes into the same layer" eq "$(flat "$r")" "$out1 2"
+  check "$c: run 2 changed the output (else an undo could not be told from none)" \
+    "$compare" "$work/$c-run1.png" "$work/$c-run2.png" --differ
+
+  # one Ctrl+Z: exactly run 2 is taken back
+  pressed "$c" "$win" ctrl+z "Ctrl+Z"
+  r=$(sf 30 "(begin (save $c-img $c-out \"$c-undo1.png\") (save $c-img $c-src \"$c-undo1-src.png\")
+             (list (car (gimp-item-is-valid $c-out)) (n-layers $c-img) (selection $c-img)))") ||
+    { not_ok "$c: after one Ctrl+Z the output layer can be saved"; note "$r"; return; }
+  # shellcheck disable=SC2046 # the answer's words
+  set -- $(flat "$r")
+  check "$c: one Ctrl+Z keeps the output layer (valid, 2 layers)" eq "$1 $2" "1 2"
+  check "$c: one Ctrl+Z brings back run 1's output exactly" same "$c-run1.png" "$c-undo1.png"
+  check "$c: one Ctrl+Z leaves the edit in the source" same "$c-edited.png" "$c-undo1-src.png"
+  shift 2
+  check "$c: one Ctrl+Z leaves the selection of before run 2" eq "$*" "$(flat "$sel")"
+
+  # a second Ctrl+Z takes back the edit, a third run 1
+  pressed "$c" "$win" ctrl+z "second Ctrl+Z"
+  r=$(sf 30 "(begin (save $c-img $c-out \"$c-undo2.png\") (save $c-img $c-src \"$c-undo2-src.png\")
+             (n-layers $c-img))")
+  check "$c: second Ctrl+Z undoes the edit" same "$c-orig.png" "$c-undo2-src.png"
+  check "$c: second Ctrl+Z leaves run 1's output and 2 layers" sh -c \
+    "[ '$(flat "$r")' = 2 ] && '$compare' '$work/$c-run1.png' '$work/$c-undo2.png' --max-diff 0"
+  pressed "$c" "$win" ctrl+z "third Ctrl+Z"
+  r=$(sf 30 "(list (car (gimp-item-is-valid $c-out)) (n-layers $c-img))")
+  check "$c: third Ctrl+Z undoes run 1: the output layer is gone" eq "$(flat "$r")" "0 1"
+
+  # Ctrl+Y three times: run 1, the edit and run 2 are back
+  key "$c" "$win" ctrl+y && key "$c" "$win" ctrl+y && key "$c" "$win" ctrl+y
+  rc=$?
+  r=$(sf 30 "(begin (save $c-img $c-out \"$c-redo.png\") (save $c-img $c-src \"$c-redo-src.png\")
+             (n-layers $c-img))")
+  check "$c: Ctrl+Y three times redoes run 1, the edit and run 2" sh -c \
+    "[ $rc = 0 ] && [ '$(flat "$r")' = 2 ] &&
+     '$compare' '$work/$c-edited.png' '$work/$c-redo-src.png' --max-diff 0 &&
+     '$compare' '$work/$c-run2.png' '$work/$c-redo.png' --max-diff 0"
+
+  # undo run 2 again, then run on the unchanged source: the plug-in has
+  # nothing to compute but finds the output layer behind its output and
+  # writes run 2's output again
+  key "$c" "$win" ctrl+z
+  rc=$?
+  r=$(sf 300 "(begin (set! $c-out (regen $c-img $c-src $args)) (save $c-img $c-out \"$c-run3.png\")
+              (list $c-out (n-layers $c-img)))")
+  check "$c: a run after Ctrl+Z writes run 2's output again, into the same layer" sh -c \
+    "[ $rc = 0 ] && [ '$(flat "$r")' = '$out1 2' ] &&
+     '$compare' '$work/$c-run2.png' '$work/$c-run3.png' --max-diff 0"
+
+  # a run with nothing to do leaves no undo step: the next Ctrl+Z takes
+  # back run 3
+  r=$(sf 300 "(begin (regen $c-img $c-src $args) (n-layers $c-img))")
+  key "$c" "$win" ctrl+z
+  rc=$?
+  sf 30 "(save $c-img $c-out \"$c-undo3.png\")" > /dev/null
+  check "$c: a run with nothing to do adds no undo step (Ctrl+Z then undoes run 3)" sh -c \
+    "[ $rc = 0 ] && [ '$(flat "$r")' = 2 ] && '$compare' '$work/$c-run1.png' '$work/$c-undo3.png' --max-diff 0"
+
+  sf 30 "(gimp-display-delete $c-disp)" > /dev/null
+  echo "# $c case: $(elapsed "$t_case") s"
+}
+
+undo_case labels \
+  "(define labels-img (car (file-png-load RUN-NONINTERACTIVE (path \"labels.png\") \"labels.png\")))
+   (define labels-src (car (gimp-image-get-active-layer labels-img)))" \
+  '"" 0 0 -1' "'(0 0 142) 150 150 60 30 300 40 20 20"
+# DDPM: 3 steps of DPM-Solver++ at strength 0.2, as in e2e-ddpm.scm; the
+# DDPM case fails (never skips) without the reference weights
+if [ -f "$ddpm_model" ]; then
+  undo_case ddpm \
+    "(define ddpm-new (church-image)) (define ddpm-img (car ddpm-new)) (define ddpm-src (cadr ddpm-new))" \
+    "\"$ddpm_model\" 3 0.2 7" "'(200 30 30) 150 140 40 30 20 200 30 30"
+else
+  not_ok "ddpm: the reference weights $ddpm_model are missing (get ../shared/reference or configure -Dreference_dir=...)"
+fi
+
+# ---- the end ------------------------------------------------------------
+sf 10 "(gimp-quit 1)" > /dev/null 2>&1 # GIMP quits before it answers
+deadline=$(($(date +%s) + 30))
+while kill -0 "$gimp_pid" 2>/dev/null && [ "$(date +%s)" -lt $deadline ]; do sleep 0.1; done
+if kill -0 "$gimp_pid" 2>/dev/null; then
+  not_ok "GIMP quits within 30 s"
+else
+  wait "$gimp_pid"
+  check "GIMP quits cleanly" eq "$?" 0
+fi
+check "no CRITICAL messages from GIMP or the plug-in" sh -c "! grep CRITICAL '$work/gimp.log'"
+if [ "$failed" -eq 0 ]; then show_log; else diagnostics; fi
+echo "# undo test: $(elapsed "$t_start") s in all"
+echo "1..$n"
+[ "$failed" -eq 0 ]
