@@ -109,6 +109,11 @@ static const conv_case small_cases[] = {
     {"1x5 s(1,3) pad right", 2, 3, 4, 13, 5, 1, 5, P(1, 3, 0, 0, 0, 2, 1), FALSE, NCHW},
     {"7x7 p3 on 3x3 input", 2, 3, 3, 3, 5, 7, 7, P(1, 1, 3, 3, 3, 3, 1), TRUE, NCHW},
     {"4x4 s2 p1 pad > out", 1, 5, 5, 5, 13, 4, 4, P(2, 2, 1, 1, 1, 1, 1), TRUE, NCHW},
+    /* <= 4 output channels, stride 1: the direct kernel (row bands of 8) */
+    {"small cout 3x3 p1 9->3 N2", 2, 9, 11, 21, 3, 3, 3, P(1, 1, 1, 1, 1, 1, 1), TRUE, NCHW},
+    {"small cout 5x3 asym pad 4->1", 2, 4, 6, 9, 1, 5, 3, P(1, 1, 2, 1, 0, 3, 1), FALSE, NCHW},
+    {"small cout 7x7 p3 on 3x3 -> 4", 1, 3, 3, 3, 4, 7, 7, P(1, 1, 3, 3, 3, 3, 1), TRUE, NCHW},
+    {"small cout 3x3 p0 20 rows -> 2", 1, 3, 20, 6, 2, 3, 3, P(1, 1, 0, 0, 0, 0, 1), TRUE, NCHW},
 };
 
 static void test_conv2d_small(void **state) {
@@ -119,7 +124,8 @@ static void test_conv2d_small(void **state) {
 /* These overflow the 64 MiB im2col budget: the first is cut into bands of
  * output rows, the second packs one CNHW image per GEMM instead of all. */
 static void test_conv2d_tiled(void **state) {
-  const conv_case rows = {"tiled rows 64ch 160x200", 1, 64, 160, 200, 3, 3, 3,
+  /* 5 outputs: more than the direct small-output kernel takes, so im2col */
+  const conv_case rows = {"tiled rows 64ch 160x200", 1, 64, 160, 200, 5, 3, 3,
                           P(1, 1, 1, 1, 1, 1, 1), TRUE, NCHW};
   const conv_case imgs = {"tiled images CNHW 64ch 128x128", 2, 64, 128, 128, 3, 3, 3,
                           P(1, 1, 1, 1, 1, 1, 1), TRUE, CNHW};
