@@ -166,9 +166,48 @@ static void conv_depthwise(const conv_job *j) {
 #define SMALL_COUT_MAX 4
 #define SMALL_COUT_BAND 8
 
-static void conv_small_cout(const conv_job *j) {
+/* One output row += one input channel's 3x3 taps, at the columns where every
+ * tap reads inside the row: nine products per element for one load and store
+ * of the output, which GCC vectorises. */
+static void row_3x3_interior(float *restrict orow, const float *restrict r0,
+                             const float *restrict r1, const float *restrict r2,
+                             const float *w, int off, int c0, int c1) {
+  const float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5], w6 = w[6],
+              w7 = w[7], w8 = w[8];
+  for (int c = c0; c < c1; c++) {
+    const int i = c + off;
+    orow[c] += w0 * r0[i] + w1 * r0[i + 1] + w2 * r0[i + 2] + w3 * r1[i] + w4 * r1[i + 1] +
+               w5 * r1[i + 2] + w6 * r2[i] + w7 * r2[i + 1] + w8 * r2[i + 2];
+  }
+}
+
+/* The general case, one tap at a time over its valid columns [lo, hi) of
+ * [c0, c1). */
+static void row_taps(const conv_job *j, float *orow, const float *plane, int ho, const float *wc,
+                     int c0, int c1) {
+  const int pt = j->p->pad_top, pl = j->p->pad_left;
+  for (int ki = 0; ki < j->kh; ki++) {
+    const int hi_row = ho - pt + ki;
+    if (hi_row < 0 || hi_row >= j->h) continue;
+    const float *srow = plane + (size_t)hi_row * j->wd - pl;
+    for (int kj = 0; kj < j->kw; kj++) {
+      int lo, hi;
+      valid_cols(kj, 1, pl, j->wd, j->wo, &lo, &hi);
+      lo = MAX(lo, c0);
+      hi = MIN(hi, c1);
+      const float wv = wc[ki * j->kw + kj];
+      const float *src = srow + kj;
+      for (int wo = lo; wo < hi; wo++) orow[wo] += wv * src[wo];
+    }
+  }
+}
+
+static void conv_small_cout(const conv_job *j, const float *zeros) {
   const int pt = j->p->pad_top, pl = j->p->pad_left, kk = j->kh * j->kw;
   const int bands = (j->ho + SMALL_COUT_BAND - 1) / SMALL_COUT_BAND;
+  const gboolean k3 = j->kh == 3 && j->kw == 3;
+  /* columns where all three taps of a row read inside it */
+  const int in_lo = MIN(pl, j->wo), in_hi = MAX(in_lo, MIN(j->wo, j->wd + pl - 2));
 #pragma omp parallel for collapse(2) num_threads(j->threads) schedule(static)
   for (int n = 0; n < j->n; n++) {
     for (int bi = 0; bi < bands; bi++) {
@@ -186,18 +225,19 @@ static void conv_small_cout(const conv_job *j) {
           const float *wc = j->w + ((size_t)co * j->cin + ci) * kk;
           for (int ho = r0; ho < r1; ho++) {
             float *orow = j->out + (size_t)n * j->o_is + (size_t)co * j->o_cs + (size_t)ho * j->wo;
-            for (int ki = 0; ki < j->kh; ki++) {
-              const int hi_row = ho - pt + ki;
-              if (hi_row < 0 || hi_row >= j->h) continue;
-              const float *srow = plane + (size_t)hi_row * j->wd - pl;
-              for (int kj = 0; kj < j->kw; kj++) {
-                int lo, hi;
-                valid_cols(kj, 1, pl, j->wd, j->wo, &lo, &hi);
-                const float wv = wc[ki * j->kw + kj];
-                const float *src = srow + kj;
-                for (int wo = lo; wo < hi; wo++) orow[wo] += wv * src[wo];
-              }
+            if (!k3) {
+              row_taps(j, orow, plane, ho, wc, 0, j->wo);
+              continue;
             }
+            /* rows above or below the input read a zero row */
+            const float *rows[3];
+            for (int ki = 0; ki < 3; ki++) {
+              const int hi_row = ho - pt + ki;
+              rows[ki] = hi_row < 0 || hi_row >= j->h ? zeros : plane + (size_t)hi_row * j->wd;
+            }
+            row_3x3_interior(orow, rows[0], rows[1], rows[2], wc, -pl, in_lo, in_hi);
+            row_taps(j, orow, plane, ho, wc, 0, in_lo);
+            row_taps(j, orow, plane, ho, wc, in_hi, j->wo);
           }
         }
       }
@@ -312,7 +352,14 @@ gboolean sige_conv2d(sige_ctx *ctx, const sige_tensor *x, const sige_tensor *wei
     conv_depthwise(&j);
   } else if (j.cout <= SMALL_COUT_MAX && j.groups == 1 && p->stride_h == 1 && p->stride_w == 1 &&
              !cnhw) {
-    conv_small_cout(&j);
+    /* a zero input row for the 3x3 kernel's taps above and below the image */
+    float *zeros = g_try_new0(float, (gsize)j.wd + 8);
+    if (!zeros) {
+      g_set_error(error, SIGE_ERROR, SIGE_ERROR_NOMEM, "conv2d: out of memory");
+      return FALSE;
+    }
+    conv_small_cout(&j, zeros);
+    g_free(zeros);
   } else {
     ok = conv_im2col(ctx, &j, cnhw, error);
   }
