@@ -102,7 +102,7 @@ static GtkWidget *model_frame(Dialog *d) {
     gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(recent), base);
   }
   g_signal_connect(recent, "changed", G_CALLBACK(on_recent), d);
-  gimp_grid_attach_aligned(GTK_GRID(grid), 0, 1, _("_Recent:"), 0.0, 0.5, recent, 1);
+  gimp_grid_attach_aligned(GTK_GRID(grid), 0, 1, _("Recent:"), 0.0, 0.5, recent, 1);
 
   d->kind = gtk_label_new("");
   gtk_label_set_xalign(GTK_LABEL(d->kind), 0.0);
@@ -150,7 +150,9 @@ gboolean sige_gimp3_dialog_run(GimpProcedure *procedure, GimpProcedureConfig *co
   GtkWidget *model = model_frame(&d);
   gtk_box_pack_start(GTK_BOX(area), model, FALSE, FALSE, 0);
   gtk_box_reorder_child(GTK_BOX(area), model, 0);
-  GtkWidget *reset = gtk_button_new_with_mnemonic(_("_Reset snapshot"));
+  /* Mnemonics: none of the labels' letters is used twice, GIMP's own
+   * buttons (Save Settings, Cancel, OK, Help) included. */
+  GtkWidget *reset = gtk_button_new_with_mnemonic(_("Reset sn_apshot"));
   gimp_help_set_help_data(reset, _("Forget this layer's snapshot; the next run is a full pass."),
                           NULL);
   g_signal_connect(reset, "clicked", G_CALLBACK(on_reset), &d);

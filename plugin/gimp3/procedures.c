@@ -109,16 +109,16 @@ static void add_regenerate(GimpPlugIn *plug_in) {
   gimp_procedure_add_string_argument(
       p, "model", _("Model"),
       "Weights file (safetensors); \"\" = the shipped default", "", G_PARAM_READWRITE);
-  gimp_procedure_add_int_argument(p, "steps", _("_Steps"),
+  gimp_procedure_add_int_argument(p, "steps", _("Ste_ps"),
                                   _("DDPM denoising steps; 0 = the default (10). Fewer steps are "
                                     "faster. Changing it takes a new snapshot."),
                                   0, 1000, 0, G_PARAM_READWRITE);
   gimp_procedure_add_double_argument(
-      p, "strength", _("S_trength"),
+      p, "strength", _("Stren_gth"),
       _("DDPM edit strength (SDEdit): how much noise the edited region is regenerated from; 0 = "
         "the default (0.75). Changing it takes a new snapshot."),
       0.0, 1.0, 0.0, G_PARAM_READWRITE);
-  gimp_procedure_add_int_argument(p, "seed", _("S_eed"),
+  gimp_procedure_add_int_argument(p, "seed", _("See_d"),
                                   _("DDPM noise seed; -1 keeps the session's (0 for a new one). "
                                     "Changing it takes a new snapshot."),
                                   -1, G_MAXINT, -1, G_PARAM_READWRITE);
@@ -140,21 +140,21 @@ static void add_regenerate(GimpPlugIn *plug_in) {
         "of the image (above 1: always sparse)."),
       0.01, 1.01, 0.6, G_PARAM_READWRITE);
   gimp_procedure_add_choice_aux_argument(
-      p, "precision", _("Cache _precision"),
+      p, "precision", _("Cache precisio_n"),
       _("How the activation caches are stored. float16 halves their memory for an output error "
         "of about one level of 8 bits at most. Changing it takes a new snapshot."),
       gimp_choice_new_with_values("float32", SIGE_PRECISION_F32, _("float32"), NULL, "float16",
                                   SIGE_PRECISION_F16, _("float16 (half the memory)"), NULL, NULL),
       "float32", G_PARAM_READWRITE);
   gimp_procedure_add_choice_aux_argument(
-      p, "device", _("_Device"), NULL,
+      p, "device", _("De_vice"), NULL,
       gimp_choice_new_with_values("cpu", SIGE_DEVICE_CPU, _("CPU"), NULL, "cuda",
                                   SIGE_DEVICE_CUDA, _("CUDA (not in this build)"), NULL, NULL),
       "cpu", G_PARAM_READWRITE);
-  gimp_procedure_add_int_aux_argument(p, "threads", _("T_hreads"), _("0 = all cores"), 0, 256, 0,
+  gimp_procedure_add_int_aux_argument(p, "threads", _("Thr_eads"), _("0 = all cores"), 0, 256, 0,
                                       G_PARAM_READWRITE);
   gimp_procedure_add_int_aux_argument(
-      p, "budget-mib", _("_Memory budget (MiB)"),
+      p, "budget-mib", _("Memory _budget (MiB)"),
       _("Snapshots of other layers are dropped, least recently used first, when all of them "
         "together hold more than this."),
       64, 1 << 20, 4096, G_PARAM_READWRITE);
