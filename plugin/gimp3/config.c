@@ -11,7 +11,8 @@ static void recent_from_string(const gchar *text, SigeSettings *s) {
   if (!text) return;
   g_auto(GStrv) lines = g_strsplit(text, "\n", SIGE_N_RECENT + 1);
   for (int i = 0, n = 0; lines[i] && n < SIGE_N_RECENT; i++)
-    if (*lines[i] && strlen(lines[i]) < SIGE_PATH_MAX) g_strlcpy(s->recent[n++], lines[i], SIGE_PATH_MAX);
+    if (*lines[i] && strlen(lines[i]) < SIGE_PATH_MAX)
+      g_strlcpy(s->recent[n++], lines[i], SIGE_PATH_MAX);
 }
 
 void sige_gimp3_settings_from_config(GimpProcedureConfig *config, SigeSettings *s) {

@@ -135,8 +135,8 @@ gboolean sige_gimp3_dialog_run(GimpProcedure *procedure, GimpProcedureConfig *co
   GimpProcedureDialog *pd = GIMP_PROCEDURE_DIALOG(dlg);
 
   gimp_procedure_dialog_get_label(pd, "generation-title", _("Generation"), FALSE, FALSE);
-  d.generation =
-      gimp_procedure_dialog_fill_box(pd, "generation-box", "steps", "strength", "seed", "sampler", NULL);
+  d.generation = gimp_procedure_dialog_fill_box(pd, "generation-box", "steps", "strength", "seed",
+                                                "sampler", NULL);
   gimp_procedure_dialog_fill_frame(pd, "generation-frame", "generation-title", FALSE,
                                    "generation-box");
   gimp_procedure_dialog_get_label(pd, "engine-title", _("Engine"), FALSE, FALSE);
