@@ -60,7 +60,15 @@ static gboolean set_i18n(GimpPlugIn *plug_in, const gchar *procedure_name, gchar
                          gchar **catalog_dir) {
   (void)plug_in, (void)procedure_name;
   /* The catalogues tools/install-plugin.sh puts in locale/ next to the
-   * binary, under the project's domain (also the 2.10 plug-in's). */
+   * binary, under the project's domain (also the 2.10 plug-in's).  Without
+   * them (a build without gettext) the plug-in binds the install prefix's
+   * itself rather than have GIMP complain about a missing folder. */
+  g_autofree gchar *dir = g_path_get_dirname(gimp_get_progname());
+  g_autofree gchar *local = g_build_filename(dir, "locale", NULL);
+  if (!g_file_test(local, G_FILE_TEST_IS_DIR)) {
+    sige_i18n_init();
+    return FALSE;
+  }
   *domain = g_strdup(GETTEXT_PACKAGE);
   *catalog_dir = g_strdup("locale");
   return TRUE;
