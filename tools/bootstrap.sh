@@ -1,7 +1,8 @@
 #!/bin/sh
 # Set up, build and run Sparse Regenerate on Debian 12.
 #   tools/bootstrap.sh demo   install what is missing, build, render the example label map
-#   tools/bootstrap.sh test   install what is missing, build, run every test (also under ASan/UBSan)
+#   tools/bootstrap.sh test   install what is missing, build, run every test (also under ASan/UBSan,
+#                             and the GIMP 3 plug-in's in a Debian 13 chroot; needs root)
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -10,8 +11,9 @@ PACKAGES="gcc pkg-config meson ninja-build libglib2.0-dev libjson-glib-dev libop
 # mode, and the undo test in the GUI GIMP on an Xvfb display, keys typed with xdotool)
 GIMP_PACKAGES="gimp libgimp2.0-dev gettext xvfb xdotool"
 # the tests write PyTorch checkpoints with the real torch.save (tests/scripts/);
-# big (about 650 MB installed, 1.5 minutes here): only for `test`
-TEST_PACKAGES="python3-torch"
+# big (about 650 MB installed, 1.5 minutes here): only for `test`.
+# debootstrap: the Debian 13 chroot the GIMP 3 tests run in (tests/gimp3/)
+TEST_PACKAGES="python3-torch debootstrap"
 
 install_packages() {
   missing=""
@@ -62,6 +64,9 @@ case "${1:-}" in
       meson test -C build-sanitize --print-errorlogs --timeout-multiplier 4
     # libFuzzer on the weights readers (safetensors, unpickler, torch zip), 60 s each
     tools/fuzz.sh 60
+    # the GIMP 3 plug-in end to end, built and run in a Debian 13 chroot kept in
+    # /var/cache/sparse-regenerate/trixie (made on the first run, about 7 minutes)
+    tests/gimp3/run-gimp3-tests.sh
     ;;
   *)
     echo "usage: $0 demo|test" >&2

@@ -21,7 +21,7 @@ profile=$work/profile
 for d in brushes dynamics fonts gradients palettes patterns tool-presets scripts templates plug-ins; do
   mkdir -p "$profile/$d"
 done
-GIMP2_DIRECTORY=$profile "$src/tools/install-plugin.sh" "$build" >/dev/null
+GIMP2_DIRECTORY=$profile "$src/tools/install-plugin.sh" --gimp 2.10 "$build" >/dev/null
 mkdir -p "$out"
 export GIMP2_DIRECTORY="$profile" XDG_CONFIG_HOME="$work/cfg" XDG_CACHE_HOME="$work/cache"
 export LANGUAGE=C LC_ALL=C.UTF-8 NO_AT_BRIDGE=1

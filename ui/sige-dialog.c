@@ -6,6 +6,7 @@
 
 #include "sige-layer-io.h"
 #include "sige-model-cache.h"
+#include "sige-regen.h"
 
 typedef struct {
   SigeSettings *s;
@@ -22,7 +23,7 @@ static void set_mode(Dialog *d, sige_plugin_mode mode) {
 
 static void update_kind(Dialog *d) {
   g_autofree gchar *path = gtk_file_chooser_get_filename(GTK_FILE_CHOOSER(d->chooser));
-  g_autofree gchar *resolved = path ? g_strdup(path) : sige_find_data_file("gaugan-demo.safetensors");
+  g_autofree gchar *resolved = path ? g_strdup(path) : sige_find_data_file(SIGE_DEFAULT_MODEL);
   if (!resolved) {
     gtk_label_set_text(GTK_LABEL(d->kind), _("No model chosen (the default model is missing)"));
     return;
@@ -59,7 +60,7 @@ static void on_recent(GtkComboBox *c, Dialog *d) {
 
 static void on_reset(GtkButton *b, Dialog *d) {
   (void)b;
-  gboolean had = sige_run_reset(d->image, d->drawable);
+  gboolean had = sige_regen_reset(d->image, d->drawable);
   gimp_message(had ? _("Sparse Regenerate: the snapshot was reset; the next run is a full pass.")
                    : _("Sparse Regenerate: this layer has no snapshot yet."));
 }
@@ -202,7 +203,7 @@ gboolean sige_dialog_run(gint32 image, gint32 drawable, SigeSettings *s) {
   const gboolean ok = gimp_dialog_run(GIMP_DIALOG(dlg)) == GTK_RESPONSE_OK;
   if (ok) {
     g_autofree gchar *path = gtk_file_chooser_get_filename(GTK_FILE_CHOOSER(d.chooser));
-    g_autofree gchar *deflt = sige_find_data_file("gaugan-demo.safetensors");
+    g_autofree gchar *deflt = sige_find_data_file(SIGE_DEFAULT_MODEL);
     /* The default stays "" so that a reinstall elsewhere still finds it. */
     if (path && (!deflt || strcmp(path, deflt) != 0))
       g_strlcpy(s->model, path, sizeof s->model);

@@ -11,6 +11,7 @@
 #include "sige-dialog.h"
 #include "sige/error.h"
 #include "sige-plugin.h"
+#include "sige-regen.h"
 
 static void query(void);
 static void run(const gchar *name, gint nparams, const GimpParam *param, gint *nreturn_vals,
@@ -64,12 +65,7 @@ static void install_procedures(void) {
 static void query(void) {
   /* GIMP translates the menu labels with this domain, from the catalogues
    * next to the binary when they are installed there. */
-  g_autofree gchar *exe = g_file_read_link("/proc/self/exe", NULL);
-  g_autofree gchar *dir = exe ? g_path_get_dirname(exe) : NULL;
-  g_autofree gchar *local = dir ? g_build_filename(dir, "locale", NULL) : NULL;
-  gimp_plugin_domain_register(GETTEXT_PACKAGE, local && g_file_test(local, G_FILE_TEST_IS_DIR)
-                                                   ? local
-                                                   : SIGE_LOCALEDIR);
+  gimp_plugin_domain_register(GETTEXT_PACKAGE, sige_i18n_init());
   /* Zero parameters: GIMP starts an extension like this by itself. */
   gimp_install_procedure(SIGE_EXTENSION_PROC, "Sparse Regenerate (resident part)",
                          "Keeps the editing sessions of Sparse Regenerate in memory.",
@@ -77,32 +73,11 @@ static void query(void) {
                          NULL, GIMP_EXTENSION, 0, 0, NULL, NULL);
 }
 
-static void init_i18n(void) {
-  /* Translations next to the binary (install-plugin.sh), else the system's. */
-  g_autofree gchar *exe = g_file_read_link("/proc/self/exe", NULL);
-  g_autofree gchar *dir = exe ? g_path_get_dirname(exe) : NULL;
-  g_autofree gchar *local = dir ? g_build_filename(dir, "locale", NULL) : NULL;
-  bindtextdomain(GETTEXT_PACKAGE, local && g_file_test(local, G_FILE_TEST_IS_DIR)
-                                      ? local
-                                      : SIGE_LOCALEDIR);
-  bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");
-}
-
 /* Puts Cityscapes.gpl into the user's palettes so that label maps can be
  * painted with the exact class colours. */
 static void install_palette(void) {
-  g_autofree gchar *src = sige_find_data_file("Cityscapes.gpl");
-  if (!src) return;
   g_autofree gchar *dir = gimp_personal_rc_file("palettes");
-  g_autofree gchar *dst = g_build_filename(dir, "Cityscapes.gpl", NULL);
-  g_autofree gchar *want = NULL, *have = NULL;
-  gsize n_want = 0, n_have = 0;
-  if (!g_file_get_contents(src, &want, &n_want, NULL)) return;
-  if (g_file_get_contents(dst, &have, &n_have, NULL) && n_have == n_want &&
-      memcmp(have, want, n_want) == 0)
-    return;
-  if (g_mkdir_with_parents(dir, 0755) == 0 && g_file_set_contents(dst, want, n_want, NULL))
-    gimp_palettes_refresh();
+  if (sige_install_palette(dir)) gimp_palettes_refresh();
 }
 
 static void run(const gchar *name, gint nparams, const GimpParam *param, gint *nreturn_vals,
@@ -117,7 +92,7 @@ static void run(const gchar *name, gint nparams, const GimpParam *param, gint *n
     values[0].data.d_status = GIMP_PDB_CALLING_ERROR;
     return;
   }
-  init_i18n();
+  sige_i18n_init();
   install_procedures();
   gimp_extension_ack();
   install_palette();
@@ -159,7 +134,7 @@ static void run_temp(const gchar *name, gint nparams, const GimpParam *param, gi
   sige_sessions_prune();
 
   if (strcmp(name, SIGE_RESET_PROC) == 0) {
-    gboolean had = sige_run_reset(image, drawable);
+    gboolean had = sige_regen_reset(image, drawable);
     if (mode == GIMP_RUN_INTERACTIVE)
       gimp_message(had ? _("Sparse Regenerate: the snapshot was reset; the next run is a full pass.")
                        : _("Sparse Regenerate: this layer has no snapshot yet."));

@@ -84,7 +84,7 @@ done
 mkdir -p "$work/xdg-config" "$work/xdg-cache"
 # the image windows are found by the image's id in their title
 printf '(image-title-format "sige-image-%%p")\n' > "$profile/gimprc"
-GIMP2_DIRECTORY=$profile "$src/tools/install-plugin.sh" "$build" >/dev/null ||
+GIMP2_DIRECTORY=$profile "$src/tools/install-plugin.sh" --gimp 2.10 "$build" >/dev/null ||
   bail "could not install the plug-in"
 cp "$src/data/examples/street_labels.png" "$work/labels.png"
 sed "s|@OUT@|$work|g" "$src/tests/gimp/undo.scm" > "$work/undo.scm"

@@ -1,0 +1,13 @@
+/* Names both front-ends give GIMP: the procedures keep them in GIMP 2.10
+ * and GIMP 3 so that scripts work in either, and the parasites so that an
+ * XCF saved by one is understood by the other. */
+#pragma once
+
+#define SIGE_RUN_PROC "plug-in-sparse-regenerate"
+#define SIGE_RESET_PROC "plug-in-sparse-regenerate-reset"
+#define SIGE_EXTENSION_PROC "extension-sparse-regenerate"
+#define SIGE_MENU_PATH "<Image>/Filters/Generative"
+/* On the source layer: its session (sige_regen_tag_format). */
+#define SIGE_PARASITE "sparse-regenerate-session"
+/* On the output layer: the id of the source layer it shows. */
+#define SIGE_OUTPUT_PARASITE "sparse-regenerate-output"

@@ -1,0 +1,334 @@
+#include "sige-regen.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "sige-i18n.h"
+#include "sige-model-cache.h"
+#include "sige/error.h"
+
+/* What a table entry holds: the engine session, the model it borrows and
+ * the options it was made with (to notice settings that void its caches). */
+typedef struct {
+  sige_session *session;
+  sige_model_ref *model;
+  gchar *model_path;
+  sige_session_options opts;
+} Payload;
+
+static void payload_free(gpointer p) {
+  Payload *pl = p;
+  sige_session_free(pl->session);
+  sige_model_ref_unref(pl->model);
+  g_free(pl->model_path);
+  g_free(pl);
+}
+
+static sige_session_table *sessions;
+
+sige_session_table *sige_regen_sessions(void) {
+  if (!sessions) sessions = sige_session_table_new((size_t)4096 << 20);
+  return sessions;
+}
+
+gboolean sige_regen_reset(int image_id, int layer_id) {
+  if (!sessions) return FALSE;
+  sige_session_entry *e = sige_session_table_find(sessions, image_id, layer_id);
+  if (!e) return FALSE;
+  sige_session_table_remove(sessions, e->id);
+  return TRUE;
+}
+
+gchar *sige_regen_tag_format(const sige_session_entry *e) {
+  return g_strdup_printf("%u %d %d %d", e->id, e->width, e->height, e->bpp);
+}
+
+guint32 sige_regen_tag_parse(const char *text, gsize len) {
+  g_autofree gchar *s = g_strndup(text, len);
+  guint id = 0;
+  return sscanf(s, "%u", &id) == 1 ? id : 0;
+}
+
+gchar *sige_regen_output_name(const char *model_path) {
+  g_autofree gchar *base = g_path_get_basename(model_path);
+  gchar *dot = strrchr(base, '.');
+  if (dot && dot != base) *dot = '\0';
+  return g_strdup_printf(_("Sparse Regenerate (%s)"), base);
+}
+
+guint8 *sige_pixels_crop(const guint8 *full, int width, int bpp, sige_rect r) {
+  guint8 *out = g_malloc((size_t)r.width * r.height * bpp);
+  for (int y = 0; y < r.height; y++)
+    memcpy(out + (size_t)y * r.width * bpp, full + ((size_t)(r.y + y) * width + r.x) * bpp,
+           (size_t)r.width * bpp);
+  return out;
+}
+
+/* ---- the pass on a worker thread ---------------------------------------- */
+
+struct sige_pass {
+  sige_session *session;
+  const sige_tensor *input;
+  gboolean full;
+  sige_tensor *output;
+  sige_rect changed;
+  GError *error;
+  gboolean ok;
+  gint cancel;
+  gint done;
+  gint permille;
+};
+
+gboolean sige_pass_done(const sige_pass *p) { return g_atomic_int_get(&p->done); }
+double sige_pass_fraction(const sige_pass *p) { return g_atomic_int_get(&p->permille) / 1000.0; }
+gboolean sige_pass_is_full(const sige_pass *p) { return p->full; }
+void sige_pass_cancel(sige_pass *p) { g_atomic_int_set(&p->cancel, 1); }
+
+static void pass_progress(double fraction, void *data) {
+  g_atomic_int_set(&((sige_pass *)data)->permille, (gint)(fraction * 1000));
+}
+
+static gpointer pass_thread(gpointer data) {
+  sige_pass *p = data;
+  if (p->full) {
+    p->ok = sige_session_snapshot_full(p->session, p->input, pass_progress, p, &p->cancel,
+                                       &p->output, &p->error);
+    if (p->ok) p->changed = (sige_rect){0, 0, SIGE_W(p->output), SIGE_H(p->output)};
+  } else {
+    p->ok = sige_session_regenerate(p->session, p->input, pass_progress, p, &p->cancel,
+                                    &p->output, &p->changed, &p->error);
+  }
+  g_atomic_int_set(&p->done, 1);
+  return NULL;
+}
+
+static void default_wait(sige_pass *p, const char *what, gpointer data) {
+  (void)what, (void)data;
+  while (!sige_pass_done(p)) g_usleep(2000);
+}
+
+static gboolean run_pass(sige_pass *p, const sige_regen_host *host, const char *what) {
+  GThread *t = g_thread_new("sige-pass", pass_thread, p);
+  if (host->wait)
+    host->wait(p, what, host->data);
+  else
+    default_wait(p, what, host->data);
+  g_thread_join(t);
+  return p->ok;
+}
+
+/* ---- the run ------------------------------------------------------------ */
+
+static void say(const sige_regen_host *host, const char *text) {
+  if (host->message) host->message(text, host->data);
+}
+
+void sige_regen_result_free(sige_regen_result *r) {
+  if (!r) return;
+  g_free(r->model_path);
+  g_free(r->pixels);
+  g_free(r);
+}
+
+/* The layer's session: by the tag's id, checked against this layer. */
+static sige_session_entry *find_session(sige_session_table *t, const sige_regen_request *rq) {
+  sige_session_entry *e = NULL;
+  if (rq->tagged_session) e = sige_session_table_lookup(t, rq->tagged_session);
+  if (!e) e = sige_session_table_find(t, rq->image_id, rq->layer_id);
+  if (e && (e->image_id != rq->image_id || e->layer_id != rq->layer_id)) e = NULL;
+  return e;
+}
+
+sige_regen_result *sige_regen_run(const sige_regen_request *rq, const sige_regen_host *host,
+                                  GError **error) {
+  const gint64 t_start = g_get_monotonic_time();
+  const SigeSettings *s = rq->settings;
+  const sige_pixels *src = rq->source;
+  if (s->device != SIGE_DEVICE_CPU) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
+                _("This build runs on the CPU only; choose CPU as the device in the dialog."));
+    return NULL;
+  }
+  g_autofree gchar *model_path = sige_resolve_model(s);
+  if (!model_path) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_MISSING,
+                _("No model chosen and the shipped default model (gaugan-demo.safetensors) is "
+                  "missing. Reinstall the plug-in with tools/install-plugin.sh or choose a "
+                  "model file in the dialog."));
+    return NULL;
+  }
+  sige_session_table *t = sige_regen_sessions();
+  sige_session_table_set_budget(t, (size_t)MAX(s->budget_mib, 1) << 20);
+
+  sige_session_entry *e = find_session(t, rq);
+  if (e && (e->width != src->width || e->height != src->height || e->bpp != src->bpp)) {
+    say(host, _("Sparse Regenerate: the layer's size or type changed since the snapshot; "
+                "taking a new snapshot (full pass)."));
+    sige_session_table_remove(t, e->id);
+    e = NULL;
+  }
+  /* Seed -1 keeps the session's, also across a new snapshot of the layer. */
+  guint64 seed = 0;
+  if (s->seed >= 0)
+    seed = (guint64)s->seed;
+  else if (e)
+    seed = ((Payload *)e->payload)->opts.seed;
+  /* Another model makes the caches useless, but they go only once the new
+   * model has loaded: a bad file must not cost the user the snapshot. */
+  sige_session_entry *stale = NULL;
+  if (e && strcmp(((Payload *)e->payload)->model_path, model_path) != 0) {
+    stale = e;
+    e = NULL;
+  }
+
+  /* The model: loaded lazily, shared by sessions. */
+  sige_model_ref *mref = NULL;
+  if (e) {
+    mref = sige_model_ref_ref(((Payload *)e->payload)->model);
+  } else {
+    if (host->progress_init) host->progress_init(_("Loading the model..."), host->data);
+    GError *err = NULL;
+    mref = sige_model_cache_get(model_path, &err);
+    if (!mref) {
+      g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
+                  _("Could not load the model \"%s\": %s. Choose a GauGAN (SPADE) or DDPM (UNet) "
+                    "weights file in safetensors format, or leave the model empty for the "
+                    "shipped default."),
+                  model_path, err->message);
+      g_error_free(err);
+      return NULL;
+    }
+    if (stale) sige_session_table_remove(t, stale->id);
+  }
+  const sige_model *model = sige_model_ref_model(mref);
+
+  /* What the model kind makes of the settings (sige-layer-io.c decides). */
+  const sige_plugin_mode mode = sige_plugin_mode_for(model, error);
+  const sige_plugin_params params = {
+      .steps = s->steps,
+      .strength = s->strength,
+      .seed = seed,
+      .sampler = s->sampler == SIGE_SAMPLER_CHOICE_DDIM ? SIGE_SAMPLER_DDIM
+                                                        : SIGE_SAMPLER_DPM_SOLVER_PP,
+      .fp16_caches = s->precision == SIGE_PRECISION_F16,
+      .n_threads = s->threads,
+      .full_pass_above = s->threshold,
+      .memory_budget = (size_t)MAX(s->budget_mib, 1) << 20,
+  };
+  sige_session_options opts;
+  if (mode == SIGE_PLUGIN_MODE_UNSUPPORTED ||
+      !sige_plugin_session_options(model, &params, &opts, error)) {
+    sige_model_ref_unref(mref);
+    return NULL;
+  }
+  g_autofree char *changed =
+      e ? sige_plugin_options_change(&((Payload *)e->payload)->opts, &opts) : NULL;
+
+  sige_input_report report = {0, 0};
+  const sige_pixels *instance = mode == SIGE_PLUGIN_MODE_LABELS ? rq->instance : NULL;
+  g_autoptr(sige_tensor) input = sige_model_input_from_pixels(model, src, instance, &report, error);
+  if (!input) {
+    sige_model_ref_unref(mref);
+    return NULL;
+  }
+  if (report.n_nearest > 0) {
+    g_autofree gchar *count = g_strdup_printf("%" G_GINT64_FORMAT, report.n_nearest);
+    g_autofree gchar *msg = g_strdup_printf(
+        _("Sparse Regenerate: %s pixels (%.2f %%) of the label layer are not Cityscapes "
+          "colours and were mapped to the nearest class. Paint with the Cityscapes palette "
+          "(Windows > Dockable Dialogs > Palettes) and antialiasing off."),
+        count, 100.0 * report.n_nearest / MAX(report.n_pixels, 1));
+    say(host, msg);
+  }
+
+  /* Only now: a layer the model cannot read must not cost the snapshot. */
+  if (changed) {
+    g_autofree gchar *msg = g_strdup_printf(
+        _("Sparse Regenerate: %s changed since the snapshot, and the snapshot's caches depend "
+          "on them; taking a new snapshot (full pass)."),
+        changed);
+    say(host, msg);
+    sige_session_table_remove(t, e->id);
+    e = NULL;
+  }
+
+  const gboolean full = e == NULL;
+  if (full) {
+    sige_session *ses = sige_session_new(model, &opts, error);
+    if (!ses) {
+      sige_model_ref_unref(mref);
+      return NULL;
+    }
+    Payload *pl = g_new0(Payload, 1);
+    pl->session = ses;
+    pl->model = mref;
+    pl->model_path = g_strdup(model_path);
+    pl->opts = opts;
+    e = sige_session_table_insert(t, rq->image_id, rq->layer_id, src->width, src->height,
+                                  src->bpp, pl, 0, payload_free);
+  } else {
+    sige_model_ref_unref(mref);
+  }
+  const guint32 id = e->id;
+  Payload *pl = e->payload;
+
+  sige_pass pass = {.session = pl->session, .input = input, .full = full};
+  const gchar *what = NULL;
+  if (mode == SIGE_PLUGIN_MODE_IMAGE)
+    what = full ? _("Sparse Regenerate: snapshot, a full pass per denoising step...")
+                : _("Sparse Regenerate: sparse denoising...");
+  else
+    what = full ? _("Sparse Regenerate: full pass (snapshot)...")
+                : _("Sparse Regenerate: sparse pass...");
+  if (!run_pass(&pass, host, what)) {
+    /* A failed snapshot leaves nothing worth keeping; a failed sparse pass
+     * leaves the session as it was. */
+    if (full) sige_session_table_remove(t, id);
+    g_propagate_error(error, pass.error);
+    return NULL;
+  }
+  g_autoptr(sige_tensor) output = pass.output;
+
+  /* The whole image in 8 bits: the front-end writes only what differs from
+   * what its output layer shows now. */
+  sige_regen_result *r = g_new0(sige_regen_result, 1);
+  r->entry = e;
+  r->full = full;
+  r->model_path = g_steal_pointer(&model_path);
+  r->width = SIGE_W(output);
+  r->height = SIGE_H(output);
+  r->bpp = src->bpp;
+  r->changed = pass.changed;
+  r->t_start = t_start;
+  r->mode = mode;
+  r->pixels = g_malloc((size_t)r->width * r->height * r->bpp);
+  if (!sige_pixels_from_output(output, (sige_rect){0, 0, r->width, r->height}, r->bpp, r->pixels,
+                               error)) {
+    sige_session_table_remove(t, id);
+    sige_regen_result_free(r);
+    return NULL;
+  }
+  return r;
+}
+
+void sige_regen_finish(sige_regen_result *r, sige_rect written) {
+  sige_session_table *t = sige_regen_sessions();
+  sige_session_entry *e = r->entry;
+  Payload *pl = e->payload;
+  const guint32 id = e->id;
+  const sige_session_stats *st = sige_session_last_stats(pl->session);
+  const size_t cache = sige_session_cache_bytes(pl->session);
+  sige_session_table_set_bytes(t, e, cache);
+  guint evicted = sige_session_table_evict(t, id);
+  const double total_ms = (g_get_monotonic_time() - r->t_start) / 1000.0;
+  /* One line per run on stderr: what the tests and benchmarks read. */
+  g_printerr("sparse-regenerate: %s pass %.1f ms (engine %.1f ms), edit %.2f %%, changed "
+             "%d,%d %dx%d, written %d,%d %dx%d, cache %.1f MiB, %u sessions%s [%s]\n",
+             r->full ? "full" : st->was_sparse ? "sparse" : st->macs ? "full-fallback" : "none",
+             total_ms, st->seconds * 1e3, 100.0 * st->edit_ratio, r->changed.x, r->changed.y,
+             r->changed.width, r->changed.height, written.x, written.y, written.width,
+             written.height, cache / 1048576.0, sige_session_table_size(t),
+             evicted ? " (evicted some)" : "",
+             r->mode == SIGE_PLUGIN_MODE_IMAGE ? "image" : "labels");
+  sige_regen_result_free(r);
+}

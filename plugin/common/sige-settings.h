@@ -1,0 +1,40 @@
+/* The plug-in's settings as the run uses them, whatever front-end filled
+ * them in (GIMP 2.10: gimp_get_data; GIMP 3: a GimpProcedureConfig).  Plain
+ * old data, so that GIMP 2.10 can keep it as one blob. */
+#pragma once
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+#define SIGE_N_RECENT 5
+#define SIGE_PATH_MAX 1024
+#define SIGE_DEFAULT_MODEL "gaugan-demo.safetensors"
+
+typedef enum { SIGE_PRECISION_F32, SIGE_PRECISION_F16 } SigePrecision;
+typedef enum { SIGE_DEVICE_CPU, SIGE_DEVICE_CUDA } SigeDevice;
+/* The dialog's order; the engine's sige_sampler_kind is mapped explicitly so
+ * that remembered settings do not depend on its numbering. */
+typedef enum { SIGE_SAMPLER_CHOICE_DPM_SOLVER_PP, SIGE_SAMPLER_CHOICE_DDIM } SigeSamplerChoice;
+
+typedef struct {
+  gchar model[SIGE_PATH_MAX]; /* "" = the shipped default */
+  gint steps;                 /* DDPM; 0 = the default (10) */
+  gdouble strength;           /* DDPM (SDEdit); 0 = the default (0.75) */
+  gint seed;                  /* -1 = keep the session's */
+  gint sampler;               /* DDPM: SigeSamplerChoice */
+  gdouble threshold;          /* full pass when the edit covers more than this fraction */
+  gint precision;             /* SigePrecision of the activation caches */
+  gint device;                /* SigeDevice */
+  gint threads;               /* 0 = all cores */
+  gint budget_mib;            /* memory budget of all sessions */
+  gint instance_layer;        /* GauGAN instance layer id, -1 = none (per run) */
+  gchar recent[SIGE_N_RECENT][SIGE_PATH_MAX];
+} SigeSettings;
+
+void sige_settings_defaults(SigeSettings *s);
+/* Moves path to the front of the recent models (most recent first). */
+void sige_settings_add_recent(SigeSettings *s, const gchar *path);
+/* s->model, else the shipped default (newly allocated; NULL if missing). */
+gchar *sige_resolve_model(const SigeSettings *s);
+
+G_END_DECLS

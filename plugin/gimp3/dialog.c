@@ -1,0 +1,171 @@
+/* The Sparse Regenerate dialog for GIMP 3: a GimpProcedureDialog on the
+ * procedure's config, so that GIMP remembers the values.  The model is a
+ * string argument (scripts pass a path), shown as a file chooser with the
+ * recent models; the instance layer is chosen per run, as in GIMP 2.10. */
+#include <libgimp/gimpui.h>
+#include <string.h>
+
+#include "sige-gimp3.h"
+#include "sige-layer-io.h"
+#include "sige-model-cache.h"
+#include "sige-regen.h"
+
+typedef struct {
+  GimpProcedureConfig *config;
+  SigeSettings s; /* for the recent models */
+  GimpImage *image;
+  GimpDrawable *drawable;
+  GtkWidget *chooser, *kind, *use_instance, *instance, *generation;
+} Dialog;
+
+static void set_mode(Dialog *d, sige_plugin_mode mode) {
+  gtk_widget_set_sensitive(d->generation, mode != SIGE_PLUGIN_MODE_LABELS);
+  gtk_widget_set_sensitive(d->use_instance, mode != SIGE_PLUGIN_MODE_IMAGE);
+  gtk_widget_set_sensitive(d->instance, mode != SIGE_PLUGIN_MODE_IMAGE);
+}
+
+/* The chosen file into the config ("" for the shipped default, so that a
+ * reinstall elsewhere still finds it) and its description into the label. */
+static void update_model(Dialog *d) {
+  g_autofree gchar *path = gtk_file_chooser_get_filename(GTK_FILE_CHOOSER(d->chooser));
+  g_autofree gchar *deflt = sige_find_data_file(SIGE_DEFAULT_MODEL);
+  const gboolean is_default = !path || (deflt && strcmp(path, deflt) == 0);
+  g_object_set(d->config, "model", is_default ? "" : path, NULL);
+  const gchar *resolved = path ? path : deflt;
+  if (!resolved) {
+    gtk_label_set_text(GTK_LABEL(d->kind), _("No model chosen (the default model is missing)"));
+    return;
+  }
+  /* Loading is what the run would do anyway; the cache keeps it only while
+   * a session uses it. */
+  GError *err = NULL;
+  sige_model_ref *r = sige_model_cache_get(resolved, &err);
+  if (!r) {
+    g_autofree gchar *msg = g_strdup_printf(_("Not a model this build reads: %s"), err->message);
+    gtk_label_set_text(GTK_LABEL(d->kind), msg);
+    g_error_free(err);
+    return;
+  }
+  set_mode(d, sige_plugin_mode_for(sige_model_ref_model(r), NULL));
+  g_autofree gchar *desc = sige_model_describe(sige_model_ref_model(r));
+  g_autofree gchar *text = g_strdup_printf(_("%s; %.1f MiB of weights"), desc,
+                                           sige_model_ref_bytes(r) / 1048576.0);
+  gtk_label_set_text(GTK_LABEL(d->kind), text);
+  sige_model_ref_unref(r);
+}
+
+static void on_model_set(GtkFileChooserButton *b, Dialog *d) {
+  (void)b;
+  update_model(d);
+}
+
+static void on_recent(GtkComboBox *c, Dialog *d) {
+  const gint i = gtk_combo_box_get_active(c);
+  if (i < 0 || i >= SIGE_N_RECENT || !d->s.recent[i][0]) return;
+  gtk_file_chooser_set_filename(GTK_FILE_CHOOSER(d->chooser), d->s.recent[i]);
+  update_model(d);
+}
+
+static void on_reset(GtkButton *b, Dialog *d) {
+  (void)b;
+  const gboolean had = sige_regen_reset(gimp_image_get_id(d->image),
+                                        gimp_item_get_id(GIMP_ITEM(d->drawable)));
+  gimp_message(had ? _("Sparse Regenerate: the snapshot was reset; the next run is a full pass.")
+                   : _("Sparse Regenerate: this layer has no snapshot yet."));
+}
+
+static gboolean same_image(GimpImage *image, GimpItem *item, gpointer data) {
+  return image == data && gimp_item_is_layer(item);
+}
+
+static GtkWidget *model_frame(Dialog *d) {
+  GtkWidget *frame = gimp_frame_new(_("Model"));
+  GtkWidget *grid = gtk_grid_new();
+  gtk_grid_set_row_spacing(GTK_GRID(grid), 6);
+  gtk_grid_set_column_spacing(GTK_GRID(grid), 6);
+  gtk_container_add(GTK_CONTAINER(frame), grid);
+
+  d->chooser = gtk_file_chooser_button_new(_("Choose a model"), GTK_FILE_CHOOSER_ACTION_OPEN);
+  GtkFileFilter *f = gtk_file_filter_new();
+  gtk_file_filter_set_name(f, _("safetensors weights"));
+  gtk_file_filter_add_pattern(f, "*.safetensors");
+  gtk_file_chooser_add_filter(GTK_FILE_CHOOSER(d->chooser), f);
+  g_autofree gchar *current = sige_resolve_model(&d->s);
+  if (current) gtk_file_chooser_set_filename(GTK_FILE_CHOOSER(d->chooser), current);
+  g_signal_connect(d->chooser, "file-set", G_CALLBACK(on_model_set), d);
+  gtk_widget_set_hexpand(d->chooser, TRUE);
+  gimp_grid_attach_aligned(GTK_GRID(grid), 0, 0, _("_File:"), 0.0, 0.5, d->chooser, 1);
+
+  GtkWidget *recent = gtk_combo_box_text_new();
+  for (int i = 0; i < SIGE_N_RECENT && d->s.recent[i][0]; i++) {
+    g_autofree gchar *base = g_path_get_basename(d->s.recent[i]);
+    gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(recent), base);
+  }
+  g_signal_connect(recent, "changed", G_CALLBACK(on_recent), d);
+  gimp_grid_attach_aligned(GTK_GRID(grid), 0, 1, _("Recent:"), 0.0, 0.5, recent, 1);
+
+  d->kind = gtk_label_new("");
+  gtk_label_set_xalign(GTK_LABEL(d->kind), 0.0);
+  gtk_label_set_line_wrap(GTK_LABEL(d->kind), TRUE);
+  gimp_grid_attach_aligned(GTK_GRID(grid), 0, 2, _("Kind:"), 0.0, 0.5, d->kind, 1);
+
+  d->use_instance = gtk_check_button_new_with_mnemonic(_("_Instance layer:"));
+  d->instance = gimp_layer_combo_box_new(same_image, d->image, NULL);
+  gtk_grid_attach(GTK_GRID(grid), d->use_instance, 0, 3, 1, 1);
+  gtk_grid_attach(GTK_GRID(grid), d->instance, 1, 3, 1, 1);
+  gimp_help_set_help_data(d->use_instance,
+                          _("GauGAN: a layer of instance ids (gray value or RGB colour per "
+                            "object); without it the class boundaries are used"),
+                          NULL);
+  gtk_widget_show_all(frame);
+  return frame;
+}
+
+gboolean sige_gimp3_dialog_run(GimpProcedure *procedure, GimpProcedureConfig *config,
+                               GimpImage *image, GimpDrawable *drawable,
+                               GimpLayer **instance) {
+  static gboolean ui_ready;
+  if (!ui_ready) {
+    gimp_ui_init("sparse-regenerate");
+    ui_ready = TRUE;
+  }
+  Dialog d = {.config = config, .image = image, .drawable = drawable};
+  sige_gimp3_settings_from_config(config, &d.s);
+  GtkWidget *dlg = gimp_procedure_dialog_new(procedure, config, _("Sparse Regenerate"));
+  GimpProcedureDialog *pd = GIMP_PROCEDURE_DIALOG(dlg);
+
+  gimp_procedure_dialog_get_label(pd, "generation-title", _("Generation"), FALSE, FALSE);
+  d.generation = gimp_procedure_dialog_fill_box(pd, "generation-box", "steps", "strength", "seed",
+                                                "sampler", NULL);
+  gimp_procedure_dialog_fill_frame(pd, "generation-frame", "generation-title", FALSE,
+                                   "generation-box");
+  gimp_procedure_dialog_get_label(pd, "engine-title", _("Engine"), FALSE, FALSE);
+  gimp_procedure_dialog_fill_box(pd, "engine-box", "threshold", "precision", "device", "threads",
+                                 "budget-mib", NULL);
+  gimp_procedure_dialog_fill_frame(pd, "engine-frame", "engine-title", FALSE, "engine-box");
+  gimp_procedure_dialog_fill(pd, "generation-frame", "engine-frame", NULL);
+
+  /* The custom parts around what the config's properties give. */
+  GtkWidget *area = gtk_dialog_get_content_area(GTK_DIALOG(dlg));
+  GtkWidget *model = model_frame(&d);
+  gtk_box_pack_start(GTK_BOX(area), model, FALSE, FALSE, 0);
+  gtk_box_reorder_child(GTK_BOX(area), model, 0);
+  /* Mnemonics: none of the labels' letters is used twice, GIMP's own
+   * buttons (Save Settings, Cancel, OK, Help) included. */
+  GtkWidget *reset = gtk_button_new_with_mnemonic(_("Reset sn_apshot"));
+  gimp_help_set_help_data(reset, _("Forget this layer's snapshot; the next run is a full pass."),
+                          NULL);
+  g_signal_connect(reset, "clicked", G_CALLBACK(on_reset), &d);
+  gtk_box_pack_start(GTK_BOX(area), reset, FALSE, FALSE, 0);
+  gtk_widget_show(reset);
+  update_model(&d);
+
+  const gboolean ok = gimp_procedure_dialog_run(pd);
+  *instance = NULL;
+  gint id = -1;
+  if (ok && gtk_toggle_button_get_active(GTK_TOGGLE_BUTTON(d.use_instance)) &&
+      gimp_int_combo_box_get_active(GIMP_INT_COMBO_BOX(d.instance), &id))
+    *instance = gimp_layer_get_by_id(id);
+  gtk_widget_destroy(dlg);
+  return ok;
+}

@@ -1,0 +1,180 @@
+/* The two procedures, declared once with their arguments: the same names
+ * and arguments as the GIMP 2.10 plug-in (named in GIMP 3's Script-Fu),
+ * with the dialog-only settings as auxiliary arguments that the config
+ * remembers. */
+#include <string.h>
+
+#include "sige-gimp3.h"
+#include "sige-regen.h"
+#include "sige/error.h"
+
+static GimpValueArray *fail(GimpProcedure *procedure, GimpRunMode mode, GimpPDBStatusType status,
+                            GError *error) {
+  if (status != GIMP_PDB_CANCEL) {
+    if (mode == GIMP_RUN_INTERACTIVE) gimp_message(error->message);
+    /* One line on stderr, as in GIMP 2.10: what batch users and the tests see. */
+    g_printerr("sparse-regenerate: error: %s\n", error->message);
+  }
+  return gimp_procedure_new_return_values(procedure, status, error);
+}
+
+/* GIMP 3 passes the selected drawables; the plug-in regenerates one layer. */
+static GimpDrawable *single_drawable(GimpDrawable **drawables, GError **error) {
+  gint n = 0;
+  while (drawables && drawables[n]) n++;
+  if (n == 1) return drawables[0];
+  if (n == 0)
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+                _("Sparse Regenerate needs a layer; select the label layer (GauGAN) or the "
+                  "image layer (DDPM) and run it again."));
+  else
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+                _("Sparse Regenerate works on one layer at a time, but %d are selected. Select "
+                  "only the label layer (GauGAN) or the image layer (DDPM) and run it again."),
+                n);
+  return NULL;
+}
+
+static GimpValueArray *run_regenerate(GimpProcedure *procedure, GimpRunMode mode,
+                                      GimpImage *image, GimpDrawable **drawables,
+                                      GimpProcedureConfig *config, gpointer run_data) {
+  (void)run_data;
+  GError *error = NULL;
+  sige_gimp3_sessions_prune();
+  GimpDrawable *drawable = single_drawable(drawables, &error);
+  if (!drawable) return fail(procedure, mode, GIMP_PDB_CALLING_ERROR, error);
+
+  GimpLayer *instance = NULL;
+  if (mode == GIMP_RUN_INTERACTIVE &&
+      !sige_gimp3_dialog_run(procedure, config, image, drawable, &instance))
+    return gimp_procedure_new_return_values(procedure, GIMP_PDB_CANCEL, NULL);
+  /* Non-interactive: the arguments given, the defaults for the rest;
+   * with last values: the config as GIMP loaded it. */
+  SigeSettings s;
+  sige_gimp3_settings_from_config(config, &s);
+
+  GimpLayer *out = sige_gimp3_regenerate(image, drawable, &s, instance,
+                                         mode == GIMP_RUN_INTERACTIVE, &error);
+  if (!out) {
+    const gboolean cancelled = g_error_matches(error, SIGE_ERROR, SIGE_ERROR_CANCELLED);
+    return fail(procedure, mode, cancelled ? GIMP_PDB_CANCEL : GIMP_PDB_EXECUTION_ERROR, error);
+  }
+  sige_gimp3_config_add_recent(config, s.model);
+  if (mode == GIMP_RUN_INTERACTIVE) gimp_displays_flush();
+  GimpValueArray *ret = gimp_procedure_new_return_values(procedure, GIMP_PDB_SUCCESS, NULL);
+  GIMP_VALUES_SET_LAYER(ret, 1, out);
+  return ret;
+}
+
+static GimpValueArray *run_reset(GimpProcedure *procedure, GimpRunMode mode, GimpImage *image,
+                                 GimpDrawable **drawables, GimpProcedureConfig *config,
+                                 gpointer run_data) {
+  (void)config, (void)run_data;
+  GError *error = NULL;
+  sige_gimp3_sessions_prune();
+  GimpDrawable *drawable = single_drawable(drawables, &error);
+  if (!drawable) return fail(procedure, mode, GIMP_PDB_CALLING_ERROR, error);
+  const gboolean had = sige_regen_reset(gimp_image_get_id(image),
+                                        gimp_item_get_id(GIMP_ITEM(drawable)));
+  if (mode == GIMP_RUN_INTERACTIVE)
+    gimp_message(had ? _("Sparse Regenerate: the snapshot was reset; the next run is a full pass.")
+                     : _("Sparse Regenerate: this layer has no snapshot yet."));
+  return gimp_procedure_new_return_values(procedure, GIMP_PDB_SUCCESS, NULL);
+}
+
+static GimpProcedure *new_procedure(GimpPlugIn *plug_in, const gchar *name, GimpRunImageFunc run,
+                                    const gchar *label, const gchar *blurb, const gchar *help) {
+  GimpProcedure *p = gimp_image_procedure_new(plug_in, name, GIMP_PDB_PROC_TYPE_TEMPORARY, run,
+                                              NULL, NULL);
+  gimp_procedure_set_image_types(p, "RGB*, GRAY*");
+  /* Sensitive with several layers selected too, so that the refusal can
+   * say why rather than leave the menu item grey. */
+  gimp_procedure_set_sensitivity_mask(
+      p, GIMP_PROCEDURE_SENSITIVE_DRAWABLE | GIMP_PROCEDURE_SENSITIVE_DRAWABLES);
+  gimp_procedure_set_menu_label(p, label);
+  gimp_procedure_add_menu_path(p, SIGE_MENU_PATH);
+  gimp_procedure_set_documentation(p, blurb, help, name);
+  gimp_procedure_set_attribution(p, "Sparse Regenerate authors", "Sparse Regenerate authors",
+                                 "2024");
+  return p;
+}
+
+static void add_regenerate(GimpPlugIn *plug_in) {
+  GimpProcedure *p = new_procedure(
+      plug_in, SIGE_RUN_PROC, run_regenerate, _("Sparse _Regenerate..."),
+      _("Regenerate the output of a generative model, recomputing only what changed"),
+      "The first run on a layer takes a snapshot and runs the whole model; later runs compute "
+      "only the regions the edit reaches (spatially sparse incremental inference) and write "
+      "them into the output layer above the source, one undo step per run.");
+  gimp_procedure_add_string_argument(
+      p, "model", _("Model"),
+      "Weights file (safetensors); \"\" = the shipped default", "", G_PARAM_READWRITE);
+  gimp_procedure_add_int_argument(p, "steps", _("Ste_ps"),
+                                  _("DDPM denoising steps; 0 = the default (10). Fewer steps are "
+                                    "faster. Changing it takes a new snapshot."),
+                                  0, 1000, 0, G_PARAM_READWRITE);
+  gimp_procedure_add_double_argument(
+      p, "strength", _("Stren_gth"),
+      _("DDPM edit strength (SDEdit): how much noise the edited region is regenerated from; 0 = "
+        "the default (0.75). Changing it takes a new snapshot."),
+      0.0, 1.0, 0.0, G_PARAM_READWRITE);
+  gimp_procedure_add_int_argument(p, "seed", _("See_d"),
+                                  _("DDPM noise seed; -1 keeps the session's (0 for a new one). "
+                                    "Changing it takes a new snapshot."),
+                                  -1, G_MAXINT, -1, G_PARAM_READWRITE);
+  gimp_procedure_add_layer_return_value(p, "layer", "Layer", "The output layer", FALSE,
+                                        G_PARAM_READWRITE);
+
+  /* Dialog-only settings: remembered by the config, defaults in scripts. */
+  gimp_procedure_add_choice_aux_argument(
+      p, "sampler", _("Sa_mpler"),
+      _("DDPM sampler. DPM-Solver++ (the interactive demo's) keeps a faint noise trace "
+        "everywhere after the first edit; DDIM leaves the unedited pixels exactly as they were."),
+      gimp_choice_new_with_values("dpm-solver++", SIGE_SAMPLER_CHOICE_DPM_SOLVER_PP,
+                                  _("DPM-Solver++"), NULL, "ddim", SIGE_SAMPLER_CHOICE_DDIM,
+                                  _("DDIM"), NULL, NULL),
+      "dpm-solver++", G_PARAM_READWRITE);
+  gimp_procedure_add_double_aux_argument(
+      p, "threshold", _("Full-pass _threshold"),
+      _("Run a full pass instead of a sparse one when the edit reaches more than this fraction "
+        "of the image (above 1: always sparse)."),
+      0.01, 1.01, 0.6, G_PARAM_READWRITE);
+  gimp_procedure_add_choice_aux_argument(
+      p, "precision", _("Cache precisio_n"),
+      _("How the activation caches are stored. float16 halves their memory for an output error "
+        "of about one level of 8 bits at most. Changing it takes a new snapshot."),
+      gimp_choice_new_with_values("float32", SIGE_PRECISION_F32, _("float32"), NULL, "float16",
+                                  SIGE_PRECISION_F16, _("float16 (half the memory)"), NULL, NULL),
+      "float32", G_PARAM_READWRITE);
+  gimp_procedure_add_choice_aux_argument(
+      p, "device", _("De_vice"), NULL,
+      gimp_choice_new_with_values("cpu", SIGE_DEVICE_CPU, _("CPU"), NULL, "cuda",
+                                  SIGE_DEVICE_CUDA, _("CUDA (not in this build)"), NULL, NULL),
+      "cpu", G_PARAM_READWRITE);
+  gimp_procedure_add_int_aux_argument(p, "threads", _("Thr_eads"), _("0 = all cores"), 0, 256, 0,
+                                      G_PARAM_READWRITE);
+  gimp_procedure_add_int_aux_argument(
+      p, "budget-mib", _("Memory _budget (MiB)"),
+      _("Snapshots of other layers are dropped, least recently used first, when all of them "
+        "together hold more than this."),
+      64, 1 << 20, 4096, G_PARAM_READWRITE);
+  gimp_procedure_add_string_aux_argument(p, "recent-models", "Recent models",
+                                         "The last models used, one path per line", "",
+                                         G_PARAM_READWRITE);
+  gimp_plug_in_add_temp_procedure(plug_in, p);
+  g_object_unref(p);
+}
+
+static void add_reset(GimpPlugIn *plug_in) {
+  GimpProcedure *p =
+      new_procedure(plug_in, SIGE_RESET_PROC, run_reset, _("Reset Sparse Regenerate Snapshot"),
+                    _("Forget the layer's snapshot so that the next run is a full pass"),
+                    "Drops the editing session (and its caches) of this layer.");
+  gimp_plug_in_add_temp_procedure(plug_in, p);
+  g_object_unref(p);
+}
+
+void sige_gimp3_add_procedures(GimpPlugIn *plug_in) {
+  add_regenerate(plug_in);
+  add_reset(plug_in);
+}

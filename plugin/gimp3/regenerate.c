@@ -1,0 +1,216 @@
+/* One run of Sparse Regenerate on a layer in GIMP 3: the layers in and out;
+ * the sessions and the engine are plugin/common/sige-regen.c's. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sige-gimp3.h"
+#include "sige-host.h"
+#include "sige-regen.h"
+#include "sige/error.h"
+
+static gboolean item_alive(const sige_session_entry *e, gpointer data) {
+  (void)data;
+  GimpImage *image = gimp_image_get_by_id(e->image_id);
+  GimpItem *layer = gimp_item_get_by_id(e->layer_id);
+  return image && gimp_image_is_valid(image) && layer && gimp_item_is_valid(layer);
+}
+
+void sige_gimp3_sessions_prune(void) {
+  sige_session_table_prune(sige_regen_sessions(), item_alive, NULL);
+}
+
+/* ---- parasites ---------------------------------------------------------- */
+/* They tie a layer to its session and an output layer to its source.  They
+ * are bookkeeping, not part of the image, so they are not undoable (flags
+ * 0): an undoable one is an undo step of its own in a run that writes no
+ * pixel, and GIMP 2.10 logs a Gimp-Core-CRITICAL (an unbalanced undo group
+ * end) on every redo of an undoable item parasite. */
+
+static void parasite_attach_text(GimpItem *item, const gchar *name, const gchar *text) {
+  GimpParasite *p = gimp_parasite_new(name, 0, strlen(text) + 1, text);
+  gimp_item_attach_parasite(item, p);
+  gimp_parasite_free(p);
+}
+
+static gchar *parasite_text(GimpItem *item, const gchar *name) {
+  GimpParasite *p = gimp_item_get_parasite(item, name);
+  if (!p) return NULL;
+  guint32 size = 0;
+  const gchar *data = gimp_parasite_get_data(p, &size);
+  gchar *text = g_strndup(data, size);
+  gimp_parasite_free(p);
+  return text;
+}
+
+static guint32 parasite_session_id(GimpItem *layer) {
+  g_autofree gchar *text = parasite_text(layer, SIGE_PARASITE);
+  return text ? sige_regen_tag_parse(text, strlen(text)) : 0;
+}
+
+/* ---- pixels ------------------------------------------------------------- */
+
+static const Babl *pixel_format(int bpp) {
+  return bpp == 1 ? babl_format("Y' u8") : babl_format("R'G'B' u8");
+}
+
+/* The layer's pixels without alpha (labels are colours; alpha means nothing). */
+static guint8 *read_layer(GimpDrawable *drawable, sige_pixels *px) {
+  px->bpp = gimp_drawable_is_gray(drawable) ? 1 : 3;
+  px->width = gimp_drawable_get_width(drawable);
+  px->height = gimp_drawable_get_height(drawable);
+  guint8 *data = g_malloc((size_t)px->width * px->height * px->bpp);
+  GeglBuffer *buf = gimp_drawable_get_buffer(drawable);
+  gegl_buffer_get(buf, GEGL_RECTANGLE(0, 0, px->width, px->height), 1.0, pixel_format(px->bpp),
+                  data, GEGL_AUTO_ROWSTRIDE, GEGL_ABYSS_NONE);
+  g_object_unref(buf);
+  px->data = data;
+  return data;
+}
+
+/* Writes r of the output into the layer.  Through the shadow buffer, whose
+ * merge is what GIMP records for undo; merge applies the shadow inside the
+ * selection, so the selection is set to r for the merge and restored after
+ * (all inside the caller's undo group). */
+static void write_rect(GimpImage *image, GimpDrawable *layer, const guint8 *px, int bpp,
+                       sige_rect r, gboolean undoable) {
+  if (!undoable) {
+    GeglBuffer *buf = gimp_drawable_get_buffer(layer);
+    gegl_buffer_set(buf, GEGL_RECTANGLE(r.x, r.y, r.width, r.height), 0, pixel_format(bpp), px,
+                    GEGL_AUTO_ROWSTRIDE);
+    g_object_unref(buf);
+    gimp_drawable_update(layer, r.x, r.y, r.width, r.height);
+    return;
+  }
+  GimpChannel *saved = gimp_selection_is_empty(image) ? NULL : gimp_selection_save(image);
+  gint offx = 0, offy = 0;
+  gimp_drawable_get_offsets(layer, &offx, &offy);
+  gimp_context_push();
+  gimp_context_set_antialias(FALSE);
+  gimp_context_set_feather(FALSE);
+  gimp_image_select_rectangle(image, GIMP_CHANNEL_OP_REPLACE, offx + r.x, offy + r.y, r.width,
+                              r.height);
+  gimp_context_pop();
+  GeglBuffer *shadow = gimp_drawable_get_shadow_buffer(layer);
+  gegl_buffer_set(shadow, GEGL_RECTANGLE(r.x, r.y, r.width, r.height), 0, pixel_format(bpp), px,
+                  GEGL_AUTO_ROWSTRIDE);
+  gegl_buffer_flush(shadow);
+  g_object_unref(shadow);
+  gimp_drawable_merge_shadow(layer, TRUE);
+  gimp_drawable_update(layer, r.x, r.y, r.width, r.height);
+  if (saved) {
+    gimp_image_select_item(image, GIMP_CHANNEL_OP_REPLACE, GIMP_ITEM(saved));
+    gimp_image_remove_channel(image, saved);
+  } else {
+    gimp_selection_none(image);
+  }
+}
+
+/* ---- the output layer --------------------------------------------------- */
+
+static GimpLayer *new_output_layer(GimpImage *image, GimpDrawable *source,
+                                   const gchar *model_path, int bpp) {
+  g_autofree gchar *name = sige_regen_output_name(model_path);
+  GimpLayer *layer = gimp_layer_new(image, name, gimp_drawable_get_width(source),
+                                    gimp_drawable_get_height(source),
+                                    bpp == 1 ? GIMP_GRAY_IMAGE : GIMP_RGB_IMAGE, 100.0,
+                                    GIMP_LAYER_MODE_NORMAL);
+  gint offx = 0, offy = 0;
+  gimp_drawable_get_offsets(source, &offx, &offy);
+  gimp_layer_set_offsets(layer, offx, offy);
+  GimpItem *parent = gimp_item_get_parent(GIMP_ITEM(source));
+  gimp_image_insert_layer(image, layer, parent ? GIMP_LAYER(parent) : NULL,
+                          gimp_image_get_item_position(image, GIMP_ITEM(source)));
+  return layer;
+}
+
+static gboolean valid_output(GimpImage *image, GimpItem *layer, GimpDrawable *source) {
+  return layer && gimp_item_is_valid(layer) && gimp_item_get_image(layer) == image &&
+         gimp_item_is_layer(layer) && !gimp_item_is_group(layer) &&
+         gimp_drawable_get_width(GIMP_DRAWABLE(layer)) == gimp_drawable_get_width(source) &&
+         gimp_drawable_get_height(GIMP_DRAWABLE(layer)) == gimp_drawable_get_height(source) &&
+         gimp_drawable_is_gray(GIMP_DRAWABLE(layer)) == gimp_drawable_is_gray(source);
+}
+
+/* The output layer made for `source` earlier (marked with a parasite), so
+ * that a reset or an evicted session writes into it again rather than
+ * stacking up new layers. */
+static GimpItem *find_output_layer(GimpImage *image, GimpDrawable *source) {
+  GimpItem *parent = gimp_item_get_parent(GIMP_ITEM(source));
+  g_autofree GimpItem **layers =
+      parent ? gimp_item_get_children(parent) : (GimpItem **)gimp_image_get_layers(image);
+  const gint source_id = gimp_item_get_id(GIMP_ITEM(source));
+  for (gint i = 0; layers && layers[i]; i++) {
+    g_autofree gchar *text = parasite_text(layers[i], SIGE_OUTPUT_PARASITE);
+    if (text && atoi(text) == source_id && valid_output(image, layers[i], source))
+      return layers[i];
+  }
+  return NULL;
+}
+
+/* ---- the run ------------------------------------------------------------ */
+
+GimpLayer *sige_gimp3_regenerate(GimpImage *image, GimpDrawable *drawable,
+                                 const SigeSettings *s, GimpLayer *instance,
+                                 gboolean interactive, GError **error) {
+  GimpItem *item = GIMP_ITEM(drawable);
+  if (!gimp_item_is_layer(item) || gimp_item_is_group(item)) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+                _("Sparse Regenerate works on a layer; select the label layer (GauGAN) or the "
+                  "image layer (DDPM) and run it again."));
+    return NULL;
+  }
+  sige_pixels src, inst;
+  g_autofree guint8 *src_data = read_layer(drawable, &src);
+  g_autofree guint8 *inst_data = NULL;
+  if (instance && gimp_item_is_valid(GIMP_ITEM(instance)) &&
+      gimp_item_get_image(GIMP_ITEM(instance)) == image)
+    inst_data = read_layer(GIMP_DRAWABLE(instance), &inst);
+
+  const gint source_id = gimp_item_get_id(item);
+  const sige_regen_request rq = {
+      .image_id = gimp_image_get_id(image),
+      .layer_id = source_id,
+      .tagged_session = parasite_session_id(item),
+      .source = &src,
+      .instance = inst_data ? &inst : NULL,
+      .settings = s,
+  };
+  const sige_regen_host host = sige_gimp_host(interactive);
+  sige_regen_result *r = sige_regen_run(&rq, &host, error);
+  if (!r) return NULL;
+  sige_session_entry *e = r->entry;
+
+  /* Only what differs from what the output layer shows now is written
+   * (normally the engine's changed rectangle; more if the user undid or
+   * painted on the output).  One undo step per run that changes the image,
+   * none for a run that changes nothing (GIMP keeps even an empty undo group
+   * as a step, which would make the next Ctrl+Z seem to do nothing). */
+  GimpItem *out = e->output_layer_id > 0 ? gimp_item_get_by_id(e->output_layer_id) : NULL;
+  if (!valid_output(image, out, drawable)) out = find_output_layer(image, drawable);
+  sige_rect wr = {0, 0, r->width, r->height};
+  const gboolean fresh = !valid_output(image, out, drawable);
+  if (!fresh) {
+    sige_pixels cur;
+    g_autofree guint8 *cur_data = read_layer(GIMP_DRAWABLE(out), &cur);
+    const sige_pixels now = {r->pixels, r->width, r->height, r->bpp};
+    wr = sige_pixels_diff_rect(&cur, &now);
+  }
+  if (wr.width > 0) {
+    gimp_image_undo_group_start(image);
+    if (fresh) {
+      out = GIMP_ITEM(new_output_layer(image, drawable, r->model_path, r->bpp));
+      g_autofree gchar *text = g_strdup_printf("%d", source_id);
+      parasite_attach_text(out, SIGE_OUTPUT_PARASITE, text);
+    }
+    g_autofree guint8 *part = sige_pixels_crop(r->pixels, r->width, r->bpp, wr);
+    write_rect(image, GIMP_DRAWABLE(out), part, r->bpp, wr, !fresh);
+    gimp_image_undo_group_end(image);
+  }
+  if (parasite_session_id(item) != e->id) {
+    g_autofree gchar *tag = sige_regen_tag_format(e);
+    parasite_attach_text(item, SIGE_PARASITE, tag);
+  }
+  e->output_layer_id = gimp_item_get_id(out);
+  sige_regen_finish(r, wr);
+  return GIMP_LAYER(out);
+}

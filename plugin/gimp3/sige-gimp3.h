@@ -1,0 +1,35 @@
+/* The GIMP 3 front-end: a persistent plug-in (main.c) whose temporary
+ * procedures (procedures.c) keep the editing sessions between calls; the
+ * runs (regenerate.c), the settings in a GimpProcedureConfig (config.c) and
+ * the GimpProcedureDialog (dialog.c). */
+#pragma once
+#include <libgimp/gimp.h>
+
+#include "sige-i18n.h"
+#include "sige-names.h"
+#include "sige-plugin-files.h"
+#include "sige-settings.h"
+
+/* Declares plug-in-sparse-regenerate and plug-in-sparse-regenerate-reset
+ * as temporary procedures of the running extension. */
+void sige_gimp3_add_procedures(GimpPlugIn *plug_in);
+
+/* The run's settings from the procedure's config (arguments and auxiliary
+ * arguments). */
+void sige_gimp3_settings_from_config(GimpProcedureConfig *config, SigeSettings *s);
+/* Puts the model first in the config's recent models. */
+void sige_gimp3_config_add_recent(GimpProcedureConfig *config, const gchar *model);
+
+/* Shows the dialog; TRUE on OK, with the config updated and *instance set
+ * to the chosen instance layer (or NULL). */
+gboolean sige_gimp3_dialog_run(GimpProcedure *procedure, GimpProcedureConfig *config,
+                               GimpImage *image, GimpDrawable *drawable,
+                               GimpLayer **instance);
+
+/* Runs the model on the layer and returns the output layer, or NULL with
+ * *error set. */
+GimpLayer *sige_gimp3_regenerate(GimpImage *image, GimpDrawable *drawable,
+                                 const SigeSettings *s, GimpLayer *instance,
+                                 gboolean interactive, GError **error);
+/* Drops sessions of images and layers that are gone. */
+void sige_gimp3_sessions_prune(void);
