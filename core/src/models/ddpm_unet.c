@@ -248,17 +248,7 @@ static void group_norm_affine_offset(const ddpm_model *m, sige_run *run, const s
   const int C = SIGE_C(x), G = m->cfg.groupnorm_groups, cpg = C / G;
   const size_t plane = (size_t)SIGE_H(x) * SIGE_W(x);
   double *sum = g_new0(double, 2 * (size_t)C), *sq = sum + C;
-#pragma omp parallel for num_threads(sige_ctx_threads(run->ctx)) schedule(static)
-  for (int c = 0; c < C; c++) {
-    const float *p = x->data + (size_t)c * plane;
-    double s1 = 0, s2 = 0;
-    for (size_t i = 0; i < plane; i++) {
-      s1 += p[i];
-      s2 += (double)p[i] * p[i];
-    }
-    sum[c] = s1;
-    sq[c] = s2;
-  }
+  sige_channel_moments(run->ctx, x, sum, sq);
   for (int g = 0; g < G; g++) {
     double s1 = 0, s2 = 0;
     for (int c = g * cpg; c < (g + 1) * cpg; c++) {

@@ -64,6 +64,24 @@ void sige_channel_affine(sige_ctx *ctx, const sige_tensor *x, const float *scale
   }
 }
 
+void sige_channel_moments(sige_ctx *ctx, const sige_tensor *x, double *sum, double *sumsq) {
+  g_return_if_fail(ctx && sige_ops_is4(x) && sige_ops_f32(x) && sum && sumsq);
+  g_return_if_fail(SIGE_N(x) == 1 && x->layout == SIGE_LAYOUT_NCHW);
+  const int C = SIGE_C(x);
+  const size_t plane = (size_t)SIGE_H(x) * SIGE_W(x);
+#pragma omp parallel for num_threads(sige_ctx_threads(ctx)) schedule(static)
+  for (int c = 0; c < C; c++) {
+    const float *p = x->data + (size_t)c * plane;
+    double s1 = 0, s2 = 0;
+    for (size_t i = 0; i < plane; i++) {
+      s1 += p[i];
+      s2 += (double)p[i] * p[i];
+    }
+    sum[c] = s1;
+    sumsq[c] = s2;
+  }
+}
+
 void sige_group_norm(sige_ctx *ctx, const sige_tensor *x, int groups, float eps,
                      const sige_tensor *gamma, const sige_tensor *beta, sige_tensor *out) {
   g_return_if_fail(ctx && sige_ops_is4(x) && sige_ops_is4(out));
