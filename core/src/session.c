@@ -54,6 +54,8 @@ sige_session *sige_session_new(const sige_model *model, const sige_session_optio
     o = *options;
   else
     sige_session_options_init(&o);
+  sige_ctx *ctx = sige_ctx_new_device(o.n_threads, o.device, error);
+  if (!ctx) return NULL;
   sige_sampler *sampler = NULL;
   if (o.sdedit) {
     const sige_model_kind kind = sige_model_get_kind(model);
@@ -61,16 +63,20 @@ sige_session *sige_session_new(const sige_model *model, const sige_session_optio
       g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
                   "SDEdit needs a diffusion model; this one is a %s",
                   sige_model_kind_name(sige_model_get_kind(model)));
+      sige_ctx_free(ctx);
       return NULL;
     }
-    if (!(sampler = sige_sampler_new(&o.sampler, error))) return NULL;
+    if (!(sampler = sige_sampler_new(&o.sampler, error))) {
+      sige_ctx_free(ctx);
+      return NULL;
+    }
   }
   sige_session *s = g_new0(sige_session, 1);
   s->model = model;
   s->opts = o;
   s->sampler = sampler;
   s->n_steps = sampler ? sige_sampler_steps(sampler) : 1;
-  s->ctx = sige_ctx_new(o.n_threads);
+  s->ctx = ctx;
   s->caches = caches_new(s->n_steps);
   return s;
 }
@@ -446,4 +452,8 @@ size_t sige_session_cache_bytes(const sige_session *s) {
 }
 
 const sige_session_stats *sige_session_last_stats(const sige_session *s) { return &s->stats; }
+sige_device sige_session_device(const sige_session *s) { return sige_ctx_device(s->ctx); }
+const char *sige_session_device_info(const sige_session *s) {
+  return sige_ctx_device_info(s->ctx);
+}
 const sige_tensor *sige_session_output(const sige_session *s) { return s->output; }

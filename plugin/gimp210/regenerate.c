@@ -282,11 +282,6 @@ gint32 sige_run_regenerate(gint32 image, gint32 drawable, const SigeSettings *s,
                   "image layer (DDPM) and run it again."));
     return -1;
   }
-  if (s->device != SIGE_DEVICE_CPU) {
-    g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
-                _("This build runs on the CPU only; choose CPU as the device in the dialog."));
-    return -1;
-  }
   g_autofree gchar *model_path = sige_resolve_model(s);
   if (!model_path) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_MISSING,
@@ -360,6 +355,7 @@ gint32 sige_run_regenerate(gint32 image, gint32 drawable, const SigeSettings *s,
       .n_threads = s->threads,
       .full_pass_above = s->threshold,
       .memory_budget = (size_t)MAX(s->budget_mib, 1) << 20,
+      .device = (sige_device)s->device,
   };
   sige_session_options opts;
   if (mode == SIGE_PLUGIN_MODE_UNSUPPORTED ||
@@ -433,7 +429,10 @@ gint32 sige_run_regenerate(gint32 image, gint32 drawable, const SigeSettings *s,
   else
     what = full ? _("Sparse Regenerate: full pass (snapshot)...")
                 : _("Sparse Regenerate: sparse pass...");
-  if (!run_job(&job, interactive, what)) {
+  /* say where it runs: auto may have fallen back to the CPU, and why */
+  g_autofree gchar *what_where =
+      g_strdup_printf("%s [%s]", what, sige_session_device_info(pl->session));
+  if (!run_job(&job, interactive, what_where)) {
     /* A failed snapshot leaves nothing worth keeping; a failed sparse pass
      * leaves the session as it was. */
     if (full) sige_session_table_remove(t, id);
@@ -485,11 +484,12 @@ gint32 sige_run_regenerate(gint32 image, gint32 drawable, const SigeSettings *s,
   const double total_ms = (g_get_monotonic_time() - t_start) / 1000.0;
   /* One line per run on stderr: what the tests and benchmarks read. */
   g_printerr("sparse-regenerate: %s pass %.1f ms (engine %.1f ms), edit %.2f %%, changed "
-             "%d,%d %dx%d, written %d,%d %dx%d, cache %.1f MiB, %u sessions%s [%s]\n",
+             "%d,%d %dx%d, written %d,%d %dx%d, cache %.1f MiB, %u sessions%s, on %s [%s]\n",
              full ? "full" : st->was_sparse ? "sparse" : st->macs ? "full-fallback" : "none",
              total_ms, st->seconds * 1e3, 100.0 * st->edit_ratio, job.changed.x, job.changed.y,
              job.changed.width, job.changed.height, wr.x, wr.y, wr.width, wr.height,
              sige_session_cache_bytes(pl->session) / 1048576.0, sige_session_table_size(t),
-             evicted ? " (evicted some)" : "", mode == SIGE_PLUGIN_MODE_IMAGE ? "image" : "labels");
+             evicted ? " (evicted some)" : "", sige_session_device_info(pl->session),
+             mode == SIGE_PLUGIN_MODE_IMAGE ? "image" : "labels");
   return out;
 }

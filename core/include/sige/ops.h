@@ -4,7 +4,13 @@
  * right shape (use the *_out_shape helpers).  Element-wise ops allow out == x.
  * Ops that need scratch memory or can fail return gboolean and set a GError;
  * the others return void and treat a shape mismatch as a programming error
- * (g_return_if_fail).  Conv and matmul ops add their MACs to the context. */
+ * (g_return_if_fail).  Conv and matmul ops add their MACs to the context.
+ *
+ * An op runs where its data tensors live (tensor.h): on the host with the
+ * CPU kernels, or on their device through the device backend, where
+ * parameters (weights, biases, norm affines) may still be host tensors and
+ * scale / shift arrays are host memory.  A void op that fails on a device
+ * leaves the failure for the next op that returns an error. */
 #pragma once
 #include <glib.h>
 #include "sige/context.h"

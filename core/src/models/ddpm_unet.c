@@ -351,7 +351,7 @@ static sige_tensor *attn_forward(const ddpm_model *m, const ddpm_attn *a, sige_r
       .norm_gamma = a->n_g, .norm_beta = a->n_b,
       .q_w = a->q.weight, .q_b = a->q.bias, .k_w = a->k.weight, .k_b = a->k.bias,
       .v_w = a->v.weight, .v_b = a->v.bias, .proj_w = a->proj.weight, .proj_b = a->proj.bias};
-  sige_tensor *out = sige_tensor_new4_uninit(1, C, SIGE_H(x), SIGE_W(x), error);
+  sige_tensor *out = sige_tensor_new4_like(x, 1, C, SIGE_H(x), SIGE_W(x), error);
   if (out && !sige_attention_frozen(run->ctx, x, &p, scale, shift, out, error))
     g_clear_pointer(&out, sige_tensor_free);
   return out;
@@ -491,7 +491,7 @@ gboolean sige_ddpm_forward(const ddpm_model *m, sige_run *run, const sige_tensor
     const int C = SIGE_C(h);
     g_autofree float *scale = g_new(float, C), *shift = g_new(float, C);
     group_norm_affine_offset(m, run, h, m->out_g, m->out_b, NULL, scale, shift);
-    g_autoptr(sige_tensor) n = sige_tensor_new4_uninit(1, C, SIGE_H(h), SIGE_W(h), error);
+    g_autoptr(sige_tensor) n = sige_tensor_new4_like(h, 1, C, SIGE_H(h), SIGE_W(h), error);
     if (!n) goto done;
     sige_channel_affine(run->ctx, h, scale, shift, FALSE, SIGE_ACT_SWISH, n);
     *out = sige_run_conv(run, &m->conv_out, n, error);

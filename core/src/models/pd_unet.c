@@ -313,7 +313,7 @@ static sige_tensor *pooled(sige_run *run, const sige_tensor *x, const float *sca
   g_autoptr(sige_tensor) z = sige_materialize(x, NULL, error);
   if (!z) return NULL;
   if (scale) sige_channel_affine(run->ctx, z, scale, shift, FALSE, act, z);
-  sige_tensor *out = sige_tensor_new4_uninit(1, SIGE_C(z), SIGE_H(z) / 2, SIGE_W(z) / 2, error);
+  sige_tensor *out = sige_tensor_new4_like(z, 1, SIGE_C(z), SIGE_H(z) / 2, SIGE_W(z) / 2, error);
   if (out) sige_avg_pool2x2(run->ctx, z, out);
   return out;
 }
@@ -420,7 +420,7 @@ static sige_tensor *attn_forward(const pd_model *m, const pd_attn *a, sige_run *
   const sige_tensor *x = x_in;
   if (x->storage == SIGE_STORAGE_F16 && !(x = x32 = sige_tensor_to_f32(x_in, error))) return NULL;
   if (!norm_stats(m, run, x, a->n_g, a->n_b, NULL, scale, shift, error)) return NULL;
-  sige_tensor *out = sige_tensor_new4_uninit(1, C, SIGE_H(x), SIGE_W(x), error);
+  sige_tensor *out = sige_tensor_new4_like(x, 1, C, SIGE_H(x), SIGE_W(x), error);
   if (out && !sige_multihead_attention(run->ctx, x, a->qkv.weight, a->qkv.bias, a->proj.weight,
                                        a->proj.bias, a->heads, a->head_dim, scale, shift, out,
                                        error))
@@ -553,7 +553,7 @@ gboolean sige_pd_forward(const pd_model *m, sige_run *run, const sige_tensor *x,
     g_autofree float *scale = g_new(float, C), *shift = g_new(float, C);
     sige_group_norm_affine(run->ctx, h, c->groupnorm_groups, c->groupnorm_eps, m->out_g, m->out_b,
                            scale, shift);
-    g_autoptr(sige_tensor) n = sige_tensor_new4_uninit(1, C, SIGE_H(h), SIGE_W(h), error);
+    g_autoptr(sige_tensor) n = sige_tensor_new4_like(h, 1, C, SIGE_H(h), SIGE_W(h), error);
     if (!n) goto done;
     sige_channel_affine(run->ctx, h, scale, shift, FALSE, SIGE_ACT_SWISH, n);
     *out = sige_run_conv(run, &m->conv_out, n, error);

@@ -145,6 +145,7 @@ gboolean sige_attention(sige_ctx *ctx, const sige_tensor *x, const sige_attentio
   float *ss = sige_ctx_scratch(ctx, 3, 2 * nc + 1, error);
   if (!ss) return FALSE;
   sige_group_norm_affine(ctx, x, p->groups, p->eps, p->norm_gamma, p->norm_beta, ss, ss + nc);
+  if (SIGE_ON_DEVICE(x)) return sige_dev_attention(ctx, x, p, ss, ss + nc, TRUE, out, error);
   return attention_run(ctx, x, p, ss, ss + nc, TRUE, out, error);
 }
 
@@ -160,6 +161,7 @@ gboolean sige_attention_frozen(sige_ctx *ctx, const sige_tensor *x,
                          NULL, NULL);
     return FALSE;
   }
+  if (SIGE_ON_DEVICE(x)) return sige_dev_attention(ctx, x, p, scale, shift, FALSE, out, error);
   return attention_run(ctx, x, p, scale, shift, FALSE, out, error);
 }
 
@@ -183,6 +185,9 @@ gboolean sige_multihead_attention(sige_ctx *ctx, const sige_tensor *x, const sig
                          x, "x", qkv_w, "qkv_w", proj_w, "proj_w");
     return FALSE;
   }
+  if (SIGE_ON_DEVICE(x))
+    return sige_dev_multihead_attention(ctx, x, qkv_w, qkv_b, proj_w, proj_b, heads, head_dim,
+                                        scale, shift, out, error);
   const size_t chw = (size_t)C * hw;
   g_autofree float *h = g_try_new(float, chw);
   g_autofree float *qkv = g_try_new(float, 3 * chw);

@@ -2,6 +2,7 @@
  * exactly which output pixels a block writes. */
 #pragma once
 #include "sige/sparse.h"
+#include "../device/dev_ops.h"
 
 /* The clipped output tile of one active block in a [*, *, h, w] tensor:
  * rows [r0, r0 + rows), cols [c0, c0 + cols).  rows or cols is 0 when the
