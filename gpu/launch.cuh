@@ -6,8 +6,10 @@
 
 #include "device/kernels.h"
 
+// __grid_constant__: the bodies take the arguments by address; this keeps
+// them in parameter memory instead of a per-thread local copy.
 template <typename A, void (*F)(const A *, uint32_t)>
-__global__ void sige_each(A a, uint32_t n) {
+__global__ void sige_each(const __grid_constant__ A a, uint32_t n) {
   // i < 2^31 and the stride < 2^31: the sum cannot wrap
   for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
     F(&a, i);
