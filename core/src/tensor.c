@@ -166,6 +166,34 @@ gboolean sige_tensor_copy(sige_tensor *dst, const sige_tensor *src, GError **err
   return TRUE;
 }
 
+gboolean sige_tensor_copy_rows(sige_tensor *dst, const sige_tensor *src, int row0, int row1,
+                               GError **error) {
+  g_return_val_if_fail(dst && src && dst->ndim == 4 && sige_tensor_same_shape(dst, src), FALSE);
+  g_return_val_if_fail(dst->storage == src->storage && dst->layout == SIGE_LAYOUT_NCHW &&
+                           src->layout == SIGE_LAYOUT_NCHW,
+                       FALSE);
+  g_return_val_if_fail(0 <= row0 && row0 <= row1 && row1 <= SIGE_H(dst), FALSE);
+  g_return_val_if_fail(!dst->backend || !src->backend || dst->backend == src->backend, FALSE);
+  const size_t es = sige_tensor_elem_size(dst), w = (size_t)SIGE_W(dst);
+  const size_t plane = (size_t)SIGE_H(dst) * w, planes = dst->numel / (plane ? plane : 1);
+  const size_t at = (size_t)row0 * w * es, bytes = (size_t)(row1 - row0) * w * es;
+  if (bytes == 0) return TRUE;
+  sige_backend *be = dst->backend ? dst->backend : src->backend;
+  for (size_t p = 0; p < planes; p++) {
+    char *d = (char *)dst->data + p * plane * es + at;
+    const char *s = (const char *)src->data + p * plane * es + at;
+    if (!be)
+      memcpy(d, s, bytes);
+    else if (dst->backend && src->backend)
+      be->prims->copy(be, d, s, bytes);
+    else if (dst->backend)
+      be->prims->upload(be, d, s, bytes);
+    else
+      be->prims->download(be, d, s, bytes);
+  }
+  return !be || sige_dev_check(be, error);
+}
+
 void sige_tensor_free(sige_tensor *t) {
   if (!t) return;
   if (t->owned && t->backend)

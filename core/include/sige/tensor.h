@@ -71,6 +71,12 @@ sige_tensor *sige_tensor_to_host(const sige_tensor *t, GError **error);
 /* dst = src element for element, converting the storage when they differ;
  * same numel, same place (host or the same device). */
 gboolean sige_tensor_copy(sige_tensor *dst, const sige_tensor *src, GError **error);
+/* Rows [row0, row1) of every plane of src copied into dst: 4-D NCHW
+ * tensors of the same shape and storage, host or device in any pairing
+ * (one device).  How an edited input reaches a copy of the previous one
+ * without copying what did not change. */
+gboolean sige_tensor_copy_rows(sige_tensor *dst, const sige_tensor *src, int row0, int row1,
+                               GError **error);
 /* A view on `data` (not freed with the tensor). */
 sige_tensor *sige_tensor_view(float *data, int ndim, const int64_t *shape);
 /* An owned copy with the same storage (F16 stays F16). */

@@ -337,12 +337,14 @@ gboolean sige_model_run(const sige_model *m, sige_run *run, const sige_tensor *i
                         sige_tensor **out, GError **error) {
   sige_backend *be = sige_ctx_backend(run->ctx);
   *out = NULL;
-  if (!be || input->backend == be) return forward(m, run, input, t, out, error);
-  /* a pass on a device: the input goes up, the output comes back (the
-   * download waits for the pass and reports whatever the device latched) */
-  g_autoptr(sige_tensor) in_dev = sige_tensor_to_backend(be, input, error);
+  if (!be) return forward(m, run, input, t, out, error);
+  /* a pass on a device: the input goes up unless it is there already (a
+   * session keeps its own copy), the output comes back (the download waits
+   * for the pass and reports whatever the device latched) */
+  g_autoptr(sige_tensor) in_dev = NULL;
+  if (input->backend != be && !(in_dev = sige_tensor_to_backend(be, input, error))) return FALSE;
   sige_tensor *out_dev = NULL;
-  gboolean ok = in_dev && forward(m, run, in_dev, t, &out_dev, error);
+  gboolean ok = forward(m, run, in_dev ? in_dev : input, t, &out_dev, error);
   if (ok && !(*out = sige_tensor_to_host(out_dev, error))) ok = FALSE;
   sige_tensor_free(out_dev);
   if (!ok) sige_dev_check(be, NULL); /* the error above names the cause; drop later ones */

@@ -197,6 +197,22 @@ static void test_tensors(void **state) {
   g_autoptr(sige_tensor) back = sige_tensor_new(4, x->shape, NULL);
   assert_true(sige_tensor_copy(back, d16, NULL));
   assert_floats(h32->data, back->data, back->numel, 0, "copy F16 device -> F32 host");
+  /* rows of every plane, in each direction */
+  g_autoptr(sige_tensor) y = rand4(2, 3, 5, 7, 2);
+  g_autoptr(sige_tensor) dy = up(ctx, y);
+  g_autoptr(sige_tensor) want = sige_tensor_dup(x, NULL);
+  GError *error = NULL;
+  assert_true(sige_tensor_copy_rows(want, y, 1, 3, &error));
+  g_autoptr(sige_tensor) dd2 = up(ctx, x);
+  assert_true(sige_tensor_copy_rows(dd2, y, 1, 3, &error)); /* host -> device */
+  assert_close(want, dd2, 0, "copy_rows host -> device");
+  g_autoptr(sige_tensor) dd3 = up(ctx, x);
+  assert_true(sige_tensor_copy_rows(dd3, dy, 1, 3, &error)); /* device -> device */
+  assert_close(want, dd3, 0, "copy_rows device -> device");
+  g_autoptr(sige_tensor) h3 = sige_tensor_dup(x, NULL);
+  assert_true(sige_tensor_copy_rows(h3, dy, 1, 3, &error)); /* device -> host */
+  assert_ok(error, "copy_rows");
+  assert_floats(want->data, h3->data, want->numel, 0, "copy_rows device -> host");
 }
 
 /* ---- dense ops ---------------------------------------------------------------- */
