@@ -183,11 +183,21 @@ gboolean sige_dialog_run(gint32 image, gint32 drawable, SigeSettings *s) {
                             "memory for an output error of about one level of 8 bits at most. Changing it "
                             "takes a new snapshot."),
                           NULL);
+  /* the combo's order; settings keep sige_device values */
+  static const sige_device devices[] = {SIGE_DEVICE_AUTO, SIGE_DEVICE_CPU, SIGE_DEVICE_CUDA};
   GtkWidget *device = gtk_combo_box_text_new();
+  gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(device), _("Automatic (CUDA if present)"));
   gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(device), _("CPU"));
-  gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(device), _("CUDA (not in this build)"));
-  gtk_combo_box_set_active(GTK_COMBO_BOX(device), s->device);
+  gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(device),
+                                 sige_cuda_built() ? _("CUDA") : _("CUDA (not in this build)"));
+  for (guint i = 0; i < G_N_ELEMENTS(devices); i++)
+    if ((gint)devices[i] == s->device) gtk_combo_box_set_active(GTK_COMBO_BOX(device), (gint)i);
   gimp_table_attach_aligned(GTK_TABLE(tab), 0, 2, _("_Device:"), 0.0, 0.5, device, 1, FALSE);
+  gimp_help_set_help_data(device,
+                          _("Where the passes run. Automatic uses a CUDA GPU when one is "
+                            "present and the CPU otherwise; the progress text says which. "
+                            "Changing it takes a new snapshot."),
+                          NULL);
   GtkWidget *threads = spin(tab, 3, _("T_hreads:"), s->threads, 0, 256, 1, 0,
                             _("0 = all cores"));
   GtkWidget *budget = spin(tab, 4, _("_Memory budget (MiB):"), s->budget_mib, 64, 1 << 20, 64, 0,
@@ -215,7 +225,8 @@ gboolean sige_dialog_run(gint32 image, gint32 drawable, SigeSettings *s) {
     s->sampler = gtk_combo_box_get_active(GTK_COMBO_BOX(sampler));
     s->threshold = gtk_spin_button_get_value(GTK_SPIN_BUTTON(threshold));
     s->precision = gtk_combo_box_get_active(GTK_COMBO_BOX(precision));
-    s->device = gtk_combo_box_get_active(GTK_COMBO_BOX(device));
+    const gint di = gtk_combo_box_get_active(GTK_COMBO_BOX(device));
+    s->device = di >= 0 && di < (gint)G_N_ELEMENTS(devices) ? (gint)devices[di] : SIGE_DEVICE_AUTO;
     s->threads = gtk_spin_button_get_value_as_int(GTK_SPIN_BUTTON(threads));
     s->budget_mib = gtk_spin_button_get_value_as_int(GTK_SPIN_BUTTON(budget));
     gint inst = -1;

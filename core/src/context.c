@@ -5,11 +5,14 @@
 
 #include <cblas.h>
 
+#include "device/backend_internal.h"
 #include "sige/error.h"
 #include "sige/tensor.h"
 
 struct sige_ctx {
   int n_threads;
+  sige_backend *backend; /* NULL: the CPU */
+  char *device_info;
   float *scratch[SIGE_CTX_SCRATCH_SLOTS];
   size_t scratch_len[SIGE_CTX_SCRATCH_SLOTS];
   uint64_t macs;
@@ -30,17 +33,55 @@ static int default_threads(void) {
 sige_ctx *sige_ctx_new(int n_threads) {
   sige_ctx *ctx = g_new0(sige_ctx, 1);
   ctx->n_threads = n_threads > 0 ? n_threads : default_threads();
+  ctx->device_info =
+      g_strdup_printf("cpu, %d thread%s", ctx->n_threads, ctx->n_threads == 1 ? "" : "s");
   openblas_set_num_threads(ctx->n_threads);
   return ctx;
 }
 
+sige_ctx *sige_ctx_new_device(int n_threads, sige_device device, GError **error) {
+  if (device != SIGE_DEVICE_CPU && device != SIGE_DEVICE_CUDA && device != SIGE_DEVICE_AUTO &&
+      device != SIGE_DEVICE_SIM) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID, "unknown device %d", (int)device);
+    return NULL;
+  }
+  sige_ctx *ctx = sige_ctx_new(n_threads);
+  if (device == SIGE_DEVICE_CPU) return ctx;
+  GError *why = NULL;
+  ctx->backend = sige_backend_new(device == SIGE_DEVICE_AUTO ? SIGE_DEVICE_CUDA : device,
+                                  ctx->n_threads, &why);
+  if (ctx->backend) return ctx;
+  if (device == SIGE_DEVICE_AUTO) { /* the CPU, saying why */
+    char *cpu = ctx->device_info;
+    ctx->device_info = g_strdup_printf("%s (auto: %s)", cpu, why->message);
+    g_free(cpu);
+    g_error_free(why);
+    return ctx;
+  }
+  g_propagate_error(error, why);
+  sige_ctx_free(ctx);
+  return NULL;
+}
+
 void sige_ctx_free(sige_ctx *ctx) {
   if (!ctx) return;
+  sige_backend_free(ctx->backend);
+  g_free(ctx->device_info);
   for (int i = 0; i < SIGE_CTX_SCRATCH_SLOTS; i++) sige_aligned_free(ctx->scratch[i]);
   g_free(ctx);
 }
 
 int sige_ctx_threads(const sige_ctx *ctx) { return ctx->n_threads; }
+
+sige_backend *sige_ctx_backend(const sige_ctx *ctx) { return ctx->backend; }
+
+sige_device sige_ctx_device(const sige_ctx *ctx) {
+  return ctx->backend ? ctx->backend->kind : SIGE_DEVICE_CPU;
+}
+
+const char *sige_ctx_device_info(const sige_ctx *ctx) {
+  return ctx->backend ? ctx->backend->info : ctx->device_info;
+}
 
 float *sige_ctx_scratch(sige_ctx *ctx, int slot, size_t n_floats, GError **error) {
   g_return_val_if_fail(slot >= 0 && slot < SIGE_CTX_SCRATCH_SLOTS, NULL);

@@ -4,6 +4,7 @@
 
 #include "models/model_internal.h"
 #include "sige/error.h"
+#include "sparse/sparse_internal.h"
 
 struct sige_session {
   const sige_model *model;
@@ -12,6 +13,7 @@ struct sige_session {
   int n_steps;         /* model passes per call: 1, or the sampler's steps */
   sige_cache *caches;  /* one cache set per step */
   sige_tensor *input;  /* current input (snapshot or last edit) */
+  sige_tensor *input_dev; /* a copy of it on the device (device sessions without a sampler) */
   sige_tensor *output; /* current output */
   sige_session_stats stats;
   GArray *layer_stats; /* of sige_layer_stats, the last pass */
@@ -55,6 +57,8 @@ sige_session *sige_session_new(const sige_model *model, const sige_session_optio
     o = *options;
   else
     sige_session_options_init(&o);
+  sige_ctx *ctx = sige_ctx_new_device(o.n_threads, o.device, error);
+  if (!ctx) return NULL;
   sige_sampler *sampler = NULL;
   if (o.sdedit) {
     const sige_model_kind kind = sige_model_get_kind(model);
@@ -62,16 +66,20 @@ sige_session *sige_session_new(const sige_model *model, const sige_session_optio
       g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
                   "SDEdit needs a diffusion model; this one is a %s",
                   sige_model_kind_name(sige_model_get_kind(model)));
+      sige_ctx_free(ctx);
       return NULL;
     }
-    if (!(sampler = sige_sampler_new(&o.sampler, error))) return NULL;
+    if (!(sampler = sige_sampler_new(&o.sampler, error))) {
+      sige_ctx_free(ctx);
+      return NULL;
+    }
   }
   sige_session *s = g_new0(sige_session, 1);
   s->model = model;
   s->opts = o;
   s->sampler = sampler;
   s->n_steps = sampler ? sige_sampler_steps(sampler) : 1;
-  s->ctx = sige_ctx_new(o.n_threads);
+  s->ctx = ctx;
   s->layer_stats = g_array_new(FALSE, TRUE, sizeof(sige_layer_stats));
   s->caches = caches_new(s->n_steps);
   return s;
@@ -81,6 +89,7 @@ void sige_session_free(sige_session *s) {
   if (!s) return;
   caches_free(s->caches, s->n_steps);
   traj_free(s->traj, s->n_steps);
+  sige_tensor_free(s->input_dev);
   sige_tensor_free(s->input);
   sige_tensor_free(s->output);
   sige_tensor_free(s->noise);
@@ -258,19 +267,24 @@ static void count_stats(sige_session *s, const pass_plan *pl, gint64 t0, gboolea
   s->stats.was_sparse = sparse;
 }
 
-/* Replaces the current input and output (both copied; output optional). */
-static gboolean commit(sige_session *s, const sige_tensor *input, sige_tensor *result,
-                       sige_tensor **output, GError **error) {
-  sige_tensor *in_copy = sige_tensor_dup(input, error);
-  sige_tensor *out_copy = output && in_copy ? sige_tensor_dup(result, error) : NULL;
-  if (!in_copy || (output && !out_copy)) {
-    sige_tensor_free(in_copy);
+/* Makes input the current input and result (taken) the current output;
+ * *output (optional) receives a copy.  Only rows [r0, r1) of input differ
+ * from the current one (r0 < 0: any may): a large input (GauGAN's label
+ * channels) is not copied whole for every edit. */
+static gboolean commit(sige_session *s, const sige_tensor *input, int r0, int r1,
+                       sige_tensor *result, sige_tensor **output, GError **error) {
+  sige_tensor *out_copy = output ? sige_tensor_dup(result, error) : NULL;
+  sige_tensor *in_copy = s->input || (output && !out_copy) ? NULL : sige_tensor_dup(input, error);
+  if ((output && !out_copy) || (!s->input && !in_copy)) {
+    sige_tensor_free(out_copy);
     sige_tensor_free(result);
     return FALSE;
   }
-  sige_tensor_free(s->input);
+  if (in_copy)
+    s->input = in_copy;
+  else /* the inputs' shape is the model's: copying into the old one cannot fail */
+    sige_tensor_copy_rows(s->input, input, r0 < 0 ? 0 : r0, r0 < 0 ? SIGE_H(input) : r1, NULL);
   sige_tensor_free(s->output);
-  s->input = in_copy;
   s->output = result;
   if (output) *output = out_copy;
   return TRUE;
@@ -294,9 +308,19 @@ static gboolean full_passes(sige_session *s, const sige_tensor *input, gboolean 
     if (ok) *result = analytic ? sige_tensor_dup(input, error) : sige_tensor_dup(traj[s->n_steps], error);
     ok = ok && *result;
   } else {
-    ok = model_pass(&pl, 0, input, s->opts.timestep, result, error) &&
+    /* on a device the pass reads its own copy of the input, kept for the
+     * sparse passes that follow */
+    sige_backend *be = sige_ctx_backend(s->ctx);
+    sige_tensor *x = be ? sige_tensor_to_backend(be, input, error) : NULL;
+    ok = (!be || x) && model_pass(&pl, 0, x ? x : input, s->opts.timestep, result, error) &&
          check_budget(s, &pl.caches[0], error);
     if (!ok) g_clear_pointer(result, sige_tensor_free);
+    if (ok && x) {
+      sige_tensor_free(s->input_dev);
+      s->input_dev = x;
+    } else {
+      sige_tensor_free(x);
+    }
   }
   if (!ok) {
     caches_free(pl.caches, s->n_steps);
@@ -332,15 +356,34 @@ gboolean sige_session_snapshot_full(sige_session *s, const sige_tensor *input,
     return FALSE;
   s->stats.edit_ratio = 1.0;
   if (progress) progress(1.0, user_data);
-  return commit(s, input, result, output, error);
+  return commit(s, input, -1, 0, result, output, error);
 }
 
 gboolean sige_session_has_snapshot(const sige_session *s) { return s->output != NULL; }
 
+/* The dilated difference mask, and the rows [*r0, *r1) where the inputs
+ * differ at all. */
 static sige_mask *edit_mask(const sige_session *s, const sige_tensor *edited,
-                            const sige_sparse_params *p) {
-  g_autoptr(sige_mask) diff = sige_mask_from_diff(s->input, edited, p->diff_eps);
+                            const sige_sparse_params *p, int *r0, int *r1) {
+  g_autoptr(sige_mask) diff = sige_mask_from_diff_rows(s->input, edited, p->diff_eps,
+                                                       sige_ctx_threads(s->ctx), r0, r1);
   return sige_mask_cross_dilate(diff, p->dilate_radius);
+}
+
+/* The rows [*r0, *r1) where a and b differ at all. */
+static void diff_rows(const sige_tensor *a, const sige_tensor *b, int *r0, int *r1) {
+  const int h = SIGE_H(a), c = SIGE_C(a);
+  const size_t w = (size_t)SIGE_W(a), plane = (size_t)h * w;
+  *r0 = h;
+  *r1 = 0;
+  for (int y = 0; y < h; y++)
+    for (int ch = 0; ch < c; ch++)
+      if (memcmp(a->data + ch * plane + y * w, b->data + ch * plane + y * w, w * sizeof(float))) {
+        *r0 = MIN(*r0, y);
+        *r1 = y + 1;
+        break;
+      }
+  if (*r1 == 0) *r0 = 0;
 }
 
 gboolean sige_session_edit_ratio(const sige_session *s, const sige_tensor *edited,
@@ -352,7 +395,8 @@ gboolean sige_session_edit_ratio(const sige_session *s, const sige_tensor *edite
   if (!check_input(s, edited, error)) return FALSE;
   sige_sparse_params p;
   sige_model_sparse_params(s->model, &p);
-  g_autoptr(sige_mask) m = edit_mask(s, edited, &p);
+  int r0, r1;
+  g_autoptr(sige_mask) m = edit_mask(s, edited, &p, &r0, &r1);
   *ratio = (double)sige_mask_count(m) / ((double)m->h * m->w);
   return TRUE;
 }
@@ -360,8 +404,8 @@ gboolean sige_session_edit_ratio(const sige_session *s, const sige_tensor *edite
 /* Sparse passes over every step, in place in the session's caches; on
  * failure the undo log puts every step's caches back. */
 static gboolean sparse_passes(sige_session *s, const sige_tensor *edited, const sige_mask *mask,
-                              sige_progress_fn progress, void *user_data, const gint *cancel,
-                              sige_tensor **result, GError **error) {
+                              int r0, int r1, sige_progress_fn progress, void *user_data,
+                              const gint *cancel, sige_tensor **result, GError **error) {
   sige_sparse_params p;
   sige_model_sparse_params(s->model, &p);
   g_autoptr(sige_mask_pyramid) pyr =
@@ -377,6 +421,12 @@ static gboolean sparse_passes(sige_session *s, const sige_tensor *edited, const 
     traj = g_new0(sige_tensor *, s->n_steps + 1);
     ok = sdedit_passes(&pl, edited, FALSE, mask, traj, error) &&
          (*result = sige_tensor_dup(traj[s->n_steps], error)) != NULL;
+  } else if (s->input_dev) {
+    /* the device's copy of the input becomes the edit where it differs, and
+     * goes back with the caches if the pass fails */
+    ok = sige_tensor_copy_rows(s->input_dev, edited, r0, r1, error) &&
+         model_pass(&pl, 0, s->input_dev, s->opts.timestep, result, error);
+    if (!ok) sige_tensor_copy_rows(s->input_dev, s->input, r0, r1, NULL);
   } else {
     ok = model_pass(&pl, 0, edited, s->opts.timestep, result, error);
   }
@@ -394,8 +444,9 @@ static gboolean sparse_passes(sige_session *s, const sige_tensor *edited, const 
 }
 
 static gboolean regenerate(sige_session *s, const sige_tensor *edited, const sige_mask *mask,
-                           sige_progress_fn progress, void *user_data, const gint *cancel,
-                           sige_tensor **output, sige_rect *changed, GError **error) {
+                           int r0, int r1, sige_progress_fn progress, void *user_data,
+                           const gint *cancel, sige_tensor **output, sige_rect *changed,
+                           GError **error) {
   const int64_t count = sige_mask_count(mask);
   const double ratio = (double)count / ((double)mask->h * mask->w);
   if (count == 0) {
@@ -416,12 +467,12 @@ static gboolean regenerate(sige_session *s, const sige_tensor *edited, const sig
   const gboolean ok =
       ratio > s->opts.full_pass_above
           ? full_passes(s, edited, FALSE, mask, progress, user_data, cancel, &result, error)
-          : sparse_passes(s, edited, mask, progress, user_data, cancel, &result, error);
+          : sparse_passes(s, edited, mask, r0, r1, progress, user_data, cancel, &result, error);
   if (!ok) return FALSE;
   s->stats.edit_ratio = ratio;
   if (changed) *changed = diff_rect(s->output, result);
   if (progress) progress(1.0, user_data);
-  return commit(s, edited, result, output, error);
+  return commit(s, edited, r0, r1, result, output, error);
 }
 
 static gboolean check_ready(sige_session *s, const sige_tensor *edited, GError **error) {
@@ -439,8 +490,10 @@ gboolean sige_session_regenerate(sige_session *s, const sige_tensor *edited,
   if (!check_ready(s, edited, error)) return FALSE;
   sige_sparse_params p;
   sige_model_sparse_params(s->model, &p);
-  g_autoptr(sige_mask) mask = edit_mask(s, edited, &p);
-  return regenerate(s, edited, mask, progress, user_data, cancel, output, changed, error);
+  int r0, r1;
+  g_autoptr(sige_mask) mask = edit_mask(s, edited, &p, &r0, &r1);
+  return regenerate(s, edited, mask, r0, r1, progress, user_data, cancel, output, changed,
+                    error);
 }
 
 gboolean sige_session_regenerate_masked(sige_session *s, const sige_tensor *edited,
@@ -456,7 +509,9 @@ gboolean sige_session_regenerate_masked(sige_session *s, const sige_tensor *edit
                 m ? m->w : 0, SIGE_H(edited), SIGE_W(edited));
     return FALSE;
   }
-  return regenerate(s, edited, m, progress, user_data, cancel, output, changed, error);
+  int r0, r1;
+  diff_rows(s->input, edited, &r0, &r1);
+  return regenerate(s, edited, m, r0, r1, progress, user_data, cancel, output, changed, error);
 }
 
 size_t sige_session_cache_bytes(const sige_session *s) {
@@ -474,5 +529,10 @@ const sige_layer_stats *sige_session_last_layer_stats(const sige_session *s, int
   g_return_val_if_fail(s && n, NULL);
   *n = (int)s->layer_stats->len;
   return (const sige_layer_stats *)(void *)s->layer_stats->data;
+}
+
+sige_device sige_session_device(const sige_session *s) { return sige_ctx_device(s->ctx); }
+const char *sige_session_device_info(const sige_session *s) {
+  return sige_ctx_device_info(s->ctx);
 }
 const sige_tensor *sige_session_output(const sige_session *s) { return s->output; }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "device/backend_internal.h"
 #include "sige/error.h"
 
 #if defined(__F16C__) && defined(__AVX__)
@@ -46,8 +47,9 @@ size_t sige_tensor_elem_size(const sige_tensor *t) {
 
 size_t sige_tensor_bytes(const sige_tensor *t) { return t->numel * sige_tensor_elem_size(t); }
 
-static sige_tensor *tensor_alloc_as(int ndim, const int64_t *shape, sige_storage storage,
-                                    gboolean zero, GError **error) {
+/* be NULL: host memory. */
+static sige_tensor *tensor_alloc_on(sige_backend *be, int ndim, const int64_t *shape,
+                                    sige_storage storage, gboolean zero, GError **error) {
   size_t numel;
   if (!shape_numel(ndim, shape, &numel, error)) return NULL;
   sige_tensor *t = g_new0(sige_tensor, 1);
@@ -57,6 +59,15 @@ static sige_tensor *tensor_alloc_as(int ndim, const int64_t *shape, sige_storage
   t->owned = TRUE;
   t->storage = storage;
   const size_t bytes = sige_tensor_bytes(t);
+  if (be) {
+    t->backend = be;
+    t->data = sige_dev_tensor_data(be, bytes, zero, error);
+    if (!t->data) {
+      g_free(t);
+      return NULL;
+    }
+    return t;
+  }
   t->data = sige_aligned_alloc(bytes);
   if (!t->data) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_NOMEM, "out of memory allocating a tensor of %zu MiB",
@@ -66,6 +77,11 @@ static sige_tensor *tensor_alloc_as(int ndim, const int64_t *shape, sige_storage
   }
   if (zero) memset(t->data, 0, bytes);
   return t;
+}
+
+static sige_tensor *tensor_alloc_as(int ndim, const int64_t *shape, sige_storage storage,
+                                    gboolean zero, GError **error) {
+  return tensor_alloc_on(NULL, ndim, shape, storage, zero, error);
 }
 
 static sige_tensor *tensor_alloc(int ndim, const int64_t *shape, gboolean zero, GError **error) {
@@ -98,35 +114,92 @@ sige_tensor *sige_tensor_view(float *data, int ndim, const int64_t *shape) {
   return t;
 }
 
-sige_tensor *sige_tensor_dup(const sige_tensor *src, GError **error) {
-  sige_tensor *t = tensor_alloc_as(src->ndim, src->shape, src->storage, FALSE, error);
+sige_tensor *sige_tensor_new4_like(const sige_tensor *like, int n, int c, int h, int w,
+                                   GError **error) {
+  int64_t s[4] = {n, c, h, w};
+  return tensor_alloc_on(like->backend, 4, s, SIGE_STORAGE_F32, FALSE, error);
+}
+
+/* A new tensor on be with src's shape and layout and the given storage,
+ * holding src's elements (converted). */
+static sige_tensor *copy_as(sige_backend *be, const sige_tensor *src, sige_storage storage,
+                            GError **error) {
+  sige_tensor *t = tensor_alloc_on(be, src->ndim, src->shape, storage, FALSE, error);
   if (!t) return NULL;
   t->layout = src->layout;
-  memcpy(t->data, src->data, sige_tensor_bytes(src));
+  if (!sige_tensor_copy(t, src, error)) {
+    sige_tensor_free(t);
+    return NULL;
+  }
   return t;
+}
+
+sige_tensor *sige_tensor_dup(const sige_tensor *src, GError **error) {
+  return copy_as(src->backend, src, src->storage, error);
 }
 
 sige_tensor *sige_tensor_to_f32(const sige_tensor *src, GError **error) {
-  if (src->storage == SIGE_STORAGE_F32) return sige_tensor_dup(src, error);
-  sige_tensor *t = tensor_alloc(src->ndim, src->shape, FALSE, error);
-  if (!t) return NULL;
-  t->layout = src->layout;
-  sige_f16_to_f32_n(src->data16, t->data, src->numel);
-  return t;
+  return copy_as(src->backend, src, SIGE_STORAGE_F32, error);
 }
 
 sige_tensor *sige_tensor_to_f16(const sige_tensor *src, GError **error) {
-  if (src->storage == SIGE_STORAGE_F16) return sige_tensor_dup(src, error);
-  sige_tensor *t = tensor_alloc_as(src->ndim, src->shape, SIGE_STORAGE_F16, FALSE, error);
-  if (!t) return NULL;
-  t->layout = src->layout;
-  sige_f32_to_f16_n(src->data, t->data16, src->numel);
-  return t;
+  return copy_as(src->backend, src, SIGE_STORAGE_F16, error);
+}
+
+sige_tensor *sige_tensor_to_backend(sige_backend *be, const sige_tensor *t, GError **error) {
+  return copy_as(be, t, t->storage, error);
+}
+
+sige_tensor *sige_tensor_to_host(const sige_tensor *t, GError **error) {
+  return copy_as(NULL, t, t->storage, error);
+}
+
+gboolean sige_tensor_copy(sige_tensor *dst, const sige_tensor *src, GError **error) {
+  g_return_val_if_fail(dst && src && dst->numel == src->numel, FALSE);
+  if (dst->backend || src->backend) return sige_dev_tensor_copy(dst, src, error);
+  if (dst->storage == src->storage)
+    memcpy(dst->data, src->data, sige_tensor_bytes(src));
+  else if (dst->storage == SIGE_STORAGE_F32)
+    sige_f16_to_f32_n(src->data16, dst->data, src->numel);
+  else
+    sige_f32_to_f16_n(src->data, dst->data16, src->numel);
+  return TRUE;
+}
+
+gboolean sige_tensor_copy_rows(sige_tensor *dst, const sige_tensor *src, int row0, int row1,
+                               GError **error) {
+  g_return_val_if_fail(dst && src && dst->ndim == 4 && sige_tensor_same_shape(dst, src), FALSE);
+  g_return_val_if_fail(dst->storage == src->storage && dst->layout == SIGE_LAYOUT_NCHW &&
+                           src->layout == SIGE_LAYOUT_NCHW,
+                       FALSE);
+  g_return_val_if_fail(0 <= row0 && row0 <= row1 && row1 <= SIGE_H(dst), FALSE);
+  g_return_val_if_fail(!dst->backend || !src->backend || dst->backend == src->backend, FALSE);
+  const size_t es = sige_tensor_elem_size(dst), w = (size_t)SIGE_W(dst);
+  const size_t plane = (size_t)SIGE_H(dst) * w, planes = dst->numel / (plane ? plane : 1);
+  const size_t at = (size_t)row0 * w * es, bytes = (size_t)(row1 - row0) * w * es;
+  if (bytes == 0) return TRUE;
+  sige_backend *be = dst->backend ? dst->backend : src->backend;
+  for (size_t p = 0; p < planes; p++) {
+    char *d = (char *)dst->data + p * plane * es + at;
+    const char *s = (const char *)src->data + p * plane * es + at;
+    if (!be)
+      memcpy(d, s, bytes);
+    else if (dst->backend && src->backend)
+      be->prims->copy(be, d, s, bytes);
+    else if (dst->backend)
+      be->prims->upload(be, d, s, bytes);
+    else
+      be->prims->download(be, d, s, bytes);
+  }
+  return !be || sige_dev_check(be, error);
 }
 
 void sige_tensor_free(sige_tensor *t) {
   if (!t) return;
-  if (t->owned) sige_aligned_free(t->data);
+  if (t->owned && t->backend)
+    sige_dev_free(t->backend, t->data);
+  else if (t->owned)
+    sige_aligned_free(t->data);
   g_free(t);
 }
 

@@ -87,6 +87,7 @@ gboolean sige_plugin_session_options(const sige_model *m, const sige_plugin_para
   if (p->full_pass_above > 0) o->full_pass_above = p->full_pass_above;
   o->fp16_caches = p->fp16_caches;
   o->memory_budget = p->memory_budget;
+  o->device = p->device;
   if (mode != SIGE_PLUGIN_MODE_IMAGE) return TRUE;
 
   /* the distilled PD UNet has its own sampler and an 8-level schedule */
@@ -142,6 +143,8 @@ char *sige_plugin_options_change(const sige_session_options *old,
   }
   if (old->fp16_caches != now->fp16_caches)
     g_ptr_array_add(names, (gpointer)_("cache precision"));
+  /* the caches live on the device that made them */
+  if (old->device != now->device) g_ptr_array_add(names, (gpointer)_("device"));
   if (names->len == 0) return NULL;
   g_ptr_array_add(names, NULL);
   /* TRANSLATORS: separates the names of changed settings ("steps, seed") */

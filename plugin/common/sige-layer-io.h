@@ -38,6 +38,7 @@ typedef struct {
   int n_threads;             /* <= 0: all cores */
   double full_pass_above;    /* <= 0: the engine's default */
   size_t memory_budget;      /* bytes a snapshot may hold; 0: no limit */
+  sige_device device;        /* where sessions run (auto, cpu or cuda) */
 } sige_plugin_params;
 
 #define SIGE_PLUGIN_DEFAULT_STEPS 10

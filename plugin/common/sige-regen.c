@@ -144,11 +144,6 @@ sige_regen_result *sige_regen_run(const sige_regen_request *rq, const sige_regen
   const gint64 t_start = g_get_monotonic_time();
   const SigeSettings *s = rq->settings;
   const sige_pixels *src = rq->source;
-  if (s->device != SIGE_DEVICE_CPU) {
-    g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
-                _("This build runs on the CPU only; choose CPU as the device in the dialog."));
-    return NULL;
-  }
   g_autofree gchar *model_path = sige_resolve_model(s);
   if (!model_path) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_MISSING,
@@ -214,6 +209,7 @@ sige_regen_result *sige_regen_run(const sige_regen_request *rq, const sige_regen
       .n_threads = s->threads,
       .full_pass_above = s->threshold,
       .memory_budget = (size_t)MAX(s->budget_mib, 1) << 20,
+      .device = (sige_device)s->device,
   };
   sige_session_options opts;
   if (mode == SIGE_PLUGIN_MODE_UNSUPPORTED ||
@@ -280,7 +276,10 @@ sige_regen_result *sige_regen_run(const sige_regen_request *rq, const sige_regen
   else
     what = full ? _("Sparse Regenerate: full pass (snapshot)...")
                 : _("Sparse Regenerate: sparse pass...");
-  if (!run_pass(&pass, host, what)) {
+  /* say where it runs: auto may have fallen back to the CPU, and why */
+  g_autofree gchar *what_where =
+      g_strdup_printf("%s [%s]", what, sige_session_device_info(pl->session));
+  if (!run_pass(&pass, host, what_where)) {
     /* A failed snapshot leaves nothing worth keeping; a failed sparse pass
      * leaves the session as it was. */
     if (full) sige_session_table_remove(t, id);
@@ -323,12 +322,12 @@ void sige_regen_finish(sige_regen_result *r, sige_rect written) {
   const double total_ms = (g_get_monotonic_time() - r->t_start) / 1000.0;
   /* One line per run on stderr: what the tests and benchmarks read. */
   g_printerr("sparse-regenerate: %s pass %.1f ms (engine %.1f ms), edit %.2f %%, changed "
-             "%d,%d %dx%d, written %d,%d %dx%d, cache %.1f MiB, %u sessions%s [%s]\n",
+             "%d,%d %dx%d, written %d,%d %dx%d, cache %.1f MiB, %u sessions%s, on %s [%s]\n",
              r->full ? "full" : st->was_sparse ? "sparse" : st->macs ? "full-fallback" : "none",
              total_ms, st->seconds * 1e3, 100.0 * st->edit_ratio, r->changed.x, r->changed.y,
              r->changed.width, r->changed.height, written.x, written.y, written.width,
              written.height, cache / 1048576.0, sige_session_table_size(t),
-             evicted ? " (evicted some)" : "",
+             evicted ? " (evicted some)" : "", sige_session_device_info(pl->session),
              r->mode == SIGE_PLUGIN_MODE_IMAGE ? "image" : "labels");
   sige_regen_result_free(r);
 }

@@ -10,7 +10,7 @@ void sige_settings_defaults(SigeSettings *s) {
   s->sampler = SIGE_SAMPLER_CHOICE_DPM_SOLVER_PP;
   s->threshold = 0.6; /* the engine's default */
   s->precision = SIGE_PRECISION_F32;
-  s->device = SIGE_DEVICE_CPU;
+  s->device = SIGE_DEVICE_AUTO; /* CUDA when a device is present, else the CPU */
   s->budget_mib = 4096;
   s->instance_layer = -1;
 }

@@ -4,6 +4,8 @@
 #pragma once
 #include <glib.h>
 
+#include "sige/backend.h"
+
 G_BEGIN_DECLS
 
 #define SIGE_N_RECENT 5
@@ -11,7 +13,6 @@ G_BEGIN_DECLS
 #define SIGE_DEFAULT_MODEL "gaugan-demo.safetensors"
 
 typedef enum { SIGE_PRECISION_F32, SIGE_PRECISION_F16 } SigePrecision;
-typedef enum { SIGE_DEVICE_CPU, SIGE_DEVICE_CUDA } SigeDevice;
 /* The dialog's order; the engine's sige_sampler_kind is mapped explicitly so
  * that remembered settings do not depend on its numbering. */
 typedef enum { SIGE_SAMPLER_CHOICE_DPM_SOLVER_PP, SIGE_SAMPLER_CHOICE_DDIM } SigeSamplerChoice;
@@ -24,7 +25,7 @@ typedef struct {
   gint sampler;               /* DDPM: SigeSamplerChoice */
   gdouble threshold;          /* full pass when the edit covers more than this fraction */
   gint precision;             /* SigePrecision of the activation caches */
-  gint device;                /* SigeDevice */
+  gint device;                /* sige_device: auto, cpu or cuda (older settings: cpu 0, cuda 1) */
   gint threads;               /* 0 = all cores */
   gint budget_mib;            /* memory budget of all sessions */
   gint instance_layer;        /* GauGAN instance layer id, -1 = none (per run) */

@@ -148,9 +148,10 @@ static void add_regenerate(GimpPlugIn *plug_in) {
       "float32", G_PARAM_READWRITE);
   gimp_procedure_add_choice_aux_argument(
       p, "device", _("De_vice"), NULL,
-      gimp_choice_new_with_values("cpu", SIGE_DEVICE_CPU, _("CPU"), NULL, "cuda",
-                                  SIGE_DEVICE_CUDA, _("CUDA (not in this build)"), NULL, NULL),
-      "cpu", G_PARAM_READWRITE);
+      gimp_choice_new_with_values("auto", SIGE_DEVICE_AUTO, _("Automatic (CUDA if present)"),
+                                  NULL, "cpu", SIGE_DEVICE_CPU, _("CPU"), NULL, "cuda",
+                                  SIGE_DEVICE_CUDA, _("CUDA"), NULL, NULL),
+      "auto", G_PARAM_READWRITE);
   gimp_procedure_add_int_aux_argument(p, "threads", _("Thr_eads"), _("0 = all cores"), 0, 256, 0,
                                       G_PARAM_READWRITE);
   gimp_procedure_add_int_aux_argument(

@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 
 #include "commands.h"
+#include "device_option.h"
 #include "random_weights.h"
 #include "sige/context.h"
 #include "sige/error.h"
@@ -32,10 +33,13 @@ typedef struct {
   int sdedit_steps; /* > 0: also time a whole SDEdit edit (DDPM) */
   gboolean fp16;    /* sessions store their caches as fp16 */
   gboolean layers;  /* per layer group: the snapshot's full pass vs the sparse pass */
+  char *device_name;
+  sige_device device; /* resolved: auto became cpu or cuda once, for every timing */
 } bench_opts;
 
 typedef struct {
   int threads;
+  const char *device_info;
   double dense_ms, sparse_ms, requested_ratio, stroke_ratio, edit_ratio;
   uint64_t dense_macs, sparse_macs;
   double rss_dense_mb, rss_peak_mb;
@@ -267,7 +271,8 @@ static sige_model *build_model(const char *kind, uint64_t seed, const char *save
 
 static gboolean time_dense(const sige_model *m, const bench_opts *o, const sige_tensor *x,
                            float t, bench_result *r, GError **error) {
-  g_autoptr(sige_ctx) ctx = sige_ctx_new(o->threads);
+  g_autoptr(sige_ctx) ctx = sige_ctx_new_device(o->threads, o->device, error);
+  if (!ctx) return FALSE;
   r->threads = sige_ctx_threads(ctx);
   g_autofree double *ms = g_new(double, o->runs);
   for (int i = -o->warmup; i < o->runs; i++) {
@@ -310,6 +315,7 @@ static gboolean time_sparse(const sige_model *m, const bench_opts *o, const sige
   sige_session_options so;
   sige_session_options_init(&so);
   so.n_threads = o->threads;
+  so.device = o->device;
   so.timestep = t;
   so.full_pass_above = 2.0;
   so.fp16_caches = o->fp16; /* always sparse, whatever the edit size */
@@ -356,6 +362,7 @@ static gboolean time_sdedit(const sige_model *m, const bench_opts *o, const sige
   sige_session_options so;
   sige_session_options_init(&so);
   so.n_threads = o->threads;
+  so.device = o->device;
   so.full_pass_above = 2.0;
   so.fp16_caches = o->fp16;
   so.sdedit = TRUE;
@@ -364,7 +371,8 @@ static gboolean time_sdedit(const sige_model *m, const bench_opts *o, const sige
   so.seed = (guint64)o->seed;
   g_autoptr(sige_sampler) smp = sige_sampler_new(&so.sampler, error);
   if (!smp) return FALSE;
-  g_autoptr(sige_ctx) ctx = sige_ctx_new(o->threads);
+  g_autoptr(sige_ctx) ctx = sige_ctx_new_device(o->threads, o->device, error);
+  if (!ctx) return FALSE;
   g_autoptr(sige_tensor) noise = sige_tensor_dup(orig, error);
   g_autoptr(sige_tensor) x = sige_tensor_dup(orig, error);
   if (!noise || !x) return FALSE;
@@ -450,6 +458,10 @@ static void report(const bench_opts *o, const bench_result *r) {
     json_builder_add_string_value(jb, o->model);
     json_builder_set_member_name(jb, "threads");
     json_builder_add_int_value(jb, r->threads);
+    json_builder_set_member_name(jb, "device");
+    json_builder_add_string_value(jb, sige_device_name(o->device));
+    json_builder_set_member_name(jb, "device_info");
+    json_builder_add_string_value(jb, r->device_info);
     json_builder_set_member_name(jb, "runs");
     json_builder_add_int_value(jb, o->runs);
     json_builder_set_member_name(jb, "warmup");
@@ -496,8 +508,8 @@ static void report(const bench_opts *o, const bench_result *r) {
     printf("%s\n", s);
     return;
   }
-  printf("model %s, %d thread(s), median of %d run(s) after %d warm-up(s)\ncpu %s\n\n", o->model,
-         r->threads, o->runs, o->warmup, cpu);
+  printf("model %s, %d thread(s), median of %d run(s) after %d warm-up(s)\ncpu %s\ndevice %s\n\n",
+         o->model, r->threads, o->runs, o->warmup, cpu, r->device_info);
   printf("%-8s %12s %10s %10s\n", "pass", "median ms", "GMACs", "GFLOP/s");
   if (!o->sparse_only)
     printf("%-8s %12.1f %10.2f %10.1f\n", "dense", r->dense_ms, dg, dense_gflops);
@@ -532,6 +544,14 @@ static gboolean run_bench(bench_opts *o, GError **error) {
   if (o->sdedit_steps > 0 && g_strcmp0(o->model, "ddpm")) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID, "--sdedit needs --model ddpm");
     return FALSE;
+  }
+  if (!sige_cli_device(o->device_name, &o->device, error)) return FALSE;
+  g_autofree char *device_info = NULL;
+  { /* resolve auto once, so that every timing below runs on the same device */
+    g_autoptr(sige_ctx) probe = sige_ctx_new_device(o->threads, o->device, error);
+    if (!probe) return FALSE;
+    o->device = sige_ctx_device(probe);
+    r.device_info = device_info = g_strdup(sige_ctx_device_info(probe));
   }
   g_autoptr(sige_model) m = build_model(o->model, (uint64_t)o->seed, o->save_weights, error);
   if (!m) return FALSE;
@@ -587,7 +607,8 @@ int sige_cmd_bench(int argc, char **argv) {
       {"dense-only", 0, 0, G_OPTION_ARG_NONE, &o.dense_only, "time the dense forward only", NULL},
       {"sparse-only", 0, 0, G_OPTION_ARG_NONE, &o.sparse_only,
        "skip the dense timing (for profiling the sparse pass alone)", NULL},
-      {"sgemm", 0, 0, G_OPTION_ARG_NONE, &o.sgemm, "time cblas_sgemm alone on conv shapes", NULL},
+      {"sgemm", 0, 0, G_OPTION_ARG_NONE, &o.sgemm, "time cblas_sgemm alone on conv shapes (CPU)", NULL},
+      {"device", 'd', 0, G_OPTION_ARG_STRING, &o.device_name, SIGE_CLI_DEVICE_HELP, "DEVICE"},
       {"fp16-caches", 0, 0, G_OPTION_ARG_NONE, &o.fp16, "sessions keep fp16 caches", NULL},
       {"layers", 0, 0, G_OPTION_ARG_NONE, &o.layers,
        "per layer group: time and MACs of the snapshot's full pass and of the sparse pass", NULL},
@@ -616,5 +637,6 @@ int sige_cmd_bench(int argc, char **argv) {
   g_free(o.mask);
   g_free(o.save_weights);
   g_free(o.save_io);
+  g_free(o.device_name);
   return rc;
 }

@@ -10,6 +10,7 @@
 
 #include "case_config.h"
 #include "commands.h"
+#include "device_option.h"
 #include "sige/error.h"
 #include "sige/model.h"
 #include "sige/sampler.h"
@@ -23,6 +24,7 @@ typedef struct {
   sige_weights *io;
   sige_ctx *ctx;
   int threads;
+  sige_device device;
 } checker;
 
 static void report(checker *ck, const char *name, const char *metric, double err,
@@ -207,6 +209,7 @@ static void check_spade(checker *ck, const sige_model *model, const sige_spade_c
     sige_session_options opts;
     sige_session_options_init(&opts);
     opts.n_threads = ck->threads;
+    opts.device = ck->device;
     opts.full_pass_above = 2.0; /* always sparse: this is what the reference computed */
     g_autoptr(sige_session) s = sige_session_new(model, &opts, &error);
     if (!s || !sige_session_snapshot(s, sem[0], NULL, &error)) {
@@ -278,6 +281,7 @@ static void check_unet(checker *ck, const sige_model *model, const unet_case *uc
   sige_session_options opts;
   sige_session_options_init(&opts);
   opts.n_threads = ck->threads;
+  opts.device = ck->device;
   opts.timestep = t->data[0];
   opts.full_pass_above = 2.0;
   g_autoptr(sige_session) s = sige_session_new(model, &opts, &error);
@@ -378,6 +382,7 @@ static void check_sdedit(checker *ck, const sige_model *model) {
   sige_session_options opts;
   sige_session_options_init(&opts);
   opts.n_threads = ck->threads;
+  opts.device = ck->device;
   opts.full_pass_above = 2.0;
   opts.sdedit = TRUE;
   const sige_tensor *a = sige_weights_get(ck->io, "x0_orig");
@@ -397,7 +402,7 @@ static void check_sdedit(checker *ck, const sige_model *model) {
 }
 
 int sige_cmd_check_reference(int argc, char **argv) {
-  g_autofree char *mode = NULL, *weights_file = NULL;
+  g_autofree char *mode = NULL, *weights_file = NULL, *device_name = NULL;
   int threads = 0;
   GOptionEntry entries[] = {
       {"mode", 'm', 0, G_OPTION_ARG_STRING, &mode, "dense, sparse, sampler or all (default)", "MODE"},
@@ -405,6 +410,7 @@ int sige_cmd_check_reference(int argc, char **argv) {
       {"weights", 'w', 0, G_OPTION_ARG_FILENAME, &weights_file,
        "use these weights (safetensors or PyTorch checkpoint, any known key layout) instead of "
        "the case's weights.safetensors", "FILE"},
+      {"device", 'd', 0, G_OPTION_ARG_STRING, &device_name, SIGE_CLI_DEVICE_HELP, "DEVICE"},
       {NULL}};
   g_autoptr(GOptionContext) oc = g_option_context_new("CASE_DIR");
   g_option_context_set_summary(oc, "Recompute a reference case (case.json, weights.safetensors, "
@@ -427,6 +433,7 @@ int sige_cmd_check_reference(int argc, char **argv) {
   }
   checker ck = {0};
   ck.threads = threads;
+  if (!sige_cli_device(device_name, &ck.device, &error)) return sige_cli_fail(error);
   if (!sige_case_open(&ck.cs, argv[1], &error)) {
     sige_case_close(&ck.cs);
     return sige_cli_fail(error);
@@ -453,18 +460,24 @@ int sige_cmd_check_reference(int argc, char **argv) {
   g_autoptr(sige_model) model = NULL;
   if (w) ck.io = sige_weights_load_safetensors(iopath, &error);
   if (ck.io) {
+    /* the device every check of this case runs on (sessions make their
+     * own context on the same device) */
+    if ((ck.ctx = sige_ctx_new_device(threads, ck.device, &error))) {
+      printf("device: %s\n", sige_ctx_device_info(ck.ctx));
+      ck.device = sige_ctx_device(ck.ctx); /* auto resolved once for every check */
+    }
+  }
+  if (ck.ctx) {
     if (is_spade) {
       sige_spade_config cfg;
       if (sige_case_spade_config(&ck.cs, &cfg, &error) &&
           (model = sige_model_new_spade(&cfg, w, &error))) {
-        ck.ctx = sige_ctx_new(threads);
         check_spade(&ck, model, &cfg, dense, sparse);
       }
     } else if (is_pd) {
       sige_pd_config cfg;
       if (sige_case_pd_config(&ck.cs, &cfg, &error) &&
           (model = sige_model_new_pd(&cfg, w, &error))) {
-        ck.ctx = sige_ctx_new(threads);
         check_pd(&ck, model, &cfg, dense, sparse);
         if (sampler) check_sdedit(&ck, model);
       }
@@ -474,7 +487,6 @@ int sige_cmd_check_reference(int argc, char **argv) {
       sige_gancomp_config cfg;
       if (sige_case_gancomp_config(&ck.cs, &cfg, &error) &&
           (model = sige_model_new_gancomp(&cfg, w, &error))) {
-        ck.ctx = sige_ctx_new(threads);
         check_spade(&ck, model, &cfg.base, dense, sparse);
       }
     } else {
@@ -483,7 +495,6 @@ int sige_cmd_check_reference(int argc, char **argv) {
       /* the reference vectors come from the published code, bug included */
       cfg.published_attention_quirk = TRUE;
       if (ok && (model = sige_model_new_ddpm(&cfg, w, &error))) {
-        ck.ctx = sige_ctx_new(threads);
         check_ddpm(&ck, model, &cfg, dense, sparse);
         if (sampler) check_sdedit(&ck, model);
       }

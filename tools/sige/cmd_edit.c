@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "device_option.h"
 #include "image_input.h"
 #include "label_input.h"
 #include "sige/sampler.h"
@@ -12,7 +13,8 @@
 
 int sige_cmd_edit(int argc, char **argv) {
   g_autofree char *model_spec = NULL, *orig = NULL, *edited = NULL, *out_path = NULL,
-                  *orig_inst = NULL, *edit_inst = NULL, *dense_out = NULL, *sampler = NULL;
+                  *orig_inst = NULL, *edit_inst = NULL, *dense_out = NULL, *sampler = NULL,
+                  *device_name = NULL;
   int threads = 0, steps = 0, seed = 0;
   double strength = 0;
   gboolean fp16 = FALSE;
@@ -31,6 +33,7 @@ int sige_cmd_edit(int argc, char **argv) {
       {"strength", 0, 0, G_OPTION_ARG_DOUBLE, &strength, "DDPM: noise level / 1000 (default 0.75); PD: noise level / 8 of the 8-step schedule (default 0.625, level 5)", "S"},
       {"seed", 0, 0, G_OPTION_ARG_INT, &seed, "DDPM/PD: noise seed (default 0)", "S"},
       {"fp16-caches", 0, 0, G_OPTION_ARG_NONE, &fp16, "store activation caches as fp16", NULL},
+      {"device", 'd', 0, G_OPTION_ARG_STRING, &device_name, SIGE_CLI_DEVICE_HELP, "DEVICE"},
       {NULL}};
   g_autoptr(GOptionContext) oc = g_option_context_new("");
   g_option_context_set_summary(oc, "Regenerate only the edited region with spatially sparse "
@@ -53,6 +56,7 @@ int sige_cmd_edit(int argc, char **argv) {
   sige_session_options_init(&opts);
   opts.n_threads = threads;
   opts.fp16_caches = fp16;
+  if (!sige_cli_device(device_name, &opts.device, &error)) return sige_cli_fail(error);
   g_autoptr(sige_tensor) a = NULL, b = NULL;
   const sige_model_kind mk = sige_model_get_kind(model);
   if (mk == SIGE_MODEL_DDPM_UNET || mk == SIGE_MODEL_PD_UNET) {
@@ -123,6 +127,7 @@ int sige_cmd_edit(int argc, char **argv) {
   printf("changed region  x %d, y %d, %d x %d\n", r.x, r.y, r.width, r.height);
   printf("cache memory    %.1f MiB%s\n", sige_session_cache_bytes(s) / 1048576.0,
          fp16 ? " (fp16)" : "");
+  printf("device          %s\n", sige_session_device_info(s));
   printf("wrote %s\n", out_path);
   return 0;
 }

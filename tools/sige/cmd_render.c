@@ -2,11 +2,13 @@
 #include <stdio.h>
 
 #include "commands.h"
+#include "device_option.h"
 #include "label_input.h"
 #include "sige/context.h"
 
 int sige_cmd_render(int argc, char **argv) {
-  g_autofree char *model_path = NULL, *labels = NULL, *instance = NULL, *out_path = NULL;
+  g_autofree char *model_path = NULL, *labels = NULL, *instance = NULL, *out_path = NULL,
+                  *device_name = NULL;
   int threads = 0;
   GOptionEntry entries[] = {
       {"model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "weights (safetensors)", "FILE"},
@@ -14,6 +16,7 @@ int sige_cmd_render(int argc, char **argv) {
       {"instance", 'i', 0, G_OPTION_ARG_FILENAME, &instance, "instance-id PNG (optional)", "FILE"},
       {"out", 'o', 0, G_OPTION_ARG_FILENAME, &out_path, "output PNG", "FILE"},
       {"threads", 't', 0, G_OPTION_ARG_INT, &threads, "threads", "N"},
+      {"device", 'd', 0, G_OPTION_ARG_STRING, &device_name, SIGE_CLI_DEVICE_HELP, "DEVICE"},
       {NULL}};
   g_autoptr(GOptionContext) oc = g_option_context_new("");
   g_option_context_set_summary(oc, "Render a label map with a GauGAN (SPADE) model.");
@@ -24,17 +27,20 @@ int sige_cmd_render(int argc, char **argv) {
     fprintf(stderr, "sige render: --model, --labels and --out are required\n");
     return 2;
   }
+  sige_device device;
+  if (!sige_cli_device(device_name, &device, &error)) return sige_cli_fail(error);
   g_autoptr(sige_model) model = sige_cli_load_model(model_path, &error);
   if (!model) return sige_cli_fail(error);
   g_autoptr(sige_tensor) sem = sige_cli_semantic_from_png(model, labels, instance, &error);
   if (!sem) return sige_cli_fail(error);
-  g_autoptr(sige_ctx) ctx = sige_ctx_new(threads);
+  g_autoptr(sige_ctx) ctx = sige_ctx_new_device(threads, device, &error);
+  if (!ctx) return sige_cli_fail(error);
   g_autoptr(sige_tensor) img = NULL;
   gint64 t0 = g_get_monotonic_time();
   if (!sige_model_forward_dense(model, ctx, sem, 0, &img, &error)) return sige_cli_fail(error);
   double ms = (g_get_monotonic_time() - t0) / 1e3;
   if (!sige_cli_write_image(img, out_path, &error)) return sige_cli_fail(error);
-  printf("rendered %s -> %s (%dx%d) in %.1f ms, %.2f GMACs, %d threads\n", labels, out_path,
-         SIGE_W(img), SIGE_H(img), ms, sige_ctx_macs(ctx) / 1e9, sige_ctx_threads(ctx));
+  printf("rendered %s -> %s (%dx%d) in %.1f ms, %.2f GMACs\ndevice: %s\n", labels, out_path,
+         SIGE_W(img), SIGE_H(img), ms, sige_ctx_macs(ctx) / 1e9, sige_ctx_device_info(ctx));
   return 0;
 }

@@ -23,7 +23,8 @@ static void usage(FILE *f) {
         "  convert          convert a weights file to safetensors with canonical names\n"
         "\n"
         "Run 'sige COMMAND --help' for the options of a command.\n"
-        "Environment: SIGE_NUM_THREADS sets the number of threads (default: all cores).\n",
+        "Environment: SIGE_NUM_THREADS sets the number of threads (default: all cores);\n"
+        "SIGE_DEVICE the default of --device: auto (CUDA when a device is present), cpu or cuda.\n",
         f);
 }
 

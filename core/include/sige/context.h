@@ -1,9 +1,11 @@
-/* The execution context: thread count, scratch memory and the MAC counter.
- * Everything an op needs besides its operands lives here; libsige keeps no
- * global mutable state of its own. */
+/* The execution context: thread count, scratch memory, the MAC counter and
+ * the compute device.  Everything an op needs besides its operands lives
+ * here; libsige keeps no global mutable state of its own. */
 #pragma once
 #include <glib.h>
 #include <stdint.h>
+
+#include "sige/backend.h"
 
 G_BEGIN_DECLS
 
@@ -13,10 +15,27 @@ typedef struct sige_ctx sige_ctx;
  * online cores.  Also sets OpenBLAS's thread count (a process-wide setting of
  * that library). */
 sige_ctx *sige_ctx_new(int n_threads);
+/* A context on a device (backend.h).  SIGE_DEVICE_CPU is sige_ctx_new;
+ * CUDA fails with SIGE_ERROR_DEVICE ("no CUDA device: ...") when it cannot
+ * be used; AUTO then falls back to the CPU and records why.  On a device,
+ * model passes run there (sige_model_forward_dense, sessions) and the
+ * parameters they read are mirrored into device memory once, keyed by
+ * their address: free a device context before (or with) the models it ran,
+ * never after re-using their memory for other weights. */
+sige_ctx *sige_ctx_new_device(int n_threads, sige_device device, GError **error);
 void sige_ctx_free(sige_ctx *ctx);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sige_ctx, sige_ctx_free)
 
 int sige_ctx_threads(const sige_ctx *ctx);
+/* The device that runs this context's passes: CPU, CUDA or SIM (never AUTO). */
+sige_device sige_ctx_device(const sige_ctx *ctx);
+/* One line for users: which device runs and, after an AUTO fallback, why
+ * not CUDA, e.g. "cuda: NVIDIA H100 80GB HBM3 (sm_90, 79 GiB)" or
+ * "cpu, 16 threads (auto: no CUDA device: ...)". */
+const char *sige_ctx_device_info(const sige_ctx *ctx);
+/* The context's device backend, NULL on the CPU: where sige_tensor_to_backend
+ * puts a tensor for ops to run there. */
+sige_backend *sige_ctx_backend(const sige_ctx *ctx);
 
 /* A 64-byte aligned scratch buffer of at least n_floats, owned by the context
  * and reused across calls (its contents are undefined).  Each slot (0..3) is an

@@ -16,6 +16,7 @@ typedef enum {
   SIGE_ERROR_UNSUPPORTED, /* a model kind, dtype or layer type we do not handle */
   SIGE_ERROR_CANCELLED,   /* the caller asked to stop */
   SIGE_ERROR_INVALID,     /* an argument is out of range */
+  SIGE_ERROR_DEVICE,      /* no usable compute device, or the device failed */
 } sige_error_code;
 
 G_END_DECLS

@@ -4,7 +4,13 @@
  * right shape (use the *_out_shape helpers).  Element-wise ops allow out == x.
  * Ops that need scratch memory or can fail return gboolean and set a GError;
  * the others return void and treat a shape mismatch as a programming error
- * (g_return_if_fail).  Conv and matmul ops add their MACs to the context. */
+ * (g_return_if_fail).  Conv and matmul ops add their MACs to the context.
+ *
+ * An op runs where its data tensors live (tensor.h): on the host with the
+ * CPU kernels, or on their device through the device backend, where
+ * parameters (weights, biases, norm affines) may still be host tensors and
+ * scale / shift arrays are host memory.  A void op that fails on a device
+ * leaves the failure for the next op that returns an error. */
 #pragma once
 #include <glib.h>
 #include "sige/context.h"
@@ -61,6 +67,10 @@ void sige_channel_affine(sige_ctx *ctx, const sige_tensor *x, const float *scale
                          sige_tensor *out);
 void sige_group_norm(sige_ctx *ctx, const sige_tensor *x, int groups, float eps,
                      const sige_tensor *gamma, const sige_tensor *beta, sige_tensor *out);
+/* Per-channel sum[c] and sumsq[c] of x and x^2 over H x W, in double (x is
+ * [1, C, H, W] NCHW): a GroupNorm's statistics before a per-channel offset
+ * is added (the DDPM UNet's time embedding). */
+void sige_channel_moments(sige_ctx *ctx, const sige_tensor *x, double *sum, double *sumsq);
 /* Inference BatchNorm with running statistics; gamma/beta may be NULL. */
 void sige_batch_norm(sige_ctx *ctx, const sige_tensor *x, const sige_tensor *running_mean,
                      const sige_tensor *running_var, const sige_tensor *gamma,
@@ -107,6 +117,18 @@ gboolean sige_attention(sige_ctx *ctx, const sige_tensor *x, const sige_attentio
 gboolean sige_attention_frozen(sige_ctx *ctx, const sige_tensor *x,
                                const sige_attention_params *p, const float *scale,
                                const float *shift, sige_tensor *out, GError **error);
+
+/* The PD UNet's multi-head self-attention on x [1, C, H, W] (NCHW), with its
+ * GroupNorm given as a per-channel scale / shift (C floats each):
+ * h = x * scale + shift; q | k | v = qkv_w h + qkv_b (qkv_w [3C, C, 1, 1]);
+ * per head of head_dim channels (heads * head_dim = C)
+ * w = softmax_j(q_i . k_j / sqrt(head_dim)), o_i = sum_j w_ij v_j;
+ * out = x + proj_w o + proj_b.  Biases may be NULL. */
+gboolean sige_multihead_attention(sige_ctx *ctx, const sige_tensor *x, const sige_tensor *qkv_w,
+                                  const sige_tensor *qkv_b, const sige_tensor *proj_w,
+                                  const sige_tensor *proj_b, int heads, int head_dim,
+                                  const float *scale, const float *shift, sige_tensor *out,
+                                  GError **error);
 
 /* DDPM sinusoidal embedding: for each of the n timesteps, half = dim/2,
  * f_i = exp(-log(10000) * i / (half - 1)); out[j] = [sin(t f), cos(t f)]

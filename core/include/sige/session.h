@@ -30,6 +30,7 @@
 #pragma once
 #include <glib.h>
 #include <stdint.h>
+#include "sige/backend.h"
 #include "sige/model.h"
 #include "sige/sampler.h"
 #include "sige/tensor.h"
@@ -40,6 +41,11 @@ typedef struct sige_session sige_session;
 
 typedef struct {
   int n_threads;        /* <= 0: SIGE_NUM_THREADS or all cores */
+  /* Where the passes run (backend.h; default CPU).  The caches live there
+   * between calls; inputs and outputs are host tensors either way.  CUDA
+   * without a usable device fails sige_session_new ("no CUDA device: ...");
+   * AUTO then runs on the CPU (sige_session_device_info says why). */
+  sige_device device;
   float timestep;       /* DDPM: the timestep of the single forward */
   /* When the dilated difference covers more than this fraction of the
    * input, run a full pass instead of a sparse one (it is then cheaper, and
@@ -142,6 +148,10 @@ const sige_session_stats *sige_session_last_stats(const sige_session *s);
 /* Per layer group of the last pass (empty before one, and after a skipped
  * pass); *n receives the count.  Owned by the session. */
 const sige_layer_stats *sige_session_last_layer_stats(const sige_session *s, int *n);
+/* The device that runs the session's passes (cpu, cuda or sim) and a line
+ * for users naming it (sige_ctx_device_info). */
+sige_device sige_session_device(const sige_session *s);
+const char *sige_session_device_info(const sige_session *s);
 /* The current output (owned by the session), or NULL before a snapshot. */
 const sige_tensor *sige_session_output(const sige_session *s);
 

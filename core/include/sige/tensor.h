@@ -7,13 +7,21 @@
  * A tensor may instead store its elements as IEEE half (storage F16, data16):
  * only the activation caches do, to halve their memory.  Every dense op
  * refuses F16 tensors; the sparse kernels (gather, scatter, the undo log) read
- * and write them, and sige_tensor_to_f32 converts one for anything else. */
+ * and write them, and sige_tensor_to_f32 converts one for anything else.
+ *
+ * A tensor lives in host memory (backend NULL) or in the memory of a compute
+ * device (backend.h): then data is a device address that only the device
+ * backend may dereference.  Constructors without a device argument make host
+ * tensors; dup, the storage conversions, copy and free work on either and
+ * keep the tensor where it is. */
 #pragma once
 #include <glib.h>
 #include <stddef.h>
 #include <stdint.h>
 
 G_BEGIN_DECLS
+
+typedef struct sige_backend sige_backend;
 
 #define SIGE_MAX_DIMS 4
 #define SIGE_ALIGN 64
@@ -35,6 +43,7 @@ typedef struct sige_tensor {
   sige_layout layout;
   gboolean owned; /* data is freed with the tensor */
   sige_storage storage;
+  sige_backend *backend; /* NULL: host memory; else device memory of that backend */
 } sige_tensor;
 
 /* Shorthands for 4-D tensors (logical NCHW order whatever the layout). */
@@ -50,6 +59,24 @@ sige_tensor *sige_tensor_new4(int n, int c, int h, int w, GError **error);
 /* Same as new4 but the contents are left uninitialised (for outputs that are
  * fully overwritten). */
 sige_tensor *sige_tensor_new4_uninit(int n, int c, int h, int w, GError **error);
+/* An uninitialised F32 [n, c, h, w] tensor where `like` lives (host or its
+ * device): what a model allocates for a result computed from `like`. */
+sige_tensor *sige_tensor_new4_like(const sige_tensor *like, int n, int c, int h, int w,
+                                   GError **error);
+/* A copy of t (any storage) on backend be, or on the host when be is NULL. */
+sige_tensor *sige_tensor_to_backend(sige_backend *be, const sige_tensor *t, GError **error);
+/* A host copy of t (keeps the storage); for a device tensor this waits for
+ * the device and reports any failure it latched (SIGE_ERROR_DEVICE). */
+sige_tensor *sige_tensor_to_host(const sige_tensor *t, GError **error);
+/* dst = src element for element, converting the storage when they differ;
+ * same numel, same place (host or the same device). */
+gboolean sige_tensor_copy(sige_tensor *dst, const sige_tensor *src, GError **error);
+/* Rows [row0, row1) of every plane of src copied into dst: 4-D NCHW
+ * tensors of the same shape and storage, host or device in any pairing
+ * (one device).  How an edited input reaches a copy of the previous one
+ * without copying what did not change. */
+gboolean sige_tensor_copy_rows(sige_tensor *dst, const sige_tensor *src, int row0, int row1,
+                               GError **error);
 /* A view on `data` (not freed with the tensor). */
 sige_tensor *sige_tensor_view(float *data, int ndim, const int64_t *shape);
 /* An owned copy with the same storage (F16 stays F16). */

@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "../device/backend_internal.h"
+#include "../device/dev_ops.h"
 #include "sige/error.h"
 
 void sige_cache_init(sige_cache *c) {
@@ -80,6 +82,8 @@ void sige_run_clear(sige_run *run) {
 }
 
 gboolean sige_run_layer(sige_run *run, gboolean sparse_capable, GError **error) {
+  /* a device reports what failed in the previous layer's void ops */
+  if (!sige_dev_check(sige_ctx_backend(run->ctx), error)) return FALSE;
   if (run->cancel && g_atomic_int_get(run->cancel)) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_CANCELLED, "cancelled");
     return FALSE;
@@ -125,6 +129,7 @@ static sige_tensor *view_of(const sige_tensor *t) {
   sige_tensor *v = sige_tensor_view(t->data, t->ndim, t->shape);
   v->layout = t->layout;
   v->storage = t->storage;
+  v->backend = t->backend;
   return v;
 }
 
@@ -143,11 +148,11 @@ static sige_tensor *slot_record(sige_run *run, sige_tensor *value, GError **erro
     return view_of(value);
   }
   sige_tensor *half = sige_tensor_to_f16(value, error);
-  if (!half) {
+  if (!half || !sige_tensor_copy(value, half, error)) {
+    sige_tensor_free(half);
     sige_tensor_free(value);
     return NULL;
   }
-  sige_f16_to_f32_n(half->data16, value->data, value->numel);
   g_ptr_array_add(run->cache->slots, half);
   run->next_slot++;
   return value;
@@ -176,12 +181,14 @@ sige_tensor *sige_channel_view(const sige_tensor *x, int c0, int nc) {
     v->data = x->data + off;
   v->layout = x->layout;
   v->storage = x->storage;
+  v->backend = x->backend;
   return v;
 }
 
 sige_tensor *sige_materialize(const sige_tensor *src, const sige_resample_map *map,
                               GError **error) {
   if (!map) return sige_tensor_to_f32(src, error);
+  if (SIGE_ON_DEVICE(src)) return sige_dev_materialize(src, map, error);
   const int C = SIGE_C(src), H = SIGE_H(src), W = SIGE_W(src);
   sige_tensor *out = sige_tensor_new4_uninit(1, C, map->h, map->w, error);
   if (!out) return NULL;
@@ -227,7 +234,7 @@ sige_tensor *sige_run_gather(sige_run *run, const sige_block_geometry *g, const 
   const int h = map ? map->h : SIGE_H(src), w = map ? map->w : SIGE_W(src);
   const sige_active_blocks *ab = sige_run_blocks(run, h, w, g, error);
   if (!ab) return NULL;
-  sige_tensor *out = sige_tensor_new4_uninit(ab->n, SIGE_C(src), g->block, g->block, error);
+  sige_tensor *out = sige_tensor_new4_like(src, ab->n, SIGE_C(src), g->block, g->block, error);
   if (!out) return NULL;
   out->layout = SIGE_LAYOUT_CNHW;
   if (ab->n > 0) sige_gather(run->ctx, src, map, g, ab, scale, shift, act, out);
@@ -242,8 +249,8 @@ sige_tensor *sige_run_conv(sige_run *run, const sige_conv_layer *conv, const sig
   }
   int64_t shape[4];
   sige_conv2d_out_shape(x, conv->weight, &p, shape);
-  sige_tensor *out = sige_tensor_new4_uninit((int)shape[0], (int)shape[1], (int)shape[2],
-                                             (int)shape[3], error);
+  sige_tensor *out = sige_tensor_new4_like(x, (int)shape[0], (int)shape[1], (int)shape[2],
+                                           (int)shape[3], error);
   if (!out) return NULL;
   out->layout = x->layout;
   if (shape[0] == 0) return out;
@@ -372,7 +379,7 @@ sige_tensor *sige_run_gather_cat(sige_run *run, const sige_block_geometry *g, co
       x = sige_tensor_dup(dense_cat, error);
     } else {
       g_autoptr(sige_tensor) am = sige_materialize(a, amap, error);
-      if (am) x = sige_tensor_new4_uninit(1, ca + cb, SIGE_H(am), SIGE_W(am), error);
+      if (am) x = sige_tensor_new4_like(am, 1, ca + cb, SIGE_H(am), SIGE_W(am), error);
       if (x) sige_concat_channels(run->ctx, am, b, x);
     }
     if (x) dense_affine(run, x, scale, shift, act);
@@ -381,7 +388,7 @@ sige_tensor *sige_run_gather_cat(sige_run *run, const sige_block_geometry *g, co
   g_return_val_if_fail(amap == NULL, NULL);
   const sige_active_blocks *ab = sige_run_blocks(run, SIGE_H(a), SIGE_W(a), g, error);
   if (!ab) return NULL;
-  sige_tensor *out = sige_tensor_new4_uninit(ab->n, ca + cb, g->block, g->block, error);
+  sige_tensor *out = sige_tensor_new4_like(a, ab->n, ca + cb, g->block, g->block, error);
   if (!out) return NULL;
   out->layout = SIGE_LAYOUT_CNHW;
   if (ab->n > 0) {

@@ -248,17 +248,7 @@ static void group_norm_affine_offset(const ddpm_model *m, sige_run *run, const s
   const int C = SIGE_C(x), G = m->cfg.groupnorm_groups, cpg = C / G;
   const size_t plane = (size_t)SIGE_H(x) * SIGE_W(x);
   double *sum = g_new0(double, 2 * (size_t)C), *sq = sum + C;
-#pragma omp parallel for num_threads(sige_ctx_threads(run->ctx)) schedule(static)
-  for (int c = 0; c < C; c++) {
-    const float *p = x->data + (size_t)c * plane;
-    double s1 = 0, s2 = 0;
-    for (size_t i = 0; i < plane; i++) {
-      s1 += p[i];
-      s2 += (double)p[i] * p[i];
-    }
-    sum[c] = s1;
-    sq[c] = s2;
-  }
+  sige_channel_moments(run->ctx, x, sum, sq);
   for (int g = 0; g < G; g++) {
     double s1 = 0, s2 = 0;
     for (int c = g * cpg; c < (g + 1) * cpg; c++) {
@@ -361,7 +351,7 @@ static sige_tensor *attn_forward(const ddpm_model *m, const ddpm_attn *a, sige_r
       .norm_gamma = a->n_g, .norm_beta = a->n_b,
       .q_w = a->q.weight, .q_b = a->q.bias, .k_w = a->k.weight, .k_b = a->k.bias,
       .v_w = a->v.weight, .v_b = a->v.bias, .proj_w = a->proj.weight, .proj_b = a->proj.bias};
-  sige_tensor *out = sige_tensor_new4_uninit(1, C, SIGE_H(x), SIGE_W(x), error);
+  sige_tensor *out = sige_tensor_new4_like(x, 1, C, SIGE_H(x), SIGE_W(x), error);
   if (out && !sige_attention_frozen(run->ctx, x, &p, scale, shift, out, error))
     g_clear_pointer(&out, sige_tensor_free);
   return out;
@@ -501,7 +491,7 @@ gboolean sige_ddpm_forward(const ddpm_model *m, sige_run *run, const sige_tensor
     const int C = SIGE_C(h);
     g_autofree float *scale = g_new(float, C), *shift = g_new(float, C);
     group_norm_affine_offset(m, run, h, m->out_g, m->out_b, NULL, scale, shift);
-    g_autoptr(sige_tensor) n = sige_tensor_new4_uninit(1, C, SIGE_H(h), SIGE_W(h), error);
+    g_autoptr(sige_tensor) n = sige_tensor_new4_like(h, 1, C, SIGE_H(h), SIGE_W(h), error);
     if (!n) goto done;
     sige_channel_affine(run->ctx, h, scale, shift, FALSE, SIGE_ACT_SWISH, n);
     *out = sige_run_conv(run, &m->conv_out, n, error);

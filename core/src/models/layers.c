@@ -126,7 +126,7 @@ sige_tensor *sige_concat_dense(sige_ctx *ctx, const sige_tensor *a, const sige_t
   if (a->storage == SIGE_STORAGE_F16 && !(a = a32 = sige_tensor_to_f32(a, error))) return NULL;
   if (b->storage == SIGE_STORAGE_F16 && !(b = b32 = sige_tensor_to_f32(b, error))) return NULL;
   sige_tensor *out =
-      sige_tensor_new4_uninit(1, SIGE_C(a) + SIGE_C(b), SIGE_H(a), SIGE_W(a), error);
+      sige_tensor_new4_like(a, 1, SIGE_C(a) + SIGE_C(b), SIGE_H(a), SIGE_W(a), error);
   if (out) sige_concat_channels(ctx, a, b, out);
   return out;
 }

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../device/backend_internal.h"
 #include "model_internal.h"
 #include "sige/error.h"
 
@@ -321,7 +322,7 @@ void sige_model_sparse_params(const sige_model *m, sige_sparse_params *p) {
   }
 }
 
-gboolean sige_model_run(const sige_model *m, sige_run *run, const sige_tensor *input, float t,
+static gboolean forward(const sige_model *m, sige_run *run, const sige_tensor *input, float t,
                         sige_tensor **out, GError **error) {
   switch (m->kind) {
     case SIGE_MODEL_SPADE: return sige_spade_forward(m->spade, run, input, out, error);
@@ -330,4 +331,22 @@ gboolean sige_model_run(const sige_model *m, sige_run *run, const sige_tensor *i
     case SIGE_MODEL_DDPM_UNET: break;
   }
   return sige_ddpm_forward(m->ddpm, run, input, t, out, error);
+}
+
+gboolean sige_model_run(const sige_model *m, sige_run *run, const sige_tensor *input, float t,
+                        sige_tensor **out, GError **error) {
+  sige_backend *be = sige_ctx_backend(run->ctx);
+  *out = NULL;
+  if (!be) return forward(m, run, input, t, out, error);
+  /* a pass on a device: the input goes up unless it is there already (a
+   * session keeps its own copy), the output comes back (the download waits
+   * for the pass and reports whatever the device latched) */
+  g_autoptr(sige_tensor) in_dev = NULL;
+  if (input->backend != be && !(in_dev = sige_tensor_to_backend(be, input, error))) return FALSE;
+  sige_tensor *out_dev = NULL;
+  gboolean ok = forward(m, run, in_dev ? in_dev : input, t, &out_dev, error);
+  if (ok && !(*out = sige_tensor_to_host(out_dev, error))) ok = FALSE;
+  sige_tensor_free(out_dev);
+  if (!ok) sige_dev_check(be, NULL); /* the error above names the cause; drop later ones */
+  return ok;
 }

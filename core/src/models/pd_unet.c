@@ -22,7 +22,6 @@
  * down block (and its residual) is computed densely, as the published code
  * does; an up block gathers through a nearest-neighbour index map instead of
  * materialising the upsampled tensor. */
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -314,7 +313,7 @@ static sige_tensor *pooled(sige_run *run, const sige_tensor *x, const float *sca
   g_autoptr(sige_tensor) z = sige_materialize(x, NULL, error);
   if (!z) return NULL;
   if (scale) sige_channel_affine(run->ctx, z, scale, shift, FALSE, act, z);
-  sige_tensor *out = sige_tensor_new4_uninit(1, SIGE_C(z), SIGE_H(z) / 2, SIGE_W(z) / 2, error);
+  sige_tensor *out = sige_tensor_new4_like(z, 1, SIGE_C(z), SIGE_H(z) / 2, SIGE_W(z) / 2, error);
   if (out) sige_avg_pool2x2(run->ctx, z, out);
   return out;
 }
@@ -409,76 +408,6 @@ out:
   return out;
 }
 
-/* Softmax of each row in place (max-subtracted, sum in double). */
-static void softmax_rows(sige_ctx *ctx, float *s, int rows, int cols) {
-#pragma omp parallel for num_threads(sige_ctx_threads(ctx)) schedule(static)
-  for (int i = 0; i < rows; i++) {
-    float *r = s + (size_t)i * cols;
-    float mx = r[0];
-    for (int j = 1; j < cols; j++) mx = r[j] > mx ? r[j] : mx;
-    double sum = 0.0;
-    for (int j = 0; j < cols; j++) {
-      r[j] = expf(r[j] - mx);
-      sum += r[j];
-    }
-    const float inv = (float)(1.0 / sum);
-    for (int j = 0; j < cols; j++) r[j] *= inv;
-  }
-}
-
-/* Multi-head self-attention on x (dense, F32): h = x * scale + shift (the
- * norm as an affine); q | k | v = qkv(h); per head of d channels
- * w = softmax_j(q_i . k_j / sqrt(d)), o_i = sum_j w_ij v_j; out = x + proj(o). */
-static gboolean multihead_attention(sige_ctx *ctx, const pd_attn *a, const sige_tensor *x,
-                                    const float *scale, const float *shift, sige_tensor *out,
-                                    GError **error) {
-  const int C = SIGE_C(x), hw = SIGE_H(x) * SIGE_W(x), d = a->head_dim;
-  const size_t chw = (size_t)C * hw;
-  g_autofree float *h = g_try_new(float, chw);
-  g_autofree float *qkv = g_try_new(float, 3 * chw);
-  g_autofree float *scores = g_try_new(float, (size_t)hw * hw);
-  if (!h || !qkv || !scores) {
-    g_set_error(error, SIGE_ERROR, SIGE_ERROR_NOMEM,
-                "attention at %dx%d, %d channels: out of memory", SIGE_H(x), SIGE_W(x), C);
-    return FALSE;
-  }
-  for (int c = 0; c < C; c++) {
-    const float *src = x->data + (size_t)c * hw;
-    float *dst = h + (size_t)c * hw;
-    for (int i = 0; i < hw; i++) dst[i] = src[i] * scale[c] + shift[c];
-  }
-  for (int o = 0; o < 3 * C; o++) {
-    const float bv = a->qkv.bias ? a->qkv.bias->data[o] : 0.0f;
-    float *row = qkv + (size_t)o * hw;
-    for (int i = 0; i < hw; i++) row[i] = bv;
-  }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 3 * C, hw, C, 1.0f, a->qkv.weight->data,
-              C, h, hw, 1.0f, qkv, hw);
-  const float alpha = (float)(1.0 / sqrt((double)d));
-  for (int hd = 0; hd < a->heads; hd++) {
-    const float *q = qkv + (size_t)hd * d * hw;
-    const float *k = qkv + chw + (size_t)hd * d * hw;
-    const float *v = qkv + 2 * chw + (size_t)hd * d * hw;
-    /* scores[i][j] = sum_c q[c][i] k[c][j] / sqrt(d) */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hw, hw, d, alpha, q, hw, k, hw, 0.0f,
-                scores, hw);
-    softmax_rows(ctx, scores, hw, hw);
-    /* o[c][i] = sum_j v[c][j] scores[i][j] */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d, hw, hw, 1.0f, v, hw, scores, hw, 0.0f,
-                h + (size_t)hd * d * hw, hw);
-  }
-  for (int c = 0; c < C; c++) {
-    const float bv = a->proj.bias ? a->proj.bias->data[c] : 0.0f;
-    const float *src = x->data + (size_t)c * hw;
-    float *dst = out->data + (size_t)c * hw;
-    for (int i = 0; i < hw; i++) dst[i] = src[i] + bv;
-  }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, hw, C, 1.0f, a->proj.weight->data, C,
-              h, hw, 1.0f, out->data, hw);
-  sige_ctx_add_macs(ctx, 4 * (uint64_t)C * C * (uint64_t)hw + 2 * (uint64_t)C * hw * hw);
-  return TRUE;
-}
-
 /* Attention runs densely in every mode, with the norm's statistics frozen
  * in sparse passes (per channel: the published PD code keys them by cache
  * correctly, unlike its DDPM UNet). */
@@ -491,8 +420,10 @@ static sige_tensor *attn_forward(const pd_model *m, const pd_attn *a, sige_run *
   const sige_tensor *x = x_in;
   if (x->storage == SIGE_STORAGE_F16 && !(x = x32 = sige_tensor_to_f32(x_in, error))) return NULL;
   if (!norm_stats(m, run, x, a->n_g, a->n_b, NULL, scale, shift, error)) return NULL;
-  sige_tensor *out = sige_tensor_new4_uninit(1, C, SIGE_H(x), SIGE_W(x), error);
-  if (out && !multihead_attention(run->ctx, a, x, scale, shift, out, error))
+  sige_tensor *out = sige_tensor_new4_like(x, 1, C, SIGE_H(x), SIGE_W(x), error);
+  if (out && !sige_multihead_attention(run->ctx, x, a->qkv.weight, a->qkv.bias, a->proj.weight,
+                                       a->proj.bias, a->heads, a->head_dim, scale, shift, out,
+                                       error))
     g_clear_pointer(&out, sige_tensor_free);
   return out;
 }
@@ -622,7 +553,7 @@ gboolean sige_pd_forward(const pd_model *m, sige_run *run, const sige_tensor *x,
     g_autofree float *scale = g_new(float, C), *shift = g_new(float, C);
     sige_group_norm_affine(run->ctx, h, c->groupnorm_groups, c->groupnorm_eps, m->out_g, m->out_b,
                            scale, shift);
-    g_autoptr(sige_tensor) n = sige_tensor_new4_uninit(1, C, SIGE_H(h), SIGE_W(h), error);
+    g_autoptr(sige_tensor) n = sige_tensor_new4_like(h, 1, C, SIGE_H(h), SIGE_W(h), error);
     if (!n) goto done;
     sige_channel_affine(run->ctx, h, scale, shift, FALSE, SIGE_ACT_SWISH, n);
     *out = sige_run_conv(run, &m->conv_out, n, error);

@@ -289,8 +289,8 @@ static sige_tensor *norm_gamma_beta(const gancomp_model *m, const gc_block *b, c
   sige_conv2d_params p = n->dw_gamma.params;
   if (actv->layout == SIGE_LAYOUT_CNHW) p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = 0;
   sige_conv2d_out_shape(actv, n->dw_gamma.weight, &p, shape);
-  g_autoptr(sige_tensor) dw = sige_tensor_new4_uninit((int)shape[0], 2 * hidden, (int)shape[2],
-                                                      (int)shape[3], error);
+  g_autoptr(sige_tensor) dw = sige_tensor_new4_like(actv, (int)shape[0], 2 * hidden,
+                                                    (int)shape[2], (int)shape[3], error);
   if (!dw) return NULL;
   dw->layout = actv->layout;
   if (shape[0] > 0) {

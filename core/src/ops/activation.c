@@ -51,6 +51,10 @@ void sige_ops_affine_act(const float *x, float *y, size_t n, float s, float b, s
 void sige_activation(sige_ctx *ctx, const sige_tensor *x, sige_act act, sige_tensor *out) {
   g_return_if_fail(ctx && x && out && sige_ops_f32(x) && sige_ops_f32(out));
   g_return_if_fail(sige_tensor_same_shape(x, out) && x->layout == out->layout);
+  if (SIGE_ON_DEVICE(x)) {
+    sige_dev_affine(ctx, x, NULL, NULL, FALSE, act, out);
+    return;
+  }
   const size_t n = x->numel;
   const long chunks = (long)((n + ACT_CHUNK - 1) / ACT_CHUNK);
 #pragma omp parallel for num_threads(sige_ctx_threads(ctx)) schedule(static)

@@ -1,4 +1,5 @@
-/* The DDPM self-attention block (AttnBlock), one sample at a time. */
+/* The self-attention blocks: DDPM's AttnBlock (one sample at a time) and the
+ * PD UNet's multi-head attention. */
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
@@ -144,6 +145,7 @@ gboolean sige_attention(sige_ctx *ctx, const sige_tensor *x, const sige_attentio
   float *ss = sige_ctx_scratch(ctx, 3, 2 * nc + 1, error);
   if (!ss) return FALSE;
   sige_group_norm_affine(ctx, x, p->groups, p->eps, p->norm_gamma, p->norm_beta, ss, ss + nc);
+  if (SIGE_ON_DEVICE(x)) return sige_dev_attention(ctx, x, p, ss, ss + nc, TRUE, out, error);
   return attention_run(ctx, x, p, ss, ss + nc, TRUE, out, error);
 }
 
@@ -159,5 +161,75 @@ gboolean sige_attention_frozen(sige_ctx *ctx, const sige_tensor *x,
                          NULL, NULL);
     return FALSE;
   }
+  if (SIGE_ON_DEVICE(x)) return sige_dev_attention(ctx, x, p, scale, shift, FALSE, out, error);
   return attention_run(ctx, x, p, scale, shift, FALSE, out, error);
+}
+
+gboolean sige_multihead_attention(sige_ctx *ctx, const sige_tensor *x, const sige_tensor *qkv_w,
+                                  const sige_tensor *qkv_b, const sige_tensor *proj_w,
+                                  const sige_tensor *proj_b, int heads, int head_dim,
+                                  const float *scale, const float *shift, sige_tensor *out,
+                                  GError **error) {
+  g_return_val_if_fail(ctx && x && qkv_w && proj_w && scale && shift && out, FALSE);
+  g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+  if (!sige_ops_check_f32(error, "multihead_attention", x, out, qkv_w, proj_w)) return FALSE;
+  const int C = SIGE_C(x), hw = SIGE_H(x) * SIGE_W(x), d = head_dim;
+  if (!sige_ops_is4(x) || SIGE_N(x) != 1 || x->layout != SIGE_LAYOUT_NCHW ||
+      !sige_tensor_same_shape(x, out) || out->layout != SIGE_LAYOUT_NCHW || heads < 1 ||
+      (int64_t)heads * d != C || qkv_w->shape[0] != 3 * (int64_t)C ||
+      (int64_t)qkv_w->numel != 3 * (int64_t)C * C || (int64_t)proj_w->numel != (int64_t)C * C ||
+      !check_vec(qkv_b, 3 * C) || !check_vec(proj_b, C)) {
+    sige_ops_shape_error(error, "multihead_attention",
+                         "expected x and out [1, C, H, W], C = heads * head_dim, qkv weights "
+                         "[3C, C], proj [C, C]",
+                         x, "x", qkv_w, "qkv_w", proj_w, "proj_w");
+    return FALSE;
+  }
+  if (SIGE_ON_DEVICE(x))
+    return sige_dev_multihead_attention(ctx, x, qkv_w, qkv_b, proj_w, proj_b, heads, head_dim,
+                                        scale, shift, out, error);
+  const size_t chw = (size_t)C * hw;
+  g_autofree float *h = g_try_new(float, chw);
+  g_autofree float *qkv = g_try_new(float, 3 * chw);
+  g_autofree float *scores = g_try_new(float, (size_t)hw * hw);
+  if (!h || !qkv || !scores) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_NOMEM,
+                "attention at %dx%d, %d channels: out of memory", SIGE_H(x), SIGE_W(x), C);
+    return FALSE;
+  }
+  for (int c = 0; c < C; c++) {
+    const float *src = x->data + (size_t)c * hw;
+    float *dst = h + (size_t)c * hw;
+    for (int i = 0; i < hw; i++) dst[i] = src[i] * scale[c] + shift[c];
+  }
+  for (int o = 0; o < 3 * C; o++) {
+    const float bv = qkv_b ? qkv_b->data[o] : 0.0f;
+    float *row = qkv + (size_t)o * hw;
+    for (int i = 0; i < hw; i++) row[i] = bv;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 3 * C, hw, C, 1.0f, qkv_w->data, C, h,
+              hw, 1.0f, qkv, hw);
+  const float alpha = (float)(1.0 / sqrt((double)d));
+  for (int hd = 0; hd < heads; hd++) {
+    const float *q = qkv + (size_t)hd * d * hw;
+    const float *k = qkv + chw + (size_t)hd * d * hw;
+    const float *v = qkv + 2 * chw + (size_t)hd * d * hw;
+    /* scores[i][j] = sum_c q[c][i] k[c][j] / sqrt(d) */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hw, hw, d, alpha, q, hw, k, hw, 0.0f,
+                scores, hw);
+    softmax_rows(ctx, scores, hw, hw);
+    /* o[c][i] = sum_j v[c][j] scores[i][j] */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d, hw, hw, 1.0f, v, hw, scores, hw, 0.0f,
+                h + (size_t)hd * d * hw, hw);
+  }
+  for (int c = 0; c < C; c++) {
+    const float bv = proj_b ? proj_b->data[c] : 0.0f;
+    const float *src = x->data + (size_t)c * hw;
+    float *dst = out->data + (size_t)c * hw;
+    for (int i = 0; i < hw; i++) dst[i] = src[i] + bv;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, hw, C, 1.0f, proj_w->data, C, h, hw,
+              1.0f, out->data, hw);
+  sige_ctx_add_macs(ctx, 4 * (uint64_t)C * C * (uint64_t)hw + 2 * (uint64_t)C * hw * hw);
+  return TRUE;
 }

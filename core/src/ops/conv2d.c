@@ -331,6 +331,7 @@ gboolean sige_conv2d(sige_ctx *ctx, const sige_tensor *x, const sige_tensor *wei
   g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
   if (!sige_ops_check_f32(error, "conv2d", x, weight, bias, out)) return FALSE;
   if (!check_conv(x, weight, bias, p, out, error)) return FALSE;
+  if (SIGE_ON_DEVICE(x)) return sige_dev_conv2d(ctx, x, weight, bias, p, out, error);
 
   conv_job j = {
       .x = x->data, .w = weight->data, .bias = bias ? bias->data : NULL, .out = out->data,

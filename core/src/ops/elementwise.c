@@ -13,6 +13,10 @@ static gboolean same_layout3(const sige_tensor *a, const sige_tensor *b, const s
 void sige_add(sige_ctx *ctx, const sige_tensor *a, const sige_tensor *b, sige_tensor *out) {
   g_return_if_fail(ctx && a && b && out);
   g_return_if_fail(same_layout3(a, b, out));
+  if (SIGE_ON_DEVICE(a)) {
+    sige_dev_binary(ctx, FALSE, a, b, NULL, out);
+    return;
+  }
   const size_t n = a->numel;
   const long chunks = (long)((n + EW_CHUNK - 1) / EW_CHUNK);
   const float *pa = a->data, *pb = b->data;
@@ -29,6 +33,10 @@ void sige_spade_modulate(sige_ctx *ctx, const sige_tensor *x, const sige_tensor 
   g_return_if_fail(ctx && x && gamma && beta && out && sige_ops_f32(out));
   g_return_if_fail(same_layout3(x, gamma, beta) && sige_tensor_same_shape(x, out) &&
                    x->layout == out->layout);
+  if (SIGE_ON_DEVICE(x)) {
+    sige_dev_binary(ctx, TRUE, x, gamma, beta, out);
+    return;
+  }
   const size_t n = x->numel;
   const long chunks = (long)((n + EW_CHUNK - 1) / EW_CHUNK);
   const float *px = x->data, *pg = gamma->data, *pb = beta->data;
@@ -51,6 +59,10 @@ void sige_concat_channels(sige_ctx *ctx, const sige_tensor *a, const sige_tensor
   g_return_if_fail(a->layout == b->layout && a->layout == out->layout);
   g_return_if_fail(sige_ops_f32(a) && sige_ops_f32(b) && sige_ops_f32(out));
   g_return_if_fail(out->data != a->data && out->data != b->data);
+  if (SIGE_ON_DEVICE(a)) {
+    sige_dev_concat_channels(ctx, a, b, out);
+    return;
+  }
   (void)ctx;
   if (a->layout == SIGE_LAYOUT_CNHW) {
     /* Channel-major: the result is simply a followed by b. */

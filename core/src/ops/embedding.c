@@ -12,6 +12,13 @@ void sige_timestep_embedding(const float *t, int n, int dim, sige_tensor *out) {
   g_return_if_fail(half >= 2);
   /* Mirrors the float32 tensor maths of the reference: the exponent step is a
    * Python double rounded to float, then every product is float. */
+  if (SIGE_ON_DEVICE(out)) { /* n x dim floats: computed here, then uploaded */
+    g_autoptr(sige_tensor) host = sige_tensor_new(2, out->shape, NULL);
+    if (!host) return;
+    sige_timestep_embedding(t, n, dim, host);
+    out->backend->prims->upload(out->backend, out->data, host->data, sige_tensor_bytes(host));
+    return;
+  }
   const float step = (float)(log(10000.0) / (double)(half - 1));
   for (int j = 0; j < n; j++) {
     float *row = out->data + (size_t)j * dim;

@@ -24,6 +24,7 @@ gboolean sige_linear(sige_ctx *ctx, const sige_tensor *x, const sige_tensor *wei
                          "bias", NULL, NULL);
     return FALSE;
   }
+  if (SIGE_ON_DEVICE(x)) return sige_dev_linear(ctx, x, weight, bias, out, error);
   if (n == 0 || nout == 0) return TRUE;
   float beta = 0.0f;
   if (bias) {

@@ -12,6 +12,10 @@ void sige_group_norm_affine(sige_ctx *ctx, const sige_tensor *x, int groups, flo
   g_return_if_fail(groups >= 1 && c_all % groups == 0);
   g_return_if_fail(!gamma || (int64_t)gamma->numel == c_all);
   g_return_if_fail(!beta || (int64_t)beta->numel == c_all);
+  if (SIGE_ON_DEVICE(x)) {
+    sige_dev_group_norm_affine(ctx, x, groups, eps, gamma, beta, scale, shift);
+    return;
+  }
   const int cg = c_all / groups;
   const size_t hw = (size_t)SIGE_H(x) * (size_t)SIGE_W(x);
   const int jobs = n_img * groups;
@@ -52,6 +56,10 @@ void sige_channel_affine(sige_ctx *ctx, const sige_tensor *x, const float *scale
   g_return_if_fail(ctx && sige_ops_is4(x) && sige_ops_is4(out) && scale && shift);
   g_return_if_fail(sige_ops_f32(x) && sige_ops_f32(out));
   g_return_if_fail(sige_tensor_same_shape(x, out) && x->layout == out->layout);
+  if (SIGE_ON_DEVICE(x)) {
+    sige_dev_affine(ctx, x, scale, shift, per_sample, act, out);
+    return;
+  }
   const int n_img = SIGE_N(x), c_all = SIGE_C(x);
   const size_t hw = (size_t)SIGE_H(x) * (size_t)SIGE_W(x);
   const int planes = n_img * c_all;
@@ -61,6 +69,28 @@ void sige_channel_affine(sige_ctx *ctx, const sige_tensor *x, const float *scale
     const size_t k = per_sample ? (size_t)n * c_all + c : (size_t)c;
     sige_ops_affine_act(sige_ops_plane(x, n, c), sige_ops_plane(out, n, c), hw, scale[k],
                         shift[k], act);
+  }
+}
+
+void sige_channel_moments(sige_ctx *ctx, const sige_tensor *x, double *sum, double *sumsq) {
+  g_return_if_fail(ctx && sige_ops_is4(x) && sige_ops_f32(x) && sum && sumsq);
+  g_return_if_fail(SIGE_N(x) == 1 && x->layout == SIGE_LAYOUT_NCHW);
+  if (SIGE_ON_DEVICE(x)) {
+    sige_dev_channel_moments(ctx, x, sum, sumsq);
+    return;
+  }
+  const int C = SIGE_C(x);
+  const size_t plane = (size_t)SIGE_H(x) * SIGE_W(x);
+#pragma omp parallel for num_threads(sige_ctx_threads(ctx)) schedule(static)
+  for (int c = 0; c < C; c++) {
+    const float *p = x->data + (size_t)c * plane;
+    double s1 = 0, s2 = 0;
+    for (size_t i = 0; i < plane; i++) {
+      s1 += p[i];
+      s2 += (double)p[i] * p[i];
+    }
+    sum[c] = s1;
+    sumsq[c] = s2;
   }
 }
 

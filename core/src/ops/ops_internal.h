@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "../device/dev_ops.h"
 #include "sige/error.h"
 #include "sige/ops.h"
 #include "sige/tensor.h"

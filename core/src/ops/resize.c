@@ -21,6 +21,10 @@ void sige_resize_nearest(sige_ctx *ctx, const sige_tensor *x, sige_tensor *out) 
   g_return_if_fail(ctx && resize_shapes_ok(x, out));
   const int h = SIGE_H(x), w = SIGE_W(x), ho = SIGE_H(out), wo = SIGE_W(out);
   g_return_if_fail(h >= 1 && w >= 1 && ho >= 1 && wo >= 1);
+  if (SIGE_ON_DEVICE(x)) {
+    sige_dev_resize_nearest(ctx, x, out);
+    return;
+  }
   int *col = g_new(int, wo);
   for (int j = 0; j < wo; j++) col[j] = nearest_src(j, w, wo);
   const int planes = SIGE_N(x) * SIGE_C(x), c_all = SIGE_C(x);
@@ -61,6 +65,10 @@ void sige_resize_bilinear(sige_ctx *ctx, const sige_tensor *x, sige_tensor *out)
   g_return_if_fail(ctx && resize_shapes_ok(x, out));
   const int h = SIGE_H(x), w = SIGE_W(x), ho = SIGE_H(out), wo = SIGE_W(out);
   g_return_if_fail(h >= 1 && w >= 1 && ho >= 1 && wo >= 1);
+  if (SIGE_ON_DEVICE(x)) {
+    sige_dev_resize_bilinear(ctx, x, out);
+    return;
+  }
   lerp_tap *cols = g_new(lerp_tap, (size_t)wo + ho);
   lerp_tap *rows = cols + wo;
   for (int j = 0; j < wo; j++) cols[j] = bilinear_tap(j, w, wo);
@@ -88,6 +96,10 @@ void sige_avg_pool2x2(sige_ctx *ctx, const sige_tensor *x, sige_tensor *out) {
   g_return_if_fail(ctx && resize_shapes_ok(x, out));
   const int h = SIGE_H(x), w = SIGE_W(x), ho = SIGE_H(out), wo = SIGE_W(out);
   g_return_if_fail(h % 2 == 0 && w % 2 == 0 && ho * 2 == h && wo * 2 == w);
+  if (SIGE_ON_DEVICE(x)) {
+    sige_dev_avg_pool2x2(ctx, x, out);
+    return;
+  }
   const int planes = SIGE_N(x) * SIGE_C(x), c_all = SIGE_C(x);
 #pragma omp parallel for num_threads(sige_ctx_threads(ctx)) schedule(static)
   for (int pc = 0; pc < planes; pc++) {

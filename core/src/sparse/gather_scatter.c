@@ -83,6 +83,10 @@ void sige_gather(sige_ctx *ctx, const sige_tensor *src, const sige_resample_map 
   const int c = SIGE_C(src), b = g->block, nb = ab->n;
   g_return_if_fail(is_block_batch(out, nb, c, b));
   g_return_if_fail(map_ok(map, src));
+  if (SIGE_ON_DEVICE(src)) {
+    sige_dev_gather(ctx, src, map, g, ab, scale, shift, act, out);
+    return;
+  }
   const int lh = map ? map->h : SIGE_H(src), lw = map ? map->w : SIGE_W(src);
   const int sw = SIGE_W(src);
   const size_t plane = (size_t)SIGE_H(src) * (size_t)sw;
@@ -184,6 +188,10 @@ void sige_scatter(sige_ctx *ctx, const sige_tensor *blocks, const sige_block_geo
     g_return_if_fail(rmap ? (rmap->h == h && rmap->w == w)
                           : (SIGE_H(residual) == h && SIGE_W(residual) == w));
   }
+  if (SIGE_ON_DEVICE(dst)) {
+    sige_dev_scatter(ctx, blocks, g, ab, residual, rmap, dst);
+    return;
+  }
   const size_t plane = (size_t)h * (size_t)w;
   const int rw = residual ? SIGE_W(residual) : 0;
   const size_t rplane = residual ? (size_t)SIGE_H(residual) * (size_t)rw : 0;
@@ -265,6 +273,11 @@ void sige_scatter_block_residual(sige_ctx *ctx, const sige_tensor *main_blocks,
   /* checked here too: a refused main scatter must not be followed by the
    * shortcut correction */
   g_return_if_fail(is_block_batch(main_blocks, ab_main->n, c, g_main->out_block));
+  if (SIGE_ON_DEVICE(dst)) {
+    sige_dev_scatter_block_residual(ctx, main_blocks, g_main, ab_main, sc_blocks, g_sc, ab_sc,
+                                    dst, res_cache);
+    return;
+  }
 
   /* dst = main + cached residual in the main blocks */
   sige_scatter(ctx, main_blocks, g_main, ab_main, res_cache, NULL, dst);

@@ -50,6 +50,33 @@ sige_mask *sige_mask_from_diff(const sige_tensor *a, const sige_tensor *b, float
   return m;
 }
 
+sige_mask *sige_mask_from_diff_rows(const sige_tensor *a, const sige_tensor *b, float eps,
+                                    int n_threads, int *row0, int *row1) {
+  g_return_val_if_fail(a && b && a->ndim == 4 && sige_tensor_same_shape(a, b), NULL);
+  g_return_val_if_fail(SIGE_N(a) == 1 && a->layout == SIGE_LAYOUT_NCHW, NULL);
+  g_return_val_if_fail(!a->backend && !b->backend, NULL);
+  const int c = SIGE_C(a), h = SIGE_H(a), w = SIGE_W(a);
+  const size_t plane = (size_t)h * (size_t)w;
+  sige_mask *m = sige_mask_new(h, w);
+  g_autofree guint8 *changed = g_new0(guint8, (size_t)h + 1);
+  /* by rows: each task owns its mask row, so the result is the serial one */
+#pragma omp parallel for num_threads(n_threads > 0 ? n_threads : 1) schedule(static)
+  for (int y = 0; y < h; y++) {
+    guint8 *mr = m->data + (size_t)y * w;
+    for (int ch = 0; ch < c; ch++) {
+      const float *pa = a->data + (size_t)ch * plane + (size_t)y * w;
+      const float *pb = b->data + (size_t)ch * plane + (size_t)y * w;
+      for (int i = 0; i < w; i++) mr[i] |= fabsf(pa[i] - pb[i]) > eps;
+      changed[y] |= memcmp(pa, pb, (size_t)w * sizeof(float)) != 0;
+    }
+  }
+  *row0 = 0;
+  while (*row0 < h && !changed[*row0]) (*row0)++;
+  *row1 = h;
+  while (*row1 > *row0 && !changed[*row1 - 1]) (*row1)--;
+  return m;
+}
+
 static void or_into(guint8 *dst, const guint8 *src, size_t n) {
   for (size_t i = 0; i < n; i++) dst[i] |= src[i];
 }

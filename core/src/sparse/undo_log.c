@@ -2,7 +2,7 @@
  * write is about to overwrite; rollback copies them back newest first, so
  * overlapping records end with the oldest contents.  Records copy raw
  * elements, so an F16 cache is saved as halves (half the bytes) and restored
- * bit for bit. */
+ * bit for bit.  The records of a cache on a device stay on that device. */
 #include <string.h>
 
 #include "sige/error.h"
@@ -11,12 +11,13 @@
 
 typedef struct {
   char *base;        /* the tensor's data */
+  sige_backend *be;  /* its device, or NULL (host) */
   size_t esize;      /* bytes per element (float or half) */
   int c, w;          /* channels, row length of the tensor */
   size_t plane;      /* h * w */
   int n;             /* tiles; a whole-tensor record is one tile */
   sige_tile *tiles;
-  char *saved;       /* the tiles' rows, channel by channel */
+  char *saved;       /* the tiles' rows, channel by channel (device: a record buffer) */
   size_t elems;
 } undo_record;
 
@@ -31,7 +32,10 @@ static size_t record_bytes(const undo_record *r) {
 
 static void record_clear(undo_record *r) {
   g_free(r->tiles);
-  g_free(r->saved);
+  if (r->be)
+    sige_dev_free(r->be, r->saved);
+  else
+    g_free(r->saved);
 }
 
 sige_undo_log *sige_undo_log_new(void) {
@@ -63,6 +67,12 @@ size_t sige_undo_log_bytes(const sige_undo_log *log) {
 /* Channel-major, tiles in raster order within a channel: the same walk as
  * the scatter kernels, so neighbouring tiles share cache lines. */
 static void copy_tiles(undo_record *r, gboolean save) {
+  if (r->be) { /* saving happens in push */
+    if (!save)
+      sige_dev_undo_restore(r->be, r->base, (int)r->esize, r->w, r->plane, r->n, r->elems,
+                            r->saved);
+    return;
+  }
   char *s = r->saved;
   const size_t es = r->esize;
   for (int ch = 0; ch < r->c; ch++) {
@@ -80,7 +90,29 @@ static void copy_tiles(undo_record *r, gboolean save) {
   }
 }
 
+/* The device half of push: the tiles as (r0, c0, rows, cols) for the
+ * device's record. */
+static gboolean push_device(sige_undo_log *log, undo_record *r, GError **error) {
+  g_autofree int *table = g_new(int, 4 * (size_t)(r->n ? r->n : 1));
+  for (int k = 0; k < r->n; k++) {
+    table[4 * k] = r->tiles[k].r0;
+    table[4 * k + 1] = r->tiles[k].c0;
+    table[4 * k + 2] = r->tiles[k].rows;
+    table[4 * k + 3] = r->tiles[k].cols;
+  }
+  r->saved = sige_dev_undo_save(r->be, r->base, (int)r->esize, r->c, r->w, r->plane, table, r->n,
+                                r->elems, error);
+  if (!r->saved) {
+    record_clear(r);
+    return FALSE;
+  }
+  g_array_append_val(log->records, *r);
+  log->bytes += record_bytes(r);
+  return TRUE;
+}
+
 static gboolean push(sige_undo_log *log, undo_record *r, GError **error) {
+  if (r->be) return push_device(log, r, error);
   r->saved = r->elems ? g_try_malloc(r->elems * r->esize) : NULL;
   if (r->elems && !r->saved) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_NOMEM,
@@ -104,6 +136,7 @@ gboolean sige_undo_log_save_blocks(sige_undo_log *log, sige_tensor *dst,
   g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
   undo_record r = {0};
   r.base = (char *)dst->data;
+  r.be = dst->backend;
   r.esize = sige_tensor_elem_size(dst);
   r.c = SIGE_C(dst);
   r.w = SIGE_W(dst);
@@ -129,6 +162,7 @@ gboolean sige_undo_log_save_tensor(sige_undo_log *log, sige_tensor *t, GError **
   /* the whole buffer as one row of one tile, whatever the shape */
   undo_record r = {0};
   r.base = (char *)t->data;
+  r.be = t->backend;
   r.esize = sige_tensor_elem_size(t);
   r.c = 1;
   r.w = 0;

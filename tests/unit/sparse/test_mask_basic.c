@@ -2,6 +2,8 @@
  * hand-made inputs with hand-derived expectations. */
 #include "sparse_test_util.h"
 
+#include "../../../core/src/sparse/sparse_internal.h"
+
 static void test_cross_dilate(void **state) {
   (void)state;
   static const char *const in[] = {
@@ -186,8 +188,32 @@ static void test_pyramid_small(void **state) {
   }
 }
 
+/* The session's variant: the same mask over several threads, and the rows
+ * where the inputs differ at all (below the threshold too). */
+static void test_from_diff_rows(void **state) {
+  (void)state;
+  g_autoptr(sige_tensor) a = sige_tensor_new4(1, 3, 9, 11, NULL);
+  for (size_t i = 0; i < a->numel; i++) a->data[i] = (float)(i % 7) * 0.25f;
+  g_autoptr(sige_tensor) b = sige_tensor_dup(a, NULL);
+  int r0 = -1, r1 = -1;
+  g_autoptr(sige_mask) same = sige_mask_from_diff_rows(a, b, 0.01f, 3, &r0, &r1);
+  assert_int_equal(sige_mask_count(same), 0);
+  assert_int_equal(r0, r1);
+  b->data[(size_t)1 * 99 + 2 * 11 + 4] += 0.001f; /* channel 1, row 2: below eps */
+  b->data[(size_t)2 * 99 + 5 * 11 + 7] += 1.0f;   /* channel 2, row 5 */
+  g_autoptr(sige_mask) want = sige_mask_from_diff(a, b, 0.01f);
+  for (int threads = 1; threads <= 3; threads++) {
+    g_autoptr(sige_mask) m = sige_mask_from_diff_rows(a, b, 0.01f, threads, &r0, &r1);
+    sp_assert_mask_equal(m, want, "from_diff_rows");
+    assert_int_equal(r0, 2);
+    assert_int_equal(r1, 6);
+  }
+  assert_int_equal(sige_mask_count(want), 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_from_diff_rows),
       cmocka_unit_test(test_cross_dilate),   cmocka_unit_test(test_from_diff),
       cmocka_unit_test(test_geometry),       cmocka_unit_test(test_reduce_mask),
       cmocka_unit_test(test_nearest_indices), cmocka_unit_test(test_pyramid_small),
