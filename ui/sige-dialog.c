@@ -24,26 +24,10 @@ static void set_mode(Dialog *d, sige_plugin_mode mode) {
 static void update_kind(Dialog *d) {
   g_autofree gchar *path = gtk_file_chooser_get_filename(GTK_FILE_CHOOSER(d->chooser));
   g_autofree gchar *resolved = path ? g_strdup(path) : sige_find_data_file(SIGE_DEFAULT_MODEL);
-  if (!resolved) {
-    gtk_label_set_text(GTK_LABEL(d->kind), _("No model chosen (the default model is missing)"));
-    return;
-  }
-  /* Loading is what the run would do anyway; the cache keeps it only while
-   * a session uses it. */
-  GError *err = NULL;
-  sige_model_ref *r = sige_model_cache_get(resolved, &err);
-  if (!r) {
-    g_autofree gchar *msg = g_strdup_printf(_("Not a model this build reads: %s"), err->message);
-    gtk_label_set_text(GTK_LABEL(d->kind), msg);
-    g_error_free(err);
-    return;
-  }
-  set_mode(d, sige_plugin_mode_for(sige_model_ref_model(r), NULL));
-  g_autofree gchar *desc = sige_model_describe(sige_model_ref_model(r));
-  g_autofree gchar *text = g_strdup_printf(_("%s; %.1f MiB of weights"), desc,
-                                           sige_model_ref_bytes(r) / 1048576.0);
+  g_autofree gchar *text = NULL;
+  sige_plugin_mode mode = SIGE_PLUGIN_MODE_UNSUPPORTED;
+  if (sige_regen_describe_model(resolved, &text, &mode)) set_mode(d, mode);
   gtk_label_set_text(GTK_LABEL(d->kind), text);
-  sige_model_ref_unref(r);
 }
 
 static void on_model_set(GtkFileChooserButton *b, Dialog *d) {

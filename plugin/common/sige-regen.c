@@ -331,3 +331,22 @@ void sige_regen_finish(sige_regen_result *r, sige_rect written) {
              r->mode == SIGE_PLUGIN_MODE_IMAGE ? "image" : "labels");
   sige_regen_result_free(r);
 }
+
+gboolean sige_regen_describe_model(const char *resolved, gchar **text, sige_plugin_mode *mode) {
+  if (!resolved) {
+    *text = g_strdup(_("No model chosen (the default model is missing)"));
+    return FALSE;
+  }
+  GError *err = NULL;
+  sige_model_ref *r = sige_model_cache_get(resolved, &err);
+  if (!r) {
+    *text = g_strdup_printf(_("Not a model this build reads: %s"), err->message);
+    g_error_free(err);
+    return FALSE;
+  }
+  *mode = sige_plugin_mode_for(sige_model_ref_model(r), NULL);
+  g_autofree gchar *desc = sige_model_describe(sige_model_ref_model(r));
+  *text = g_strdup_printf(_("%s; %.1f MiB of weights"), desc, sige_model_ref_bytes(r) / 1048576.0);
+  sige_model_ref_unref(r);
+  return TRUE;
+}

@@ -75,6 +75,12 @@ guint32 sige_regen_tag_parse(const char *text, gsize len);
 
 /* "Sparse Regenerate (<model file name without extension>)", translated. */
 gchar *sige_regen_output_name(const char *model_path);
+/* The dialogs' one-line description of a model file (resolved: the chosen
+ * file or the shipped default; NULL when neither exists) into *text.  TRUE
+ * when the file loaded, with what the plug-in makes of it in *mode.  Loading
+ * is what the run would do anyway; the model cache keeps it only while a
+ * session uses it. */
+gboolean sige_regen_describe_model(const char *resolved, gchar **text, sige_plugin_mode *mode);
 
 /* The rectangle r of a w-pixel-wide buffer of bpp bytes per pixel, packed. */
 guint8 *sige_pixels_crop(const guint8 *full, int width, int bpp, sige_rect r);
