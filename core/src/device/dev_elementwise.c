@@ -75,27 +75,14 @@ void sige_dev_resize_nearest(sige_ctx *ctx, const sige_tensor *x, sige_tensor *o
 }
 
 /* torch's area_pixel_compute_source_index, align_corners=False (resize.c) */
-static sige_k_tap bilinear_tap(int dst, int in, int out) {
-  const float scale = (float)in / (float)out;
-  float src = scale * ((float)dst + 0.5f) - 0.5f;
-  if (src < 0.0f) src = 0.0f;
-  sige_k_tap t;
-  t.i0 = (int)src;
-  if (t.i0 > in - 1) t.i0 = in - 1;
-  t.i1 = t.i0 + (t.i0 < in - 1 ? 1 : 0);
-  t.l1 = src - (float)t.i0;
-  t.l0 = 1.0f - t.l1;
-  return t;
-}
-
 void sige_dev_resize_bilinear(sige_ctx *ctx, const sige_tensor *x, sige_tensor *out) {
   (void)ctx;
   sige_backend *be = x->backend;
   if (!sige_dev_on(be, out, "resize_bilinear")) return;
   const int h = SIGE_H(x), w = SIGE_W(x), ho = SIGE_H(out), wo = SIGE_W(out);
   g_autofree sige_k_tap *taps = g_new(sige_k_tap, (size_t)ho + wo);
-  for (int i = 0; i < ho; i++) taps[i] = bilinear_tap(i, h, ho);
-  for (int j = 0; j < wo; j++) taps[ho + j] = bilinear_tap(j, w, wo);
+  for (int i = 0; i < ho; i++) taps[i] = sige_k_bilinear_tap(i, h, ho);
+  for (int j = 0; j < wo; j++) taps[ho + j] = sige_k_bilinear_tap(j, w, wo);
   sige_k_bilinear_args a = {.src = x->data, .out = out->data, .in_h = h, .in_w = w, .h = ho,
                             .w = wo};
   const sige_dev_arg part = {taps, ((size_t)ho + wo) * sizeof(sige_k_tap)};

@@ -1,6 +1,7 @@
 /* Nearest and bilinear resizing, 2x2 average pooling (F.interpolate / AvgPool2d). */
 #include <math.h>
 
+#include "../device/kernels.h"
 #include "ops_internal.h"
 
 static gboolean resize_shapes_ok(const sige_tensor *x, const sige_tensor *out) {
@@ -41,26 +42,6 @@ void sige_resize_nearest(sige_ctx *ctx, const sige_tensor *x, sige_tensor *out) 
   g_free(col);
 }
 
-/* Source index and weights of one output coordinate, following torch's
- * area_pixel_compute_source_index for align_corners=False in float. */
-typedef struct {
-  int i0, i1;
-  float l0, l1;
-} lerp_tap;
-
-static lerp_tap bilinear_tap(int dst, int in, int out) {
-  const float scale = (float)in / (float)out;
-  float src = scale * ((float)dst + 0.5f) - 0.5f;
-  if (src < 0.0f) src = 0.0f;
-  lerp_tap t;
-  t.i0 = (int)src;
-  if (t.i0 > in - 1) t.i0 = in - 1;
-  t.i1 = t.i0 + (t.i0 < in - 1 ? 1 : 0);
-  t.l1 = src - (float)t.i0;
-  t.l0 = 1.0f - t.l1;
-  return t;
-}
-
 void sige_resize_bilinear(sige_ctx *ctx, const sige_tensor *x, sige_tensor *out) {
   g_return_if_fail(ctx && resize_shapes_ok(x, out));
   const int h = SIGE_H(x), w = SIGE_W(x), ho = SIGE_H(out), wo = SIGE_W(out);
@@ -69,21 +50,21 @@ void sige_resize_bilinear(sige_ctx *ctx, const sige_tensor *x, sige_tensor *out)
     sige_dev_resize_bilinear(ctx, x, out);
     return;
   }
-  lerp_tap *cols = g_new(lerp_tap, (size_t)wo + ho);
-  lerp_tap *rows = cols + wo;
-  for (int j = 0; j < wo; j++) cols[j] = bilinear_tap(j, w, wo);
-  for (int i = 0; i < ho; i++) rows[i] = bilinear_tap(i, h, ho);
+  sige_k_tap *cols = g_new(sige_k_tap, (size_t)wo + ho);
+  sige_k_tap *rows = cols + wo;
+  for (int j = 0; j < wo; j++) cols[j] = sige_k_bilinear_tap(j, w, wo);
+  for (int i = 0; i < ho; i++) rows[i] = sige_k_bilinear_tap(i, h, ho);
   const int planes = SIGE_N(x) * SIGE_C(x), c_all = SIGE_C(x);
 #pragma omp parallel for num_threads(sige_ctx_threads(ctx)) schedule(static)
   for (int pc = 0; pc < planes; pc++) {
     const float *src = sige_ops_plane(x, pc / c_all, pc % c_all);
     float *dst = sige_ops_plane(out, pc / c_all, pc % c_all);
     for (int i = 0; i < ho; i++) {
-      const lerp_tap r = rows[i];
+      const sige_k_tap r = rows[i];
       const float *a = src + (size_t)r.i0 * w, *b = src + (size_t)r.i1 * w;
       float *drow = dst + (size_t)i * wo;
       for (int j = 0; j < wo; j++) {
-        const lerp_tap c = cols[j];
+        const sige_k_tap c = cols[j];
         /* Same association as torch's CPU kernel. */
         drow[j] = r.l0 * (c.l0 * a[c.i0] + c.l1 * a[c.i1]) + r.l1 * (c.l0 * b[c.i0] + c.l1 * b[c.i1]);
       }
