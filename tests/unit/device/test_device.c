@@ -534,7 +534,7 @@ static void test_undo_log(void **state) {
 
 /* ---- the models ------------------------------------------------------------- */
 
-/* Small models of each kind (random weights, tools/sige/random_weights.c)
+/* Small models of each kind (random weights, tools/harness/random_weights.c)
  * that keep every layer type and a sparse part, so that the CPU half of
  * each comparison stays cheap. */
 static void small_spade(sige_spade_config *c) {
