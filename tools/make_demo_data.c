@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "sige/error.h"
+#include "sige/rng.h"
 #include "sige/tensor.h"
 #include "sige/weights.h"
 #include "sige/palette.h"
@@ -28,38 +29,9 @@ enum {
 
 /* ---- deterministic randomness ------------------------------------------ */
 
-typedef struct {
-  uint64_t state;
-  gboolean has_spare;
-  double spare;
-} demo_rng;
-
-static uint64_t rng_next(demo_rng *r) {
-  uint64_t z = (r->state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-/* (0, 1]: never 0 so that log() below is finite */
-static double rng_unit(demo_rng *r) {
-  return ((double)(rng_next(r) >> 11) + 1.0) * (1.0 / 9007199254740992.0);
-}
-
-static int rng_int(demo_rng *r, int lo, int hi) { /* [lo, hi] */
-  return lo + (int)(rng_next(r) % (uint64_t)(hi - lo + 1));
-}
-
-static double rng_normal(demo_rng *r) {
-  if (r->has_spare) {
-    r->has_spare = FALSE;
-    return r->spare;
-  }
-  const double radius = sqrt(-2.0 * log(rng_unit(r)));
-  const double angle = 2.0 * G_PI * rng_unit(r);
-  r->spare = radius * sin(angle);
-  r->has_spare = TRUE;
-  return radius * cos(angle);
+/* [lo, hi] by modulo: the draws the committed demo data were made with. */
+static int rng_int(sige_rng *r, int lo, int hi) {
+  return lo + (int)(sige_rng_next(r) % (uint64_t)(hi - lo + 1));
 }
 
 /* ---- the street scene --------------------------------------------------- */
@@ -131,7 +103,7 @@ static void draw_person(scene *s, double cx, int base, double scale) {
             (int)(base - 3 * scale), ID_PERSON);
 }
 
-static void draw_street(scene *s, demo_rng *r) {
+static void draw_street(scene *s, sige_rng *r) {
   fill_rect(s, 0, 0, SCENE_W, SCENE_H, ID_SKY);
   /* building blocks: taller near the image edges (closer to the camera) */
   for (int side = 0; side < 2; side++) {
@@ -194,7 +166,7 @@ static gboolean write_scene(const scene *s, const char *path, GError **error) {
 
 typedef struct {
   sige_weights *w;
-  demo_rng rng;
+  sige_rng rng;
   int nhidden;
 } weight_builder;
 
@@ -210,12 +182,12 @@ static void add_conv(weight_builder *b, const char *name, int cout, int cin, int
                      gboolean bias, double bias_std) {
   sige_tensor *t = new_tensor(4, cout, cin, k, k);
   const double std = gain / sqrt((double)cin * k * k);
-  for (size_t i = 0; i < t->numel; i++) t->data[i] = (float)(std * rng_normal(&b->rng));
+  for (size_t i = 0; i < t->numel; i++) t->data[i] = (float)(std * sige_rng_normal(&b->rng));
   g_autofree char *wn = g_strdup_printf("%s.weight", name);
   sige_weights_insert(b->w, wn, t);
   if (!bias) return;
   sige_tensor *bt = new_tensor(1, cout, 1, 1, 1);
-  for (int i = 0; i < cout; i++) bt->data[i] = (float)(bias_std * rng_normal(&b->rng));
+  for (int i = 0; i < cout; i++) bt->data[i] = (float)(bias_std * sige_rng_normal(&b->rng));
   g_autofree char *bn = g_strdup_printf("%s.bias", name);
   sige_weights_insert(b->w, bn, bt);
 }
@@ -331,7 +303,8 @@ int main(int argc, char **argv) {
   g_autofree char *gpl = sige_palette_to_gpl(sige_palette_cityscapes());
 
   scene *s = g_new0(scene, 1);
-  demo_rng rng = {0x5eed5bade0000000ull, FALSE, 0.0};
+  sige_rng rng;
+  sige_rng_init(&rng, 0x5eed5bade0000000ull);
   draw_street(s, &rng);
   gboolean ok = make_dirs(out, &error) && write_scene(s, p_labels, &error);
   if (ok) {

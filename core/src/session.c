@@ -370,22 +370,6 @@ static sige_mask *edit_mask(const sige_session *s, const sige_tensor *edited,
   return sige_mask_cross_dilate(diff, p->dilate_radius);
 }
 
-/* The rows [*r0, *r1) where a and b differ at all. */
-static void diff_rows(const sige_tensor *a, const sige_tensor *b, int *r0, int *r1) {
-  const int h = SIGE_H(a), c = SIGE_C(a);
-  const size_t w = (size_t)SIGE_W(a), plane = (size_t)h * w;
-  *r0 = h;
-  *r1 = 0;
-  for (int y = 0; y < h; y++)
-    for (int ch = 0; ch < c; ch++)
-      if (memcmp(a->data + ch * plane + y * w, b->data + ch * plane + y * w, w * sizeof(float))) {
-        *r0 = MIN(*r0, y);
-        *r1 = y + 1;
-        break;
-      }
-  if (*r1 == 0) *r0 = 0;
-}
-
 gboolean sige_session_edit_ratio(const sige_session *s, const sige_tensor *edited,
                                  double *ratio, GError **error) {
   if (!s->input) {
@@ -509,8 +493,8 @@ gboolean sige_session_regenerate_masked(sige_session *s, const sige_tensor *edit
                 m ? m->w : 0, SIGE_H(edited), SIGE_W(edited));
     return FALSE;
   }
-  int r0, r1;
-  diff_rows(s->input, edited, &r0, &r1);
+  int r0 = 0, r1 = 0;
+  sige_diff_rows(s->input, edited, sige_ctx_threads(s->ctx), &r0, &r1);
   return regenerate(s, edited, m, r0, r1, progress, user_data, cancel, output, changed, error);
 }
 

@@ -9,28 +9,23 @@
 
 #include <glib.h>
 
-/* Fixed-seed PRNG (splitmix64): the same numbers on every machine and run, so
- * a failing test fails the same way again. */
-typedef struct {
-  uint64_t state;
-} sige_test_rng;
+#include "sige/rng.h"
+
+/* Fixed-seed data (sige/rng.h): the same numbers on every machine and run,
+ * so a failing test fails the same way again. */
+typedef sige_rng sige_test_rng;
 
 static inline sige_test_rng sige_test_rng_new(uint64_t seed) {
-  sige_test_rng r = {seed};
+  sige_rng r;
+  sige_rng_init(&r, seed);
   return r;
 }
 
-static inline uint64_t sige_test_rng_next(sige_test_rng *r) {
-  uint64_t z = (r->state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
+static inline uint64_t sige_test_rng_next(sige_test_rng *r) { return sige_rng_next(r); }
 
 /* Uniform in [lo, hi). */
 static inline float sige_test_rng_uniform(sige_test_rng *r, float lo, float hi) {
-  double u = (double)(sige_test_rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
-  return (float)(lo + (hi - lo) * u);
+  return (float)(lo + (hi - lo) * sige_rng_uniform(r));
 }
 
 /* The reference vectors folder (tests/meson.build sets SIGE_REFERENCE_DIR to

@@ -5,39 +5,6 @@
 
 #include "sige/error.h"
 
-void sige_rng_init(sige_rng *r, uint64_t seed) {
-  r->state = seed;
-  r->has_spare = FALSE;
-}
-
-uint64_t sige_rng_next(sige_rng *r) {
-  uint64_t z = (r->state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-double sige_rng_uniform(sige_rng *r) {
-  return (double)(sige_rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
-}
-
-double sige_rng_normal(sige_rng *r) {
-  if (r->has_spare) {
-    r->has_spare = FALSE;
-    return r->spare;
-  }
-  double u1 = sige_rng_uniform(r), u2 = sige_rng_uniform(r);
-  if (u1 < 1e-300) u1 = 1e-300; /* log(0) */
-  const double rad = sqrt(-2.0 * log(u1)), th = 2.0 * G_PI * u2;
-  r->spare = rad * sin(th);
-  r->has_spare = TRUE;
-  return rad * cos(th);
-}
-
-int sige_rng_int(sige_rng *r, int n) {
-  return (int)(sige_rng_uniform(r) * n);
-}
-
 typedef struct {
   sige_rng rng;
   sige_weights *w;

@@ -1,26 +1,14 @@
 /* Seeded random weight tables for benchmarking full-size models without a
- * checkpoint, and the small PRNG the bench tool draws all its data from. */
+ * checkpoint (drawn from the seeded sige_rng of sige/rng.h). */
 #pragma once
 #include <glib.h>
 #include <stdint.h>
 
 #include "sige/model.h"
+#include "sige/rng.h"
 #include "sige/weights.h"
 
 G_BEGIN_DECLS
-
-/* splitmix64: fixed across platforms, so a seed names the same data everywhere. */
-typedef struct {
-  uint64_t state;
-  double spare; /* the second Box-Muller deviate */
-  gboolean has_spare;
-} sige_rng;
-
-void sige_rng_init(sige_rng *r, uint64_t seed);
-uint64_t sige_rng_next(sige_rng *r);
-double sige_rng_uniform(sige_rng *r); /* [0, 1) */
-double sige_rng_normal(sige_rng *r);  /* N(0, 1) */
-int sige_rng_int(sige_rng *r, int n); /* 0 .. n-1 */
 
 /* Every tensor sige_model_new_spade / sige_model_new_ddpm requires for this
  * config (plain `.weight` names, no spectral norm), convs and linears drawn

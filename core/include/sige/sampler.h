@@ -136,9 +136,8 @@ double sige_pd_logsnr(int t, int total_steps, double logsnr_min, double logsnr_m
 void sige_pd_update(float *x, const float *pred_x, const float *pred_eps, size_t n,
                     double logsnr_t, double logsnr_s, gboolean last);
 
-/* Standard-normal noise from a seed, the same on every machine: splitmix64
- * uniforms (53-bit) through the Box-Muller transform in double, two normals
- * per pair of uniforms, filled in storage order. */
+/* Standard-normal noise from a seed, the same on every machine: sige_rng
+ * normals (sige/rng.h) filled in storage order. */
 void sige_normal_noise(guint64 seed, sige_tensor *out);
 
 G_END_DECLS

@@ -33,6 +33,7 @@
 #include "sige/backend.h"
 #include "sige/model.h"
 #include "sige/sampler.h"
+#include "sige/stats.h"
 #include "sige/tensor.h"
 
 G_BEGIN_DECLS
@@ -75,24 +76,6 @@ void sige_session_options_init(sige_session_options *o);
 typedef struct {
   int x, y, width, height; /* width = 0: nothing changed */
 } sige_rect;
-
-typedef struct {
-  uint64_t macs;          /* multiply-accumulates of the last pass */
-  uint64_t dense_macs;    /* of a full pass (measured at the snapshot) */
-  double edit_ratio;      /* fraction of input pixels in the dilated difference */
-  gboolean was_sparse;    /* the last pass was sparse (not full, not skipped) */
-  double seconds;         /* wall time of the last pass */
-} sige_session_stats;
-
-/* One layer group of the last pass (a model's forward is a sequence of
- * groups, e.g. a residual block): where its time and MACs went.  An SDEdit
- * pass sums each group over the steps. */
-typedef struct {
-  int group;       /* index in forward order */
-  gboolean sparse; /* ran on active blocks (FALSE: dense) */
-  uint64_t macs;
-  double seconds;
-} sige_layer_stats;
 
 typedef void (*sige_progress_fn)(double fraction, void *user_data);
 

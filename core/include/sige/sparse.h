@@ -25,8 +25,18 @@ void sige_mask_free(sige_mask *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sige_mask, sige_mask_free)
 int64_t sige_mask_count(const sige_mask *m);
 
-/* any_over_channels(|a - b| > eps); a and b are [1, C, H, W] of equal shape. */
+/* any_over_channels(|a - b| > eps); a and b are host [1, C, H, W] tensors of
+ * equal shape.  The _rows form splits the scan over n_threads (same result)
+ * and also finds the rows [*row0, *row1) where a and b differ at all (any
+ * channel, any bit): what copying b over a must cover; *row0 == *row1 when
+ * they are identical (row0 and row1 may be NULL).  sige_diff_rows finds only
+ * those rows.  One scan serves all three: the reference check tests what
+ * sessions run. */
 sige_mask *sige_mask_from_diff(const sige_tensor *a, const sige_tensor *b, float eps);
+sige_mask *sige_mask_from_diff_rows(const sige_tensor *a, const sige_tensor *b, float eps,
+                                    int n_threads, int *row0, int *row1);
+void sige_diff_rows(const sige_tensor *a, const sige_tensor *b, int n_threads, int *row0,
+                    int *row1);
 /* Union of m and m shifted by 1..radius vertically and horizontally (a cross,
  * each shift taken from the undilated mask).  radius <= 0 copies. */
 sige_mask *sige_mask_cross_dilate(const sige_mask *m, int radius);

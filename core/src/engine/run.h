@@ -22,7 +22,7 @@
 #pragma once
 #include <glib.h>
 #include "sige/context.h"
-#include "sige/session.h"
+#include "sige/stats.h"
 #include "sige/ops.h"
 #include "sige/sparse.h"
 #include "sige/tensor.h"

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "sige/error.h"
+#include "sige/rng.h"
 
 #define SIGE_SAMPLER_MAX_ORDER 3
 /* The published schedule drops the tail whose half log-SNR is below this. */
@@ -366,25 +367,8 @@ void sige_sdedit_reset(sige_tensor *x, const sige_tensor *x_orig_next, const gui
   }
 }
 
-static guint64 splitmix64_next(guint64 *state) {
-  guint64 z = (*state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-/* Uniform in (0, 1]: never 0, so the logarithm below stays finite. */
-static double uniform_open0(guint64 *state) {
-  return ((double)(splitmix64_next(state) >> 11) + 1.0) * (1.0 / 9007199254740992.0);
-}
-
 void sige_normal_noise(guint64 seed, sige_tensor *out) {
-  guint64 state = seed;
-  for (size_t k = 0; k < out->numel; k += 2) {
-    double r = sqrt(-2.0 * log(uniform_open0(&state)));
-    double theta = 2.0 * G_PI * uniform_open0(&state);
-    out->data[k] = (float)(r * cos(theta));
-    if (k + 1 < out->numel)
-      out->data[k + 1] = (float)(r * sin(theta));
-  }
+  sige_rng rng;
+  sige_rng_init(&rng, seed);
+  for (size_t k = 0; k < out->numel; k++) out->data[k] = (float)sige_rng_normal(&rng);
 }

@@ -36,45 +36,64 @@ int64_t sige_mask_count(const sige_mask *m) {
   return c;
 }
 
-sige_mask *sige_mask_from_diff(const sige_tensor *a, const sige_tensor *b, float eps) {
-  g_return_val_if_fail(a && b && a->ndim == 4 && sige_tensor_same_shape(a, b), NULL);
-  g_return_val_if_fail(SIGE_N(a) == 1 && a->layout == SIGE_LAYOUT_NCHW, NULL);
+/* The one difference scan (the reference check and sessions both run it):
+ * per row, mask |= any_channel(|a - b| > eps) when mask is given, and
+ * changed[y] = whether row y differs at all (any channel, any bit).  Each
+ * task owns whole rows, so the result does not depend on n_threads. */
+static void diff_scan(const sige_tensor *a, const sige_tensor *b, float eps, int n_threads,
+                      sige_mask *mask, guint8 *changed) {
   const int c = SIGE_C(a), h = SIGE_H(a), w = SIGE_W(a);
   const size_t plane = (size_t)h * (size_t)w;
-  sige_mask *m = sige_mask_new(h, w);
-  for (int ch = 0; ch < c; ch++) {
-    const float *pa = a->data + (size_t)ch * plane, *pb = b->data + (size_t)ch * plane;
-    /* |a - b| > eps in float, as torch.abs(t1 - t2) > eps does; NaN stays 0 */
-    for (size_t i = 0; i < plane; i++) m->data[i] |= fabsf(pa[i] - pb[i]) > eps;
+#pragma omp parallel for num_threads(n_threads > 0 ? n_threads : 1) schedule(static)
+  for (int y = 0; y < h; y++) {
+    guint8 *mr = mask ? mask->data + (size_t)y * w : NULL;
+    for (int ch = 0; ch < c; ch++) {
+      const float *pa = a->data + (size_t)ch * plane + (size_t)y * w;
+      const float *pb = b->data + (size_t)ch * plane + (size_t)y * w;
+      /* |a - b| > eps in float, as torch.abs(t1 - t2) > eps does; NaN stays 0 */
+      if (mr)
+        for (int i = 0; i < w; i++) mr[i] |= fabsf(pa[i] - pb[i]) > eps;
+      if (!changed[y]) changed[y] = memcmp(pa, pb, (size_t)w * sizeof(float)) != 0;
+      else if (!mr) break;
+    }
   }
-  return m;
+}
+
+static gboolean diff_args_ok(const sige_tensor *a, const sige_tensor *b) {
+  return a && b && a->ndim == 4 && sige_tensor_same_shape(a, b) && SIGE_N(a) == 1 &&
+         a->layout == SIGE_LAYOUT_NCHW && !a->backend && !b->backend;
+}
+
+static void changed_span(const guint8 *changed, int h, int *row0, int *row1) {
+  int r0 = 0, r1 = h;
+  while (r0 < h && !changed[r0]) r0++;
+  while (r1 > r0 && !changed[r1 - 1]) r1--;
+  if (row0) *row0 = r0;
+  if (row1) *row1 = r1;
 }
 
 sige_mask *sige_mask_from_diff_rows(const sige_tensor *a, const sige_tensor *b, float eps,
                                     int n_threads, int *row0, int *row1) {
-  g_return_val_if_fail(a && b && a->ndim == 4 && sige_tensor_same_shape(a, b), NULL);
-  g_return_val_if_fail(SIGE_N(a) == 1 && a->layout == SIGE_LAYOUT_NCHW, NULL);
-  g_return_val_if_fail(!a->backend && !b->backend, NULL);
-  const int c = SIGE_C(a), h = SIGE_H(a), w = SIGE_W(a);
-  const size_t plane = (size_t)h * (size_t)w;
-  sige_mask *m = sige_mask_new(h, w);
+  g_return_val_if_fail(diff_args_ok(a, b), NULL);
+  const int h = SIGE_H(a);
+  sige_mask *m = sige_mask_new(h, SIGE_W(a));
   g_autofree guint8 *changed = g_new0(guint8, (size_t)h + 1);
-  /* by rows: each task owns its mask row, so the result is the serial one */
-#pragma omp parallel for num_threads(n_threads > 0 ? n_threads : 1) schedule(static)
-  for (int y = 0; y < h; y++) {
-    guint8 *mr = m->data + (size_t)y * w;
-    for (int ch = 0; ch < c; ch++) {
-      const float *pa = a->data + (size_t)ch * plane + (size_t)y * w;
-      const float *pb = b->data + (size_t)ch * plane + (size_t)y * w;
-      for (int i = 0; i < w; i++) mr[i] |= fabsf(pa[i] - pb[i]) > eps;
-      changed[y] |= memcmp(pa, pb, (size_t)w * sizeof(float)) != 0;
-    }
-  }
-  *row0 = 0;
-  while (*row0 < h && !changed[*row0]) (*row0)++;
-  *row1 = h;
-  while (*row1 > *row0 && !changed[*row1 - 1]) (*row1)--;
+  diff_scan(a, b, eps, n_threads, m, changed);
+  changed_span(changed, h, row0, row1);
   return m;
+}
+
+sige_mask *sige_mask_from_diff(const sige_tensor *a, const sige_tensor *b, float eps) {
+  return sige_mask_from_diff_rows(a, b, eps, 1, NULL, NULL);
+}
+
+void sige_diff_rows(const sige_tensor *a, const sige_tensor *b, int n_threads, int *row0,
+                    int *row1) {
+  g_return_if_fail(diff_args_ok(a, b) && row0 && row1);
+  const int h = SIGE_H(a);
+  g_autofree guint8 *changed = g_new0(guint8, (size_t)h + 1);
+  diff_scan(a, b, 0.0f, n_threads, NULL, changed);
+  changed_span(changed, h, row0, row1);
 }
 
 static void or_into(guint8 *dst, const guint8 *src, size_t n) {

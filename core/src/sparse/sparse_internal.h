@@ -4,12 +4,6 @@
 #include "sige/sparse.h"
 #include "../device/dev_ops.h"
 
-/* sige_mask_from_diff split over n_threads, which also finds the rows
- * [*row0, *row1) where a and b differ at all (any channel, any bit): what
- * copying b over a must cover.  *row0 == *row1 when they are identical. */
-sige_mask *sige_mask_from_diff_rows(const sige_tensor *a, const sige_tensor *b, float eps,
-                                    int n_threads, int *row0, int *row1);
-
 /* The clipped output tile of one active block in a [*, *, h, w] tensor:
  * rows [r0, r0 + rows), cols [c0, c0 + cols).  rows or cols is 0 when the
  * tile lies outside the tensor. */

@@ -12,14 +12,15 @@
 #include "sige/context.h"
 #include "sige/error.h"
 #include "sige/ops.h"
+#include "sige/rng.h"
 #include "sige/tensor.h"
 
-/* splitmix64: tiny, deterministic across platforms. */
+/* The seeded generator of sige/rng.h driven by a bare state word. */
 static inline uint64_t ot_next(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
+  sige_rng r = {.state = *s};
+  const uint64_t v = sige_rng_next(&r);
+  *s = r.state;
+  return v;
 }
 
 /* Uniform in [lo, hi). */

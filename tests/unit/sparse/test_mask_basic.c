@@ -2,7 +2,6 @@
  * hand-made inputs with hand-derived expectations. */
 #include "sparse_test_util.h"
 
-#include "../../../core/src/sparse/sparse_internal.h"
 
 static void test_cross_dilate(void **state) {
   (void)state;
@@ -207,8 +206,16 @@ static void test_from_diff_rows(void **state) {
     sp_assert_mask_equal(m, want, "from_diff_rows");
     assert_int_equal(r0, 2);
     assert_int_equal(r1, 6);
+    /* the rows alone (what a masked regenerate copies), from the same scan */
+    int d0 = -1, d1 = -1;
+    sige_diff_rows(a, b, threads, &d0, &d1);
+    assert_int_equal(d0, 2);
+    assert_int_equal(d1, 6);
   }
   assert_int_equal(sige_mask_count(want), 1);
+  int d0 = -1, d1 = -1;
+  sige_diff_rows(a, a, 2, &d0, &d1);
+  assert_int_equal(d0, d1);
 }
 
 int main(void) {
