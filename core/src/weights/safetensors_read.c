@@ -18,6 +18,8 @@
 /* Real headers are a few KiB per thousand tensors; anything near this is
  * garbage or an attack on the JSON parser. */
 #define HEADER_MAX ((guint64)100 << 20)
+/* A valid header nests 3 levels; a little room for metadata-like extras. */
+#define HEADER_MAX_DEPTH 32
 
 /* Dtypes of the safetensors format that we recognise but cannot convert: these
  * are UNSUPPORTED, any other string is a FORMAT error. */
@@ -233,9 +235,38 @@ static gboolean check_layout(st_ctx *c, GArray *entries, guint64 data_size) {
   return TRUE;
 }
 
+/* json-glib parses recursively: a header of tens of thousands of nested
+ * brackets would exhaust the C stack inside it.  A valid header nests three
+ * levels (root, entry, shape), so the bracket depth outside strings is
+ * bounded before the parser sees the text. */
+static gboolean check_nesting(st_ctx *c, const char *text, gsize len) {
+  int depth = 0;
+  gboolean in_string = FALSE;
+  for (gsize i = 0; i < len; i++) {
+    char ch = text[i];
+    if (in_string) {
+      if (ch == '\\')
+        i++; /* the escaped character cannot end the string */
+      else if (ch == '"')
+        in_string = FALSE;
+    } else if (ch == '"') {
+      in_string = TRUE;
+    } else if (ch == '{' || ch == '[') {
+      if (++depth > HEADER_MAX_DEPTH)
+        return fail(c, SIGE_ERROR_FORMAT, NULL,
+                    "header nests JSON objects and arrays deeper than %d levels (at byte %"
+                    G_GSIZE_FORMAT ")", HEADER_MAX_DEPTH, i + 8);
+    } else if (ch == '}' || ch == ']') {
+      depth--;
+    }
+  }
+  return TRUE;
+}
+
 static gboolean parse_header(st_ctx *c, const char *text, gsize len, guint64 data_size,
                              guint64 data_offset, sige_weights *w, sige_weights_source *src,
                              dup_tracker *dups) {
+  if (!check_nesting(c, text, len)) return FALSE;
   g_autoptr(JsonParser) parser = json_parser_new();
   g_signal_connect(parser, "object-member", G_CALLBACK(on_object_member), dups);
   g_autoptr(GError) jerr = NULL;
