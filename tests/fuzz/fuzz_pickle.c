@@ -8,8 +8,9 @@
  * (core/src/weights/ headers): if they change, this file follows them.
  *
  * Storages have no zip entries here; the resolver's read hook hands each a
- * zero-filled buffer of the size the pickle claims (capped), so tensors get
- * as far as the geometry checks and the strided gather. */
+ * zero-filled in-memory source of the size the pickle claims (capped), so
+ * tensors get as far as the geometry checks, the index and (through the
+ * oracle's sige_weights_get) the strided gather. */
 #include <string.h>
 
 #include "fuzz_common.h"
@@ -28,9 +29,9 @@ static gboolean read_zeros(sige_torch_loader *l, sige_pickle_storage *s, GError 
                 l->file, s->key);
     return FALSE;
   }
-  guint8 *buf = g_malloc0(bytes ? bytes : 1);
-  g_ptr_array_add(l->owned, buf);
-  s->data = buf;
+  g_autoptr(GBytes) buf = g_bytes_new_take(g_malloc0(bytes ? bytes : 1), (gsize)bytes);
+  s->source = sige_weights_source_new_bytes(buf);
+  s->offset = 0;
   s->nbytes = bytes;
   return TRUE;
 }

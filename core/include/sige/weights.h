@@ -1,8 +1,14 @@
-/* A name -> tensor table, filled by one reader per file format.
+/* A weights index: name -> dtype (as in the file), shape, and where the
+ * bytes are, filled by one reader per file format.  Loading converts
+ * nothing: a model fills its own float32 tensors straight from the file
+ * with sige_weights_read_f32 / sige_weights_read_tensor (F16/BF16/F64/
+ * integers converted then), so loading a model costs its tensors and one
+ * small buffer, not a float32 copy of the whole file.
  *
- * Every numeric dtype is exposed as float32 (F16/BF16/F64/integers converted
- * on load); the original dtype and raw bytes stay available for integer data
- * such as masks and block indices. */
+ * The index keeps the file open (read with pread; a file that becomes
+ * shorter after loading gives a read error, never a signal) until it is
+ * freed.  sige_weights_get is the convenient but costly way: it converts the
+ * tensor and keeps that float32 copy for the life of the index. */
 #pragma once
 #include <glib.h>
 #include "sige/tensor.h"
@@ -56,13 +62,34 @@ gboolean sige_weights_save_safetensors(const sige_weights *w, const char *path,
 /* Takes ownership of t (replaces an existing entry). */
 void sige_weights_insert(sige_weights *w, const char *name, sige_tensor *t);
 
-/* NULL when absent. */
+/* The tensor as float32; NULL when absent (or when its bytes cannot be read:
+ * a warning is logged, sige_weights_require gives the error).  Costly: the
+ * first call converts the whole tensor and the copy stays cached in w
+ * until w is freed (thread-safe).  Models fill their tensors with
+ * sige_weights_read_tensor instead. */
 const sige_tensor *sige_weights_get(const sige_weights *w, const char *name);
 /* Like get, but sets SIGE_ERROR_MISSING / SIGE_ERROR_SHAPE naming the tensor
  * (and the file it came from) when absent or when its shape differs from
  * `shape` (ndim entries; an entry of -1 matches anything).  shape may be NULL. */
 const sige_tensor *sige_weights_require(const sige_weights *w, const char *name, int ndim,
                                         const int64_t *shape, GError **error);
+/* The checks of require (presence, shape) without converting anything. */
+gboolean sige_weights_check(const sige_weights *w, const char *name, int ndim,
+                            const int64_t *shape, GError **error);
+/* The shape as in the index (a scalar is [1]); FALSE when absent.  ndim and
+ * shape may be NULL; unused trailing entries of shape are 1. */
+gboolean sige_weights_shape(const sige_weights *w, const char *name, int *ndim,
+                            int64_t shape[SIGE_MAX_DIMS]);
+/* Converts the tensor from its file dtype into dst, which holds n floats
+ * (n must be its element count).  Errors name the file and the tensor:
+ * MISSING, SHAPE (n differs), IO (the file cannot be read any more).
+ * Nothing is cached; reads may run in parallel. */
+gboolean sige_weights_read_f32(const sige_weights *w, const char *name, float *dst, size_t n,
+                               GError **error);
+/* A new float32 tensor filled with read_f32 after the checks of require:
+ * what a model keeps as its own parameter. */
+sige_tensor *sige_weights_read_tensor(const sige_weights *w, const char *name, int ndim,
+                                      const int64_t *shape, GError **error);
 gboolean sige_weights_contains(const sige_weights *w, const char *name);
 /* The dtype the tensor had in its file. */
 sige_dtype sige_weights_dtype(const sige_weights *w, const char *name);

@@ -14,8 +14,7 @@ void sige_conv_layer_clear(sige_conv_layer *c) {
 
 sige_tensor *sige_load_vector(const sige_weights *w, const char *name, int n, GError **error) {
   int64_t shape[1] = {n};
-  const sige_tensor *t = sige_weights_require(w, name, 1, shape, error);
-  return t ? sige_tensor_dup(t, error) : NULL;
+  return sige_weights_read_tensor(w, name, 1, shape, error);
 }
 
 /* W = W_orig / sigma with sigma = u . (W_mat v), W_mat = W_orig as [out, -1]
@@ -26,17 +25,18 @@ static sige_tensor *spectral_weight(const sige_weights *w, const char *prefix, i
   g_autofree char *n_orig = g_strdup_printf("%s.weight_orig", prefix);
   g_autofree char *n_u = g_strdup_printf("%s.weight_u", prefix);
   g_autofree char *n_v = g_strdup_printf("%s.weight_v", prefix);
-  const sige_tensor *orig = sige_weights_require(w, n_orig, 4, shape, error);
-  if (!orig) return NULL;
+  /* filled straight from the file; u and v are vectors, read and dropped */
+  g_autoptr(sige_tensor) out = sige_weights_read_tensor(w, n_orig, 4, shape, error);
+  if (!out) return NULL;
   int64_t su[1] = {cout}, sv[1] = {cols};
-  const sige_tensor *u = sige_weights_require(w, n_u, 1, su, error);
+  g_autoptr(sige_tensor) u = sige_weights_read_tensor(w, n_u, 1, su, error);
   if (!u) return NULL;
-  const sige_tensor *v = sige_weights_require(w, n_v, 1, sv, error);
+  g_autoptr(sige_tensor) v = sige_weights_read_tensor(w, n_v, 1, sv, error);
   if (!v) return NULL;
   double sigma = 0.0;
   for (int o = 0; o < cout; o++) {
     double wv = 0.0;
-    const float *row = orig->data + (size_t)o * cols;
+    const float *row = out->data + (size_t)o * cols;
     for (int64_t j = 0; j < cols; j++) wv += (double)row[j] * v->data[j];
     sigma += (double)u->data[o] * wv;
   }
@@ -46,10 +46,8 @@ static sige_tensor *spectral_weight(const sige_weights *w, const char *prefix, i
                 n_orig, sigma);
     return NULL;
   }
-  sige_tensor *out = sige_tensor_dup(orig, error);
-  if (!out) return NULL;
-  for (size_t i = 0; i < out->numel; i++) out->data[i] = (float)(orig->data[i] / sigma);
-  return out;
+  for (size_t i = 0; i < out->numel; i++) out->data[i] = (float)(out->data[i] / sigma);
+  return g_steal_pointer(&out);
 }
 
 gboolean sige_load_conv(const sige_weights *w, const char *prefix, int cout, int cin, int k,
@@ -61,8 +59,7 @@ gboolean sige_load_conv(const sige_weights *w, const char *prefix, int cout, int
   if (sige_weights_contains(w, n_orig)) {
     out->weight = spectral_weight(w, prefix, cout, (int64_t)cin * k * k, shape, error);
   } else {
-    const sige_tensor *t = sige_weights_require(w, n_w, 4, shape, error);
-    out->weight = t ? sige_tensor_dup(t, error) : NULL;
+    out->weight = sige_weights_read_tensor(w, n_w, 4, shape, error);
   }
   if (!out->weight) return FALSE;
   if (bias) {
@@ -108,8 +105,7 @@ gboolean sige_conv_concat(sige_conv_layer *parts, int n, sige_conv_layer *out, G
 sige_tensor *sige_load_matrix(const sige_weights *w, const char *name, int rows, int cols,
                               GError **error) {
   int64_t shape[2] = {rows, cols};
-  const sige_tensor *t = sige_weights_require(w, name, 2, shape, error);
-  return t ? sige_tensor_dup(t, error) : NULL;
+  return sige_weights_read_tensor(w, name, 2, shape, error);
 }
 
 gboolean sige_load_norm(const sige_weights *w, const char *prefix, int c, sige_tensor **g,

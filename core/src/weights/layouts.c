@@ -213,13 +213,17 @@ static gboolean rename_diffusers(sige_weights **wp, GError **error) {
                   "%s: '%s' and another key both map to '%s'", file, names[i], name->str);
       return FALSE;
     }
-    sige_tensor *t = sige_tensor_dup(sige_weights_get(w, names[i]), error);
-    if (!t) return FALSE;
-    if (linear && t->ndim == 2 && g_str_has_suffix(names[i], ".weight")) {
-      t->ndim = 4; /* a Linear weight [C_out, C_in] is a 1x1 convolution */
-      t->shape[2] = t->shape[3] = 1;
+    /* renamed, not copied: the entry keeps pointing at the file's bytes */
+    int ndim;
+    int64_t shape[SIGE_MAX_DIMS];
+    sige_weights_shape(w, names[i], &ndim, shape);
+    if (linear && ndim == 2 && g_str_has_suffix(names[i], ".weight")) {
+      /* a Linear weight [C_out, C_in] is a 1x1 convolution */
+      shape[2] = shape[3] = 1;
+      if (!sige_weights_copy_entry(out, name->str, w, names[i], 4, shape, error)) return FALSE;
+    } else if (!sige_weights_copy_entry(out, name->str, w, names[i], 0, NULL, error)) {
+      return FALSE;
     }
-    sige_weights_insert_with_dtype(out, name->str, t, sige_weights_dtype(w, names[i]));
   }
   if (unexpected->len) {
     g_autoptr(GString) s = g_string_new(NULL);
@@ -246,29 +250,25 @@ typedef struct {
 } splitter;
 
 /* Splits in[src] along its first dimension into dst[0..n) of sizes[0..n)
- * rows (sizes[i] == 0: an equal share). */
+ * rows (sizes[i] == 0: an equal share).  The parts are views of the fused
+ * tensor's bytes: nothing is converted here. */
 static gboolean split_rows(splitter *s, const char *src, const char *const *dst,
                            const int64_t *sizes, int n, GError **error) {
-  const sige_tensor *t = sige_weights_get(s->in, src);
-  if (!t) {
+  int ndim;
+  int64_t shape[SIGE_MAX_DIMS];
+  if (!sige_weights_shape(s->in, src, &ndim, shape)) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_MISSING, "%s: fused layout without '%s'", s->file,
                 src);
     return FALSE;
   }
-  g_autoptr(sige_tensor) f32 = NULL;
-  if (t->storage != SIGE_STORAGE_F32) {
-    if (!(f32 = sige_tensor_to_f32(t, error))) return FALSE;
-    t = f32;
-  }
-  int64_t rows = t->ndim >= 1 ? t->shape[0] : 0, total = 0;
+  int64_t rows = ndim >= 1 ? shape[0] : 0, total = 0;
   for (int i = 0; i < n; i++) total += sizes[i] ? sizes[i] : (rows / n);
-  if (t->ndim < 1 || rows != total || (rows % n && !sizes[0])) {
+  if (ndim < 1 || rows != total || (rows % n && !sizes[0])) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_SHAPE,
                 "%s: '%s' has %" G_GINT64_FORMAT " rows, but the %d layers it fuses need %"
                 G_GINT64_FORMAT, s->file, src, rows, n, total);
     return FALSE;
   }
-  size_t row = rows ? t->numel / (size_t)rows : 0;
   int64_t r0 = 0;
   for (int i = 0; i < n; i++) {
     int64_t r = sizes[i] ? sizes[i] : rows / n;
@@ -277,13 +277,7 @@ static gboolean split_rows(splitter *s, const char *src, const char *const *dst,
                   "%s: '%s' is both in the file and a part of fused '%s'", s->file, dst[i], src);
       return FALSE;
     }
-    int64_t shape[SIGE_MAX_DIMS];
-    memcpy(shape, t->shape, sizeof shape);
-    shape[0] = r;
-    sige_tensor *p = sige_tensor_new(t->ndim, shape, error);
-    if (!p) return FALSE;
-    if (r) memcpy(p->data, t->data + (size_t)r0 * row, (size_t)r * row * sizeof(float));
-    sige_weights_insert_with_dtype(s->out, dst[i], p, sige_weights_dtype(s->in, src));
+    if (!sige_weights_copy_rows(s->out, dst[i], s->in, src, r0, r, error)) return FALSE;
     r0 += r;
   }
   g_hash_table_add(s->consumed, g_strdup(src));
@@ -319,9 +313,7 @@ static gboolean finish_split(splitter *s, sige_weights **wp, const char *layout,
                   names[i]);
       return FALSE;
     }
-    sige_tensor *t = sige_tensor_dup(sige_weights_get(s->in, names[i]), error);
-    if (!t) return FALSE;
-    sige_weights_insert_with_dtype(s->out, names[i], t, sige_weights_dtype(s->in, names[i]));
+    if (!sige_weights_copy_entry(s->out, names[i], s->in, names[i], 0, NULL, error)) return FALSE;
   }
   for (guint i = 0; i < G_N_ELEMENTS(copied_metadata); i++) {
     const char *v = sige_weights_metadata(s->in, copied_metadata[i]);
@@ -349,8 +341,9 @@ static splitter splitter_init(sige_weights *w, const char *file) {
 /* Output channels of the resnet block <prefix> (its conv1), or 0 when absent. */
 static int64_t block_channels(const sige_weights *w, const char *prefix) {
   g_autofree char *k = g_strdup_printf("%s.conv1.weight", prefix);
-  const sige_tensor *t = sige_weights_get(w, k);
-  return t && t->ndim == 4 ? t->shape[0] : 0;
+  int ndim;
+  int64_t shape[SIGE_MAX_DIMS];
+  return sige_weights_shape(w, k, &ndim, shape) && ndim == 4 ? shape[0] : 0;
 }
 
 static void add_level_blocks(const sige_weights *w, const char *level, int i, GPtrArray *blocks,

@@ -11,20 +11,22 @@
  * another one, and nesting is capped, so freeing and walking them is bounded. */
 #pragma once
 #include <glib.h>
-#include "sige/weights.h"
+#include "weights_internal.h"
 
 G_BEGIN_DECLS
 
 #define SIGE_PICKLE_MAX_DIMS 8
 
-/* A storage as the loader sees it: the caller owns it (and its bytes); values
- * only point to it.  `data` may stay NULL until the loader reads it (legacy
- * files keep the bytes after the pickle). */
+/* A storage as the loader sees it: the caller owns it (and a reference to
+ * where its bytes are); values only point to it.  `source` may stay NULL
+ * until the loader finds the bytes (legacy files keep them after the
+ * pickle). */
 typedef struct {
   char *key;
   sige_dtype dtype;
   guint64 numel; /* elements of dtype */
-  const guint8 *data;
+  sige_weights_source *source;
+  guint64 offset; /* of the storage's first byte in source */
   guint64 nbytes;
 } sige_pickle_storage;
 

@@ -13,6 +13,14 @@
 #define MAX_MEMO (1u << 22)
 #define MAX_DEPTH 64
 #define MAX_GLOBAL_NAME 256
+/* What the values of one pickle may cost in all, freed or not: a fixed
+ * allowance plus a multiple of its length.  A state dict's pickle costs a
+ * few dozen bytes of values per byte (a tensor entry of ~150 bytes makes
+ * about twenty small values); without a bound a short file can repeat an
+ * allowed call (_codecs.encode on a long string, say) until memory runs
+ * out, since each call copies its argument. */
+#define ALLOC_BASE ((guint64)64 << 20)
+#define ALLOC_PER_BYTE 64
 
 typedef struct {
   const guint8 *base, *p, *end;
@@ -24,6 +32,7 @@ typedef struct {
   void *user;
   GError **error;
   gsize op_offset;
+  guint64 allocated, budget; /* bytes of values made so far, and the bound */
 } vm;
 
 G_GNUC_PRINTF(2, 3)
@@ -55,13 +64,47 @@ static guint floor_mark(vm *m) {
   return m->marks->len ? g_array_index(m->marks, guint, m->marks->len - 1) : 0;
 }
 
-static gboolean push(vm *m, sige_pv *v) {
+/* Counts `bytes` of new values against the pickle's budget. */
+static gboolean charge(vm *m, guint64 bytes) {
+  m->allocated += bytes;
+  if (m->allocated > m->budget)
+    return fail(m, "its values need more than %" G_GUINT64_FORMAT " bytes (64 MiB + %d per byte "
+                "of the %" G_GSIZE_FORMAT "-byte pickle): refused as a memory exhaustion attempt",
+                m->budget, ALLOC_PER_BYTE, (gsize)(m->end - m->base));
+  return TRUE;
+}
+
+static guint64 value_cost(const sige_pv *v) {
+  guint64 c = sizeof *v;
+  switch (v->kind) {
+    case SIGE_PV_STR:
+    case SIGE_PV_BYTES:
+    case SIGE_PV_BIGINT: c += v->s.len; break;
+    case SIGE_PV_LIST:
+    case SIGE_PV_TUPLE:
+    case SIGE_PV_DICT: c += (guint64)v->items->len * sizeof(gpointer); break;
+    default: break;
+  }
+  return c;
+}
+
+/* Pushes a new reference to a value already paid for (memo, DUP). */
+static gboolean push_ref(vm *m, sige_pv *v) {
   if (m->stack->len >= MAX_STACK) {
     sige_pv_unref(v);
     return fail(m, "stack deeper than %u", MAX_STACK);
   }
   g_ptr_array_add(m->stack, v);
   return TRUE;
+}
+
+/* Pushes a value just made, charging what it costs. */
+static gboolean push(vm *m, sige_pv *v) {
+  if (!charge(m, value_cost(v))) {
+    sige_pv_unref(v);
+    return FALSE;
+  }
+  return push_ref(m, v);
 }
 
 /* Takes the top value (caller owns it); NULL with an error on underflow,
@@ -158,7 +201,7 @@ static gboolean memo_get(vm *m, guint64 index) {
   sige_pv *v = index < MAX_MEMO ? g_hash_table_lookup(m->memo, GUINT_TO_POINTER((guint)index))
                                 : NULL;
   if (!v) return fail(m, "memo index %" G_GUINT64_FORMAT " was never stored", index);
-  return push(m, sige_pv_ref(v));
+  return push_ref(m, sige_pv_ref(v));
 }
 
 /* Gathers the items above position `from` into a new tuple or list. */
@@ -192,6 +235,11 @@ static gboolean fill(vm *m, guint from, gboolean pairs) {
     return fail(m, "%s on a %s", pairs ? "SETITEM" : "APPEND", sige_pv_kind_name(c->kind));
   guint n = m->stack->len - from;
   if (pairs && n % 2) return fail(m, "SETITEMS with an odd number of items");
+  /* a slot per item, and per dict key its index entry (a copy of the key) */
+  guint64 cost = (guint64)n * sizeof(gpointer);
+  for (guint i = from; pairs && i < m->stack->len; i += 2)
+    cost += 64 + value_cost(m->stack->pdata[i]);
+  if (!charge(m, cost)) return FALSE;
   for (guint i = from; i < m->stack->len; i++)
     if (!adopt(m, c, m->stack->pdata[i])) return FALSE;
   for (guint i = from; i < m->stack->len; i += pairs ? 2 : 1) {
@@ -391,7 +439,7 @@ static gboolean step(vm *m, gboolean *stop) {
       return TRUE;
     case '2': { /* DUP */
       sige_pv *v = top(m);
-      return v && push(m, sige_pv_ref(v));
+      return v && push_ref(m, sige_pv_ref(v));
     }
     case 'c': { /* GLOBAL "module\nname\n" */
       char module[MAX_GLOBAL_NAME], name[MAX_GLOBAL_NAME];
@@ -433,6 +481,7 @@ sige_pv *sige_pickle_load(const guint8 *data, gsize len, gsize *consumed, const 
     .persistent = persistent,
     .user = user,
     .error = error,
+    .budget = ALLOC_BASE + (guint64)ALLOC_PER_BYTE * len,
   };
   gboolean stop = FALSE, ok = TRUE;
   while (ok && !stop) ok = step(&m, &stop);

@@ -18,6 +18,8 @@
 /* Real headers are a few KiB per thousand tensors; anything near this is
  * garbage or an attack on the JSON parser. */
 #define HEADER_MAX ((guint64)100 << 20)
+/* A valid header nests 3 levels; a little room for metadata-like extras. */
+#define HEADER_MAX_DEPTH 32
 
 /* Dtypes of the safetensors format that we recognise but cannot convert: these
  * are UNSUPPORTED, any other string is a FORMAT error. */
@@ -233,48 +235,38 @@ static gboolean check_layout(st_ctx *c, GArray *entries, guint64 data_size) {
   return TRUE;
 }
 
-/* Source bytes are little-endian and, with an arbitrary header length, not
- * aligned: every element is read through memcpy.  One loop per dtype keeps
- * the switch out of the inner loop. */
-#define CONVERT_LOOP(utype, from_le, expr)           \
-  for (guint64 i = 0; i < n; i++) {                   \
-    utype u;                                          \
-    memcpy(&u, src + sizeof(utype) * i, sizeof u);    \
-    u = from_le(u);                                   \
-    dst[i] = (expr);                                  \
+/* json-glib parses recursively: a header of tens of thousands of nested
+ * brackets would exhaust the C stack inside it.  A valid header nests three
+ * levels (root, entry, shape), so the bracket depth outside strings is
+ * bounded before the parser sees the text. */
+static gboolean check_nesting(st_ctx *c, const char *text, gsize len) {
+  int depth = 0;
+  gboolean in_string = FALSE;
+  for (gsize i = 0; i < len; i++) {
+    char ch = text[i];
+    if (in_string) {
+      if (ch == '\\')
+        i++; /* the escaped character cannot end the string */
+      else if (ch == '"')
+        in_string = FALSE;
+    } else if (ch == '"') {
+      in_string = TRUE;
+    } else if (ch == '{' || ch == '[') {
+      if (++depth > HEADER_MAX_DEPTH)
+        return fail(c, SIGE_ERROR_FORMAT, NULL,
+                    "header nests JSON objects and arrays deeper than %d levels (at byte %"
+                    G_GSIZE_FORMAT ")", HEADER_MAX_DEPTH, i + 8);
+    } else if (ch == '}' || ch == ']') {
+      depth--;
+    }
   }
-
-static float bits_to_f32(guint32 u) {
-  float f;
-  memcpy(&f, &u, sizeof f);
-  return f;
-}
-
-static float bits_to_f64(guint64 u) {
-  double d;
-  memcpy(&d, &u, sizeof d);
-  return (float)d;
-}
-
-#define IDENTITY(x) (x)
-
-static void convert(float *dst, const guint8 *src, guint64 n, sige_dtype dtype) {
-  switch (dtype) {
-    case SIGE_DTYPE_F32: CONVERT_LOOP(guint32, GUINT32_FROM_LE, bits_to_f32(u)) break;
-    case SIGE_DTYPE_F16: CONVERT_LOOP(guint16, GUINT16_FROM_LE, sige_f16_to_f32(u)) break;
-    case SIGE_DTYPE_BF16: CONVERT_LOOP(guint16, GUINT16_FROM_LE, sige_bf16_to_f32(u)) break;
-    case SIGE_DTYPE_F64: CONVERT_LOOP(guint64, GUINT64_FROM_LE, bits_to_f64(u)) break;
-    case SIGE_DTYPE_I64: CONVERT_LOOP(guint64, GUINT64_FROM_LE, (float)(gint64)u) break;
-    case SIGE_DTYPE_I32: CONVERT_LOOP(guint32, GUINT32_FROM_LE, (float)(gint32)u) break;
-    case SIGE_DTYPE_I16: CONVERT_LOOP(guint16, GUINT16_FROM_LE, (float)(gint16)u) break;
-    case SIGE_DTYPE_I8: CONVERT_LOOP(guint8, IDENTITY, (float)(gint8)u) break;
-    case SIGE_DTYPE_U8: CONVERT_LOOP(guint8, IDENTITY, (float)u) break;
-    case SIGE_DTYPE_BOOL: CONVERT_LOOP(guint8, IDENTITY, u ? 1.0f : 0.0f) break;
-  }
+  return TRUE;
 }
 
 static gboolean parse_header(st_ctx *c, const char *text, gsize len, guint64 data_size,
-                             sige_weights *w, const guint8 *data, dup_tracker *dups) {
+                             guint64 data_offset, sige_weights *w, sige_weights_source *src,
+                             dup_tracker *dups) {
+  if (!check_nesting(c, text, len)) return FALSE;
   g_autoptr(JsonParser) parser = json_parser_new();
   g_signal_connect(parser, "object-member", G_CALLBACK(on_object_member), dups);
   g_autoptr(GError) jerr = NULL;
@@ -302,16 +294,14 @@ static gboolean parse_header(st_ctx *c, const char *text, gsize len, guint64 dat
   }
   if (!check_layout(c, entries, data_size)) return FALSE;
 
+  /* The index records where each tensor is; nothing is read or converted
+   * until a model fills its own tensors from it. */
   for (guint i = 0; i < entries->len; i++) {
     const st_entry *e = &g_array_index(entries, st_entry, i);
-    g_autoptr(GError) terr = NULL;
-    sige_tensor *t = sige_tensor_new(e->ndim, e->shape, &terr);
-    if (!t)
-      return fail(c, g_error_matches(terr, SIGE_ERROR, SIGE_ERROR_NOMEM) ? SIGE_ERROR_NOMEM
-                                                                          : SIGE_ERROR_UNSUPPORTED,
-                  e->name, "%s", terr->message);
-    convert(t->data, data + e->begin, e->numel, e->dtype);
-    sige_weights_insert_with_dtype(w, e->name, t, e->dtype);
+    sige_weights_view v = {.dtype = e->dtype, .ndim = e->ndim, .offset = data_offset + e->begin};
+    memcpy(v.shape, e->shape, sizeof v.shape);
+    sige_weights_view_set_contiguous(&v);
+    if (!sige_weights_add(w, e->name, src, &v, c->error)) return FALSE;
   }
   return TRUE;
 }
@@ -321,32 +311,19 @@ sige_weights *sige_weights_load_safetensors(const char *path, GError **error) {
   g_autofree char *file = sige_weights_display_name(path);
   st_ctx c = {.file = file, .error = error};
 
-  /* Opened by hand so that an IO error carries the full path once, with errno. */
-  int fd = g_open(path, O_RDONLY | O_CLOEXEC, 0);
-  if (fd < 0) {
-    int err = errno;
-    g_autofree char *disp = g_filename_display_name(path);
-    g_set_error(error, SIGE_ERROR, SIGE_ERROR_IO, "%s: cannot open: %s", disp, g_strerror(err));
-    return NULL;
-  }
-  g_autoptr(GError) merr = NULL;
-  g_autoptr(GMappedFile) map = g_mapped_file_new_from_fd(fd, FALSE, &merr);
-  close(fd); /* the mapping outlives the descriptor */
-  if (!map) {
-    g_autofree char *disp = g_filename_display_name(path);
-    g_set_error(error, SIGE_ERROR, SIGE_ERROR_IO, "%s: cannot map: %s", disp, merr->message);
-    return NULL;
-  }
-  const guint8 *bytes = (const guint8 *)g_mapped_file_get_contents(map);
-  guint64 size = g_mapped_file_get_length(map);
-
+  g_autoptr(sige_weights_source) src = sige_weights_source_open(path, error);
+  if (!src) return NULL;
+  /* Every offset below is checked against the size the file has now; the
+   * entries are read later with pread, so a file that shrinks in between
+   * gives a read error then, not a signal. */
+  guint64 size = sige_weights_source_size(src);
   if (size < 8) {
     fail(&c, SIGE_ERROR_FORMAT, NULL, "file of %" G_GUINT64_FORMAT
          " bytes is too short for the 8-byte header length", size);
     return NULL;
   }
   guint64 hlen;
-  memcpy(&hlen, bytes, 8);
+  if (!sige_weights_source_read(src, 0, &hlen, 8, file, "(header)", error)) return NULL;
   hlen = GUINT64_FROM_LE(hlen);
   if (hlen < 2) {
     fail(&c, SIGE_ERROR_FORMAT, NULL, "header length %" G_GUINT64_FORMAT " is below 2", hlen);
@@ -363,6 +340,9 @@ sige_weights *sige_weights_load_safetensors(const char *path, GError **error) {
          " bytes)", hlen, size);
     return NULL;
   }
+  g_autofree char *header = g_malloc((gsize)hlen);
+  if (!sige_weights_source_read(src, 8, header, (gsize)hlen, file, "(header)", error))
+    return NULL;
 
   g_autoptr(sige_weights) w = sige_weights_new();
   sige_weights_set_path(w, path);
@@ -371,8 +351,7 @@ sige_weights *sige_weights_load_safetensors(const char *path, GError **error) {
                                   (GDestroyNotify)g_hash_table_unref),
     .dups = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free),
   };
-  gboolean ok = parse_header(&c, (const char *)bytes + 8, (gsize)hlen, size - 8 - hlen, w,
-                             bytes + 8 + hlen, &dups);
+  gboolean ok = parse_header(&c, header, (gsize)hlen, size - 8 - hlen, 8 + hlen, w, src, &dups);
   g_hash_table_unref(dups.seen);
   g_hash_table_unref(dups.dups);
   return ok ? g_steal_pointer(&w) : NULL;

@@ -45,15 +45,19 @@ static char *build_header(const sige_weights *w, sige_dtype dtype, GHashTable *m
                   "%s: tensor '__metadata__': the name is reserved by the format", file);
       return NULL;
     }
-    const sige_tensor *t = sige_weights_get(w, names[i]);
-    guint64 bytes = (guint64)t->numel * sige_dtype_size(dtype);
+    int ndim;
+    int64_t shape[SIGE_MAX_DIMS];
+    sige_weights_shape(w, names[i], &ndim, shape);
+    guint64 numel = 1;
+    for (int d = 0; d < ndim; d++) numel *= (guint64)shape[d];
+    guint64 bytes = numel * sige_dtype_size(dtype);
     json_builder_set_member_name(b, names[i]);
     json_builder_begin_object(b);
     json_builder_set_member_name(b, "dtype");
     json_builder_add_string_value(b, sige_dtype_name(dtype));
     json_builder_set_member_name(b, "shape");
     json_builder_begin_array(b);
-    for (int d = 0; d < t->ndim; d++) json_builder_add_int_value(b, t->shape[d]);
+    for (int d = 0; d < ndim; d++) json_builder_add_int_value(b, shape[d]);
     json_builder_end_array(b);
     json_builder_set_member_name(b, "data_offsets");
     json_builder_begin_array(b);
@@ -79,11 +83,11 @@ static char *build_header(const sige_weights *w, sige_dtype dtype, GHashTable *m
   return out;
 }
 
-static gboolean write_tensor(FILE *fp, const sige_tensor *t, sige_dtype dtype) {
+static gboolean write_tensor(FILE *fp, const float *data, size_t numel, sige_dtype dtype) {
   guint8 buf[CHUNK * 4];
-  for (size_t start = 0; start < t->numel; start += CHUNK) {
-    size_t n = MIN((size_t)CHUNK, t->numel - start);
-    const float *src = t->data + start;
+  for (size_t start = 0; start < numel; start += CHUNK) {
+    size_t n = MIN((size_t)CHUNK, numel - start);
+    const float *src = data + start;
     for (size_t i = 0; i < n; i++) {
       if (dtype == SIGE_DTYPE_F16) {
         guint16 h = GUINT16_TO_LE(sige_f32_to_f16(src[i]));
@@ -100,14 +104,30 @@ static gboolean write_tensor(FILE *fp, const sige_tensor *t, sige_dtype dtype) {
   return TRUE;
 }
 
+/* FALSE with *error set when a tensor cannot be read, FALSE with errno when
+ * writing fails. */
 static gboolean write_all(FILE *fp, const sige_weights *w, sige_dtype dtype, const char *header,
-                          gsize hlen) {
+                          gsize hlen, GError **error) {
   guint64 len = GUINT64_TO_LE((guint64)hlen);
   if (fwrite(&len, 8, 1, fp) != 1 || fwrite(header, 1, hlen, fp) != hlen) return FALSE;
   guint n = 0;
   const char *const *names = sige_weights_names(w, &n);
-  for (guint i = 0; i < n; i++)
-    if (!write_tensor(fp, sige_weights_get(w, names[i]), dtype)) return FALSE;
+  for (guint i = 0; i < n; i++) {
+    /* one tensor converted at a time: a conversion (F16 -> F32, say) never
+     * holds the whole table in float32 */
+    int ndim;
+    int64_t shape[SIGE_MAX_DIMS];
+    sige_weights_shape(w, names[i], &ndim, shape);
+    size_t numel = 1;
+    for (int d = 0; d < ndim; d++) numel *= (size_t)shape[d];
+    g_autofree float *data = g_try_new(float, numel ? numel : 1);
+    if (!data) {
+      g_set_error(error, SIGE_ERROR, SIGE_ERROR_NOMEM, "tensor '%s': out of memory", names[i]);
+      return FALSE;
+    }
+    if (!sige_weights_read_f32(w, names[i], data, numel, error)) return FALSE;
+    if (!write_tensor(fp, data, numel, dtype)) return FALSE;
+  }
   /* Flushed and synced before the rename, so the new name never points at a
    * file whose contents are still in flight. */
   return fflush(fp) == 0 && fsync(fileno(fp)) == 0;
@@ -147,7 +167,8 @@ gboolean sige_weights_save_safetensors(const sige_weights *w, const char *path, 
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_IO, "%s: %s", disp, g_strerror(err));
     return FALSE;
   }
-  gboolean ok = write_all(fp, w, dtype, header, hlen);
+  g_autoptr(GError) read_error = NULL;
+  gboolean ok = write_all(fp, w, dtype, header, hlen, &read_error);
   int err = errno;
   if (fclose(fp) != 0 && ok) {
     ok = FALSE;
@@ -159,6 +180,10 @@ gboolean sige_weights_save_safetensors(const sige_weights *w, const char *path, 
   }
   if (!ok) {
     g_unlink(tmp);
+    if (read_error) {
+      g_propagate_prefixed_error(error, g_steal_pointer(&read_error), "%s: ", disp);
+      return FALSE;
+    }
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_IO, "%s: cannot write: %s", disp, g_strerror(err));
     return FALSE;
   }

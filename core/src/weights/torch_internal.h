@@ -13,8 +13,7 @@ typedef gboolean (*sige_torch_read_fn)(sige_torch_loader *l, sige_pickle_storage
 
 struct sige_torch_loader {
   const char *file;       /* display name for errors */
-  GHashTable *storages;   /* key -> sige_pickle_storage* (owned, with owned bytes in `owned`) */
-  GPtrArray *owned;       /* byte buffers to free with the loader */
+  GHashTable *storages;   /* key -> sige_pickle_storage* (owned) */
   sige_torch_read_fn read; /* NULL: bytes attached later */
   gboolean legacy;        /* persistent ids carry a sixth item (view metadata) */
   void *impl;
@@ -24,8 +23,8 @@ void sige_torch_loader_init(sige_torch_loader *l, const char *file);
 void sige_torch_loader_clear(sige_torch_loader *l);
 /* The persistent-id resolver given to sige_pickle_load. */
 sige_pv *sige_torch_persistent(const sige_pv *pid, void *user, GError **error);
-/* Picks the state dict inside the checkpoint object and converts its tensors
- * into a table (names with any "module." prefix removed). */
+/* Picks the state dict inside the checkpoint object and records its tensors
+ * in an index (names with any "module." prefix removed). */
 sige_weights *sige_torch_to_weights(sige_torch_loader *l, const sige_pv *root, const char *path,
                                     const char *format, GError **error);
 

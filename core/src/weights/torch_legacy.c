@@ -12,8 +12,9 @@
 /* 0x1950a86a20f9469cfc6c as the little-endian bytes pickle writes (LONG1) */
 static const guint8 magic_bytes[] = {0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
 
-static gboolean attach_storages(sige_torch_loader *l, const sige_pv *keys, const guint8 *p,
-                                const guint8 *end, GError **error) {
+static gboolean attach_storages(sige_torch_loader *l, const sige_pv *keys, const guint8 *base,
+                                const guint8 *p, const guint8 *end, sige_weights_source *src,
+                                GError **error) {
   if (keys->kind != SIGE_PV_LIST) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
                 "%s: the storage key list is a %s, not a list", l->file,
@@ -24,7 +25,7 @@ static gboolean attach_storages(sige_torch_loader *l, const sige_pv *keys, const
     const sige_pv *k = keys->items->pdata[i];
     sige_pickle_storage *s =
         k->kind == SIGE_PV_STR ? g_hash_table_lookup(l->storages, k->s.data) : NULL;
-    if (!s || s->data) {
+    if (!s || s->source) {
       g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
                   "%s: storage key #%u %s", l->file, i,
                   !s ? "is not used by the pickle" : "appears twice");
@@ -44,7 +45,8 @@ static gboolean attach_storages(sige_torch_loader *l, const sige_pv *keys, const
     if (!g_uint64_checked_mul(&bytes, count, sige_dtype_size(s->dtype)) ||
         bytes > (guint64)(end - p))
       goto truncated;
-    s->data = p;
+    s->source = sige_weights_source_ref(src);
+    s->offset = (guint64)(p - base);
     s->nbytes = bytes;
     p += bytes;
     continue;
@@ -81,14 +83,25 @@ static gboolean check_header(const char *file, const sige_pv *magic, const sige_
 }
 
 sige_weights *sige_torch_load_legacy(const char *path, const char *file, GError **error) {
+  /* The pickle is parsed from a mapping; the index entries read the storages
+   * with pread later, through their own descriptor (see weights_source.c),
+   * and were checked against the file's size when it was mapped. */
+  g_autoptr(sige_weights_source) src = sige_weights_source_open(path, error);
+  if (!src) return NULL;
   g_autoptr(GError) merr = NULL;
   g_autoptr(GMappedFile) map = g_mapped_file_new(path, FALSE, &merr);
   if (!map) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_IO, "%s: cannot map: %s", file, merr->message);
     return NULL;
   }
-  const guint8 *p = (const guint8 *)g_mapped_file_get_contents(map);
+  const guint8 *base = (const guint8 *)g_mapped_file_get_contents(map);
+  const guint8 *p = base;
   const guint8 *end = p + g_mapped_file_get_length(map);
+  if (sige_weights_source_size(src) < (guint64)(end - base)) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_IO, "%s: the file changed while it was opened",
+                file);
+    return NULL;
+  }
   sige_torch_loader l;
   sige_torch_loader_init(&l, file);
   l.legacy = TRUE;
@@ -103,7 +116,7 @@ sige_weights *sige_torch_load_legacy(const char *path, const char *file, GError 
     p += used;
     if (n == 2 && !check_header(file, parts[0], parts[1], parts[2], error)) break;
   }
-  if (n == 5 && attach_storages(&l, parts[4], p, end, error))
+  if (n == 5 && attach_storages(&l, parts[4], base, p, end, src, error))
     w = sige_torch_to_weights(&l, parts[3], path, "pytorch-legacy", error);
   for (int i = 0; i < 5; i++) sige_pv_unref(parts[i]);
   sige_torch_loader_clear(&l);

@@ -1,5 +1,6 @@
-/* Storages and tensors of a PyTorch checkpoint: persistent ids, strided
- * gathers into float32 tables, and the choice of the state dict. */
+/* Storages and tensors of a PyTorch checkpoint: persistent ids, index
+ * entries (strided views into the storages' bytes), and the choice of the
+ * state dict. */
 #include <string.h>
 
 #include "sige/error.h"
@@ -7,6 +8,7 @@
 
 static void storage_free(gpointer p) {
   sige_pickle_storage *s = p;
+  sige_weights_source_unref(s->source);
   g_free(s->key);
   g_free(s);
 }
@@ -15,14 +17,11 @@ void sige_torch_loader_init(sige_torch_loader *l, const char *file) {
   memset(l, 0, sizeof *l);
   l->file = file;
   l->storages = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, storage_free);
-  l->owned = g_ptr_array_new_with_free_func(g_free);
 }
 
 void sige_torch_loader_clear(sige_torch_loader *l) {
   if (l->storages) g_hash_table_unref(l->storages);
-  if (l->owned) g_ptr_array_unref(l->owned);
   l->storages = NULL;
-  l->owned = NULL;
 }
 
 static gboolean valid_key(const sige_pv *k) {
@@ -76,64 +75,34 @@ bad:
   return NULL;
 }
 
-static float element(const guint8 *p, sige_dtype d) {
-  guint16 u16;
-  guint32 u32;
-  guint64 u64;
-  float f;
-  double x;
-  switch (d) {
-    case SIGE_DTYPE_F32:
-      memcpy(&u32, p, 4);
-      u32 = GUINT32_FROM_LE(u32);
-      memcpy(&f, &u32, 4);
-      return f;
-    case SIGE_DTYPE_F16: memcpy(&u16, p, 2); return sige_f16_to_f32(GUINT16_FROM_LE(u16));
-    case SIGE_DTYPE_BF16: memcpy(&u16, p, 2); return sige_bf16_to_f32(GUINT16_FROM_LE(u16));
-    case SIGE_DTYPE_F64:
-      memcpy(&u64, p, 8);
-      u64 = GUINT64_FROM_LE(u64);
-      memcpy(&x, &u64, 8);
-      return (float)x;
-    case SIGE_DTYPE_I64: memcpy(&u64, p, 8); return (float)(gint64)GUINT64_FROM_LE(u64);
-    case SIGE_DTYPE_I32: memcpy(&u32, p, 4); return (float)(gint32)GUINT32_FROM_LE(u32);
-    case SIGE_DTYPE_I16: memcpy(&u16, p, 2); return (float)(gint16)GUINT16_FROM_LE(u16);
-    case SIGE_DTYPE_I8: return (float)(gint8)p[0];
-    case SIGE_DTYPE_U8: return (float)p[0];
-    case SIGE_DTYPE_BOOL: return p[0] ? 1.0f : 0.0f;
-  }
-  return 0.0f;
-}
-
 /* Checks the geometry against the storage (every index the strides can
- * reach must lie inside it) and gathers the elements, which also handles
- * non-contiguous views, into a dense float32 tensor. */
-static sige_tensor *materialise(sige_torch_loader *l, const char *name, const sige_pv *v,
-                                GError **error) {
+ * reach must lie inside it) and records the view in the index. */
+static gboolean add_view(sige_torch_loader *l, sige_weights *w, const char *name,
+                         const sige_pv *v, GError **error) {
   const sige_pickle_storage *s = v->t.storage;
   if (v->t.ndim > SIGE_MAX_DIMS) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED, "%s: tensor '%s' has %d dimensions (at most %d are supported)",
                 l->file, name, v->t.ndim, SIGE_MAX_DIMS);
-    return NULL;
+    return FALSE;
   }
-  if (!s->data) {
+  if (!s->source) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
                 "%s: tensor '%s': storage '%s' has no data in the file", l->file, name, s->key);
-    return NULL;
+    return FALSE;
   }
-  int64_t shape[SIGE_MAX_DIMS] = {1, 1, 1, 1}, stride[SIGE_MAX_DIMS] = {0, 0, 0, 0};
-  int ndim = v->t.ndim ? v->t.ndim : 1; /* a scalar becomes one element, as in safetensors */
+  sige_weights_view view = {.dtype = s->dtype, .ndim = v->t.ndim ? v->t.ndim : 1};
+  for (int i = 0; i < SIGE_MAX_DIMS; i++) view.shape[i] = 1;
   guint64 numel = 1, last = (guint64)v->t.offset;
   gboolean overflow = FALSE;
   for (int i = 0; i < v->t.ndim; i++) {
-    shape[i] = v->t.shape[i];
-    stride[i] = v->t.stride[i];
-    if (!g_uint64_checked_mul(&numel, numel, (guint64)shape[i])) overflow = TRUE;
+    view.shape[i] = v->t.shape[i];
+    view.stride[i] = v->t.stride[i];
+    if (!g_uint64_checked_mul(&numel, numel, (guint64)v->t.shape[i])) overflow = TRUE;
   }
   if (numel > 0) {
     for (int i = 0; i < v->t.ndim && !overflow; i++) {
       guint64 reach;
-      if (!g_uint64_checked_mul(&reach, (guint64)(shape[i] - 1), (guint64)stride[i]) ||
+      if (!g_uint64_checked_mul(&reach, (guint64)(v->t.shape[i] - 1), (guint64)v->t.stride[i]) ||
           !g_uint64_checked_add(&last, last, reach))
         overflow = TRUE;
     }
@@ -143,25 +112,20 @@ static sige_tensor *materialise(sige_torch_loader *l, const char *name, const si
                 "%s: tensor '%s' (offset %" G_GINT64_FORMAT ", %d dims) reaches past its storage "
                 "'%s' of %" G_GUINT64_FORMAT " elements",
                 l->file, name, v->t.offset, v->t.ndim, s->key, s->numel);
-    return NULL;
+    return FALSE;
   }
-  g_autoptr(GError) terr = NULL;
-  sige_tensor *t = sige_tensor_new(ndim, shape, &terr);
-  if (!t) {
-    g_set_error(error, SIGE_ERROR, SIGE_ERROR_NOMEM, "%s: tensor '%s': %s", l->file, name,
-                terr->message);
-    return NULL;
+  /* Every element then has a place of its own in the storage: what a file
+   * makes us allocate is bounded by what it holds (broadcast views with
+   * stride 0, which torch.save keeps as such, are not weights). */
+  if (numel > s->numel) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
+                "%s: tensor '%s' has %" G_GUINT64_FORMAT " elements but its storage '%s' only %"
+                G_GUINT64_FORMAT " (broadcast views are not supported)",
+                l->file, name, numel, s->key, s->numel);
+    return FALSE;
   }
-  size_t es = sige_dtype_size(s->dtype);
-  const guint8 *base = s->data + (gsize)v->t.offset * es;
-  float *out = t->data;
-  for (int64_t a = 0; a < shape[0] && numel; a++)
-    for (int64_t b = 0; b < shape[1]; b++)
-      for (int64_t c = 0; c < shape[2]; c++) {
-        const guint8 *row = base + (gsize)(a * stride[0] + b * stride[1] + c * stride[2]) * es;
-        for (int64_t d = 0; d < shape[3]; d++) *out++ = element(row + (gsize)(d * stride[3]) * es, s->dtype);
-      }
-  return t;
+  view.offset = s->offset + (guint64)v->t.offset * sige_dtype_size(s->dtype);
+  return sige_weights_add(w, name, s->source, &view, error);
 }
 
 static gboolean has_tensors(const sige_pv *d) {
@@ -208,9 +172,7 @@ sige_weights *sige_torch_to_weights(sige_torch_loader *l, const sige_pv *root, c
     if (k->kind != SIGE_PV_STR || v->kind != SIGE_PV_TENSOR) continue;
     const char *name = g_str_has_prefix(k->s.data, "module.") ? k->s.data + 7 : k->s.data;
     if (!*name || strlen(k->s.data) != k->s.len) continue;
-    sige_tensor *t = materialise(l, name, v, error);
-    if (!t) return NULL;
-    sige_weights_insert_with_dtype(w, name, t, v->t.storage->dtype);
+    if (!add_view(l, w, name, v, error)) return NULL;
   }
   return g_steal_pointer(&w);
 }

@@ -84,7 +84,7 @@ static gboolean read_storage(sige_torch_loader *l, sige_pickle_storage *s, GErro
                   l->file, s->key, name);
     return FALSE;
   }
-  g_ptr_array_add(l->owned, buf);
+  g_autoptr(GBytes) bytes = g_bytes_new_take(buf, (gsize)len);
   guint64 need;
   if (!g_uint64_checked_mul(&need, s->numel, sige_dtype_size(s->dtype)) || need > len) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
@@ -92,7 +92,10 @@ static gboolean read_storage(sige_torch_loader *l, sige_pickle_storage *s, GErro
                 " bytes", l->file, s->key, s->numel, sige_dtype_name(s->dtype), name, (guint64)len);
     return FALSE;
   }
-  s->data = buf;
+  /* Inflated (or copied: libzip reads stored entries too) once and kept
+   * until the index is freed: this is where the CRC is checked. */
+  s->source = sige_weights_source_new_bytes(bytes);
+  s->offset = 0;
   s->nbytes = len;
   return TRUE;
 }

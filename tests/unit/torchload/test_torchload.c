@@ -153,6 +153,24 @@ static void write_file(const char *path, const char *bytes, gsize len) {
                                        NULL));
 }
 
+/* Reads every tensor of a table that loaded: the index defers the reads,
+ * so damage in the data shows here, as an error, never a crash. */
+static void read_all(const sige_weights *w) {
+  if (!w) return;
+  guint n;
+  const char *const *names = sige_weights_names(w, &n);
+  for (guint i = 0; i < n; i++) {
+    int ndim;
+    int64_t shape[SIGE_MAX_DIMS];
+    assert_true(sige_weights_shape(w, names[i], &ndim, shape));
+    size_t numel = 1;
+    for (int d = 0; d < ndim; d++) numel *= (size_t)shape[d];
+    g_autofree float *buf = g_new(float, numel ? numel : 1);
+    g_autoptr(GError) err = NULL;
+    if (!sige_weights_read_f32(w, names[i], buf, numel, &err)) assert_non_null(err);
+  }
+}
+
 static void test_damaged_files(void **state) {
   (void)state;
   const char *names[] = {"good_legacy.pth", "good_zip.pth"};
@@ -168,6 +186,7 @@ static void test_damaged_files(void **state) {
       g_autoptr(GError) err = NULL;
       g_autoptr(sige_weights) w = sige_weights_load_torch(dst, &err);
       if (!w) assert_non_null(err);
+      read_all(w);
     }
     for (int i = 0; i < 300; i++) {
       g_autofree char *copy = g_memdup2(bytes, len);
@@ -177,8 +196,40 @@ static void test_damaged_files(void **state) {
       g_autoptr(GError) err = NULL;
       g_autoptr(sige_weights) w = sige_weights_load_torch(dst, &err);
       if (!w) assert_non_null(err);
+      read_all(w);
     }
   }
+}
+
+/* Issue #20: a short pickle that calls the allowed _codecs.encode on a long
+ * string again and again (each call copies it) must stop at the unpickler's
+ * budget (64 MiB + 64 bytes per byte of pickle), not allocate until memory
+ * runs out. */
+static void test_pickle_allocation_bounded(void **state) {
+  (void)state;
+  const gsize len = 100000, calls = 20000; /* ~220 KB asking for ~2 GB */
+  GByteArray *b = g_byte_array_new();
+  g_byte_array_append(b, (const guint8 *)"\x80\x02" "c_codecs\nencode\nq\x00", 20);
+  guint8 n4[4] = {len & 0xff, (len >> 8) & 0xff, (len >> 16) & 0xff, 0};
+  g_byte_array_append(b, (const guint8 *)"X", 1);
+  g_byte_array_append(b, n4, 4);
+  for (gsize i = 0; i < len; i++) g_byte_array_append(b, (const guint8 *)"a", 1);
+  g_byte_array_append(b, (const guint8 *)"X\x06\0\0\0latin1\x86q\x01R0", 16);
+  for (gsize i = 0; i < calls; i++) g_byte_array_append(b, (const guint8 *)"h\x00h\x01R0", 6);
+  g_byte_array_append(b, (const guint8 *)"N.", 2);
+  g_autofree char *tmp = g_dir_make_tmp("sige-pickle-XXXXXX", NULL);
+  assert_non_null(tmp);
+  g_autofree char *path = g_build_filename(tmp, "encode_bomb.pth", NULL);
+  write_file(path, (const char *)b->data, b->len);
+  g_byte_array_unref(b);
+  g_autoptr(GError) err = NULL;
+  g_autoptr(sige_weights) w = sige_weights_load_torch(path, &err);
+  g_unlink(path);
+  g_rmdir(tmp);
+  assert_null(w);
+  assert_true(g_error_matches(err, SIGE_ERROR, SIGE_ERROR_FORMAT));
+  if (!strstr(err->message, "encode_bomb.pth") || !strstr(err->message, "64 MiB"))
+    fail_msg("not the allocation bound: %s", err->message);
 }
 
 static sige_tensor *forward(const char *path, const sige_tensor *x) {
@@ -310,6 +361,7 @@ int main(void) {
     cmocka_unit_test(test_content_not_extension),
     cmocka_unit_test(test_forbidden_globals_refused),
     cmocka_unit_test(test_damaged_files),
+    cmocka_unit_test(test_pickle_allocation_bounded),
     cmocka_unit_test(test_reference_layouts),
     cmocka_unit_test(test_spade_fused_layout),
     cmocka_unit_test(test_fused_bad_shapes),

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <glib/gstdio.h>
+#include <unistd.h>
 
 #include "sige/error.h"
 #include "sige/weights.h"
@@ -340,8 +341,108 @@ static void test_bad_metadata(void **state) {
                NEEDLES("meta2.safetensors", "__metadata__"));
 }
 
+/* Issue #20: ~75,000 nested brackets used to overflow the stack inside
+ * json-glib; the depth is bounded before parsing.  Brackets inside strings
+ * do not count. */
+static void test_deep_nesting(void **state) {
+  const fixture *f = *state;
+  const int depth = 75000;
+  GString *h = g_string_new("{\"a\":");
+  for (int i = 0; i < depth; i++) g_string_append_c(h, '[');
+  for (int i = 0; i < depth; i++) g_string_append_c(h, ']');
+  g_string_append_c(h, '}');
+  check_header(f, "deep.safetensors", h->str, 0, SIGE_ERROR_FORMAT,
+               NEEDLES("deep.safetensors", "deeper than 32 levels"));
+  g_string_free(h, TRUE);
+
+  GString *ok = g_string_new("{\"__metadata__\":{\"note\":\"\\\"");
+  for (int i = 0; i < 100; i++) g_string_append(ok, "[{");
+  g_string_append(ok, "\"},\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}");
+  guint8 data[4] = {0};
+  g_autofree char *path = write_raw(f, "brackets.safetensors", ok->str, 0, data, 4);
+  g_string_free(ok, TRUE);
+  g_autoptr(GError) err = NULL;
+  g_autoptr(sige_weights) w = sige_weights_load_safetensors(path, &err);
+  if (!w) fail_msg("%s", err->message);
+  assert_non_null(strstr(sige_weights_metadata(w, "note"), "[{[{"));
+}
+
+/* The fill API: shapes without converting, reads into a caller's buffer,
+ * errors naming the file and the tensor. */
+static void test_read_f32(void **state) {
+  const fixture *f = *state;
+  guint8 data[12];
+  put16(data + 0, 0x3c00); /* F16 1 */
+  put16(data + 2, 0xc000); /* F16 -2 */
+  put32(data + 4, 0x40490fdb); /* F32 pi */
+  put32(data + 8, 0xbf800000); /* F32 -1 */
+  g_autofree char *path = write_raw(
+      f, "fill.safetensors",
+      "{\"h\":{\"dtype\":\"F16\",\"shape\":[2,1],\"data_offsets\":[0,4]},"
+      "\"s\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 0, data, 12);
+  g_autoptr(GError) err = NULL;
+  g_autoptr(sige_weights) w = sige_weights_load_safetensors(path, &err);
+  assert_non_null(w);
+  int ndim = 0;
+  int64_t shape[SIGE_MAX_DIMS];
+  assert_true(sige_weights_shape(w, "h", &ndim, shape));
+  assert_int_equal(ndim, 2);
+  assert_int_equal(shape[0], 2);
+  assert_int_equal(shape[1], 1);
+  assert_false(sige_weights_shape(w, "nope", &ndim, shape));
+  float out[2];
+  assert_true(sige_weights_read_f32(w, "h", out, 2, &err));
+  assert_true(out[0] == 1.0f && out[1] == -2.0f);
+  assert_true(sige_weights_read_f32(w, "s", out, 2, &err));
+  assert_true(out[0] == 3.14159274f && out[1] == -1.0f);
+  assert_false(sige_weights_read_f32(w, "s", out, 1, &err));
+  assert_true(g_error_matches(err, SIGE_ERROR, SIGE_ERROR_SHAPE));
+  assert_non_null(strstr(err->message, "fill.safetensors"));
+  assert_non_null(strstr(err->message, "'s'"));
+  g_clear_error(&err);
+  assert_false(sige_weights_read_f32(w, "nope", out, 2, &err));
+  assert_true(g_error_matches(err, SIGE_ERROR, SIGE_ERROR_MISSING));
+  g_clear_error(&err);
+  const int64_t want[1] = {2};
+  g_autoptr(sige_tensor) t = sige_weights_read_tensor(w, "s", 1, want, &err);
+  assert_non_null(t);
+  assert_true(t->data[1] == -1.0f);
+  assert_null(sige_weights_read_tensor(w, "h", 1, want, &err));
+  assert_true(g_error_matches(err, SIGE_ERROR, SIGE_ERROR_SHAPE));
+}
+
+/* A file cut short after it was indexed: reading the lost tensor is an IO
+ * error naming it (the bytes are read with pread: no SIGBUS), the tensor
+ * still in the file reads fine. */
+static void test_truncated_after_open(void **state) {
+  const fixture *f = *state;
+  enum { N = 4096 };
+  g_autofree float *data = g_new(float, 2 * N);
+  for (int i = 0; i < 2 * N; i++) data[i] = (float)i;
+  g_autofree char *header = g_strdup_printf(
+      "{\"a\":{\"dtype\":\"F32\",\"shape\":[%d],\"data_offsets\":[0,%d]},"
+      "\"b\":{\"dtype\":\"F32\",\"shape\":[%d],\"data_offsets\":[%d,%d]}}",
+      N, 4 * N, N, 4 * N, 8 * N);
+  g_autofree char *path = write_raw(f, "cut.safetensors", header, 0, data, 8 * N);
+  g_autoptr(GError) err = NULL;
+  g_autoptr(sige_weights) w = sige_weights_load_safetensors(path, &err);
+  assert_non_null(w);
+  assert_int_equal(truncate(path, (off_t)(8 + strlen(header) + 4 * N + 100)), 0);
+  g_autofree float *out = g_new(float, N);
+  assert_true(sige_weights_read_f32(w, "a", out, N, &err));
+  assert_true(out[N - 1] == (float)(N - 1));
+  assert_false(sige_weights_read_f32(w, "b", out, N, &err));
+  assert_true(g_error_matches(err, SIGE_ERROR, SIGE_ERROR_IO));
+  assert_non_null(strstr(err->message, "cut.safetensors"));
+  assert_non_null(strstr(err->message, "'b'"));
+  assert_non_null(strstr(err->message, "shorter"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_deep_nesting, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_read_f32, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_truncated_after_open, setup, teardown),
     cmocka_unit_test_setup_teardown(test_decode_bf16, setup, teardown),
     cmocka_unit_test_setup_teardown(test_decode_integers, setup, teardown),
     cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
