@@ -3,7 +3,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "palette.h"
+#include "sige-app/palette.h"
 #include "sige/error.h"
 #include "sige-i18n.h"
 

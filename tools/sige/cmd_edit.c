@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "commands.h"
-#include "device_option.h"
+#include "sige-app/names.h"
 #include "image_input.h"
 #include "label_input.h"
 #include "sige/sampler.h"
@@ -56,7 +56,7 @@ int sige_cmd_edit(int argc, char **argv) {
   sige_session_options_init(&opts);
   opts.n_threads = threads;
   opts.fp16_caches = fp16;
-  if (!sige_cli_device(device_name, &opts.device, &error)) return sige_cli_fail(error);
+  if (!sige_device_from_option("--device", device_name, &opts.device, &error)) return sige_cli_fail(error);
   g_autoptr(sige_tensor) a = NULL, b = NULL;
   const sige_model_kind mk = sige_model_get_kind(model);
   if (mk == SIGE_MODEL_DDPM_UNET || mk == SIGE_MODEL_PD_UNET) {

@@ -2,7 +2,7 @@
 #include <stdio.h>
 
 #include "commands.h"
-#include "device_option.h"
+#include "sige-app/names.h"
 #include "label_input.h"
 #include "sige/context.h"
 
@@ -28,7 +28,7 @@ int sige_cmd_render(int argc, char **argv) {
     return 2;
   }
   sige_device device;
-  if (!sige_cli_device(device_name, &device, &error)) return sige_cli_fail(error);
+  if (!sige_device_from_option("--device", device_name, &device, &error)) return sige_cli_fail(error);
   g_autoptr(sige_model) model = sige_cli_load_model(model_path, &error);
   if (!model) return sige_cli_fail(error);
   g_autoptr(sige_tensor) sem = sige_cli_semantic_from_png(model, labels, instance, &error);

@@ -1,6 +1,6 @@
 #include "image_input.h"
 
-#include "png_io.h"
+#include "sige-app/png_io.h"
 #include "sige/error.h"
 
 sige_tensor *sige_cli_read_image(const char *path, int want_h, int want_w, GError **error) {

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "palette.h"
-#include "png_io.h"
+#include "sige-app/palette.h"
+#include "sige-app/png_io.h"
 #include "sige/error.h"
 
 static int32_t *read_labels(const char *path, int *w, int *h, GError **error) {

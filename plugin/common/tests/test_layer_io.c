@@ -10,7 +10,7 @@
 #include <glib/gstdio.h>
 #include <unistd.h>
 
-#include "palette.h"
+#include "sige-app/palette.h"
 #include "random_weights.h"
 #include "sige-layer-io.h"
 #include "sige-model-cache.h"
