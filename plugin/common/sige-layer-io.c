@@ -7,25 +7,6 @@
 #include "sige/error.h"
 #include "sige-i18n.h"
 
-sige_plugin_mode sige_plugin_mode_for(const sige_model *m, GError **error) {
-  const sige_model_kind kind = sige_model_get_kind(m);
-  switch (kind) {
-    case SIGE_MODEL_SPADE:
-    case SIGE_MODEL_GANCOMP_SPADE: /* the same label-map input */
-      return SIGE_PLUGIN_MODE_LABELS;
-    case SIGE_MODEL_DDPM_UNET:
-    case SIGE_MODEL_PD_UNET: /* SDEdit on the image with the PD sampler */
-      return SIGE_PLUGIN_MODE_IMAGE;
-    default:
-      break; /* kinds the engine learnt after the plug-in */
-  }
-  g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
-              _("%s models are not supported by the plug-in yet. Choose a GauGAN (SPADE) or DDPM "
-                "(UNet) model, or use `sige edit` on the command line."),
-              sige_model_kind_name(kind));
-  return SIGE_PLUGIN_MODE_UNSUPPORTED;
-}
-
 int32_t *sige_labels_from_pixels(const sige_pixels *px, int label_nc, int64_t *n_nearest,
                                  GError **error) {
   const size_t n = (size_t)px->width * px->height;
@@ -76,54 +57,6 @@ int32_t *sige_labels_from_pixels(const sige_pixels *px, int label_nc, int64_t *n
   }
   if (n_nearest) *n_nearest = nearest;
   return labels;
-}
-
-gboolean sige_plugin_session_options(const sige_model *m, const sige_plugin_params *p,
-                                     sige_session_options *o, GError **error) {
-  const sige_plugin_mode mode = sige_plugin_mode_for(m, error);
-  if (mode == SIGE_PLUGIN_MODE_UNSUPPORTED) return FALSE;
-  sige_session_options_init(o);
-  o->n_threads = p->n_threads;
-  if (p->full_pass_above > 0) o->full_pass_above = p->full_pass_above;
-  o->fp16_caches = p->fp16_caches;
-  o->memory_budget = p->memory_budget;
-  o->device = p->device;
-  if (mode != SIGE_PLUGIN_MODE_IMAGE) return TRUE;
-
-  /* the distilled PD UNet has its own sampler and an 8-level schedule */
-  const gboolean pd = sige_model_get_kind(m) == SIGE_MODEL_PD_UNET;
-  const sige_sampler_kind sampler = pd ? SIGE_SAMPLER_PD : p->sampler;
-  const double strength = p->strength > 0 ? p->strength : SIGE_PLUGIN_DEFAULT_STRENGTH;
-  o->sdedit = TRUE;
-  o->seed = p->seed;
-  sige_sampler_config_init(&o->sampler, sampler);
-  const int levels = (int)(strength * o->sampler.total_steps + 0.5);
-  const int steps = p->steps > 0 ? p->steps : pd ? MAX(levels, 1) : SIGE_PLUGIN_DEFAULT_STEPS;
-  if (strength > 1) {
-    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
-                _("The strength %.2f is above 1, the most noise the model knows. Choose a "
-                  "strength between 0.01 and 1 (0 = the default %.2f)."),
-                strength, SIGE_PLUGIN_DEFAULT_STRENGTH);
-    return FALSE;
-  }
-  /* Rounded as `sige edit --strength` does, so that both give the same
-   * schedule. */
-  o->sampler.noise_level = (int)(strength * o->sampler.total_steps + 0.5);
-  o->sampler.sample_steps = steps;
-  if (o->sampler.noise_level < 1 || steps > o->sampler.noise_level) {
-    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
-                _("%d steps at strength %.3f would be more steps than noise levels (%d). Lower "
-                  "the steps or raise the strength."),
-                steps, strength, o->sampler.noise_level);
-    return FALSE;
-  }
-  if (sampler == SIGE_SAMPLER_DPM_SOLVER_PP && steps < 2) {
-    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
-                _("The DPM-Solver++ sampler needs at least 2 steps. Choose 2 or more steps, or "
-                  "the DDIM sampler."));
-    return FALSE;
-  }
-  return TRUE;
 }
 
 char *sige_plugin_options_change(const sige_session_options *old,
@@ -217,16 +150,16 @@ sige_tensor *sige_model_input_from_pixels(const sige_model *m, const sige_pixels
                 src->width, src->height, (int)want[3], (int)want[2]);
     return NULL;
   }
-  switch (sige_plugin_mode_for(m, error)) {
-    case SIGE_PLUGIN_MODE_LABELS:
+  switch (sige_model_input_kind(m, error)) {
+    case SIGE_INPUT_LABELS:
       return semantic_input(m, src, instance, report, error);
-    case SIGE_PLUGIN_MODE_IMAGE:
+    case SIGE_INPUT_IMAGE:
       if (report) {
         report->n_nearest = 0;
         report->n_pixels = (int64_t)src->width * src->height;
       }
       return sige_image_from_pixels(src, error);
-    case SIGE_PLUGIN_MODE_UNSUPPORTED:
+    case SIGE_INPUT_UNSUPPORTED:
       break;
   }
   return NULL;

@@ -5,6 +5,8 @@
 #pragma once
 #include <glib.h>
 #include <stdint.h>
+#include "sige-app/edit_params.h"
+#include "sige-app/input_kind.h"
 #include "sige/model.h"
 #include "sige/sampler.h"
 #include "sige/session.h"
@@ -16,39 +18,6 @@ typedef struct {
   const guint8 *data; /* width * height * bpp bytes, rows packed */
   int width, height, bpp;
 } sige_pixels;
-
-/* How the front-end feeds a model.  Every kind switch of the plug-in goes
- * through sige_plugin_mode_for(). */
-typedef enum {
-  SIGE_PLUGIN_MODE_LABELS,      /* GauGAN: the layer is a Cityscapes label map */
-  SIGE_PLUGIN_MODE_IMAGE,       /* DDPM: the layer is the image to edit (SDEdit) */
-  SIGE_PLUGIN_MODE_UNSUPPORTED, /* known to the engine, not yet to the plug-in */
-} sige_plugin_mode;
-
-sige_plugin_mode sige_plugin_mode_for(const sige_model *m, GError **error);
-
-/* What the front-end's settings ask of a session, before the model kind
- * decides which of them matter. */
-typedef struct {
-  int steps;                 /* DDPM sampling steps; <= 0: the default (10) */
-  double strength;           /* DDPM SDEdit strength, 0..1; <= 0: the default (0.75) */
-  guint64 seed;              /* DDPM noise seed */
-  sige_sampler_kind sampler; /* DDPM sampler */
-  gboolean fp16_caches;      /* both modes */
-  int n_threads;             /* <= 0: all cores */
-  double full_pass_above;    /* <= 0: the engine's default */
-  size_t memory_budget;      /* bytes a snapshot may hold; 0: no limit */
-  sige_device device;        /* where sessions run (auto, cpu or cuda) */
-} sige_plugin_params;
-
-#define SIGE_PLUGIN_DEFAULT_STEPS 10
-#define SIGE_PLUGIN_DEFAULT_STRENGTH 0.75
-
-/* Session options for the model's mode.  Settings the mode cannot use are
- * an error naming the setting and the fix (a strength above 1, too few
- * steps for the sampler, more steps than noise levels). */
-gboolean sige_plugin_session_options(const sige_model *m, const sige_plugin_params *p,
-                                     sige_session_options *o, GError **error);
 
 /* Whether a session made with `old` can go on with `now`: NULL if so, else
  * the translated names of the settings the caches depend on that changed

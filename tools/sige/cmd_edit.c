@@ -8,6 +8,7 @@
 #include "sige-app/names.h"
 #include "image_input.h"
 #include "label_input.h"
+#include "sige-app/edit_params.h"
 #include "sige/sampler.h"
 #include "sige/session.h"
 
@@ -15,8 +16,10 @@ int sige_cmd_edit(int argc, char **argv) {
   g_autofree char *model_spec = NULL, *orig = NULL, *edited = NULL, *out_path = NULL,
                   *orig_inst = NULL, *edit_inst = NULL, *dense_out = NULL, *sampler = NULL,
                   *device_name = NULL;
-  int threads = 0, steps = 0, seed = 0;
-  double strength = 0;
+  sige_edit_params params;
+  sige_edit_params_init(&params);
+  int threads = 0, steps = params.steps, seed = 0;
+  double strength = params.strength;
   gboolean fp16 = FALSE;
   GOptionEntry entries[] = {
       {"model", 'm', 0, G_OPTION_ARG_STRING, &model_spec,
@@ -52,56 +55,25 @@ int sige_cmd_edit(int argc, char **argv) {
   }
   g_autoptr(sige_model) model = sige_cli_load_model(model_spec, &error);
   if (!model) return sige_cli_fail(error);
+  params.n_threads = threads;
+  params.fp16_caches = fp16;
+  params.steps = steps;
+  params.strength = strength;
+  params.seed = (guint64)seed;
+  if (!sige_device_from_option("--device", device_name, &params.device, &error))
+    return sige_cli_fail(error);
+  if (sampler) {
+    sige_sampler_kind kind;
+    if (!sige_sampler_kind_parse("--sampler", sampler, &kind, &error)) return sige_cli_fail(error);
+    params.sampler = (int)kind;
+  }
   sige_session_options opts;
-  sige_session_options_init(&opts);
-  opts.n_threads = threads;
-  opts.fp16_caches = fp16;
-  if (!sige_device_from_option("--device", device_name, &opts.device, &error)) return sige_cli_fail(error);
+  if (!sige_edit_session_options(model, &params, &opts, &error)) return sige_cli_fail(error);
   g_autoptr(sige_tensor) a = NULL, b = NULL;
   const sige_model_kind mk = sige_model_get_kind(model);
   if (mk == SIGE_MODEL_DDPM_UNET || mk == SIGE_MODEL_PD_UNET) {
     const int size = mk == SIGE_MODEL_PD_UNET ? sige_model_pd_config(model)->image_size
                                               : sige_model_ddpm_config(model)->image_size;
-    sige_sampler_kind kind = SIGE_SAMPLER_DPM_SOLVER_PP;
-    if (mk == SIGE_MODEL_PD_UNET) {
-      kind = SIGE_SAMPLER_PD;
-      if (sampler && strcmp(sampler, "pd")) {
-        fprintf(stderr, "sige edit: --sampler %s: a PD UNet samples with its own sampler (pd)\n",
-                sampler);
-        return 2;
-      }
-    } else if (sampler && !strcmp(sampler, "ddim")) {
-      kind = SIGE_SAMPLER_DDIM;
-    } else if (sampler && strcmp(sampler, "dpmsolver++")) {
-      fprintf(stderr, "sige edit: --sampler %s: expected ddim or dpmsolver++\n", sampler);
-      return 2;
-    }
-    if (strength < 0 || strength > 1) {
-      fprintf(stderr, "sige edit: --strength %g: expected a value in (0, 1]\n", strength);
-      return 2;
-    }
-    opts.sdedit = TRUE;
-    sige_sampler_config_init(&opts.sampler, kind);
-    /* the noise level is strength * the schedule's length (1000 for DDPM, 8
-     * for PD), at least 1; the steps are at most the noise level */
-    if (strength > 0) {
-      const int level = (int)(strength * opts.sampler.total_steps + 0.5);
-      opts.sampler.noise_level = MAX(1, level);
-    }
-    if (steps > 0)
-      opts.sampler.sample_steps = steps;
-    else if (mk == SIGE_MODEL_PD_UNET)
-      opts.sampler.sample_steps = opts.sampler.noise_level; /* one step per level */
-    if (mk == SIGE_MODEL_PD_UNET && opts.sampler.sample_steps > opts.sampler.noise_level) {
-      fprintf(stderr,
-              "sige edit: --steps %d: a PD model takes at most one step per noise level "
-              "(%d here: --strength %g of %d levels)\n",
-              opts.sampler.sample_steps, opts.sampler.noise_level,
-              (double)opts.sampler.noise_level / opts.sampler.total_steps,
-              opts.sampler.total_steps);
-      return 2;
-    }
-    opts.seed = (guint64)seed;
     if (!(a = sige_cli_read_image(orig, size, size, &error)) ||
         !(b = sige_cli_read_image(edited, size, size, &error)))
       return sige_cli_fail(error);

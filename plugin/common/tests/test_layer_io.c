@@ -103,7 +103,7 @@ static void test_model_checks(void **state) {
   sige_model_ref *r = sige_model_cache_get(SIGE_SOURCE_DIR "/data/models/gaugan-demo.safetensors", &err);
   assert_non_null(r);
   const sige_model *m = sige_model_ref_model(r);
-  assert_int_equal(sige_plugin_mode_for(m, NULL), SIGE_PLUGIN_MODE_LABELS);
+  assert_int_equal(sige_model_input_kind(m, NULL), SIGE_INPUT_LABELS);
   /* the cache shares a loaded model */
   sige_model_ref *r2 = sige_model_cache_get(SIGE_SOURCE_DIR "/data/models/gaugan-demo.safetensors", NULL);
   assert_ptr_equal(r, r2);
@@ -172,10 +172,10 @@ static sige_model *tiny_ddpm(void) {
   return m;
 }
 
-static void test_ddpm_mode(void **state) {
+static void test_ddpm_input(void **state) {
   (void)state;
   g_autoptr(sige_model) m = tiny_ddpm();
-  assert_int_equal(sige_plugin_mode_for(m, NULL), SIGE_PLUGIN_MODE_IMAGE);
+  assert_int_equal(sige_model_input_kind(m, NULL), SIGE_INPUT_IMAGE);
   GError *err = NULL;
   /* the input: the layer's pixels, at the model's size only */
   g_autofree guint8 *px = g_malloc0(33 * 32 * 3);
@@ -190,124 +190,39 @@ static void test_ddpm_mode(void **state) {
   assert_non_null(in);
   assert_int_equal(SIGE_C(in), 3);
   assert_float_equal(in->data[0], -1.0f, 0);
+}
 
-  /* options: the defaults, and what `sige edit --strength` makes of one */
-  sige_plugin_params p = {.seed = 5, .sampler = SIGE_SAMPLER_DPM_SOLVER_PP, .fp16_caches = TRUE,
-                          .memory_budget = 1 << 20};
-  sige_session_options o;
-  assert_true(sige_plugin_session_options(m, &p, &o, &err));
-  assert_true(o.sdedit);
-  assert_true(o.fp16_caches);
-  assert_int_equal(o.memory_budget, 1 << 20);
-  assert_int_equal(o.seed, 5);
-  assert_int_equal(o.sampler.kind, SIGE_SAMPLER_DPM_SOLVER_PP);
-  assert_int_equal(o.sampler.sample_steps, 10);
-  assert_int_equal(o.sampler.noise_level, 750);
+/* Every setting the per-step caches depend on voids the snapshot; the
+ * options come from the app layer's rules. */
+static void test_options_change(void **state) {
+  (void)state;
+  g_autoptr(sige_model) m = tiny_ddpm();
+  sige_edit_params p;
+  sige_edit_params_init(&p);
+  p.seed = 5;
+  sige_session_options o, o2;
+  assert_true(sige_edit_session_options(m, &p, &o, NULL));
   p.steps = 3, p.strength = 0.2, p.sampler = SIGE_SAMPLER_DDIM;
-  sige_session_options o2;
-  assert_true(sige_plugin_session_options(m, &p, &o2, NULL));
-  assert_int_equal(o2.sampler.sample_steps, 3);
-  assert_int_equal(o2.sampler.noise_level, 200);
-  assert_int_equal(o2.sampler.kind, SIGE_SAMPLER_DDIM);
-  /* every setting the per-step caches depend on voids the snapshot */
+  assert_true(sige_edit_session_options(m, &p, &o2, NULL));
   g_autofree char *none = sige_plugin_options_change(&o2, &o2);
   assert_null(none);
   g_autofree char *all = sige_plugin_options_change(&o, &o2);
   assert_string_equal(all, "steps, strength, sampler");
   sige_session_options o3 = o2;
   o3.seed = 6;
-  o3.fp16_caches = FALSE;
+  o3.fp16_caches = TRUE;
   g_autofree char *two = sige_plugin_options_change(&o2, &o3);
   assert_string_equal(two, "seed, cache precision");
-  /* settings the sampler cannot use: errors naming the fix */
-  p.strength = 1.5;
-  assert_false(sige_plugin_session_options(m, &p, &o2, &err));
-  assert_non_null(strstr(err->message, "between 0.01 and 1"));
-  g_clear_error(&err);
-  p.strength = 0.002, p.steps = 3;
-  assert_false(sige_plugin_session_options(m, &p, &o2, &err));
-  assert_non_null(strstr(err->message, "Lower the steps"));
-  g_clear_error(&err);
-  p.strength = 0.2, p.steps = 1, p.sampler = SIGE_SAMPLER_DPM_SOLVER_PP;
-  assert_false(sige_plugin_session_options(m, &p, &o2, &err));
-  assert_non_null(strstr(err->message, "DDIM"));
-  g_clear_error(&err);
-  p.sampler = SIGE_SAMPLER_DDIM; /* one DDIM step is fine */
-  assert_true(sige_plugin_session_options(m, &p, &o2, NULL));
-
-  /* the options make a working SDEdit session, fp16 caches included */
-  p.steps = 2, p.strength = 0.1, p.memory_budget = 0, p.n_threads = 1;
-  assert_true(sige_plugin_session_options(m, &p, &o2, NULL));
-  g_autoptr(sige_session) ses = sige_session_new(m, &o2, &err);
-  assert_non_null(ses);
-  g_autoptr(sige_tensor) snap = NULL;
-  assert_true(sige_session_snapshot(ses, in, &snap, &err));
-  assert_memory_equal(snap->data, in->data, sizeof(float) * 3 * 32 * 32);
-}
-
-/* A PD UNet edits images with its own sampler and 8-level schedule. */
-static void test_pd_mode(void **state) {
-  (void)state;
-  sige_pd_config c;
-  sige_pd_config_init(&c);
-  c.ch = 32, c.n_ch_mult = 2, c.ch_mult[0] = 1, c.ch_mult[1] = 1;
-  c.num_res_blocks = 1, c.n_attn_resolutions = 0, c.image_size = 32, c.temb_ch = 64;
-  c.head_dim = 32; /* the middle attention block still exists: one head of 32 */
-  g_autoptr(sige_weights) w = sige_random_pd_weights(&c, 3, NULL);
-  assert_non_null(w);
-  GError *e0 = NULL;
-  g_autoptr(sige_model) m = sige_model_new_pd(&c, w, &e0);
-  if (!m) fail_msg("%s", e0->message);
-  assert_int_equal(sige_plugin_mode_for(m, NULL), SIGE_PLUGIN_MODE_IMAGE);
-  /* the dialog's DDIM/DPM-Solver++ choice does not apply; strength picks
-   * the noise level out of 8 and, by default, every level is a step */
-  sige_plugin_params p = {.seed = 2, .sampler = SIGE_SAMPLER_DDIM, .strength = 0.5};
-  sige_session_options o;
-  GError *err = NULL;
-  assert_true(sige_plugin_session_options(m, &p, &o, &err));
-  assert_int_equal(o.sampler.kind, SIGE_SAMPLER_PD);
-  assert_int_equal(o.sampler.noise_level, 4);
-  assert_int_equal(o.sampler.sample_steps, 4);
-  p.steps = 9;
-  assert_false(sige_plugin_session_options(m, &p, &o, &err));
-  assert_non_null(strstr(err->message, "Lower the steps"));
-  g_clear_error(&err);
-  /* a working session: the snapshot's output is the image itself */
-  p.steps = 2;
-  assert_true(sige_plugin_session_options(m, &p, &o, NULL));
-  g_autofree guint8 *px = g_malloc0(32 * 32 * 3);
-  for (int i = 0; i < 32 * 32 * 3; i++) px[i] = (guint8)(i * 7);
-  sige_pixels good = {px, 32, 32, 3};
-  g_autoptr(sige_tensor) in = sige_model_input_from_pixels(m, &good, NULL, NULL, &err);
-  assert_non_null(in);
-  g_autoptr(sige_session) ses = sige_session_new(m, &o, &err);
-  assert_non_null(ses);
-  g_autoptr(sige_tensor) snap = NULL;
-  assert_true(sige_session_snapshot(ses, in, &snap, &err));
-  assert_memory_equal(snap->data, in->data, sizeof(float) * 3 * 32 * 32);
-}
-
-static void test_spade_options(void **state) {
-  (void)state;
-  sige_model_ref *r =
-      sige_model_cache_get(SIGE_SOURCE_DIR "/data/models/gaugan-demo.safetensors", NULL);
-  assert_non_null(r);
-  /* the DDPM settings do not apply; fp16, threads and the threshold do */
-  sige_plugin_params p = {.steps = 1, .strength = 7, .seed = 3, .fp16_caches = TRUE,
-                          .n_threads = 2, .full_pass_above = 0.3, .memory_budget = 99};
-  sige_session_options o, o32;
-  assert_true(sige_plugin_session_options(sige_model_ref_model(r), &p, &o, NULL));
-  assert_false(o.sdedit);
-  assert_true(o.fp16_caches);
-  assert_int_equal(o.n_threads, 2);
-  assert_float_equal(o.full_pass_above, 0.3, 0);
-  assert_int_equal(o.memory_budget, 99);
-  p.fp16_caches = FALSE, p.steps = 4, p.full_pass_above = 0;
-  assert_true(sige_plugin_session_options(sige_model_ref_model(r), &p, &o32, NULL));
-  assert_float_equal(o32.full_pass_above, 0.6, 0);
-  g_autofree char *change = sige_plugin_options_change(&o, &o32);
-  assert_string_equal(change, "cache precision");
-  sige_model_ref_unref(r);
+  o3 = o2;
+  o3.device = SIGE_DEVICE_CUDA;
+  g_autofree char *dev = sige_plugin_options_change(&o2, &o3);
+  assert_string_equal(dev, "device");
+  /* a label-map model after an image model: the kind */
+  sige_session_options ol;
+  sige_session_options_init(&ol);
+  ol.device = o2.device;
+  g_autofree char *kind = sige_plugin_options_change(&o2, &ol);
+  assert_string_equal(kind, "model kind");
 }
 
 static void test_corrupt_model(void **state) {
@@ -329,8 +244,8 @@ int main(void) {
       cmocka_unit_test(test_labels_rgb),      cmocka_unit_test(test_labels_rgba_and_gray),
       cmocka_unit_test(test_output_rounding), cmocka_unit_test(test_diff_rect),
       cmocka_unit_test(test_model_checks),    cmocka_unit_test(test_corrupt_model),
-      cmocka_unit_test(test_image_pixels),    cmocka_unit_test(test_ddpm_mode),
-      cmocka_unit_test(test_spade_options),   cmocka_unit_test(test_pd_mode),
+      cmocka_unit_test(test_image_pixels),    cmocka_unit_test(test_ddpm_input),
+      cmocka_unit_test(test_options_change),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
