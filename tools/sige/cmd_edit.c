@@ -6,8 +6,8 @@
 
 #include "commands.h"
 #include "sige-app/names.h"
-#include "image_input.h"
-#include "label_input.h"
+#include "cli_input.h"
+#include "sige-app/image_files.h"
 #include "sige-app/edit_params.h"
 #include "sige/sampler.h"
 #include "sige/session.h"
@@ -70,18 +70,9 @@ int sige_cmd_edit(int argc, char **argv) {
   sige_session_options opts;
   if (!sige_edit_session_options(model, &params, &opts, &error)) return sige_cli_fail(error);
   g_autoptr(sige_tensor) a = NULL, b = NULL;
-  const sige_model_kind mk = sige_model_get_kind(model);
-  if (mk == SIGE_MODEL_DDPM_UNET || mk == SIGE_MODEL_PD_UNET) {
-    const int size = mk == SIGE_MODEL_PD_UNET ? sige_model_pd_config(model)->image_size
-                                              : sige_model_ddpm_config(model)->image_size;
-    if (!(a = sige_cli_read_image(orig, size, size, &error)) ||
-        !(b = sige_cli_read_image(edited, size, size, &error)))
-      return sige_cli_fail(error);
-  } else {
-    if (!(a = sige_cli_semantic_from_png(model, orig, orig_inst, &error)) ||
-        !(b = sige_cli_semantic_from_png(model, edited, edit_inst, &error)))
-      return sige_cli_fail(error);
-  }
+  if (!(a = sige_cli_read_input(model, orig, orig_inst, &error)) ||
+      !(b = sige_cli_read_input(model, edited, edit_inst, &error)))
+    return sige_cli_fail(error);
   g_autoptr(sige_session) s = sige_session_new(model, &opts, &error);
   g_autoptr(sige_tensor) first = NULL, out = NULL;
   if (!s || !sige_session_snapshot(s, a, &first, &error)) return sige_cli_fail(error);
@@ -89,8 +80,8 @@ int sige_cmd_edit(int argc, char **argv) {
   sige_rect r;
   if (!sige_session_regenerate(s, b, NULL, NULL, NULL, &out, &r, &error)) return sige_cli_fail(error);
   const sige_session_stats *st = sige_session_last_stats(s);
-  if (!sige_cli_write_image(out, out_path, &error)) return sige_cli_fail(error);
-  if (dense_out && !sige_cli_write_image(first, dense_out, &error)) return sige_cli_fail(error);
+  if (!sige_output_write_png(out, out_path, &error)) return sige_cli_fail(error);
+  if (dense_out && !sige_output_write_png(first, dense_out, &error)) return sige_cli_fail(error);
   printf("edit ratio      %.2f %% of the pixels (dilated difference)\n", 100.0 * st->edit_ratio);
   printf("snapshot (full) %8.1f ms  %8.2f GMACs\n", st0.seconds * 1e3, st0.dense_macs / 1e9);
   printf("edit (%s) %8.1f ms  %8.2f GMACs  (%.1fx fewer MACs)\n",
