@@ -8,6 +8,7 @@
 #include "sige-app/names.h"
 #include "cli_input.h"
 #include "sige-app/image_files.h"
+#include "sige-app/model_spec.h"
 #include "sige-app/edit_params.h"
 #include "sige/sampler.h"
 #include "sige/session.h"
@@ -53,7 +54,7 @@ int sige_cmd_edit(int argc, char **argv) {
     fprintf(stderr, "sige edit: --model, --original, --edited and --out are required\n");
     return 2;
   }
-  g_autoptr(sige_model) model = sige_cli_load_model(model_spec, &error);
+  g_autoptr(sige_model) model = sige_model_load_spec(model_spec, &error);
   if (!model) return sige_cli_fail(error);
   params.n_threads = threads;
   params.fp16_caches = fp16;

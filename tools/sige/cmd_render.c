@@ -4,6 +4,7 @@
 #include "cli_input.h"
 #include "commands.h"
 #include "sige-app/image_files.h"
+#include "sige-app/model_spec.h"
 #include "sige-app/names.h"
 #include "sige/context.h"
 #include "sige/error.h"
@@ -31,7 +32,7 @@ int sige_cmd_render(int argc, char **argv) {
   }
   sige_device device;
   if (!sige_device_from_option("--device", device_name, &device, &error)) return sige_cli_fail(error);
-  g_autoptr(sige_model) model = sige_cli_load_model(model_path, &error);
+  g_autoptr(sige_model) model = sige_model_load_spec(model_path, &error);
   if (!model) return sige_cli_fail(error);
   if (sige_model_input_kind(model, NULL) != SIGE_INPUT_LABELS)
     return sige_cli_fail(g_error_new(SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
