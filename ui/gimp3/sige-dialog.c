@@ -5,6 +5,7 @@
 #include <libgimp/gimpui.h>
 #include <string.h>
 
+#include "sige-dialog.h"
 #include "sige-gimp3.h"
 #include "sige-layer-io.h"
 #include "sige-model-cache.h"
