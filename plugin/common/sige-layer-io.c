@@ -1,6 +1,5 @@
 #include "sige-layer-io.h"
 
-#include <math.h>
 #include <string.h>
 
 #include "sige/error.h"
