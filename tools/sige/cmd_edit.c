@@ -2,14 +2,12 @@
  * edit changed. */
 #include <stdio.h>
 
-#include <string.h>
-
-#include "commands.h"
-#include "sige-app/names.h"
 #include "cli_input.h"
+#include "commands.h"
+#include "sige-app/edit_params.h"
 #include "sige-app/image_files.h"
 #include "sige-app/model_spec.h"
-#include "sige-app/edit_params.h"
+#include "sige-app/names.h"
 #include "sige/sampler.h"
 #include "sige/session.h"
 
@@ -65,11 +63,13 @@ int sige_cmd_edit(int argc, char **argv) {
     return sige_cli_fail(error);
   if (sampler) {
     sige_sampler_kind kind;
-    if (!sige_sampler_kind_parse("--sampler", sampler, &kind, &error)) return sige_cli_fail(error);
+    /* a bad option value is a usage error (status 2), as a missing option */
+    if (!sige_sampler_kind_parse("--sampler", sampler, &kind, &error))
+      return sige_cli_fail(error) + 1;
     params.sampler = (int)kind;
   }
   sige_session_options opts;
-  if (!sige_edit_session_options(model, &params, &opts, &error)) return sige_cli_fail(error);
+  if (!sige_edit_session_options(model, &params, &opts, &error)) return sige_cli_fail(error) + 1;
   g_autoptr(sige_tensor) a = NULL, b = NULL;
   if (!(a = sige_cli_read_input(model, orig, orig_inst, &error)) ||
       !(b = sige_cli_read_input(model, edited, edit_inst, &error)))
