@@ -14,8 +14,8 @@
 #include "sige/rng.h"
 #include "sige/tensor.h"
 #include "sige/weights.h"
-#include "sige/palette.h"
-#include "sige/png_io.h"
+#include "sige-app/palette.h"
+#include "sige-app/png_io.h"
 
 enum {
   ID_ROAD = 7, ID_SIDEWALK = 8, ID_BUILDING = 11, ID_WALL = 12, ID_FENCE = 13, ID_POLE = 17,

@@ -3,6 +3,7 @@
 #include <glib/gstdio.h>
 #include <sys/stat.h>
 
+#include "sige-app/model_spec.h"
 #include "sige-i18n.h"
 
 struct sige_model_ref {
@@ -28,13 +29,15 @@ static void file_stamp(const char *path, gint64 *mtime, goffset *size) {
 
 sige_model_ref *sige_model_cache_get(const char *path, GError **error) {
   if (!cache) cache = g_hash_table_new(g_str_hash, g_str_equal);
+  g_auto(sige_model_spec) spec = {0};
+  if (!sige_model_spec_parse(path, &spec, error)) return NULL;
   gint64 mtime;
   goffset size;
-  file_stamp(path, &mtime, &size);
+  file_stamp(spec.path, &mtime, &size);
   sige_model_ref *r = g_hash_table_lookup(cache, path);
   if (r && r->mtime == mtime && r->size == size) return sige_model_ref_ref(r);
   if (r) g_hash_table_remove(cache, path); /* stale: sessions keep the old one alive */
-  sige_model *m = sige_model_load(path, error);
+  sige_model *m = sige_model_spec_load(&spec, error);
   if (!m) return NULL;
   r = g_new0(sige_model_ref, 1);
   r->refs = 1;

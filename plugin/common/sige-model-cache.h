@@ -9,7 +9,8 @@ G_BEGIN_DECLS
 
 typedef struct sige_model_ref sige_model_ref;
 
-/* A new reference to the model in `path` (loaded now if no one holds it).
+/* A new reference to the model `path` names, a model spec (a file path, or
+ * e.g. pd:32:PATH; sige-app/model_spec.h), loaded now if no one holds it.
  * A file that changed on disk since it was loaded is loaded again. */
 sige_model_ref *sige_model_cache_get(const char *path, GError **error);
 sige_model_ref *sige_model_ref_ref(sige_model_ref *r);

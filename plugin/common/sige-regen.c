@@ -197,23 +197,25 @@ sige_regen_result *sige_regen_run(const sige_regen_request *rq, const sige_regen
   }
   const sige_model *model = sige_model_ref_model(mref);
 
-  /* What the model kind makes of the settings (sige-layer-io.c decides). */
-  const sige_plugin_mode mode = sige_plugin_mode_for(model, error);
-  const sige_plugin_params params = {
-      .steps = s->steps,
-      .strength = s->strength,
-      .seed = seed,
-      .sampler = s->sampler == SIGE_SAMPLER_CHOICE_DDIM ? SIGE_SAMPLER_DDIM
-                                                        : SIGE_SAMPLER_DPM_SOLVER_PP,
-      .fp16_caches = s->precision == SIGE_PRECISION_F16,
-      .n_threads = s->threads,
-      .full_pass_above = s->threshold,
-      .memory_budget = (size_t)MAX(s->budget_mib, 1) << 20,
-      .device = (sige_device)s->device,
-  };
+  /* What the model kind makes of the settings (the app layer's rules). */
+  const sige_input_kind mode = sige_model_input_kind(model, error);
+  sige_edit_params params;
+  sige_edit_params_init(&params);
+  params.steps = s->steps;
+  params.strength = s->strength;
+  params.seed = seed;
+  /* the dialogs' sampler is the DDPM one; a PD UNet keeps its own */
+  const sige_sampler_kind choice =
+      s->sampler == SIGE_SAMPLER_CHOICE_DDIM ? SIGE_SAMPLER_DDIM : SIGE_SAMPLER_DPM_SOLVER_PP;
+  if (sige_edit_sampler_fits(sige_model_get_kind(model), choice)) params.sampler = choice;
+  params.fp16_caches = s->precision == SIGE_PRECISION_F16;
+  params.n_threads = s->threads;
+  params.full_pass_above = s->threshold;
+  params.memory_budget = (size_t)MAX(s->budget_mib, 1) << 20;
+  params.device = (sige_device)s->device;
   sige_session_options opts;
-  if (mode == SIGE_PLUGIN_MODE_UNSUPPORTED ||
-      !sige_plugin_session_options(model, &params, &opts, error)) {
+  if (mode == SIGE_INPUT_UNSUPPORTED ||
+      !sige_edit_session_options(model, &params, &opts, error)) {
     sige_model_ref_unref(mref);
     return NULL;
   }
@@ -221,7 +223,7 @@ sige_regen_result *sige_regen_run(const sige_regen_request *rq, const sige_regen
       e ? sige_plugin_options_change(&((Payload *)e->payload)->opts, &opts) : NULL;
 
   sige_input_report report = {0, 0};
-  const sige_pixels *instance = mode == SIGE_PLUGIN_MODE_LABELS ? rq->instance : NULL;
+  const sige_pixels *instance = mode == SIGE_INPUT_LABELS ? rq->instance : NULL;
   g_autoptr(sige_tensor) input = sige_model_input_from_pixels(model, src, instance, &report, error);
   if (!input) {
     sige_model_ref_unref(mref);
@@ -270,7 +272,7 @@ sige_regen_result *sige_regen_run(const sige_regen_request *rq, const sige_regen
 
   sige_pass pass = {.session = pl->session, .input = input, .full = full};
   const gchar *what = NULL;
-  if (mode == SIGE_PLUGIN_MODE_IMAGE)
+  if (mode == SIGE_INPUT_IMAGE)
     what = full ? _("Sparse Regenerate: snapshot, a full pass per denoising step...")
                 : _("Sparse Regenerate: sparse denoising...");
   else
@@ -328,11 +330,11 @@ void sige_regen_finish(sige_regen_result *r, sige_rect written) {
              r->changed.width, r->changed.height, written.x, written.y, written.width,
              written.height, cache / 1048576.0, sige_session_table_size(t),
              evicted ? " (evicted some)" : "", sige_session_device_info(pl->session),
-             r->mode == SIGE_PLUGIN_MODE_IMAGE ? "image" : "labels");
+             r->mode == SIGE_INPUT_IMAGE ? "image" : "labels");
   sige_regen_result_free(r);
 }
 
-gboolean sige_regen_describe_model(const char *resolved, gchar **text, sige_plugin_mode *mode) {
+gboolean sige_regen_describe_model(const char *resolved, gchar **text, sige_input_kind *mode) {
   if (!resolved) {
     *text = g_strdup(_("No model chosen (the default model is missing)"));
     return FALSE;
@@ -344,7 +346,7 @@ gboolean sige_regen_describe_model(const char *resolved, gchar **text, sige_plug
     g_error_free(err);
     return FALSE;
   }
-  *mode = sige_plugin_mode_for(sige_model_ref_model(r), NULL);
+  *mode = sige_model_input_kind(sige_model_ref_model(r), NULL);
   g_autofree gchar *desc = sige_model_describe(sige_model_ref_model(r));
   *text = g_strdup_printf(_("%s; %.1f MiB of weights"), desc, sige_model_ref_bytes(r) / 1048576.0);
   sige_model_ref_unref(r);

@@ -80,7 +80,7 @@ gchar *sige_regen_output_name(const char *model_path);
  * when the file loaded, with what the plug-in makes of it in *mode.  Loading
  * is what the run would do anyway; the model cache keeps it only while a
  * session uses it. */
-gboolean sige_regen_describe_model(const char *resolved, gchar **text, sige_plugin_mode *mode);
+gboolean sige_regen_describe_model(const char *resolved, gchar **text, sige_input_kind *mode);
 
 /* The rectangle r of a w-pixel-wide buffer of bpp bytes per pixel, packed. */
 guint8 *sige_pixels_crop(const guint8 *full, int width, int bpp, sige_rect r);

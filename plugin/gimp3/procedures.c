@@ -4,6 +4,7 @@
  * remembers. */
 #include <string.h>
 
+#include "sige-dialog.h"
 #include "sige-gimp3.h"
 #include "sige-regen.h"
 #include "sige/error.h"

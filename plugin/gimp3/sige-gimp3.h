@@ -1,7 +1,7 @@
 /* The GIMP 3 front-end: a persistent plug-in (main.c) whose temporary
  * procedures (procedures.c) keep the editing sessions between calls; the
  * runs (regenerate.c), the settings in a GimpProcedureConfig (config.c) and
- * the GimpProcedureDialog (dialog.c). */
+ * the GimpProcedureDialog (ui/gimp3/sige-dialog.c). */
 #pragma once
 #include <libgimp/gimp.h>
 
@@ -19,12 +19,6 @@ void sige_gimp3_add_procedures(GimpPlugIn *plug_in);
 void sige_gimp3_settings_from_config(GimpProcedureConfig *config, SigeSettings *s);
 /* Puts the model first in the config's recent models. */
 void sige_gimp3_config_add_recent(GimpProcedureConfig *config, const gchar *model);
-
-/* Shows the dialog; TRUE on OK, with the config updated and *instance set
- * to the chosen instance layer (or NULL). */
-gboolean sige_gimp3_dialog_run(GimpProcedure *procedure, GimpProcedureConfig *config,
-                               GimpImage *image, GimpDrawable *drawable,
-                               GimpLayer **instance);
 
 /* Runs the model on the layer and returns the output layer, or NULL with
  * *error set. */

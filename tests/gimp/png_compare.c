@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "png_io.h"
+#include "sige-app/png_io.h"
 
 int main(int argc, char **argv) {
   if (argc < 3) {

@@ -136,7 +136,7 @@ check "corrupt model: output layer untouched" "$compare" "$work/after-reset.png"
 check "wrong layer size: an error and no new layer" \
   sh -c "[ '$(result wrong-size-result)' = -1 ] && [ '$(result wrong-size-layer-count)' = 1 ]"
 check "wrong layer size: the message names both sizes" \
-  grep -q "error: The layer is 256 x 128 pixels but the model expects 512 x 256" "$work/gimp.log"
+  grep -q "error: The input is 256 x 128 pixels but the model expects 512 x 256" "$work/gimp.log"
 check "Cityscapes palette installed into the profile" test -f "$profile/palettes/Cityscapes.gpl"
 if [ "$gimp" = 3 ]; then
   check "two layers selected: an error and no new layer" \
@@ -181,7 +181,7 @@ if [ "$ddpm" = yes ]; then
   check "ddpm one DPM-Solver++ step: an error naming the fix" sh -c \
     "[ '$(result ddpm-bad-steps-result)' = -1 ] && grep -qF 'error: $msg_steps' '$work/gimp.log'"
   check "ddpm wrong layer size: an error naming both sizes, no new layer" sh -c \
-    "[ '$(result ddpm-wrong-size-result)' = -1 ] && [ '$(result ddpm-wrong-size-layer-count)' = 1 ] && grep -q 'error: The layer is 128 x 96 pixels but the model expects 256 x 256' '$work/gimp.log'"
+    "[ '$(result ddpm-wrong-size-result)' = -1 ] && [ '$(result ddpm-wrong-size-layer-count)' = 1 ] && grep -q 'error: The input is 128 x 96 pixels but the model expects 256 x 256' '$work/gimp.log'"
   gimp_ms=$(sed -n 's/^sparse-regenerate: sparse pass \([0-9.]*\) ms (engine \([0-9.]*\) ms).*\[image\]$/\1 ms (engine \2 ms)/p' "$work/gimp.log" | head -n 1)
   cli_ms=$(sed -n 's/^edit (sparse) *\([0-9.]*\) ms.*/\1 ms/p' "$work/cli-ddpm.log")
   echo "# ddpm timing ($threads threads): GIMP second run $gimp_ms; sige edit sparse $cli_ms"

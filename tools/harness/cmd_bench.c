@@ -14,7 +14,7 @@
 #include <sys/resource.h>
 
 #include "commands.h"
-#include "device_option.h"
+#include "sige-app/names.h"
 #include "random_weights.h"
 #include "sige/context.h"
 #include "sige/error.h"
@@ -545,7 +545,7 @@ static gboolean run_bench(bench_opts *o, GError **error) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID, "--sdedit needs --model ddpm");
     return FALSE;
   }
-  if (!sige_cli_device(o->device_name, &o->device, error)) return FALSE;
+  if (!sige_device_from_option("--device", o->device_name, &o->device, error)) return FALSE;
   g_autofree char *device_info = NULL;
   { /* resolve auto once, so that every timing below runs on the same device */
     g_autoptr(sige_ctx) probe = sige_ctx_new_device(o->threads, o->device, error);

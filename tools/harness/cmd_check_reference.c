@@ -10,7 +10,7 @@
 
 #include "case_config.h"
 #include "commands.h"
-#include "device_option.h"
+#include "sige-app/names.h"
 #include "sige/error.h"
 #include "sige/model.h"
 #include "sige/sampler.h"
@@ -322,19 +322,11 @@ static gboolean case_sampler(checker *ck, sige_sampler_config *c, GError **error
     return FALSE;
   }
   JsonObject *o = json_node_get_object(n);
-  const char *kind = json_object_has_member(o, "kind") ? json_object_get_string_member(o, "kind") : "";
-  if (!g_strcmp0(kind, "ddim"))
-    sige_sampler_config_init(c, SIGE_SAMPLER_DDIM);
-  else if (!g_strcmp0(kind, "dpmsolver++"))
-    sige_sampler_config_init(c, SIGE_SAMPLER_DPM_SOLVER_PP);
-  else if (!g_strcmp0(kind, "pd"))
-    sige_sampler_config_init(c, SIGE_SAMPLER_PD);
-  else {
-    g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
-                "%s/case.json: sampler kind \"%s\": expected ddim, dpmsolver++ or pd", ck->cs.dir,
-                kind ? kind : "");
-    return FALSE;
-  }
+  const char *name = json_object_has_member(o, "kind") ? json_object_get_string_member(o, "kind") : "";
+  g_autofree char *field = g_strdup_printf("%s/case.json sampler.kind", ck->cs.dir);
+  sige_sampler_kind kind;
+  if (!sige_sampler_kind_parse(field, name, &kind, error)) return FALSE;
+  sige_sampler_config_init(c, kind);
   if (json_object_has_member(o, "beta_schedule") &&
       g_strcmp0(json_object_get_string_member(o, "beta_schedule"), "linear")) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
@@ -433,7 +425,7 @@ int sige_cmd_check_reference(int argc, char **argv) {
   }
   checker ck = {0};
   ck.threads = threads;
-  if (!sige_cli_device(device_name, &ck.device, &error)) return sige_cli_fail(error);
+  if (!sige_device_from_option("--device", device_name, &ck.device, &error)) return sige_cli_fail(error);
   if (!sige_case_open(&ck.cs, argv[1], &error)) {
     sige_case_close(&ck.cs);
     return sige_cli_fail(error);

@@ -2,12 +2,12 @@
  * edit changed. */
 #include <stdio.h>
 
-#include <string.h>
-
+#include "cli_input.h"
 #include "commands.h"
-#include "device_option.h"
-#include "image_input.h"
-#include "label_input.h"
+#include "sige-app/edit_params.h"
+#include "sige-app/image_files.h"
+#include "sige-app/model_spec.h"
+#include "sige-app/names.h"
 #include "sige/sampler.h"
 #include "sige/session.h"
 
@@ -15,8 +15,10 @@ int sige_cmd_edit(int argc, char **argv) {
   g_autofree char *model_spec = NULL, *orig = NULL, *edited = NULL, *out_path = NULL,
                   *orig_inst = NULL, *edit_inst = NULL, *dense_out = NULL, *sampler = NULL,
                   *device_name = NULL;
-  int threads = 0, steps = 0, seed = 0;
-  double strength = 0;
+  sige_edit_params params;
+  sige_edit_params_init(&params);
+  int threads = 0, steps = params.steps, seed = 0;
+  double strength = params.strength;
   gboolean fp16 = FALSE;
   GOptionEntry entries[] = {
       {"model", 'm', 0, G_OPTION_ARG_STRING, &model_spec,
@@ -50,66 +52,28 @@ int sige_cmd_edit(int argc, char **argv) {
     fprintf(stderr, "sige edit: --model, --original, --edited and --out are required\n");
     return 2;
   }
-  g_autoptr(sige_model) model = sige_cli_load_model(model_spec, &error);
+  g_autoptr(sige_model) model = sige_model_load_spec(model_spec, &error);
   if (!model) return sige_cli_fail(error);
-  sige_session_options opts;
-  sige_session_options_init(&opts);
-  opts.n_threads = threads;
-  opts.fp16_caches = fp16;
-  if (!sige_cli_device(device_name, &opts.device, &error)) return sige_cli_fail(error);
-  g_autoptr(sige_tensor) a = NULL, b = NULL;
-  const sige_model_kind mk = sige_model_get_kind(model);
-  if (mk == SIGE_MODEL_DDPM_UNET || mk == SIGE_MODEL_PD_UNET) {
-    const int size = mk == SIGE_MODEL_PD_UNET ? sige_model_pd_config(model)->image_size
-                                              : sige_model_ddpm_config(model)->image_size;
-    sige_sampler_kind kind = SIGE_SAMPLER_DPM_SOLVER_PP;
-    if (mk == SIGE_MODEL_PD_UNET) {
-      kind = SIGE_SAMPLER_PD;
-      if (sampler && strcmp(sampler, "pd")) {
-        fprintf(stderr, "sige edit: --sampler %s: a PD UNet samples with its own sampler (pd)\n",
-                sampler);
-        return 2;
-      }
-    } else if (sampler && !strcmp(sampler, "ddim")) {
-      kind = SIGE_SAMPLER_DDIM;
-    } else if (sampler && strcmp(sampler, "dpmsolver++")) {
-      fprintf(stderr, "sige edit: --sampler %s: expected ddim or dpmsolver++\n", sampler);
-      return 2;
-    }
-    if (strength < 0 || strength > 1) {
-      fprintf(stderr, "sige edit: --strength %g: expected a value in (0, 1]\n", strength);
-      return 2;
-    }
-    opts.sdedit = TRUE;
-    sige_sampler_config_init(&opts.sampler, kind);
-    /* the noise level is strength * the schedule's length (1000 for DDPM, 8
-     * for PD), at least 1; the steps are at most the noise level */
-    if (strength > 0) {
-      const int level = (int)(strength * opts.sampler.total_steps + 0.5);
-      opts.sampler.noise_level = MAX(1, level);
-    }
-    if (steps > 0)
-      opts.sampler.sample_steps = steps;
-    else if (mk == SIGE_MODEL_PD_UNET)
-      opts.sampler.sample_steps = opts.sampler.noise_level; /* one step per level */
-    if (mk == SIGE_MODEL_PD_UNET && opts.sampler.sample_steps > opts.sampler.noise_level) {
-      fprintf(stderr,
-              "sige edit: --steps %d: a PD model takes at most one step per noise level "
-              "(%d here: --strength %g of %d levels)\n",
-              opts.sampler.sample_steps, opts.sampler.noise_level,
-              (double)opts.sampler.noise_level / opts.sampler.total_steps,
-              opts.sampler.total_steps);
-      return 2;
-    }
-    opts.seed = (guint64)seed;
-    if (!(a = sige_cli_read_image(orig, size, size, &error)) ||
-        !(b = sige_cli_read_image(edited, size, size, &error)))
-      return sige_cli_fail(error);
-  } else {
-    if (!(a = sige_cli_semantic_from_png(model, orig, orig_inst, &error)) ||
-        !(b = sige_cli_semantic_from_png(model, edited, edit_inst, &error)))
-      return sige_cli_fail(error);
+  params.n_threads = threads;
+  params.fp16_caches = fp16;
+  params.steps = steps;
+  params.strength = strength;
+  params.seed = (guint64)seed;
+  if (!sige_device_from_option("--device", device_name, &params.device, &error))
+    return sige_cli_fail(error);
+  if (sampler) {
+    sige_sampler_kind kind;
+    /* a bad option value is a usage error (status 2), as a missing option */
+    if (!sige_sampler_kind_parse("--sampler", sampler, &kind, &error))
+      return sige_cli_fail(error) + 1;
+    params.sampler = (int)kind;
   }
+  sige_session_options opts;
+  if (!sige_edit_session_options(model, &params, &opts, &error)) return sige_cli_fail(error) + 1;
+  g_autoptr(sige_tensor) a = NULL, b = NULL;
+  if (!(a = sige_cli_read_input(model, orig, orig_inst, &error)) ||
+      !(b = sige_cli_read_input(model, edited, edit_inst, &error)))
+    return sige_cli_fail(error);
   g_autoptr(sige_session) s = sige_session_new(model, &opts, &error);
   g_autoptr(sige_tensor) first = NULL, out = NULL;
   if (!s || !sige_session_snapshot(s, a, &first, &error)) return sige_cli_fail(error);
@@ -117,8 +81,8 @@ int sige_cmd_edit(int argc, char **argv) {
   sige_rect r;
   if (!sige_session_regenerate(s, b, NULL, NULL, NULL, &out, &r, &error)) return sige_cli_fail(error);
   const sige_session_stats *st = sige_session_last_stats(s);
-  if (!sige_cli_write_image(out, out_path, &error)) return sige_cli_fail(error);
-  if (dense_out && !sige_cli_write_image(first, dense_out, &error)) return sige_cli_fail(error);
+  if (!sige_output_write_png(out, out_path, &error)) return sige_cli_fail(error);
+  if (dense_out && !sige_output_write_png(first, dense_out, &error)) return sige_cli_fail(error);
   printf("edit ratio      %.2f %% of the pixels (dilated difference)\n", 100.0 * st->edit_ratio);
   printf("snapshot (full) %8.1f ms  %8.2f GMACs\n", st0.seconds * 1e3, st0.dense_macs / 1e9);
   printf("edit (%s) %8.1f ms  %8.2f GMACs  (%.1fx fewer MACs)\n",

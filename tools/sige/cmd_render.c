@@ -1,10 +1,13 @@
 /* sige render: one dense pass of a GauGAN model on a label map. */
 #include <stdio.h>
 
+#include "cli_input.h"
 #include "commands.h"
-#include "device_option.h"
-#include "label_input.h"
+#include "sige-app/image_files.h"
+#include "sige-app/model_spec.h"
+#include "sige-app/names.h"
 #include "sige/context.h"
+#include "sige/error.h"
 
 int sige_cmd_render(int argc, char **argv) {
   g_autofree char *model_path = NULL, *labels = NULL, *instance = NULL, *out_path = NULL,
@@ -28,10 +31,15 @@ int sige_cmd_render(int argc, char **argv) {
     return 2;
   }
   sige_device device;
-  if (!sige_cli_device(device_name, &device, &error)) return sige_cli_fail(error);
-  g_autoptr(sige_model) model = sige_cli_load_model(model_path, &error);
+  if (!sige_device_from_option("--device", device_name, &device, &error)) return sige_cli_fail(error);
+  g_autoptr(sige_model) model = sige_model_load_spec(model_path, &error);
   if (!model) return sige_cli_fail(error);
-  g_autoptr(sige_tensor) sem = sige_cli_semantic_from_png(model, labels, instance, &error);
+  if (sige_model_input_kind(model, NULL) != SIGE_INPUT_LABELS)
+    return sige_cli_fail(g_error_new(SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
+                                     "label maps are inputs of SPADE (GauGAN) models; this model "
+                                     "is a %s (use sige edit)",
+                                     sige_model_kind_name(sige_model_get_kind(model))));
+  g_autoptr(sige_tensor) sem = sige_cli_read_input(model, labels, instance, &error);
   if (!sem) return sige_cli_fail(error);
   g_autoptr(sige_ctx) ctx = sige_ctx_new_device(threads, device, &error);
   if (!ctx) return sige_cli_fail(error);
@@ -39,7 +47,7 @@ int sige_cmd_render(int argc, char **argv) {
   gint64 t0 = g_get_monotonic_time();
   if (!sige_model_forward_dense(model, ctx, sem, 0, &img, &error)) return sige_cli_fail(error);
   double ms = (g_get_monotonic_time() - t0) / 1e3;
-  if (!sige_cli_write_image(img, out_path, &error)) return sige_cli_fail(error);
+  if (!sige_output_write_png(img, out_path, &error)) return sige_cli_fail(error);
   printf("rendered %s -> %s (%dx%d) in %.1f ms, %.2f GMACs\ndevice: %s\n", labels, out_path,
          SIGE_W(img), SIGE_H(img), ms, sige_ctx_macs(ctx) / 1e9, sige_ctx_device_info(ctx));
   return 0;

@@ -11,3 +11,6 @@ int sige_cmd_convert(int argc, char **argv);
 
 /* Prints "sige: <message>" to stderr and returns the exit status 1. */
 int sige_cli_fail(GError *error);
+
+/* --device: parsed by sige_device_from_option (sige-app/names.h). */
+#define SIGE_CLI_DEVICE_HELP "auto (default: $SIGE_DEVICE, else CUDA when a device is present, else the CPU), cpu or cuda"

@@ -6,8 +6,8 @@
 #include <glib/gstdio.h>
 #include <string.h>
 
-#include "palette.h"
-#include "png_io.h"
+#include "sige-app/palette.h"
+#include "sige-app/png_io.h"
 #include "sige/error.h"
 #include "sige/model.h"
 #include "sige/weights.h"

@@ -1,6 +1,6 @@
 /* Cityscapes palette: the colours are the ones of cityscapesScripts'
  * labels.py so that label maps drawn for the official tools work here. */
-#include "palette.h"
+#include "sige-app/palette.h"
 
 #include "sige/error.h"
 

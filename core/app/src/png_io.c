@@ -2,7 +2,7 @@
  * each setjmp lives in a small function whose state is kept in a struct
  * owned by the caller, so nothing touched after setjmp is an automatic
  * variable of that function (those would be indeterminate after longjmp). */
-#include "png_io.h"
+#include "sige-app/png_io.h"
 
 #include <errno.h>
 #include <glib/gstdio.h>

@@ -6,7 +6,7 @@
 #include <png.h>
 #include <string.h>
 
-#include "png_io.h"
+#include "sige-app/png_io.h"
 #include "sige/error.h"
 
 static char *tmp_dir;

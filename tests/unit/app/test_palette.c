@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "palette.h"
+#include "sige-app/palette.h"
 #include "sige/error.h"
 
 static void test_table(void **state) {

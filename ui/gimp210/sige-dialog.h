@@ -1,4 +1,4 @@
-/* The Sparse Regenerate dialog (GIMP 2.10). */
+/* The Sparse Regenerate dialog (GIMP 2.10, GTK 2). */
 #pragma once
 #include "sige-plugin.h"
 

@@ -5,6 +5,7 @@
 #include <libgimp/gimpui.h>
 #include <string.h>
 
+#include "sige-dialog.h"
 #include "sige-gimp3.h"
 #include "sige-layer-io.h"
 #include "sige-model-cache.h"
@@ -18,10 +19,10 @@ typedef struct {
   GtkWidget *chooser, *kind, *use_instance, *instance, *generation;
 } Dialog;
 
-static void set_mode(Dialog *d, sige_plugin_mode mode) {
-  gtk_widget_set_sensitive(d->generation, mode != SIGE_PLUGIN_MODE_LABELS);
-  gtk_widget_set_sensitive(d->use_instance, mode != SIGE_PLUGIN_MODE_IMAGE);
-  gtk_widget_set_sensitive(d->instance, mode != SIGE_PLUGIN_MODE_IMAGE);
+static void set_mode(Dialog *d, sige_input_kind mode) {
+  gtk_widget_set_sensitive(d->generation, mode != SIGE_INPUT_LABELS);
+  gtk_widget_set_sensitive(d->use_instance, mode != SIGE_INPUT_IMAGE);
+  gtk_widget_set_sensitive(d->instance, mode != SIGE_INPUT_IMAGE);
 }
 
 /* The chosen file into the config ("" for the shipped default, so that a
@@ -33,7 +34,7 @@ static void update_model(Dialog *d) {
   g_object_set(d->config, "model", is_default ? "" : path, NULL);
   const gchar *resolved = path ? path : deflt;
   g_autofree gchar *text = NULL;
-  sige_plugin_mode mode = SIGE_PLUGIN_MODE_UNSUPPORTED;
+  sige_input_kind mode = SIGE_INPUT_UNSUPPORTED;
   if (sige_regen_describe_model(resolved, &text, &mode)) set_mode(d, mode);
   gtk_label_set_text(GTK_LABEL(d->kind), text);
 }

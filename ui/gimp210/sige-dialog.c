@@ -15,17 +15,17 @@ typedef struct {
   GtkWidget *generation; /* the DDPM settings: insensitive for a GauGAN model */
 } Dialog;
 
-static void set_mode(Dialog *d, sige_plugin_mode mode) {
-  if (d->generation) gtk_widget_set_sensitive(d->generation, mode != SIGE_PLUGIN_MODE_LABELS);
-  gtk_widget_set_sensitive(d->use_instance, mode != SIGE_PLUGIN_MODE_IMAGE);
-  gtk_widget_set_sensitive(d->instance, mode != SIGE_PLUGIN_MODE_IMAGE);
+static void set_mode(Dialog *d, sige_input_kind mode) {
+  if (d->generation) gtk_widget_set_sensitive(d->generation, mode != SIGE_INPUT_LABELS);
+  gtk_widget_set_sensitive(d->use_instance, mode != SIGE_INPUT_IMAGE);
+  gtk_widget_set_sensitive(d->instance, mode != SIGE_INPUT_IMAGE);
 }
 
 static void update_kind(Dialog *d) {
   g_autofree gchar *path = gtk_file_chooser_get_filename(GTK_FILE_CHOOSER(d->chooser));
   g_autofree gchar *resolved = path ? g_strdup(path) : sige_find_data_file(SIGE_DEFAULT_MODEL);
   g_autofree gchar *text = NULL;
-  sige_plugin_mode mode = SIGE_PLUGIN_MODE_UNSUPPORTED;
+  sige_input_kind mode = SIGE_INPUT_UNSUPPORTED;
   if (sige_regen_describe_model(resolved, &text, &mode)) set_mode(d, mode);
   gtk_label_set_text(GTK_LABEL(d->kind), text);
 }

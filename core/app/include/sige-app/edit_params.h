@@ -1,0 +1,50 @@
+/* The parameters of an edit, as the user gives them (`sige edit` options,
+ * the plug-ins' settings), and the one home of their rules: defaults, the
+ * accepted ranges, how strength becomes the SDEdit start and which sampler a
+ * model runs.  sige_edit_session_options() turns them into the engine's
+ * session options for a model. */
+#pragma once
+#include <glib.h>
+
+#include "sige/model.h"
+#include "sige/session.h"
+
+G_BEGIN_DECLS
+
+/* sampler: the model's own sampler (DPM-Solver++ for DDPM, PD for PD). */
+#define SIGE_EDIT_SAMPLER_DEFAULT (-1)
+
+typedef struct {
+  /* SDEdit (DDPM, PD); ignored by label-map models. */
+  double strength; /* noise level / the schedule's length, in (0, 1]; 0: the
+                      sampler's default level (DDPM 750/1000, PD 5/8) */
+  int steps;       /* >= 1; 0: DDPM 10, PD one step per noise level */
+  int sampler;     /* a sige_sampler_kind, or SIGE_EDIT_SAMPLER_DEFAULT */
+  guint64 seed;    /* noise seed */
+  /* every model */
+  sige_device device;
+  int n_threads;          /* <= 0: all cores */
+  gboolean fp16_caches;   /* activation caches in fp16 */
+  double full_pass_above; /* <= 0: the engine's default */
+  size_t memory_budget;   /* bytes a snapshot may hold; 0: no limit */
+} sige_edit_params;
+
+/* The defaults above (device auto, seed 0). */
+void sige_edit_params_init(sige_edit_params *p);
+
+/* Whether a model kind runs a sampler: DDPM UNets DDIM and DPM-Solver++,
+ * PD UNets the PD sampler, label-map models none. */
+gboolean sige_edit_sampler_fits(sige_model_kind model, sige_sampler_kind sampler);
+
+/* Session options for p on model m.  The rules (SIGE_ERROR_INVALID naming
+ * the setting, the value and what would work):
+ *   strength outside [0, 1] is refused; the SDEdit start is the noise level
+ *     round(strength * schedule length), at least 1;
+ *   steps < 0 is refused; more steps than noise levels is refused;
+ *     DPM-Solver++ needs at least 2;
+ *   a sampler the model does not run (sige_edit_sampler_fits) is refused.
+ * Label-map models take none of the SDEdit settings and check none. */
+gboolean sige_edit_session_options(const sige_model *m, const sige_edit_params *p,
+                                   sige_session_options *o, GError **error);
+
+G_END_DECLS

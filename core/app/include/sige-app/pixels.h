@@ -1,0 +1,56 @@
+/* Images <-> model tensors, written once for every front-end: label maps ->
+ * the semantic input of GauGAN / GAN-Compression, RGB pictures <-> the
+ * [-1, 1] range of DDPM / PD, and model output -> 8-bit pixels.  Pixels are
+ * plain interleaved 8-bit buffers (1 = gray, 2 = gray + alpha, 3 = RGB,
+ * 4 = RGB + alpha): what libpng gives the CLI and GIMP gives the plug-ins. */
+#pragma once
+#include <glib.h>
+#include <stdint.h>
+
+#include "sige-app/input_kind.h"
+#include "sige/model.h"
+#include "sige/session.h"
+#include "sige/tensor.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+  const guint8 *data; /* width * height * bpp bytes, rows packed */
+  int width, height, bpp;
+} sige_pixels;
+
+/* What the conversion noticed, for the front-end to report. */
+typedef struct {
+  int64_t n_nearest; /* label pixels that were not an exact palette colour */
+  int64_t n_pixels;
+} sige_input_report;
+
+/* Label map pixels -> class ids (w*h, newly allocated).  RGB(A): the
+ * Cityscapes palette, exact colour -> id, other colours -> the nearest id
+ * (counted in *n_nearest).  Gray(A): the gray value is the class id; a value
+ * >= label_nc is an error naming the pixel.  Alpha is ignored. */
+int32_t *sige_labels_from_pixels(const sige_pixels *px, int label_nc, int64_t *n_nearest,
+                                 GError **error);
+
+/* Picture pixels -> [1, 3, H, W] in [-1, 1] (v / 127.5 - 1).  Gray is
+ * replicated into the three channels; alpha is ignored. */
+sige_tensor *sige_image_from_pixels(const sige_pixels *px, GError **error);
+
+/* Instance ids from an instance map: gray value, or 24-bit RGB value. */
+int32_t *sige_instances_from_pixels(const sige_pixels *px);
+
+/* The model input (sige_model_input_kind) for src, which must have the
+ * model's input size: a label map (with an optional instance map of the same
+ * size; without one, the class boundaries serve as instance edges) or the
+ * picture of an SDEdit session. */
+sige_tensor *sige_model_input_from_pixels(const sige_model *m, const sige_pixels *src,
+                                          const sige_pixels *instance, sige_input_report *report,
+                                          GError **error);
+
+/* Writes the rectangle r of a [1, 3, H, W] output in [-1, 1] into dst as
+ * 8-bit pixels of dst_bpp bytes (rows of r.width, packed; gray = Rec. 601
+ * luma; alpha 255), rounded as lrint(clamp((v + 1) * 127.5)). */
+gboolean sige_pixels_from_output(const sige_tensor *out, sige_rect r, int dst_bpp, guint8 *dst,
+                                 GError **error);
+
+G_END_DECLS

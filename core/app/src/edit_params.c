@@ -1,0 +1,106 @@
+#include "sige-app/edit_params.h"
+
+#include "app-i18n.h"
+#include "sige-app/input_kind.h"
+#include "sige-app/names.h"
+#include "sige/error.h"
+
+void sige_edit_params_init(sige_edit_params *p) {
+  *p = (sige_edit_params){
+      .strength = 0,
+      .steps = 0,
+      .sampler = SIGE_EDIT_SAMPLER_DEFAULT,
+      .seed = 0,
+      .device = SIGE_DEVICE_AUTO,
+      .n_threads = 0,
+      .fp16_caches = FALSE,
+      .full_pass_above = 0,
+      .memory_budget = 0,
+  };
+}
+
+gboolean sige_edit_sampler_fits(sige_model_kind model, sige_sampler_kind sampler) {
+  switch (model) {
+    case SIGE_MODEL_DDPM_UNET:
+      return sampler == SIGE_SAMPLER_DDIM || sampler == SIGE_SAMPLER_DPM_SOLVER_PP;
+    case SIGE_MODEL_PD_UNET: /* distilled for its own 8-level sampler */
+      return sampler == SIGE_SAMPLER_PD;
+    default:
+      return FALSE;
+  }
+}
+
+static sige_sampler_kind default_sampler(sige_model_kind model) {
+  return model == SIGE_MODEL_PD_UNET ? SIGE_SAMPLER_PD : SIGE_SAMPLER_DPM_SOLVER_PP;
+}
+
+static gboolean sdedit_options(sige_model_kind mk, const sige_edit_params *p,
+                               sige_session_options *o, GError **error) {
+  sige_sampler_kind sampler = default_sampler(mk);
+  if (p->sampler != SIGE_EDIT_SAMPLER_DEFAULT) {
+    sampler = (sige_sampler_kind)p->sampler;
+    if (!sige_edit_sampler_fits(mk, sampler)) {
+      g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+                  _("The sampler %s cannot sample %s; it samples with %s."),
+                  sige_sampler_kind_name(sampler), sige_model_kind_description(mk),
+                  mk == SIGE_MODEL_PD_UNET ? "pd" : "ddim or dpmsolver++");
+      return FALSE;
+    }
+  }
+  o->sdedit = TRUE;
+  o->seed = p->seed;
+  sige_sampler_config_init(&o->sampler, sampler);
+  const int total = o->sampler.total_steps;
+  /* the sampler's own start is the default strength, so that no setting
+   * and the default setting are one schedule */
+  const double default_strength = (double)o->sampler.noise_level / total;
+  if (p->strength < 0 || p->strength > 1) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+                _("The strength %.2f is outside 0 to 1, the noise the model knows. Choose a "
+                  "strength between 0.01 and 1 (0 = the default %g)."),
+                p->strength, default_strength);
+    return FALSE;
+  }
+  if (p->steps < 0) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+                _("The steps %d are negative. Choose 1 or more steps (0 = the default)."),
+                p->steps);
+    return FALSE;
+  }
+  const double strength = p->strength > 0 ? p->strength : default_strength;
+  o->sampler.noise_level = MAX(1, (int)(strength * total + 0.5));
+  /* DDPM: the sampler's default steps; PD: one step per noise level */
+  if (p->steps > 0)
+    o->sampler.sample_steps = p->steps;
+  else if (sampler == SIGE_SAMPLER_PD)
+    o->sampler.sample_steps = o->sampler.noise_level;
+  const int steps = o->sampler.sample_steps;
+  if (steps > o->sampler.noise_level) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+                _("%d steps at strength %.3f would be more steps than noise levels (%d). Lower "
+                  "the steps or raise the strength."),
+                steps, strength, o->sampler.noise_level);
+    return FALSE;
+  }
+  if (sampler == SIGE_SAMPLER_DPM_SOLVER_PP && steps < 2) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+                _("The DPM-Solver++ sampler needs at least 2 steps. Choose 2 or more steps, or "
+                  "the DDIM sampler."));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean sige_edit_session_options(const sige_model *m, const sige_edit_params *p,
+                                   sige_session_options *o, GError **error) {
+  const sige_input_kind input = sige_model_input_kind(m, error);
+  if (input == SIGE_INPUT_UNSUPPORTED) return FALSE;
+  sige_session_options_init(o);
+  o->n_threads = p->n_threads;
+  if (p->full_pass_above > 0) o->full_pass_above = p->full_pass_above;
+  o->fp16_caches = p->fp16_caches;
+  o->memory_budget = p->memory_budget;
+  o->device = p->device;
+  if (input != SIGE_INPUT_IMAGE) return TRUE;
+  return sdedit_options(sige_model_get_kind(m), p, o, error);
+}

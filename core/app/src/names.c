@@ -1,0 +1,116 @@
+/* The tables behind names.h.  Matching ignores ASCII case ("CUDA" works);
+ * names come out in lower case. */
+#include "sige-app/names.h"
+
+#include "sige/error.h"
+
+typedef struct {
+  int value;
+  const char *name;
+  const char *description; /* models only */
+  gboolean listed;         /* named in the accepted values of an error */
+} name_entry;
+
+static const name_entry samplers[] = {
+    {SIGE_SAMPLER_DDIM, "ddim", NULL, TRUE},
+    {SIGE_SAMPLER_DPM_SOLVER_PP, "dpmsolver++", NULL, TRUE},
+    {SIGE_SAMPLER_PD, "pd", NULL, TRUE},
+};
+
+/* names from the engine (sige_device_name), filled in on first use */
+static const sige_device device_values[] = {SIGE_DEVICE_AUTO, SIGE_DEVICE_CPU, SIGE_DEVICE_CUDA,
+                                            SIGE_DEVICE_SIM};
+
+static const name_entry model_kinds[] = {
+    {SIGE_MODEL_SPADE, "spade", "a SPADE (GauGAN) generator", TRUE},
+    {SIGE_MODEL_DDPM_UNET, "ddpm", "a DDPM UNet", TRUE},
+    {SIGE_MODEL_PD_UNET, "pd", "a PD UNet", TRUE},
+    {SIGE_MODEL_GANCOMP_SPADE, "gancomp", "a GAN-Compression sub-mobile SPADE generator", TRUE},
+};
+
+static const name_entry *by_value(const name_entry *t, size_t n, int value) {
+  for (size_t i = 0; i < n; i++)
+    if (t[i].value == value) return &t[i];
+  return NULL;
+}
+
+/* "a, b or c" */
+static char *accepted(const name_entry *t, size_t n) {
+  GString *s = g_string_new(NULL);
+  size_t listed = 0, total = 0;
+  for (size_t i = 0; i < n; i++) total += t[i].listed;
+  for (size_t i = 0; i < n; i++) {
+    if (!t[i].listed) continue;
+    if (listed > 0) g_string_append(s, listed + 1 == total ? " or " : ", ");
+    g_string_append(s, t[i].name);
+    listed++;
+  }
+  return g_string_free(s, FALSE);
+}
+
+static gboolean parse(const name_entry *t, size_t n, const char *field, const char *what,
+                      const char *name, int *value, GError **error) {
+  for (size_t i = 0; name && i < n; i++)
+    if (!g_ascii_strcasecmp(name, t[i].name)) {
+      *value = t[i].value;
+      return TRUE;
+    }
+  g_autofree char *ok = accepted(t, n);
+  g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID, "%s '%s': unknown %s; expected %s",
+              field ? field : what, name ? name : "", what, ok);
+  return FALSE;
+}
+
+const char *sige_sampler_kind_name(sige_sampler_kind kind) {
+  const name_entry *e = by_value(samplers, G_N_ELEMENTS(samplers), kind);
+  return e ? e->name : "unknown";
+}
+
+gboolean sige_sampler_kind_parse(const char *field, const char *name, sige_sampler_kind *kind,
+                                 GError **error) {
+  int v = 0;
+  if (!parse(samplers, G_N_ELEMENTS(samplers), field, "sampler", name, &v, error)) return FALSE;
+  *kind = (sige_sampler_kind)v;
+  return TRUE;
+}
+
+gboolean sige_device_kind_parse(const char *field, const char *name, sige_device *device,
+                                GError **error) {
+  name_entry t[G_N_ELEMENTS(device_values)];
+  for (size_t i = 0; i < G_N_ELEMENTS(device_values); i++)
+    t[i] = (name_entry){device_values[i], sige_device_name(device_values[i]), NULL,
+                        device_values[i] != SIGE_DEVICE_SIM};
+  int v = 0;
+  if (!parse(t, G_N_ELEMENTS(t), field, "device", name, &v, error)) return FALSE;
+  *device = (sige_device)v;
+  return TRUE;
+}
+
+gboolean sige_device_from_option(const char *field, const char *name, sige_device *device,
+                                 GError **error) {
+  if (!name || !*name) {
+    name = g_getenv("SIGE_DEVICE");
+    if (name && *name) field = "SIGE_DEVICE";
+  }
+  if (!name || !*name) name = "auto";
+  return sige_device_kind_parse(field, name, device, error);
+}
+
+const char *sige_model_kind_spec_name(sige_model_kind kind) {
+  const name_entry *e = by_value(model_kinds, G_N_ELEMENTS(model_kinds), kind);
+  return e ? e->name : "unknown";
+}
+
+const char *sige_model_kind_description(sige_model_kind kind) {
+  const name_entry *e = by_value(model_kinds, G_N_ELEMENTS(model_kinds), kind);
+  return e ? e->description : "a model of an unknown kind";
+}
+
+gboolean sige_model_kind_parse(const char *field, const char *name, sige_model_kind *kind,
+                               GError **error) {
+  int v = 0;
+  if (!parse(model_kinds, G_N_ELEMENTS(model_kinds), field, "model kind", name, &v, error))
+    return FALSE;
+  *kind = (sige_model_kind)v;
+  return TRUE;
+}

@@ -1,0 +1,234 @@
+/* Images <-> model tensors (sige-app/pixels.h, image_files.h): palette
+ * mapping, picture range, output rounding, the size checks, and round trips
+ * through pixels and PNG files. */
+#include "test_util.h"
+
+#include <glib/gstdio.h>
+#include <math.h>
+#include <string.h>
+
+#include "app_test_models.h"
+#include "sige-app/image_files.h"
+#include "sige-app/palette.h"
+#include "sige-app/pixels.h"
+#include "sige-app/png_io.h"
+#include "sige/error.h"
+
+static void test_labels_rgb(void **state) {
+  (void)state;
+  const sige_palette *p = sige_palette_cityscapes();
+  /* road (7), sky (23), and a colour one off sky */
+  guint8 px[4 * 3];
+  memcpy(px, p->entries[7].rgb, 3);
+  memcpy(px + 3, p->entries[23].rgb, 3);
+  memcpy(px + 6, p->entries[23].rgb, 3);
+  memcpy(px + 9, p->entries[23].rgb, 3);
+  px[11] ^= 1;
+  sige_pixels in = {px, 2, 2, 3};
+  int64_t nearest = -1;
+  g_autofree int32_t *l = sige_labels_from_pixels(&in, 35, &nearest, NULL);
+  assert_non_null(l);
+  assert_int_equal(l[0], 7);
+  assert_int_equal(l[1], 23);
+  assert_int_equal(l[3], 23);
+  assert_int_equal(nearest, 1);
+}
+
+
+static void test_labels_rgba_and_gray(void **state) {
+  (void)state;
+  const sige_palette *p = sige_palette_cityscapes();
+  guint8 px[2 * 4] = {0};
+  memcpy(px, p->entries[26].rgb, 3);
+  px[3] = 0; /* alpha does not matter */
+  memcpy(px + 4, p->entries[11].rgb, 3);
+  px[7] = 255;
+  sige_pixels in = {px, 2, 1, 4};
+  int64_t nearest = -1;
+  g_autofree int32_t *l = sige_labels_from_pixels(&in, 35, &nearest, NULL);
+  assert_int_equal(l[0], 26);
+  assert_int_equal(l[1], 11);
+  assert_int_equal(nearest, 0);
+  guint8 gray[3] = {0, 5, 34};
+  sige_pixels g = {gray, 3, 1, 1};
+  g_autofree int32_t *lg = sige_labels_from_pixels(&g, 35, NULL, NULL);
+  assert_int_equal(lg[2], 34);
+  gray[2] = 40;
+  GError *err = NULL;
+  assert_null(sige_labels_from_pixels(&g, 35, NULL, &err));
+  assert_true(g_error_matches(err, SIGE_ERROR, SIGE_ERROR_FORMAT));
+  assert_non_null(strstr(err->message, "(2, 0)"));
+  g_error_free(err);
+}
+
+
+static void test_output_rounding(void **state) {
+  (void)state;
+  g_autoptr(sige_tensor) t = sige_tensor_new4(1, 3, 2, 3, NULL);
+  const float vals[6] = {-1.5f, -1.0f, 0.0f, 0.00392f, 1.0f, 2.0f};
+  for (int c = 0; c < 3; c++)
+    for (int i = 0; i < 6; i++) t->data[c * 6 + i] = vals[i];
+  guint8 out[6 * 4];
+  assert_true(sige_pixels_from_output(t, (sige_rect){0, 0, 3, 2}, 4, out, NULL));
+  for (int i = 0; i < 6; i++) {
+    float v = (vals[i] + 1.0f) * 127.5f;
+    v = v < 0 ? 0 : v > 255 ? 255 : v;
+    assert_int_equal(out[i * 4], (int)lrintf(v));
+    assert_int_equal(out[i * 4 + 3], 255);
+  }
+  /* a sub-rectangle, gray */
+  guint8 g[2];
+  assert_true(sige_pixels_from_output(t, (sige_rect){1, 1, 2, 1}, 1, g, NULL));
+  assert_int_equal(g[0], out[4 * 4]);
+  assert_false(sige_pixels_from_output(t, (sige_rect){2, 1, 2, 1}, 3, g, NULL));
+}
+
+
+static void test_image_pixels(void **state) {
+  (void)state;
+  /* RGBA: alpha ignored; the CLI's v / 127.5 - 1 */
+  guint8 rgba[2 * 4] = {0, 255, 128, 7, 10, 20, 30, 0};
+  sige_pixels in = {rgba, 2, 1, 4};
+  g_autoptr(sige_tensor) t = sige_image_from_pixels(&in, NULL);
+  assert_non_null(t);
+  assert_int_equal(SIGE_C(t), 3);
+  assert_int_equal(SIGE_W(t), 2);
+  assert_float_equal(t->data[0], -1.0f, 0);
+  assert_float_equal(t->data[2], 1.0f, 0);     /* G of pixel 0 */
+  assert_float_equal(t->data[4], 128 / 127.5f - 1.0f, 0);
+  assert_float_equal(t->data[5], 30 / 127.5f - 1.0f, 0);
+  /* gray (+ alpha): replicated into the three channels */
+  guint8 ga[2 * 2] = {51, 0, 204, 255};
+  sige_pixels g = {ga, 2, 1, 2};
+  g_autoptr(sige_tensor) tg = sige_image_from_pixels(&g, NULL);
+  for (int c = 0; c < 3; c++) {
+    assert_float_equal(tg->data[c * 2], 51 / 127.5f - 1.0f, 0);
+    assert_float_equal(tg->data[c * 2 + 1], 204 / 127.5f - 1.0f, 0);
+  }
+  /* and back: the output rounding gives the pixels again */
+  guint8 back[2 * 3];
+  assert_true(sige_pixels_from_output(t, (sige_rect){0, 0, 2, 1}, 3, back, NULL));
+  const guint8 want[6] = {0, 255, 128, 10, 20, 30};
+  assert_memory_equal(back, want, 6);
+}
+
+/* A DDPM UNet small enough to build in a unit test (random weights). */
+
+static void test_ddpm_input(void **state) {
+  (void)state;
+  g_autoptr(sige_model) m = app_test_ddpm();
+  assert_int_equal(sige_model_input_kind(m, NULL), SIGE_INPUT_IMAGE);
+  GError *err = NULL;
+  /* the input: the layer's pixels, at the model's size only */
+  g_autofree guint8 *px = g_malloc0(33 * 32 * 3);
+  sige_pixels bad = {px, 33, 32, 3};
+  assert_null(sige_model_input_from_pixels(m, &bad, NULL, NULL, &err));
+  assert_true(g_error_matches(err, SIGE_ERROR, SIGE_ERROR_SHAPE));
+  assert_non_null(strstr(err->message, "33 x 32"));
+  assert_non_null(strstr(err->message, "32 x 32"));
+  g_clear_error(&err);
+  sige_pixels good = {px, 32, 32, 1};
+  g_autoptr(sige_tensor) in = sige_model_input_from_pixels(m, &good, NULL, NULL, &err);
+  assert_non_null(in);
+  assert_int_equal(SIGE_C(in), 3);
+  assert_float_equal(in->data[0], -1.0f, 0);
+}
+
+/* Every setting the per-step caches depend on voids the snapshot; the
+ * options come from the app layer's rules. */
+
+/* A label map: the size check names both sizes, the semantic input is one-hot
+ * over the model's classes, and the instance map must match the label map. */
+static void test_label_input(void **state) {
+  (void)state;
+  g_autoptr(sige_model) m = app_test_gaugan();
+  GError *err = NULL;
+  int64_t s[4];
+  sige_model_input_shape(m, s);
+  const int W = (int)s[3], H = (int)s[2];
+  g_autofree guint8 *px = g_malloc0((size_t)(W + 1) * H * 3);
+  sige_pixels bad = {px, W + 1, H, 3};
+  assert_null(sige_model_input_from_pixels(m, &bad, NULL, NULL, &err));
+  assert_true(g_error_matches(err, SIGE_ERROR, SIGE_ERROR_SHAPE));
+  g_autofree char *want = g_strdup_printf("%d x %d", W, H);
+  assert_non_null(strstr(err->message, want));
+  g_clear_error(&err);
+  /* road everywhere, one sky pixel */
+  const sige_palette *p = sige_palette_cityscapes();
+  for (int i = 0; i < W * H; i++) memcpy(px + 3 * i, p->entries[7].rgb, 3);
+  memcpy(px + 3 * (W + 2), p->entries[23].rgb, 3);
+  sige_pixels good = {px, W, H, 3};
+  sige_input_report rep = {-1, -1};
+  g_autoptr(sige_tensor) in = sige_model_input_from_pixels(m, &good, NULL, &rep, &err);
+  assert_non_null(in);
+  assert_int_equal(rep.n_nearest, 0);
+  assert_int_equal(rep.n_pixels, (int64_t)W * H);
+  assert_int_equal(SIGE_W(in), W);
+  assert_int_equal(SIGE_H(in), H);
+  const size_t plane = (size_t)W * H;
+  assert_float_equal(in->data[7 * plane], 1.0f, 0);
+  assert_float_equal(in->data[23 * plane], 0.0f, 0);
+  assert_float_equal(in->data[23 * plane + W + 2], 1.0f, 0);
+  /* an instance map of another size */
+  guint8 one[3] = {0, 0, 0};
+  sige_pixels inst = {one, 1, 1, 3};
+  const sige_spade_config *cfg = sige_model_spade_config(m);
+  if (cfg->contain_instance) {
+    assert_null(sige_model_input_from_pixels(m, &good, &inst, NULL, &err));
+    assert_true(g_error_matches(err, SIGE_ERROR, SIGE_ERROR_SHAPE));
+    assert_non_null(strstr(err->message, "instance map is 1 x 1"));
+    g_clear_error(&err);
+  }
+}
+
+/* Pixels -> model range -> PNG file -> pixels again, for RGB and gray. */
+static void test_png_round_trip(void **state) {
+  (void)state;
+  g_autoptr(sige_model) m = app_test_ddpm(); /* a 32 x 32 picture model */
+  g_autofree char *dir = g_dir_make_tmp("sige-app-XXXXXX", NULL);
+  assert_non_null(dir);
+  g_autofree char *in_path = g_build_filename(dir, "in.png", NULL);
+  g_autofree char *out_path = g_build_filename(dir, "out.png", NULL);
+  guint8 rgb[32 * 32 * 3];
+  for (int i = 0; i < 32 * 32 * 3; i++) rgb[i] = (guint8)(i * 37 + 11);
+  for (int channels = 1; channels <= 3; channels += 2) {
+    assert_true(sige_png_write(in_path, rgb, 32, 32, channels, NULL));
+    GError *err = NULL;
+    g_autoptr(sige_tensor) t = sige_model_input_from_png(m, in_path, NULL, NULL, &err);
+    if (!t) fail_msg("%s", err->message);
+    assert_true(sige_output_write_png(t, out_path, &err));
+    g_autofree guint8 *back = NULL;
+    int w, h, ch;
+    assert_true(sige_png_read(out_path, 3, &back, &w, &h, &ch, NULL));
+    assert_int_equal(w, 32);
+    assert_int_equal(h, 32);
+    for (int i = 0; i < 32 * 32; i++)
+      for (int c = 0; c < 3; c++)
+        assert_int_equal(back[3 * i + c], rgb[channels == 1 ? i : 3 * i + c]);
+  }
+  /* errors name the file */
+  GError *err = NULL;
+  g_autofree char *missing = g_build_filename(dir, "missing.png", NULL);
+  assert_null(sige_model_input_from_png(m, missing, NULL, NULL, &err));
+  assert_non_null(strstr(err->message, "missing.png"));
+  g_clear_error(&err);
+  guint8 small[4 * 4 * 3] = {0};
+  assert_true(sige_png_write(in_path, small, 4, 4, 3, NULL));
+  assert_null(sige_model_input_from_png(m, in_path, NULL, NULL, &err));
+  assert_true(g_error_matches(err, SIGE_ERROR, SIGE_ERROR_SHAPE));
+  assert_non_null(strstr(err->message, "in.png: "));
+  g_clear_error(&err);
+  g_unlink(in_path);
+  g_unlink(out_path);
+  g_rmdir(dir);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_labels_rgb),     cmocka_unit_test(test_labels_rgba_and_gray),
+      cmocka_unit_test(test_output_rounding), cmocka_unit_test(test_image_pixels),
+      cmocka_unit_test(test_ddpm_input),     cmocka_unit_test(test_label_input),
+      cmocka_unit_test(test_png_round_trip),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
