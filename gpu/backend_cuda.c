@@ -131,18 +131,7 @@ static gboolean launched(sige_backend *be, int e, const char *what) {
 }
 
 static gboolean cuda_launch(sige_backend *be, sige_kernel k, const void *args, size_t n) {
-  void *s = state(be)->stream;
-  int e;
-  switch (k) {
-    case SIGE_K_IM2COL:
-    case SIGE_K_DEPTHWISE: e = sige_cuda_launch_conv((int)k, args, n, s); break;
-    case SIGE_K_GATHER:
-    case SIGE_K_SCATTER:
-    case SIGE_K_BLOCK_RESIDUAL:
-    case SIGE_K_TILES_PACK:
-    case SIGE_K_TILES_UNPACK: e = sige_cuda_launch_sparse((int)k, args, n, s); break;
-    default: e = sige_cuda_launch_elementwise((int)k, args, n, s); break;
-  }
+  const int e = sige_cuda_launch((int)k, args, n, state(be)->stream);
   if (e == 0) return TRUE;
   char what[48];
   g_snprintf(what, sizeof what, "launch of kernel %d", (int)k);

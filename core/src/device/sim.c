@@ -59,22 +59,10 @@ static gboolean sim_zero(sige_backend *be, void *dst, size_t bytes) {
 
 static gboolean sim_launch(sige_backend *be, sige_kernel k, const void *args, size_t n) {
   switch (k) {
-    case SIGE_K_AFFINE: EACH(sige_k_affine_args, sige_k_affine); break;
-    case SIGE_K_MODULATE: EACH(sige_k_binary_args, sige_k_modulate); break;
-    case SIGE_K_ADD: EACH(sige_k_binary_args, sige_k_add); break;
-    case SIGE_K_CHANNEL_FILL: EACH(sige_k_fill_args, sige_k_channel_fill); break;
-    case SIGE_K_F32_TO_F16: EACH(sige_k_convert_args, sige_k_f32_to_f16); break;
-    case SIGE_K_F16_TO_F32: EACH(sige_k_convert_args, sige_k_f16_to_f32); break;
-    case SIGE_K_RESAMPLE: EACH(sige_k_resample_args, sige_k_resample); break;
-    case SIGE_K_BILINEAR: EACH(sige_k_bilinear_args, sige_k_bilinear); break;
-    case SIGE_K_AVG_POOL2: EACH(sige_k_pool_args, sige_k_avg_pool2); break;
-    case SIGE_K_IM2COL: EACH(sige_k_im2col_args, sige_k_im2col); break;
-    case SIGE_K_DEPTHWISE: EACH(sige_k_depthwise_args, sige_k_depthwise); break;
-    case SIGE_K_GATHER: EACH(sige_k_gather_args, sige_k_gather); break;
-    case SIGE_K_SCATTER: EACH(sige_k_scatter_args, sige_k_scatter); break;
-    case SIGE_K_BLOCK_RESIDUAL: EACH(sige_k_scatter_args, sige_k_block_residual); break;
-    case SIGE_K_TILES_PACK: EACH(sige_k_tiles_args, sige_k_tiles_pack); break;
-    case SIGE_K_TILES_UNPACK: EACH(sige_k_tiles_args, sige_k_tiles_unpack); break;
+#define SIM_KERNEL_CASE(id, args_type, body) \
+  case id: EACH(args_type, body); break;
+    SIGE_KERNELS(SIM_KERNEL_CASE)
+#undef SIM_KERNEL_CASE
     default: return sige_dev_fail(be, "unknown kernel %d", (int)k);
   }
   return TRUE;
