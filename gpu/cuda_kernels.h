@@ -4,7 +4,7 @@
 #pragma once
 #include <stddef.h>
 
-#include "device/kernels.h"
+#include "backend/device/kernels.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -12,7 +12,7 @@ extern "C" {
 
 /* element kernel `kernel` (a sige_kernel) over n elements (kernels.cu) */
 int sige_cuda_launch(int kernel, const void *args, size_t n, void *stream);
-/* prims.plane_sums and prims.softmax_rows (backend_internal.h) */
+/* prims.plane_sums and prims.softmax_rows (backend/device/device_impl.h) */
 int sige_cuda_plane_sums(const float *x, sige_k_planes pl, double *out, void *stream);
 int sige_cuda_softmax_rows(float *s, int rows, int cols, void *stream);
 

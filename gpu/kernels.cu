@@ -1,4 +1,4 @@
-// The element kernels of core/src/device/kernels.h on the GPU: one launch
+// The element kernels of core/src/backend/device/kernels.h on the GPU: one launch
 // per kernel of the table (SIGE_KERNELS), each body over a grid-stride loop
 // (launch.cuh).  The table is expanded here, so this file never lists the
 // kernels itself.

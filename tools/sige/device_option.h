@@ -2,7 +2,7 @@
 #pragma once
 #include <glib.h>
 
-#include "sige/backend.h"
+#include "sige/device.h"
 
 /* name: auto, cpu, cuda (or sim, for tests); NULL: the SIGE_DEVICE
  * environment variable, else auto. */

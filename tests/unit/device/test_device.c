@@ -26,7 +26,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "sige/backend.h"
+#include "sige/device.h"
 #include "sige/context.h"
 #include "sige/error.h"
 #include "sige/model.h"

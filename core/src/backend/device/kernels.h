@@ -61,7 +61,7 @@ SIGE_KFN uint16_t sige_k_f2h(float f) {
 }
 
 /* The values of sige_act (ops.h), which this header cannot include;
- * device/backend.c checks that they agree. */
+ * device/device.c checks that they agree. */
 enum {
   SIGE_K_ACT_NONE = 0,
   SIGE_K_ACT_RELU = 1,
