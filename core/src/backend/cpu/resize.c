@@ -1,7 +1,7 @@
 /* Nearest and bilinear resizing, 2x2 average pooling on the CPU. */
 #include <math.h>
 
-#include "../device/kernels.h"
+#include "../bilinear_tap.h"
 #include "cpu_internal.h"
 
 /* torch's legacy "nearest" index: the scale is rounded to float first, which

@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../bilinear_tap.h"
+
 #if defined(__CUDACC__)
 #include <cuda_fp16.h>
 #define SIGE_KFN static inline __host__ __device__
@@ -197,27 +199,6 @@ SIGE_KFN void sige_k_resample(const sige_k_resample_args *a, uint32_t i) {
   const size_t at = ((size_t)p * (size_t)a->src_h + (size_t)SIGE_KP(a->rows)[r]) * (size_t)a->src_w +
                     (size_t)SIGE_KP(a->cols)[j];
   SIGE_KP(a->out)[i] = sige_k_load(a->src, a->half, at);
-}
-
-/* One output coordinate of a bilinear resize: source index and weights,
- * following torch's area_pixel_compute_source_index for align_corners=False
- * in float.  The CPU op (ops/resize.c) and the device one share it. */
-typedef struct {
-  int32_t i0, i1;
-  float l0, l1;
-} sige_k_tap;
-
-static inline sige_k_tap sige_k_bilinear_tap(int dst, int in, int out) {
-  const float scale = (float)in / (float)out;
-  float src = scale * ((float)dst + 0.5f) - 0.5f;
-  if (src < 0.0f) src = 0.0f;
-  sige_k_tap t;
-  t.i0 = (int32_t)src;
-  if (t.i0 > in - 1) t.i0 = in - 1;
-  t.i1 = t.i0 + (t.i0 < in - 1 ? 1 : 0);
-  t.l1 = src - (float)t.i0;
-  t.l0 = 1.0f - t.l1;
-  return t;
 }
 
 typedef struct {
