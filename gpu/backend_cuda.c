@@ -1,5 +1,5 @@
 /* The CUDA executor of the device backend's primitives (see
- * core/src/device/backend_internal.h): cudart for memory and the one
+ * core/src/backend/device/device_impl.h): cudart for memory and the one
  * stream, the kernels of the CUDA sources next to this file, cuBLAS for
  * SGEMM.  Plain cudaMalloc memory (the backend caches freed blocks), no
  * managed memory.  Written in C against the CUDA runtime's C API; only the
@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "cuda_kernels.h"
-#include "device/backend_internal.h"
+#include "backend/device/device_impl.h"
 #include "sige/error.h"
 
 /* Small uploads (block corners, index maps, scale / shift: most launches
@@ -27,14 +27,14 @@ typedef struct {
   int ring_next;
 } cuda_state;
 
-static cuda_state *state(sige_backend *be) { return be->impl; }
+static cuda_state *state(sige_dev_backend *be) { return be->impl; }
 
-static gboolean ok(sige_backend *be, cudaError_t e, const char *what) {
+static gboolean ok(sige_dev_backend *be, cudaError_t e, const char *what) {
   if (e == cudaSuccess) return TRUE;
   return sige_dev_fail(be, "%s: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
 }
 
-static gboolean blas_ok(sige_backend *be, cublasStatus_t st, const char *what) {
+static gboolean blas_ok(sige_dev_backend *be, cublasStatus_t st, const char *what) {
   if (st == CUBLAS_STATUS_SUCCESS) return TRUE;
   return sige_dev_fail(be, "%s: %s", what, cublasGetStatusString(st));
 }
@@ -70,7 +70,7 @@ gboolean sige_cuda_probe(char **description, GError **error) {
   return TRUE;
 }
 
-static void *cuda_malloc(sige_backend *be, size_t bytes) {
+static void *cuda_malloc(sige_dev_backend *be, size_t bytes) {
   (void)be;
   void *p = NULL;
   if (cudaMalloc(&p, bytes) != cudaSuccess) {
@@ -80,12 +80,12 @@ static void *cuda_malloc(sige_backend *be, size_t bytes) {
   return p;
 }
 
-static void cuda_free(sige_backend *be, void *p) {
+static void cuda_free(sige_dev_backend *be, void *p) {
   (void)be;
   cudaFree(p);
 }
 
-static gboolean cuda_upload(sige_backend *be, void *dst, const void *src, size_t bytes) {
+static gboolean cuda_upload(sige_dev_backend *be, void *dst, const void *src, size_t bytes) {
   cuda_state *st = state(be);
   if (bytes == 0) return TRUE;
   if (bytes <= SLOT_BYTES) {
@@ -104,7 +104,7 @@ static gboolean cuda_upload(sige_backend *be, void *dst, const void *src, size_t
          ok(be, cudaStreamSynchronize(st->stream), "cudaStreamSynchronize (upload)");
 }
 
-static gboolean cuda_download(sige_backend *be, void *dst, const void *src, size_t bytes) {
+static gboolean cuda_download(sige_dev_backend *be, void *dst, const void *src, size_t bytes) {
   cuda_state *st = state(be);
   if (bytes &&
       !ok(be, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, st->stream),
@@ -114,52 +114,41 @@ static gboolean cuda_download(sige_backend *be, void *dst, const void *src, size
   return ok(be, cudaStreamSynchronize(st->stream), "the device (cudaStreamSynchronize)");
 }
 
-static gboolean cuda_copy(sige_backend *be, void *dst, const void *src, size_t bytes) {
+static gboolean cuda_copy(sige_dev_backend *be, void *dst, const void *src, size_t bytes) {
   return !bytes || ok(be, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice,
                                           state(be)->stream),
                       "cudaMemcpyAsync (device)");
 }
 
-static gboolean cuda_zero(sige_backend *be, void *dst, size_t bytes) {
+static gboolean cuda_zero(sige_dev_backend *be, void *dst, size_t bytes) {
   return !bytes || ok(be, cudaMemsetAsync(dst, 0, bytes, state(be)->stream), "cudaMemsetAsync");
 }
 
-static gboolean launched(sige_backend *be, int e, const char *what) {
+static gboolean launched(sige_dev_backend *be, int e, const char *what) {
   if (e == 0) return TRUE;
   if (e < 0) return sige_dev_fail(be, "%s: no CUDA kernel", what);
   return ok(be, (cudaError_t)e, what);
 }
 
-static gboolean cuda_launch(sige_backend *be, sige_kernel k, const void *args, size_t n) {
-  void *s = state(be)->stream;
-  int e;
-  switch (k) {
-    case SIGE_K_IM2COL:
-    case SIGE_K_DEPTHWISE: e = sige_cuda_launch_conv((int)k, args, n, s); break;
-    case SIGE_K_GATHER:
-    case SIGE_K_SCATTER:
-    case SIGE_K_BLOCK_RESIDUAL:
-    case SIGE_K_TILES_PACK:
-    case SIGE_K_TILES_UNPACK: e = sige_cuda_launch_sparse((int)k, args, n, s); break;
-    default: e = sige_cuda_launch_elementwise((int)k, args, n, s); break;
-  }
+static gboolean cuda_launch(sige_dev_backend *be, sige_kernel k, const void *args, size_t n) {
+  const int e = sige_cuda_launch((int)k, args, n, state(be)->stream);
   if (e == 0) return TRUE;
   char what[48];
   g_snprintf(what, sizeof what, "launch of kernel %d", (int)k);
   return launched(be, e, what);
 }
 
-static gboolean cuda_plane_sums(sige_backend *be, const float *x, sige_k_planes pl, double *out) {
+static gboolean cuda_plane_sums(sige_dev_backend *be, const float *x, sige_k_planes pl, double *out) {
   return launched(be, sige_cuda_plane_sums(x, pl, out, state(be)->stream), "plane sums");
 }
 
-static gboolean cuda_softmax_rows(sige_backend *be, float *s, int rows, int cols) {
+static gboolean cuda_softmax_rows(sige_dev_backend *be, float *s, int rows, int cols) {
   return launched(be, sige_cuda_softmax_rows(s, rows, cols, state(be)->stream), "softmax");
 }
 
 static cublasOperation_t op(int trans) { return trans ? CUBLAS_OP_T : CUBLAS_OP_N; }
 
-static gboolean cuda_sgemm(sige_backend *be, int transa, int transb, int m, int n, int k,
+static gboolean cuda_sgemm(sige_dev_backend *be, int transa, int transb, int m, int n, int k,
                            float alpha, const float *a, int lda, const float *b, int ldb,
                            float beta, float *c, int ldc) {
   return blas_ok(be,
@@ -168,7 +157,7 @@ static gboolean cuda_sgemm(sige_backend *be, int transa, int transb, int m, int 
                  "cublasSgemm");
 }
 
-static gboolean cuda_sgemm_batched(sige_backend *be, int transa, int transb, int m, int n, int k,
+static gboolean cuda_sgemm_batched(sige_dev_backend *be, int transa, int transb, int m, int n, int k,
                                    float alpha, const float *a, int lda, long long stride_a,
                                    const float *b, int ldb, long long stride_b, float beta,
                                    float *c, int ldc, long long stride_c, int batch) {
@@ -179,7 +168,7 @@ static gboolean cuda_sgemm_batched(sige_backend *be, int transa, int transb, int
                  "cublasSgemmStridedBatched");
 }
 
-static void cuda_destroy(sige_backend *be) {
+static void cuda_destroy(sige_dev_backend *be) {
   cuda_state *st = state(be);
   if (!st) return;
   if (st->stream) cudaStreamSynchronize(st->stream);
@@ -208,7 +197,7 @@ static const sige_prims cuda_prims = {
     .sgemm_batched = cuda_sgemm_batched,
 };
 
-gboolean sige_cuda_init(sige_backend *be, GError **error) {
+gboolean sige_cuda_init(sige_dev_backend *be, GError **error) {
   g_autofree char *desc = NULL;
   if (!sige_cuda_probe(&desc, error)) return FALSE;
   cuda_state *st = g_new0(cuda_state, 1);
@@ -239,6 +228,6 @@ gboolean sige_cuda_init(sige_backend *be, GError **error) {
     be->prims = NULL;
     return FALSE;
   }
-  be->info = g_strdup_printf("cuda: %s", desc);
+  be->base.info = g_strdup_printf("cuda: %s", desc);
   return TRUE;
 }

@@ -1,10 +1,10 @@
-// One launcher for every element kernel of core/src/device/kernels.h: a
+// One launcher for every element kernel of core/src/backend/device/kernels.h: a
 // grid-stride loop calling the body for each element, one stream.
 #pragma once
 #include <cuda_runtime.h>
 #include <string.h>
 
-#include "device/kernels.h"
+#include "backend/device/kernels.h"
 
 // __grid_constant__: the bodies take the arguments by address; this keeps
 // them in parameter memory instead of a per-thread local copy.

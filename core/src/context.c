@@ -5,7 +5,7 @@
 
 #include <cblas.h>
 
-#include "device/backend_internal.h"
+#include "buffer.h"
 #include "sige/error.h"
 #include "sige/tensor.h"
 
@@ -75,12 +75,10 @@ int sige_ctx_threads(const sige_ctx *ctx) { return ctx->n_threads; }
 
 sige_backend *sige_ctx_backend(const sige_ctx *ctx) { return ctx->backend; }
 
-sige_device sige_ctx_device(const sige_ctx *ctx) {
-  return ctx->backend ? ctx->backend->kind : SIGE_DEVICE_CPU;
-}
+sige_device sige_ctx_device(const sige_ctx *ctx) { return sige_backend_device(ctx->backend); }
 
 const char *sige_ctx_device_info(const sige_ctx *ctx) {
-  return ctx->backend ? ctx->backend->info : ctx->device_info;
+  return ctx->backend ? sige_backend_info(ctx->backend) : ctx->device_info;
 }
 
 float *sige_ctx_scratch(sige_ctx *ctx, int slot, size_t n_floats, GError **error) {

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "device/backend_internal.h"
+#include "buffer.h"
 #include "sige/error.h"
 
 #if defined(__F16C__) && defined(__AVX__)
@@ -58,24 +58,12 @@ static sige_tensor *tensor_alloc_on(sige_backend *be, int ndim, const int64_t *s
   t->numel = numel;
   t->owned = TRUE;
   t->storage = storage;
-  const size_t bytes = sige_tensor_bytes(t);
-  if (be) {
-    t->backend = be;
-    t->data = sige_dev_tensor_data(be, bytes, zero, error);
-    if (!t->data) {
-      g_free(t);
-      return NULL;
-    }
-    return t;
-  }
-  t->data = sige_aligned_alloc(bytes);
+  t->backend = be;
+  t->data = sige_buffer_alloc(be, sige_tensor_bytes(t), zero, error);
   if (!t->data) {
-    g_set_error(error, SIGE_ERROR, SIGE_ERROR_NOMEM, "out of memory allocating a tensor of %zu MiB",
-                bytes >> 20);
     g_free(t);
     return NULL;
   }
-  if (zero) memset(t->data, 0, bytes);
   return t;
 }
 
@@ -156,14 +144,8 @@ sige_tensor *sige_tensor_to_host(const sige_tensor *t, GError **error) {
 
 gboolean sige_tensor_copy(sige_tensor *dst, const sige_tensor *src, GError **error) {
   g_return_val_if_fail(dst && src && dst->numel == src->numel, FALSE);
-  if (dst->backend || src->backend) return sige_dev_tensor_copy(dst, src, error);
-  if (dst->storage == src->storage)
-    memcpy(dst->data, src->data, sige_tensor_bytes(src));
-  else if (dst->storage == SIGE_STORAGE_F32)
-    sige_f16_to_f32_n(src->data16, dst->data, src->numel);
-  else
-    sige_f32_to_f16_n(src->data, dst->data16, src->numel);
-  return TRUE;
+  return sige_buffer_copy_elems(dst->backend, dst->data, dst->storage, src->backend, src->data,
+                                src->storage, src->numel, error);
 }
 
 gboolean sige_tensor_copy_rows(sige_tensor *dst, const sige_tensor *src, int row0, int row1,
@@ -178,28 +160,17 @@ gboolean sige_tensor_copy_rows(sige_tensor *dst, const sige_tensor *src, int row
   const size_t plane = (size_t)SIGE_H(dst) * w, planes = dst->numel / (plane ? plane : 1);
   const size_t at = (size_t)row0 * w * es, bytes = (size_t)(row1 - row0) * w * es;
   if (bytes == 0) return TRUE;
-  sige_backend *be = dst->backend ? dst->backend : src->backend;
   for (size_t p = 0; p < planes; p++) {
     char *d = (char *)dst->data + p * plane * es + at;
     const char *s = (const char *)src->data + p * plane * es + at;
-    if (!be)
-      memcpy(d, s, bytes);
-    else if (dst->backend && src->backend)
-      be->prims->copy(be, d, s, bytes);
-    else if (dst->backend)
-      be->prims->upload(be, d, s, bytes);
-    else
-      be->prims->download(be, d, s, bytes);
+    sige_buffer_copy_bytes(dst->backend, d, src->backend, s, bytes);
   }
-  return !be || sige_dev_check(be, error);
+  return sige_buffer_check(dst->backend ? dst->backend : src->backend, error);
 }
 
 void sige_tensor_free(sige_tensor *t) {
   if (!t) return;
-  if (t->owned && t->backend)
-    sige_dev_free(t->backend, t->data);
-  else if (t->owned)
-    sige_aligned_free(t->data);
+  if (t->owned) sige_buffer_free(t->backend, t->data);
   g_free(t);
 }
 

@@ -4,7 +4,7 @@
 #pragma once
 #include <glib.h>
 
-#include "sige/backend.h"
+#include "sige/device.h"
 
 G_BEGIN_DECLS
 

@@ -5,7 +5,7 @@
 #include <glib.h>
 #include <stdint.h>
 
-#include "sige/backend.h"
+#include "sige/device.h"
 
 G_BEGIN_DECLS
 
@@ -15,7 +15,7 @@ typedef struct sige_ctx sige_ctx;
  * online cores.  Also sets OpenBLAS's thread count (a process-wide setting of
  * that library). */
 sige_ctx *sige_ctx_new(int n_threads);
-/* A context on a device (backend.h).  SIGE_DEVICE_CPU is sige_ctx_new;
+/* A context on a device (device.h).  SIGE_DEVICE_CPU is sige_ctx_new;
  * CUDA fails with SIGE_ERROR_DEVICE ("no CUDA device: ...") when it cannot
  * be used; AUTO then falls back to the CPU and records why.  On a device,
  * model passes run there (sige_model_forward_dense, sessions) and the

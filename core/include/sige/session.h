@@ -30,7 +30,7 @@
 #pragma once
 #include <glib.h>
 #include <stdint.h>
-#include "sige/backend.h"
+#include "sige/device.h"
 #include "sige/model.h"
 #include "sige/sampler.h"
 #include "sige/stats.h"
@@ -42,7 +42,7 @@ typedef struct sige_session sige_session;
 
 typedef struct {
   int n_threads;        /* <= 0: SIGE_NUM_THREADS or all cores */
-  /* Where the passes run (backend.h; default CPU).  The caches live there
+  /* Where the passes run (device.h; default CPU).  The caches live there
    * between calls; inputs and outputs are host tensors either way.  CUDA
    * without a usable device fails sige_session_new ("no CUDA device: ...");
    * AUTO then runs on the CPU (sige_session_device_info says why). */

@@ -10,7 +10,7 @@
  * and write them, and sige_tensor_to_f32 converts one for anything else.
  *
  * A tensor lives in host memory (backend NULL) or in the memory of a compute
- * device (backend.h): then data is a device address that only the device
+ * device (device.h): then data is a device address that only the device
  * backend may dereference.  Constructors without a device argument make host
  * tensors; dup, the storage conversions, copy and free work on either and
  * keep the tensor where it is. */

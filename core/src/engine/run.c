@@ -2,8 +2,8 @@
 
 #include <string.h>
 
-#include "../device/backend_internal.h"
-#include "../device/dev_ops.h"
+#include "../buffer.h"
+#include "../sparse/sparse_internal.h"
 #include "sige/error.h"
 
 void sige_cache_init(sige_cache *c) {
@@ -83,7 +83,7 @@ void sige_run_clear(sige_run *run) {
 
 gboolean sige_run_layer(sige_run *run, gboolean sparse_capable, GError **error) {
   /* a device reports what failed in the previous layer's void ops */
-  if (!sige_dev_check(sige_ctx_backend(run->ctx), error)) return FALSE;
+  if (!sige_buffer_check(sige_ctx_backend(run->ctx), error)) return FALSE;
   if (run->cancel && g_atomic_int_get(run->cancel)) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_CANCELLED, "cancelled");
     return FALSE;
@@ -188,21 +188,7 @@ sige_tensor *sige_channel_view(const sige_tensor *x, int c0, int nc) {
 sige_tensor *sige_materialize(const sige_tensor *src, const sige_resample_map *map,
                               GError **error) {
   if (!map) return sige_tensor_to_f32(src, error);
-  if (SIGE_ON_DEVICE(src)) return sige_dev_materialize(src, map, error);
-  const int C = SIGE_C(src), H = SIGE_H(src), W = SIGE_W(src);
-  sige_tensor *out = sige_tensor_new4_uninit(1, C, map->h, map->w, error);
-  if (!out) return NULL;
-  const gboolean half = src->storage == SIGE_STORAGE_F16;
-  for (int c = 0; c < C; c++)
-    for (int r = 0; r < map->h; r++) {
-      const size_t at = ((size_t)c * H + map->rows[r]) * W;
-      float *drow = out->data + ((size_t)c * map->h + r) * map->w;
-      if (half)
-        for (int j = 0; j < map->w; j++) drow[j] = sige_f16_to_f32(src->data16[at + map->cols[j]]);
-      else
-        for (int j = 0; j < map->w; j++) drow[j] = src->data[at + map->cols[j]];
-    }
-  return out;
+  return sige_sparse_materialize(src, map, error);
 }
 
 /* act(x * scale + shift) in place on a dense tensor. */

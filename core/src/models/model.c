@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../device/backend_internal.h"
+#include "../buffer.h"
 #include "model_internal.h"
 #include "sige/error.h"
 
@@ -347,6 +347,6 @@ gboolean sige_model_run(const sige_model *m, sige_run *run, const sige_tensor *i
   gboolean ok = forward(m, run, in_dev ? in_dev : input, t, &out_dev, error);
   if (ok && !(*out = sige_tensor_to_host(out_dev, error))) ok = FALSE;
   sige_tensor_free(out_dev);
-  if (!ok) sige_dev_check(be, NULL); /* the error above names the cause; drop later ones */
+  if (!ok) sige_buffer_check(be, NULL); /* the error above names the cause; drop later ones */
   return ok;
 }

@@ -1,4 +1,5 @@
-/* Point-wise activations with torch's definitions. */
+/* Point-wise activations with torch's definitions: the scalar and the
+ * contiguous-array forms (which the CPU backend's loops use), and the op. */
 #include <math.h>
 
 #include "fast_exp.h"
@@ -39,29 +40,8 @@ void sige_act_inplace(float *v, size_t n, sige_act act) {
   }
 }
 
-void sige_ops_affine_act(const float *x, float *y, size_t n, float s, float b, sige_act act) {
-  for (size_t i = 0; i < n; i++) y[i] = x[i] * s + b;
-  sige_act_inplace(y, n, act);
-}
-
-/* Splits large tensors into chunks so that both threads get work even when the
- * tensor is a single plane. */
-#define ACT_CHUNK ((size_t)1 << 14)
-
 void sige_activation(sige_ctx *ctx, const sige_tensor *x, sige_act act, sige_tensor *out) {
   g_return_if_fail(ctx && x && out && sige_ops_f32(x) && sige_ops_f32(out));
   g_return_if_fail(sige_tensor_same_shape(x, out) && x->layout == out->layout);
-  if (SIGE_ON_DEVICE(x)) {
-    sige_dev_affine(ctx, x, NULL, NULL, FALSE, act, out);
-    return;
-  }
-  const size_t n = x->numel;
-  const long chunks = (long)((n + ACT_CHUNK - 1) / ACT_CHUNK);
-#pragma omp parallel for num_threads(sige_ctx_threads(ctx)) schedule(static)
-  for (long ch = 0; ch < chunks; ch++) {
-    const size_t a = (size_t)ch * ACT_CHUNK, len = n - a < ACT_CHUNK ? n - a : ACT_CHUNK;
-    if (out->data != x->data)
-      for (size_t i = 0; i < len; i++) out->data[a + i] = x->data[a + i];
-    sige_act_inplace(out->data + a, len, act);
-  }
+  sige_tensor_iface(x)->activation(ctx, x, act, out);
 }

@@ -1,6 +1,4 @@
-/* Fully connected layer: one sgemm against the transposed weight. */
-#include <cblas.h>
-
+/* Fully connected layer: argument checks; the backends compute it. */
 #include "ops_internal.h"
 
 gboolean sige_linear(sige_ctx *ctx, const sige_tensor *x, const sige_tensor *weight,
@@ -24,17 +22,5 @@ gboolean sige_linear(sige_ctx *ctx, const sige_tensor *x, const sige_tensor *wei
                          "bias", NULL, NULL);
     return FALSE;
   }
-  if (SIGE_ON_DEVICE(x)) return sige_dev_linear(ctx, x, weight, bias, out, error);
-  if (n == 0 || nout == 0) return TRUE;
-  float beta = 0.0f;
-  if (bias) {
-    /* Seed the result with the bias so sgemm accumulates onto it. */
-    for (int64_t i = 0; i < n; i++)
-      for (int64_t o = 0; o < nout; o++) out->data[i * nout + o] = bias->data[o];
-    beta = 1.0f;
-  }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nout, (int)in, 1.0f, x->data,
-              (int)in, weight->data, (int)in, beta, out->data, (int)nout);
-  sige_ctx_add_macs(ctx, (uint64_t)n * (uint64_t)in * (uint64_t)nout);
-  return TRUE;
+  return sige_tensor_iface(x)->linear(ctx, x, weight, bias, out, error);
 }

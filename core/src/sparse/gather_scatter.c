@@ -1,24 +1,8 @@
-/* Gather (full tensor -> CNHW block batch), scatter (block batch -> cached
- * full tensor) and the fused residual scatter of blocks with a 1x1 shortcut.
- * Work is split over (channel, block), channel-major: block batches are
- * CNHW, so the batch side is walked sequentially, and on the full-tensor side
- * consecutive blocks of one channel plane are neighbours (corners come in
- * raster order) that share cache lines.  Each task walks contiguous rows, and
- * all clipping is resolved once per block, never per element.
- *
- * Full tensors (sources, destinations, residuals) may have F16 storage (the
- * fp16 activation caches); block batches are always float32.  Half rows are
- * converted in short chunks through stack buffers so that the conversion
- * runs vectorised whether or not a resample map scatters the reads, and the
- * arithmetic stays in float32 in the same order as the float path. */
-#include <math.h>
-#include <string.h>
-
-#include "../short_copy.h"
+/* Gather, scatter and the fused residual scatter (sparse.h), and the
+ * resampled read of a full tensor: argument checks; the backends compute
+ * them (cpu/gather_scatter.c, device/dev_sparse.c). */
+#include "../backend/backend_impl.h"
 #include "sparse_internal.h"
-
-/* One contiguous row: the ops' vectorised activation loops. */
-static void act_row(float *v, int n, sige_act act) { sige_act_inplace(v, (size_t)n, act); }
 
 static gboolean is_block_batch(const sige_tensor *t, int nb, int c, int side) {
   return t->ndim == 4 && t->layout == SIGE_LAYOUT_CNHW && SIGE_N(t) == nb && SIGE_C(t) == c &&
@@ -30,41 +14,6 @@ static gboolean is_full(const sige_tensor *t) {
          (t->storage == SIGE_STORAGE_F32 || t->storage == SIGE_STORAGE_F16);
 }
 
-static gboolean is_f16(const sige_tensor *t) { return t->storage == SIGE_STORAGE_F16; }
-
-#define F16_CHUNK 64
-
-/* dst[j] = row[cols[j]] widened, j < n. */
-static void f16_row_gather(const uint16_t *row, const int *cols, int n, float *dst) {
-  uint16_t tmp[F16_CHUNK];
-  for (int j0 = 0; j0 < n; j0 += F16_CHUNK) {
-    const int m = MIN(F16_CHUNK, n - j0);
-    for (int j = 0; j < m; j++) tmp[j] = row[cols[j0 + j]];
-    sige_f16_to_f32_n(tmp, dst + j0, (size_t)m);
-  }
-}
-
-/* n residual values of row `r` of channel plane `plane_at` starting at
- * logical column c0, widened to float (read through rmap when given). */
-static void residual_chunk(const sige_tensor *res, size_t plane_at, const sige_resample_map *rmap,
-                           int r, int c0, int n, float *out) {
-  const int rw = SIGE_W(res);
-  const int *cols = rmap ? rmap->cols + c0 : NULL;
-  const size_t row_at = plane_at + (size_t)(rmap ? rmap->rows[r] : r) * rw;
-  if (is_f16(res)) {
-    const uint16_t *row = res->data16 + row_at;
-    if (cols)
-      f16_row_gather(row, cols, n, out);
-    else
-      sige_f16_to_f32_n(row + c0, out, (size_t)n);
-  } else {
-    const float *row = res->data + row_at;
-    if (cols)
-      for (int j = 0; j < n; j++) out[j] = row[cols[j]];
-    else
-      sige_copy_row(out, row + c0, n);
-  }
-}
 
 static gboolean map_ok(const sige_resample_map *map, const sige_tensor *src) {
   if (!map) return TRUE;
@@ -83,98 +32,7 @@ void sige_gather(sige_ctx *ctx, const sige_tensor *src, const sige_resample_map 
   const int c = SIGE_C(src), b = g->block, nb = ab->n;
   g_return_if_fail(is_block_batch(out, nb, c, b));
   g_return_if_fail(map_ok(map, src));
-  if (SIGE_ON_DEVICE(src)) {
-    sige_dev_gather(ctx, src, map, g, ab, scale, shift, act, out);
-    return;
-  }
-  const int lh = map ? map->h : SIGE_H(src), lw = map ? map->w : SIGE_W(src);
-  const int sw = SIGE_W(src);
-  const size_t plane = (size_t)SIGE_H(src) * (size_t)sw;
-  const gboolean transform = scale || shift || act != SIGE_ACT_NONE;
-  const gboolean half = is_f16(src);
-
-#pragma omp parallel for collapse(2) schedule(static) num_threads(sige_ctx_threads(ctx))
-  for (int ch = 0; ch < c; ch++) {
-    for (int blk = 0; blk < nb; blk++) {
-      const int top = ab->corners[2 * blk], left = ab->corners[2 * blk + 1];
-      int skip_c;
-      const int ncols = sige_clip_span(left, b, lw, &skip_c);
-      const float s = scale ? scale[ch] : 1.0f, t = shift ? shift[ch] : 0.0f;
-      /* only the pointer of the actual storage is formed: the other would
-       * point past a half buffer */
-      const float *sp = half ? NULL : src->data + (size_t)ch * plane;
-      const uint16_t *sp16 = half ? src->data16 + (size_t)ch * plane : NULL;
-      float *op = out->data + ((size_t)ch * nb + blk) * (size_t)b * b;
-      for (int i = 0; i < b; i++, op += b) {
-        const int r = top + i;
-        if (r < 0 || r >= lh || ncols == 0) {
-          memset(op, 0, (size_t)b * sizeof(float));
-          continue;
-        }
-        float *dst = op + skip_c;
-        if (half) {
-          if (map)
-            f16_row_gather(sp16 + (size_t)map->rows[r] * sw, map->cols + left + skip_c, ncols, dst);
-          else
-            sige_f16_to_f32_n(sp16 + (size_t)r * sw + left + skip_c, dst, (size_t)ncols);
-        } else if (map) {
-          const float *row = sp + (size_t)map->rows[r] * sw;
-          const int *cols = map->cols + left + skip_c;
-          for (int j = 0; j < ncols; j++) dst[j] = row[cols[j]];
-        } else {
-          sige_copy_row(dst, sp + (size_t)r * sw + left + skip_c, ncols);
-        }
-        /* positions outside the tensor stay 0, untransformed (zero padding
-         * of the transformed tensor) */
-        if (transform) {
-          for (int j = 0; j < ncols; j++) dst[j] = dst[j] * s + t;
-          act_row(dst, ncols, act);
-        }
-        if (skip_c > 0) memset(op, 0, (size_t)skip_c * sizeof(float));
-        const int tail = b - skip_c - ncols;
-        if (tail > 0) memset(dst + ncols, 0, (size_t)tail * sizeof(float));
-      }
-    }
-  }
-}
-
-/* sige_scatter when dst or the residual is F16 (checked by the caller): the
- * sum is formed in float32, then rounded once into a half dst. */
-static void scatter_f16(sige_ctx *ctx, const sige_tensor *blocks, const sige_block_geometry *g,
-                        const sige_active_blocks *ab, const sige_tensor *residual,
-                        const sige_resample_map *rmap, sige_tensor *dst) {
-  const int c = SIGE_C(dst), h = SIGE_H(dst), w = SIGE_W(dst), o = g->out_block, nb = ab->n;
-  const size_t plane = (size_t)h * (size_t)w;
-  const size_t rplane = residual ? (size_t)SIGE_H(residual) * (size_t)SIGE_W(residual) : 0;
-  const gboolean half_dst = is_f16(dst);
-
-#pragma omp parallel for collapse(2) schedule(static) num_threads(sige_ctx_threads(ctx))
-  for (int ch = 0; ch < c; ch++) {
-    for (int blk = 0; blk < nb; blk++) {
-      const sige_tile t = sige_block_tile(g, ab->corners + 2 * blk, h, w);
-      if (t.rows == 0) continue;
-      const float *bp = blocks->data + ((size_t)ch * nb + blk) * (size_t)o * o +
-                        (size_t)t.br * o + t.bc;
-      const size_t at = (size_t)ch * plane + (size_t)t.r0 * w + t.c0;
-      float sum[F16_CHUNK];
-      for (int i = 0; i < t.rows; i++, bp += o) {
-        const size_t row_at = at + (size_t)i * w;
-        for (int j0 = 0; j0 < t.cols; j0 += F16_CHUNK) {
-          const int m = MIN(F16_CHUNK, t.cols - j0);
-          const float *src = bp + j0;
-          if (residual) {
-            residual_chunk(residual, (size_t)ch * rplane, rmap, t.r0 + i, t.c0 + j0, m, sum);
-            for (int j = 0; j < m; j++) sum[j] = bp[j0 + j] + sum[j];
-            src = sum;
-          }
-          if (half_dst)
-            sige_f32_to_f16_n(src, dst->data16 + row_at + j0, (size_t)m);
-          else
-            sige_copy_row(dst->data + row_at + j0, src, m);
-        }
-      }
-    }
-  }
+  sige_tensor_iface(src)->gather(ctx, src, map, g, ab, scale, shift, act, out);
 }
 
 void sige_scatter(sige_ctx *ctx, const sige_tensor *blocks, const sige_block_geometry *g,
@@ -188,75 +46,7 @@ void sige_scatter(sige_ctx *ctx, const sige_tensor *blocks, const sige_block_geo
     g_return_if_fail(rmap ? (rmap->h == h && rmap->w == w)
                           : (SIGE_H(residual) == h && SIGE_W(residual) == w));
   }
-  if (SIGE_ON_DEVICE(dst)) {
-    sige_dev_scatter(ctx, blocks, g, ab, residual, rmap, dst);
-    return;
-  }
-  const size_t plane = (size_t)h * (size_t)w;
-  const int rw = residual ? SIGE_W(residual) : 0;
-  const size_t rplane = residual ? (size_t)SIGE_H(residual) * (size_t)rw : 0;
-  if (is_f16(dst) || (residual && is_f16(residual))) {
-    scatter_f16(ctx, blocks, g, ab, residual, rmap, dst);
-    return;
-  }
-
-#pragma omp parallel for collapse(2) schedule(static) num_threads(sige_ctx_threads(ctx))
-  for (int ch = 0; ch < c; ch++) {
-    for (int blk = 0; blk < nb; blk++) {
-      const sige_tile t = sige_block_tile(g, ab->corners + 2 * blk, h, w);
-      if (t.rows == 0) continue; /* keeps the pointers below inside dst */
-      const float *bp = blocks->data + ((size_t)ch * nb + blk) * (size_t)o * o +
-                        (size_t)t.br * o + t.bc;
-      float *dp = dst->data + (size_t)ch * plane + (size_t)t.r0 * w + t.c0;
-      for (int i = 0; i < t.rows; i++, bp += o, dp += w) {
-        if (!residual) {
-          sige_copy_row(dp, bp, t.cols);
-          continue;
-        }
-        const float *rp = residual->data + (size_t)ch * rplane;
-        if (rmap) {
-          const float *row = rp + (size_t)rmap->rows[t.r0 + i] * rw;
-          const int *cols = rmap->cols + t.c0;
-          for (int j = 0; j < t.cols; j++) dp[j] = bp[j] + row[cols[j]];
-        } else {
-          const float *row = rp + (size_t)(t.r0 + i) * rw + t.c0;
-          for (int j = 0; j < t.cols; j++) dp[j] = bp[j] + row[j];
-        }
-      }
-    }
-  }
-}
-
-/* The shortcut correction of sige_scatter_block_residual on F16 caches: the
- * same float32 expression, each cached value rounded once when stored. */
-static void block_residual_f16(sige_ctx *ctx, const sige_tensor *sc_blocks,
-                               const sige_block_geometry *g_sc, const sige_active_blocks *ab_sc,
-                               sige_tensor *dst, sige_tensor *res_cache) {
-  const int c = SIGE_C(dst), h = SIGE_H(dst), w = SIGE_W(dst);
-  const int os = g_sc->out_block, ns = ab_sc->n;
-  const size_t plane = (size_t)h * (size_t)w;
-#pragma omp parallel for collapse(2) schedule(static) num_threads(sige_ctx_threads(ctx))
-  for (int ch = 0; ch < c; ch++) {
-    for (int blk = 0; blk < ns; blk++) {
-      const sige_tile t = sige_block_tile(g_sc, ab_sc->corners + 2 * blk, h, w);
-      if (t.rows == 0) continue;
-      const float *bp = sc_blocks->data + ((size_t)ch * ns + blk) * (size_t)os * os +
-                        (size_t)t.br * os + t.bc;
-      const size_t at = (size_t)ch * plane + (size_t)t.r0 * w + t.c0;
-      uint16_t *dp = dst->data16 + at, *rp = res_cache->data16 + at;
-      float d[F16_CHUNK], r[F16_CHUNK];
-      for (int i = 0; i < t.rows; i++, bp += os, dp += w, rp += w) {
-        for (int j0 = 0; j0 < t.cols; j0 += F16_CHUNK) {
-          const int m = MIN(F16_CHUNK, t.cols - j0);
-          sige_f16_to_f32_n(dp + j0, d, (size_t)m);
-          sige_f16_to_f32_n(rp + j0, r, (size_t)m);
-          for (int j = 0; j < m; j++) d[j] += bp[j0 + j] - r[j];
-          sige_f32_to_f16_n(d, dp + j0, (size_t)m);
-          sige_f32_to_f16_n(bp + j0, rp + j0, (size_t)m);
-        }
-      }
-    }
-  }
+  sige_tensor_iface(dst)->scatter(ctx, blocks, g, ab, residual, rmap, dst);
 }
 
 void sige_scatter_block_residual(sige_ctx *ctx, const sige_tensor *main_blocks,
@@ -267,44 +57,17 @@ void sige_scatter_block_residual(sige_ctx *ctx, const sige_tensor *main_blocks,
   g_return_if_fail(ctx && main_blocks && g_main && ab_main && sc_blocks && g_sc && ab_sc);
   g_return_if_fail(dst && res_cache && is_full(dst) && sige_tensor_same_shape(dst, res_cache) &&
                    res_cache->layout == SIGE_LAYOUT_NCHW && res_cache->storage == dst->storage);
-  const int c = SIGE_C(dst), h = SIGE_H(dst), w = SIGE_W(dst);
+  const int c = SIGE_C(dst);
   const int os = g_sc->out_block, ns = ab_sc->n;
   g_return_if_fail(is_block_batch(sc_blocks, ns, c, os));
   /* checked here too: a refused main scatter must not be followed by the
    * shortcut correction */
   g_return_if_fail(is_block_batch(main_blocks, ab_main->n, c, g_main->out_block));
-  if (SIGE_ON_DEVICE(dst)) {
-    sige_dev_scatter_block_residual(ctx, main_blocks, g_main, ab_main, sc_blocks, g_sc, ab_sc,
-                                    dst, res_cache);
-    return;
-  }
+  sige_tensor_iface(dst)->scatter_block_residual(ctx, main_blocks, g_main, ab_main, sc_blocks, g_sc,
+                                                ab_sc, dst, res_cache);
+}
 
-  /* dst = main + cached residual in the main blocks */
-  sige_scatter(ctx, main_blocks, g_main, ab_main, res_cache, NULL, dst);
-
-  /* Then correct the shortcut blocks by the change of the residual and
-   * record the new residual.  Output tiles of one geometry never overlap, so
-   * tasks do not race; this pass must follow the one above as a whole. */
-  const size_t plane = (size_t)h * (size_t)w;
-  if (is_f16(dst)) {
-    block_residual_f16(ctx, sc_blocks, g_sc, ab_sc, dst, res_cache);
-    return;
-  }
-#pragma omp parallel for collapse(2) schedule(static) num_threads(sige_ctx_threads(ctx))
-  for (int ch = 0; ch < c; ch++) {
-    for (int blk = 0; blk < ns; blk++) {
-      const sige_tile t = sige_block_tile(g_sc, ab_sc->corners + 2 * blk, h, w);
-      if (t.rows == 0) continue;
-      const float *bp = sc_blocks->data + ((size_t)ch * ns + blk) * (size_t)os * os +
-                        (size_t)t.br * os + t.bc;
-      const size_t at = (size_t)ch * plane + (size_t)t.r0 * w + t.c0;
-      float *dp = dst->data + at, *rp = res_cache->data + at;
-      for (int i = 0; i < t.rows; i++, bp += os, dp += w, rp += w) {
-        for (int j = 0; j < t.cols; j++) {
-          dp[j] += bp[j] - rp[j];
-          rp[j] = bp[j];
-        }
-      }
-    }
-  }
+sige_tensor *sige_sparse_materialize(const sige_tensor *src, const sige_resample_map *map,
+                                     GError **error) {
+  return sige_tensor_iface(src)->materialize(src, map, error);
 }

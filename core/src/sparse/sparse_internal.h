@@ -2,7 +2,12 @@
  * exactly which output pixels a block writes. */
 #pragma once
 #include "sige/sparse.h"
-#include "../device/dev_ops.h"
+
+/* A new F32 [1, C, map->h, map->w] tensor where src lives, holding src (F32
+ * or F16, [1, C, H, W]) read through map (sige_materialize of run.h with a
+ * map). */
+sige_tensor *sige_sparse_materialize(const sige_tensor *src, const sige_resample_map *map,
+                                     GError **error);
 
 /* The clipped output tile of one active block in a [*, *, h, w] tensor:
  * rows [r0, r0 + rows), cols [c0, c0 + cols).  rows or cols is 0 when the

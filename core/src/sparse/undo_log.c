@@ -5,19 +5,19 @@
  * bit for bit.  The records of a cache on a device stay on that device. */
 #include <string.h>
 
+#include "../backend/backend_impl.h"
 #include "sige/error.h"
-#include "../short_copy.h"
 #include "sparse_internal.h"
 
 typedef struct {
   char *base;        /* the tensor's data */
-  sige_backend *be;  /* its device, or NULL (host) */
+  sige_backend *be;  /* its backend (NULL: host memory) */
   size_t esize;      /* bytes per element (float or half) */
   int c, w;          /* channels, row length of the tensor */
   size_t plane;      /* h * w */
   int n;             /* tiles; a whole-tensor record is one tile */
   sige_tile *tiles;
-  char *saved;       /* the tiles' rows, channel by channel (device: a record buffer) */
+  char *saved;       /* the backend's record of the tiles' elements */
   size_t elems;
 } undo_record;
 
@@ -32,10 +32,7 @@ static size_t record_bytes(const undo_record *r) {
 
 static void record_clear(undo_record *r) {
   g_free(r->tiles);
-  if (r->be)
-    sige_dev_free(r->be, r->saved);
-  else
-    g_free(r->saved);
+  sige_buffer_free(r->be, r->saved);
 }
 
 sige_undo_log *sige_undo_log_new(void) {
@@ -64,64 +61,34 @@ size_t sige_undo_log_bytes(const sige_undo_log *log) {
   return log->bytes;
 }
 
-/* Channel-major, tiles in raster order within a channel: the same walk as
- * the scatter kernels, so neighbouring tiles share cache lines. */
-static void copy_tiles(undo_record *r, gboolean save) {
-  if (r->be) { /* saving happens in push */
-    if (!save)
-      sige_dev_undo_restore(r->be, r->base, (int)r->esize, r->w, r->plane, r->n, r->elems,
-                            r->saved);
-    return;
-  }
-  char *s = r->saved;
-  const size_t es = r->esize;
-  for (int ch = 0; ch < r->c; ch++) {
-    for (int k = 0; k < r->n; k++) {
-      const sige_tile *t = &r->tiles[k];
-      const size_t row_bytes = (size_t)t->cols * es;
-      char *p = r->base + ((size_t)ch * r->plane + (size_t)t->r0 * r->w + t->c0) * es;
-      for (int i = 0; i < t->rows; i++, p += (size_t)r->w * es, s += row_bytes) {
-        if (save)
-          sige_copy_row_bytes(s, p, row_bytes);
-        else
-          sige_copy_row_bytes(p, s, row_bytes);
-      }
-    }
-  }
-}
-
-/* The device half of push: the tiles as (r0, c0, rows, cols) for the
- * device's record. */
-static gboolean push_device(sige_undo_log *log, undo_record *r, GError **error) {
-  g_autofree int *table = g_new(int, 4 * (size_t)(r->n ? r->n : 1));
+/* The record's tiles as (r0, c0, rows, cols), as the backends take them. */
+static int *tile_table(const undo_record *r) {
+  int *table = g_new(int, 4 * (size_t)(r->n ? r->n : 1));
   for (int k = 0; k < r->n; k++) {
     table[4 * k] = r->tiles[k].r0;
     table[4 * k + 1] = r->tiles[k].c0;
     table[4 * k + 2] = r->tiles[k].rows;
     table[4 * k + 3] = r->tiles[k].cols;
   }
-  r->saved = sige_dev_undo_save(r->be, r->base, (int)r->esize, r->c, r->w, r->plane, table, r->n,
-                                r->elems, error);
+  return table;
+}
+
+/* Writes a record's elements back where they were saved from. */
+static void restore(const undo_record *r) {
+  g_autofree int *table = tile_table(r);
+  sige_backend_iface_of(r->be)->undo_unpack(r->be, r->base, (int)r->esize, r->c, r->w, r->plane,
+                                            table, r->n, r->elems, r->saved);
+}
+
+/* Saves the record's tiles through its tensor's backend and appends it. */
+static gboolean push(sige_undo_log *log, undo_record *r, GError **error) {
+  g_autofree int *table = tile_table(r);
+  r->saved = sige_backend_iface_of(r->be)->undo_pack(r->be, r->base, (int)r->esize, r->c, r->w,
+                                                     r->plane, table, r->n, r->elems, error);
   if (!r->saved) {
     record_clear(r);
     return FALSE;
   }
-  g_array_append_val(log->records, *r);
-  log->bytes += record_bytes(r);
-  return TRUE;
-}
-
-static gboolean push(sige_undo_log *log, undo_record *r, GError **error) {
-  if (r->be) return push_device(log, r, error);
-  r->saved = r->elems ? g_try_malloc(r->elems * r->esize) : NULL;
-  if (r->elems && !r->saved) {
-    g_set_error(error, SIGE_ERROR, SIGE_ERROR_NOMEM,
-                "out of memory saving %zu KiB of cached activations for undo",
-                r->elems * r->esize >> 10);
-    record_clear(r);
-    return FALSE;
-  }
-  copy_tiles(r, TRUE);
   g_array_append_val(log->records, *r);
   log->bytes += record_bytes(r);
   return TRUE;
@@ -187,6 +154,6 @@ gboolean sige_undo_log_save_tensor(sige_undo_log *log, sige_tensor *t, GError **
 void sige_undo_log_rollback(sige_undo_log *log) {
   g_return_if_fail(log != NULL);
   for (guint i = log->records->len; i-- > 0;)
-    copy_tiles(&g_array_index(log->records, undo_record, i), FALSE);
+    restore(&g_array_index(log->records, undo_record, i));
   sige_undo_log_clear(log);
 }

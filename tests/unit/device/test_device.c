@@ -26,8 +26,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "sige/backend.h"
 #include "sige/context.h"
+#include "sige/device.h"
 #include "sige/error.h"
 #include "sige/model.h"
 #include "sige/ops.h"

@@ -10,7 +10,7 @@
 #pragma once
 #include <glib.h>
 
-#include "sige/backend.h"
+#include "sige/device.h"
 #include "sige/model.h"
 #include "sige/sampler.h"
 

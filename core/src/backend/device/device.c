@@ -1,9 +1,9 @@
-/* The device backend's state: creation, latched failures, the caching
+/* The device backends' state: creation, latched failures, the caching
  * allocator, parameter mirrors, the argument arena and scratch buffers. */
 #include <stdarg.h>
 #include <string.h>
 
-#include "backend_internal.h"
+#include "device_impl.h"
 #include "sige/error.h"
 
 _Static_assert((int)SIGE_ACT_NONE == SIGE_K_ACT_NONE && (int)SIGE_ACT_RELU == SIGE_K_ACT_RELU &&
@@ -13,50 +13,10 @@ _Static_assert((int)SIGE_ACT_NONE == SIGE_K_ACT_NONE && (int)SIGE_ACT_RELU == SI
                    (int)SIGE_ACT_SIGMOID == SIGE_K_ACT_SIGMOID,
                "kernels.h mirrors sige_act");
 
-const char *sige_device_name(sige_device d) {
-  switch (d) {
-    case SIGE_DEVICE_CPU: return "cpu";
-    case SIGE_DEVICE_CUDA: return "cuda";
-    case SIGE_DEVICE_AUTO: return "auto";
-    case SIGE_DEVICE_SIM: return "sim";
-  }
-  return "unknown";
-}
-
-gboolean sige_device_parse(const char *name, sige_device *d, GError **error) {
-  static const sige_device all[] = {SIGE_DEVICE_AUTO, SIGE_DEVICE_CPU, SIGE_DEVICE_CUDA,
-                                    SIGE_DEVICE_SIM};
-  for (guint i = 0; name && i < G_N_ELEMENTS(all); i++)
-    if (!g_ascii_strcasecmp(name, sige_device_name(all[i]))) {
-      *d = all[i];
-      return TRUE;
-    }
-  g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
-              "unknown device '%s': expected auto, cpu or cuda (or sim, for tests)",
-              name ? name : "");
-  return FALSE;
-}
-
-#ifndef SIGE_HAVE_CUDA
-gboolean sige_cuda_built(void) { return FALSE; }
-
-gboolean sige_cuda_probe(char **description, GError **error) {
-  if (description) *description = NULL;
-  g_set_error(error, SIGE_ERROR, SIGE_ERROR_DEVICE,
-              "no CUDA device: this build of libsige has no CUDA backend (configure it with "
-              "-Dcuda=enabled where nvcc and cuBLAS are installed)");
-  return FALSE;
-}
-
-gboolean sige_cuda_init(sige_backend *be, GError **error) {
-  (void)be;
-  return sige_cuda_probe(NULL, error);
-}
-#endif
-
-sige_backend *sige_backend_new(sige_device kind, int n_threads, GError **error) {
-  sige_backend *be = g_new0(sige_backend, 1);
-  be->kind = kind;
+sige_backend *sige_device_backend_new(sige_device kind, int n_threads, GError **error) {
+  sige_dev_backend *be = g_new0(sige_dev_backend, 1);
+  be->base.iface = &sige_device_iface;
+  be->base.device = kind;
   be->n_threads = n_threads > 0 ? n_threads : 1;
   be->mirrors = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
   be->pool = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
@@ -77,7 +37,7 @@ sige_backend *sige_backend_new(sige_device kind, int n_threads, GError **error) 
     g_free(be);
     return NULL;
   }
-  return be;
+  return &be->base;
 }
 
 typedef struct {
@@ -85,7 +45,7 @@ typedef struct {
   size_t bytes;
 } mirror;
 
-static void release_cached(sige_backend *be) {
+static void release_cached(sige_dev_backend *be) {
   GHashTableIter it;
   gpointer key, value;
   g_hash_table_iter_init(&it, be->pool);
@@ -97,8 +57,8 @@ static void release_cached(sige_backend *be) {
   be->cached = 0;
 }
 
-void sige_backend_free(sige_backend *be) {
-  if (!be) return;
+/* The iface's destroy: everything the backend still holds. */
+void sige_dev_destroy(sige_dev_backend *be) {
   GHashTableIter it;
   gpointer key, value;
   g_hash_table_iter_init(&it, be->mirrors);
@@ -115,11 +75,11 @@ void sige_backend_free(sige_backend *be) {
   g_hash_table_destroy(be->pool);
   g_hash_table_destroy(be->sizes);
   if (be->failure) g_error_free(be->failure);
-  g_free(be->info);
+  g_free(be->base.info);
   g_free(be);
 }
 
-gboolean sige_dev_fail(sige_backend *be, const char *fmt, ...) {
+gboolean sige_dev_fail(sige_dev_backend *be, const char *fmt, ...) {
   if (be->failure) return FALSE;
   va_list ap;
   va_start(ap, fmt);
@@ -129,7 +89,7 @@ gboolean sige_dev_fail(sige_backend *be, const char *fmt, ...) {
   return FALSE;
 }
 
-gboolean sige_dev_check(sige_backend *be, GError **error) {
+gboolean sige_dev_check(sige_dev_backend *be, GError **error) {
   if (!be || !be->failure) return TRUE;
   g_propagate_error(error, be->failure);
   be->failure = NULL;
@@ -149,7 +109,7 @@ static size_t size_class(size_t b) {
   return p;
 }
 
-void *sige_dev_alloc(sige_backend *be, size_t bytes, GError **error) {
+void *sige_dev_alloc(sige_dev_backend *be, size_t bytes, GError **error) {
   gint64 cls = (gint64)size_class(bytes);
   void *p = NULL;
   GPtrArray *list = g_hash_table_lookup(be->pool, &cls);
@@ -174,7 +134,7 @@ void *sige_dev_alloc(sige_backend *be, size_t bytes, GError **error) {
   return p;
 }
 
-void sige_dev_free(sige_backend *be, void *p) {
+void sige_dev_free(sige_dev_backend *be, void *p) {
   if (!p) return;
   gint64 *cls = g_hash_table_lookup(be->sizes, p);
   g_return_if_fail(cls != NULL);
@@ -190,9 +150,9 @@ void sige_dev_free(sige_backend *be, void *p) {
   be->cached += (size_t)key;
 }
 
-const float *sige_dev_param(sige_backend *be, const sige_tensor *t) {
+const float *sige_dev_param(sige_dev_backend *be, const sige_tensor *t) {
   if (!t) return NULL;
-  if (t->backend == be) return t->data;
+  if (t->backend == &be->base) return t->data;
   if (t->backend || t->storage != SIGE_STORAGE_F32) {
     sige_dev_fail(be, "a parameter tensor is on another device or not float32");
     return NULL;
@@ -224,7 +184,7 @@ const float *sige_dev_param(sige_backend *be, const sige_tensor *t) {
 
 #define ARG_ALIGN 16
 
-gboolean sige_dev_args(sige_backend *be, const sige_dev_arg *parts, int n, const void **dev) {
+gboolean sige_dev_args(sige_dev_backend *be, const sige_dev_arg *parts, int n, const void **dev) {
   size_t total = 0;
   for (int i = 0; i < n; i++)
     if (parts[i].host) total += (parts[i].bytes + ARG_ALIGN - 1) & ~(size_t)(ARG_ALIGN - 1);
@@ -258,7 +218,7 @@ gboolean sige_dev_args(sige_backend *be, const sige_dev_arg *parts, int n, const
   return total == 0 || be->prims->upload(be, be->args, pack, total);
 }
 
-void *sige_dev_scratch(sige_backend *be, int slot, size_t bytes) {
+void *sige_dev_scratch(sige_dev_backend *be, int slot, size_t bytes) {
   g_return_val_if_fail(slot >= 0 && slot < SIGE_DEV_SCRATCH_SLOTS, NULL);
   if (be->scratch[slot] && be->scratch_bytes[slot] >= bytes) return be->scratch[slot];
   sige_dev_free(be, be->scratch[slot]);
@@ -274,14 +234,14 @@ void *sige_dev_scratch(sige_backend *be, int slot, size_t bytes) {
   return be->scratch[slot];
 }
 
-gboolean sige_dev_launch(sige_backend *be, sige_kernel k, const void *args, size_t n) {
+gboolean sige_dev_launch(sige_dev_backend *be, sige_kernel k, const void *args, size_t n) {
   if (n == 0) return TRUE;
   if (n > SIGE_K_MAX_ELEMS)
     return sige_dev_fail(be, "kernel %d over %zu elements (at most 2^31 - 1)", (int)k, n);
   return be->prims->launch(be, k, args, n);
 }
 
-gboolean sige_dev_gemm_rm(sige_backend *be, int transa, int transb, int m, int n, int k,
+gboolean sige_dev_gemm_rm(sige_dev_backend *be, int transa, int transb, int m, int n, int k,
                           float alpha, const float *a, int lda, const float *b, int ldb,
                           float beta, float *c, int ldc) {
   if (m == 0 || n == 0) return TRUE;
@@ -289,7 +249,7 @@ gboolean sige_dev_gemm_rm(sige_backend *be, int transa, int transb, int m, int n
   return be->prims->sgemm(be, transb, transa, n, m, k, alpha, b, ldb, a, lda, beta, c, ldc);
 }
 
-gboolean sige_dev_gemm_rm_batched(sige_backend *be, int transa, int transb, int m, int n, int k,
+gboolean sige_dev_gemm_rm_batched(sige_dev_backend *be, int transa, int transb, int m, int n, int k,
                                   float alpha, const float *a, int lda, long long stride_a,
                                   const float *b, int ldb, long long stride_b, float beta,
                                   float *c, int ldc, long long stride_c, int batch) {
@@ -304,59 +264,24 @@ sige_k_planes sige_dev_planes(const sige_tensor *t) {
   return p;
 }
 
-gboolean sige_dev_on(sige_backend *be, const sige_tensor *t, const char *op) {
-  if (!t || t->backend == be) return TRUE;
+gboolean sige_dev_on(sige_dev_backend *be, const sige_tensor *t, const char *op) {
+  if (!t || t->backend == &be->base) return TRUE;
   return sige_dev_fail(be, "%s: a %s tensor where one on this device was expected", op,
                        t->backend ? "another device's" : "host");
 }
 
-void *sige_dev_tensor_data(sige_backend *be, size_t bytes, gboolean zero, GError **error) {
-  void *p = sige_dev_alloc(be, bytes ? bytes : 4, error);
-  if (p && zero && bytes && !be->prims->zero(be, p, bytes)) {
-    sige_dev_free(be, p);
-    sige_dev_check(be, error);
-    return NULL;
-  }
-  return p;
-}
-
 /* Storage conversion of n elements, both on the device. */
-static gboolean convert_on(sige_backend *be, void *dst, sige_storage ds, const void *src,
-                           sige_storage ss, size_t n) {
+gboolean sige_dev_convert(sige_dev_backend *be, void *dst, sige_storage ds, const void *src,
+                          sige_storage ss, size_t n) {
   if (ds == ss) return be->prims->copy(be, dst, src, n * (ds == SIGE_STORAGE_F16 ? 2 : 4));
   sige_k_convert_args a = {src, dst};
   return sige_dev_launch(be, ds == SIGE_STORAGE_F16 ? SIGE_K_F32_TO_F16 : SIGE_K_F16_TO_F32, &a,
                          n);
 }
 
-gboolean sige_dev_tensor_copy(sige_tensor *dst, const sige_tensor *src, GError **error) {
-  sige_backend *be = dst->backend ? dst->backend : src->backend;
-  const size_t n = src->numel;
-  if (dst->backend && src->backend) {
-    if (dst->backend != src->backend) {
-      g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
-                  "copy between tensors of two different devices");
-      return FALSE;
-    }
-    convert_on(be, dst->data, dst->storage, src->data, src->storage, n);
-    return sige_dev_check(be, error);
-  }
-  /* host <-> device: move the elements as they are, convert on the device */
-  const sige_storage dev_storage = dst->backend ? dst->storage : src->storage;
-  const sige_storage host_storage = dst->backend ? src->storage : dst->storage;
-  const size_t host_bytes = n * (host_storage == SIGE_STORAGE_F16 ? 2 : 4);
-  void *tmp = NULL;
-  if (dev_storage != host_storage && !(tmp = sige_dev_alloc(be, host_bytes ? host_bytes : 4, error)))
-    return FALSE;
-  gboolean ok;
-  if (dst->backend) {
-    ok = be->prims->upload(be, tmp ? tmp : dst->data, src->data, host_bytes) &&
-         (!tmp || convert_on(be, dst->data, dst->storage, tmp, src->storage, n));
-  } else {
-    ok = (!tmp || convert_on(be, tmp, dst->storage, src->data, src->storage, n)) &&
-         be->prims->download(be, dst->data, tmp ? tmp : src->data, host_bytes);
-  }
-  sige_dev_free(be, tmp);
-  (void)ok; /* a failure was latched */
-  return sige_dev_check(be, error);
+#ifndef SIGE_HAVE_CUDA
+gboolean sige_cuda_init(sige_dev_backend *be, GError **error) {
+  (void)be;
+  return sige_cuda_probe(NULL, error);
 }
+#endif

@@ -5,14 +5,14 @@
  * strided-batched SGEMM per product. */
 #include <math.h>
 
-#include "dev_ops.h"
+#include "device_impl.h"
 #include "sige/error.h"
 
 /* Score matrices beyond this many floats are computed in row tiles. */
 #define SCORES_LIMIT ((size_t)64 << 20)
 
 /* dst = act-free affine of x's image planes [C][hw] (contiguous). */
-static gboolean affine_planes(sige_backend *be, const float *x, float *dst, int c, int hw,
+static gboolean affine_planes(sige_dev_backend *be, const float *x, float *dst, int c, int hw,
                               const float *scale, const float *shift) {
   sige_k_affine_args a = {.x = x, .y = dst, .pl = {1, c, (uint32_t)hw, 0}, .act = SIGE_K_ACT_NONE};
   const sige_dev_arg parts[] = {{scale, (size_t)c * sizeof(float)},
@@ -25,7 +25,7 @@ static gboolean affine_planes(sige_backend *be, const float *x, float *dst, int 
 }
 
 /* dst[rows][hw] = w[rows][cin] src[cin][hw] + b (device pointers). */
-static gboolean pointwise(sige_backend *be, const float *w, const float *b, const float *src,
+static gboolean pointwise(sige_dev_backend *be, const float *w, const float *b, const float *src,
                           int cin, float *dst, int rows, int hw) {
   if (b) {
     const sige_k_fill_args f = {dst, {1, rows, (uint32_t)hw, 0}, b};
@@ -36,7 +36,7 @@ static gboolean pointwise(sige_backend *be, const float *w, const float *b, cons
 }
 
 /* out = x + proj_w h + proj_b for one image. */
-static gboolean project(sige_backend *be, const float *x, const float *pw, const float *pb,
+static gboolean project(sige_dev_backend *be, const float *x, const float *pw, const float *pb,
                         const float *h, float *out, int c, int hw) {
   const sige_k_affine_args a = {.x = x, .y = out, .pl = {1, c, (uint32_t)hw, 0}, .shift = pb,
                                 .act = SIGE_K_ACT_NONE};
@@ -44,7 +44,7 @@ static gboolean project(sige_backend *be, const float *x, const float *pw, const
          sige_dev_gemm_rm(be, 0, 0, c, hw, c, 1.0f, pw, c, h, hw, 1.0f, out, hw);
 }
 
-static gboolean nchw_ok(sige_backend *be, const sige_tensor *x, const char *op) {
+static gboolean nchw_ok(sige_dev_backend *be, const sige_tensor *x, const char *op) {
   if (x->layout == SIGE_LAYOUT_NCHW || SIGE_N(x) == 1) return TRUE;
   return sige_dev_fail(be, "%s on the device takes NCHW tensors", op);
 }
@@ -52,7 +52,7 @@ static gboolean nchw_ok(sige_backend *be, const sige_tensor *x, const char *op) 
 gboolean sige_dev_attention(sige_ctx *ctx, const sige_tensor *x, const sige_attention_params *p,
                             const float *scale, const float *shift, gboolean per_sample,
                             sige_tensor *out, GError **error) {
-  sige_backend *be = x->backend;
+  sige_dev_backend *be = sige_dev_of(x);
   if (!sige_dev_on(be, out, "attention") || !nchw_ok(be, x, "attention"))
     return sige_dev_check(be, error);
   const int n_img = SIGE_N(x), c = SIGE_C(x), hw = SIGE_H(x) * SIGE_W(x);
@@ -99,7 +99,7 @@ gboolean sige_dev_multihead_attention(sige_ctx *ctx, const sige_tensor *x,
                                       const sige_tensor *proj_w, const sige_tensor *proj_b,
                                       int heads, int head_dim, const float *scale,
                                       const float *shift, sige_tensor *out, GError **error) {
-  sige_backend *be = x->backend;
+  sige_dev_backend *be = sige_dev_of(x);
   if (!sige_dev_on(be, out, "multihead_attention")) return sige_dev_check(be, error);
   const int c = SIGE_C(x), hw = SIGE_H(x) * SIGE_W(x), d = head_dim;
   const size_t chw = (size_t)c * hw, hw2 = (size_t)hw * hw;

@@ -5,11 +5,11 @@
 #include <math.h>
 #include <string.h>
 
-#include "dev_ops.h"
+#include "device_impl.h"
 
 /* Pivot, sum(x - pivot), sum((x - pivot)^2) of every plane of x, on the
  * host; NULL after a latched failure. */
-static double *plane_sums(sige_backend *be, const sige_tensor *x) {
+static double *plane_sums(sige_dev_backend *be, const sige_tensor *x) {
   const size_t planes = (size_t)SIGE_N(x) * SIGE_C(x), bytes = 3 * planes * sizeof(double);
   double *dev = sige_dev_scratch(be, 3, bytes);
   if (!dev || !be->prims->plane_sums(be, x->data, sige_dev_planes(x), dev)) return NULL;
@@ -19,7 +19,7 @@ static double *plane_sums(sige_backend *be, const sige_tensor *x) {
 }
 
 /* A parameter vector's values on the host (it may live on the device). */
-static float *host_vector(sige_backend *be, const sige_tensor *t) {
+static float *host_vector(sige_dev_backend *be, const sige_tensor *t) {
   if (!t) return NULL;
   if (!t->backend) return g_memdup2(t->data, t->numel * sizeof(float));
   float *v = g_new(float, t->numel);
@@ -31,7 +31,7 @@ void sige_dev_group_norm_affine(sige_ctx *ctx, const sige_tensor *x, int groups,
                                 const sige_tensor *gamma, const sige_tensor *beta, float *scale,
                                 float *shift) {
   (void)ctx;
-  sige_backend *be = x->backend;
+  sige_dev_backend *be = sige_dev_of(x);
   const int n_img = SIGE_N(x), c_all = SIGE_C(x), cg = c_all / groups;
   const double hw = (double)SIGE_H(x) * SIGE_W(x);
   for (int i = 0; i < n_img * c_all; i++) { /* what a failed device leaves */
@@ -71,7 +71,7 @@ void sige_dev_group_norm_affine(sige_ctx *ctx, const sige_tensor *x, int groups,
 
 void sige_dev_channel_moments(sige_ctx *ctx, const sige_tensor *x, double *sum, double *sumsq) {
   (void)ctx;
-  sige_backend *be = x->backend;
+  sige_dev_backend *be = sige_dev_of(x);
   const int c_all = SIGE_C(x);
   const double hw = (double)SIGE_H(x) * SIGE_W(x);
   memset(sum, 0, sizeof(double) * c_all);

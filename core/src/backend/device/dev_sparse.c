@@ -4,14 +4,14 @@
  * per launch. */
 #include <string.h>
 
-#include "dev_ops.h"
+#include "device_impl.h"
 #include "sige/error.h"
 
 void sige_dev_gather(sige_ctx *ctx, const sige_tensor *src, const sige_resample_map *map,
                      const sige_block_geometry *g, const sige_active_blocks *ab,
                      const float *scale, const float *shift, sige_act act, sige_tensor *out) {
   (void)ctx;
-  sige_backend *be = src->backend;
+  sige_dev_backend *be = sige_dev_of(src);
   if (!sige_dev_on(be, out, "gather") || ab->n == 0) return;
   const int c = SIGE_C(src);
   sige_k_gather_args a = {
@@ -38,7 +38,7 @@ void sige_dev_gather(sige_ctx *ctx, const sige_tensor *src, const sige_resample_
 
 /* The scatter geometry of (g, ab) into dst; corners and the residual's maps
  * uploaded. */
-static gboolean scatter_args(sige_backend *be, const sige_tensor *blocks,
+static gboolean scatter_args(sige_dev_backend *be, const sige_tensor *blocks,
                              const sige_block_geometry *g, const sige_active_blocks *ab,
                              const sige_tensor *res, const sige_resample_map *rmap,
                              sige_tensor *dst, sige_k_scatter_args *a) {
@@ -65,7 +65,7 @@ void sige_dev_scatter(sige_ctx *ctx, const sige_tensor *blocks, const sige_block
                       const sige_active_blocks *ab, const sige_tensor *residual,
                       const sige_resample_map *rmap, sige_tensor *dst) {
   (void)ctx;
-  sige_backend *be = dst->backend;
+  sige_dev_backend *be = sige_dev_of(dst);
   if (!sige_dev_on(be, blocks, "scatter") || !sige_dev_on(be, residual, "scatter") || ab->n == 0)
     return;
   sige_k_scatter_args a;
@@ -80,7 +80,7 @@ void sige_dev_scatter_block_residual(sige_ctx *ctx, const sige_tensor *main_bloc
                                      const sige_block_geometry *g_sc,
                                      const sige_active_blocks *ab_sc, sige_tensor *dst,
                                      sige_tensor *res_cache) {
-  sige_backend *be = dst->backend;
+  sige_dev_backend *be = sige_dev_of(dst);
   const char *op = "scatter_block_residual";
   if (!sige_dev_on(be, main_blocks, op) || !sige_dev_on(be, sc_blocks, op) ||
       !sige_dev_on(be, res_cache, op))
@@ -114,7 +114,7 @@ static sige_k_tiles_args tiles_args(void *base, int esize, int w, size_t plane, 
   return a;
 }
 
-void *sige_dev_undo_save(sige_backend *be, void *base, int esize, int c, int w, size_t plane,
+void *sige_dev_undo_save(sige_dev_backend *be, void *base, int esize, int c, int w, size_t plane,
                          const int *tiles, int ntiles, size_t elems, GError **error) {
   if (elems > SIGE_K_MAX_ELEMS) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
@@ -141,7 +141,7 @@ void *sige_dev_undo_save(sige_backend *be, void *base, int esize, int c, int w, 
   return rec;
 }
 
-void sige_dev_undo_restore(sige_backend *be, void *base, int esize, int w, size_t plane,
+void sige_dev_undo_restore(sige_dev_backend *be, void *base, int esize, int w, size_t plane,
                            int ntiles, size_t elems, void *saved) {
   size_t offs_at, data_at, total;
   record_layout(ntiles, elems, esize, &offs_at, &data_at, &total);

@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../bilinear_tap.h"
+
 #if defined(__CUDACC__)
 #include <cuda_fp16.h>
 #define SIGE_KFN static inline __host__ __device__
@@ -61,7 +63,7 @@ SIGE_KFN uint16_t sige_k_f2h(float f) {
 }
 
 /* The values of sige_act (ops.h), which this header cannot include;
- * device/backend.c checks that they agree. */
+ * device/device.c checks that they agree. */
 enum {
   SIGE_K_ACT_NONE = 0,
   SIGE_K_ACT_RELU = 1,
@@ -197,27 +199,6 @@ SIGE_KFN void sige_k_resample(const sige_k_resample_args *a, uint32_t i) {
   const size_t at = ((size_t)p * (size_t)a->src_h + (size_t)SIGE_KP(a->rows)[r]) * (size_t)a->src_w +
                     (size_t)SIGE_KP(a->cols)[j];
   SIGE_KP(a->out)[i] = sige_k_load(a->src, a->half, at);
-}
-
-/* One output coordinate of a bilinear resize: source index and weights,
- * following torch's area_pixel_compute_source_index for align_corners=False
- * in float.  The CPU op (ops/resize.c) and the device one share it. */
-typedef struct {
-  int32_t i0, i1;
-  float l0, l1;
-} sige_k_tap;
-
-static inline sige_k_tap sige_k_bilinear_tap(int dst, int in, int out) {
-  const float scale = (float)in / (float)out;
-  float src = scale * ((float)dst + 0.5f) - 0.5f;
-  if (src < 0.0f) src = 0.0f;
-  sige_k_tap t;
-  t.i0 = (int32_t)src;
-  if (t.i0 > in - 1) t.i0 = in - 1;
-  t.i1 = t.i0 + (t.i0 < in - 1 ? 1 : 0);
-  t.l1 = src - (float)t.i0;
-  t.l0 = 1.0f - t.l1;
-  return t;
 }
 
 typedef struct {
@@ -474,24 +455,32 @@ SIGE_KFN void sige_k_tiles_unpack(const sige_k_tiles_args *a, uint32_t i) {
                    a->esize);
 }
 
-/* The kernels a device backend launches (sige_prims.launch). */
+/* The kernel table, spelled once: X(id, argument struct, body) for every
+ * kernel a device backend launches (sige_prims.launch).  The enum below, the
+ * simulated device's host loop (sim.c) and the CUDA launcher (gpu/kernels.cu)
+ * are expansions of it, so a kernel added here exists in all three. */
+#define SIGE_KERNELS(X)                                        \
+  X(SIGE_K_AFFINE, sige_k_affine_args, sige_k_affine)          \
+  X(SIGE_K_MODULATE, sige_k_binary_args, sige_k_modulate)      \
+  X(SIGE_K_ADD, sige_k_binary_args, sige_k_add)                \
+  X(SIGE_K_CHANNEL_FILL, sige_k_fill_args, sige_k_channel_fill) \
+  X(SIGE_K_F32_TO_F16, sige_k_convert_args, sige_k_f32_to_f16) \
+  X(SIGE_K_F16_TO_F32, sige_k_convert_args, sige_k_f16_to_f32) \
+  X(SIGE_K_RESAMPLE, sige_k_resample_args, sige_k_resample)    \
+  X(SIGE_K_BILINEAR, sige_k_bilinear_args, sige_k_bilinear)    \
+  X(SIGE_K_AVG_POOL2, sige_k_pool_args, sige_k_avg_pool2)      \
+  X(SIGE_K_IM2COL, sige_k_im2col_args, sige_k_im2col)          \
+  X(SIGE_K_DEPTHWISE, sige_k_depthwise_args, sige_k_depthwise) \
+  X(SIGE_K_GATHER, sige_k_gather_args, sige_k_gather)          \
+  X(SIGE_K_SCATTER, sige_k_scatter_args, sige_k_scatter)       \
+  X(SIGE_K_BLOCK_RESIDUAL, sige_k_scatter_args, sige_k_block_residual) \
+  X(SIGE_K_TILES_PACK, sige_k_tiles_args, sige_k_tiles_pack)   \
+  X(SIGE_K_TILES_UNPACK, sige_k_tiles_args, sige_k_tiles_unpack)
+
 typedef enum {
-  SIGE_K_AFFINE,         /* sige_k_affine_args */
-  SIGE_K_MODULATE,       /* sige_k_binary_args */
-  SIGE_K_ADD,            /* sige_k_binary_args */
-  SIGE_K_CHANNEL_FILL,   /* sige_k_fill_args */
-  SIGE_K_F32_TO_F16,     /* sige_k_convert_args */
-  SIGE_K_F16_TO_F32,     /* sige_k_convert_args */
-  SIGE_K_RESAMPLE,       /* sige_k_resample_args */
-  SIGE_K_BILINEAR,       /* sige_k_bilinear_args */
-  SIGE_K_AVG_POOL2,      /* sige_k_pool_args */
-  SIGE_K_IM2COL,         /* sige_k_im2col_args */
-  SIGE_K_DEPTHWISE,      /* sige_k_depthwise_args */
-  SIGE_K_GATHER,         /* sige_k_gather_args */
-  SIGE_K_SCATTER,        /* sige_k_scatter_args */
-  SIGE_K_BLOCK_RESIDUAL, /* sige_k_scatter_args */
-  SIGE_K_TILES_PACK,     /* sige_k_tiles_args */
-  SIGE_K_TILES_UNPACK,   /* sige_k_tiles_args */
+#define SIGE_K_ENUM_ENTRY(id, args, body) id,
+  SIGE_KERNELS(SIGE_K_ENUM_ENTRY)
+#undef SIGE_K_ENUM_ENTRY
   SIGE_K_COUNT
 } sige_kernel;
 

@@ -1,7 +1,7 @@
 /* Convolution and linear layers on a device: im2col + one SGEMM per group
  * over every image (or every active block) at once, a direct kernel for
  * depthwise convs, and 1x1 convs as a plain SGEMM on the input planes. */
-#include "dev_ops.h"
+#include "device_impl.h"
 #include "sige/error.h"
 
 /* The im2col buffer is tiled by output rows beyond this many floats (512
@@ -10,7 +10,7 @@
 #define IM2COL_LIMIT ((size_t)128 << 20)
 
 typedef struct {
-  sige_backend *be;
+  sige_dev_backend *be;
   const float *x, *w;
   float *out;
   int n, cin, h, wd, cout, kh, kw, ho, wo, groups;
@@ -99,7 +99,7 @@ static gboolean conv_im2col(const conv_job *j, gboolean cnhw, float beta) {
 }
 
 /* out[i] = vals[channel of i]: the bias the GEMMs then accumulate onto. */
-static gboolean fill_channels(sige_backend *be, sige_tensor *out, const float *vals) {
+static gboolean fill_channels(sige_dev_backend *be, sige_tensor *out, const float *vals) {
   const sige_k_fill_args a = {out->data, sige_dev_planes(out), vals};
   return sige_dev_launch(be, SIGE_K_CHANNEL_FILL, &a, out->numel);
 }
@@ -107,7 +107,7 @@ static gboolean fill_channels(sige_backend *be, sige_tensor *out, const float *v
 gboolean sige_dev_conv2d(sige_ctx *ctx, const sige_tensor *x, const sige_tensor *weight,
                          const sige_tensor *bias, const sige_conv2d_params *p, sige_tensor *out,
                          GError **error) {
-  sige_backend *be = x->backend;
+  sige_dev_backend *be = sige_dev_of(x);
   if (!sige_dev_on(be, out, "conv2d")) return sige_dev_check(be, error);
   const float *w = sige_dev_param(be, weight), *b = sige_dev_param(be, bias);
   if (!w || (bias && !b)) return sige_dev_check(be, error);
@@ -143,7 +143,7 @@ gboolean sige_dev_conv2d(sige_ctx *ctx, const sige_tensor *x, const sige_tensor 
 
 gboolean sige_dev_linear(sige_ctx *ctx, const sige_tensor *x, const sige_tensor *weight,
                          const sige_tensor *bias, sige_tensor *out, GError **error) {
-  sige_backend *be = x->backend;
+  sige_dev_backend *be = sige_dev_of(x);
   if (!sige_dev_on(be, out, "linear")) return sige_dev_check(be, error);
   const int n = (int)x->shape[0], in = (int)x->shape[1], nout = (int)weight->shape[0];
   const float *w = sige_dev_param(be, weight), *b = sige_dev_param(be, bias);

@@ -8,41 +8,41 @@
 #include <cblas.h>
 #include <string.h>
 
-#include "backend_internal.h"
+#include "device_impl.h"
 #include "sige/error.h"
 
 static void *tag(void *p) { return p ? (void *)((uintptr_t)p ^ SIGE_SIM_TAG) : NULL; }
 static void *untag(const void *p) { return p ? (void *)((uintptr_t)p ^ SIGE_SIM_TAG) : NULL; }
 
-static void *sim_malloc(sige_backend *be, size_t bytes) {
+static void *sim_malloc(sige_dev_backend *be, size_t bytes) {
   (void)be;
   return tag(sige_aligned_alloc(bytes));
 }
 
-static void sim_free(sige_backend *be, void *p) {
+static void sim_free(sige_dev_backend *be, void *p) {
   (void)be;
   sige_aligned_free(untag(p));
 }
 
-static gboolean sim_upload(sige_backend *be, void *dst, const void *src, size_t bytes) {
+static gboolean sim_upload(sige_dev_backend *be, void *dst, const void *src, size_t bytes) {
   (void)be;
   if (bytes) memcpy(untag(dst), src, bytes);
   return TRUE;
 }
 
-static gboolean sim_download(sige_backend *be, void *dst, const void *src, size_t bytes) {
+static gboolean sim_download(sige_dev_backend *be, void *dst, const void *src, size_t bytes) {
   (void)be;
   if (bytes) memcpy(dst, untag(src), bytes);
   return TRUE;
 }
 
-static gboolean sim_copy(sige_backend *be, void *dst, const void *src, size_t bytes) {
+static gboolean sim_copy(sige_dev_backend *be, void *dst, const void *src, size_t bytes) {
   (void)be;
   if (bytes) memmove(untag(dst), untag(src), bytes);
   return TRUE;
 }
 
-static gboolean sim_zero(sige_backend *be, void *dst, size_t bytes) {
+static gboolean sim_zero(sige_dev_backend *be, void *dst, size_t bytes) {
   (void)be;
   if (bytes) memset(untag(dst), 0, bytes);
   return TRUE;
@@ -57,30 +57,18 @@ static gboolean sim_zero(sige_backend *be, void *dst, size_t bytes) {
     for (long i_ = 0; i_ < n_; i_++) body(a_, (uint32_t)i_);                 \
   } while (0)
 
-static gboolean sim_launch(sige_backend *be, sige_kernel k, const void *args, size_t n) {
+static gboolean sim_launch(sige_dev_backend *be, sige_kernel k, const void *args, size_t n) {
   switch (k) {
-    case SIGE_K_AFFINE: EACH(sige_k_affine_args, sige_k_affine); break;
-    case SIGE_K_MODULATE: EACH(sige_k_binary_args, sige_k_modulate); break;
-    case SIGE_K_ADD: EACH(sige_k_binary_args, sige_k_add); break;
-    case SIGE_K_CHANNEL_FILL: EACH(sige_k_fill_args, sige_k_channel_fill); break;
-    case SIGE_K_F32_TO_F16: EACH(sige_k_convert_args, sige_k_f32_to_f16); break;
-    case SIGE_K_F16_TO_F32: EACH(sige_k_convert_args, sige_k_f16_to_f32); break;
-    case SIGE_K_RESAMPLE: EACH(sige_k_resample_args, sige_k_resample); break;
-    case SIGE_K_BILINEAR: EACH(sige_k_bilinear_args, sige_k_bilinear); break;
-    case SIGE_K_AVG_POOL2: EACH(sige_k_pool_args, sige_k_avg_pool2); break;
-    case SIGE_K_IM2COL: EACH(sige_k_im2col_args, sige_k_im2col); break;
-    case SIGE_K_DEPTHWISE: EACH(sige_k_depthwise_args, sige_k_depthwise); break;
-    case SIGE_K_GATHER: EACH(sige_k_gather_args, sige_k_gather); break;
-    case SIGE_K_SCATTER: EACH(sige_k_scatter_args, sige_k_scatter); break;
-    case SIGE_K_BLOCK_RESIDUAL: EACH(sige_k_scatter_args, sige_k_block_residual); break;
-    case SIGE_K_TILES_PACK: EACH(sige_k_tiles_args, sige_k_tiles_pack); break;
-    case SIGE_K_TILES_UNPACK: EACH(sige_k_tiles_args, sige_k_tiles_unpack); break;
+#define SIM_KERNEL_CASE(id, args_type, body) \
+  case id: EACH(args_type, body); break;
+    SIGE_KERNELS(SIM_KERNEL_CASE)
+#undef SIM_KERNEL_CASE
     default: return sige_dev_fail(be, "unknown kernel %d", (int)k);
   }
   return TRUE;
 }
 
-static gboolean sim_plane_sums(sige_backend *be, const float *x, sige_k_planes pl, double *out) {
+static gboolean sim_plane_sums(sige_dev_backend *be, const float *x, sige_k_planes pl, double *out) {
   const int planes = pl.n * pl.c;
   const float *xs = untag(x);
   double *o = untag(out);
@@ -101,7 +89,7 @@ static gboolean sim_plane_sums(sige_backend *be, const float *x, sige_k_planes p
   return TRUE;
 }
 
-static gboolean sim_softmax_rows(sige_backend *be, float *s, int rows, int cols) {
+static gboolean sim_softmax_rows(sige_dev_backend *be, float *s, int rows, int cols) {
   float *base = untag(s);
 #pragma omp parallel for num_threads(be->n_threads) schedule(static)
   for (int i = 0; i < rows; i++) {
@@ -119,7 +107,7 @@ static gboolean sim_softmax_rows(sige_backend *be, float *s, int rows, int cols)
   return TRUE;
 }
 
-static gboolean sim_sgemm(sige_backend *be, int transa, int transb, int m, int n, int k,
+static gboolean sim_sgemm(sige_dev_backend *be, int transa, int transb, int m, int n, int k,
                           float alpha, const float *a, int lda, const float *b, int ldb,
                           float beta, float *c, int ldc) {
   (void)be;
@@ -128,7 +116,7 @@ static gboolean sim_sgemm(sige_backend *be, int transa, int transb, int m, int n
   return TRUE;
 }
 
-static gboolean sim_sgemm_batched(sige_backend *be, int transa, int transb, int m, int n, int k,
+static gboolean sim_sgemm_batched(sige_dev_backend *be, int transa, int transb, int m, int n, int k,
                                   float alpha, const float *a, int lda, long long stride_a,
                                   const float *b, int ldb, long long stride_b, float beta,
                                   float *c, int ldc, long long stride_c, int batch) {
@@ -154,10 +142,10 @@ static const sige_prims sim_prims = {
     .sgemm_batched = sim_sgemm_batched,
 };
 
-gboolean sige_sim_init(sige_backend *be, GError **error) {
+gboolean sige_sim_init(sige_dev_backend *be, GError **error) {
   (void)error;
   be->prims = &sim_prims;
-  be->info = g_strdup_printf("sim (the device backend on the CPU, %d thread%s; for tests)",
+  be->base.info = g_strdup_printf("sim (the device backend on the CPU, %d thread%s; for tests)",
                              be->n_threads, be->n_threads == 1 ? "" : "s");
   return TRUE;
 }

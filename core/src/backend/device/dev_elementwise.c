@@ -1,13 +1,13 @@
 /* Element-wise ops, concatenation and resampling on a device. */
 #include <math.h>
 
-#include "dev_ops.h"
+#include "device_impl.h"
 #include "sige/error.h"
 
 void sige_dev_affine(sige_ctx *ctx, const sige_tensor *x, const float *scale, const float *shift,
                      gboolean per_sample, sige_act act, sige_tensor *out) {
   (void)ctx;
-  sige_backend *be = x->backend;
+  sige_dev_backend *be = sige_dev_of(x);
   if (!sige_dev_on(be, out, "channel_affine")) return;
   const size_t k = per_sample ? (size_t)SIGE_N(x) * SIGE_C(x) : (size_t)SIGE_C(x);
   sige_k_affine_args a = {.x = x->data, .y = out->data, .pl = sige_dev_planes(x),
@@ -23,7 +23,7 @@ void sige_dev_affine(sige_ctx *ctx, const sige_tensor *x, const float *scale, co
 void sige_dev_binary(sige_ctx *ctx, gboolean modulate, const sige_tensor *x, const sige_tensor *g,
                      const sige_tensor *b, sige_tensor *out) {
   (void)ctx;
-  sige_backend *be = x->backend;
+  sige_dev_backend *be = sige_dev_of(x);
   const char *op = modulate ? "spade_modulate" : "add";
   if (!sige_dev_on(be, g, op) || !sige_dev_on(be, b, op) || !sige_dev_on(be, out, op)) return;
   const sige_k_binary_args a = {x->data, g->data, b ? b->data : NULL, out->data};
@@ -33,7 +33,7 @@ void sige_dev_binary(sige_ctx *ctx, gboolean modulate, const sige_tensor *x, con
 void sige_dev_concat_channels(sige_ctx *ctx, const sige_tensor *a, const sige_tensor *b,
                               sige_tensor *out) {
   (void)ctx;
-  sige_backend *be = a->backend;
+  sige_dev_backend *be = sige_dev_of(a);
   if (!sige_dev_on(be, b, "concat_channels") || !sige_dev_on(be, out, "concat_channels")) return;
   if (a->layout == SIGE_LAYOUT_CNHW) { /* channel-major: a followed by b */
     if (be->prims->copy(be, out->data, a->data, a->numel * sizeof(float)))
@@ -50,7 +50,7 @@ void sige_dev_concat_channels(sige_ctx *ctx, const sige_tensor *a, const sige_te
 }
 
 /* Planes of x resampled through rows / cols (host index arrays) into out. */
-static gboolean resample(sige_backend *be, const sige_tensor *x, const int *rows, int h,
+static gboolean resample(sige_dev_backend *be, const sige_tensor *x, const int *rows, int h,
                          const int *cols, int w, float *out) {
   sige_k_resample_args a = {.src = x->data, .half = x->storage == SIGE_STORAGE_F16,
                             .src_h = SIGE_H(x), .src_w = SIGE_W(x), .h = h, .w = w, .out = out};
@@ -65,7 +65,7 @@ static gboolean resample(sige_backend *be, const sige_tensor *x, const int *rows
 
 void sige_dev_resize_nearest(sige_ctx *ctx, const sige_tensor *x, sige_tensor *out) {
   (void)ctx;
-  sige_backend *be = x->backend;
+  sige_dev_backend *be = sige_dev_of(x);
   if (!sige_dev_on(be, out, "resize_nearest")) return;
   const int ho = SIGE_H(out), wo = SIGE_W(out);
   g_autofree int *idx = g_new(int, (size_t)ho + wo);
@@ -77,7 +77,7 @@ void sige_dev_resize_nearest(sige_ctx *ctx, const sige_tensor *x, sige_tensor *o
 /* torch's area_pixel_compute_source_index, align_corners=False (resize.c) */
 void sige_dev_resize_bilinear(sige_ctx *ctx, const sige_tensor *x, sige_tensor *out) {
   (void)ctx;
-  sige_backend *be = x->backend;
+  sige_dev_backend *be = sige_dev_of(x);
   if (!sige_dev_on(be, out, "resize_bilinear")) return;
   const int h = SIGE_H(x), w = SIGE_W(x), ho = SIGE_H(out), wo = SIGE_W(out);
   g_autofree sige_k_tap *taps = g_new(sige_k_tap, (size_t)ho + wo);
@@ -94,7 +94,7 @@ void sige_dev_resize_bilinear(sige_ctx *ctx, const sige_tensor *x, sige_tensor *
 
 void sige_dev_avg_pool2x2(sige_ctx *ctx, const sige_tensor *x, sige_tensor *out) {
   (void)ctx;
-  sige_backend *be = x->backend;
+  sige_dev_backend *be = sige_dev_of(x);
   if (!sige_dev_on(be, out, "avg_pool2x2")) return;
   const sige_k_pool_args a = {x->data, out->data, SIGE_H(x), SIGE_W(x)};
   sige_dev_launch(be, SIGE_K_AVG_POOL2, &a, out->numel);
@@ -102,7 +102,7 @@ void sige_dev_avg_pool2x2(sige_ctx *ctx, const sige_tensor *x, sige_tensor *out)
 
 sige_tensor *sige_dev_materialize(const sige_tensor *src, const sige_resample_map *map,
                                   GError **error) {
-  sige_backend *be = src->backend;
+  sige_dev_backend *be = sige_dev_of(src);
   sige_tensor *out = sige_tensor_new4_like(src, 1, SIGE_C(src), map->h, map->w, error);
   if (!out) return NULL;
   resample(be, src, map->rows, map->h, map->cols, map->w, out->data);
