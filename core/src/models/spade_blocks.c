@@ -71,19 +71,21 @@ void sige_spade_block_declare(sige_param_list *l, const sige_spade_generator *g,
   b->learned_shortcut = learned_shortcut;
   b->nc[0] = b->nc[2] = fin;
   b->nc[1] = fmiddle;
+  /* the order of the published module tree (the random-weight generator
+   * draws in list order) */
   sige_params_conv(l, &b->conv_0, fmiddle, fin, 3, 1, 1, TRUE, "%s.conv_0", name);
   sige_params_conv(l, &b->conv_1, fout, fmiddle, 3, 1, 1, TRUE, "%s.conv_1", name);
-  if (learned_shortcut) sige_params_conv(l, &b->conv_s, fout, fin, 1, 1, 0, FALSE, "%s.conv_s", name);
   for (int i = 0; i < (learned_shortcut ? 3 : 2); i++) {
     const char *n = norm_names[i];
     const int nc = b->nc[i], sem = g->lat.semantic_nc;
+    if (i == 2) sige_params_conv(l, &b->conv_s, fout, fin, 1, 1, 0, FALSE, "%s.conv_s", name);
     sige_params_conv(l, &b->shared[i], hidden, sem, 3, 1, 1, TRUE, "%s.%s.mlp_shared.0", name, n);
     if (g->norm_kind == SIGE_SPADE_NORM_SEPARABLE) {
       sige_params_conv(l, &b->dw_gamma[i], hidden, 1, 3, 1, 1, TRUE, "%s.%s.mlp_gamma.conv.0",
                        name, n);
-      sige_params_conv(l, &b->dw_beta[i], hidden, 1, 3, 1, 1, TRUE, "%s.%s.mlp_beta.conv.0",
-                       name, n);
       sige_params_conv(l, &b->gamma[i], nc, hidden, 1, 1, 0, TRUE, "%s.%s.mlp_gamma.conv.2",
+                       name, n);
+      sige_params_conv(l, &b->dw_beta[i], hidden, 1, 3, 1, 1, TRUE, "%s.%s.mlp_beta.conv.0",
                        name, n);
       sige_params_conv(l, &b->beta[i], nc, hidden, 1, 1, 0, TRUE, "%s.%s.mlp_beta.conv.2", name,
                        n);
@@ -96,12 +98,6 @@ void sige_spade_block_declare(sige_param_list *l, const sige_spade_generator *g,
     sige_params_vector(l, &b->bn_var[i], SIGE_PARAM_RUNNING_VAR, nc,
                        "%s.%s.param_free_norm.running_var", name, n);
   }
-}
-
-void sige_spade_generator_declare_ends(sige_param_list *l, sige_spade_generator *g, int fc_out,
-                                       int img_in) {
-  sige_params_conv(l, &g->fc, fc_out, g->lat.semantic_nc, 3, 1, 1, TRUE, "fc");
-  sige_params_conv(l, &g->conv_img, 3, img_in, 3, 1, 1, TRUE, "conv_img");
 }
 
 /* BatchNorm with running statistics as x * scale + shift. */

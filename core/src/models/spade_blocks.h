@@ -56,9 +56,6 @@ typedef struct {
 void sige_spade_block_declare(sige_param_list *l, const sige_spade_generator *g,
                               sige_spade_block *b, const char *name, int fin, int fmiddle,
                               int fout, int hidden, gboolean learned_shortcut);
-/* fc [16 ngf | 16 c0, semantic_nc] and conv_img [3, cin]. */
-void sige_spade_generator_declare_ends(sige_param_list *l, sige_spade_generator *g, int fc_out,
-                                       int img_in);
 /* After loading: the fusions and BatchNorm affines of every block; errors
  * name a negative variance. */
 gboolean sige_spade_generator_finish(sige_spade_generator *g, GError **error);

@@ -18,11 +18,12 @@ void sige_unet_resblock_declare(sige_param_list *l, sige_unet_resblock *b, const
   b->cin = cin;
   b->cout = cout;
   b->resample = resample;
+  /* in forward order (the random-weight generator draws in list order) */
   sige_params_norm(l, &b->n1_g, &b->n1_b, cin, "%s.norm1", p);
-  sige_params_norm(l, &b->n2_g, &b->n2_b, cout, "%s.norm2", p);
   sige_params_conv(l, &b->conv1, cout, cin, 3, 1, 1, TRUE, "%s.conv1", p);
-  sige_params_conv(l, &b->conv2, cout, cout, 3, 1, 1, TRUE, "%s.conv2", p);
   sige_params_linear(l, &b->temb_w, &b->temb_b, temb_out, temb_ch, "%s.temb_proj", p);
+  sige_params_norm(l, &b->n2_g, &b->n2_b, cout, "%s.norm2", p);
+  sige_params_conv(l, &b->conv2, cout, cout, 3, 1, 1, TRUE, "%s.conv2", p);
   if (cin != cout) sige_params_conv(l, &b->nin, cout, cin, 1, 1, 0, TRUE, "%s.nin_shortcut", p);
 }
 
