@@ -45,26 +45,14 @@ static void *ddpm_declare(const void *config, sige_param_list *l, GError **error
                 "DDPM config: resamp_with_conv = false is not supported");
     return NULL;
   }
-  sige_unet *u = g_new0(sige_unet, 1);
-  u->norms = (sige_unet_norms){"DDPM UNet", SIGE_UNET_TEMB_ADD, cfg->groupnorm_groups,
-                               cfg->groupnorm_eps, cfg->published_attention_quirk};
-  u->sparse_threshold = cfg->sparse_resolution_threshold;
-  u->block_size = cfg->sparse.block_size;
-  u->shortcut_block_size = cfg->sparse.shortcut_block_size;
-  u->image_size = cfg->image_size;
-  u->in_ch = cfg->in_ch;
-  u->upsample_always_sparse = TRUE;
+  const sige_unet_norms norms = {"DDPM UNet", SIGE_UNET_TEMB_ADD, cfg->groupnorm_groups,
+                                 cfg->groupnorm_eps, cfg->published_attention_quirk};
   const sige_unet_layout lay = {
       .ch = cfg->ch, .n_levels = cfg->n_ch_mult, .num_res_blocks = cfg->num_res_blocks,
       .in_ch = cfg->in_ch, .out_ch = cfg->out_ch, .image_size = cfg->image_size,
       .temb_ch = 4 * cfg->ch, .ch_mult = cfg->ch_mult, .attn_res = cfg->attn_resolutions,
-      .n_attn_res = cfg->n_attn_resolutions, .temb_out_mult = 1};
-  if (!sige_unet_declare(l, u, &lay, error)) {
-    sige_unet_clear(u);
-    g_free(u);
-    return NULL;
-  }
-  return u;
+      .n_attn_res = cfg->n_attn_resolutions, .temb_out_mult = 1, .upsample_always_sparse = TRUE};
+  return sige_unet_new(l, &lay, &norms, &cfg->sparse, cfg->sparse_resolution_threshold, error);
 }
 
 static gboolean ddpm_finish(void *impl, GError **error) {
@@ -73,28 +61,14 @@ static gboolean ddpm_finish(void *impl, GError **error) {
   return TRUE;
 }
 
-static void ddpm_free(void *impl) {
-  if (!impl) return;
-  sige_unet_clear(impl);
-  g_free(impl);
-}
-
-/* t: the timestep. */
-static gboolean ddpm_forward(const void *impl, sige_run *run, const sige_tensor *x, float t,
-                             sige_tensor **out, GError **error) {
-  return sige_unet_forward(impl, run, x, t, out, error);
-}
-
 static void ddpm_input_shape(const void *config, int64_t shape[4]) {
   const sige_ddpm_config *c = config;
-  shape[0] = 1;
-  shape[1] = c->in_ch;
-  shape[2] = shape[3] = c->image_size;
+  sige_unet_input_shape(c->in_ch, c->image_size, shape);
 }
 
 static void ddpm_lowest_level(const void *config, int *h, int *w) {
   const sige_ddpm_config *c = config;
-  *h = *w = c->image_size >> (c->n_ch_mult - 1);
+  *h = *w = sige_unet_lowest_level(c->image_size, c->n_ch_mult);
 }
 
 static gboolean ddpm_recognise(const sige_weights *w) {
@@ -142,8 +116,8 @@ const sige_model_class sige_ddpm_class = {
     .sparse_offset = offsetof(sige_ddpm_config, sparse),
     .declare = ddpm_declare,
     .finish = ddpm_finish,
-    .free = ddpm_free,
-    .forward = ddpm_forward,
+    .free = sige_unet_free,
+    .forward = sige_unet_forward, /* t: the timestep */
     .input_shape = ddpm_input_shape,
     .lowest_level = ddpm_lowest_level,
     .recognise = ddpm_recognise,

@@ -79,54 +79,22 @@ static void *gancomp_declare(const void *config, sige_param_list *l, GError **er
                   cfg->channels[i]);
       return NULL;
     }
-  sige_spade_generator *g = g_new0(sige_spade_generator, 1);
-  g->name = "GAN-Compression generator";
-  if (!sige_spade_latent_init(sc, g->name, &g->lat, error)) {
-    g_free(g);
-    return NULL;
-  }
-  g->norm_kind = SIGE_SPADE_NORM_SEPARABLE;
-  g->batchnorm_eps = sc->batchnorm_eps;
-  g->instancenorm_eps = cfg->instancenorm_eps;
-  g->label_nc = sc->label_nc;
-  g->contain_instance = sc->contain_instance;
-  sige_block_geometry_init(&g->g_main, 3, 1, 1, sc->sparse.block_size);
-  sige_block_geometry_init(&g->g_sc, 1, 1, 0, sc->sparse.shortcut_block_size);
+  sige_spade_generator *g =
+      sige_spade_generator_new(sc, "GAN-Compression generator", SIGE_SPADE_NORM_SEPARABLE,
+                               cfg->instancenorm_eps, N_BLOCKS, error);
+  if (!g) return NULL;
   const int mult[N_BLOCKS] = {16, 16, 16, 8, 4, 2, 1};
   int ic = 16 * cfg->channels[0];
-  g->n_blocks = N_BLOCKS;
-  g->blocks = g_new0(sige_spade_block, N_BLOCKS);
   sige_params_conv(l, &g->fc, ic, g->lat.semantic_nc, 3, 1, 1, TRUE, "fc");
   for (int i = 0; i < N_BLOCKS; i++) {
-    sige_spade_block *b = &g->blocks[i];
     const int channel = mult[i] * cfg->channels[i + 1];
     const gboolean shortcut = i >= 3; /* fin != fout: the up_* blocks halve ngf multiples */
-    sige_spade_block_declare(l, g, b, block_names[i], ic, channel, shortcut ? channel : ic,
+    sige_spade_block_declare(l, g, i, block_names[i], ic, channel, shortcut ? channel : ic,
                              2 * cfg->channels[i + 1], shortcut);
-    b->sparse = sc->num_sparse_layers >= N_BLOCKS - i;
-    /* G_middle_1 is preceded by an upsample only in the "more" variant */
-    b->upsample_before = i > 0 && (i != 2 || sc->num_upsampling_layers >= 6);
     if (shortcut) ic = channel;
   }
   sige_params_conv(l, &g->conv_img, 3, ic, 3, 1, 1, TRUE, "conv_img");
   return g;
-}
-
-static gboolean gancomp_finish(void *impl, GError **error) {
-  return sige_spade_generator_finish(impl, error);
-}
-
-static void gancomp_free(void *impl) {
-  if (!impl) return;
-  sige_spade_generator_clear(impl);
-  g_free(impl);
-}
-
-/* t is ignored: the input is the semantic map. */
-static gboolean gancomp_forward(const void *impl, sige_run *run, const sige_tensor *seg, float t,
-                                sige_tensor **out, GError **error) {
-  (void)t;
-  return sige_spade_generator_forward(impl, run, seg, out, error);
 }
 
 static void gancomp_input_shape(const void *config, int64_t shape[4]) {
@@ -191,9 +159,9 @@ const sige_model_class sige_gancomp_class = {
     .config_size = sizeof(sige_gancomp_config),
     .sparse_offset = offsetof(sige_gancomp_config, base.sparse),
     .declare = gancomp_declare,
-    .finish = gancomp_finish,
-    .free = gancomp_free,
-    .forward = gancomp_forward,
+    .finish = sige_spade_generator_finish,
+    .free = sige_spade_generator_free,
+    .forward = sige_spade_generator_forward,
     .input_shape = gancomp_input_shape,
     .lowest_level = gancomp_lowest_level,
     .recognise = gancomp_recognise,

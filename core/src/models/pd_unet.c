@@ -68,33 +68,16 @@ static void *pd_declare(const void *config, sige_param_list *l, GError **error) 
                 cfg->ch, cfg->n_ch_mult, cfg->num_res_blocks, cfg->image_size, cfg->temb_ch);
     return NULL;
   }
-  sige_unet *u = g_new0(sige_unet, 1);
-  u->norms = (sige_unet_norms){"PD UNet", SIGE_UNET_TEMB_SCALE_SHIFT, cfg->groupnorm_groups,
-                               cfg->groupnorm_eps, FALSE};
-  u->sparse_threshold = cfg->sparse_resolution_threshold;
-  u->block_size = cfg->sparse.block_size;
-  u->shortcut_block_size = cfg->sparse.shortcut_block_size;
-  u->image_size = cfg->image_size;
-  u->in_ch = cfg->in_ch;
-  u->mid_sparse_by_res = TRUE;
+  const sige_unet_norms norms = {"PD UNet", SIGE_UNET_TEMB_SCALE_SHIFT, cfg->groupnorm_groups,
+                                 cfg->groupnorm_eps, FALSE};
   const sige_unet_layout lay = {
       .ch = cfg->ch, .n_levels = cfg->n_ch_mult, .num_res_blocks = cfg->num_res_blocks,
       .in_ch = cfg->in_ch, .out_ch = cfg->out_ch, .image_size = cfg->image_size,
       .temb_ch = cfg->temb_ch, .ch_mult = cfg->ch_mult, .attn_res = cfg->attn_resolutions,
       .n_attn_res = cfg->n_attn_resolutions, .heads = TRUE, .head_dim = cfg->head_dim,
-      .num_heads = cfg->num_heads, .temb_out_mult = 2, .resample_blocks = TRUE};
-  if (!sige_unet_declare(l, u, &lay, error)) {
-    sige_unet_clear(u);
-    g_free(u);
-    return NULL;
-  }
-  return u;
-}
-
-static void pd_free(void *impl) {
-  if (!impl) return;
-  sige_unet_clear(impl);
-  g_free(impl);
+      .num_heads = cfg->num_heads, .temb_out_mult = 2, .resample_blocks = TRUE,
+      .mid_sparse_by_res = TRUE};
+  return sige_unet_new(l, &lay, &norms, &cfg->sparse, cfg->sparse_resolution_threshold, error);
 }
 
 /* logsnr: the log-SNR of x's noise level, through "inv_cos" (the published
@@ -108,14 +91,12 @@ static gboolean pd_forward(const void *impl, sige_run *run, const sige_tensor *x
 
 static void pd_input_shape(const void *config, int64_t shape[4]) {
   const sige_pd_config *c = config;
-  shape[0] = 1;
-  shape[1] = c->in_ch;
-  shape[2] = shape[3] = c->image_size;
+  sige_unet_input_shape(c->in_ch, c->image_size, shape);
 }
 
 static void pd_lowest_level(const void *config, int *h, int *w) {
   const sige_pd_config *c = config;
-  *h = *w = c->image_size >> (c->n_ch_mult - 1);
+  *h = *w = sige_unet_lowest_level(c->image_size, c->n_ch_mult);
 }
 
 /* The DDPM naming with a fused attention qkv (in the middle block always). */
@@ -170,7 +151,7 @@ const sige_model_class sige_pd_class = {
     .config_size = sizeof(sige_pd_config),
     .sparse_offset = offsetof(sige_pd_config, sparse),
     .declare = pd_declare,
-    .free = pd_free,
+    .free = sige_unet_free,
     .forward = pd_forward,
     .input_shape = pd_input_shape,
     .lowest_level = pd_lowest_level,

@@ -60,10 +60,37 @@ void sige_spade_lowest_level(const sige_spade_config *c, int *h, int *w) {
 
 static const char *const norm_names[3] = {"norm_0", "norm_1", "norm_s"};
 
-void sige_spade_block_declare(sige_param_list *l, const sige_spade_generator *g,
-                              sige_spade_block *b, const char *name, int fin, int fmiddle,
-                              int fout, int hidden, gboolean learned_shortcut) {
+sige_spade_generator *sige_spade_generator_new(const sige_spade_config *c, const char *name,
+                                               sige_spade_norm_kind norm_kind,
+                                               float instancenorm_eps, int n_blocks,
+                                               GError **error) {
+  sige_spade_latent lat;
+  if (!sige_spade_latent_init(c, name, &lat, error)) return NULL;
+  sige_spade_generator *g = g_new0(sige_spade_generator, 1);
+  g->name = name;
+  g->lat = lat;
+  g->norm_kind = norm_kind;
+  g->num_upsampling_layers = c->num_upsampling_layers;
+  g->num_sparse_layers = c->num_sparse_layers;
+  g->batchnorm_eps = c->batchnorm_eps;
+  g->instancenorm_eps = instancenorm_eps;
+  g->label_nc = c->label_nc;
+  g->contain_instance = c->contain_instance;
+  sige_block_geometry_init(&g->g_main, 3, 1, 1, c->sparse.block_size);
+  sige_block_geometry_init(&g->g_sc, 1, 1, 0, c->sparse.shortcut_block_size);
+  g->n_blocks = n_blocks;
+  g->blocks = g_new0(sige_spade_block, n_blocks);
+  return g;
+}
+
+void sige_spade_block_declare(sige_param_list *l, sige_spade_generator *g, int i,
+                              const char *name, int fin, int fmiddle, int fout, int hidden,
+                              gboolean learned_shortcut) {
+  sige_spade_block *b = &g->blocks[i];
   b->name = name;
+  b->sparse = g->num_sparse_layers >= g->n_blocks - i;
+  /* G_middle_1 is preceded by an upsample only in the "more"/"most" variants */
+  b->upsample_before = i > 0 && (i != 2 || g->num_upsampling_layers >= 6);
   b->fin = fin;
   b->fmiddle = fmiddle;
   b->fout = fout;
@@ -75,27 +102,27 @@ void sige_spade_block_declare(sige_param_list *l, const sige_spade_generator *g,
    * draws in list order) */
   sige_params_conv(l, &b->conv_0, fmiddle, fin, 3, 1, 1, TRUE, "%s.conv_0", name);
   sige_params_conv(l, &b->conv_1, fout, fmiddle, 3, 1, 1, TRUE, "%s.conv_1", name);
-  for (int i = 0; i < (learned_shortcut ? 3 : 2); i++) {
-    const char *n = norm_names[i];
-    const int nc = b->nc[i], sem = g->lat.semantic_nc;
-    if (i == 2) sige_params_conv(l, &b->conv_s, fout, fin, 1, 1, 0, FALSE, "%s.conv_s", name);
-    sige_params_conv(l, &b->shared[i], hidden, sem, 3, 1, 1, TRUE, "%s.%s.mlp_shared.0", name, n);
+  for (int k = 0; k < (learned_shortcut ? 3 : 2); k++) {
+    const char *n = norm_names[k];
+    const int nc = b->nc[k], sem = g->lat.semantic_nc;
+    if (k == 2) sige_params_conv(l, &b->conv_s, fout, fin, 1, 1, 0, FALSE, "%s.conv_s", name);
+    sige_params_conv(l, &b->shared[k], hidden, sem, 3, 1, 1, TRUE, "%s.%s.mlp_shared.0", name, n);
     if (g->norm_kind == SIGE_SPADE_NORM_SEPARABLE) {
-      sige_params_conv(l, &b->dw_gamma[i], hidden, 1, 3, 1, 1, TRUE, "%s.%s.mlp_gamma.conv.0",
+      sige_params_conv(l, &b->dw_gamma[k], hidden, 1, 3, 1, 1, TRUE, "%s.%s.mlp_gamma.conv.0",
                        name, n);
-      sige_params_conv(l, &b->gamma[i], nc, hidden, 1, 1, 0, TRUE, "%s.%s.mlp_gamma.conv.2",
+      sige_params_conv(l, &b->gamma[k], nc, hidden, 1, 1, 0, TRUE, "%s.%s.mlp_gamma.conv.2",
                        name, n);
-      sige_params_conv(l, &b->dw_beta[i], hidden, 1, 3, 1, 1, TRUE, "%s.%s.mlp_beta.conv.0",
+      sige_params_conv(l, &b->dw_beta[k], hidden, 1, 3, 1, 1, TRUE, "%s.%s.mlp_beta.conv.0",
                        name, n);
-      sige_params_conv(l, &b->beta[i], nc, hidden, 1, 1, 0, TRUE, "%s.%s.mlp_beta.conv.2", name,
+      sige_params_conv(l, &b->beta[k], nc, hidden, 1, 1, 0, TRUE, "%s.%s.mlp_beta.conv.2", name,
                        n);
     } else {
-      sige_params_conv(l, &b->gamma[i], nc, hidden, 3, 1, 1, TRUE, "%s.%s.mlp_gamma", name, n);
-      sige_params_conv(l, &b->beta[i], nc, hidden, 3, 1, 1, TRUE, "%s.%s.mlp_beta", name, n);
+      sige_params_conv(l, &b->gamma[k], nc, hidden, 3, 1, 1, TRUE, "%s.%s.mlp_gamma", name, n);
+      sige_params_conv(l, &b->beta[k], nc, hidden, 3, 1, 1, TRUE, "%s.%s.mlp_beta", name, n);
     }
-    sige_params_vector(l, &b->bn_mean[i], SIGE_PARAM_RUNNING_MEAN, nc,
+    sige_params_vector(l, &b->bn_mean[k], SIGE_PARAM_RUNNING_MEAN, nc,
                        "%s.%s.param_free_norm.running_mean", name, n);
-    sige_params_vector(l, &b->bn_var[i], SIGE_PARAM_RUNNING_VAR, nc,
+    sige_params_vector(l, &b->bn_var[k], SIGE_PARAM_RUNNING_VAR, nc,
                        "%s.%s.param_free_norm.running_var", name, n);
   }
 }
@@ -120,7 +147,8 @@ static gboolean bn_affine(sige_spade_block *b, int i, float eps, GError **error)
   return TRUE;
 }
 
-gboolean sige_spade_generator_finish(sige_spade_generator *g, GError **error) {
+gboolean sige_spade_generator_finish(void *impl, GError **error) {
+  sige_spade_generator *g = impl;
   for (int j = 0; j < g->n_blocks; j++) {
     sige_spade_block *b = &g->blocks[j];
     const int n = b->learned_shortcut ? 3 : 2;
@@ -159,12 +187,14 @@ static void block_clear(sige_spade_block *b) {
   }
 }
 
-void sige_spade_generator_clear(sige_spade_generator *g) {
+void sige_spade_generator_free(void *impl) {
+  sige_spade_generator *g = impl;
+  if (!g) return;
   sige_conv_layer_clear(&g->fc);
   sige_conv_layer_clear(&g->conv_img);
   for (int i = 0; g->blocks && i < g->n_blocks; i++) block_clear(&g->blocks[i]);
   g_free(g->blocks);
-  memset(g, 0, sizeof *g);
+  g_free(g);
 }
 
 /* ---- forward ------------------------------------------------------------ */
@@ -335,8 +365,10 @@ out:
   return out;
 }
 
-gboolean sige_spade_generator_forward(const sige_spade_generator *g, sige_run *run,
-                                      const sige_tensor *seg, sige_tensor **out, GError **error) {
+gboolean sige_spade_generator_forward(const void *impl, sige_run *run, const sige_tensor *seg,
+                                      float t, sige_tensor **out, GError **error) {
+  const sige_spade_generator *g = impl;
+  (void)t;
   const sige_spade_latent *lat = &g->lat;
   *out = NULL;
   if (seg->ndim != 4 || SIGE_N(seg) != 1 || SIGE_C(seg) != lat->semantic_nc ||

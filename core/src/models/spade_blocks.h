@@ -40,6 +40,7 @@ typedef struct {
 typedef struct {
   const char *name; /* errors start with it */
   sige_spade_norm_kind norm_kind;
+  int num_upsampling_layers, num_sparse_layers;
   float batchnorm_eps, instancenorm_eps;
   sige_spade_latent lat;
   int label_nc;
@@ -50,18 +51,25 @@ typedef struct {
   sige_block_geometry g_main, g_sc;
 } sige_spade_generator;
 
-/* The block "<name>": conv_0 fin -> fmiddle, conv_1 fmiddle -> fout, the
+/* A generator of n_blocks blocks (not yet declared) for this config, after
+ * the one check of its latent grid. */
+sige_spade_generator *sige_spade_generator_new(const sige_spade_config *c, const char *name,
+                                               sige_spade_norm_kind norm_kind,
+                                               float instancenorm_eps, int n_blocks,
+                                               GError **error);
+/* Block i, "<name>": conv_0 fin -> fmiddle, conv_1 fmiddle -> fout, the
  * learned 1x1 shortcut conv_s fin -> fout when learned_shortcut, and the
  * norms norm_0 (fin), norm_1 (fmiddle), norm_s (fin, with the shortcut). */
-void sige_spade_block_declare(sige_param_list *l, const sige_spade_generator *g,
-                              sige_spade_block *b, const char *name, int fin, int fmiddle,
-                              int fout, int hidden, gboolean learned_shortcut);
+void sige_spade_block_declare(sige_param_list *l, sige_spade_generator *g, int i,
+                              const char *name, int fin, int fmiddle, int fout, int hidden,
+                              gboolean learned_shortcut);
 /* After loading: the fusions and BatchNorm affines of every block; errors
  * name a negative variance. */
-gboolean sige_spade_generator_finish(sige_spade_generator *g, GError **error);
-void sige_spade_generator_clear(sige_spade_generator *g);
-gboolean sige_spade_generator_forward(const sige_spade_generator *g, sige_run *run,
-                                      const sige_tensor *seg, sige_tensor **out, GError **error);
+gboolean sige_spade_generator_finish(void *g, GError **error);
+void sige_spade_generator_free(void *g);
+/* The class's forward: seg the semantic map, t ignored. */
+gboolean sige_spade_generator_forward(const void *g, sige_run *run, const sige_tensor *seg,
+                                      float t, sige_tensor **out, GError **error);
 
 /* What both generators share of the config: input shape, lowest level
  * (the latent), and the settings inferred from a checkpoint. */

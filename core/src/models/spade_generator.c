@@ -39,52 +39,20 @@ static void *spade_declare(const void *config, sige_param_list *l, GError **erro
                 cfg->aspect_ratio);
     return NULL;
   }
-  sige_spade_generator *g = g_new0(sige_spade_generator, 1);
-  g->name = "SPADE generator";
-  if (!sige_spade_latent_init(cfg, g->name, &g->lat, error)) {
-    g_free(g);
-    return NULL;
-  }
-  g->norm_kind = SIGE_SPADE_NORM_CONV;
-  g->batchnorm_eps = cfg->batchnorm_eps;
-  g->label_nc = cfg->label_nc;
-  g->contain_instance = cfg->contain_instance;
-  sige_block_geometry_init(&g->g_main, 3, 1, 1, cfg->sparse.block_size);
-  sige_block_geometry_init(&g->g_sc, 1, 1, 0, cfg->sparse.shortcut_block_size);
   const int nf = cfg->ngf;
   const gboolean most = cfg->num_upsampling_layers == 7;
   const int fins[8] = {16 * nf, 16 * nf, 16 * nf, 16 * nf, 8 * nf, 4 * nf, 2 * nf, nf};
   const int fouts[8] = {16 * nf, 16 * nf, 16 * nf, 8 * nf, 4 * nf, 2 * nf, nf, nf / 2};
-  g->n_blocks = most ? 8 : 7;
-  g->blocks = g_new0(sige_spade_block, g->n_blocks);
+  sige_spade_generator *g = sige_spade_generator_new(cfg, "SPADE generator",
+                                                     SIGE_SPADE_NORM_CONV, 0.0f, most ? 8 : 7,
+                                                     error);
+  if (!g) return NULL;
   sige_params_conv(l, &g->fc, 16 * nf, g->lat.semantic_nc, 3, 1, 1, TRUE, "fc");
-  for (int i = 0; i < g->n_blocks; i++) {
-    sige_spade_block *b = &g->blocks[i];
-    sige_spade_block_declare(l, g, b, block_names[i], fins[i], MIN(fins[i], fouts[i]), fouts[i],
+  for (int i = 0; i < g->n_blocks; i++)
+    sige_spade_block_declare(l, g, i, block_names[i], fins[i], MIN(fins[i], fouts[i]), fouts[i],
                              2 * nf, fins[i] != fouts[i]);
-    b->sparse = cfg->num_sparse_layers >= g->n_blocks - i;
-    /* G_middle_1 is preceded by an upsample only in the "more"/"most" variants */
-    b->upsample_before = i > 0 && (i != 2 || cfg->num_upsampling_layers >= 6);
-  }
   sige_params_conv(l, &g->conv_img, 3, most ? nf / 2 : nf, 3, 1, 1, TRUE, "conv_img");
   return g;
-}
-
-static gboolean spade_finish(void *impl, GError **error) {
-  return sige_spade_generator_finish(impl, error);
-}
-
-static void spade_free(void *impl) {
-  if (!impl) return;
-  sige_spade_generator_clear(impl);
-  g_free(impl);
-}
-
-/* t is ignored: the input is the semantic map. */
-static gboolean spade_forward(const void *impl, sige_run *run, const sige_tensor *seg, float t,
-                              sige_tensor **out, GError **error) {
-  (void)t;
-  return sige_spade_generator_forward(impl, run, seg, out, error);
 }
 
 static void spade_input_shape(const void *config, int64_t shape[4]) {
@@ -119,9 +87,9 @@ const sige_model_class sige_spade_class = {
     .config_size = sizeof(sige_spade_config),
     .sparse_offset = offsetof(sige_spade_config, sparse),
     .declare = spade_declare,
-    .finish = spade_finish,
-    .free = spade_free,
-    .forward = spade_forward,
+    .finish = sige_spade_generator_finish,
+    .free = sige_spade_generator_free,
+    .forward = sige_spade_generator_forward,
     .input_shape = spade_input_shape,
     .lowest_level = spade_lowest_level,
     .recognise = spade_recognise,

@@ -176,8 +176,8 @@ static void resample_declare(sige_param_list *l, const sige_unet_layout *lay, si
   }
 }
 
-gboolean sige_unet_declare(sige_param_list *l, sige_unet *u, const sige_unet_layout *lay,
-                           GError **error) {
+static gboolean unet_declare(sige_param_list *l, sige_unet *u, const sige_unet_layout *lay,
+                             GError **error) {
   const int L = lay->n_levels, nrb = lay->num_res_blocks, tc = lay->temb_ch;
   u->n_levels = L;
   u->down = g_new0(sige_unet_level, L);
@@ -223,6 +223,39 @@ void sige_unet_finish(sige_unet *u) {
     if (c->weight) c->params.pad_bottom = c->params.pad_right = 1;
   }
 }
+
+sige_unet *sige_unet_new(sige_param_list *l, const sige_unet_layout *lay,
+                         const sige_unet_norms *norms, const sige_sparse_config *sp,
+                         int sparse_threshold, GError **error) {
+  sige_unet *u = g_new0(sige_unet, 1);
+  u->norms = *norms;
+  u->sparse_threshold = sparse_threshold;
+  u->block_size = sp->block_size;
+  u->shortcut_block_size = sp->shortcut_block_size;
+  u->image_size = lay->image_size;
+  u->in_ch = lay->in_ch;
+  u->mid_sparse_by_res = lay->mid_sparse_by_res;
+  u->upsample_always_sparse = lay->upsample_always_sparse;
+  if (!unet_declare(l, u, lay, error)) {
+    sige_unet_free(u);
+    return NULL;
+  }
+  return u;
+}
+
+void sige_unet_free(void *u) {
+  if (!u) return;
+  sige_unet_clear(u);
+  g_free(u);
+}
+
+void sige_unet_input_shape(int in_ch, int image_size, int64_t shape[4]) {
+  shape[0] = 1;
+  shape[1] = in_ch;
+  shape[2] = shape[3] = image_size;
+}
+
+int sige_unet_lowest_level(int image_size, int n_levels) { return image_size >> (n_levels - 1); }
 
 /* ---- normalisation ------------------------------------------------------ */
 
@@ -521,8 +554,9 @@ static sige_tensor *then_attn(const sige_unet *u, const sige_unet_attn *a, sige_
   return y;
 }
 
-gboolean sige_unet_forward(const sige_unet *u, sige_run *run, const sige_tensor *x, float t_in,
+gboolean sige_unet_forward(const void *impl, sige_run *run, const sige_tensor *x, float t_in,
                            sige_tensor **out, GError **error) {
+  const sige_unet *u = impl;
   *out = NULL;
   if (x->ndim != 4 || SIGE_N(x) != 1 || SIGE_C(x) != u->in_ch || SIGE_H(x) != u->image_size ||
       SIGE_W(x) != u->image_size) {

@@ -79,18 +79,22 @@ typedef struct {
   const int *ch_mult;
   const int *attn_res;
   int n_attn_res;
-  int heads, head_dim, num_heads; /* attention: head_dim > 0, num_heads > 0 or single (all 0) */
+  /* attention: heads (fused qkv) of head_dim channels, else num_heads
+   * heads; single-head q, k, v without heads */
+  gboolean heads;
+  int head_dim, num_heads;
   int temb_out_mult;              /* temb_proj rows per block channel: 1 or 2 */
   gboolean resample_blocks;       /* resampling residual blocks (PD) or convs (DDPM) */
+  /* the middle blocks run sparsely when the lowest level does (PD); the
+   * DDPM up-sampling convs run sparsely at every level */
+  gboolean mid_sparse_by_res, upsample_always_sparse;
 } sige_unet_layout;
 
 typedef struct {
   sige_unet_norms norms;
   int n_levels;
   int sparse_threshold, block_size, shortcut_block_size, image_size, in_ch;
-  /* the middle blocks run sparsely when the lowest level does (PD); the
-   * DDPM up-sampling convs run sparsely at every level */
-  gboolean mid_sparse_by_res, upsample_always_sparse;
+  gboolean mid_sparse_by_res, upsample_always_sparse; /* as in sige_unet_layout */
   sige_unet_temb temb;
   sige_conv_layer conv_in, conv_out;
   sige_unet_level *down, *up;
@@ -99,16 +103,24 @@ typedef struct {
   sige_tensor *out_g, *out_b;
 } sige_unet;
 
-/* Allocates u's levels and declares all its tensors; FALSE with an error
+/* A UNet of this layout and these norms, its sparse settings from sp and
+ * threshold, with all its tensors declared into l; NULL with an error
  * naming the attention block whose channels do not split into heads. */
-gboolean sige_unet_declare(sige_param_list *l, sige_unet *u, const sige_unet_layout *lay,
-                           GError **error);
+sige_unet *sige_unet_new(sige_param_list *l, const sige_unet_layout *lay,
+                         const sige_unet_norms *norms, const sige_sparse_config *sp,
+                         int sparse_threshold, GError **error);
+/* The class's free: clears and frees a sige_unet. */
+void sige_unet_free(void *u);
+/* The class's input shape and lowest level of an image_size square UNet of
+ * n_levels levels. */
+void sige_unet_input_shape(int in_ch, int image_size, int64_t shape[4]);
+int sige_unet_lowest_level(int image_size, int n_levels);
 /* After loading: the DDPM downsample convs pad only bottom and right. */
 void sige_unet_finish(sige_unet *u);
 void sige_unet_clear(sige_unet *u);
 /* The whole UNet in the run's mode; t_in is the value put into the
  * sinusoidal embedding (a timestep, or the PD model's transformed log-SNR). */
-gboolean sige_unet_forward(const sige_unet *u, sige_run *run, const sige_tensor *x, float t_in,
+gboolean sige_unet_forward(const void *u, sige_run *run, const sige_tensor *x, float t_in,
                            sige_tensor **out, GError **error);
 
 /* The levels of an ermongroup-style checkpoint from its key names and
