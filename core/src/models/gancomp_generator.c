@@ -155,6 +155,7 @@ static void gancomp_describe(const void *config, GString *out) {
 
 const sige_model_class sige_gancomp_class = {
     .kind = SIGE_MODEL_GANCOMP_SPADE,
+    /* the kind name of the reference vectors' case.json */
     .name = "sub-mobile-spade-generator",
     .config_size = sizeof(sige_gancomp_config),
     .sparse_offset = offsetof(sige_gancomp_config, base.sparse),

@@ -10,7 +10,7 @@
 #include "param_list.h"
 #include "sige/error.h"
 
-/* In recognition order: a sub-mobile SPADE checkpoint is also a SPADE one by
+/* In recognition order: a GAN-Compression checkpoint is also a SPADE one by
  * its keys, and a PD UNet also a DDPM one. */
 static const sige_model_class *const classes[] = {&sige_gancomp_class, &sige_spade_class,
                                                   &sige_pd_class, &sige_ddpm_class};
