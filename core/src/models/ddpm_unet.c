@@ -5,7 +5,7 @@
 
 #include "model_internal.h"
 #include "sige/error.h"
-#include "unet_blocks.h"
+#include "ermongroup_unet.h"
 
 void sige_ddpm_config_init(sige_ddpm_config *c) {
   memset(c, 0, sizeof *c);

@@ -27,7 +27,7 @@
 
 #include "model_internal.h"
 #include "sige/error.h"
-#include "unet_blocks.h"
+#include "ermongroup_unet.h"
 
 void sige_pd_config_init(sige_pd_config *c) {
   memset(c, 0, sizeof *c);

@@ -1,7 +1,9 @@
 /* Blocks of the diffusion UNets (DDPM, PD; next the Stable Diffusion UNet
- * and VAE): residual block, attention, up/down sampling, timestep embedding
- * and the ermongroup level layout, each declared into a parameter list and
- * run through the one-forward-three-passes primitives of run.h. */
+ * and VAE): residual block, attention, up/down sampling and timestep
+ * embedding, each declared into a parameter list and run through the
+ * one-forward-three-passes primitives of run.h (dense, recording and sparse
+ * passes).  The ermongroup level layout built from them is in
+ * ermongroup_unet.h. */
 #pragma once
 #include "param_list.h"
 
@@ -61,73 +63,41 @@ typedef struct {
 void sige_unet_temb_declare(sige_param_list *l, sige_unet_temb *e, int ch, int temb_ch);
 void sige_unet_temb_clear(sige_unet_temb *e);
 
-/* One level: n_blocks residual blocks (each followed by attention when the
- * level has it), then an optional resampling conv (DDPM) or block (PD). */
+/* The block geometries of a UNet's sparse passes: 3x3 convs, 1x1 shortcuts,
+ * stride-2 downsample convs. */
 typedef struct {
-  sige_unet_resblock *blocks;
-  sige_unet_attn *attn; /* NULL when the level has no attention */
-  int n_blocks;
-  gboolean has_resample;
-  sige_conv_layer resample_conv;
-  sige_unet_resblock resample_block;
-  gboolean resample_is_block;
-} sige_unet_level;
+  sige_block_geometry main, shortcut, down;
+} sige_unet_geometry;
 
-/* The ermongroup/ddim layout shared by the DDPM and PD UNets. */
-typedef struct {
-  int ch, n_levels, num_res_blocks, in_ch, out_ch, image_size, temb_ch;
-  const int *ch_mult;
-  const int *attn_res;
-  int n_attn_res;
-  /* attention: heads (fused qkv) of head_dim channels, else num_heads
-   * heads; single-head q, k, v without heads */
-  gboolean heads;
-  int head_dim, num_heads;
-  int temb_out_mult;              /* temb_proj rows per block channel: 1 or 2 */
-  gboolean resample_blocks;       /* resampling residual blocks (PD) or convs (DDPM) */
-  /* the middle blocks run sparsely when the lowest level does (PD); the
-   * DDPM up-sampling convs run sparsely at every level */
-  gboolean mid_sparse_by_res, upsample_always_sparse;
-} sige_unet_layout;
+/* Fresh statistics of a GroupNorm as a per-channel affine (scale, shift),
+ * with the time embedding temb (NULL, or a block's projection) added or
+ * modulating as n->temb_mode says; FALSE when the channels do not split
+ * into the groups. */
+gboolean sige_unet_norm_fresh(const sige_unet_norms *n, sige_run *run, const sige_tensor *x,
+                              const sige_tensor *gamma, const sige_tensor *beta,
+                              const float *temb, float *scale, float *shift, GError **error);
 
-typedef struct {
-  sige_unet_norms norms;
-  int n_levels;
-  int sparse_threshold, block_size, shortcut_block_size, image_size, in_ch;
-  gboolean mid_sparse_by_res, upsample_always_sparse; /* as in sige_unet_layout */
-  sige_unet_temb temb;
-  sige_conv_layer conv_in, conv_out;
-  sige_unet_level *down, *up;
-  sige_unet_resblock mid1, mid2;
-  sige_unet_attn mid_attn;
-  sige_tensor *out_g, *out_b;
-} sige_unet;
-
-/* A UNet of this layout and these norms, its sparse settings from sp and
- * threshold, with all its tensors declared into l; NULL with an error
- * naming the attention block whose channels do not split into heads. */
-sige_unet *sige_unet_new(sige_param_list *l, const sige_unet_layout *lay,
-                         const sige_unet_norms *norms, const sige_sparse_config *sp,
-                         int sparse_threshold, GError **error);
-/* The class's free: clears and frees a sige_unet. */
-void sige_unet_free(void *u);
-/* The class's input shape and lowest level of an image_size square UNet of
- * n_levels levels. */
-void sige_unet_input_shape(int in_ch, int image_size, int64_t shape[4]);
-int sige_unet_lowest_level(int image_size, int n_levels);
-/* After loading: the DDPM downsample convs pad only bottom and right. */
-void sige_unet_finish(sige_unet *u);
-void sige_unet_clear(sige_unet *u);
-/* The whole UNet in the run's mode; t_in is the value put into the
- * sinusoidal embedding (a timestep, or the PD model's transformed log-SNR). */
-gboolean sige_unet_forward(const void *u, sige_run *run, const sige_tensor *x, float t_in,
-                           sige_tensor **out, GError **error);
-
-/* The levels of an ermongroup-style checkpoint from its key names and
- * shapes: ch_mult from each level's first block, num_res_blocks from level
- * 0, and the levels with an attention key "down.<i>.attn.0.<attn_key>".
- * FALSE (the error naming the file and `what`) when there are none. */
-gboolean sige_unet_infer_levels(const sige_weights *w, const char *path, const char *what, int ch,
-                                int image_size, const char *attn_key, int *ch_mult,
-                                int *n_ch_mult, int *num_res_blocks, int *attn_res,
-                                int *n_attn_res, GError **error);
+/* One residual block on x (or on the channel concatenation [x, skip]) in
+ * the run's mode, sparse when `sparse` and the pass is; temb: the block's
+ * sige_unet_temb_proj. */
+sige_tensor *sige_unet_resblock_forward(const sige_unet_norms *n, const sige_unet_resblock *b,
+                                        const sige_unet_geometry *geo, sige_run *run,
+                                        gboolean sparse, const sige_tensor *x,
+                                        const sige_tensor *skip, const float *temb,
+                                        GError **error);
+/* Attention: dense in every mode, its norm's statistics frozen in sparse
+ * passes. */
+sige_tensor *sige_unet_attn_forward(const sige_unet_norms *n, const sige_unet_attn *a,
+                                    sige_run *run, const sige_tensor *x, GError **error);
+/* A resampling conv of geometry g: stride-2 downsample, or (up) nearest x2
+ * then conv. */
+sige_tensor *sige_unet_resample_conv_forward(const sige_conv_layer *conv,
+                                             const sige_block_geometry *g, sige_run *run,
+                                             gboolean sparse, const sige_tensor *x, gboolean up,
+                                             GError **error);
+/* swish(MLP(sinusoid(t_in))) as a new [1, temb_ch] tensor. */
+sige_tensor *sige_unet_temb_forward(const sige_unet_temb *e, sige_run *run, float t_in,
+                                    GError **error);
+/* A block's temb_proj of it (g_free the result). */
+float *sige_unet_temb_proj(sige_run *run, const sige_tensor *temb, const sige_unet_resblock *b,
+                           GError **error);
