@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "sige/error.h"
+#include "sige/model.h"
 #include "sige/rng.h"
 #include "sige/tensor.h"
 #include "sige/weights.h"
@@ -164,34 +165,6 @@ static gboolean write_scene(const scene *s, const char *path, GError **error) {
 
 /* ---- untrained SPADE weights -------------------------------------------- */
 
-typedef struct {
-  sige_weights *w;
-  sige_rng rng;
-  int nhidden;
-} weight_builder;
-
-static sige_tensor *new_tensor(int ndim, int64_t a, int64_t b, int64_t c, int64_t d) {
-  const int64_t shape[4] = {a, b, c, d};
-  sige_tensor *t = sige_tensor_new(ndim, shape, NULL);
-  if (!t) g_error("out of memory");
-  return t;
-}
-
-/* He-normal with an explicit gain: std = gain / sqrt(fan_in). */
-static void add_conv(weight_builder *b, const char *name, int cout, int cin, int k, double gain,
-                     gboolean bias, double bias_std) {
-  sige_tensor *t = new_tensor(4, cout, cin, k, k);
-  const double std = gain / sqrt((double)cin * k * k);
-  for (size_t i = 0; i < t->numel; i++) t->data[i] = (float)(std * sige_rng_normal(&b->rng));
-  g_autofree char *wn = g_strdup_printf("%s.weight", name);
-  sige_weights_insert(b->w, wn, t);
-  if (!bias) return;
-  sige_tensor *bt = new_tensor(1, cout, 1, 1, 1);
-  for (int i = 0; i < cout; i++) bt->data[i] = (float)(bias_std * sige_rng_normal(&b->rng));
-  g_autofree char *bn = g_strdup_printf("%s.bias", name);
-  sige_weights_insert(b->w, bn, bt);
-}
-
 /* The conv gains: chosen by rendering the demo scene so that the output is
  * colourful, region-following and mostly unsaturated (tanh not pinned). */
 #define GAIN_SHARED 2.0  /* segmap -> hidden: makes label regions distinct */
@@ -202,56 +175,57 @@ static void add_conv(weight_builder *b, const char *name, int cout, int cin, int
 #define GAIN_FC 0.5      /* the 8x4 latent is upsampled 64x: blocky when it dominates */
 #define GAIN_IMG 4.5     /* the features end up small; this spreads them over tanh's range */
 
-static void add_spade_norm(weight_builder *b, const char *block, const char *norm, int c) {
-  g_autofree char *shared = g_strdup_printf("%s.%s.mlp_shared.0", block, norm);
-  g_autofree char *gamma = g_strdup_printf("%s.%s.mlp_gamma", block, norm);
-  g_autofree char *beta = g_strdup_printf("%s.%s.mlp_beta", block, norm);
-  add_conv(b, shared, b->nhidden, SEMANTIC_NC, 3, GAIN_SHARED, TRUE, 0.1);
-  add_conv(b, gamma, c, b->nhidden, 3, GAIN_GAMMA, TRUE, 0.02);
-  add_conv(b, beta, c, b->nhidden, 3, GAIN_BETA, TRUE, 0.05);
-  sige_tensor *mean = new_tensor(1, c, 1, 1, 1); /* zero-filled */
-  sige_tensor *var = new_tensor(1, c, 1, 1, 1);
-  for (int i = 0; i < c; i++) var->data[i] = 1.0f;
-  g_autofree char *mn = g_strdup_printf("%s.%s.param_free_norm.running_mean", block, norm);
-  g_autofree char *vn = g_strdup_printf("%s.%s.param_free_norm.running_var", block, norm);
-  sige_weights_insert(b->w, mn, mean);
-  sige_weights_insert(b->w, vn, var);
-}
-
-static void add_resblock(weight_builder *b, const char *name, int fin, int fout) {
-  const int fmiddle = MIN(fin, fout);
-  g_autofree char *c0 = g_strdup_printf("%s.conv_0", name);
-  g_autofree char *c1 = g_strdup_printf("%s.conv_1", name);
-  add_conv(b, c0, fmiddle, fin, 3, GAIN_MAIN, TRUE, 0.02);
-  add_conv(b, c1, fout, fmiddle, 3, GAIN_MAIN, TRUE, 0.02);
-  add_spade_norm(b, name, "norm_0", fin);
-  add_spade_norm(b, name, "norm_1", fmiddle);
-  if (fin != fout) {
-    g_autofree char *cs = g_strdup_printf("%s.conv_s", name);
-    add_conv(b, cs, fout, fin, 1, GAIN_SHORTCUT, FALSE, 0.0);
-    add_spade_norm(b, name, "norm_s", fin);
-  }
-}
-
-static gboolean write_weights(const char *path, int nf, GError **error) {
-  weight_builder b = {sige_weights_new(), {0x5eed5bade0000001ull, FALSE, 0.0}, 2 * nf};
-  add_conv(&b, "fc", 16 * nf, SEMANTIC_NC, 3, GAIN_FC, TRUE, 0.05);
+/* A conv's gain and bias deviation by the last part of its key prefix. */
+static void conv_init(const char *key, double *gain, double *bias_std) {
   static const struct {
-    const char *name;
-    int fin, fout; /* multiples of nf */
-  } blocks[] = {{"head_0", 16, 16}, {"G_middle_0", 16, 16}, {"G_middle_1", 16, 16},
-                {"up_0", 16, 8},    {"up_1", 8, 4},        {"up_2", 4, 2},
-                {"up_3", 2, 1}};
-  for (size_t i = 0; i < G_N_ELEMENTS(blocks); i++)
-    add_resblock(&b, blocks[i].name, blocks[i].fin * nf, blocks[i].fout * nf);
-  add_conv(&b, "conv_img", 3, nf, 3, GAIN_IMG, TRUE, 0.05);
+    const char *suffix;
+    double gain, bias_std;
+  } rules[] = {{".mlp_shared.0.", GAIN_SHARED, 0.1}, {".mlp_gamma.", GAIN_GAMMA, 0.02},
+               {".mlp_beta.", GAIN_BETA, 0.05},      {".conv_0.", GAIN_MAIN, 0.02},
+               {".conv_1.", GAIN_MAIN, 0.02},        {".conv_s.", GAIN_SHORTCUT, 0.0},
+               {"fc.", GAIN_FC, 0.05},               {"conv_img.", GAIN_IMG, 0.05}};
+  for (size_t i = 0; i < G_N_ELEMENTS(rules); i++)
+    if (strstr(key, rules[i].suffix)) {
+      *gain = rules[i].gain;
+      *bias_std = rules[i].bias_std;
+      return;
+    }
+  g_error("make_demo_data: no gain for '%s'", key);
+}
 
+/* The generator's own parameter list, walked in its order: convs He-normal
+ * with an explicit gain (std = gain / sqrt(fan_in)), BatchNorm statistics
+ * at identity. */
+static gboolean write_weights(const char *path, int nf, GError **error) {
+  sige_spade_config cfg;
+  sige_spade_config_init(&cfg);
+  cfg.ngf = nf;
+  cfg.label_nc = SEMANTIC_NC - 1;
+  cfg.contain_instance = TRUE;
+  g_autoptr(sige_param_list) l = sige_model_kind_params(SIGE_MODEL_SPADE, &cfg, error);
+  if (!l) return FALSE;
+  g_autoptr(sige_weights) w = sige_weights_new();
+  sige_rng rng;
+  sige_rng_init(&rng, 0x5eed5bade0000001ull);
+  for (guint i = 0; i < sige_param_list_length(l); i++) {
+    const sige_param *p = sige_param_list_get(l, i);
+    sige_tensor *t = sige_tensor_new(p->ndim, p->shape, error);
+    if (!t) return FALSE;
+    double gain = 0.0, bias_std = 0.0;
+    if (p->role == SIGE_PARAM_WEIGHT || p->role == SIGE_PARAM_BIAS)
+      conv_init(p->key, &gain, &bias_std);
+    const double std = p->role == SIGE_PARAM_WEIGHT ? gain / sqrt((double)p->fan_in)
+                       : p->role == SIGE_PARAM_BIAS ? bias_std
+                                                    : 0.0;
+    const float value = p->role == SIGE_PARAM_RUNNING_VAR ? 1.0f : 0.0f;
+    for (size_t k = 0; k < t->numel; k++)
+      t->data[k] = std > 0.0 ? (float)(std * sige_rng_normal(&rng)) : value;
+    sige_weights_insert(w, p->key, t);
+  }
   g_autoptr(GHashTable) meta = g_hash_table_new(g_str_hash, g_str_equal);
   g_hash_table_insert(meta, "sige.model", "spade-generator");
   g_hash_table_insert(meta, "sige.note", "untrained demo weights: abstract images");
-  gboolean ok = sige_weights_save_safetensors(b.w, path, SIGE_DTYPE_F16, meta, error);
-  sige_weights_free(b.w);
-  return ok;
+  return sige_weights_save_safetensors(w, path, SIGE_DTYPE_F16, meta, error);
 }
 
 /* ---- main --------------------------------------------------------------- */

@@ -99,19 +99,19 @@ gboolean sige_case_spade_config(const sige_case *c, sige_spade_config *cfg, GErr
   }
   JsonObject *s = section(c, "sige", error);
   if (!s) return FALSE;
-  get_int(s, "main_block_size", &cfg->main_block_size);
-  get_int(s, "shortcut_block_size", &cfg->shortcut_block_size);
+  get_int(s, "main_block_size", &cfg->sparse.block_size);
+  get_int(s, "shortcut_block_size", &cfg->sparse.shortcut_block_size);
   get_int(s, "num_sparse_layers", &cfg->num_sparse_layers);
-  get_float(s, "diff_eps", &cfg->diff_eps);
-  get_int(s, "mask_dilate_radius", &cfg->mask_dilate_radius);
-  get_int(s, "downsample_dilation", &cfg->pyramid_dilation);
-  get_float(s, "downsample_threshold", &cfg->pyramid_threshold);
+  get_float(s, "diff_eps", &cfg->sparse.diff_eps);
+  get_int(s, "mask_dilate_radius", &cfg->sparse.mask_dilate_radius);
+  get_int(s, "downsample_dilation", &cfg->sparse.pyramid_dilation);
+  get_float(s, "downsample_threshold", &cfg->sparse.pyramid_threshold);
   int mr[2];
   int n = get_int_list(s, "downsample_min_res", mr, 2);
-  if (n == 1) cfg->pyramid_min_h = cfg->pyramid_min_w = mr[0];
+  if (n == 1) cfg->sparse.pyramid_min_h = cfg->sparse.pyramid_min_w = mr[0];
   if (n == 2) {
-    cfg->pyramid_min_h = mr[0];
-    cfg->pyramid_min_w = mr[1];
+    cfg->sparse.pyramid_min_h = mr[0];
+    cfg->sparse.pyramid_min_w = mr[1];
   }
   return TRUE;
 }
@@ -159,14 +159,15 @@ gboolean sige_case_ddpm_config(const sige_case *c, sige_ddpm_config *cfg, GError
   get_float(m, "groupnorm_eps", &cfg->groupnorm_eps);
   JsonObject *s = section(c, "sige", error);
   if (!s) return FALSE;
-  get_int(s, "block_size_normal", &cfg->block_size_normal);
-  get_int(s, "block_size_instance", &cfg->block_size_instance);
+  get_int(s, "block_size_normal", &cfg->sparse.block_size);
+  get_int(s, "block_size_instance", &cfg->sparse.shortcut_block_size);
   get_int(s, "sparse_resolution_threshold", &cfg->sparse_resolution_threshold);
-  get_float(s, "diff_eps", &cfg->diff_eps);
-  get_int(s, "mask_dilate_radius", &cfg->mask_dilate_radius);
-  get_int(s, "downsample_dilation", &cfg->pyramid_dilation);
-  get_float(s, "downsample_threshold", &cfg->pyramid_threshold);
-  get_int(s, "downsample_min_res", &cfg->pyramid_min_res);
+  get_float(s, "diff_eps", &cfg->sparse.diff_eps);
+  get_int(s, "mask_dilate_radius", &cfg->sparse.mask_dilate_radius);
+  get_int(s, "downsample_dilation", &cfg->sparse.pyramid_dilation);
+  get_float(s, "downsample_threshold", &cfg->sparse.pyramid_threshold);
+  get_int(s, "downsample_min_res", &cfg->sparse.pyramid_min_h);
+  cfg->sparse.pyramid_min_w = cfg->sparse.pyramid_min_h;
   return TRUE;
 }
 
@@ -202,14 +203,15 @@ gboolean sige_case_pd_config(const sige_case *c, sige_pd_config *cfg, GError **e
   }
   JsonObject *s = section(c, "sige", error);
   if (!s) return FALSE;
-  get_int(s, "block_size_normal", &cfg->block_size_normal);
-  get_int(s, "block_size_instance", &cfg->block_size_instance);
+  get_int(s, "block_size_normal", &cfg->sparse.block_size);
+  get_int(s, "block_size_instance", &cfg->sparse.shortcut_block_size);
   get_int(s, "sparse_resolution_threshold", &cfg->sparse_resolution_threshold);
-  get_float(s, "diff_eps", &cfg->diff_eps);
-  get_int(s, "mask_dilate_radius", &cfg->mask_dilate_radius);
-  get_int(s, "downsample_dilation", &cfg->pyramid_dilation);
-  get_float(s, "downsample_threshold", &cfg->pyramid_threshold);
-  get_int(s, "downsample_min_res", &cfg->pyramid_min_res);
+  get_float(s, "diff_eps", &cfg->sparse.diff_eps);
+  get_int(s, "mask_dilate_radius", &cfg->sparse.mask_dilate_radius);
+  get_int(s, "downsample_dilation", &cfg->sparse.pyramid_dilation);
+  get_float(s, "downsample_threshold", &cfg->sparse.pyramid_threshold);
+  get_int(s, "downsample_min_res", &cfg->sparse.pyramid_min_h);
+  cfg->sparse.pyramid_min_w = cfg->sparse.pyramid_min_h;
   return TRUE;
 }
 

@@ -194,15 +194,16 @@ static void check_spade(checker *ck, const sige_model *model, const sige_spade_c
   if (!sparse) goto out;
   /* masks and active blocks of each edit (diffed against the previous one) */
   for (int k = 1; k < n; k++) {
-    g_autoptr(sige_mask) raw = sige_mask_from_diff(sem[k - 1], sem[k], cfg->diff_eps);
-    g_autoptr(sige_mask) diff = sige_mask_cross_dilate(raw, cfg->mask_dilate_radius);
+    g_autoptr(sige_mask) raw = sige_mask_from_diff(sem[k - 1], sem[k], cfg->sparse.diff_eps);
+    g_autoptr(sige_mask) diff = sige_mask_cross_dilate(raw, cfg->sparse.mask_dilate_radius);
     g_autofree char *dn = g_strdup_printf("diff_mask/%d", k);
     g_autofree char *prefix = g_strdup_printf("mask/%d/", k);
     g_autofree char *suffix = g_strdup_printf("/%d", k);
     compare_mask(ck, dn, diff);
-    int min_w = cfg->pyramid_min_w ? cfg->pyramid_min_w : cfg->crop_size >> cfg->num_upsampling_layers;
-    int min_h = cfg->pyramid_min_h ? cfg->pyramid_min_h : (int)(min_w / cfg->aspect_ratio + 0.5);
-    compare_pyramid(ck, diff, min_h, min_w, cfg->pyramid_dilation, cfg->pyramid_threshold, prefix,
+    const sige_sparse_config *sp = &cfg->sparse;
+    int min_w = sp->pyramid_min_w ? sp->pyramid_min_w : cfg->crop_size >> cfg->num_upsampling_layers;
+    int min_h = sp->pyramid_min_h ? sp->pyramid_min_h : (int)(min_w / cfg->aspect_ratio + 0.5);
+    compare_pyramid(ck, diff, min_h, min_w, sp->pyramid_dilation, sp->pyramid_threshold, prefix,
                     suffix);
   }
   {
@@ -294,11 +295,11 @@ static void check_unet(checker *ck, const sige_model *model, const unet_case *uc
   compare(ck, "out_sparse_edit", out, "sparse_vs_reference");
 }
 
-#define UNET_CASE(cfg, key, orig, edit)                                                     \
-  ((unet_case){key, {orig, edit}, (cfg)->diff_eps, (cfg)->mask_dilate_radius,               \
-               (cfg)->pyramid_min_res ? (cfg)->pyramid_min_res                              \
-                                      : (cfg)->image_size >> ((cfg)->n_ch_mult - 1),        \
-               (cfg)->pyramid_dilation, (cfg)->pyramid_threshold})
+#define UNET_CASE(cfg, key, orig, edit)                                                    \
+  ((unet_case){key, {orig, edit}, (cfg)->sparse.diff_eps, (cfg)->sparse.mask_dilate_radius,  \
+               (cfg)->sparse.pyramid_min_h ? (cfg)->sparse.pyramid_min_h                     \
+                                           : (cfg)->image_size >> ((cfg)->n_ch_mult - 1),    \
+               (cfg)->sparse.pyramid_dilation, (cfg)->sparse.pyramid_threshold})
 
 static void check_ddpm(checker *ck, const sige_model *model, const sige_ddpm_config *cfg,
                        gboolean dense, gboolean sparse) {

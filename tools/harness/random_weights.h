@@ -10,19 +10,19 @@
 
 G_BEGIN_DECLS
 
-/* Every tensor sige_model_new_spade / sige_model_new_ddpm requires for this
- * config (plain `.weight` names, no spectral norm), convs and linears drawn
- * N(0, 1/fan_in), biases N(0, 0.01^2), norms at identity. */
+/* Every tensor a model of this kind and config reads (its parameter list;
+ * plain `.weight` names, no spectral norm), convs and linears drawn
+ * N(0, 1/fan_in), biases N(0, 0.01^2), norms at identity.  cfg: the kind's
+ * config struct. */
+sige_weights *sige_random_model_weights(sige_model_kind kind, const void *cfg, uint64_t seed,
+                                        GError **error);
+/* The same, typed per model. */
 sige_weights *sige_random_spade_weights(const sige_spade_config *cfg, uint64_t seed,
                                         GError **error);
 sige_weights *sige_random_ddpm_weights(const sige_ddpm_config *cfg, uint64_t seed,
                                        GError **error);
-/* The same for the sub-mobile SPADE generator (unfused GAN-Compression names:
- * per-norm mlp_shared, separable mlp_gamma / mlp_beta). */
 sige_weights *sige_random_gancomp_weights(const sige_gancomp_config *cfg, uint64_t seed,
                                           GError **error);
-/* The same for the PD UNet (pd_arch names: temb_proj to scale | shift, fused
- * attention qkv, down/upsample residual blocks). */
 sige_weights *sige_random_pd_weights(const sige_pd_config *cfg, uint64_t seed, GError **error);
 
 G_END_DECLS

@@ -7,33 +7,24 @@
 #include "sige/model.h"
 #include "sige/weights.h"
 
-static void print_ints(const char *label, const int *v, int n) {
-  printf("  %-22s", label);
-  for (int i = 0; i < n; i++) printf("%s%d", i ? ", " : "", v[i]);
-  printf("%s\n", n ? "" : "(none)");
-}
-
 static void print_model(const sige_model *m) {
   int64_t in[4];
   sige_model_input_shape(m, in);
   printf("model:      %s\n", sige_model_kind_name(sige_model_get_kind(m)));
-  const sige_spade_config *s = sige_model_spade_config(m);
-  const sige_ddpm_config *d = sige_model_ddpm_config(m);
-  if (s) {
-    printf("  %-22s%d\n  %-22s%d\n  %-22s%s\n  %-22s%d\n  %-22s%g\n  %-22s%d\n", "ngf", s->ngf,
-           "label_nc", s->label_nc, "contain_instance", s->contain_instance ? "yes" : "no",
-           "crop_size", s->crop_size, "aspect_ratio", s->aspect_ratio, "num_upsampling_layers",
-           s->num_upsampling_layers);
-  } else if (d) {
-    printf("  %-22s%d\n", "ch", d->ch);
-    print_ints("ch_mult", d->ch_mult, d->n_ch_mult);
-    printf("  %-22s%d\n", "num_res_blocks", d->num_res_blocks);
-    print_ints("attn_resolutions", d->attn_resolutions, d->n_attn_resolutions);
-    printf("  %-22s%d -> %d\n  %-22s%d\n", "channels in -> out", d->in_ch, d->out_ch,
-           "image_size", d->image_size);
-  }
+  g_autoptr(GString) settings = g_string_new(NULL);
+  sige_model_describe_settings(m, settings);
+  fputs(settings->str, stdout);
   printf("  %-22s[%" G_GINT64_FORMAT ", %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT ", %" G_GINT64_FORMAT "]\n",
          "input shape", in[0], in[1], in[2], in[3]);
+  /* what the model reads of the file: its parameter list (a spectral-norm
+   * conv reads weight_orig, weight_u and weight_v for its one weight) */
+  g_autoptr(sige_param_list) l = sige_model_params(m, NULL);
+  guint64 params = 0;
+  for (guint i = 0; l && i < sige_param_list_length(l); i++)
+    params += (guint64)sige_param_list_get(l, i)->numel;
+  if (l)
+    printf("  %-22s%u tensors, %" G_GUINT64_FORMAT " parameters\n", "reads",
+           sige_param_list_length(l), params);
 }
 
 static void print_tensors(const sige_weights *w) {

@@ -25,6 +25,21 @@ typedef enum {
   SIGE_MODEL_PD_UNET,
 } sige_model_kind;
 
+/* The sparse settings of every model (SIGE): block sizes of the sparse
+ * gathers, how the input difference becomes a mask, and how the mask pyramid
+ * is built.  Which layers run sparsely is the model's own rule (the last
+ * num_sparse_layers blocks of a SPADE generator, the levels at or above
+ * sparse_resolution_threshold of a UNet). */
+typedef struct {
+  int block_size;          /* of the 3x3 convolutions */
+  int shortcut_block_size; /* of the 1x1 shortcut convolutions */
+  float diff_eps;          /* difference threshold on the model input */
+  int mask_dilate_radius;
+  int pyramid_dilation;    /* per-level dilation of the mask pyramid */
+  float pyramid_threshold;
+  int pyramid_min_h, pyramid_min_w; /* stop size of the pyramid; 0 = the model's lowest level */
+} sige_sparse_config;
+
 typedef struct {
   int ngf;                   /* base width (64 for the published GauGAN) */
   int label_nc;              /* number of semantic classes (35 for Cityscapes) */
@@ -33,15 +48,8 @@ typedef struct {
   double aspect_ratio;       /* width / height */
   int num_upsampling_layers; /* 5 normal, 6 more, 7 most */
   float batchnorm_eps;
-  /* sparse settings (SIGE): the last num_sparse_layers residual blocks run
-   * sparsely with these block sizes */
-  int num_sparse_layers;
-  int main_block_size, shortcut_block_size;
-  float diff_eps;       /* difference threshold on the semantic input */
-  int mask_dilate_radius;
-  int pyramid_dilation; /* per-level dilation of the mask pyramid */
-  float pyramid_threshold;
-  int pyramid_min_h, pyramid_min_w; /* stop size of the pyramid; 0 = the latent size */
+  sige_sparse_config sparse; /* pyramid stop size 0: the latent size */
+  int num_sparse_layers;     /* the last this many residual blocks run sparsely */
 } sige_spade_config;
 void sige_spade_config_init(sige_spade_config *c); /* the published Cityscapes defaults */
 
@@ -69,14 +77,8 @@ typedef struct {
   gboolean resamp_with_conv;
   int groupnorm_groups;
   float groupnorm_eps;
-  /* sparse settings */
-  int block_size_normal, block_size_instance;
-  int sparse_resolution_threshold;
-  float diff_eps;
-  int mask_dilate_radius;
-  int pyramid_dilation;
-  float pyramid_threshold;
-  int pyramid_min_res; /* stop size of the pyramid; 0 = the lowest UNet level */
+  sige_sparse_config sparse; /* pyramid stop size 0: the lowest UNet level */
+  int sparse_resolution_threshold; /* levels at least this large run sparsely */
   /* Reproduce a bug of the published sparse UNet: its sparse pass applies the
    * frozen statistics of channel 0 to every channel of an attention block's
    * norm.  Off by default (we freeze per-channel statistics); sige
@@ -98,14 +100,8 @@ typedef struct {
   int in_ch, out_ch, image_size;
   int groupnorm_groups;
   float groupnorm_eps;
-  /* sparse settings, as for the DDPM UNet */
-  int block_size_normal, block_size_instance;
+  sige_sparse_config sparse; /* as for the DDPM UNet */
   int sparse_resolution_threshold;
-  float diff_eps;
-  int mask_dilate_radius;
-  int pyramid_dilation;
-  float pyramid_threshold;
-  int pyramid_min_res; /* stop size of the pyramid; 0 = the lowest UNet level */
 } sige_pd_config;
 void sige_pd_config_init(sige_pd_config *c); /* the published church 128 PD model */
 
@@ -146,6 +142,43 @@ void sige_model_input_shape(const sige_model *m, int64_t shape[4]);
  * *out receives a new [1, 3|out_ch, H, W] tensor. */
 gboolean sige_model_forward_dense(const sige_model *m, sige_ctx *ctx, const sige_tensor *input,
                                   float t, sige_tensor **out, GError **error);
+
+/* ---- parameter lists ---------------------------------------------------- */
+/* Every checkpoint tensor a model reads, as the model declares it: the
+ * loader, the random-weight generator, the demo writer and `sige info` all
+ * walk this one list, so a key schema is spelled once. */
+typedef enum {
+  SIGE_PARAM_WEIGHT,       /* a conv or linear weight (fan_in: all but dim 0) */
+  SIGE_PARAM_BIAS,         /* a conv or linear bias */
+  SIGE_PARAM_NORM_WEIGHT,  /* a norm's gain (identity: 1) */
+  SIGE_PARAM_NORM_BIAS,    /* a norm's bias (identity: 0) */
+  SIGE_PARAM_RUNNING_MEAN, /* BatchNorm running statistics (identity: 0) */
+  SIGE_PARAM_RUNNING_VAR,  /* (identity: 1) */
+} sige_param_role;
+
+typedef struct {
+  const char *key; /* checkpoint key path, e.g. "down.0.block.1.conv2.weight" */
+  int ndim;
+  int64_t shape[4];
+  int64_t numel, fan_in;
+  sige_param_role role;
+} sige_param;
+
+typedef struct sige_param_list sige_param_list;
+/* The list of a model of this kind and config (config: the kind's config
+ * struct, e.g. a sige_pd_config for SIGE_MODEL_PD_UNET); NULL with an error
+ * when the config is out of range. */
+sige_param_list *sige_model_kind_params(sige_model_kind kind, const void *config, GError **error);
+/* The list of a built model. */
+sige_param_list *sige_model_params(const sige_model *m, GError **error);
+guint sige_param_list_length(const sige_param_list *l);
+const sige_param *sige_param_list_get(const sige_param_list *l, guint i); /* in load order */
+void sige_param_list_free(sige_param_list *l);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(sige_param_list, sige_param_list_free)
+
+/* What `sige info` prints about a model's architecture: one "  name  value"
+ * line per setting (widths, levels, channel configuration), appended to out. */
+void sige_model_describe_settings(const sige_model *m, GString *out);
 
 /* ---- semantic input (GauGAN) ------------------------------------------- */
 /* One-hot of `label` (values 0..label_nc-1, [H*W] ints) into label_nc

@@ -112,8 +112,8 @@ static int setup(void **state) {
   f->model = sige_model_new_pd(&c, w, &error);
   if (!f->model) fail_msg("%s", error->message);
   g_autoptr(sige_mask) raw = sige_mask_from_diff(sige_weights_get(f->io, "x0_orig"),
-                                                 sige_weights_get(f->io, "x0_edit"), c.diff_eps);
-  f->mask = sige_mask_cross_dilate(raw, c.mask_dilate_radius);
+                                                 sige_weights_get(f->io, "x0_edit"), c.sparse.diff_eps);
+  f->mask = sige_mask_cross_dilate(raw, c.sparse.mask_dilate_radius);
   f->logsnr = sige_weights_get(f->io, "logsnr")->data[0];
   *state = f;
   return 0;

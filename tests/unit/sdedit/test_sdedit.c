@@ -197,8 +197,8 @@ static double rms_rel(const sige_tensor *got, const sige_tensor *ref) {
 static sige_mask *dilated_diff(const sige_model *model, const sige_tensor *a,
                                const sige_tensor *b) {
   const sige_ddpm_config *cfg = sige_model_ddpm_config(model);
-  g_autoptr(sige_mask) raw = sige_mask_from_diff(a, b, cfg->diff_eps);
-  return sige_mask_cross_dilate(raw, cfg->mask_dilate_radius);
+  g_autoptr(sige_mask) raw = sige_mask_from_diff(a, b, cfg->sparse.diff_eps);
+  return sige_mask_cross_dilate(raw, cfg->sparse.mask_dilate_radius);
 }
 
 static double mask_ratio(const sige_mask *m) {
@@ -282,7 +282,7 @@ static int group_setup(void **state) {
   sige_ddpm_config cfg;
   sige_ddpm_config_init(&cfg);
   cfg.ch = 32;
-  cfg.pyramid_min_res = 8;
+  cfg.sparse.pyramid_min_h = cfg.sparse.pyramid_min_w = 8;
   cfg.published_attention_quirk = TRUE;
   f->model = sige_model_new_ddpm(&cfg, w, &error);
   assert_no_error(error, "sige_model_new_ddpm");

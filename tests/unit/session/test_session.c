@@ -216,14 +216,14 @@ static int group_setup(void **state) {
   cfg.aspect_ratio = 2.0;
   cfg.num_upsampling_layers = 6; /* "more" */
   cfg.num_sparse_layers = 5;
-  cfg.main_block_size = 6;
-  cfg.shortcut_block_size = 4;
-  cfg.diff_eps = 1e-3f;
-  cfg.mask_dilate_radius = 1;
-  cfg.pyramid_min_h = 4;
-  cfg.pyramid_min_w = 8;
-  cfg.pyramid_dilation = 2;
-  cfg.pyramid_threshold = 0.3f;
+  cfg.sparse.block_size = 6;
+  cfg.sparse.shortcut_block_size = 4;
+  cfg.sparse.diff_eps = 1e-3f;
+  cfg.sparse.mask_dilate_radius = 1;
+  cfg.sparse.pyramid_min_h = 4;
+  cfg.sparse.pyramid_min_w = 8;
+  cfg.sparse.pyramid_dilation = 2;
+  cfg.sparse.pyramid_threshold = 0.3f;
   f->model = sige_model_new_spade(&cfg, w, &error);
   assert_no_error(error, "sige_model_new_spade");
 

@@ -164,8 +164,8 @@ static int group_setup(void **state) {
     sige_spade_config_init(&cfg);
     cfg.ngf = 8;
     cfg.num_upsampling_layers = 6;
-    cfg.pyramid_min_h = 4;
-    cfg.pyramid_min_w = 8;
+    cfg.sparse.pyramid_min_h = 4;
+    cfg.sparse.pyramid_min_w = 8;
     f->gaugan = sige_model_new_spade(&cfg, w, &error);
     assert_no_error(error, "sige_model_new_spade");
     for (int k = 0; k < 3; k++) f->sem[k] = load_semantic(f->gaugan_io, k, cfg.label_nc);
@@ -184,7 +184,7 @@ static int group_setup(void **state) {
     sige_ddpm_config cfg;
     sige_ddpm_config_init(&cfg);
     cfg.ch = 32;
-    cfg.pyramid_min_res = 8;
+    cfg.sparse.pyramid_min_h = cfg.sparse.pyramid_min_w = 8;
     cfg.published_attention_quirk = TRUE;
     f->ddpm = sige_model_new_ddpm(&cfg, w, &error);
     assert_no_error(error, "sige_model_new_ddpm");
@@ -197,8 +197,8 @@ static int group_setup(void **state) {
     const sige_tensor *a = error ? NULL : sige_weights_require(f->ddpm_io, "x0_orig", 4, NULL, &error);
     const sige_tensor *b = error ? NULL : sige_weights_require(f->ddpm_io, "x0_edit", 4, NULL, &error);
     assert_no_error(error, "ddpm-church-tiny io");
-    g_autoptr(sige_mask) raw = sige_mask_from_diff(a, b, cfg.diff_eps);
-    f->ddpm_mask = sige_mask_cross_dilate(raw, cfg.mask_dilate_radius);
+    g_autoptr(sige_mask) raw = sige_mask_from_diff(a, b, cfg.sparse.diff_eps);
+    f->ddpm_mask = sige_mask_cross_dilate(raw, cfg.sparse.mask_dilate_radius);
   }
   *state = f;
   return 0;

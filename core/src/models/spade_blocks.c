@@ -1,0 +1,446 @@
+/* The SPADE generator blocks (see spade_blocks.h), one forward for every
+ * mode.
+ *
+ * The per-norm mlp_shared convs of a residual block all read the same
+ * segmentation map, so they are fused into one conv at load time (as the
+ * published sparse code does); likewise mlp_gamma and mlp_beta of each norm
+ * (for the separable form: the two pointwise convs become one 1x1 conv with
+ * groups = 2 over the depthwise outputs [gamma | beta], so gamma and beta
+ * come out stacked and go through one scatter_gather; the published code
+ * scatters and gathers them separately with the same geometry: the same
+ * values).  BatchNorm uses running statistics, so it is a per-channel affine
+ * that the sparse gather applies on the fly.
+ *
+ * Instance-norm statistics of the separable form.  In a sparse pass the
+ * sparse blocks apply the per-channel scale/shift recorded by the full pass
+ * (sige_run_stats), as the published SIGESeparableConv2d does.  The blocks
+ * that never run sparsely (head_0, G_middle_0 with num_sparse_layers 5) are
+ * ordinary dense layers in the published sparse pass too, and their
+ * InstanceNorms compute fresh statistics of the edited input; so do ours. */
+#include "spade_blocks.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "model_internal.h"
+#include "sige/error.h"
+
+gboolean sige_spade_latent_init(const sige_spade_config *c, const char *name,
+                                sige_spade_latent *lat, GError **error) {
+  lat->semantic_nc = c->label_nc + (c->contain_instance ? 1 : 0);
+  lat->sw = c->crop_size >> c->num_upsampling_layers;
+  lat->sh = (int)lround(lat->sw / c->aspect_ratio);
+  lat->out_h = lat->sh << c->num_upsampling_layers;
+  lat->out_w = lat->sw << c->num_upsampling_layers;
+  if (lat->sw < 1 || lat->sh < 1 || lat->sh > 64 || lat->sw > 64) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+                "%s config: latent size %dx%d (crop_size %d, %d upsampling layers) out of range "
+                "(1 to 64)",
+                name, lat->sh, lat->sw, c->crop_size, c->num_upsampling_layers);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+void sige_spade_input_shape(const sige_spade_config *c, int64_t shape[4]) {
+  int sh, sw;
+  sige_spade_lowest_level(c, &sh, &sw);
+  shape[0] = 1;
+  shape[1] = c->label_nc + (c->contain_instance ? 1 : 0);
+  shape[2] = (int64_t)sh << c->num_upsampling_layers;
+  shape[3] = (int64_t)sw << c->num_upsampling_layers;
+}
+
+void sige_spade_lowest_level(const sige_spade_config *c, int *h, int *w) {
+  *w = c->crop_size >> c->num_upsampling_layers;
+  *h = (int)(*w / c->aspect_ratio + 0.5);
+}
+
+/* ---- declarations ------------------------------------------------------- */
+
+static const char *const norm_names[3] = {"norm_0", "norm_1", "norm_s"};
+
+sige_spade_generator *sige_spade_generator_new(const sige_spade_config *c, const char *name,
+                                               sige_spade_norm_kind norm_kind,
+                                               float instancenorm_eps, int n_blocks,
+                                               GError **error) {
+  sige_spade_latent lat;
+  if (!sige_spade_latent_init(c, name, &lat, error)) return NULL;
+  sige_spade_generator *g = g_new0(sige_spade_generator, 1);
+  g->name = name;
+  g->lat = lat;
+  g->norm_kind = norm_kind;
+  g->num_upsampling_layers = c->num_upsampling_layers;
+  g->num_sparse_layers = c->num_sparse_layers;
+  g->batchnorm_eps = c->batchnorm_eps;
+  g->instancenorm_eps = instancenorm_eps;
+  g->label_nc = c->label_nc;
+  g->contain_instance = c->contain_instance;
+  sige_block_geometry_init(&g->g_main, 3, 1, 1, c->sparse.block_size);
+  sige_block_geometry_init(&g->g_sc, 1, 1, 0, c->sparse.shortcut_block_size);
+  g->n_blocks = n_blocks;
+  g->blocks = g_new0(sige_spade_block, n_blocks);
+  return g;
+}
+
+void sige_spade_block_declare(sige_param_list *l, sige_spade_generator *g, int i,
+                              const char *name, int fin, int fmiddle, int fout, int hidden,
+                              gboolean learned_shortcut) {
+  sige_spade_block *b = &g->blocks[i];
+  b->name = name;
+  b->sparse = g->num_sparse_layers >= g->n_blocks - i;
+  /* G_middle_1 is preceded by an upsample only in the "more"/"most" variants */
+  b->upsample_before = i > 0 && (i != 2 || g->num_upsampling_layers >= 6);
+  b->fin = fin;
+  b->fmiddle = fmiddle;
+  b->fout = fout;
+  b->hidden = hidden;
+  b->learned_shortcut = learned_shortcut;
+  b->nc[0] = b->nc[2] = fin;
+  b->nc[1] = fmiddle;
+  /* the order of the published module tree (the random-weight generator
+   * draws in list order) */
+  sige_params_conv(l, &b->conv_0, fmiddle, fin, 3, 1, 1, TRUE, "%s.conv_0", name);
+  sige_params_conv(l, &b->conv_1, fout, fmiddle, 3, 1, 1, TRUE, "%s.conv_1", name);
+  for (int k = 0; k < (learned_shortcut ? 3 : 2); k++) {
+    const char *n = norm_names[k];
+    const int nc = b->nc[k], sem = g->lat.semantic_nc;
+    if (k == 2) sige_params_conv(l, &b->conv_s, fout, fin, 1, 1, 0, FALSE, "%s.conv_s", name);
+    sige_params_conv(l, &b->shared[k], hidden, sem, 3, 1, 1, TRUE, "%s.%s.mlp_shared.0", name, n);
+    if (g->norm_kind == SIGE_SPADE_NORM_SEPARABLE) {
+      sige_params_conv(l, &b->dw_gamma[k], hidden, 1, 3, 1, 1, TRUE, "%s.%s.mlp_gamma.conv.0",
+                       name, n);
+      sige_params_conv(l, &b->gamma[k], nc, hidden, 1, 1, 0, TRUE, "%s.%s.mlp_gamma.conv.2",
+                       name, n);
+      sige_params_conv(l, &b->dw_beta[k], hidden, 1, 3, 1, 1, TRUE, "%s.%s.mlp_beta.conv.0",
+                       name, n);
+      sige_params_conv(l, &b->beta[k], nc, hidden, 1, 1, 0, TRUE, "%s.%s.mlp_beta.conv.2", name,
+                       n);
+    } else {
+      sige_params_conv(l, &b->gamma[k], nc, hidden, 3, 1, 1, TRUE, "%s.%s.mlp_gamma", name, n);
+      sige_params_conv(l, &b->beta[k], nc, hidden, 3, 1, 1, TRUE, "%s.%s.mlp_beta", name, n);
+    }
+    sige_params_vector(l, &b->bn_mean[k], SIGE_PARAM_RUNNING_MEAN, nc,
+                       "%s.%s.param_free_norm.running_mean", name, n);
+    sige_params_vector(l, &b->bn_var[k], SIGE_PARAM_RUNNING_VAR, nc,
+                       "%s.%s.param_free_norm.running_var", name, n);
+  }
+}
+
+/* BatchNorm with running statistics as x * scale + shift. */
+static gboolean bn_affine(sige_spade_block *b, int i, float eps, GError **error) {
+  const int c = b->nc[i];
+  const float *mean = b->bn_mean[i]->data, *var = b->bn_var[i]->data;
+  b->bn_scale[i] = g_new(float, c);
+  b->bn_shift[i] = g_new(float, c);
+  for (int k = 0; k < c; k++) {
+    if (!(var[k] + eps > 0.0f)) {
+      g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
+                  "%s.%s.param_free_norm.running_var[%d] = %g: a variance must be >= 0", b->name,
+                  norm_names[i], k, var[k]);
+      return FALSE;
+    }
+    const float sd = sqrtf(var[k] + eps);
+    b->bn_scale[i][k] = 1.0f / sd;
+    b->bn_shift[i][k] = -(mean[k] / sd);
+  }
+  return TRUE;
+}
+
+gboolean sige_spade_generator_finish(void *impl, GError **error) {
+  sige_spade_generator *g = impl;
+  for (int j = 0; j < g->n_blocks; j++) {
+    sige_spade_block *b = &g->blocks[j];
+    const int n = b->learned_shortcut ? 3 : 2;
+    for (int i = 0; i < n; i++) {
+      sige_conv_layer parts[2] = {b->gamma[i], b->beta[i]};
+      memset(&b->gamma[i], 0, sizeof b->gamma[i]);
+      memset(&b->beta[i], 0, sizeof b->beta[i]);
+      if (!sige_conv_concat(parts, 2, &b->gb[i], error)) return FALSE;
+      if (g->norm_kind == SIGE_SPADE_NORM_SEPARABLE) {
+        b->gb[i].params.groups = 2;
+        b->dw_gamma[i].params.groups = b->dw_beta[i].params.groups = b->hidden;
+      }
+      if (!bn_affine(b, i, g->batchnorm_eps, error)) return FALSE;
+    }
+    if (!sige_conv_concat(b->shared, n, &b->mlp_shared, error)) return FALSE;
+  }
+  return TRUE;
+}
+
+static void block_clear(sige_spade_block *b) {
+  sige_conv_layer_clear(&b->mlp_shared);
+  sige_conv_layer_clear(&b->conv_0);
+  sige_conv_layer_clear(&b->conv_1);
+  sige_conv_layer_clear(&b->conv_s);
+  for (int i = 0; i < 3; i++) {
+    sige_conv_layer_clear(&b->shared[i]);
+    sige_conv_layer_clear(&b->gamma[i]);
+    sige_conv_layer_clear(&b->beta[i]);
+    sige_conv_layer_clear(&b->gb[i]);
+    sige_conv_layer_clear(&b->dw_gamma[i]);
+    sige_conv_layer_clear(&b->dw_beta[i]);
+    sige_tensor_free(b->bn_mean[i]);
+    sige_tensor_free(b->bn_var[i]);
+    g_free(b->bn_scale[i]);
+    g_free(b->bn_shift[i]);
+  }
+}
+
+void sige_spade_generator_free(void *impl) {
+  sige_spade_generator *g = impl;
+  if (!g) return;
+  sige_conv_layer_clear(&g->fc);
+  sige_conv_layer_clear(&g->conv_img);
+  for (int i = 0; g->blocks && i < g->n_blocks; i++) block_clear(&g->blocks[i]);
+  g_free(g->blocks);
+  g_free(g);
+}
+
+/* ---- forward ------------------------------------------------------------ */
+
+/* The resampling maps a block reads its inputs through. */
+typedef struct {
+  sige_resample_map x_map, seg_map;
+  int *buf;
+} block_maps;
+
+static void block_maps_init(block_maps *bm, const sige_tensor *x, gboolean up,
+                            const sige_tensor *seg) {
+  const int h = SIGE_H(x) * (up ? 2 : 1), w = SIGE_W(x) * (up ? 2 : 1);
+  bm->buf = g_new(int, 2 * (h + w));
+  int *p = bm->buf;
+  bm->x_map = (sige_resample_map){h, w, p, p + h};
+  sige_nearest_indices(SIGE_H(x), h, p);
+  sige_nearest_indices(SIGE_W(x), w, p + h);
+  p += h + w;
+  bm->seg_map = (sige_resample_map){h, w, p, p + h};
+  sige_nearest_indices(SIGE_H(seg), h, p);
+  sige_nearest_indices(SIGE_W(seg), w, p + h);
+}
+
+/* A depthwise conv of x written into out (a channel view of the right shape). */
+static gboolean depthwise_into(sige_run *run, const sige_conv_layer *conv, const sige_tensor *x,
+                               sige_tensor *out, GError **error) {
+  sige_conv2d_params p = conv->params;
+  if (x->layout == SIGE_LAYOUT_CNHW) p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = 0;
+  return sige_conv2d(run->ctx, x, conv->weight, conv->bias, &p, out, error);
+}
+
+/* The separable form before its pointwise conv: depthwise convs of the
+ * activations (a full tensor, or the block batch of the main geometry in a
+ * sparse pass) into [gamma | beta], instance-normalised (fresh or frozen
+ * statistics). */
+static sige_tensor *separable_head(const sige_spade_generator *g, const sige_spade_block *b,
+                                   int i, sige_run *run, const sige_tensor *actv,
+                                   GError **error) {
+  const int hidden = b->hidden;
+  int64_t shape[4];
+  sige_conv2d_params p = b->dw_gamma[i].params;
+  if (actv->layout == SIGE_LAYOUT_CNHW) p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = 0;
+  sige_conv2d_out_shape(actv, b->dw_gamma[i].weight, &p, shape);
+  g_autoptr(sige_tensor) dw = sige_tensor_new4_like(actv, (int)shape[0], 2 * hidden,
+                                                    (int)shape[2], (int)shape[3], error);
+  if (!dw) return NULL;
+  dw->layout = actv->layout;
+  if (shape[0] > 0) {
+    g_autoptr(sige_tensor) vg = sige_channel_view(dw, 0, hidden);
+    g_autoptr(sige_tensor) vb = sige_channel_view(dw, hidden, hidden);
+    if (!depthwise_into(run, &b->dw_gamma[i], actv, vg, error) ||
+        !depthwise_into(run, &b->dw_beta[i], actv, vb, error))
+      return NULL;
+  }
+  g_autofree float *scale = g_new(float, 2 * hidden);
+  g_autofree float *shift = g_new(float, 2 * hidden);
+  /* dense blocks always normalise with fresh statistics (see the top) */
+  if (!b->sparse || sige_run_needs_stats(run))
+    sige_group_norm_affine(run->ctx, dw, 2 * hidden, g->instancenorm_eps, NULL, NULL, scale,
+                           shift);
+  if (b->sparse && !sige_run_stats(run, 2 * hidden, scale, shift, error)) return NULL;
+  if (shape[0] > 0) sige_channel_affine(run->ctx, dw, scale, shift, FALSE, SIGE_ACT_NONE, dw);
+  return g_steal_pointer(&dw);
+}
+
+/* gamma | beta of norm i from its activations, scattered and gathered to
+ * g_out. */
+static sige_tensor *norm_gamma_beta(const sige_spade_generator *g, const sige_spade_block *b,
+                                    int i, sige_run *run, const sige_tensor *actv,
+                                    const sige_block_geometry *g_out, GError **error) {
+  g_autoptr(sige_tensor) head = NULL;
+  if (g->norm_kind == SIGE_SPADE_NORM_SEPARABLE &&
+      !(actv = head = separable_head(g, b, i, run, actv, error)))
+    return NULL;
+  sige_tensor *t = sige_run_conv(run, &b->gb[i], actv, error);
+  if (!t) return NULL;
+  return sige_run_scatter_gather(run, &g->g_main, t, g_out, NULL, NULL, SIGE_ACT_NONE, error);
+}
+
+/* x * (1 + gamma) + beta with gamma | beta stacked along channels of gb. */
+static void modulate(sige_run *run, sige_tensor *x, const sige_tensor *gb) {
+  const int c = SIGE_C(x);
+  g_autoptr(sige_tensor) gamma = sige_channel_view(gb, 0, c);
+  g_autoptr(sige_tensor) beta = sige_channel_view(gb, c, c);
+  sige_spade_modulate(run->ctx, x, gamma, beta, x);
+}
+
+#define TRY(expr)          \
+  do {                     \
+    if (!(expr)) goto out; \
+  } while (0)
+
+static sige_tensor *block_forward(const sige_spade_generator *g, const sige_spade_block *b,
+                                  sige_run *run, const sige_tensor *x, const sige_tensor *seg,
+                                  GError **error) {
+  const sige_block_geometry *gm = &g->g_main, *gs = &g->g_sc;
+  block_maps bm;
+  block_maps_init(&bm, x, b->upsample_before, seg);
+  const sige_resample_map *xmap = b->upsample_before ? &bm.x_map : NULL;
+  sige_tensor *seg_g = NULL, *actvs = NULL, *a0 = NULL, *a1 = NULL, *as = NULL, *xs = NULL,
+              *gbs = NULL, *gb0 = NULL, *gb1 = NULL, *dx = NULL, *t = NULL, *out = NULL;
+
+  TRY(seg_g = sige_run_gather(run, gm, seg, &bm.seg_map, NULL, NULL, SIGE_ACT_NONE, error));
+  TRY(t = sige_run_conv(run, &b->mlp_shared, seg_g, error));
+  g_clear_pointer(&seg_g, sige_tensor_free);
+  sige_activation(run->ctx, t, SIGE_ACT_RELU, t);
+  actvs = sige_run_scatter_gather(run, gm, g_steal_pointer(&t), gm, NULL, NULL, SIGE_ACT_NONE,
+                                  error);
+  TRY(actvs);
+  a0 = sige_channel_view(actvs, 0, b->hidden);
+  a1 = sige_channel_view(actvs, b->hidden, b->hidden);
+
+  if (b->learned_shortcut) {
+    as = sige_channel_view(actvs, 2 * b->hidden, b->hidden);
+    TRY(xs = sige_run_gather(run, gs, x, xmap, b->bn_scale[2], b->bn_shift[2], SIGE_ACT_NONE,
+                             error));
+    TRY(gbs = norm_gamma_beta(g, b, 2, run, as, gs, error));
+    modulate(run, xs, gbs);
+    g_clear_pointer(&gbs, sige_tensor_free);
+    TRY(t = sige_run_conv(run, &b->conv_s, xs, error));
+    sige_tensor_free(xs);
+    xs = g_steal_pointer(&t);
+  }
+
+  TRY(dx = sige_run_gather(run, gm, x, xmap, b->bn_scale[0], b->bn_shift[0], SIGE_ACT_NONE,
+                           error));
+  TRY(gb0 = norm_gamma_beta(g, b, 0, run, a0, gm, error));
+  modulate(run, dx, gb0);
+  g_clear_pointer(&gb0, sige_tensor_free);
+  sige_activation(run->ctx, dx, SIGE_ACT_LEAKY_RELU, dx);
+  TRY(t = sige_run_conv(run, &b->conv_0, dx, error));
+  sige_tensor_free(dx);
+  dx = sige_run_scatter_gather(run, gm, g_steal_pointer(&t), gm, b->bn_scale[1], b->bn_shift[1],
+                               SIGE_ACT_NONE, error);
+  TRY(dx);
+  TRY(gb1 = norm_gamma_beta(g, b, 1, run, a1, gm, error));
+  /* with fp16 caches the full pass goes on with owned float32 copies of what
+   * it records: drop each as soon as it is used, or the largest block holds
+   * all of them at once (about 0.5 GB at 256x512) */
+  g_clear_pointer(&a0, sige_tensor_free);
+  g_clear_pointer(&a1, sige_tensor_free);
+  g_clear_pointer(&as, sige_tensor_free);
+  g_clear_pointer(&actvs, sige_tensor_free);
+  modulate(run, dx, gb1);
+  g_clear_pointer(&gb1, sige_tensor_free);
+  sige_activation(run->ctx, dx, SIGE_ACT_LEAKY_RELU, dx);
+  TRY(t = sige_run_conv(run, &b->conv_1, dx, error));
+
+  if (b->learned_shortcut)
+    out = sige_run_scatter_block_residual(run, gm, g_steal_pointer(&t), gs, g_steal_pointer(&xs),
+                                          error);
+  else
+    out = sige_run_scatter(run, gm, g_steal_pointer(&t), x, xmap, error);
+out:
+  sige_tensor_free(seg_g);
+  sige_tensor_free(actvs);
+  sige_tensor_free(a0);
+  sige_tensor_free(a1);
+  sige_tensor_free(as);
+  sige_tensor_free(xs);
+  sige_tensor_free(gbs);
+  sige_tensor_free(gb0);
+  sige_tensor_free(gb1);
+  sige_tensor_free(dx);
+  sige_tensor_free(t);
+  g_free(bm.buf);
+  return out;
+}
+
+gboolean sige_spade_generator_forward(const void *impl, sige_run *run, const sige_tensor *seg,
+                                      float t, sige_tensor **out, GError **error) {
+  const sige_spade_generator *g = impl;
+  (void)t;
+  const sige_spade_latent *lat = &g->lat;
+  *out = NULL;
+  if (seg->ndim != 4 || SIGE_N(seg) != 1 || SIGE_C(seg) != lat->semantic_nc ||
+      SIGE_H(seg) != lat->out_h || SIGE_W(seg) != lat->out_w) {
+    char buf[64];
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_SHAPE,
+                "%s input is %s; expected [1, %d, %d, %d] (label_nc %d%s)", g->name,
+                sige_tensor_shape_str(seg, buf, sizeof buf), lat->semantic_nc, lat->out_h,
+                lat->out_w, g->label_nc, g->contain_instance ? " + instance edges" : "");
+    return FALSE;
+  }
+  run->layers_total = g->n_blocks + 2;
+  if (!sige_run_layer(run, FALSE, error)) return FALSE;
+  int rows[64], cols[64]; /* the latent grid is at most 64 x 64 (sige_spade_latent_init) */
+  sige_nearest_indices(SIGE_H(seg), lat->sh, rows);
+  sige_nearest_indices(SIGE_W(seg), lat->sw, cols);
+  sige_resample_map latent = {lat->sh, lat->sw, rows, cols};
+  g_autoptr(sige_tensor) small = sige_materialize(seg, &latent, error);
+  if (!small) return FALSE;
+  sige_tensor *x = sige_run_conv(run, &g->fc, small, error);
+  if (!x) return FALSE;
+  for (int i = 0; i < g->n_blocks; i++) {
+    const sige_spade_block *b = &g->blocks[i];
+    if (!sige_run_layer(run, b->sparse, error)) {
+      sige_tensor_free(x);
+      return FALSE;
+    }
+    sige_tensor *y = block_forward(g, b, run, x, seg, error);
+    sige_tensor_free(x);
+    if (!y) return FALSE;
+    x = y;
+  }
+  if (!sige_run_layer(run, FALSE, error)) {
+    sige_tensor_free(x);
+    return FALSE;
+  }
+  /* x may be a view on a cache (F16 with fp16 caches): activate an F32 copy */
+  g_autoptr(sige_tensor) act = sige_tensor_to_f32(x, error);
+  sige_tensor_free(x);
+  if (!act) return FALSE;
+  sige_activation(run->ctx, act, SIGE_ACT_LEAKY_RELU, act);
+  sige_tensor *img = sige_run_conv(run, &g->conv_img, act, error);
+  if (!img) return FALSE;
+  sige_activation(run->ctx, img, SIGE_ACT_TANH, img);
+  *out = img;
+  return TRUE;
+}
+
+/* ---- config --------------------------------------------------------------- */
+
+gboolean sige_spade_infer_common(const sige_weights *w, const char *path, sige_spade_config *c,
+                                 GError **error) {
+  const sige_tensor *fc = sige_weights_get(w, "fc.weight");
+  if (!fc || fc->ndim != 4 || fc->shape[0] % 16) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
+                "%s: 'fc.weight' must be [16*ngf, semantic_nc, 3, 3]", path);
+    return FALSE;
+  }
+  c->ngf = (int)fc->shape[0] / 16;
+  c->contain_instance = sige_meta_int(w, "sige.contain_instance", 1) != 0;
+  c->label_nc = (int)fc->shape[1] - (c->contain_instance ? 1 : 0);
+  c->crop_size = sige_meta_int(w, "sige.crop_size", 512);
+  const char *ar = sige_weights_metadata(w, "sige.aspect_ratio");
+  if (ar) c->aspect_ratio = g_ascii_strtod(ar, NULL);
+  return TRUE;
+}
+
+void sige_spade_describe_common(const sige_spade_config *s, GString *out) {
+  sige_describe_line(out, "ngf", "%d", s->ngf);
+  sige_describe_line(out, "label_nc", "%d", s->label_nc);
+  sige_describe_line(out, "contain_instance", "%s", s->contain_instance ? "yes" : "no");
+  sige_describe_line(out, "crop_size", "%d", s->crop_size);
+  sige_describe_line(out, "aspect_ratio", "%g", s->aspect_ratio);
+  sige_describe_line(out, "num_upsampling_layers", "%d", s->num_upsampling_layers);
+}

@@ -1,0 +1,103 @@
+/* Blocks of the diffusion UNets (DDPM, PD; next the Stable Diffusion UNet
+ * and VAE): residual block, attention, up/down sampling and timestep
+ * embedding, each declared into a parameter list and run through the
+ * one-forward-three-passes primitives of run.h (dense, recording and sparse
+ * passes).  The ermongroup level layout built from them is in
+ * ermongroup_unet.h. */
+#pragma once
+#include "param_list.h"
+
+/* How a UNet normalises and injects its time embedding. */
+typedef enum {
+  /* temb_proj [cout] is added before norm2 (DDPM); every GroupNorm folds its
+   * statistics from double per-channel moments, the offset included */
+  SIGE_UNET_TEMB_ADD,
+  /* temb_proj [2 cout] modulates after norm2: h * (1 + scale) + shift (PD);
+   * every GroupNorm is sige_group_norm_affine */
+  SIGE_UNET_TEMB_SCALE_SHIFT,
+} sige_unet_temb_mode;
+
+typedef struct {
+  const char *name; /* "DDPM UNet", "PD UNet": errors start with it */
+  sige_unet_temb_mode temb_mode;
+  int groups;
+  float eps;
+  /* apply channel 0's frozen attention-norm statistics to every channel in
+   * sparse passes (a bug of the published sparse DDPM UNet, see ddpm_unet.c) */
+  gboolean attention_quirk;
+} sige_unet_norms;
+
+typedef enum { SIGE_UNET_RESAMPLE_NONE, SIGE_UNET_RESAMPLE_DOWN, SIGE_UNET_RESAMPLE_UP } sige_unet_resample;
+
+typedef struct {
+  int cin, cout;
+  sige_unet_resample resample; /* resampling inside the block (PD) */
+  sige_tensor *n1_g, *n1_b, *n2_g, *n2_b;
+  sige_conv_layer conv1, conv2, nin; /* nin.weight NULL when cin == cout */
+  sige_tensor *temb_w, *temb_b;      /* [cout or 2 cout, temb_ch] */
+} sige_unet_resblock;
+
+/* "<p>.norm1", conv1, norm2, conv2, temb_proj (temb_out rows), nin_shortcut. */
+void sige_unet_resblock_declare(sige_param_list *l, sige_unet_resblock *b, const char *p, int cin,
+                                int cout, int temb_ch, int temb_out, sige_unet_resample resample);
+void sige_unet_resblock_clear(sige_unet_resblock *b);
+
+typedef struct {
+  int heads, head_dim; /* 0: single-head attention through q, k, v */
+  sige_tensor *n_g, *n_b;
+  sige_conv_layer q, k, v; /* single head */
+  sige_conv_layer qkv;     /* multi-head: [3 C, C, 1, 1] (q | k | v) */
+  sige_conv_layer proj;
+} sige_unet_attn;
+
+/* heads 0: "<p>.norm", q, k, v, proj_out; else a fused "<p>.qkv". */
+void sige_unet_attn_declare(sige_param_list *l, sige_unet_attn *a, const char *p, int c, int heads,
+                            int head_dim);
+void sige_unet_attn_clear(sige_unet_attn *a);
+
+/* The time embedding MLP: "temb.dense.0" [temb_ch, ch] and "temb.dense.1". */
+typedef struct {
+  int ch, temb_ch;
+  sige_tensor *w0, *b0, *w1, *b1;
+} sige_unet_temb;
+void sige_unet_temb_declare(sige_param_list *l, sige_unet_temb *e, int ch, int temb_ch);
+void sige_unet_temb_clear(sige_unet_temb *e);
+
+/* The block geometries of a UNet's sparse passes: 3x3 convs, 1x1 shortcuts,
+ * stride-2 downsample convs. */
+typedef struct {
+  sige_block_geometry main, shortcut, down;
+} sige_unet_geometry;
+
+/* Fresh statistics of a GroupNorm as a per-channel affine (scale, shift),
+ * with the time embedding temb (NULL, or a block's projection) added or
+ * modulating as n->temb_mode says; FALSE when the channels do not split
+ * into the groups. */
+gboolean sige_unet_norm_fresh(const sige_unet_norms *n, sige_run *run, const sige_tensor *x,
+                              const sige_tensor *gamma, const sige_tensor *beta,
+                              const float *temb, float *scale, float *shift, GError **error);
+
+/* One residual block on x (or on the channel concatenation [x, skip]) in
+ * the run's mode, sparse when `sparse` and the pass is; temb: the block's
+ * sige_unet_temb_proj. */
+sige_tensor *sige_unet_resblock_forward(const sige_unet_norms *n, const sige_unet_resblock *b,
+                                        const sige_unet_geometry *geo, sige_run *run,
+                                        gboolean sparse, const sige_tensor *x,
+                                        const sige_tensor *skip, const float *temb,
+                                        GError **error);
+/* Attention: dense in every mode, its norm's statistics frozen in sparse
+ * passes. */
+sige_tensor *sige_unet_attn_forward(const sige_unet_norms *n, const sige_unet_attn *a,
+                                    sige_run *run, const sige_tensor *x, GError **error);
+/* A resampling conv of geometry g: stride-2 downsample, or (up) nearest x2
+ * then conv. */
+sige_tensor *sige_unet_resample_conv_forward(const sige_conv_layer *conv,
+                                             const sige_block_geometry *g, sige_run *run,
+                                             gboolean sparse, const sige_tensor *x, gboolean up,
+                                             GError **error);
+/* swish(MLP(sinusoid(t_in))) as a new [1, temb_ch] tensor. */
+sige_tensor *sige_unet_temb_forward(const sige_unet_temb *e, sige_run *run, float t_in,
+                                    GError **error);
+/* A block's temb_proj of it (g_free the result). */
+float *sige_unet_temb_proj(sige_run *run, const sige_tensor *temb, const sige_unet_resblock *b,
+                           GError **error);

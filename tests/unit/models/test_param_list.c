@@ -1,0 +1,207 @@
+/* The parameter lists against the loader and the random-weight generator:
+ * random weights built from a model's list load into the model; without any
+ * one listed tensor, or with one mis-shaped, the build fails naming it; a
+ * built model reports the list it was built from; and a saved table is
+ * recognised and loads back as the same model. */
+#include "test_util.h"
+
+#include <glib/gstdio.h>
+#include <string.h>
+
+#include "random_weights.h"
+#include "sige/model.h"
+#include "sige/weights.h"
+
+typedef struct {
+  const char *what;
+  sige_model_kind kind;
+  const void *cfg;
+  const char *meta[8]; /* key, value pairs for the saved file (NULL-terminated) */
+} model_case;
+
+static sige_model *build(const model_case *c, const sige_weights *w, GError **error) {
+  switch (c->kind) {
+    case SIGE_MODEL_SPADE: return sige_model_new_spade(c->cfg, w, error);
+    case SIGE_MODEL_GANCOMP_SPADE: return sige_model_new_gancomp(c->cfg, w, error);
+    case SIGE_MODEL_DDPM_UNET: return sige_model_new_ddpm(c->cfg, w, error);
+    case SIGE_MODEL_PD_UNET: return sige_model_new_pd(c->cfg, w, error);
+  }
+  return NULL;
+}
+
+/* A copy of w without `skip` (NULL: all of it), with `reshape` one row
+ * larger (NULL: none). */
+static sige_weights *copy_table(const sige_weights *w, const char *skip, const char *reshape) {
+  sige_weights *out = sige_weights_new();
+  guint n;
+  const char *const *names = sige_weights_names(w, &n);
+  for (guint i = 0; i < n; i++) {
+    if (!g_strcmp0(names[i], skip)) continue;
+    const sige_tensor *t = sige_weights_get(w, names[i]);
+    sige_tensor *d;
+    if (!g_strcmp0(names[i], reshape)) {
+      int64_t shape[4];
+      memcpy(shape, t->shape, sizeof shape);
+      shape[0] += 1;
+      d = sige_tensor_new(t->ndim, shape, NULL);
+    } else {
+      d = sige_tensor_dup(t, NULL);
+    }
+    assert_non_null(d);
+    sige_weights_insert(out, names[i], d);
+  }
+  return out;
+}
+
+static void expect_refused(const model_case *c, const sige_weights *w, const char *key) {
+  GError *error = NULL;
+  g_autoptr(sige_model) m = build(c, w, &error);
+  if (m) fail_msg("%s: built without a proper '%s'", c->what, key);
+  if (!strstr(error->message, key))
+    fail_msg("%s: the error for '%s' does not name it: %s", c->what, key, error->message);
+  g_error_free(error);
+}
+
+static void check_case(const model_case *c) {
+  GError *error = NULL;
+  g_autoptr(sige_param_list) l = sige_model_kind_params(c->kind, c->cfg, &error);
+  if (!l) fail_msg("%s: %s", c->what, error->message);
+  const guint n = sige_param_list_length(l);
+  assert_true(n > 0);
+  assert_null(sige_param_list_get(l, n));
+  g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
+  for (guint i = 0; i < n; i++) {
+    const sige_param *p = sige_param_list_get(l, i);
+    if (!g_hash_table_add(seen, (gpointer)p->key)) fail_msg("%s: '%s' twice", c->what, p->key);
+    int64_t numel = 1;
+    for (int d = 0; d < p->ndim; d++) numel *= p->shape[d];
+    assert_int_equal(numel, p->numel);
+  }
+
+  /* the random generator writes exactly the list, and the model loads it */
+  g_autoptr(sige_weights) w = sige_random_model_weights(c->kind, c->cfg, 1, &error);
+  if (!w) fail_msg("%s: random weights: %s", c->what, error->message);
+  guint nw;
+  sige_weights_names(w, &nw);
+  assert_int_equal(nw, n);
+  g_autoptr(sige_model) m = build(c, w, &error);
+  if (!m) fail_msg("%s: random weights from its list do not load: %s", c->what, error->message);
+  assert_int_equal(sige_model_get_kind(m), c->kind);
+  g_autoptr(sige_param_list) lm = sige_model_params(m, &error);
+  assert_non_null(lm);
+  assert_int_equal(sige_param_list_length(lm), n);
+  for (guint i = 0; i < n; i++)
+    assert_string_equal(sige_param_list_get(lm, i)->key, sige_param_list_get(l, i)->key);
+
+  /* the loader reads every listed tensor with the listed shape */
+  for (guint i = 0; i < n; i++) {
+    const char *key = sige_param_list_get(l, i)->key;
+    g_autoptr(sige_weights) missing = copy_table(w, key, NULL);
+    expect_refused(c, missing, key);
+    g_autoptr(sige_weights) misshaped = copy_table(w, NULL, key);
+    expect_refused(c, misshaped, key);
+  }
+
+  /* saved, it is recognised and loads back as the same model */
+  g_autofree char *dir = g_dir_make_tmp("sige-params-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename(dir, "w.safetensors", NULL);
+  g_autoptr(GHashTable) meta = g_hash_table_new(g_str_hash, g_str_equal);
+  for (int i = 0; c->meta[i]; i += 2) g_hash_table_insert(meta, (gpointer)c->meta[i], (gpointer)c->meta[i + 1]);
+  if (!sige_weights_save_safetensors(w, path, SIGE_DTYPE_F32, meta, &error))
+    fail_msg("%s: save: %s", c->what, error->message);
+  g_autoptr(sige_model) back = sige_model_load(path, &error);
+  g_unlink(path);
+  g_rmdir(dir);
+  if (!back) fail_msg("%s: load back: %s", c->what, error->message);
+  assert_int_equal(sige_model_get_kind(back), c->kind);
+  int64_t s1[4], s2[4];
+  sige_model_input_shape(m, s1);
+  sige_model_input_shape(back, s2);
+  assert_memory_equal(s1, s2, sizeof s1);
+  g_autoptr(GString) d1 = g_string_new(NULL), d2 = g_string_new(NULL);
+  sige_model_describe_settings(m, d1);
+  sige_model_describe_settings(back, d2);
+  assert_true(d1->len > 0);
+  assert_string_equal(d1->str, d2->str);
+}
+
+static void test_spade(void **state) {
+  (void)state;
+  sige_spade_config c;
+  sige_spade_config_init(&c);
+  c.ngf = 4;
+  c.label_nc = 5;
+  c.crop_size = 64;
+  c.num_upsampling_layers = 5;
+  check_case(&(model_case){"spade", SIGE_MODEL_SPADE, &c,
+                           {"sige.crop_size", "64", "sige.num_upsampling_layers", "5", NULL}});
+  c.crop_size = 256;
+  c.num_upsampling_layers = 7; /* "most": one more block, conv_img from ngf / 2 */
+  check_case(&(model_case){"spade most", SIGE_MODEL_SPADE, &c, {"sige.crop_size", "256", NULL}});
+}
+
+static void test_gancomp(void **state) {
+  (void)state;
+  sige_gancomp_config c;
+  sige_gancomp_config_init(&c);
+  c.base.label_nc = 5;
+  c.base.crop_size = 128;
+  const int ch[8] = {2, 2, 2, 3, 2, 2, 2, 2};
+  memcpy(c.channels, ch, sizeof ch);
+  /* the channel configuration comes back from the widths */
+  check_case(&(model_case){"gancomp", SIGE_MODEL_GANCOMP_SPADE, &c, {"sige.crop_size", "128", NULL}});
+}
+
+static void test_ddpm(void **state) {
+  (void)state;
+  sige_ddpm_config c;
+  sige_ddpm_config_init(&c);
+  c.ch = 8;
+  c.ch_mult[0] = 1;
+  c.ch_mult[1] = 2;
+  c.n_ch_mult = 2;
+  c.num_res_blocks = 1;
+  c.attn_resolutions[0] = 16;
+  c.n_attn_resolutions = 1;
+  c.image_size = 32;
+  check_case(&(model_case){"ddpm", SIGE_MODEL_DDPM_UNET, &c, {"sige.image_size", "32", NULL}});
+}
+
+static void test_pd(void **state) {
+  (void)state;
+  sige_pd_config c;
+  sige_pd_config_init(&c);
+  c.ch = 8;
+  c.ch_mult[0] = 1;
+  c.ch_mult[1] = 2;
+  c.n_ch_mult = 2;
+  c.num_res_blocks = 1;
+  c.attn_resolutions[0] = 16;
+  c.n_attn_resolutions = 1;
+  c.head_dim = 8;
+  c.temb_ch = 16;
+  c.image_size = 32;
+  check_case(&(model_case){"pd", SIGE_MODEL_PD_UNET, &c,
+                           {"sige.image_size", "32", "sige.head_dim", "8", NULL}});
+}
+
+/* A config out of range has no list, and says which setting. */
+static void test_bad_config(void **state) {
+  (void)state;
+  sige_spade_config c;
+  sige_spade_config_init(&c);
+  c.crop_size = 8192; /* a 128 x 64 latent: beyond the 64 x 64 bound */
+  GError *error = NULL;
+  g_autoptr(sige_param_list) l = sige_model_kind_params(SIGE_MODEL_SPADE, &c, &error);
+  assert_null(l);
+  assert_non_null(strstr(error->message, "latent size"));
+  g_clear_error(&error);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_spade), cmocka_unit_test(test_gancomp), cmocka_unit_test(test_ddpm),
+      cmocka_unit_test(test_pd),    cmocka_unit_test(test_bad_config),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
