@@ -57,8 +57,8 @@ static void add(sige_ctx *ctx, const sige_tensor *a, const sige_tensor *b, sige_
 }
 
 /* out = x * (1 + gamma) + beta */
-static void modulate(sige_ctx *ctx, const sige_tensor *x, const sige_tensor *gamma,
-                     const sige_tensor *beta, sige_tensor *out) {
+static void spade_modulate(sige_ctx *ctx, const sige_tensor *x, const sige_tensor *gamma,
+                           const sige_tensor *beta, sige_tensor *out) {
   const size_t n = x->numel;
   const long chunks = (long)((n + EW_CHUNK - 1) / EW_CHUNK);
   const float *px = x->data, *pg = gamma->data, *pb = beta->data;
@@ -71,10 +71,10 @@ static void modulate(sige_ctx *ctx, const sige_tensor *x, const sige_tensor *gam
   }
 }
 
-void sige_cpu_binary(sige_ctx *ctx, gboolean modulate_, const sige_tensor *x,
+void sige_cpu_binary(sige_ctx *ctx, gboolean modulate, const sige_tensor *x,
                      const sige_tensor *g, const sige_tensor *b, sige_tensor *out) {
-  if (modulate_)
-    modulate(ctx, x, g, b, out);
+  if (modulate)
+    spade_modulate(ctx, x, g, b, out);
   else
     add(ctx, x, g, out);
 }
