@@ -175,24 +175,24 @@ typedef struct {
 static gboolean model_pass(pass_plan *pl, int i, const sige_tensor *x, float t, sige_tensor **out,
                            GError **error) {
   sige_session *s = pl->s;
-  sige_run run;
+  sige_pass pass;
   if (pl->mode == SIGE_MODE_FULL)
-    sige_run_init_full(&run, s->ctx, &pl->caches[i]);
+    sige_pass_init_full(&pass, s->ctx, &pl->caches[i]);
   else
-    sige_run_init_sparse(&run, s->ctx, &pl->caches[i], pl->pyr, pl->undo);
-  run.fp16 = s->opts.fp16_caches;
-  run.cancel = pl->cancel;
+    sige_pass_init_sparse(&pass, s->ctx, &pl->caches[i], pl->pyr, pl->undo);
+  pass.fp16 = s->opts.fp16_caches;
+  pass.cancel = pl->cancel;
   step_progress sp = {pl->progress, pl->user_data, i, s->n_steps};
   if (pl->progress) {
-    run.progress = on_step_progress;
-    run.progress_data = &sp;
+    pass.progress = on_step_progress;
+    pass.progress_data = &sp;
   }
   g_autoptr(GArray) groups = g_array_new(FALSE, TRUE, sizeof(sige_layer_stats));
-  run.profile = groups;
+  pass.profile = groups;
   sige_ctx_reset_macs(s->ctx);
-  gboolean ok = sige_model_run(s->model, &run, x, t, out, error);
+  gboolean ok = sige_model_pass(s->model, &pass, x, t, out, error);
   pl->macs += sige_ctx_macs(s->ctx);
-  sige_run_clear(&run);
+  sige_pass_clear(&pass);
   if (ok && pl->profile) { /* the same groups at every step: sum them */
     if (pl->profile->len < groups->len) g_array_set_size(pl->profile, groups->len);
     for (guint g = 0; g < groups->len; g++) {

@@ -139,7 +139,7 @@ static sige_session_entry *find_session(sige_session_table *t, const sige_regen_
   return e;
 }
 
-sige_regen_result *sige_regen_run(const sige_regen_request *rq, const sige_regen_host *host,
+sige_regen_result *sige_regen_process(const sige_regen_request *rq, const sige_regen_host *host,
                                   GError **error) {
   const gint64 t_start = g_get_monotonic_time();
   const SigeSettings *s = rq->settings;

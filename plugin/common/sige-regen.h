@@ -58,7 +58,7 @@ gboolean sige_regen_reset(int image_id, int layer_id);
  * layer's size, the model or a setting the caches depend on changed), a
  * sparse one afterwards.  NULL with *error set on failure, which never
  * costs the layer a snapshot it had unless the failure is in the pass. */
-sige_regen_result *sige_regen_run(const sige_regen_request *rq, const sige_regen_host *host,
+sige_regen_result *sige_regen_process(const sige_regen_request *rq, const sige_regen_host *host,
                                   GError **error);
 /* After the front-end wrote `written` of the output: the session's memory
  * accounting, eviction of others over the budget and one line on stderr

@@ -163,7 +163,7 @@ static void run_temp(const gchar *name, gint nparams, const GimpParam *param, gi
   } /* GIMP_RUN_WITH_LAST_VALS: the remembered settings as they are */
 
   GError *error = NULL;
-  gint32 out = sige_run_regenerate(image, drawable, &s, mode == GIMP_RUN_INTERACTIVE, &error);
+  gint32 out = sige_gimp210_regenerate(image, drawable, &s, mode == GIMP_RUN_INTERACTIVE, &error);
   if (out < 0) {
     gboolean cancelled = g_error_matches(error, SIGE_ERROR, SIGE_ERROR_CANCELLED);
     if (mode == GIMP_RUN_INTERACTIVE && !cancelled) gimp_message(error->message);

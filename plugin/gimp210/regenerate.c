@@ -150,7 +150,7 @@ static gint32 find_output_layer(gint32 image, gint32 source) {
 
 /* ---- the run ------------------------------------------------------------ */
 
-gint32 sige_run_regenerate(gint32 image, gint32 drawable, const SigeSettings *s,
+gint32 sige_gimp210_regenerate(gint32 image, gint32 drawable, const SigeSettings *s,
                            gboolean interactive, GError **error) {
   if (!gimp_item_is_layer(drawable) || gimp_item_is_group(drawable)) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
@@ -174,7 +174,7 @@ gint32 sige_run_regenerate(gint32 image, gint32 drawable, const SigeSettings *s,
       .settings = s,
   };
   const sige_regen_host host = sige_gimp_host(interactive);
-  sige_regen_result *r = sige_regen_run(&rq, &host, error);
+  sige_regen_result *r = sige_regen_process(&rq, &host, error);
   if (!r) return -1;
   sige_session_entry *e = r->entry;
 

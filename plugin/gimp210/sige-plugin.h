@@ -18,7 +18,7 @@ void sige_settings_save(const SigeSettings *s);
 /* Runs the model on the layer (full pass the first time, sparse afterwards;
  * plugin/common/sige-regen.c) and returns the output layer, or -1 with
  * *error set. */
-gint32 sige_run_regenerate(gint32 image, gint32 drawable, const SigeSettings *s,
+gint32 sige_gimp210_regenerate(gint32 image, gint32 drawable, const SigeSettings *s,
                            gboolean interactive, GError **error);
 /* Drops sessions of images that are gone. */
 void sige_sessions_prune(void);

@@ -176,7 +176,7 @@ GimpLayer *sige_gimp3_regenerate(GimpImage *image, GimpDrawable *drawable,
       .settings = s,
   };
   const sige_regen_host host = sige_gimp_host(interactive);
-  sige_regen_result *r = sige_regen_run(&rq, &host, error);
+  sige_regen_result *r = sige_regen_process(&rq, &host, error);
   if (!r) return NULL;
   sige_session_entry *e = r->entry;
 

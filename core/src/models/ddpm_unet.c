@@ -80,16 +80,16 @@ static gboolean ddpm_infer(const sige_weights *w, const char *path, void *config
                            GError **error) {
   sige_ddpm_config *c = config;
   sige_ddpm_config_init(c);
-  const sige_tensor *cin = sige_weights_get(w, "conv_in.weight");
-  const sige_tensor *cout = sige_weights_get(w, "conv_out.weight");
-  if (!cin || cin->ndim != 4 || !cout || cout->ndim != 4) {
+  const sige_indexed_shape cin = sige_shape_of(w, "conv_in.weight");
+  const sige_indexed_shape cout = sige_shape_of(w, "conv_out.weight");
+  if (!cin.found || cin.ndim != 4 || !cout.found || cout.ndim != 4) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
                 "%s: 'conv_in.weight' and 'conv_out.weight' must be 4-D", path);
     return FALSE;
   }
-  c->ch = (int)cin->shape[0];
-  c->in_ch = (int)cin->shape[1];
-  c->out_ch = (int)cout->shape[0];
+  c->ch = (int)cin.shape[0];
+  c->in_ch = (int)cin.shape[1];
+  c->out_ch = (int)cout.shape[0];
   c->image_size = sige_meta_int(w, "sige.image_size", 256);
   if (!sige_unet_infer_levels(w, path, "DDPM UNet", c->ch, c->image_size, "q.weight", c->ch_mult,
                               &c->n_ch_mult, &c->num_res_blocks, c->attn_resolutions,

@@ -188,23 +188,23 @@ int sige_unet_lowest_level(int image_size, int n_levels) { return image_size >> 
 
 /* temb_proj then the block (owning nothing it is given). */
 static sige_tensor *block_step(const sige_unet *u, const sige_unet_resblock *b,
-                               const sige_unet_geometry *geo, sige_run *run, gboolean sparse,
+                               const sige_unet_geometry *geo, sige_pass *pass, gboolean sparse,
                                const sige_tensor *x, const sige_tensor *skip,
                                const sige_tensor *temb, GError **error) {
-  g_autofree float *proj = sige_unet_temb_proj(run, temb, b, error);
-  return proj ? sige_unet_resblock_forward(&u->norms, b, geo, run, sparse, x, skip, proj, error) : NULL;
+  g_autofree float *proj = sige_unet_temb_proj(pass, temb, b, error);
+  return proj ? sige_unet_resblock_forward(&u->norms, b, geo, pass, sparse, x, skip, proj, error) : NULL;
 }
 
 /* h followed by attention a (h is consumed). */
-static sige_tensor *then_attn(const sige_unet *u, const sige_unet_attn *a, sige_run *run,
+static sige_tensor *then_attn(const sige_unet *u, const sige_unet_attn *a, sige_pass *pass,
                               sige_tensor *h, GError **error) {
   if (!h || !a) return h;
-  sige_tensor *y = sige_unet_attn_forward(&u->norms, a, run, h, error);
+  sige_tensor *y = sige_unet_attn_forward(&u->norms, a, pass, h, error);
   sige_tensor_free(h);
   return y;
 }
 
-gboolean sige_unet_forward(const void *impl, sige_run *run, const sige_tensor *x, float t_in,
+gboolean sige_unet_forward(const void *impl, sige_pass *pass, const sige_tensor *x, float t_in,
                            sige_tensor **out, GError **error) {
   const sige_unet *u = impl;
   *out = NULL;
@@ -225,18 +225,18 @@ gboolean sige_unet_forward(const void *impl, sige_run *run, const sige_tensor *x
   /* hs holds the skip tensors; some are views on caches (not owned data) */
   GPtrArray *hs = g_ptr_array_new_with_free_func((GDestroyNotify)sige_tensor_free);
   sige_tensor *h = NULL, *temb = NULL;
-  run->layers_total = L * (2 * u->down[0].n_blocks + 3) + 6;
-  if (!sige_run_layer(run, FALSE, error) || !(temb = sige_unet_temb_forward(&u->temb, run, t_in, error)))
+  pass->layers_total = L * (2 * u->down[0].n_blocks + 3) + 6;
+  if (!sige_pass_begin_group(pass, FALSE, error) || !(temb = sige_unet_temb_forward(&u->temb, pass, t_in, error)))
     goto done;
-  if (!(h = sige_run_conv(run, &u->conv_in, x, error))) goto done;
+  if (!(h = sige_pass_conv(pass, &u->conv_in, x, error))) goto done;
   g_ptr_array_add(hs, g_steal_pointer(&h));
   int res = u->image_size;
   for (int i = 0; i < L; i++) {
     const sige_unet_level *l = &u->down[i];
     for (int j = 0; j < l->n_blocks; j++) {
-      h = block_step(u, &l->blocks[j], &geo, run, res >= thr, g_ptr_array_index(hs, hs->len - 1),
+      h = block_step(u, &l->blocks[j], &geo, pass, res >= thr, g_ptr_array_index(hs, hs->len - 1),
                      NULL, temb, error);
-      if (!(h = then_attn(u, l->attn ? &l->attn[j] : NULL, run, h, error))) goto done;
+      if (!(h = then_attn(u, l->attn ? &l->attn[j] : NULL, pass, h, error))) goto done;
       g_ptr_array_add(hs, g_steal_pointer(&h));
     }
     if (l->has_resample) {
@@ -244,8 +244,8 @@ gboolean sige_unet_forward(const void *impl, sige_run *run, const sige_tensor *x
        * run at res / 2) */
       const sige_tensor *in = g_ptr_array_index(hs, hs->len - 1);
       h = l->resample_is_block
-              ? block_step(u, &l->resample_block, &geo, run, res >= thr, in, NULL, temb, error)
-              : sige_unet_resample_conv_forward(&l->resample_conv, &geo.down, run, res >= thr, in, FALSE,
+              ? block_step(u, &l->resample_block, &geo, pass, res >= thr, in, NULL, temb, error)
+              : sige_unet_resample_conv_forward(&l->resample_conv, &geo.down, pass, res >= thr, in, FALSE,
                                       error);
       if (!h) goto done;
       g_ptr_array_add(hs, g_steal_pointer(&h));
@@ -253,11 +253,11 @@ gboolean sige_unet_forward(const void *impl, sige_run *run, const sige_tensor *x
     }
   }
   const gboolean mid_sparse = u->mid_sparse_by_res && res >= thr;
-  h = block_step(u, &u->mid1, &geo, run, mid_sparse, g_ptr_array_index(hs, hs->len - 1), NULL,
+  h = block_step(u, &u->mid1, &geo, pass, mid_sparse, g_ptr_array_index(hs, hs->len - 1), NULL,
                  temb, error);
-  if (!(h = then_attn(u, &u->mid_attn, run, h, error))) goto done;
+  if (!(h = then_attn(u, &u->mid_attn, pass, h, error))) goto done;
   {
-    sige_tensor *y = block_step(u, &u->mid2, &geo, run, mid_sparse, h, NULL, temb, error);
+    sige_tensor *y = block_step(u, &u->mid2, &geo, pass, mid_sparse, h, NULL, temb, error);
     sige_tensor_free(h);
     if (!(h = y)) goto done;
   }
@@ -265,18 +265,18 @@ gboolean sige_unet_forward(const void *impl, sige_run *run, const sige_tensor *x
     const sige_unet_level *l = &u->up[i];
     for (int j = 0; j < l->n_blocks; j++) {
       sige_tensor *skip = g_ptr_array_steal_index(hs, hs->len - 1);
-      sige_tensor *y = block_step(u, &l->blocks[j], &geo, run, res >= thr, h, skip, temb, error);
+      sige_tensor *y = block_step(u, &l->blocks[j], &geo, pass, res >= thr, h, skip, temb, error);
       sige_tensor_free(skip);
       g_clear_pointer(&h, sige_tensor_free);
-      if (!(h = then_attn(u, l->attn ? &l->attn[j] : NULL, run, y, error))) goto done;
+      if (!(h = then_attn(u, l->attn ? &l->attn[j] : NULL, pass, y, error))) goto done;
     }
     if (l->has_resample) {
       /* a resampling block is sparse by its input resolution; the DDPM
        * upsample conv is sparse at every level (as in the published code) */
       sige_tensor *y =
           l->resample_is_block
-              ? block_step(u, &l->resample_block, &geo, run, res >= thr, h, NULL, temb, error)
-              : sige_unet_resample_conv_forward(&l->resample_conv, &geo.main, run,
+              ? block_step(u, &l->resample_block, &geo, pass, res >= thr, h, NULL, temb, error)
+              : sige_unet_resample_conv_forward(&l->resample_conv, &geo.main, pass,
                                       u->upsample_always_sparse || res >= thr, h, TRUE, error);
       g_clear_pointer(&h, sige_tensor_free);
       if (!(h = y)) goto done;
@@ -284,7 +284,7 @@ gboolean sige_unet_forward(const void *impl, sige_run *run, const sige_tensor *x
     }
   }
   /* norm_out uses fresh statistics in every mode */
-  if (!sige_run_layer(run, FALSE, error)) goto done;
+  if (!sige_pass_begin_group(pass, FALSE, error)) goto done;
   if (h->storage == SIGE_STORAGE_F16) { /* an F16 cache view (fp16 caches) */
     sige_tensor *h32 = sige_tensor_to_f32(h, error);
     sige_tensor_free(h);
@@ -293,11 +293,11 @@ gboolean sige_unet_forward(const void *impl, sige_run *run, const sige_tensor *x
   {
     const int C = SIGE_C(h);
     g_autofree float *scale = g_new(float, C), *shift = g_new(float, C);
-    if (!sige_unet_norm_fresh(&u->norms, run, h, u->out_g, u->out_b, NULL, scale, shift, error)) goto done;
+    if (!sige_unet_norm_fresh(&u->norms, pass, h, u->out_g, u->out_b, NULL, scale, shift, error)) goto done;
     g_autoptr(sige_tensor) n = sige_tensor_new4_like(h, 1, C, SIGE_H(h), SIGE_W(h), error);
     if (!n) goto done;
-    sige_channel_affine(run->ctx, h, scale, shift, FALSE, SIGE_ACT_SWISH, n);
-    *out = sige_run_conv(run, &u->conv_out, n, error);
+    sige_channel_affine(pass->ctx, h, scale, shift, FALSE, SIGE_ACT_SWISH, n);
+    *out = sige_pass_conv(pass, &u->conv_out, n, error);
     ok = *out != NULL;
   }
 done:
@@ -314,9 +314,9 @@ gboolean sige_unet_infer_levels(const sige_weights *w, const char *path, const c
   *n_ch_mult = 0;
   for (int i = 0; i < 8; i++) {
     g_autofree char *k = g_strdup_printf("down.%d.block.0.conv1.weight", i);
-    const sige_tensor *t = sige_weights_get(w, k);
-    if (!t) break;
-    ch_mult[(*n_ch_mult)++] = (int)t->shape[0] / ch;
+    const sige_indexed_shape t = sige_shape_of(w, k);
+    if (!t.found) break;
+    ch_mult[(*n_ch_mult)++] = (int)t.shape[0] / ch;
   }
   *num_res_blocks = 0;
   for (int j = 0; j < 16; j++) {

@@ -62,9 +62,9 @@ int sige_unet_lowest_level(int image_size, int n_levels);
 /* After loading: the DDPM downsample convs pad only bottom and right. */
 void sige_unet_finish(sige_unet *u);
 void sige_unet_clear(sige_unet *u);
-/* The whole UNet in the run's mode; t_in is the value put into the
+/* The whole UNet in the pass's mode; t_in is the value put into the
  * sinusoidal embedding (a timestep, or the PD model's transformed log-SNR). */
-gboolean sige_unet_forward(const void *u, sige_run *run, const sige_tensor *x, float t_in,
+gboolean sige_unet_forward(const void *u, sige_pass *pass, const sige_tensor *x, float t_in,
                            sige_tensor **out, GError **error);
 
 /* The levels of an ermongroup-style checkpoint from its key names and

@@ -129,18 +129,18 @@ static gboolean gancomp_infer(const sige_weights *w, const char *path, void *con
     }
     return TRUE;
   }
-  c->channels[0] = (int)sige_weights_get(w, "fc.weight")->shape[0] / 16;
+  c->channels[0] = (int)sige_shape_of(w, "fc.weight").shape[0] / 16;
   for (int i = 0; i < N_BLOCKS; i++) {
     g_autofree char *k = g_strdup_printf("%s.norm_0.mlp_shared.0.weight", block_names[i]);
-    const sige_tensor *t = sige_weights_get(w, k);
-    if (!t || t->ndim != 4 || t->shape[0] % 2) {
+    const sige_indexed_shape t = sige_shape_of(w, k);
+    if (!t.found || t.ndim != 4 || t.shape[0] % 2) {
       g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
                   "%s: '%s' must be [2*c, semantic_nc, 3, 3] (the channel configuration comes "
                   "from it unless metadata sige.config_str gives it)",
                   path, k);
       return FALSE;
     }
-    c->channels[i + 1] = (int)t->shape[0] / 2;
+    c->channels[i + 1] = (int)t.shape[0] / 2;
   }
   return TRUE;
 }

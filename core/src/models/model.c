@@ -89,10 +89,10 @@ void sige_model_describe_settings(const sige_model *m, GString *out) { m->cls->d
 
 gboolean sige_model_forward_dense(const sige_model *m, sige_ctx *ctx, const sige_tensor *input,
                                   float t, sige_tensor **out, GError **error) {
-  sige_run run;
-  sige_run_init_dense(&run, ctx);
-  gboolean ok = sige_model_run(m, &run, input, t, out, error);
-  sige_run_clear(&run);
+  sige_pass pass;
+  sige_pass_init_dense(&pass, ctx);
+  gboolean ok = sige_model_pass(m, &pass, input, t, out, error);
+  sige_pass_clear(&pass);
   return ok;
 }
 
@@ -121,6 +121,12 @@ sige_param_list *sige_model_params(const sige_model *m, GError **error) {
 int sige_meta_int(const sige_weights *w, const char *key, int def) {
   const char *v = sige_weights_metadata(w, key);
   return v ? atoi(v) : def;
+}
+
+sige_indexed_shape sige_shape_of(const sige_weights *w, const char *name) {
+  sige_indexed_shape s = {0};
+  s.found = sige_weights_shape(w, name, &s.ndim, s.shape);
+  return s;
 }
 
 void sige_describe_line(GString *out, const char *name, const char *fmt, ...) {
@@ -169,18 +175,18 @@ void sige_model_sparse_params(const sige_model *m, sige_sparse_params *p) {
   p->pyramid_threshold = c->pyramid_threshold;
 }
 
-gboolean sige_model_run(const sige_model *m, sige_run *run, const sige_tensor *input, float t,
+gboolean sige_model_pass(const sige_model *m, sige_pass *pass, const sige_tensor *input, float t,
                         sige_tensor **out, GError **error) {
-  sige_backend *be = sige_ctx_backend(run->ctx);
+  sige_backend *be = sige_ctx_backend(pass->ctx);
   *out = NULL;
-  if (!be) return m->cls->forward(m->impl, run, input, t, out, error);
+  if (!be) return m->cls->forward(m->impl, pass, input, t, out, error);
   /* a pass on a device: the input goes up unless it is there already (a
    * session keeps its own copy), the output comes back (the download waits
    * for the pass and reports whatever the device latched) */
   g_autoptr(sige_tensor) in_dev = NULL;
   if (input->backend != be && !(in_dev = sige_tensor_to_backend(be, input, error))) return FALSE;
   sige_tensor *out_dev = NULL;
-  gboolean ok = m->cls->forward(m->impl, run, in_dev ? in_dev : input, t, &out_dev, error);
+  gboolean ok = m->cls->forward(m->impl, pass, in_dev ? in_dev : input, t, &out_dev, error);
   if (ok && !(*out = sige_tensor_to_host(out_dev, error))) ok = FALSE;
   sige_tensor_free(out_dev);
   if (!ok) sige_buffer_check(be, NULL); /* the error above names the cause; drop later ones */

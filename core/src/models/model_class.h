@@ -3,7 +3,7 @@
  * model.c dispatches through the class and knows no architecture. */
 #pragma once
 #include "sige/model.h"
-#include "../engine/run.h"
+#include "../engine/pass.h"
 
 typedef struct sige_model_class {
   sige_model_kind kind;
@@ -18,8 +18,8 @@ typedef struct sige_model_class {
    * not hold.  NULL when there are none. */
   gboolean (*finish)(void *impl, GError **error);
   void (*free)(void *impl);
-  /* One forward in the run's mode (dense, recording or sparse). */
-  gboolean (*forward)(const void *impl, sige_run *run, const sige_tensor *input, float t,
+  /* One forward in the pass's mode (dense, recording or sparse). */
+  gboolean (*forward)(const void *impl, sige_pass *pass, const sige_tensor *input, float t,
                       sige_tensor **out, GError **error);
   void (*input_shape)(const void *cfg, int64_t shape[4]);
   /* The size of the lowest level: the mask pyramid's default stop size. */
@@ -39,3 +39,11 @@ void sige_describe_line(GString *out, const char *name, const char *fmt, ...) G_
 void sige_describe_ints(GString *out, const char *name, const int *v, int n);
 /* An int from the weights' metadata, or def. */
 int sige_meta_int(const sige_weights *w, const char *key, int def);
+/* A tensor's shape as the weights index holds it: what `infer` reads, so
+ * that recognising a checkpoint converts no tensor data. */
+typedef struct {
+  gboolean found;
+  int ndim;
+  int64_t shape[SIGE_MAX_DIMS];
+} sige_indexed_shape;
+sige_indexed_shape sige_shape_of(const sige_weights *w, const char *name);

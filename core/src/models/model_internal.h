@@ -1,7 +1,7 @@
 /* Shared pieces of the model implementations (not public). */
 #pragma once
 #include "sige/model.h"
-#include "../engine/run.h"
+#include "../engine/pass.h"
 
 #include "model_class.h"
 
@@ -39,6 +39,6 @@ typedef struct {
   float pyramid_threshold;
 } sige_sparse_params;
 void sige_model_sparse_params(const sige_model *m, sige_sparse_params *p);
-/* One forward of the model in the run's mode. */
-gboolean sige_model_run(const sige_model *m, sige_run *run, const sige_tensor *input, float t,
+/* One forward of the model in the pass's mode. */
+gboolean sige_model_pass(const sige_model *m, sige_pass *pass, const sige_tensor *input, float t,
                         sige_tensor **out, GError **error);

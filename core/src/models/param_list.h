@@ -4,7 +4,7 @@
  * the random-weight generator, the demo writer and `sige info`. */
 #pragma once
 #include "sige/model.h"
-#include "../engine/run.h"
+#include "../engine/pass.h"
 
 /* Declarations.  The key is printf-formatted; a conv declares
  * "<key>.weight" [cout, cin, k, k] (or its spectral-norm form) and, with

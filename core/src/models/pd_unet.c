@@ -82,11 +82,11 @@ static void *pd_declare(const void *config, sige_param_list *l, GError **error) 
 
 /* logsnr: the log-SNR of x's noise level, through "inv_cos" (the published
  * float32 maths, clipped to [-20, 20]) into the sinusoidal embedding. */
-static gboolean pd_forward(const void *impl, sige_run *run, const sige_tensor *x, float logsnr,
+static gboolean pd_forward(const void *impl, sige_pass *pass, const sige_tensor *x, float logsnr,
                            sige_tensor **out, GError **error) {
   const float ls = fminf(fmaxf(logsnr, -20.0f), 20.0f);
   const float u = atanf(expf(-0.5f * ls)) / (float)(0.5 * G_PI);
-  return sige_unet_forward(impl, run, x, u * 1000.0f, out, error);
+  return sige_unet_forward(impl, pass, x, u * 1000.0f, out, error);
 }
 
 static void pd_input_shape(const void *config, int64_t shape[4]) {
@@ -110,19 +110,20 @@ static gboolean pd_recognise(const sige_weights *w) {
 static gboolean pd_infer(const sige_weights *w, const char *path, void *config, GError **error) {
   sige_pd_config *c = config;
   sige_pd_config_init(c);
-  const sige_tensor *cin = sige_weights_get(w, "conv_in.weight");
-  const sige_tensor *cout = sige_weights_get(w, "conv_out.weight");
-  const sige_tensor *temb = sige_weights_get(w, "temb.dense.0.weight");
-  if (!cin || cin->ndim != 4 || !cout || cout->ndim != 4 || !temb || temb->ndim != 2) {
+  const sige_indexed_shape cin = sige_shape_of(w, "conv_in.weight");
+  const sige_indexed_shape cout = sige_shape_of(w, "conv_out.weight");
+  const sige_indexed_shape temb = sige_shape_of(w, "temb.dense.0.weight");
+  if (!cin.found || cin.ndim != 4 || !cout.found || cout.ndim != 4 || !temb.found ||
+      temb.ndim != 2) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
                 "%s: a PD UNet needs 4-D 'conv_in.weight', 'conv_out.weight' and a 2-D "
                 "'temb.dense.0.weight'", path);
     return FALSE;
   }
-  c->ch = (int)cin->shape[0];
-  c->in_ch = (int)cin->shape[1];
-  c->out_ch = (int)cout->shape[0];
-  c->temb_ch = (int)temb->shape[0];
+  c->ch = (int)cin.shape[0];
+  c->in_ch = (int)cin.shape[1];
+  c->out_ch = (int)cout.shape[0];
+  c->temb_ch = (int)temb.shape[0];
   c->image_size = sige_meta_int(w, "sige.image_size", c->image_size);
   c->head_dim = sige_meta_int(w, "sige.head_dim", c->head_dim);
   return sige_unet_infer_levels(w, path, "PD UNet", c->ch, c->image_size, "qkv.weight",

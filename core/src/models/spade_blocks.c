@@ -13,7 +13,7 @@
  *
  * Instance-norm statistics of the separable form.  In a sparse pass the
  * sparse blocks apply the per-channel scale/shift recorded by the full pass
- * (sige_run_stats), as the published SIGESeparableConv2d does.  The blocks
+ * (sige_pass_stats), as the published SIGESeparableConv2d does.  The blocks
  * that never run sparsely (head_0, G_middle_0 with num_sparse_layers 5) are
  * ordinary dense layers in the published sparse pass too, and their
  * InstanceNorms compute fresh statistics of the edited input; so do ours. */
@@ -220,11 +220,11 @@ static void block_maps_init(block_maps *bm, const sige_tensor *x, gboolean up,
 }
 
 /* A depthwise conv of x written into out (a channel view of the right shape). */
-static gboolean depthwise_into(sige_run *run, const sige_conv_layer *conv, const sige_tensor *x,
+static gboolean depthwise_into(sige_pass *pass, const sige_conv_layer *conv, const sige_tensor *x,
                                sige_tensor *out, GError **error) {
   sige_conv2d_params p = conv->params;
   if (x->layout == SIGE_LAYOUT_CNHW) p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = 0;
-  return sige_conv2d(run->ctx, x, conv->weight, conv->bias, &p, out, error);
+  return sige_conv2d(pass->ctx, x, conv->weight, conv->bias, &p, out, error);
 }
 
 /* The separable form before its pointwise conv: depthwise convs of the
@@ -232,7 +232,7 @@ static gboolean depthwise_into(sige_run *run, const sige_conv_layer *conv, const
  * sparse pass) into [gamma | beta], instance-normalised (fresh or frozen
  * statistics). */
 static sige_tensor *separable_head(const sige_spade_generator *g, const sige_spade_block *b,
-                                   int i, sige_run *run, const sige_tensor *actv,
+                                   int i, sige_pass *pass, const sige_tensor *actv,
                                    GError **error) {
   const int hidden = b->hidden;
   int64_t shape[4];
@@ -246,41 +246,41 @@ static sige_tensor *separable_head(const sige_spade_generator *g, const sige_spa
   if (shape[0] > 0) {
     g_autoptr(sige_tensor) vg = sige_channel_view(dw, 0, hidden);
     g_autoptr(sige_tensor) vb = sige_channel_view(dw, hidden, hidden);
-    if (!depthwise_into(run, &b->dw_gamma[i], actv, vg, error) ||
-        !depthwise_into(run, &b->dw_beta[i], actv, vb, error))
+    if (!depthwise_into(pass, &b->dw_gamma[i], actv, vg, error) ||
+        !depthwise_into(pass, &b->dw_beta[i], actv, vb, error))
       return NULL;
   }
   g_autofree float *scale = g_new(float, 2 * hidden);
   g_autofree float *shift = g_new(float, 2 * hidden);
   /* dense blocks always normalise with fresh statistics (see the top) */
-  if (!b->sparse || sige_run_needs_stats(run))
-    sige_group_norm_affine(run->ctx, dw, 2 * hidden, g->instancenorm_eps, NULL, NULL, scale,
+  if (!b->sparse || sige_pass_needs_stats(pass))
+    sige_group_norm_affine(pass->ctx, dw, 2 * hidden, g->instancenorm_eps, NULL, NULL, scale,
                            shift);
-  if (b->sparse && !sige_run_stats(run, 2 * hidden, scale, shift, error)) return NULL;
-  if (shape[0] > 0) sige_channel_affine(run->ctx, dw, scale, shift, FALSE, SIGE_ACT_NONE, dw);
+  if (b->sparse && !sige_pass_stats(pass, 2 * hidden, scale, shift, error)) return NULL;
+  if (shape[0] > 0) sige_channel_affine(pass->ctx, dw, scale, shift, FALSE, SIGE_ACT_NONE, dw);
   return g_steal_pointer(&dw);
 }
 
 /* gamma | beta of norm i from its activations, scattered and gathered to
  * g_out. */
 static sige_tensor *norm_gamma_beta(const sige_spade_generator *g, const sige_spade_block *b,
-                                    int i, sige_run *run, const sige_tensor *actv,
+                                    int i, sige_pass *pass, const sige_tensor *actv,
                                     const sige_block_geometry *g_out, GError **error) {
   g_autoptr(sige_tensor) head = NULL;
   if (g->norm_kind == SIGE_SPADE_NORM_SEPARABLE &&
-      !(actv = head = separable_head(g, b, i, run, actv, error)))
+      !(actv = head = separable_head(g, b, i, pass, actv, error)))
     return NULL;
-  sige_tensor *t = sige_run_conv(run, &b->gb[i], actv, error);
+  sige_tensor *t = sige_pass_conv(pass, &b->gb[i], actv, error);
   if (!t) return NULL;
-  return sige_run_scatter_gather(run, &g->g_main, t, g_out, NULL, NULL, SIGE_ACT_NONE, error);
+  return sige_pass_scatter_gather(pass, &g->g_main, t, g_out, NULL, NULL, SIGE_ACT_NONE, error);
 }
 
 /* x * (1 + gamma) + beta with gamma | beta stacked along channels of gb. */
-static void modulate(sige_run *run, sige_tensor *x, const sige_tensor *gb) {
+static void modulate(sige_pass *pass, sige_tensor *x, const sige_tensor *gb) {
   const int c = SIGE_C(x);
   g_autoptr(sige_tensor) gamma = sige_channel_view(gb, 0, c);
   g_autoptr(sige_tensor) beta = sige_channel_view(gb, c, c);
-  sige_spade_modulate(run->ctx, x, gamma, beta, x);
+  sige_spade_modulate(pass->ctx, x, gamma, beta, x);
 }
 
 #define TRY(expr)          \
@@ -289,7 +289,7 @@ static void modulate(sige_run *run, sige_tensor *x, const sige_tensor *gb) {
   } while (0)
 
 static sige_tensor *block_forward(const sige_spade_generator *g, const sige_spade_block *b,
-                                  sige_run *run, const sige_tensor *x, const sige_tensor *seg,
+                                  sige_pass *pass, const sige_tensor *x, const sige_tensor *seg,
                                   GError **error) {
   const sige_block_geometry *gm = &g->g_main, *gs = &g->g_sc;
   block_maps bm;
@@ -298,11 +298,11 @@ static sige_tensor *block_forward(const sige_spade_generator *g, const sige_spad
   sige_tensor *seg_g = NULL, *actvs = NULL, *a0 = NULL, *a1 = NULL, *as = NULL, *xs = NULL,
               *gbs = NULL, *gb0 = NULL, *gb1 = NULL, *dx = NULL, *t = NULL, *out = NULL;
 
-  TRY(seg_g = sige_run_gather(run, gm, seg, &bm.seg_map, NULL, NULL, SIGE_ACT_NONE, error));
-  TRY(t = sige_run_conv(run, &b->mlp_shared, seg_g, error));
+  TRY(seg_g = sige_pass_gather(pass, gm, seg, &bm.seg_map, NULL, NULL, SIGE_ACT_NONE, error));
+  TRY(t = sige_pass_conv(pass, &b->mlp_shared, seg_g, error));
   g_clear_pointer(&seg_g, sige_tensor_free);
-  sige_activation(run->ctx, t, SIGE_ACT_RELU, t);
-  actvs = sige_run_scatter_gather(run, gm, g_steal_pointer(&t), gm, NULL, NULL, SIGE_ACT_NONE,
+  sige_activation(pass->ctx, t, SIGE_ACT_RELU, t);
+  actvs = sige_pass_scatter_gather(pass, gm, g_steal_pointer(&t), gm, NULL, NULL, SIGE_ACT_NONE,
                                   error);
   TRY(actvs);
   a0 = sige_channel_view(actvs, 0, b->hidden);
@@ -310,28 +310,28 @@ static sige_tensor *block_forward(const sige_spade_generator *g, const sige_spad
 
   if (b->learned_shortcut) {
     as = sige_channel_view(actvs, 2 * b->hidden, b->hidden);
-    TRY(xs = sige_run_gather(run, gs, x, xmap, b->bn_scale[2], b->bn_shift[2], SIGE_ACT_NONE,
+    TRY(xs = sige_pass_gather(pass, gs, x, xmap, b->bn_scale[2], b->bn_shift[2], SIGE_ACT_NONE,
                              error));
-    TRY(gbs = norm_gamma_beta(g, b, 2, run, as, gs, error));
-    modulate(run, xs, gbs);
+    TRY(gbs = norm_gamma_beta(g, b, 2, pass, as, gs, error));
+    modulate(pass, xs, gbs);
     g_clear_pointer(&gbs, sige_tensor_free);
-    TRY(t = sige_run_conv(run, &b->conv_s, xs, error));
+    TRY(t = sige_pass_conv(pass, &b->conv_s, xs, error));
     sige_tensor_free(xs);
     xs = g_steal_pointer(&t);
   }
 
-  TRY(dx = sige_run_gather(run, gm, x, xmap, b->bn_scale[0], b->bn_shift[0], SIGE_ACT_NONE,
+  TRY(dx = sige_pass_gather(pass, gm, x, xmap, b->bn_scale[0], b->bn_shift[0], SIGE_ACT_NONE,
                            error));
-  TRY(gb0 = norm_gamma_beta(g, b, 0, run, a0, gm, error));
-  modulate(run, dx, gb0);
+  TRY(gb0 = norm_gamma_beta(g, b, 0, pass, a0, gm, error));
+  modulate(pass, dx, gb0);
   g_clear_pointer(&gb0, sige_tensor_free);
-  sige_activation(run->ctx, dx, SIGE_ACT_LEAKY_RELU, dx);
-  TRY(t = sige_run_conv(run, &b->conv_0, dx, error));
+  sige_activation(pass->ctx, dx, SIGE_ACT_LEAKY_RELU, dx);
+  TRY(t = sige_pass_conv(pass, &b->conv_0, dx, error));
   sige_tensor_free(dx);
-  dx = sige_run_scatter_gather(run, gm, g_steal_pointer(&t), gm, b->bn_scale[1], b->bn_shift[1],
+  dx = sige_pass_scatter_gather(pass, gm, g_steal_pointer(&t), gm, b->bn_scale[1], b->bn_shift[1],
                                SIGE_ACT_NONE, error);
   TRY(dx);
-  TRY(gb1 = norm_gamma_beta(g, b, 1, run, a1, gm, error));
+  TRY(gb1 = norm_gamma_beta(g, b, 1, pass, a1, gm, error));
   /* with fp16 caches the full pass goes on with owned float32 copies of what
    * it records: drop each as soon as it is used, or the largest block holds
    * all of them at once (about 0.5 GB at 256x512) */
@@ -339,16 +339,16 @@ static sige_tensor *block_forward(const sige_spade_generator *g, const sige_spad
   g_clear_pointer(&a1, sige_tensor_free);
   g_clear_pointer(&as, sige_tensor_free);
   g_clear_pointer(&actvs, sige_tensor_free);
-  modulate(run, dx, gb1);
+  modulate(pass, dx, gb1);
   g_clear_pointer(&gb1, sige_tensor_free);
-  sige_activation(run->ctx, dx, SIGE_ACT_LEAKY_RELU, dx);
-  TRY(t = sige_run_conv(run, &b->conv_1, dx, error));
+  sige_activation(pass->ctx, dx, SIGE_ACT_LEAKY_RELU, dx);
+  TRY(t = sige_pass_conv(pass, &b->conv_1, dx, error));
 
   if (b->learned_shortcut)
-    out = sige_run_scatter_block_residual(run, gm, g_steal_pointer(&t), gs, g_steal_pointer(&xs),
+    out = sige_pass_scatter_block_residual(pass, gm, g_steal_pointer(&t), gs, g_steal_pointer(&xs),
                                           error);
   else
-    out = sige_run_scatter(run, gm, g_steal_pointer(&t), x, xmap, error);
+    out = sige_pass_scatter(pass, gm, g_steal_pointer(&t), x, xmap, error);
 out:
   sige_tensor_free(seg_g);
   sige_tensor_free(actvs);
@@ -365,7 +365,7 @@ out:
   return out;
 }
 
-gboolean sige_spade_generator_forward(const void *impl, sige_run *run, const sige_tensor *seg,
+gboolean sige_spade_generator_forward(const void *impl, sige_pass *pass, const sige_tensor *seg,
                                       float t, sige_tensor **out, GError **error) {
   const sige_spade_generator *g = impl;
   (void)t;
@@ -380,28 +380,28 @@ gboolean sige_spade_generator_forward(const void *impl, sige_run *run, const sig
                 lat->out_w, g->label_nc, g->contain_instance ? " + instance edges" : "");
     return FALSE;
   }
-  run->layers_total = g->n_blocks + 2;
-  if (!sige_run_layer(run, FALSE, error)) return FALSE;
+  pass->layers_total = g->n_blocks + 2;
+  if (!sige_pass_begin_group(pass, FALSE, error)) return FALSE;
   int rows[64], cols[64]; /* the latent grid is at most 64 x 64 (sige_spade_latent_init) */
   sige_nearest_indices(SIGE_H(seg), lat->sh, rows);
   sige_nearest_indices(SIGE_W(seg), lat->sw, cols);
   sige_resample_map latent = {lat->sh, lat->sw, rows, cols};
   g_autoptr(sige_tensor) small = sige_materialize(seg, &latent, error);
   if (!small) return FALSE;
-  sige_tensor *x = sige_run_conv(run, &g->fc, small, error);
+  sige_tensor *x = sige_pass_conv(pass, &g->fc, small, error);
   if (!x) return FALSE;
   for (int i = 0; i < g->n_blocks; i++) {
     const sige_spade_block *b = &g->blocks[i];
-    if (!sige_run_layer(run, b->sparse, error)) {
+    if (!sige_pass_begin_group(pass, b->sparse, error)) {
       sige_tensor_free(x);
       return FALSE;
     }
-    sige_tensor *y = block_forward(g, b, run, x, seg, error);
+    sige_tensor *y = block_forward(g, b, pass, x, seg, error);
     sige_tensor_free(x);
     if (!y) return FALSE;
     x = y;
   }
-  if (!sige_run_layer(run, FALSE, error)) {
+  if (!sige_pass_begin_group(pass, FALSE, error)) {
     sige_tensor_free(x);
     return FALSE;
   }
@@ -409,10 +409,10 @@ gboolean sige_spade_generator_forward(const void *impl, sige_run *run, const sig
   g_autoptr(sige_tensor) act = sige_tensor_to_f32(x, error);
   sige_tensor_free(x);
   if (!act) return FALSE;
-  sige_activation(run->ctx, act, SIGE_ACT_LEAKY_RELU, act);
-  sige_tensor *img = sige_run_conv(run, &g->conv_img, act, error);
+  sige_activation(pass->ctx, act, SIGE_ACT_LEAKY_RELU, act);
+  sige_tensor *img = sige_pass_conv(pass, &g->conv_img, act, error);
   if (!img) return FALSE;
-  sige_activation(run->ctx, img, SIGE_ACT_TANH, img);
+  sige_activation(pass->ctx, img, SIGE_ACT_TANH, img);
   *out = img;
   return TRUE;
 }
@@ -421,15 +421,15 @@ gboolean sige_spade_generator_forward(const void *impl, sige_run *run, const sig
 
 gboolean sige_spade_infer_common(const sige_weights *w, const char *path, sige_spade_config *c,
                                  GError **error) {
-  const sige_tensor *fc = sige_weights_get(w, "fc.weight");
-  if (!fc || fc->ndim != 4 || fc->shape[0] % 16) {
+  const sige_indexed_shape fc = sige_shape_of(w, "fc.weight");
+  if (!fc.found || fc.ndim != 4 || fc.shape[0] % 16) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
                 "%s: 'fc.weight' must be [16*ngf, semantic_nc, 3, 3]", path);
     return FALSE;
   }
-  c->ngf = (int)fc->shape[0] / 16;
+  c->ngf = (int)fc.shape[0] / 16;
   c->contain_instance = sige_meta_int(w, "sige.contain_instance", 1) != 0;
-  c->label_nc = (int)fc->shape[1] - (c->contain_instance ? 1 : 0);
+  c->label_nc = (int)fc.shape[1] - (c->contain_instance ? 1 : 0);
   c->crop_size = sige_meta_int(w, "sige.crop_size", 512);
   const char *ar = sige_weights_metadata(w, "sige.aspect_ratio");
   if (ar) c->aspect_ratio = g_ascii_strtod(ar, NULL);

@@ -1,7 +1,7 @@
 /* Blocks of the SPADE generators (GauGAN and GAN-Compression): the latent
  * geometry, the SPADE residual block with its norms, and the generator body
  * (fc, blocks, conv_img), declared into a parameter list and run through
- * the run.h primitives. */
+ * the pass.h primitives. */
 #pragma once
 #include "param_list.h"
 
@@ -68,7 +68,7 @@ void sige_spade_block_declare(sige_param_list *l, sige_spade_generator *g, int i
 gboolean sige_spade_generator_finish(void *g, GError **error);
 void sige_spade_generator_free(void *g);
 /* The class's forward: seg the semantic map, t ignored. */
-gboolean sige_spade_generator_forward(const void *g, sige_run *run, const sige_tensor *seg,
+gboolean sige_spade_generator_forward(const void *g, sige_pass *pass, const sige_tensor *seg,
                                       float t, sige_tensor **out, GError **error);
 
 /* What both generators share of the config: input shape, lowest level

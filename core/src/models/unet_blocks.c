@@ -1,7 +1,7 @@
 /* The diffusion UNet blocks (see unet_blocks.h).
  *
- * Each block is written once against the run primitives: convolutions go
- * through sige_run_conv, and each GroupNorm is expressed as a per-channel
+ * Each block is written once against the pass primitives: convolutions go
+ * through sige_pass_conv, and each GroupNorm is expressed as a per-channel
  * affine (what the sparse mode freezes). */
 #include "unet_blocks.h"
 
@@ -90,14 +90,14 @@ static gboolean check_groups(const sige_unet_norms *n, int C, GError **error) {
 /* GroupNorm of (x + offset[c]) as a per-channel affine: scale[c], shift[c]
  * (offset may be NULL).  Per-channel sums in double, then combined per group,
  * so that the time-embedding offset needs no copy of x. */
-static void group_norm_affine_offset(const sige_unet_norms *n, sige_run *run,
+static void group_norm_affine_offset(const sige_unet_norms *n, sige_pass *pass,
                                      const sige_tensor *x, const sige_tensor *gamma,
                                      const sige_tensor *beta, const float *offset, float *scale,
                                      float *shift) {
   const int C = SIGE_C(x), G = n->groups, cpg = C / G;
   const size_t plane = (size_t)SIGE_H(x) * SIGE_W(x);
   double *sum = g_new0(double, 2 * (size_t)C), *sq = sum + C;
-  sige_channel_moments(run->ctx, x, sum, sq);
+  sige_channel_moments(pass->ctx, x, sum, sq);
   for (int g = 0; g < G; g++) {
     double s1 = 0, s2 = 0;
     for (int c = g * cpg; c < (g + 1) * cpg; c++) {
@@ -120,16 +120,16 @@ static void group_norm_affine_offset(const sige_unet_norms *n, sige_run *run,
 }
 
 /* Modulation (x * s + b) * (1 + ms) + mt = x * s (1 + ms) + (b (1 + ms) + mt). */
-gboolean sige_unet_norm_fresh(const sige_unet_norms *n, sige_run *run, const sige_tensor *x,
+gboolean sige_unet_norm_fresh(const sige_unet_norms *n, sige_pass *pass, const sige_tensor *x,
                            const sige_tensor *gamma, const sige_tensor *beta, const float *temb,
                            float *scale, float *shift, GError **error) {
   const int C = (int)gamma->numel;
   if (!check_groups(n, C, error)) return FALSE;
   if (n->temb_mode == SIGE_UNET_TEMB_ADD) {
-    group_norm_affine_offset(n, run, x, gamma, beta, temb, scale, shift);
+    group_norm_affine_offset(n, pass, x, gamma, beta, temb, scale, shift);
     return TRUE;
   }
-  sige_group_norm_affine(run->ctx, x, n->groups, n->eps, gamma, beta, scale, shift);
+  sige_group_norm_affine(pass->ctx, x, n->groups, n->eps, gamma, beta, scale, shift);
   for (int c = 0; temb && c < C; c++) {
     const float f = 1.0f + temb[c];
     scale[c] *= f;
@@ -140,25 +140,25 @@ gboolean sige_unet_norm_fresh(const sige_unet_norms *n, sige_run *run, const sig
 
 /* The statistics of a norm: computed (and recorded) in full and dense
  * passes, frozen ones in sparse passes. */
-static gboolean norm_stats(const sige_unet_norms *n, sige_run *run, const sige_tensor *x,
+static gboolean norm_stats(const sige_unet_norms *n, sige_pass *pass, const sige_tensor *x,
                            const sige_tensor *gamma, const sige_tensor *beta, const float *temb,
                            float *scale, float *shift, GError **error) {
-  if (sige_run_needs_stats(run) &&
-      !sige_unet_norm_fresh(n, run, x, gamma, beta, temb, scale, shift, error))
+  if (sige_pass_needs_stats(pass) &&
+      !sige_unet_norm_fresh(n, pass, x, gamma, beta, temb, scale, shift, error))
     return FALSE;
-  return sige_run_stats(run, (int)gamma->numel, scale, shift, error);
+  return sige_pass_stats(pass, (int)gamma->numel, scale, shift, error);
 }
 
 /* ---- forwards ----------------------------------------------------------- */
 
 /* avg_pool2x2(act(x * scale + shift)) as a new dense tensor (x may be F16). */
-static sige_tensor *pooled(sige_run *run, const sige_tensor *x, const float *scale,
+static sige_tensor *pooled(sige_pass *pass, const sige_tensor *x, const float *scale,
                            const float *shift, sige_act act, GError **error) {
   g_autoptr(sige_tensor) z = sige_materialize(x, NULL, error);
   if (!z) return NULL;
-  if (scale) sige_channel_affine(run->ctx, z, scale, shift, FALSE, act, z);
+  if (scale) sige_channel_affine(pass->ctx, z, scale, shift, FALSE, act, z);
   sige_tensor *out = sige_tensor_new4_like(z, 1, SIGE_C(z), SIGE_H(z) / 2, SIGE_W(z) / 2, error);
-  if (out) sige_avg_pool2x2(run->ctx, z, out);
+  if (out) sige_avg_pool2x2(pass->ctx, z, out);
   return out;
 }
 
@@ -176,7 +176,7 @@ static sige_resample_map nearest_x2(int h, int w, int *idx) {
  * does; an up block gathers through a nearest-neighbour index map instead
  * of materialising the upsampled tensor. */
 sige_tensor *sige_unet_resblock_forward(const sige_unet_norms *n, const sige_unet_resblock *b,
-                                        const sige_unet_geometry *geo, sige_run *run,
+                                        const sige_unet_geometry *geo, sige_pass *pass,
                                         gboolean sparse, const sige_tensor *x,
                                         const sige_tensor *skip, const float *temb,
                                         GError **error) {
@@ -185,8 +185,8 @@ sige_tensor *sige_unet_resblock_forward(const sige_unet_norms *n, const sige_une
   g_autofree float *s2 = g_new(float, b->cout), *sh2 = g_new(float, b->cout);
   g_autofree int *idx = NULL;
   sige_resample_map map;
-  if (!sige_run_layer(run, sparse, error)) return NULL;
-  const gboolean dense = !sige_run_is_sparse(run);
+  if (!sige_pass_begin_group(pass, sparse, error)) return NULL;
+  const gboolean dense = !sige_pass_is_sparse(pass);
   if (skip && b->resample != SIGE_UNET_RESAMPLE_NONE) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID, "%s: a resampling block has no skip",
                 n->name);
@@ -203,53 +203,53 @@ sige_tensor *sige_unet_resblock_forward(const sige_unet_norms *n, const sige_une
     map = nearest_x2(SIGE_H(x), SIGE_W(x), idx);
   }
   /* the concatenated input exists only where the pass is dense */
-  if (skip && dense && !(xin = sige_concat_dense(run->ctx, x, skip, error))) goto out;
-  if (!norm_stats(n, run, xin ? xin : x, b->n1_g, b->n1_b, NULL, s1, sh1, error))
+  if (skip && dense && !(xin = sige_concat_dense(pass->ctx, x, skip, error))) goto out;
+  if (!norm_stats(n, pass, xin ? xin : x, b->n1_g, b->n1_b, NULL, s1, sh1, error))
     goto out;
   switch (b->resample) {
     case SIGE_UNET_RESAMPLE_NONE:
-      h = sige_run_gather_cat(run, &geo->main, x, NULL, skip, xin, s1, sh1, SIGE_ACT_SWISH, error);
+      h = sige_pass_gather_cat(pass, &geo->main, x, NULL, skip, xin, s1, sh1, SIGE_ACT_SWISH, error);
       break;
     case SIGE_UNET_RESAMPLE_UP: /* nearest x2 commutes with the per-channel affine and swish */
-      h = sige_run_gather(run, &geo->main, x, &map, s1, sh1, SIGE_ACT_SWISH, error);
+      h = sige_pass_gather(pass, &geo->main, x, &map, s1, sh1, SIGE_ACT_SWISH, error);
       break;
     case SIGE_UNET_RESAMPLE_DOWN: { /* pooling does not: pool the activated input densely */
-      sige_tensor *p = pooled(run, x, s1, sh1, SIGE_ACT_SWISH, error);
+      sige_tensor *p = pooled(pass, x, s1, sh1, SIGE_ACT_SWISH, error);
       if (!p || dense) {
         h = p;
         break;
       }
-      h = sige_run_gather(run, &geo->main, p, NULL, NULL, NULL, SIGE_ACT_NONE, error);
+      h = sige_pass_gather(pass, &geo->main, p, NULL, NULL, NULL, SIGE_ACT_NONE, error);
       sige_tensor_free(p);
       break;
     }
   }
-  if (!h || !(t = sige_run_conv(run, &b->conv1, h, error))) goto out;
+  if (!h || !(t = sige_pass_conv(pass, &b->conv1, h, error))) goto out;
   g_clear_pointer(&h, sige_tensor_free);
   /* the time embedding is folded into norm2's scale and shift */
-  if (!norm_stats(n, run, t, b->n2_g, b->n2_b, temb, s2, sh2, error)) goto out;
-  if (!(h = sige_run_scatter_gather(run, &geo->main, g_steal_pointer(&t), &geo->main, s2, sh2,
+  if (!norm_stats(n, pass, t, b->n2_g, b->n2_b, temb, s2, sh2, error)) goto out;
+  if (!(h = sige_pass_scatter_gather(pass, &geo->main, g_steal_pointer(&t), &geo->main, s2, sh2,
                                     SIGE_ACT_SWISH, error)))
     goto out;
-  if (!(t = sige_run_conv(run, &b->conv2, h, error))) goto out;
+  if (!(t = sige_pass_conv(pass, &b->conv2, h, error))) goto out;
   switch (b->resample) {
     case SIGE_UNET_RESAMPLE_NONE:
       if (b->nin.weight) {
-        g_autoptr(sige_tensor) g = sige_run_gather_cat(run, &geo->shortcut, x, NULL, skip, xin,
+        g_autoptr(sige_tensor) g = sige_pass_gather_cat(pass, &geo->shortcut, x, NULL, skip, xin,
                                                        NULL, NULL, SIGE_ACT_NONE, error);
-        if (!g || !(xs = sige_run_conv(run, &b->nin, g, error))) goto out;
-        out = sige_run_scatter_block_residual(run, &geo->main, g_steal_pointer(&t),
+        if (!g || !(xs = sige_pass_conv(pass, &b->nin, g, error))) goto out;
+        out = sige_pass_scatter_block_residual(pass, &geo->main, g_steal_pointer(&t),
                                               &geo->shortcut, g_steal_pointer(&xs), error);
       } else {
-        out = sige_run_scatter(run, &geo->main, g_steal_pointer(&t), x, NULL, error);
+        out = sige_pass_scatter(pass, &geo->main, g_steal_pointer(&t), x, NULL, error);
       }
       break;
     case SIGE_UNET_RESAMPLE_UP:
-      out = sige_run_scatter(run, &geo->main, g_steal_pointer(&t), x, &map, error);
+      out = sige_pass_scatter(pass, &geo->main, g_steal_pointer(&t), x, &map, error);
       break;
     case SIGE_UNET_RESAMPLE_DOWN:
-      if ((res = pooled(run, x, NULL, NULL, SIGE_ACT_NONE, error)))
-        out = sige_run_scatter(run, &geo->main, g_steal_pointer(&t), res, NULL, error);
+      if ((res = pooled(pass, x, NULL, NULL, SIGE_ACT_NONE, error)))
+        out = sige_pass_scatter(pass, &geo->main, g_steal_pointer(&t), res, NULL, error);
       break;
   }
 out:
@@ -264,21 +264,21 @@ out:
 /* Attention runs densely in every mode (it is global), with the norm's
  * statistics frozen in sparse passes. */
 sige_tensor *sige_unet_attn_forward(const sige_unet_norms *n, const sige_unet_attn *a,
-                                    sige_run *run, const sige_tensor *x_in, GError **error) {
+                                    sige_pass *pass, const sige_tensor *x_in, GError **error) {
   const int C = SIGE_C(x_in);
   g_autofree float *scale = g_new(float, C), *shift = g_new(float, C);
-  if (!sige_run_layer(run, FALSE, error)) return NULL;
+  if (!sige_pass_begin_group(pass, FALSE, error)) return NULL;
   g_autoptr(sige_tensor) x32 = NULL;
   const sige_tensor *x = x_in;
   /* the multi-head op reads float32 only (x may be an F16 cache view) */
   if (a->heads && x->storage == SIGE_STORAGE_F16 && !(x = x32 = sige_tensor_to_f32(x_in, error)))
     return NULL;
-  if (!norm_stats(n, run, x, a->n_g, a->n_b, NULL, scale, shift, error)) return NULL;
+  if (!norm_stats(n, pass, x, a->n_g, a->n_b, NULL, scale, shift, error)) return NULL;
   /* The published sparse DDPM code stores an attention norm's statistics as
    * a tensor where it meant a per-cache dict, so its sparse pass indexes
    * channel 0's scale and shift and applies them to every channel.
    * Reproduced only on request (the reference vectors were made that way). */
-  if (!sige_run_needs_stats(run) && n->attention_quirk) {
+  if (!sige_pass_needs_stats(pass) && n->attention_quirk) {
     for (int c = 1; c < C; c++) {
       scale[c] = scale[0];
       shift[c] = shift[0];
@@ -288,7 +288,7 @@ sige_tensor *sige_unet_attn_forward(const sige_unet_norms *n, const sige_unet_at
   if (!out) return NULL;
   gboolean ok;
   if (a->heads) {
-    ok = sige_multihead_attention(run->ctx, x, a->qkv.weight, a->qkv.bias, a->proj.weight,
+    ok = sige_multihead_attention(pass->ctx, x, a->qkv.weight, a->qkv.bias, a->proj.weight,
                                   a->proj.bias, a->heads, a->head_dim, scale, shift, out, error);
   } else {
     sige_attention_params p = {
@@ -296,7 +296,7 @@ sige_tensor *sige_unet_attn_forward(const sige_unet_norms *n, const sige_unet_at
         .norm_gamma = a->n_g, .norm_beta = a->n_b,
         .q_w = a->q.weight, .q_b = a->q.bias, .k_w = a->k.weight, .k_b = a->k.bias,
         .v_w = a->v.weight, .v_b = a->v.bias, .proj_w = a->proj.weight, .proj_b = a->proj.bias};
-    ok = sige_attention_frozen(run->ctx, x, &p, scale, shift, out, error);
+    ok = sige_attention_frozen(pass->ctx, x, &p, scale, shift, out, error);
   }
   if (!ok) g_clear_pointer(&out, sige_tensor_free);
   return out;
@@ -304,26 +304,26 @@ sige_tensor *sige_unet_attn_forward(const sige_unet_norms *n, const sige_unet_at
 
 /* Stride-2 conv downsample (padding (0,1,0,1)) or nearest-x2 upsample + conv. */
 sige_tensor *sige_unet_resample_conv_forward(const sige_conv_layer *conv,
-                                             const sige_block_geometry *g, sige_run *run,
+                                             const sige_block_geometry *g, sige_pass *pass,
                                              gboolean sparse, const sige_tensor *x, gboolean up,
                                              GError **error) {
-  if (!sige_run_layer(run, sparse, error)) return NULL;
+  if (!sige_pass_begin_group(pass, sparse, error)) return NULL;
   g_autofree int *idx = NULL;
   sige_resample_map map;
   if (up) {
     idx = g_new(int, 2 * (SIGE_H(x) + SIGE_W(x)));
     map = nearest_x2(SIGE_H(x), SIGE_W(x), idx);
   }
-  sige_tensor *h = sige_run_gather(run, g, x, up ? &map : NULL, NULL, NULL, SIGE_ACT_NONE, error);
+  sige_tensor *h = sige_pass_gather(pass, g, x, up ? &map : NULL, NULL, NULL, SIGE_ACT_NONE, error);
   if (!h) return NULL;
-  sige_tensor *t = sige_run_conv(run, conv, h, error);
+  sige_tensor *t = sige_pass_conv(pass, conv, h, error);
   sige_tensor_free(h);
-  return t ? sige_run_scatter(run, g, t, NULL, NULL, error) : NULL;
+  return t ? sige_pass_scatter(pass, g, t, NULL, NULL, error) : NULL;
 }
 
 /* sinusoid(t_in) -> dense.0 -> swish -> dense.1 -> swish
  * (every block projects swish(temb)); a new [1, temb_ch] tensor. */
-sige_tensor *sige_unet_temb_forward(const sige_unet_temb *e, sige_run *run, float t_in,
+sige_tensor *sige_unet_temb_forward(const sige_unet_temb *e, sige_pass *pass, float t_in,
                                    GError **error) {
   int64_t s1[2] = {1, e->ch}, s2[2] = {1, e->temb_ch};
   g_autoptr(sige_tensor) emb = sige_tensor_new(2, s1, error);
@@ -331,10 +331,10 @@ sige_tensor *sige_unet_temb_forward(const sige_unet_temb *e, sige_run *run, floa
   sige_tensor *temb = tmp ? sige_tensor_new(2, s2, error) : NULL;
   if (!temb) return NULL;
   sige_timestep_embedding(&t_in, 1, e->ch, emb);
-  if (!sige_linear(run->ctx, emb, e->w0, e->b0, tmp, error)) goto fail;
-  sige_activation(run->ctx, tmp, SIGE_ACT_SWISH, tmp);
-  if (!sige_linear(run->ctx, tmp, e->w1, e->b1, temb, error)) goto fail;
-  sige_activation(run->ctx, temb, SIGE_ACT_SWISH, temb);
+  if (!sige_linear(pass->ctx, emb, e->w0, e->b0, tmp, error)) goto fail;
+  sige_activation(pass->ctx, tmp, SIGE_ACT_SWISH, tmp);
+  if (!sige_linear(pass->ctx, tmp, e->w1, e->b1, temb, error)) goto fail;
+  sige_activation(pass->ctx, temb, SIGE_ACT_SWISH, temb);
   return temb;
 fail:
   sige_tensor_free(temb);
@@ -343,12 +343,12 @@ fail:
 
 /* A block's projection of swish(temb) (only the dense and full passes use
  * it; a sparse pass has it folded into the frozen norm2 statistics). */
-float *sige_unet_temb_proj(sige_run *run, const sige_tensor *temb, const sige_unet_resblock *b,
+float *sige_unet_temb_proj(sige_pass *pass, const sige_tensor *temb, const sige_unet_resblock *b,
                            GError **error) {
   const int n = (int)b->temb_b->numel;
   int64_t ps[2] = {1, n};
   g_autoptr(sige_tensor) pt = sige_tensor_new(2, ps, error);
-  if (!pt || !sige_linear(run->ctx, temb, b->temb_w, b->temb_b, pt, error)) return NULL;
+  if (!pt || !sige_linear(pass->ctx, temb, b->temb_w, b->temb_b, pt, error)) return NULL;
   return g_memdup2(pt->data, sizeof(float) * n);
 }
 

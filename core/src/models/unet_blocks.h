@@ -1,7 +1,7 @@
 /* Blocks of the diffusion UNets (DDPM, PD; next the Stable Diffusion UNet
  * and VAE): residual block, attention, up/down sampling and timestep
  * embedding, each declared into a parameter list and run through the
- * one-forward-three-passes primitives of run.h (dense, recording and sparse
+ * one-forward-three-passes primitives of pass.h (dense, recording and sparse
  * passes).  The ermongroup level layout built from them is in
  * ermongroup_unet.h. */
 #pragma once
@@ -73,31 +73,31 @@ typedef struct {
  * with the time embedding temb (NULL, or a block's projection) added or
  * modulating as n->temb_mode says; FALSE when the channels do not split
  * into the groups. */
-gboolean sige_unet_norm_fresh(const sige_unet_norms *n, sige_run *run, const sige_tensor *x,
+gboolean sige_unet_norm_fresh(const sige_unet_norms *n, sige_pass *pass, const sige_tensor *x,
                               const sige_tensor *gamma, const sige_tensor *beta,
                               const float *temb, float *scale, float *shift, GError **error);
 
 /* One residual block on x (or on the channel concatenation [x, skip]) in
- * the run's mode, sparse when `sparse` and the pass is; temb: the block's
+ * the pass's mode, sparse when `sparse` and the pass is; temb: the block's
  * sige_unet_temb_proj. */
 sige_tensor *sige_unet_resblock_forward(const sige_unet_norms *n, const sige_unet_resblock *b,
-                                        const sige_unet_geometry *geo, sige_run *run,
+                                        const sige_unet_geometry *geo, sige_pass *pass,
                                         gboolean sparse, const sige_tensor *x,
                                         const sige_tensor *skip, const float *temb,
                                         GError **error);
 /* Attention: dense in every mode, its norm's statistics frozen in sparse
  * passes. */
 sige_tensor *sige_unet_attn_forward(const sige_unet_norms *n, const sige_unet_attn *a,
-                                    sige_run *run, const sige_tensor *x, GError **error);
+                                    sige_pass *pass, const sige_tensor *x, GError **error);
 /* A resampling conv of geometry g: stride-2 downsample, or (up) nearest x2
  * then conv. */
 sige_tensor *sige_unet_resample_conv_forward(const sige_conv_layer *conv,
-                                             const sige_block_geometry *g, sige_run *run,
+                                             const sige_block_geometry *g, sige_pass *pass,
                                              gboolean sparse, const sige_tensor *x, gboolean up,
                                              GError **error);
 /* swish(MLP(sinusoid(t_in))) as a new [1, temb_ch] tensor. */
-sige_tensor *sige_unet_temb_forward(const sige_unet_temb *e, sige_run *run, float t_in,
+sige_tensor *sige_unet_temb_forward(const sige_unet_temb *e, sige_pass *pass, float t_in,
                                     GError **error);
 /* A block's temb_proj of it (g_free the result). */
-float *sige_unet_temb_proj(sige_run *run, const sige_tensor *temb, const sige_unet_resblock *b,
+float *sige_unet_temb_proj(sige_pass *pass, const sige_tensor *temb, const sige_unet_resblock *b,
                            GError **error);

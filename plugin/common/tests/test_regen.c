@@ -84,7 +84,7 @@ static sige_regen_result *run(int layer, const sige_pixels *src, const SigeSetti
                               guint32 tag, GError **error) {
   const sige_regen_request rq = {.image_id = 1, .layer_id = layer, .tagged_session = tag,
                                  .source = src, .settings = s};
-  return sige_regen_run(&rq, &host, error);
+  return sige_regen_process(&rq, &host, error);
 }
 
 static const char *pass_kind(const sige_regen_result *r) { return r->full ? "full" : "sparse"; }

@@ -1,4 +1,4 @@
-#include "run.h"
+#include "pass.h"
 
 #include <string.h>
 
@@ -37,91 +37,91 @@ size_t sige_cache_bytes(const sige_cache *c) {
   return total;
 }
 
-static void run_init(sige_run *run, sige_ctx *ctx, sige_mode mode) {
-  memset(run, 0, sizeof *run);
-  run->ctx = ctx;
-  run->mode = mode;
-  run->blocks = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+static void run_init(sige_pass *pass, sige_ctx *ctx, sige_mode mode) {
+  memset(pass, 0, sizeof *pass);
+  pass->ctx = ctx;
+  pass->mode = mode;
+  pass->blocks = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                       (GDestroyNotify)sige_active_blocks_free);
 }
 
-void sige_run_init_dense(sige_run *run, sige_ctx *ctx) { run_init(run, ctx, SIGE_MODE_FULL); }
+void sige_pass_init_dense(sige_pass *pass, sige_ctx *ctx) { run_init(pass, ctx, SIGE_MODE_FULL); }
 
-void sige_run_init_full(sige_run *run, sige_ctx *ctx, sige_cache *cache) {
-  run_init(run, ctx, SIGE_MODE_FULL);
-  run->cache = cache;
+void sige_pass_init_full(sige_pass *pass, sige_ctx *ctx, sige_cache *cache) {
+  run_init(pass, ctx, SIGE_MODE_FULL);
+  pass->cache = cache;
   sige_cache_clear(cache);
 }
 
-void sige_run_init_sparse(sige_run *run, sige_ctx *ctx, sige_cache *cache,
+void sige_pass_init_sparse(sige_pass *pass, sige_ctx *ctx, sige_cache *cache,
                           const sige_mask_pyramid *masks, sige_undo_log *undo) {
-  run_init(run, ctx, SIGE_MODE_SPARSE);
-  run->cache = cache;
-  run->masks = masks;
-  run->undo = undo;
+  run_init(pass, ctx, SIGE_MODE_SPARSE);
+  pass->cache = cache;
+  pass->masks = masks;
+  pass->undo = undo;
 }
 
 /* Closes the current layer group's profile entry, if one is open. */
-static void profile_close(sige_run *run) {
-  if (!run->profile || run->layers_done == 0) return;
-  const uint64_t macs = sige_ctx_macs(run->ctx);
+static void profile_close(sige_pass *pass) {
+  if (!pass->profile || pass->layers_done == 0) return;
+  const uint64_t macs = sige_ctx_macs(pass->ctx);
   sige_layer_stats st = {
-      .group = run->layers_done - 1,
-      .sparse = sige_run_is_sparse(run),
-      .macs = macs - run->group_macs0,
-      .seconds = (g_get_monotonic_time() - run->group_t0) / 1e6,
+      .group = pass->layers_done - 1,
+      .sparse = sige_pass_is_sparse(pass),
+      .macs = macs - pass->group_macs0,
+      .seconds = (g_get_monotonic_time() - pass->group_t0) / 1e6,
   };
-  g_array_append_val(run->profile, st);
+  g_array_append_val(pass->profile, st);
 }
 
-void sige_run_clear(sige_run *run) {
-  profile_close(run);
-  run->profile = NULL;
-  if (run->blocks) g_hash_table_destroy(run->blocks);
-  run->blocks = NULL;
+void sige_pass_clear(sige_pass *pass) {
+  profile_close(pass);
+  pass->profile = NULL;
+  if (pass->blocks) g_hash_table_destroy(pass->blocks);
+  pass->blocks = NULL;
 }
 
-gboolean sige_run_layer(sige_run *run, gboolean sparse_capable, GError **error) {
+gboolean sige_pass_begin_group(sige_pass *pass, gboolean sparse_capable, GError **error) {
   /* a device reports what failed in the previous layer's void ops */
-  if (!sige_buffer_check(sige_ctx_backend(run->ctx), error)) return FALSE;
-  if (run->cancel && g_atomic_int_get(run->cancel)) {
+  if (!sige_buffer_check(sige_ctx_backend(pass->ctx), error)) return FALSE;
+  if (pass->cancel && g_atomic_int_get(pass->cancel)) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_CANCELLED, "cancelled");
     return FALSE;
   }
-  profile_close(run);
-  run->layer_sparse = sparse_capable;
-  if (run->profile) {
-    run->group_t0 = g_get_monotonic_time();
-    run->group_macs0 = sige_ctx_macs(run->ctx);
+  profile_close(pass);
+  pass->layer_sparse = sparse_capable;
+  if (pass->profile) {
+    pass->group_t0 = g_get_monotonic_time();
+    pass->group_macs0 = sige_ctx_macs(pass->ctx);
   }
-  if (run->progress && run->layers_total > 0)
-    run->progress(MIN(1.0, (double)run->layers_done / run->layers_total), run->progress_data);
-  run->layers_done++;
+  if (pass->progress && pass->layers_total > 0)
+    pass->progress(MIN(1.0, (double)pass->layers_done / pass->layers_total), pass->progress_data);
+  pass->layers_done++;
   return TRUE;
 }
 
-gboolean sige_run_is_sparse(const sige_run *run) {
-  return run->mode == SIGE_MODE_SPARSE && run->layer_sparse;
+gboolean sige_pass_is_sparse(const sige_pass *pass) {
+  return pass->mode == SIGE_MODE_SPARSE && pass->layer_sparse;
 }
 
-gboolean sige_run_records(const sige_run *run) {
-  return run->mode == SIGE_MODE_FULL && run->layer_sparse && run->cache != NULL;
+gboolean sige_pass_records(const sige_pass *pass) {
+  return pass->mode == SIGE_MODE_FULL && pass->layer_sparse && pass->cache != NULL;
 }
 
-const sige_active_blocks *sige_run_blocks(sige_run *run, int h, int w,
+const sige_active_blocks *sige_pass_blocks(sige_pass *pass, int h, int w,
                                           const sige_block_geometry *g, GError **error) {
   char key[96];
   g_snprintf(key, sizeof key, "%dx%d/%d/%d/%d", h, w, g->block, g->block_stride, g->offset);
-  const sige_active_blocks *ab = g_hash_table_lookup(run->blocks, key);
+  const sige_active_blocks *ab = g_hash_table_lookup(pass->blocks, key);
   if (ab) return ab;
-  const sige_mask *m = run->masks ? sige_mask_pyramid_get(run->masks, h, w) : NULL;
+  const sige_mask *m = pass->masks ? sige_mask_pyramid_get(pass->masks, h, w) : NULL;
   if (!m) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_SHAPE,
                 "no difference mask at resolution %dx%d (the mask pyramid does not reach it)", h, w);
     return NULL;
   }
   sige_active_blocks *nab = sige_reduce_mask(m, g);
-  g_hash_table_insert(run->blocks, g_strdup(key), nab);
+  g_hash_table_insert(pass->blocks, g_strdup(key), nab);
   return nab;
 }
 
@@ -140,11 +140,11 @@ static sige_tensor *view_of(const sige_tensor *t) {
  * caches: a later sparse pass recomputes only the changed blocks from them,
  * and everything else it outputs must match this pass bit for bit (the
  * session's changed rectangle relies on it).  Frees value on failure. */
-static sige_tensor *slot_record(sige_run *run, sige_tensor *value, GError **error) {
+static sige_tensor *slot_record(sige_pass *pass, sige_tensor *value, GError **error) {
   value->layout = SIGE_LAYOUT_NCHW;
-  if (!run->fp16) {
-    g_ptr_array_add(run->cache->slots, value);
-    run->next_slot++;
+  if (!pass->fp16) {
+    g_ptr_array_add(pass->cache->slots, value);
+    pass->next_slot++;
     return view_of(value);
   }
   sige_tensor *half = sige_tensor_to_f16(value, error);
@@ -153,19 +153,19 @@ static sige_tensor *slot_record(sige_run *run, sige_tensor *value, GError **erro
     sige_tensor_free(value);
     return NULL;
   }
-  g_ptr_array_add(run->cache->slots, half);
-  run->next_slot++;
+  g_ptr_array_add(pass->cache->slots, half);
+  pass->next_slot++;
   return value;
 }
 
-static sige_tensor *slot_lookup(sige_run *run, GError **error) {
-  if (!run->cache || run->next_slot >= run->cache->slots->len) {
+static sige_tensor *slot_lookup(sige_pass *pass, GError **error) {
+  if (!pass->cache || pass->next_slot >= pass->cache->slots->len) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
-                "sparse pass needs cache slot %u but the full pass recorded %u", run->next_slot,
-                run->cache ? run->cache->slots->len : 0);
+                "sparse pass needs cache slot %u but the full pass recorded %u", pass->next_slot,
+                pass->cache ? pass->cache->slots->len : 0);
     return NULL;
   }
-  return g_ptr_array_index(run->cache->slots, run->next_slot++);
+  return g_ptr_array_index(pass->cache->slots, pass->next_slot++);
 }
 
 sige_tensor *sige_channel_view(const sige_tensor *x, int c0, int nc) {
@@ -192,10 +192,10 @@ sige_tensor *sige_materialize(const sige_tensor *src, const sige_resample_map *m
 }
 
 /* act(x * scale + shift) in place on a dense tensor. */
-static void dense_affine(sige_run *run, sige_tensor *x, const float *scale, const float *shift,
+static void dense_affine(sige_pass *pass, sige_tensor *x, const float *scale, const float *shift,
                          sige_act act) {
   if (!scale && !shift) {
-    if (act != SIGE_ACT_NONE) sige_activation(run->ctx, x, act, x);
+    if (act != SIGE_ACT_NONE) sige_activation(pass->ctx, x, act, x);
     return;
   }
   const int C = SIGE_C(x);
@@ -206,28 +206,28 @@ static void dense_affine(sige_run *run, sige_tensor *x, const float *scale, cons
     scale = ones;
   }
   if (!shift) shift = zeros = g_new0(float, C);
-  sige_channel_affine(run->ctx, x, scale, shift, FALSE, act, x);
+  sige_channel_affine(pass->ctx, x, scale, shift, FALSE, act, x);
 }
 
-sige_tensor *sige_run_gather(sige_run *run, const sige_block_geometry *g, const sige_tensor *src,
+sige_tensor *sige_pass_gather(sige_pass *pass, const sige_block_geometry *g, const sige_tensor *src,
                              const sige_resample_map *map, const float *scale, const float *shift,
                              sige_act act, GError **error) {
-  if (!sige_run_is_sparse(run)) {
+  if (!sige_pass_is_sparse(pass)) {
     sige_tensor *x = sige_materialize(src, map, error);
-    if (x) dense_affine(run, x, scale, shift, act);
+    if (x) dense_affine(pass, x, scale, shift, act);
     return x;
   }
   const int h = map ? map->h : SIGE_H(src), w = map ? map->w : SIGE_W(src);
-  const sige_active_blocks *ab = sige_run_blocks(run, h, w, g, error);
+  const sige_active_blocks *ab = sige_pass_blocks(pass, h, w, g, error);
   if (!ab) return NULL;
   sige_tensor *out = sige_tensor_new4_like(src, ab->n, SIGE_C(src), g->block, g->block, error);
   if (!out) return NULL;
   out->layout = SIGE_LAYOUT_CNHW;
-  if (ab->n > 0) sige_gather(run->ctx, src, map, g, ab, scale, shift, act, out);
+  if (ab->n > 0) sige_gather(pass->ctx, src, map, g, ab, scale, shift, act, out);
   return out;
 }
 
-sige_tensor *sige_run_conv(sige_run *run, const sige_conv_layer *conv, const sige_tensor *x,
+sige_tensor *sige_pass_conv(sige_pass *pass, const sige_conv_layer *conv, const sige_tensor *x,
                            GError **error) {
   sige_conv2d_params p = conv->params;
   if (x->layout == SIGE_LAYOUT_CNHW) {
@@ -240,91 +240,91 @@ sige_tensor *sige_run_conv(sige_run *run, const sige_conv_layer *conv, const sig
   if (!out) return NULL;
   out->layout = x->layout;
   if (shape[0] == 0) return out;
-  if (!sige_conv2d(run->ctx, x, conv->weight, conv->bias, &p, out, error)) {
+  if (!sige_conv2d(pass->ctx, x, conv->weight, conv->bias, &p, out, error)) {
     sige_tensor_free(out);
     return NULL;
   }
   return out;
 }
 
-sige_tensor *sige_run_scatter_gather(sige_run *run, const sige_block_geometry *g_in,
+sige_tensor *sige_pass_scatter_gather(sige_pass *pass, const sige_block_geometry *g_in,
                                      sige_tensor *x, const sige_block_geometry *g_out,
                                      const float *scale, const float *shift, sige_act act,
                                      GError **error) {
-  if (!sige_run_is_sparse(run)) {
+  if (!sige_pass_is_sparse(pass)) {
     const gboolean identity = !scale && !shift && act == SIGE_ACT_NONE;
-    if (sige_run_records(run)) {
-      sige_tensor *y = slot_record(run, x, error);
+    if (sige_pass_records(pass)) {
+      sige_tensor *y = slot_record(pass, x, error);
       if (!y || identity) return y;
       if (!y->owned) { /* a view on the slot: activate a copy */
         sige_tensor *copy = sige_tensor_dup(y, error);
         sige_tensor_free(y);
         if (!(y = copy)) return NULL;
       }
-      dense_affine(run, y, scale, shift, act);
+      dense_affine(pass, y, scale, shift, act);
       return y;
     }
-    dense_affine(run, x, scale, shift, act);
+    dense_affine(pass, x, scale, shift, act);
     return x;
   }
-  sige_tensor *dst = slot_lookup(run, error);
+  sige_tensor *dst = slot_lookup(pass, error);
   if (!dst) {
     sige_tensor_free(x);
     return NULL;
   }
   const int H = SIGE_H(dst), W = SIGE_W(dst);
   const sige_active_blocks *ab_in =
-      sige_run_blocks(run, H * g_in->stride, W * g_in->stride, g_in, error);
+      sige_pass_blocks(pass, H * g_in->stride, W * g_in->stride, g_in, error);
   gboolean ok = ab_in != NULL;
   if (ok && ab_in->n > 0) {
-    ok = !run->undo || sige_undo_log_save_blocks(run->undo, dst, g_in, ab_in, error);
-    if (ok) sige_scatter(run->ctx, x, g_in, ab_in, NULL, NULL, dst);
+    ok = !pass->undo || sige_undo_log_save_blocks(pass->undo, dst, g_in, ab_in, error);
+    if (ok) sige_scatter(pass->ctx, x, g_in, ab_in, NULL, NULL, dst);
   }
   sige_tensor_free(x);
-  return ok ? sige_run_gather(run, g_out, dst, NULL, scale, shift, act, error) : NULL;
+  return ok ? sige_pass_gather(pass, g_out, dst, NULL, scale, shift, act, error) : NULL;
 }
 
-sige_tensor *sige_run_scatter(sige_run *run, const sige_block_geometry *g, sige_tensor *x,
+sige_tensor *sige_pass_scatter(sige_pass *pass, const sige_block_geometry *g, sige_tensor *x,
                               const sige_tensor *residual, const sige_resample_map *rmap,
                               GError **error) {
-  if (!sige_run_is_sparse(run)) {
+  if (!sige_pass_is_sparse(pass)) {
     if (residual) {
       sige_tensor *r = sige_materialize(residual, rmap, error);
       if (!r) {
         sige_tensor_free(x);
         return NULL;
       }
-      sige_add(run->ctx, x, r, x);
+      sige_add(pass->ctx, x, r, x);
       sige_tensor_free(r);
     }
-    if (sige_run_records(run)) return slot_record(run, x, error);
+    if (sige_pass_records(pass)) return slot_record(pass, x, error);
     return x;
   }
-  sige_tensor *dst = slot_lookup(run, error);
+  sige_tensor *dst = slot_lookup(pass, error);
   const sige_active_blocks *ab =
-      dst ? sige_run_blocks(run, SIGE_H(dst) * g->stride, SIGE_W(dst) * g->stride, g, error) : NULL;
+      dst ? sige_pass_blocks(pass, SIGE_H(dst) * g->stride, SIGE_W(dst) * g->stride, g, error) : NULL;
   gboolean ok = ab != NULL;
   if (ok && ab->n > 0) {
-    ok = !run->undo || sige_undo_log_save_blocks(run->undo, dst, g, ab, error);
-    if (ok) sige_scatter(run->ctx, x, g, ab, residual, rmap, dst);
+    ok = !pass->undo || sige_undo_log_save_blocks(pass->undo, dst, g, ab, error);
+    if (ok) sige_scatter(pass->ctx, x, g, ab, residual, rmap, dst);
   }
   sige_tensor_free(x);
   return ok ? view_of(dst) : NULL;
 }
 
-sige_tensor *sige_run_scatter_block_residual(sige_run *run, const sige_block_geometry *g_main,
+sige_tensor *sige_pass_scatter_block_residual(sige_pass *pass, const sige_block_geometry *g_main,
                                              sige_tensor *main,
                                              const sige_block_geometry *g_sc,
                                              sige_tensor *shortcut, GError **error) {
-  if (!sige_run_is_sparse(run)) {
-    sige_add(run->ctx, main, shortcut, main);
-    if (sige_run_records(run)) {
-      sige_tensor *out = slot_record(run, main, error);
+  if (!sige_pass_is_sparse(pass)) {
+    sige_add(pass->ctx, main, shortcut, main);
+    if (sige_pass_records(pass)) {
+      sige_tensor *out = slot_record(pass, main, error);
       if (!out) {
         sige_tensor_free(shortcut);
         return NULL;
       }
-      sige_tensor *res = slot_record(run, shortcut, error);
+      sige_tensor *res = slot_record(pass, shortcut, error);
       if (!res) {
         sige_tensor_free(out);
         return NULL;
@@ -336,43 +336,43 @@ sige_tensor *sige_run_scatter_block_residual(sige_run *run, const sige_block_geo
     return main;
   }
   gboolean ok = FALSE;
-  sige_tensor *dst = slot_lookup(run, error);
-  sige_tensor *res = dst ? slot_lookup(run, error) : NULL;
+  sige_tensor *dst = slot_lookup(pass, error);
+  sige_tensor *res = dst ? slot_lookup(pass, error) : NULL;
   if (res) {
     const int H = SIGE_H(dst), W = SIGE_W(dst);
-    const sige_active_blocks *ab_main = sige_run_blocks(run, H, W, g_main, error);
-    const sige_active_blocks *ab_sc = ab_main ? sige_run_blocks(run, H, W, g_sc, error) : NULL;
-    ok = ab_sc && (!run->undo || (sige_undo_log_save_blocks(run->undo, dst, g_main, ab_main, error) &&
-                                  sige_undo_log_save_blocks(run->undo, dst, g_sc, ab_sc, error) &&
-                                  sige_undo_log_save_blocks(run->undo, res, g_sc, ab_sc, error)));
+    const sige_active_blocks *ab_main = sige_pass_blocks(pass, H, W, g_main, error);
+    const sige_active_blocks *ab_sc = ab_main ? sige_pass_blocks(pass, H, W, g_sc, error) : NULL;
+    ok = ab_sc && (!pass->undo || (sige_undo_log_save_blocks(pass->undo, dst, g_main, ab_main, error) &&
+                                  sige_undo_log_save_blocks(pass->undo, dst, g_sc, ab_sc, error) &&
+                                  sige_undo_log_save_blocks(pass->undo, res, g_sc, ab_sc, error)));
     if (ok)
-      sige_scatter_block_residual(run->ctx, main, g_main, ab_main, shortcut, g_sc, ab_sc, dst, res);
+      sige_scatter_block_residual(pass->ctx, main, g_main, ab_main, shortcut, g_sc, ab_sc, dst, res);
   }
   sige_tensor_free(main);
   sige_tensor_free(shortcut);
   return ok ? view_of(dst) : NULL;
 }
 
-sige_tensor *sige_run_gather_cat(sige_run *run, const sige_block_geometry *g, const sige_tensor *a,
+sige_tensor *sige_pass_gather_cat(sige_pass *pass, const sige_block_geometry *g, const sige_tensor *a,
                                  const sige_resample_map *amap, const sige_tensor *b,
                                  const sige_tensor *dense_cat, const float *scale,
                                  const float *shift, sige_act act, GError **error) {
-  if (!b) return sige_run_gather(run, g, a, amap, scale, shift, act, error);
+  if (!b) return sige_pass_gather(pass, g, a, amap, scale, shift, act, error);
   const int ca = SIGE_C(a), cb = SIGE_C(b);
-  if (!sige_run_is_sparse(run)) {
+  if (!sige_pass_is_sparse(pass)) {
     sige_tensor *x = NULL;
     if (dense_cat) {
       x = sige_tensor_dup(dense_cat, error);
     } else {
       g_autoptr(sige_tensor) am = sige_materialize(a, amap, error);
       if (am) x = sige_tensor_new4_like(am, 1, ca + cb, SIGE_H(am), SIGE_W(am), error);
-      if (x) sige_concat_channels(run->ctx, am, b, x);
+      if (x) sige_concat_channels(pass->ctx, am, b, x);
     }
-    if (x) dense_affine(run, x, scale, shift, act);
+    if (x) dense_affine(pass, x, scale, shift, act);
     return x;
   }
   g_return_val_if_fail(amap == NULL, NULL);
-  const sige_active_blocks *ab = sige_run_blocks(run, SIGE_H(a), SIGE_W(a), g, error);
+  const sige_active_blocks *ab = sige_pass_blocks(pass, SIGE_H(a), SIGE_W(a), g, error);
   if (!ab) return NULL;
   sige_tensor *out = sige_tensor_new4_like(a, ab->n, ca + cb, g->block, g->block, error);
   if (!out) return NULL;
@@ -380,36 +380,36 @@ sige_tensor *sige_run_gather_cat(sige_run *run, const sige_block_geometry *g, co
   if (ab->n > 0) {
     g_autoptr(sige_tensor) va = sige_channel_view(out, 0, ca);
     g_autoptr(sige_tensor) vb = sige_channel_view(out, ca, cb);
-    sige_gather(run->ctx, a, NULL, g, ab, scale, shift, act, va);
-    sige_gather(run->ctx, b, NULL, g, ab, scale ? scale + ca : NULL, shift ? shift + ca : NULL,
+    sige_gather(pass->ctx, a, NULL, g, ab, scale, shift, act, va);
+    sige_gather(pass->ctx, b, NULL, g, ab, scale ? scale + ca : NULL, shift ? shift + ca : NULL,
                 act, vb);
   }
   return out;
 }
 
-gboolean sige_run_needs_stats(const sige_run *run) {
-  return !(run->mode == SIGE_MODE_SPARSE && run->cache);
+gboolean sige_pass_needs_stats(const sige_pass *pass) {
+  return !(pass->mode == SIGE_MODE_SPARSE && pass->cache);
 }
 
-gboolean sige_run_stats(sige_run *run, int C, float *scale, float *shift, GError **error) {
-  if (!run->cache) return TRUE;
-  if (run->mode == SIGE_MODE_FULL) {
+gboolean sige_pass_stats(sige_pass *pass, int C, float *scale, float *shift, GError **error) {
+  if (!pass->cache) return TRUE;
+  if (pass->mode == SIGE_MODE_FULL) {
     float *v = g_new(float, 2 * (size_t)C);
     memcpy(v, scale, sizeof(float) * C);
     memcpy(v + C, shift, sizeof(float) * C);
-    g_ptr_array_add(run->cache->stats, v);
-    g_array_append_val(run->cache->stat_len, C);
-    run->next_stat++;
+    g_ptr_array_add(pass->cache->stats, v);
+    g_array_append_val(pass->cache->stat_len, C);
+    pass->next_stat++;
     return TRUE;
   }
-  if (run->next_stat >= run->cache->stats->len ||
-      g_array_index(run->cache->stat_len, int, run->next_stat) != C) {
+  if (pass->next_stat >= pass->cache->stats->len ||
+      g_array_index(pass->cache->stat_len, int, pass->next_stat) != C) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
                 "sparse pass needs normalisation statistics #%u of %d channels that the full "
-                "pass did not record", run->next_stat, C);
+                "pass did not record", pass->next_stat, C);
     return FALSE;
   }
-  const float *v = g_ptr_array_index(run->cache->stats, run->next_stat++);
+  const float *v = g_ptr_array_index(pass->cache->stats, pass->next_stat++);
   memcpy(scale, v, sizeof(float) * C);
   memcpy(shift, v + C, sizeof(float) * C);
   return TRUE;

@@ -1,7 +1,7 @@
 /* One forward pass in either mode.
  *
- * A model's forward function is written once in terms of the sige_run_*
- * primitives below.  Their behaviour depends on the run's mode and on whether
+ * A model's forward function is written once in terms of the sige_pass_*
+ * primitives below.  Their behaviour depends on the pass's mode and on whether
  * the current layer group is sparse-capable:
  *   dense (full mode, or a layer the model never runs sparsely): plain dense
  *     ops on full tensors;
@@ -17,7 +17,7 @@
  * the rounded values, so that its output is exactly what a later sparse pass
  * computes outside the blocks it changes.  In sparse mode the scatter
  * primitives then return F16 views on the caches: read them through
- * sige_run_gather / as a scatter residual (both take F16), or convert them
+ * sige_pass_gather / as a scatter residual (both take F16), or convert them
  * with sige_tensor_to_f32 before any dense op (dense ops refuse F16). */
 #pragma once
 #include <glib.h>
@@ -55,25 +55,25 @@ typedef struct {
   const sige_mask_pyramid *masks; /* sparse mode */
   GHashTable *blocks;     /* "HxW/b/s/o" -> sige_active_blocks*, this edit */
   sige_undo_log *undo;    /* sparse mode: saves what scatters overwrite */
-  const gint *cancel;     /* polled by sige_run_layer; may be NULL */
+  const gint *cancel;     /* polled by sige_pass_begin_group; may be NULL */
   void (*progress)(double fraction, void *user_data);
   void *progress_data;
   int layers_done, layers_total;
   /* Optional: one sige_layer_stats per layer group, appended as groups end
-   * (the last one by sige_run_clear). */
+   * (the last one by sige_pass_clear). */
   GArray *profile;
   gint64 group_t0;
   uint64_t group_macs0;
-} sige_run;
+} sige_pass;
 
-/* Dense run without caches. */
-void sige_run_init_dense(sige_run *run, sige_ctx *ctx);
+/* Dense pass without caches. */
+void sige_pass_init_dense(sige_pass *pass, sige_ctx *ctx);
 /* Full pass recording into cache (slots are cleared first). */
-void sige_run_init_full(sige_run *run, sige_ctx *ctx, sige_cache *cache);
+void sige_pass_init_full(sige_pass *pass, sige_ctx *ctx, sige_cache *cache);
 /* Sparse pass against cache with the given mask pyramid. */
-void sige_run_init_sparse(sige_run *run, sige_ctx *ctx, sige_cache *cache,
+void sige_pass_init_sparse(sige_pass *pass, sige_ctx *ctx, sige_cache *cache,
                           const sige_mask_pyramid *masks, sige_undo_log *undo);
-void sige_run_clear(sige_run *run);
+void sige_pass_clear(sige_pass *pass);
 
 void sige_cache_init(sige_cache *c);
 void sige_cache_clear(sige_cache *c);
@@ -81,21 +81,21 @@ void sige_cache_free_contents(sige_cache *c);
 size_t sige_cache_bytes(const sige_cache *c); /* of the slots' elements, F16 or F32 */
 
 /* Starts a layer group; polls the cancel flag and reports progress. */
-gboolean sige_run_layer(sige_run *run, gboolean sparse_capable, GError **error);
-gboolean sige_run_is_sparse(const sige_run *run);
-gboolean sige_run_records(const sige_run *run);
+gboolean sige_pass_begin_group(sige_pass *pass, gboolean sparse_capable, GError **error);
+gboolean sige_pass_is_sparse(const sige_pass *pass);
+gboolean sige_pass_records(const sige_pass *pass);
 
-const sige_active_blocks *sige_run_blocks(sige_run *run, int h, int w,
+const sige_active_blocks *sige_pass_blocks(sige_pass *pass, int h, int w,
                                           const sige_block_geometry *g, GError **error);
 
 /* Dense: act(resample(src) * scale + shift) as a full tensor.
  * Sparse: the active blocks of g at the logical size of (src, map). */
-sige_tensor *sige_run_gather(sige_run *run, const sige_block_geometry *g, const sige_tensor *src,
+sige_tensor *sige_pass_gather(sige_pass *pass, const sige_block_geometry *g, const sige_tensor *src,
                              const sige_resample_map *map, const float *scale, const float *shift,
                              sige_act act, GError **error);
 /* Dense: conv with the layer's padding.  Sparse: the same weights on the
  * block batch with no padding. */
-sige_tensor *sige_run_conv(sige_run *run, const sige_conv_layer *conv, const sige_tensor *x,
+sige_tensor *sige_pass_conv(sige_pass *pass, const sige_conv_layer *conv, const sige_tensor *x,
                            GError **error);
 /* Scatter x (a conv output of geometry g_in) into the next cache slot, then
  * gather the blocks of g_out from it with act(z * scale + shift).
@@ -103,7 +103,7 @@ sige_tensor *sige_run_conv(sige_run *run, const sige_conv_layer *conv, const sig
  * Takes ownership of x.  Without scale, shift and act the result may be a
  * view on the cache: callers must not modify it.  The result is always F32
  * (a sparse gather widens F16 caches). */
-sige_tensor *sige_run_scatter_gather(sige_run *run, const sige_block_geometry *g_in,
+sige_tensor *sige_pass_scatter_gather(sige_pass *pass, const sige_block_geometry *g_in,
                                      sige_tensor *x, const sige_block_geometry *g_out,
                                      const float *scale, const float *shift, sige_act act,
                                      GError **error);
@@ -111,14 +111,14 @@ sige_tensor *sige_run_scatter_gather(sige_run *run, const sige_block_geometry *g
  * return the whole updated tensor (may be a view on the cache: read only,
  * and F16 in sparse mode with fp16 caches).  The residual may be F16.
  * Takes ownership of x. */
-sige_tensor *sige_run_scatter(sige_run *run, const sige_block_geometry *g, sige_tensor *x,
+sige_tensor *sige_pass_scatter(sige_pass *pass, const sige_block_geometry *g, sige_tensor *x,
                               const sige_tensor *residual, const sige_resample_map *rmap,
                               GError **error);
 /* Block output = main + shortcut (a 1x1 shortcut conv of geometry g_sc):
  * uses two slots (output, shortcut residual).  Takes ownership of main and
  * shortcut; the result may be a view on the cache (read only, F16 in sparse
  * mode with fp16 caches). */
-sige_tensor *sige_run_scatter_block_residual(sige_run *run, const sige_block_geometry *g_main,
+sige_tensor *sige_pass_scatter_block_residual(sige_pass *pass, const sige_block_geometry *g_main,
                                              sige_tensor *main,
                                              const sige_block_geometry *g_sc,
                                              sige_tensor *shortcut, GError **error);
@@ -126,17 +126,17 @@ sige_tensor *sige_run_scatter_block_residual(sige_run *run, const sige_block_geo
 /* Gather from the channel concatenation [a, b] (b may be NULL) without
  * materialising it in sparse mode.  Dense: act(cat * scale + shift) where
  * cat = dense_cat when given (the caller already built it), else built here. */
-sige_tensor *sige_run_gather_cat(sige_run *run, const sige_block_geometry *g, const sige_tensor *a,
+sige_tensor *sige_pass_gather_cat(sige_pass *pass, const sige_block_geometry *g, const sige_tensor *a,
                                  const sige_resample_map *amap, const sige_tensor *b,
                                  const sige_tensor *dense_cat, const float *scale,
                                  const float *shift, sige_act act, GError **error);
 
 /* Normalisation statistics frozen by the full pass.  When this returns TRUE
  * the caller computes scale/shift (C floats each) from the current input and
- * then calls sige_run_stats_done; when FALSE (sparse pass) the recorded values
+ * then calls sige_pass_stats_done; when FALSE (sparse pass) the recorded values
  * have been copied into scale/shift already. */
-gboolean sige_run_needs_stats(const sige_run *run);
-gboolean sige_run_stats(sige_run *run, int C, float *scale, float *shift, GError **error);
+gboolean sige_pass_needs_stats(const sige_pass *pass);
+gboolean sige_pass_stats(sige_pass *pass, int C, float *scale, float *shift, GError **error);
 
 /* Helpers shared by the models. */
 /* An owned F32 copy of src read through map (NULL: as is), whatever src's
