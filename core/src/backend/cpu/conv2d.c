@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../../short_copy.h"
+#include "../im2col_tiling.h"
 #include "cpu_internal.h"
 #include "sige/error.h"
 
@@ -231,21 +232,11 @@ static void conv_small_cout(const conv_job *j, const float *zeros) {
 
 static gboolean conv_im2col(sige_ctx *ctx, const conv_job *j, gboolean cnhw, GError **error) {
   const size_t rows = (size_t)j->cin * j->kh * j->kw;
-  const size_t img_cols = (size_t)j->ho * j->wo;
-  const size_t row_floats = rows * (size_t)j->wo;
-  /* Whole images per tile when one fits (in CNHW they also share the GEMM),
-   * otherwise bands of output rows of a single image. */
-  size_t imgs = SIGE_CPU_SCRATCH_LIMIT / (rows * img_cols);
-  int band = j->ho;
-  if (imgs == 0) {
-    imgs = 1;
-    size_t r = SIGE_CPU_SCRATCH_LIMIT / row_floats;
-    band = r == 0 ? 1 : (r < (size_t)j->ho ? (int)r : j->ho);
-  }
-  if (!cnhw) imgs = 1;
-  if (imgs > (size_t)j->n) imgs = (size_t)j->n;
-  const size_t need = band == j->ho ? rows * img_cols * imgs : row_floats * (size_t)band;
-  float *buf = sige_ctx_scratch(ctx, 0, need, error);
+  const sige_im2col_tiling tl =
+      sige_im2col_tiles(SIGE_CPU_SCRATCH_LIMIT, rows, j->n, j->ho, j->wo, cnhw);
+  const size_t imgs = tl.imgs;
+  const int band = tl.band;
+  float *buf = sige_ctx_scratch(ctx, 0, tl.floats, error);
   if (!buf) return FALSE;
   for (int n0 = 0; n0 < j->n; n0 += (int)imgs) {
     const int nimg = j->n - n0 < (int)imgs ? j->n - n0 : (int)imgs;

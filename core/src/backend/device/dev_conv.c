@@ -1,6 +1,7 @@
 /* Convolution and linear layers on a device: im2col + one SGEMM per group
  * over every image (or every active block) at once, a direct kernel for
  * depthwise convs, and 1x1 convs as a plain SGEMM on the input planes. */
+#include "../im2col_tiling.h"
 #include "device_impl.h"
 #include "sige/error.h"
 
@@ -64,20 +65,11 @@ static gboolean conv_depthwise(const conv_job *j, const float *bias) {
 
 static gboolean conv_im2col(const conv_job *j, gboolean cnhw, float beta) {
   const size_t rows = (size_t)j->cin * j->kh * j->kw;
-  const size_t img_cols = (size_t)j->ho * j->wo;
-  /* whole images per tile when one fits (in CNHW they share the GEMM),
-   * otherwise bands of output rows of one image, as on the CPU */
-  size_t imgs = IM2COL_LIMIT / (rows * img_cols);
-  int band = j->ho;
-  if (imgs == 0) {
-    imgs = 1;
-    const size_t r = IM2COL_LIMIT / (rows * (size_t)j->wo);
-    band = r == 0 ? 1 : (r < (size_t)j->ho ? (int)r : j->ho);
-  }
-  if (!cnhw) imgs = 1;
-  if (imgs > (size_t)j->n) imgs = (size_t)j->n;
-  const size_t need = rows * (size_t)band * j->wo * imgs;
-  float *buf = sige_dev_scratch(j->be, 0, need * sizeof(float));
+  /* tiles as on the CPU */
+  const sige_im2col_tiling tl = sige_im2col_tiles(IM2COL_LIMIT, rows, j->n, j->ho, j->wo, cnhw);
+  const size_t imgs = tl.imgs;
+  const int band = tl.band;
+  float *buf = sige_dev_scratch(j->be, 0, tl.floats * sizeof(float));
   if (!buf) return FALSE;
   for (int n0 = 0; n0 < j->n; n0 += (int)imgs) {
     const int nimg = j->n - n0 < (int)imgs ? j->n - n0 : (int)imgs;
