@@ -31,6 +31,24 @@
 #include "sige/sparse.h"
 #include "sige/tensor.h"
 
+/* The block ops' slots (see sige_gather, sige_scatter and
+ * sige_scatter_block_residual in sparse.h) as function types: the backends
+ * declare their entries by them (cpu_internal.h, device_impl.h), so an
+ * entry's signature is written once and cannot drift from its slot. */
+typedef void sige_gather_fn(sige_ctx *ctx, const sige_tensor *src, const sige_resample_map *map,
+                            const sige_block_geometry *g, const sige_active_blocks *ab,
+                            const float *scale, const float *shift, sige_act act,
+                            sige_tensor *out);
+typedef void sige_scatter_fn(sige_ctx *ctx, const sige_tensor *blocks,
+                             const sige_block_geometry *g, const sige_active_blocks *ab,
+                             const sige_tensor *residual, const sige_resample_map *rmap,
+                             sige_tensor *dst);
+typedef void sige_scatter_block_residual_fn(
+    sige_ctx *ctx, const sige_tensor *main_blocks, const sige_block_geometry *g_main,
+    const sige_active_blocks *ab_main, const sige_tensor *sc_blocks,
+    const sige_block_geometry *g_sc, const sige_active_blocks *ab_sc, sige_tensor *dst,
+    sige_tensor *res_cache);
+
 typedef struct sige_backend_iface {
   const char *name;
   void (*destroy)(sige_backend *be); /* NULL: nothing to release */
@@ -85,18 +103,9 @@ typedef struct sige_backend_iface {
    * on the same backend */
   sige_tensor *(*materialize)(const sige_tensor *src, const sige_resample_map *map,
                               GError **error);
-  void (*gather)(sige_ctx *ctx, const sige_tensor *src, const sige_resample_map *map,
-                 const sige_block_geometry *g, const sige_active_blocks *ab, const float *scale,
-                 const float *shift, sige_act act, sige_tensor *out);
-  void (*scatter)(sige_ctx *ctx, const sige_tensor *blocks, const sige_block_geometry *g,
-                  const sige_active_blocks *ab, const sige_tensor *residual,
-                  const sige_resample_map *rmap, sige_tensor *dst);
-  void (*scatter_block_residual)(sige_ctx *ctx, const sige_tensor *main_blocks,
-                                 const sige_block_geometry *g_main,
-                                 const sige_active_blocks *ab_main, const sige_tensor *sc_blocks,
-                                 const sige_block_geometry *g_sc,
-                                 const sige_active_blocks *ab_sc, sige_tensor *dst,
-                                 sige_tensor *res_cache);
+  sige_gather_fn *gather;
+  sige_scatter_fn *scatter;
+  sige_scatter_block_residual_fn *scatter_block_residual;
   /* The undo log's records.  A record holds the elements of ntiles tiles
    * (r0, c0, rows, cols: 4 ints each) of the c channel planes of the data
    * at base (esize bytes per element, rows of w, planes of `plane`

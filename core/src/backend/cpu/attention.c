@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../softmax_row.h"
 #include "cpu_internal.h"
 #include "sige/error.h"
 
@@ -22,19 +23,7 @@ static void pointwise(const sige_tensor *w, const sige_tensor *b, const float *s
 
 static void softmax_rows(sige_ctx *ctx, float *s, int rows, int cols) {
 #pragma omp parallel for num_threads(sige_ctx_threads(ctx)) schedule(static)
-  for (int i = 0; i < rows; i++) {
-    float *r = s + (size_t)i * cols;
-    float m = r[0];
-    for (int j = 1; j < cols; j++) m = r[j] > m ? r[j] : m;
-    /* Sum in double: rows can be thousands of terms long. */
-    double sum = 0.0;
-    for (int j = 0; j < cols; j++) {
-      r[j] = expf(r[j] - m);
-      sum += r[j];
-    }
-    const float inv = (float)(1.0 / sum);
-    for (int j = 0; j < cols; j++) r[j] *= inv;
-  }
+  for (int i = 0; i < rows; i++) sige_softmax_row(s + (size_t)i * cols, cols);
 }
 
 /* scale/shift: per (sample, channel) when per_sample, else per channel. */

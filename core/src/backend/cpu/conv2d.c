@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../../short_copy.h"
+#include "../im2col_tiling.h"
 #include "cpu_internal.h"
 #include "sige/error.h"
 
@@ -231,31 +232,15 @@ static void conv_small_cout(const conv_job *j, const float *zeros) {
 
 static gboolean conv_im2col(sige_ctx *ctx, const conv_job *j, gboolean cnhw, GError **error) {
   const size_t rows = (size_t)j->cin * j->kh * j->kw;
-  const size_t img_cols = (size_t)j->ho * j->wo;
-  const size_t row_floats = rows * (size_t)j->wo;
-  /* Whole images per tile when one fits (in CNHW they also share the GEMM),
-   * otherwise bands of output rows of a single image. */
-  size_t imgs = SIGE_CPU_SCRATCH_LIMIT / (rows * img_cols);
-  int band = j->ho;
-  if (imgs == 0) {
-    imgs = 1;
-    size_t r = SIGE_CPU_SCRATCH_LIMIT / row_floats;
-    band = r == 0 ? 1 : (r < (size_t)j->ho ? (int)r : j->ho);
-  }
-  if (!cnhw) imgs = 1;
-  if (imgs > (size_t)j->n) imgs = (size_t)j->n;
-  const size_t need = band == j->ho ? rows * img_cols * imgs : row_floats * (size_t)band;
-  float *buf = sige_ctx_scratch(ctx, 0, need, error);
+  const sige_im2col_tiling tl =
+      sige_im2col_tiles(SIGE_CPU_SCRATCH_LIMIT, rows, j->n, j->ho, j->wo, cnhw);
+  float *buf = sige_ctx_scratch(ctx, 0, tl.floats, error);
   if (!buf) return FALSE;
-  for (int n0 = 0; n0 < j->n; n0 += (int)imgs) {
-    const int nimg = j->n - n0 < (int)imgs ? j->n - n0 : (int)imgs;
-    for (int r0 = 0; r0 < j->ho; r0 += band) {
-      const int r1 = r0 + band < j->ho ? r0 + band : j->ho;
-      const size_t ncols = (size_t)nimg * (size_t)(r1 - r0) * j->wo;
-      im2col(j, n0, nimg, r0, r1, buf);
-      grouped_gemm(j, buf, ncols, j->out + (size_t)n0 * j->o_is + (size_t)r0 * j->wo, j->o_cs,
-                   ncols);
-    }
+  for (sige_im2col_tile t = sige_im2col_tile_at(&tl, 0, 0); t.nimg > 0;
+       t = sige_im2col_next(&tl, t)) {
+    im2col(j, t.n0, t.nimg, t.r0, t.r1, buf);
+    grouped_gemm(j, buf, t.cols, j->out + (size_t)t.n0 * j->o_is + (size_t)t.r0 * j->wo, j->o_cs,
+                 t.cols);
   }
   return TRUE;
 }

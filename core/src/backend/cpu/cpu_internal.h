@@ -70,19 +70,9 @@ G_GNUC_INTERNAL gboolean sige_cpu_multihead_attention(
     const float *scale, const float *shift, sige_tensor *out, GError **error);
 G_GNUC_INTERNAL sige_tensor *sige_cpu_materialize(const sige_tensor *src,
                                                   const sige_resample_map *map, GError **error);
-G_GNUC_INTERNAL void sige_cpu_gather(sige_ctx *ctx, const sige_tensor *src,
-                                     const sige_resample_map *map, const sige_block_geometry *g,
-                                     const sige_active_blocks *ab, const float *scale,
-                                     const float *shift, sige_act act, sige_tensor *out);
-G_GNUC_INTERNAL void sige_cpu_scatter(sige_ctx *ctx, const sige_tensor *blocks,
-                                      const sige_block_geometry *g, const sige_active_blocks *ab,
-                                      const sige_tensor *residual, const sige_resample_map *rmap,
-                                      sige_tensor *dst);
-G_GNUC_INTERNAL void sige_cpu_scatter_block_residual(
-    sige_ctx *ctx, const sige_tensor *main_blocks, const sige_block_geometry *g_main,
-    const sige_active_blocks *ab_main, const sige_tensor *sc_blocks,
-    const sige_block_geometry *g_sc, const sige_active_blocks *ab_sc, sige_tensor *dst,
-    sige_tensor *res_cache);
+G_GNUC_INTERNAL sige_gather_fn sige_cpu_gather;
+G_GNUC_INTERNAL sige_scatter_fn sige_cpu_scatter;
+G_GNUC_INTERNAL sige_scatter_block_residual_fn sige_cpu_scatter_block_residual;
 G_GNUC_INTERNAL void *sige_cpu_undo_pack(sige_backend *be, void *base, int esize, int c, int w,
                                          size_t plane, const int *tiles, int ntiles,
                                          size_t elems, GError **error);

@@ -112,41 +112,50 @@ void sige_cpu_gather(sige_ctx *ctx, const sige_tensor *src, const sige_resample_
   }
 }
 
-/* sige_scatter when dst or the residual is F16 (checked by the caller): the
- * sum is formed in float32, then rounded once into a half dst. */
-static void scatter_f16(sige_ctx *ctx, const sige_tensor *blocks, const sige_block_geometry *g,
-                        const sige_active_blocks *ab, const sige_tensor *residual,
-                        const sige_resample_map *rmap, sige_tensor *dst) {
-  const int c = SIGE_C(dst), h = SIGE_H(dst), w = SIGE_W(dst), o = g->out_block, nb = ab->n;
-  const size_t plane = (size_t)h * (size_t)w;
-  const size_t rplane = residual ? (size_t)SIGE_H(residual) * (size_t)SIGE_W(residual) : 0;
-  const gboolean half_dst = is_f16(dst);
+/* Block blk's tile, clipped to the full tensor (h x w): its first value in
+ * channel ch of the block batch (CNHW [C][nb][o][o]) and its first position
+ * in channel ch of the full tensor.  rows == 0 when the block lies outside,
+ * and then the positions must not be formed (they could point past dst). */
+typedef struct {
+  sige_tile t;
+  const float *bp;
+  size_t at;
+} block_tile;
 
-#pragma omp parallel for collapse(2) schedule(static) num_threads(sige_ctx_threads(ctx))
-  for (int ch = 0; ch < c; ch++) {
-    for (int blk = 0; blk < nb; blk++) {
-      const sige_tile t = sige_block_tile(g, ab->corners + 2 * blk, h, w);
-      if (t.rows == 0) continue;
-      const float *bp = blocks->data + ((size_t)ch * nb + blk) * (size_t)o * o +
-                        (size_t)t.br * o + t.bc;
-      const size_t at = (size_t)ch * plane + (size_t)t.r0 * w + t.c0;
-      float sum[F16_CHUNK];
-      for (int i = 0; i < t.rows; i++, bp += o) {
-        const size_t row_at = at + (size_t)i * w;
-        for (int j0 = 0; j0 < t.cols; j0 += F16_CHUNK) {
-          const int m = MIN(F16_CHUNK, t.cols - j0);
-          const float *src = bp + j0;
-          if (residual) {
-            residual_chunk(residual, (size_t)ch * rplane, rmap, t.r0 + i, t.c0 + j0, m, sum);
-            for (int j = 0; j < m; j++) sum[j] = bp[j0 + j] + sum[j];
-            src = sum;
-          }
-          if (half_dst)
-            sige_f32_to_f16_n(src, dst->data16 + row_at + j0, (size_t)m);
-          else
-            sige_copy_row(dst->data + row_at + j0, src, m);
-        }
+static inline block_tile tile_of(const sige_tensor *blocks, const sige_block_geometry *g,
+                                 const sige_active_blocks *ab, int ch, int blk, int h, int w) {
+  const int o = g->out_block;
+  block_tile bt = {sige_block_tile(g, ab->corners + 2 * blk, h, w), NULL, 0};
+  if (bt.t.rows == 0) return bt;
+  bt.bp = blocks->data + ((size_t)ch * ab->n + blk) * (size_t)o * o + (size_t)bt.t.br * o + bt.t.bc;
+  bt.at = ((size_t)ch * h + (size_t)bt.t.r0) * w + bt.t.c0;
+  return bt;
+}
+
+/* One tile of sige_scatter when dst or the residual is F16: the sum is
+ * formed in float32, then rounded once into a half dst.  rp_at: the
+ * residual's channel plane. */
+static void scatter_tile_f16(const block_tile *bt, int o, const sige_tensor *residual,
+                             size_t rp_at, const sige_resample_map *rmap, sige_tensor *dst) {
+  const sige_tile t = bt->t;
+  const int w = SIGE_W(dst);
+  const gboolean half_dst = is_f16(dst);
+  const float *bp = bt->bp;
+  float sum[F16_CHUNK];
+  for (int i = 0; i < t.rows; i++, bp += o) {
+    const size_t row_at = bt->at + (size_t)i * w;
+    for (int j0 = 0; j0 < t.cols; j0 += F16_CHUNK) {
+      const int m = MIN(F16_CHUNK, t.cols - j0);
+      const float *src = bp + j0;
+      if (residual) {
+        residual_chunk(residual, rp_at, rmap, t.r0 + i, t.c0 + j0, m, sum);
+        for (int j = 0; j < m; j++) sum[j] = bp[j0 + j] + sum[j];
+        src = sum;
       }
+      if (half_dst)
+        sige_f32_to_f16_n(src, dst->data16 + row_at + j0, (size_t)m);
+      else
+        sige_copy_row(dst->data + row_at + j0, src, m);
     }
   }
 }
@@ -155,22 +164,22 @@ void sige_cpu_scatter(sige_ctx *ctx, const sige_tensor *blocks, const sige_block
                       const sige_active_blocks *ab, const sige_tensor *residual,
                       const sige_resample_map *rmap, sige_tensor *dst) {
   const int c = SIGE_C(dst), h = SIGE_H(dst), w = SIGE_W(dst), o = g->out_block, nb = ab->n;
-  const size_t plane = (size_t)h * (size_t)w;
   const int rw = residual ? SIGE_W(residual) : 0;
   const size_t rplane = residual ? (size_t)SIGE_H(residual) * (size_t)rw : 0;
-  if (is_f16(dst) || (residual && is_f16(residual))) {
-    scatter_f16(ctx, blocks, g, ab, residual, rmap, dst);
-    return;
-  }
+  const gboolean half = is_f16(dst) || (residual && is_f16(residual));
 
 #pragma omp parallel for collapse(2) schedule(static) num_threads(sige_ctx_threads(ctx))
   for (int ch = 0; ch < c; ch++) {
     for (int blk = 0; blk < nb; blk++) {
-      const sige_tile t = sige_block_tile(g, ab->corners + 2 * blk, h, w);
-      if (t.rows == 0) continue; /* keeps the pointers below inside dst */
-      const float *bp = blocks->data + ((size_t)ch * nb + blk) * (size_t)o * o +
-                        (size_t)t.br * o + t.bc;
-      float *dp = dst->data + (size_t)ch * plane + (size_t)t.r0 * w + t.c0;
+      const block_tile bt = tile_of(blocks, g, ab, ch, blk, h, w);
+      const sige_tile t = bt.t;
+      if (t.rows == 0) continue;
+      if (half) {
+        scatter_tile_f16(&bt, o, residual, (size_t)ch * rplane, rmap, dst);
+        continue;
+      }
+      const float *bp = bt.bp;
+      float *dp = dst->data + bt.at;
       for (int i = 0; i < t.rows; i++, bp += o, dp += w) {
         if (!residual) {
           sige_copy_row(dp, bp, t.cols);
@@ -190,34 +199,22 @@ void sige_cpu_scatter(sige_ctx *ctx, const sige_tensor *blocks, const sige_block
   }
 }
 
-/* The shortcut correction of sige_scatter_block_residual on F16 caches: the
- * same float32 expression, each cached value rounded once when stored. */
-static void block_residual_f16(sige_ctx *ctx, const sige_tensor *sc_blocks,
-                               const sige_block_geometry *g_sc, const sige_active_blocks *ab_sc,
-                               sige_tensor *dst, sige_tensor *res_cache) {
-  const int c = SIGE_C(dst), h = SIGE_H(dst), w = SIGE_W(dst);
-  const int os = g_sc->out_block, ns = ab_sc->n;
-  const size_t plane = (size_t)h * (size_t)w;
-#pragma omp parallel for collapse(2) schedule(static) num_threads(sige_ctx_threads(ctx))
-  for (int ch = 0; ch < c; ch++) {
-    for (int blk = 0; blk < ns; blk++) {
-      const sige_tile t = sige_block_tile(g_sc, ab_sc->corners + 2 * blk, h, w);
-      if (t.rows == 0) continue;
-      const float *bp = sc_blocks->data + ((size_t)ch * ns + blk) * (size_t)os * os +
-                        (size_t)t.br * os + t.bc;
-      const size_t at = (size_t)ch * plane + (size_t)t.r0 * w + t.c0;
-      uint16_t *dp = dst->data16 + at, *rp = res_cache->data16 + at;
-      float d[F16_CHUNK], r[F16_CHUNK];
-      for (int i = 0; i < t.rows; i++, bp += os, dp += w, rp += w) {
-        for (int j0 = 0; j0 < t.cols; j0 += F16_CHUNK) {
-          const int m = MIN(F16_CHUNK, t.cols - j0);
-          sige_f16_to_f32_n(dp + j0, d, (size_t)m);
-          sige_f16_to_f32_n(rp + j0, r, (size_t)m);
-          for (int j = 0; j < m; j++) d[j] += bp[j0 + j] - r[j];
-          sige_f32_to_f16_n(d, dp + j0, (size_t)m);
-          sige_f32_to_f16_n(bp + j0, rp + j0, (size_t)m);
-        }
-      }
+/* The shortcut correction of one tile on F16 caches: the same float32
+ * expression as the float path, each cached value rounded once when stored. */
+static void block_residual_tile_f16(const block_tile *bt, int os, int w, uint16_t *dst,
+                                    uint16_t *res_cache) {
+  const sige_tile t = bt->t;
+  const float *bp = bt->bp;
+  uint16_t *dp = dst + bt->at, *rp = res_cache + bt->at;
+  float d[F16_CHUNK], r[F16_CHUNK];
+  for (int i = 0; i < t.rows; i++, bp += os, dp += w, rp += w) {
+    for (int j0 = 0; j0 < t.cols; j0 += F16_CHUNK) {
+      const int m = MIN(F16_CHUNK, t.cols - j0);
+      sige_f16_to_f32_n(dp + j0, d, (size_t)m);
+      sige_f16_to_f32_n(rp + j0, r, (size_t)m);
+      for (int j = 0; j < m; j++) d[j] += bp[j0 + j] - r[j];
+      sige_f32_to_f16_n(d, dp + j0, (size_t)m);
+      sige_f32_to_f16_n(bp + j0, rp + j0, (size_t)m);
     }
   }
 }
@@ -238,20 +235,19 @@ void sige_cpu_scatter_block_residual(sige_ctx *ctx, const sige_tensor *main_bloc
   /* Then correct the shortcut blocks by the change of the residual and
    * record the new residual.  Output tiles of one geometry never overlap, so
    * tasks do not race; this pass must follow the one above as a whole. */
-  const size_t plane = (size_t)h * (size_t)w;
-  if (is_f16(dst)) {
-    block_residual_f16(ctx, sc_blocks, g_sc, ab_sc, dst, res_cache);
-    return;
-  }
+  const gboolean half = is_f16(dst);
 #pragma omp parallel for collapse(2) schedule(static) num_threads(sige_ctx_threads(ctx))
   for (int ch = 0; ch < c; ch++) {
     for (int blk = 0; blk < ns; blk++) {
-      const sige_tile t = sige_block_tile(g_sc, ab_sc->corners + 2 * blk, h, w);
+      const block_tile bt = tile_of(sc_blocks, g_sc, ab_sc, ch, blk, h, w);
+      const sige_tile t = bt.t;
       if (t.rows == 0) continue;
-      const float *bp = sc_blocks->data + ((size_t)ch * ns + blk) * (size_t)os * os +
-                        (size_t)t.br * os + t.bc;
-      const size_t at = (size_t)ch * plane + (size_t)t.r0 * w + t.c0;
-      float *dp = dst->data + at, *rp = res_cache->data + at;
+      if (half) {
+        block_residual_tile_f16(&bt, os, w, dst->data16, res_cache->data16);
+        continue;
+      }
+      const float *bp = bt.bp;
+      float *dp = dst->data + bt.at, *rp = res_cache->data + bt.at;
       for (int i = 0; i < t.rows; i++, bp += os, dp += w, rp += w) {
         for (int j = 0; j < t.cols; j++) {
           dp[j] += bp[j] - rp[j];

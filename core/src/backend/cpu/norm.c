@@ -1,6 +1,7 @@
 /* Normalisation statistics on the CPU. */
 #include <math.h>
 
+#include "../group_affine.h"
 #include "cpu_internal.h"
 
 void sige_cpu_group_norm_affine(sige_ctx *ctx, const sige_tensor *x, int groups, float eps,
@@ -27,17 +28,8 @@ void sige_cpu_group_norm_affine(sige_ctx *ctx, const sige_tensor *x, int groups,
       }
     }
     const double cnt = (double)hw * cg;
-    const double dmean = cnt > 0 ? s / cnt : 0.0;
-    double var = cnt > 0 ? ss / cnt - dmean * dmean : 0.0;
-    if (var < 0.0) var = 0.0;
-    const double mean = pivot + dmean;
-    const double rstd = 1.0 / sqrt(var + (double)eps);
-    for (int c = g * cg; c < (g + 1) * cg; c++) {
-      const double gm = gamma ? gamma->data[c] : 1.0;
-      const double bt = beta ? beta->data[c] : 0.0;
-      scale[(size_t)n * c_all + c] = (float)(gm * rstd);
-      shift[(size_t)n * c_all + c] = (float)(bt - mean * gm * rstd);
-    }
+    sige_group_affine(pivot, s, ss, cnt, eps, gamma ? gamma->data : NULL, beta ? beta->data : NULL,
+                      g * cg, (g + 1) * cg, scale + (size_t)n * c_all, shift + (size_t)n * c_all);
   }
 }
 

@@ -1,6 +1,7 @@
 /* Convolution and linear layers on a device: im2col + one SGEMM per group
  * over every image (or every active block) at once, a direct kernel for
  * depthwise convs, and 1x1 convs as a plain SGEMM on the input planes. */
+#include "../im2col_tiling.h"
 #include "device_impl.h"
 #include "sige/error.h"
 
@@ -64,36 +65,21 @@ static gboolean conv_depthwise(const conv_job *j, const float *bias) {
 
 static gboolean conv_im2col(const conv_job *j, gboolean cnhw, float beta) {
   const size_t rows = (size_t)j->cin * j->kh * j->kw;
-  const size_t img_cols = (size_t)j->ho * j->wo;
-  /* whole images per tile when one fits (in CNHW they share the GEMM),
-   * otherwise bands of output rows of one image, as on the CPU */
-  size_t imgs = IM2COL_LIMIT / (rows * img_cols);
-  int band = j->ho;
-  if (imgs == 0) {
-    imgs = 1;
-    const size_t r = IM2COL_LIMIT / (rows * (size_t)j->wo);
-    band = r == 0 ? 1 : (r < (size_t)j->ho ? (int)r : j->ho);
-  }
-  if (!cnhw) imgs = 1;
-  if (imgs > (size_t)j->n) imgs = (size_t)j->n;
-  const size_t need = rows * (size_t)band * j->wo * imgs;
-  float *buf = sige_dev_scratch(j->be, 0, need * sizeof(float));
+  /* tiles as on the CPU */
+  const sige_im2col_tiling tl = sige_im2col_tiles(IM2COL_LIMIT, rows, j->n, j->ho, j->wo, cnhw);
+  float *buf = sige_dev_scratch(j->be, 0, tl.floats * sizeof(float));
   if (!buf) return FALSE;
-  for (int n0 = 0; n0 < j->n; n0 += (int)imgs) {
-    const int nimg = j->n - n0 < (int)imgs ? j->n - n0 : (int)imgs;
-    for (int r0 = 0; r0 < j->ho; r0 += band) {
-      const int r1 = r0 + band < j->ho ? r0 + band : j->ho;
-      const size_t ncols = (size_t)nimg * (size_t)(r1 - r0) * j->wo;
-      const sige_k_im2col_args a = {
-          .x = j->x, .buf = buf, .x_cs = (uint32_t)j->x_cs, .x_is = (uint32_t)j->x_is,
-          .h = j->h, .w = j->wd, .kh = j->kh, .kw = j->kw,
-          .sh = j->p->stride_h, .sw = j->p->stride_w, .pt = j->p->pad_top, .pl = j->p->pad_left,
-          .n0 = n0, .nimg = nimg, .r0 = r0, .band = r1 - r0, .wo = j->wo};
-      if (!sige_dev_launch(j->be, SIGE_K_IM2COL, &a, rows * ncols) ||
-          !grouped_gemm(j, buf, ncols, j->out + (size_t)n0 * j->o_is + (size_t)r0 * j->wo,
-                        j->o_cs, ncols, beta))
-        return FALSE;
-    }
+  for (sige_im2col_tile t = sige_im2col_tile_at(&tl, 0, 0); t.nimg > 0;
+       t = sige_im2col_next(&tl, t)) {
+    const sige_k_im2col_args a = {
+        .x = j->x, .buf = buf, .x_cs = (uint32_t)j->x_cs, .x_is = (uint32_t)j->x_is,
+        .h = j->h, .w = j->wd, .kh = j->kh, .kw = j->kw,
+        .sh = j->p->stride_h, .sw = j->p->stride_w, .pt = j->p->pad_top, .pl = j->p->pad_left,
+        .n0 = t.n0, .nimg = t.nimg, .r0 = t.r0, .band = t.r1 - t.r0, .wo = j->wo};
+    if (!sige_dev_launch(j->be, SIGE_K_IM2COL, &a, rows * t.cols) ||
+        !grouped_gemm(j, buf, t.cols, j->out + (size_t)t.n0 * j->o_is + (size_t)t.r0 * j->wo,
+                      j->o_cs, t.cols, beta))
+      return FALSE;
   }
   return TRUE;
 }

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../group_affine.h"
 #include "device_impl.h"
 
 /* Pivot, sum(x - pivot), sum((x - pivot)^2) of every plane of x, on the
@@ -55,17 +56,8 @@ void sige_dev_group_norm_affine(sige_ctx *ctx, const sige_tensor *x, int groups,
         s2 += p[2] + 2.0 * d * p[1] + hw * d * d;
       }
       const double cnt = hw * cg;
-      const double dmean = cnt > 0 ? s1 / cnt : 0.0;
-      double var = cnt > 0 ? s2 / cnt - dmean * dmean : 0.0;
-      if (var < 0.0) var = 0.0;
-      const double mean = pivot + dmean;
-      const double rstd = 1.0 / sqrt(var + (double)eps);
-      for (int c = g * cg; c < (g + 1) * cg; c++) {
-        const double gmv = gm_v ? gm_v[c] : 1.0;
-        const double btv = bt_v ? bt_v[c] : 0.0;
-        scale[(size_t)n * c_all + c] = (float)(gmv * rstd);
-        shift[(size_t)n * c_all + c] = (float)(btv - mean * gmv * rstd);
-      }
+      sige_group_affine(pivot, s1, s2, cnt, eps, gm_v, bt_v, g * cg, (g + 1) * cg,
+                        scale + (size_t)n * c_all, shift + (size_t)n * c_all);
     }
 }
 

@@ -185,19 +185,9 @@ gboolean sige_dev_multihead_attention(sige_ctx *ctx, const sige_tensor *x,
                                       int heads, int head_dim, const float *scale,
                                       const float *shift, sige_tensor *out, GError **error);
 
-void sige_dev_gather(sige_ctx *ctx, const sige_tensor *src, const sige_resample_map *map,
-                     const sige_block_geometry *g, const sige_active_blocks *ab,
-                     const float *scale, const float *shift, sige_act act, sige_tensor *out);
-void sige_dev_scatter(sige_ctx *ctx, const sige_tensor *blocks, const sige_block_geometry *g,
-                      const sige_active_blocks *ab, const sige_tensor *residual,
-                      const sige_resample_map *rmap, sige_tensor *dst);
-void sige_dev_scatter_block_residual(sige_ctx *ctx, const sige_tensor *main_blocks,
-                                     const sige_block_geometry *g_main,
-                                     const sige_active_blocks *ab_main,
-                                     const sige_tensor *sc_blocks,
-                                     const sige_block_geometry *g_sc,
-                                     const sige_active_blocks *ab_sc, sige_tensor *dst,
-                                     sige_tensor *res_cache);
+sige_gather_fn sige_dev_gather;
+sige_scatter_fn sige_dev_scatter;
+sige_scatter_block_residual_fn sige_dev_scatter_block_residual;
 
 /* The undo log's records (the iface's undo_pack / undo_unpack): the
  * record buffer holds the tile table and the elements, channel-major within

@@ -8,6 +8,7 @@
 #include <cblas.h>
 #include <string.h>
 
+#include "../softmax_row.h"
 #include "device_impl.h"
 #include "sige/error.h"
 
@@ -92,18 +93,7 @@ static gboolean sim_plane_sums(sige_dev_backend *be, const float *x, sige_k_plan
 static gboolean sim_softmax_rows(sige_dev_backend *be, float *s, int rows, int cols) {
   float *base = untag(s);
 #pragma omp parallel for num_threads(be->n_threads) schedule(static)
-  for (int i = 0; i < rows; i++) {
-    float *r = base + (size_t)i * cols;
-    float m = r[0];
-    for (int j = 1; j < cols; j++) m = r[j] > m ? r[j] : m;
-    double sum = 0.0;
-    for (int j = 0; j < cols; j++) {
-      r[j] = expf(r[j] - m);
-      sum += r[j];
-    }
-    const float inv = (float)(1.0 / sum);
-    for (int j = 0; j < cols; j++) r[j] *= inv;
-  }
+  for (int i = 0; i < rows; i++) sige_softmax_row(base + (size_t)i * cols, cols);
   return TRUE;
 }
 
