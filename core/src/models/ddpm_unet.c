@@ -8,26 +8,12 @@
 #include "ermongroup_unet.h"
 
 void sige_ddpm_config_init(sige_ddpm_config *c) {
-  memset(c, 0, sizeof *c);
-  c->ch = 128;
-  const int mult[6] = {1, 1, 2, 2, 4, 4};
-  memcpy(c->ch_mult, mult, sizeof mult);
-  c->n_ch_mult = 6;
-  c->num_res_blocks = 2;
-  c->attn_resolutions[0] = 16;
-  c->n_attn_resolutions = 1;
-  c->in_ch = c->out_ch = 3;
-  c->image_size = 256;
+  static const sige_unet_defaults d = {
+      .ch = 128, .ch_mult = {1, 1, 2, 2, 4, 4}, .n_ch_mult = 6, .num_res_blocks = 2,
+      .attn_resolutions = {16}, .n_attn_resolutions = 1, .in_ch = 3, .out_ch = 3,
+      .image_size = 256, .diff_eps = 0.01f, .mask_dilate_radius = 5};
+  SIGE_UNET_CONFIG_INIT(c, &d);
   c->resamp_with_conv = TRUE;
-  c->groupnorm_groups = 32;
-  c->groupnorm_eps = 1e-6f;
-  c->sparse.block_size = 6;
-  c->sparse.shortcut_block_size = 4;
-  c->sparse_resolution_threshold = 64;
-  c->sparse.diff_eps = 0.01f;
-  c->sparse.mask_dilate_radius = 5;
-  c->sparse.pyramid_dilation = 1;
-  c->sparse.pyramid_threshold = 0.3f;
 }
 
 static void *ddpm_declare(const void *config, sige_param_list *l, GError **error) {

@@ -5,6 +5,34 @@
 #pragma once
 #include "unet_blocks.h"
 
+/* The published values of the fields the DDPM and PD UNet configs share. */
+typedef struct {
+  int ch, ch_mult[8], n_ch_mult, num_res_blocks, attn_resolutions[8], n_attn_resolutions;
+  int in_ch, out_ch, image_size, mask_dilate_radius;
+  float diff_eps;
+} sige_unet_defaults;
+
+/* Zeroes *c and sets its common UNet fields from d (GroupNorm(32, 1e-6) and
+ * sparse levels from 64 pixels in both). A macro, since the two configs are
+ * distinct public types that only name these fields alike. */
+#define SIGE_UNET_CONFIG_INIT(c, d)                                                \
+  do {                                                                             \
+    memset((c), 0, sizeof *(c));                                                   \
+    (c)->ch = (d)->ch;                                                             \
+    memcpy((c)->ch_mult, (d)->ch_mult, sizeof (c)->ch_mult);                       \
+    (c)->n_ch_mult = (d)->n_ch_mult;                                               \
+    (c)->num_res_blocks = (d)->num_res_blocks;                                     \
+    memcpy((c)->attn_resolutions, (d)->attn_resolutions, sizeof (c)->attn_resolutions); \
+    (c)->n_attn_resolutions = (d)->n_attn_resolutions;                             \
+    (c)->in_ch = (d)->in_ch;                                                       \
+    (c)->out_ch = (d)->out_ch;                                                     \
+    (c)->image_size = (d)->image_size;                                             \
+    (c)->groupnorm_groups = 32;                                                    \
+    (c)->groupnorm_eps = 1e-6f;                                                    \
+    sige_sparse_config_defaults(&(c)->sparse, (d)->diff_eps, (d)->mask_dilate_radius, 1); \
+    (c)->sparse_resolution_threshold = 64;                                         \
+  } while (0)
+
 /* One level: n_blocks residual blocks (each followed by attention when the
  * level has it), then an optional resampling conv (DDPM) or block (PD). */
 typedef struct {

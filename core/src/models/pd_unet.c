@@ -30,30 +30,14 @@
 #include "ermongroup_unet.h"
 
 void sige_pd_config_init(sige_pd_config *c) {
-  memset(c, 0, sizeof *c);
   /* diffusion/configs/church_pd128-sige.yml */
-  c->ch = 64;
-  const int mult[5] = {1, 2, 4, 6, 8};
-  memcpy(c->ch_mult, mult, sizeof mult);
-  c->n_ch_mult = 5;
-  c->num_res_blocks = 3;
-  const int attn[3] = {8, 16, 32};
-  memcpy(c->attn_resolutions, attn, sizeof attn);
-  c->n_attn_resolutions = 3;
+  static const sige_unet_defaults d = {
+      .ch = 64, .ch_mult = {1, 2, 4, 6, 8}, .n_ch_mult = 5, .num_res_blocks = 3,
+      .attn_resolutions = {8, 16, 32}, .n_attn_resolutions = 3, .in_ch = 3, .out_ch = 6,
+      .image_size = 128, .diff_eps = 0.02f, .mask_dilate_radius = 2};
+  SIGE_UNET_CONFIG_INIT(c, &d);
   c->head_dim = 64;
   c->temb_ch = 768;
-  c->in_ch = 3;
-  c->out_ch = 6;
-  c->image_size = 128;
-  c->groupnorm_groups = 32;
-  c->groupnorm_eps = 1e-6f;
-  c->sparse.block_size = 6;
-  c->sparse.shortcut_block_size = 4;
-  c->sparse_resolution_threshold = 64;
-  c->sparse.diff_eps = 0.02f;
-  c->sparse.mask_dilate_radius = 2;
-  c->sparse.pyramid_dilation = 1;
-  c->sparse.pyramid_threshold = 0.3f;
 }
 
 static void *pd_declare(const void *config, sige_param_list *l, GError **error) {
