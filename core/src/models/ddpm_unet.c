@@ -47,15 +47,7 @@ static gboolean ddpm_finish(void *impl, GError **error) {
   return TRUE;
 }
 
-static void ddpm_input_shape(const void *config, int64_t shape[4]) {
-  const sige_ddpm_config *c = config;
-  sige_unet_input_shape(c->in_ch, c->image_size, shape);
-}
-
-static void ddpm_lowest_level(const void *config, int *h, int *w) {
-  const sige_ddpm_config *c = config;
-  *h = *w = sige_unet_lowest_level(c->image_size, c->n_ch_mult);
-}
+SIGE_UNET_GEOMETRY_CALLBACKS(ddpm, sige_ddpm_config)
 
 static gboolean ddpm_recognise(const sige_weights *w) {
   return sige_weights_contains(w, "conv_in.weight") &&
@@ -87,12 +79,9 @@ static gboolean ddpm_infer(const sige_weights *w, const char *path, void *config
 
 static void ddpm_describe(const void *config, GString *out) {
   const sige_ddpm_config *d = config;
-  sige_describe_line(out, "ch", "%d", d->ch);
-  sige_describe_ints(out, "ch_mult", d->ch_mult, d->n_ch_mult);
-  sige_describe_line(out, "num_res_blocks", "%d", d->num_res_blocks);
-  sige_describe_ints(out, "attn_resolutions", d->attn_resolutions, d->n_attn_resolutions);
-  sige_describe_line(out, "channels in -> out", "%d -> %d", d->in_ch, d->out_ch);
-  sige_describe_line(out, "image_size", "%d", d->image_size);
+  sige_unet_describe_levels(out, d->ch, d->ch_mult, d->n_ch_mult, d->num_res_blocks,
+                            d->attn_resolutions, d->n_attn_resolutions);
+  sige_unet_describe_io(out, d->in_ch, d->out_ch, d->image_size);
 }
 
 const sige_model_class sige_ddpm_class = {

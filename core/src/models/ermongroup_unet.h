@@ -87,6 +87,25 @@ void sige_unet_free(void *u);
  * n_levels levels. */
 void sige_unet_input_shape(int in_ch, int image_size, int64_t shape[4]);
 int sige_unet_lowest_level(int image_size, int n_levels);
+
+/* The input_shape and lowest_level class callbacks of a UNet whose config
+ * type T names in_ch, image_size and n_ch_mult: a macro, since the DDPM and
+ * PD configs are distinct public types that only name these fields alike. */
+#define SIGE_UNET_GEOMETRY_CALLBACKS(prefix, T)                            \
+  static void prefix##_input_shape(const void *config, int64_t shape[4]) { \
+    const T *c = config;                                                   \
+    sige_unet_input_shape(c->in_ch, c->image_size, shape);                 \
+  }                                                                        \
+  static void prefix##_lowest_level(const void *config, int *h, int *w) {  \
+    const T *c = config;                                                   \
+    *h = *w = sige_unet_lowest_level(c->image_size, c->n_ch_mult);         \
+  }
+
+/* The describe lines both UNets start with: width and levels. */
+void sige_unet_describe_levels(GString *out, int ch, const int *ch_mult, int n_ch_mult,
+                               int num_res_blocks, const int *attn_res, int n_attn_res);
+/* The describe lines both UNets end with: channels and image size. */
+void sige_unet_describe_io(GString *out, int in_ch, int out_ch, int image_size);
 /* After loading: the DDPM downsample convs pad only bottom and right. */
 void sige_unet_finish(sige_unet *u);
 void sige_unet_clear(sige_unet *u);

@@ -73,15 +73,7 @@ static gboolean pd_forward(const void *impl, sige_pass *pass, const sige_tensor 
   return sige_unet_forward(impl, pass, x, u * 1000.0f, out, error);
 }
 
-static void pd_input_shape(const void *config, int64_t shape[4]) {
-  const sige_pd_config *c = config;
-  sige_unet_input_shape(c->in_ch, c->image_size, shape);
-}
-
-static void pd_lowest_level(const void *config, int *h, int *w) {
-  const sige_pd_config *c = config;
-  *h = *w = sige_unet_lowest_level(c->image_size, c->n_ch_mult);
-}
+SIGE_UNET_GEOMETRY_CALLBACKS(pd, sige_pd_config)
 
 /* The DDPM naming with a fused attention qkv (in the middle block always). */
 static gboolean pd_recognise(const sige_weights *w) {
@@ -117,17 +109,14 @@ static gboolean pd_infer(const sige_weights *w, const char *path, void *config, 
 
 static void pd_describe(const void *config, GString *out) {
   const sige_pd_config *d = config;
-  sige_describe_line(out, "ch", "%d", d->ch);
-  sige_describe_ints(out, "ch_mult", d->ch_mult, d->n_ch_mult);
-  sige_describe_line(out, "num_res_blocks", "%d", d->num_res_blocks);
-  sige_describe_ints(out, "attn_resolutions", d->attn_resolutions, d->n_attn_resolutions);
+  sige_unet_describe_levels(out, d->ch, d->ch_mult, d->n_ch_mult, d->num_res_blocks,
+                            d->attn_resolutions, d->n_attn_resolutions);
   if (d->head_dim > 0)
     sige_describe_line(out, "head_dim", "%d", d->head_dim);
   else
     sige_describe_line(out, "num_heads", "%d", d->num_heads);
   sige_describe_line(out, "temb_ch", "%d", d->temb_ch);
-  sige_describe_line(out, "channels in -> out", "%d -> %d", d->in_ch, d->out_ch);
-  sige_describe_line(out, "image_size", "%d", d->image_size);
+  sige_unet_describe_io(out, d->in_ch, d->out_ch, d->image_size);
 }
 
 const sige_model_class sige_pd_class = {
