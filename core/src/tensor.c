@@ -47,15 +47,23 @@ size_t sige_tensor_elem_size(const sige_tensor *t) {
 
 size_t sige_tensor_bytes(const sige_tensor *t) { return t->numel * sige_tensor_elem_size(t); }
 
-/* be NULL: host memory. */
-static sige_tensor *tensor_alloc_on(sige_backend *be, int ndim, const int64_t *shape,
-                                    sige_storage storage, gboolean zero, GError **error) {
+/* A tensor header for shape, without data: owned and view tensors differ
+ * only in where their data comes from. */
+static sige_tensor *tensor_shell(int ndim, const int64_t *shape, GError **error) {
   size_t numel;
   if (!shape_numel(ndim, shape, &numel, error)) return NULL;
   sige_tensor *t = g_new0(sige_tensor, 1);
   t->ndim = ndim;
   for (int i = 0; i < SIGE_MAX_DIMS; i++) t->shape[i] = i < ndim ? shape[i] : 1;
   t->numel = numel;
+  return t;
+}
+
+/* be NULL: host memory. */
+static sige_tensor *tensor_alloc_on(sige_backend *be, int ndim, const int64_t *shape,
+                                    sige_storage storage, gboolean zero, GError **error) {
+  sige_tensor *t = tensor_shell(ndim, shape, error);
+  if (!t) return NULL;
   t->owned = TRUE;
   t->storage = storage;
   t->backend = be;
@@ -91,12 +99,8 @@ sige_tensor *sige_tensor_new4_uninit(int n, int c, int h, int w, GError **error)
 }
 
 sige_tensor *sige_tensor_view(float *data, int ndim, const int64_t *shape) {
-  size_t numel;
-  if (!shape_numel(ndim, shape, &numel, NULL)) return NULL;
-  sige_tensor *t = g_new0(sige_tensor, 1);
-  t->ndim = ndim;
-  for (int i = 0; i < SIGE_MAX_DIMS; i++) t->shape[i] = i < ndim ? shape[i] : 1;
-  t->numel = numel;
+  sige_tensor *t = tensor_shell(ndim, shape, NULL);
+  if (!t) return NULL;
   t->data = data;
   t->owned = FALSE;
   return t;

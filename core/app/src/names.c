@@ -48,30 +48,32 @@ static char *accepted(const name_entry *t, size_t n) {
   return g_string_free(s, FALSE);
 }
 
-static gboolean parse(const name_entry *t, size_t n, const char *field, const char *what,
-                      const char *name, int *value, GError **error) {
+/* The entry named name; NULL, with an error that lists the accepted names,
+ * when none is. */
+static const name_entry *by_name(const name_entry *t, size_t n, const char *field,
+                                 const char *what, const char *name, GError **error) {
   for (size_t i = 0; name && i < n; i++)
-    if (!g_ascii_strcasecmp(name, t[i].name)) {
-      *value = t[i].value;
-      return TRUE;
-    }
+    if (!g_ascii_strcasecmp(name, t[i].name)) return &t[i];
   g_autofree char *ok = accepted(t, n);
   g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID, "%s '%s': unknown %s; expected %s",
               field ? field : what, name ? name : "", what, ok);
-  return FALSE;
+  return NULL;
+}
+
+static const char *name_of(const name_entry *t, size_t n, int value) {
+  const name_entry *e = by_value(t, n, value);
+  return e ? e->name : "unknown";
 }
 
 const char *sige_sampler_kind_name(sige_sampler_kind kind) {
-  const name_entry *e = by_value(samplers, G_N_ELEMENTS(samplers), kind);
-  return e ? e->name : "unknown";
+  return name_of(samplers, G_N_ELEMENTS(samplers), kind);
 }
 
 gboolean sige_sampler_kind_parse(const char *field, const char *name, sige_sampler_kind *kind,
                                  GError **error) {
-  int v = 0;
-  if (!parse(samplers, G_N_ELEMENTS(samplers), field, "sampler", name, &v, error)) return FALSE;
-  *kind = (sige_sampler_kind)v;
-  return TRUE;
+  const name_entry *e = by_name(samplers, G_N_ELEMENTS(samplers), field, "sampler", name, error);
+  if (e) *kind = (sige_sampler_kind)e->value;
+  return e != NULL;
 }
 
 gboolean sige_device_kind_parse(const char *field, const char *name, sige_device *device,
@@ -80,10 +82,9 @@ gboolean sige_device_kind_parse(const char *field, const char *name, sige_device
   for (size_t i = 0; i < G_N_ELEMENTS(device_values); i++)
     t[i] = (name_entry){device_values[i], sige_device_name(device_values[i]), NULL,
                         device_values[i] != SIGE_DEVICE_SIM};
-  int v = 0;
-  if (!parse(t, G_N_ELEMENTS(t), field, "device", name, &v, error)) return FALSE;
-  *device = (sige_device)v;
-  return TRUE;
+  const name_entry *e = by_name(t, G_N_ELEMENTS(t), field, "device", name, error);
+  if (e) *device = (sige_device)e->value;
+  return e != NULL;
 }
 
 gboolean sige_device_from_option(const char *field, const char *name, sige_device *device,
@@ -97,8 +98,7 @@ gboolean sige_device_from_option(const char *field, const char *name, sige_devic
 }
 
 const char *sige_model_kind_spec_name(sige_model_kind kind) {
-  const name_entry *e = by_value(model_kinds, G_N_ELEMENTS(model_kinds), kind);
-  return e ? e->name : "unknown";
+  return name_of(model_kinds, G_N_ELEMENTS(model_kinds), kind);
 }
 
 const char *sige_model_kind_description(sige_model_kind kind) {
@@ -108,9 +108,8 @@ const char *sige_model_kind_description(sige_model_kind kind) {
 
 gboolean sige_model_kind_parse(const char *field, const char *name, sige_model_kind *kind,
                                GError **error) {
-  int v = 0;
-  if (!parse(model_kinds, G_N_ELEMENTS(model_kinds), field, "model kind", name, &v, error))
-    return FALSE;
-  *kind = (sige_model_kind)v;
-  return TRUE;
+  const name_entry *e =
+      by_name(model_kinds, G_N_ELEMENTS(model_kinds), field, "model kind", name, error);
+  if (e) *kind = (sige_model_kind)e->value;
+  return e != NULL;
 }

@@ -8,26 +8,12 @@
 #include "ermongroup_unet.h"
 
 void sige_ddpm_config_init(sige_ddpm_config *c) {
-  memset(c, 0, sizeof *c);
-  c->ch = 128;
-  const int mult[6] = {1, 1, 2, 2, 4, 4};
-  memcpy(c->ch_mult, mult, sizeof mult);
-  c->n_ch_mult = 6;
-  c->num_res_blocks = 2;
-  c->attn_resolutions[0] = 16;
-  c->n_attn_resolutions = 1;
-  c->in_ch = c->out_ch = 3;
-  c->image_size = 256;
+  static const sige_unet_defaults d = {
+      .ch = 128, .ch_mult = {1, 1, 2, 2, 4, 4}, .n_ch_mult = 6, .num_res_blocks = 2,
+      .attn_resolutions = {16}, .n_attn_resolutions = 1, .in_ch = 3, .out_ch = 3,
+      .image_size = 256, .diff_eps = 0.01f, .mask_dilate_radius = 5};
+  SIGE_UNET_CONFIG_INIT(c, &d);
   c->resamp_with_conv = TRUE;
-  c->groupnorm_groups = 32;
-  c->groupnorm_eps = 1e-6f;
-  c->sparse.block_size = 6;
-  c->sparse.shortcut_block_size = 4;
-  c->sparse_resolution_threshold = 64;
-  c->sparse.diff_eps = 0.01f;
-  c->sparse.mask_dilate_radius = 5;
-  c->sparse.pyramid_dilation = 1;
-  c->sparse.pyramid_threshold = 0.3f;
 }
 
 static void *ddpm_declare(const void *config, sige_param_list *l, GError **error) {
@@ -61,15 +47,7 @@ static gboolean ddpm_finish(void *impl, GError **error) {
   return TRUE;
 }
 
-static void ddpm_input_shape(const void *config, int64_t shape[4]) {
-  const sige_ddpm_config *c = config;
-  sige_unet_input_shape(c->in_ch, c->image_size, shape);
-}
-
-static void ddpm_lowest_level(const void *config, int *h, int *w) {
-  const sige_ddpm_config *c = config;
-  *h = *w = sige_unet_lowest_level(c->image_size, c->n_ch_mult);
-}
+SIGE_UNET_GEOMETRY_CALLBACKS(ddpm, sige_ddpm_config)
 
 static gboolean ddpm_recognise(const sige_weights *w) {
   return sige_weights_contains(w, "conv_in.weight") &&
@@ -101,12 +79,9 @@ static gboolean ddpm_infer(const sige_weights *w, const char *path, void *config
 
 static void ddpm_describe(const void *config, GString *out) {
   const sige_ddpm_config *d = config;
-  sige_describe_line(out, "ch", "%d", d->ch);
-  sige_describe_ints(out, "ch_mult", d->ch_mult, d->n_ch_mult);
-  sige_describe_line(out, "num_res_blocks", "%d", d->num_res_blocks);
-  sige_describe_ints(out, "attn_resolutions", d->attn_resolutions, d->n_attn_resolutions);
-  sige_describe_line(out, "channels in -> out", "%d -> %d", d->in_ch, d->out_ch);
-  sige_describe_line(out, "image_size", "%d", d->image_size);
+  sige_unet_describe_levels(out, d->ch, d->ch_mult, d->n_ch_mult, d->num_res_blocks,
+                            d->attn_resolutions, d->n_attn_resolutions);
+  sige_unet_describe_io(out, d->in_ch, d->out_ch, d->image_size);
 }
 
 const sige_model_class sige_ddpm_class = {

@@ -186,6 +186,19 @@ void sige_unet_input_shape(int in_ch, int image_size, int64_t shape[4]) {
 
 int sige_unet_lowest_level(int image_size, int n_levels) { return image_size >> (n_levels - 1); }
 
+void sige_unet_describe_levels(GString *out, int ch, const int *ch_mult, int n_ch_mult,
+                               int num_res_blocks, const int *attn_res, int n_attn_res) {
+  sige_describe_line(out, "ch", "%d", ch);
+  sige_describe_ints(out, "ch_mult", ch_mult, n_ch_mult);
+  sige_describe_line(out, "num_res_blocks", "%d", num_res_blocks);
+  sige_describe_ints(out, "attn_resolutions", attn_res, n_attn_res);
+}
+
+void sige_unet_describe_io(GString *out, int in_ch, int out_ch, int image_size) {
+  sige_describe_line(out, "channels in -> out", "%d -> %d", in_ch, out_ch);
+  sige_describe_line(out, "image_size", "%d", image_size);
+}
+
 /* temb_proj then the block (owning nothing it is given). */
 static sige_tensor *block_step(const sige_unet *u, const sige_unet_resblock *b,
                                const sige_unet_geometry *geo, sige_pass *pass, gboolean sparse,

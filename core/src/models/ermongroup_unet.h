@@ -5,6 +5,34 @@
 #pragma once
 #include "unet_blocks.h"
 
+/* The published values of the fields the DDPM and PD UNet configs share. */
+typedef struct {
+  int ch, ch_mult[8], n_ch_mult, num_res_blocks, attn_resolutions[8], n_attn_resolutions;
+  int in_ch, out_ch, image_size, mask_dilate_radius;
+  float diff_eps;
+} sige_unet_defaults;
+
+/* Zeroes *c and sets its common UNet fields from d (GroupNorm(32, 1e-6) and
+ * sparse levels from 64 pixels in both). A macro, since the two configs are
+ * distinct public types that only name these fields alike. */
+#define SIGE_UNET_CONFIG_INIT(c, d)                                                \
+  do {                                                                             \
+    memset((c), 0, sizeof *(c));                                                   \
+    (c)->ch = (d)->ch;                                                             \
+    memcpy((c)->ch_mult, (d)->ch_mult, sizeof (c)->ch_mult);                       \
+    (c)->n_ch_mult = (d)->n_ch_mult;                                               \
+    (c)->num_res_blocks = (d)->num_res_blocks;                                     \
+    memcpy((c)->attn_resolutions, (d)->attn_resolutions, sizeof (c)->attn_resolutions); \
+    (c)->n_attn_resolutions = (d)->n_attn_resolutions;                             \
+    (c)->in_ch = (d)->in_ch;                                                       \
+    (c)->out_ch = (d)->out_ch;                                                     \
+    (c)->image_size = (d)->image_size;                                             \
+    (c)->groupnorm_groups = 32;                                                    \
+    (c)->groupnorm_eps = 1e-6f;                                                    \
+    sige_sparse_config_defaults(&(c)->sparse, (d)->diff_eps, (d)->mask_dilate_radius, 1); \
+    (c)->sparse_resolution_threshold = 64;                                         \
+  } while (0)
+
 /* One level: n_blocks residual blocks (each followed by attention when the
  * level has it), then an optional resampling conv (DDPM) or block (PD). */
 typedef struct {
@@ -59,6 +87,25 @@ void sige_unet_free(void *u);
  * n_levels levels. */
 void sige_unet_input_shape(int in_ch, int image_size, int64_t shape[4]);
 int sige_unet_lowest_level(int image_size, int n_levels);
+
+/* The input_shape and lowest_level class callbacks of a UNet whose config
+ * type T names in_ch, image_size and n_ch_mult: a macro, since the DDPM and
+ * PD configs are distinct public types that only name these fields alike. */
+#define SIGE_UNET_GEOMETRY_CALLBACKS(prefix, T)                            \
+  static void prefix##_input_shape(const void *config, int64_t shape[4]) { \
+    const T *c = config;                                                   \
+    sige_unet_input_shape(c->in_ch, c->image_size, shape);                 \
+  }                                                                        \
+  static void prefix##_lowest_level(const void *config, int *h, int *w) {  \
+    const T *c = config;                                                   \
+    *h = *w = sige_unet_lowest_level(c->image_size, c->n_ch_mult);         \
+  }
+
+/* The describe lines both UNets start with: width and levels. */
+void sige_unet_describe_levels(GString *out, int ch, const int *ch_mult, int n_ch_mult,
+                               int num_res_blocks, const int *attn_res, int n_attn_res);
+/* The describe lines both UNets end with: channels and image size. */
+void sige_unet_describe_io(GString *out, int in_ch, int out_ch, int image_size);
 /* After loading: the DDPM downsample convs pad only bottom and right. */
 void sige_unet_finish(sige_unet *u);
 void sige_unet_clear(sige_unet *u);

@@ -163,6 +163,13 @@ sige_model *sige_model_load(const char *path, GError **error) {
   return NULL;
 }
 
+void sige_sparse_config_defaults(sige_sparse_config *s, float diff_eps, int mask_dilate_radius,
+                                 int pyramid_dilation) {
+  *s = (sige_sparse_config){.block_size = 6, .shortcut_block_size = 4, .diff_eps = diff_eps,
+                            .mask_dilate_radius = mask_dilate_radius,
+                            .pyramid_dilation = pyramid_dilation, .pyramid_threshold = 0.3f};
+}
+
 void sige_model_sparse_params(const sige_model *m, sige_sparse_params *p) {
   const sige_sparse_config *c =
       (const sige_sparse_config *)((const char *)m->cfg + m->cls->sparse_offset);

@@ -39,6 +39,10 @@ typedef struct {
   float pyramid_threshold;
 } sige_sparse_params;
 void sige_model_sparse_params(const sige_model *m, sige_sparse_params *p);
+/* The sparse settings every published model shares (block sizes 6 and 4,
+ * pyramid threshold 0.3), with the ones it tunes; pyramid stop size 0. */
+void sige_sparse_config_defaults(sige_sparse_config *s, float diff_eps, int mask_dilate_radius,
+                                 int pyramid_dilation);
 /* One forward of the model in the pass's mode. */
 gboolean sige_model_pass(const sige_model *m, sige_pass *pass, const sige_tensor *input, float t,
                         sige_tensor **out, GError **error);

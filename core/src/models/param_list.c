@@ -71,6 +71,18 @@ static slot *slot_add(sige_param_list *l, slot_kind kind, const char *fmt, va_li
   return &g_array_index(l->slots, slot, l->slots->len - 1);
 }
 
+/* A slot of n values and its view: a vector alone, or the first of a
+ * norm's weight and bias (the caller adds the second). */
+static slot *slot_add_1d(sige_param_list *l, slot_kind kind, int n, sige_tensor **dst,
+                         sige_param_role role, const char *suffix, const char *fmt, va_list ap) {
+  slot *s = slot_add(l, kind, fmt, ap);
+  s->a = n;
+  s->dst = dst;
+  const int64_t shape[1] = {n};
+  view_add(l, role, 1, shape, s->key, suffix);
+  return s;
+}
+
 void sige_params_conv(sige_param_list *l, sige_conv_layer *dst, int cout, int cin, int k,
                       int stride, int pad, gboolean bias, const char *fmt, ...) {
   va_list ap;
@@ -88,12 +100,8 @@ void sige_params_vector(sige_param_list *l, sige_tensor **dst, sige_param_role r
                         const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  slot *s = slot_add(l, SLOT_VECTOR, fmt, ap);
+  slot_add_1d(l, SLOT_VECTOR, n, dst, role, "", fmt, ap);
   va_end(ap);
-  s->a = n;
-  s->dst = dst;
-  const int64_t shape[1] = {n};
-  view_add(l, role, 1, shape, s->key, "");
 }
 
 void sige_params_linear(sige_param_list *l, sige_tensor **w_dst, sige_tensor **b_dst, int out,
@@ -114,13 +122,10 @@ void sige_params_norm(sige_param_list *l, sige_tensor **g_dst, sige_tensor **b_d
                       const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  slot *s = slot_add(l, SLOT_NORM, fmt, ap);
+  slot *s = slot_add_1d(l, SLOT_NORM, c, g_dst, SIGE_PARAM_NORM_WEIGHT, ".weight", fmt, ap);
   va_end(ap);
-  s->a = c;
-  s->dst = g_dst;
   s->dst2 = b_dst;
   const int64_t shape[1] = {c};
-  view_add(l, SIGE_PARAM_NORM_WEIGHT, 1, shape, s->key, ".weight");
   view_add(l, SIGE_PARAM_NORM_BIAS, 1, shape, s->key, ".bias");
 }
 

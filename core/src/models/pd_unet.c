@@ -30,30 +30,14 @@
 #include "ermongroup_unet.h"
 
 void sige_pd_config_init(sige_pd_config *c) {
-  memset(c, 0, sizeof *c);
   /* diffusion/configs/church_pd128-sige.yml */
-  c->ch = 64;
-  const int mult[5] = {1, 2, 4, 6, 8};
-  memcpy(c->ch_mult, mult, sizeof mult);
-  c->n_ch_mult = 5;
-  c->num_res_blocks = 3;
-  const int attn[3] = {8, 16, 32};
-  memcpy(c->attn_resolutions, attn, sizeof attn);
-  c->n_attn_resolutions = 3;
+  static const sige_unet_defaults d = {
+      .ch = 64, .ch_mult = {1, 2, 4, 6, 8}, .n_ch_mult = 5, .num_res_blocks = 3,
+      .attn_resolutions = {8, 16, 32}, .n_attn_resolutions = 3, .in_ch = 3, .out_ch = 6,
+      .image_size = 128, .diff_eps = 0.02f, .mask_dilate_radius = 2};
+  SIGE_UNET_CONFIG_INIT(c, &d);
   c->head_dim = 64;
   c->temb_ch = 768;
-  c->in_ch = 3;
-  c->out_ch = 6;
-  c->image_size = 128;
-  c->groupnorm_groups = 32;
-  c->groupnorm_eps = 1e-6f;
-  c->sparse.block_size = 6;
-  c->sparse.shortcut_block_size = 4;
-  c->sparse_resolution_threshold = 64;
-  c->sparse.diff_eps = 0.02f;
-  c->sparse.mask_dilate_radius = 2;
-  c->sparse.pyramid_dilation = 1;
-  c->sparse.pyramid_threshold = 0.3f;
 }
 
 static void *pd_declare(const void *config, sige_param_list *l, GError **error) {
@@ -89,15 +73,7 @@ static gboolean pd_forward(const void *impl, sige_pass *pass, const sige_tensor 
   return sige_unet_forward(impl, pass, x, u * 1000.0f, out, error);
 }
 
-static void pd_input_shape(const void *config, int64_t shape[4]) {
-  const sige_pd_config *c = config;
-  sige_unet_input_shape(c->in_ch, c->image_size, shape);
-}
-
-static void pd_lowest_level(const void *config, int *h, int *w) {
-  const sige_pd_config *c = config;
-  *h = *w = sige_unet_lowest_level(c->image_size, c->n_ch_mult);
-}
+SIGE_UNET_GEOMETRY_CALLBACKS(pd, sige_pd_config)
 
 /* The DDPM naming with a fused attention qkv (in the middle block always). */
 static gboolean pd_recognise(const sige_weights *w) {
@@ -133,17 +109,14 @@ static gboolean pd_infer(const sige_weights *w, const char *path, void *config, 
 
 static void pd_describe(const void *config, GString *out) {
   const sige_pd_config *d = config;
-  sige_describe_line(out, "ch", "%d", d->ch);
-  sige_describe_ints(out, "ch_mult", d->ch_mult, d->n_ch_mult);
-  sige_describe_line(out, "num_res_blocks", "%d", d->num_res_blocks);
-  sige_describe_ints(out, "attn_resolutions", d->attn_resolutions, d->n_attn_resolutions);
+  sige_unet_describe_levels(out, d->ch, d->ch_mult, d->n_ch_mult, d->num_res_blocks,
+                            d->attn_resolutions, d->n_attn_resolutions);
   if (d->head_dim > 0)
     sige_describe_line(out, "head_dim", "%d", d->head_dim);
   else
     sige_describe_line(out, "num_heads", "%d", d->num_heads);
   sige_describe_line(out, "temb_ch", "%d", d->temb_ch);
-  sige_describe_line(out, "channels in -> out", "%d -> %d", d->in_ch, d->out_ch);
-  sige_describe_line(out, "image_size", "%d", d->image_size);
+  sige_unet_describe_io(out, d->in_ch, d->out_ch, d->image_size);
 }
 
 const sige_model_class sige_pd_class = {

@@ -17,12 +17,7 @@ void sige_spade_config_init(sige_spade_config *c) {
   c->num_upsampling_layers = 6;
   c->batchnorm_eps = 1e-5f;
   c->num_sparse_layers = 5;
-  c->sparse.block_size = 6;
-  c->sparse.shortcut_block_size = 4;
-  c->sparse.diff_eps = 1e-3f;
-  c->sparse.mask_dilate_radius = 1;
-  c->sparse.pyramid_dilation = 2;
-  c->sparse.pyramid_threshold = 0.3f;
+  sige_sparse_config_defaults(&c->sparse, 1e-3f, 1, 2);
 }
 
 static const char *const block_names[8] = {"head_0", "G_middle_0", "G_middle_1", "up_0",

@@ -157,6 +157,23 @@ static void append_few(GString *s, GPtrArray *names) {
   if (names->len > LIST_FEW) g_string_append_printf(s, " and %u more", names->len - LIST_FEW);
 }
 
+/* The file name for messages; a table built in memory has none. */
+static char *layout_file(const sige_weights *w) {
+  const char *path = sige_weights_path(w);
+  return sige_weights_display_name(path ? path : "(memory)");
+}
+
+/* Carries w's provenance metadata over to its replacement out, then puts
+ * out in w's place (*wp). */
+static void replace_weights(sige_weights **wp, sige_weights *out) {
+  for (guint i = 0; i < G_N_ELEMENTS(copied_metadata); i++) {
+    const char *v = sige_weights_metadata(*wp, copied_metadata[i]);
+    if (v) sige_weights_set_metadata(out, copied_metadata[i], v);
+  }
+  sige_weights_free(*wp);
+  *wp = out;
+}
+
 static gboolean fail_unknown(const sige_weights *w, GError **error) {
   static const char *const markers[] = {
     "fc.weight", "conv_img.weight",                  /* SPADE */
@@ -171,7 +188,7 @@ static gboolean fail_unknown(const sige_weights *w, GError **error) {
   g_autoptr(GPtrArray) unexpected = g_ptr_array_new();
   for (guint i = 0; i < n; i++) g_ptr_array_add(unexpected, (gpointer)names[i]);
   g_autoptr(GString) s = g_string_new(NULL);
-  g_autofree char *file = sige_weights_display_name(sige_weights_path(w) ? sige_weights_path(w) : "(memory)");
+  g_autofree char *file = layout_file(w);
   g_string_printf(s, "%s: unknown key layout (not SPADE/NVlabs, DDPM/ermongroup or "
                      "diffusers UNet2DModel): missing ", file);
   append_few(s, missing);
@@ -188,8 +205,7 @@ static gboolean rename_diffusers(sige_weights **wp, GError **error) {
   sige_weights *w = *wp;
   guint n;
   const char *const *names = sige_weights_names(w, &n);
-  const char *path = sige_weights_path(w);
-  g_autofree char *file = sige_weights_display_name(path ? path : "(memory)");
+  g_autofree char *file = layout_file(w);
   int levels = count_levels(names, n, "down_blocks.");
   int up_levels = count_levels(names, n, "up_blocks.");
   if (levels == 0 || levels != up_levels) {
@@ -199,7 +215,7 @@ static gboolean rename_diffusers(sige_weights **wp, GError **error) {
     return FALSE;
   }
   g_autoptr(sige_weights) out = sige_weights_new();
-  if (path) sige_weights_set_path(out, path);
+  if (sige_weights_path(w)) sige_weights_set_path(out, sige_weights_path(w));
   g_autoptr(GPtrArray) unexpected = g_ptr_array_new();
   g_autoptr(GString) name = g_string_new(NULL);
   for (guint i = 0; i < n; i++) {
@@ -232,12 +248,7 @@ static gboolean rename_diffusers(sige_weights **wp, GError **error) {
     g_set_error_literal(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED, s->str);
     return FALSE;
   }
-  for (guint i = 0; i < G_N_ELEMENTS(copied_metadata); i++) {
-    const char *v = sige_weights_metadata(w, copied_metadata[i]);
-    if (v) sige_weights_set_metadata(out, copied_metadata[i], v);
-  }
-  sige_weights_free(*wp);
-  *wp = g_steal_pointer(&out);
+  replace_weights(wp, g_steal_pointer(&out));
   return TRUE;
 }
 
@@ -246,7 +257,7 @@ static gboolean rename_diffusers(sige_weights **wp, GError **error) {
 typedef struct {
   sige_weights *in, *out;
   GHashTable *consumed; /* names of `in` already split into `out` */
-  const char *file;
+  char *file; /* for messages */
 } splitter;
 
 /* Splits in[src] along its first dimension into dst[0..n) of sizes[0..n)
@@ -315,25 +326,20 @@ static gboolean finish_split(splitter *s, sige_weights **wp, const char *layout,
     }
     if (!sige_weights_copy_entry(s->out, names[i], s->in, names[i], 0, NULL, error)) return FALSE;
   }
-  for (guint i = 0; i < G_N_ELEMENTS(copied_metadata); i++) {
-    const char *v = sige_weights_metadata(s->in, copied_metadata[i]);
-    if (v) sige_weights_set_metadata(s->out, copied_metadata[i], v);
-  }
-  sige_weights_set_metadata(s->out, "sige.source.layout", layout);
-  sige_weights_free(*wp);
-  *wp = s->out;
-  s->out = NULL;
+  replace_weights(wp, g_steal_pointer(&s->out));
+  sige_weights_set_metadata(*wp, "sige.source.layout", layout);
   return TRUE;
 }
 
 static void splitter_clear(splitter *s) {
   if (s->out) sige_weights_free(s->out);
   g_hash_table_unref(s->consumed);
+  g_free(s->file);
 }
 
-static splitter splitter_init(sige_weights *w, const char *file) {
+static splitter splitter_init(sige_weights *w) {
   splitter s = {w, sige_weights_new(),
-                g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL), file};
+                g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL), layout_file(w)};
   if (sige_weights_path(w)) sige_weights_set_path(s.out, sige_weights_path(w));
   return s;
 }
@@ -346,42 +352,41 @@ static int64_t block_channels(const sige_weights *w, const char *prefix) {
   return sige_weights_shape(w, k, &ndim, shape) && ndim == 4 ? shape[0] : 0;
 }
 
-static void add_level_blocks(const sige_weights *w, const char *level, int i, GPtrArray *blocks,
-                             GArray *sizes) {
-  for (int j = 0; j < MAX_LEVELS * 4; j++) {
-    g_autofree char *b = g_strdup_printf("%s.%d.block.%d", level, i, j);
-    int64_t c = block_channels(w, b);
-    if (!c) break;
+/* Adds block b's share of the fused temb projection; FALSE when w has no
+ * block b. Takes b. */
+static gboolean add_block(const sige_weights *w, char *b, GPtrArray *blocks, GArray *sizes) {
+  int64_t c = block_channels(w, b);
+  if (c) {
     g_ptr_array_add(blocks, g_strdup_printf("%s.temb_proj", b));
     g_array_append_val(sizes, c);
   }
+  g_free(b);
+  return c != 0;
+}
+
+static void add_level_blocks(const sige_weights *w, const char *level, int i, GPtrArray *blocks,
+                             GArray *sizes) {
+  for (int j = 0; j < MAX_LEVELS * 4; j++)
+    if (!add_block(w, g_strdup_printf("%s.%d.block.%d", level, i, j), blocks, sizes)) break;
 }
 
 static gboolean split_ddpm_fused(sige_weights **wp, GError **error) {
   sige_weights *w = *wp;
   guint n;
   const char *const *names = sige_weights_names(w, &n);
-  const char *path = sige_weights_path(w);
-  g_autofree char *file = sige_weights_display_name(path ? path : "(memory)");
   int levels = count_levels(names, n, "down.");
-  splitter s = splitter_init(w, file);
+  splitter s = splitter_init(w);
   g_autoptr(GPtrArray) blocks = g_ptr_array_new_with_free_func(g_free);
   g_autoptr(GArray) sizes = g_array_new(FALSE, FALSE, sizeof(int64_t));
   for (int i = 0; i < levels; i++) add_level_blocks(w, "down", i, blocks, sizes);
-  for (int m = 1; m <= 2; m++) {
-    g_autofree char *b = g_strdup_printf("mid.block_%d", m);
-    int64_t c = block_channels(w, b);
-    if (!c) continue;
-    g_ptr_array_add(blocks, g_strdup_printf("%s.temb_proj", b));
-    g_array_append_val(sizes, c);
-  }
+  for (int m = 1; m <= 2; m++) add_block(w, g_strdup_printf("mid.block_%d", m), blocks, sizes);
   for (int i = levels - 1; i >= 0; i--) add_level_blocks(w, "up", i, blocks, sizes);
   gboolean ok = blocks->len > 0 &&
                 split_layer(&s, "", "temb.dense.2", (const char *const *)blocks->pdata,
                             (const int64_t *)(void *)sizes->data, (int)blocks->len, error);
   if (!blocks->len)
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_MISSING,
-                "%s: fused DDPM layout (temb.dense.2) without resnet blocks", file);
+                "%s: fused DDPM layout (temb.dense.2) without resnet blocks", s.file);
   static const char *const qkv[] = {"q", "k", "v"};
   static const int64_t thirds[] = {0, 0, 0};
   for (guint i = 0; ok && i < n; i++) {
@@ -398,9 +403,7 @@ static gboolean split_spade_fused(sige_weights **wp, GError **error) {
   sige_weights *w = *wp;
   guint n;
   const char *const *names = sige_weights_names(w, &n);
-  const char *path = sige_weights_path(w);
-  g_autofree char *file = sige_weights_display_name(path ? path : "(memory)");
-  splitter s = splitter_init(w, file);
+  splitter s = splitter_init(w);
   static const char *const norms[] = {"norm_0", "norm_1", "norm_s"};
   static const char *const gamma_beta[] = {"mlp_gamma", "mlp_beta"};
   static const int64_t equal[] = {0, 0, 0};

@@ -413,19 +413,16 @@ static gboolean step(vm *m, gboolean *stop) {
       if (!pop_mark(m, &pos)) return FALSE;
       if (pos < floor_mark(m) + 1) return fail(m, "stack underflow");
       return fill(m, pos, op == 'u');
-    case 'q':
-      if (!need(m, 1)) return FALSE;
-      return memo_put(m, read_le(m, 1));
+    case 'q': /* BINPUT, LONG_BINPUT, BINGET, LONG_BINGET: a 1- or 4-byte memo index */
     case 'r':
-      if (!need(m, 4)) return FALSE;
-      return memo_put(m, read_le(m, 4));
-    case 0x94: return memo_put(m, g_hash_table_size(m->memo));
     case 'h':
-      if (!need(m, 1)) return FALSE;
-      return memo_get(m, read_le(m, 1));
-    case 'j':
-      if (!need(m, 4)) return FALSE;
-      return memo_get(m, read_le(m, 4));
+    case 'j': {
+      int width = op == 'q' || op == 'h' ? 1 : 4;
+      if (!need(m, (gsize)width)) return FALSE;
+      guint64 index = read_le(m, width);
+      return op == 'q' || op == 'r' ? memo_put(m, index) : memo_get(m, index);
+    }
+    case 0x94: return memo_put(m, g_hash_table_size(m->memo));
     case '0': /* POP: an item, or the MARK right on top */
       if (m->marks->len && floor_mark(m) == m->stack->len) return pop_mark(m, &pos);
       {

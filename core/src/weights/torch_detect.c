@@ -27,21 +27,9 @@ static file_kind sniff(const char *path, const char *file, GError **error, gbool
   return KIND_UNKNOWN;
 }
 
-sige_weights *sige_weights_load_torch(const char *path, GError **error) {
-  g_return_val_if_fail(path != NULL, NULL);
-  g_autofree char *file = sige_weights_display_name(path);
-  gboolean io_ok;
-  file_kind k = sniff(path, file, error, &io_ok);
-  if (!io_ok) return NULL;
-  if (k == KIND_ZIP) return sige_torch_load_zip(path, file, error);
-  if (k == KIND_PICKLE) return sige_torch_load_legacy(path, file, error);
-  g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
-              "%s: not a PyTorch checkpoint (neither a zip file nor a pickle)", file);
-  return NULL;
-}
-
-sige_weights *sige_weights_load_file(const char *path, GError **error) {
-  g_return_val_if_fail(path != NULL, NULL);
+/* torch_only: a safetensors file is refused like any other non-torch file,
+ * for callers that asked for a PyTorch checkpoint by name. */
+static sige_weights *load_sniffed(const char *path, gboolean torch_only, GError **error) {
   g_autofree char *file = sige_weights_display_name(path);
   gboolean io_ok;
   file_kind k = sniff(path, file, error, &io_ok);
@@ -50,16 +38,31 @@ sige_weights *sige_weights_load_file(const char *path, GError **error) {
     case KIND_ZIP: return sige_torch_load_zip(path, file, error);
     case KIND_PICKLE: return sige_torch_load_legacy(path, file, error);
     case KIND_SAFETENSORS: {
+      if (torch_only) break;
       sige_weights *w = sige_weights_load_safetensors(path, error);
       if (w) sige_weights_set_metadata(w, "sige.source.format", "safetensors");
       return w;
     }
     case KIND_UNKNOWN: break;
   }
-  g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
-              "%s: unknown weights format (expected safetensors, or a PyTorch .pth/.ckpt/.bin "
-              "checkpoint in zip or legacy form)", file);
+  if (torch_only)
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
+                "%s: not a PyTorch checkpoint (neither a zip file nor a pickle)", file);
+  else
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
+                "%s: unknown weights format (expected safetensors, or a PyTorch .pth/.ckpt/.bin "
+                "checkpoint in zip or legacy form)", file);
   return NULL;
+}
+
+sige_weights *sige_weights_load_torch(const char *path, GError **error) {
+  g_return_val_if_fail(path != NULL, NULL);
+  return load_sniffed(path, TRUE, error);
+}
+
+sige_weights *sige_weights_load_file(const char *path, GError **error) {
+  g_return_val_if_fail(path != NULL, NULL);
+  return load_sniffed(path, FALSE, error);
 }
 
 sige_weights *sige_weights_load_any(const char *path, GError **error) {

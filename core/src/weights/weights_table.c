@@ -283,6 +283,21 @@ static gboolean entry_read(const weights_entry *e, const char *file, const char 
                                    : read_strided(e, file, name, dst, error);
 }
 
+/* A new float32 tensor holding e's values: what the cache and a caller's
+ * own copy both start from. */
+static sige_tensor *entry_read_new(const weights_entry *e, const char *file, const char *name,
+                                   GError **error) {
+  g_autoptr(GError) terr = NULL;
+  g_autoptr(sige_tensor) t = sige_tensor_new(e->view.ndim, e->view.shape, &terr);
+  if (!t) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_NOMEM, "%s: tensor '%s': %s", file, name,
+                terr->message);
+    return NULL;
+  }
+  if (!entry_read(e, file, name, t->data, error)) return NULL;
+  return g_steal_pointer(&t);
+}
+
 /* The cached float32 tensor of e, made on first use. */
 static const sige_tensor *entry_materialise(const sige_weights *w, const char *name,
                                             weights_entry *e, GError **error) {
@@ -290,20 +305,13 @@ static const sige_tensor *entry_materialise(const sige_weights *w, const char *n
   g_mutex_lock(&mw->lock);
   if (!e->tensor || e->tensor->storage != SIGE_STORAGE_F32) {
     g_autofree char *file = sige_weights_display_name(w->path);
-    g_autoptr(GError) terr = NULL;
-    g_autoptr(sige_tensor) t = sige_tensor_new(e->view.ndim, e->view.shape, &terr);
+    sige_tensor *t = entry_read_new(e, file, name, error);
     if (!t) {
-      g_set_error(error, SIGE_ERROR, SIGE_ERROR_NOMEM, "%s: tensor '%s': %s", file, name,
-                  terr->message);
-      g_mutex_unlock(&mw->lock);
-      return NULL;
-    }
-    if (!entry_read(e, file, name, t->data, error)) {
       g_mutex_unlock(&mw->lock);
       return NULL;
     }
     sige_tensor_free(e->tensor);
-    e->tensor = g_steal_pointer(&t);
+    e->tensor = t;
   }
   g_mutex_unlock(&mw->lock);
   return e->tensor;
@@ -513,13 +521,5 @@ sige_tensor *sige_weights_read_tensor(const sige_weights *w, const char *name, i
   if (!sige_weights_check(w, name, ndim, shape, error)) return NULL;
   const weights_entry *e = g_hash_table_lookup(w->entries, name);
   g_autofree char *file = sige_weights_display_name(w->path);
-  g_autoptr(GError) terr = NULL;
-  g_autoptr(sige_tensor) t = sige_tensor_new(e->view.ndim, e->view.shape, &terr);
-  if (!t) {
-    g_set_error(error, SIGE_ERROR, SIGE_ERROR_NOMEM, "%s: tensor '%s': %s", file, name,
-                terr->message);
-    return NULL;
-  }
-  if (!entry_read(e, file, name, t->data, error)) return NULL;
-  return g_steal_pointer(&t);
+  return entry_read_new(e, file, name, error);
 }
