@@ -141,6 +141,23 @@ gboolean sige_case_gancomp_config(const sige_case *c, sige_gancomp_config *cfg, 
   return TRUE;
 }
 
+/* The "sige" section of a UNet case: the DDPM and PD cases share its keys. */
+static gboolean unet_sige_section(const sige_case *c, sige_sparse_config *sp, int *threshold,
+                                  GError **error) {
+  JsonObject *s = section(c, "sige", error);
+  if (!s) return FALSE;
+  get_int(s, "block_size_normal", &sp->block_size);
+  get_int(s, "block_size_instance", &sp->shortcut_block_size);
+  get_int(s, "sparse_resolution_threshold", threshold);
+  get_float(s, "diff_eps", &sp->diff_eps);
+  get_int(s, "mask_dilate_radius", &sp->mask_dilate_radius);
+  get_int(s, "downsample_dilation", &sp->pyramid_dilation);
+  get_float(s, "downsample_threshold", &sp->pyramid_threshold);
+  get_int(s, "downsample_min_res", &sp->pyramid_min_h);
+  sp->pyramid_min_w = sp->pyramid_min_h;
+  return TRUE;
+}
+
 gboolean sige_case_ddpm_config(const sige_case *c, sige_ddpm_config *cfg, GError **error) {
   sige_ddpm_config_init(cfg);
   JsonObject *m = section(c, "config", error);
@@ -157,18 +174,7 @@ gboolean sige_case_ddpm_config(const sige_case *c, sige_ddpm_config *cfg, GError
   get_bool(m, "resamp_with_conv", &cfg->resamp_with_conv);
   get_int(m, "groupnorm_groups", &cfg->groupnorm_groups);
   get_float(m, "groupnorm_eps", &cfg->groupnorm_eps);
-  JsonObject *s = section(c, "sige", error);
-  if (!s) return FALSE;
-  get_int(s, "block_size_normal", &cfg->sparse.block_size);
-  get_int(s, "block_size_instance", &cfg->sparse.shortcut_block_size);
-  get_int(s, "sparse_resolution_threshold", &cfg->sparse_resolution_threshold);
-  get_float(s, "diff_eps", &cfg->sparse.diff_eps);
-  get_int(s, "mask_dilate_radius", &cfg->sparse.mask_dilate_radius);
-  get_int(s, "downsample_dilation", &cfg->sparse.pyramid_dilation);
-  get_float(s, "downsample_threshold", &cfg->sparse.pyramid_threshold);
-  get_int(s, "downsample_min_res", &cfg->sparse.pyramid_min_h);
-  cfg->sparse.pyramid_min_w = cfg->sparse.pyramid_min_h;
-  return TRUE;
+  return unet_sige_section(c, &cfg->sparse, &cfg->sparse_resolution_threshold, error);
 }
 
 gboolean sige_case_pd_config(const sige_case *c, sige_pd_config *cfg, GError **error) {
@@ -201,18 +207,7 @@ gboolean sige_case_pd_config(const sige_case *c, sige_pd_config *cfg, GError **e
                 json_object_get_string_member(m, "logsnr_input_type"));
     return FALSE;
   }
-  JsonObject *s = section(c, "sige", error);
-  if (!s) return FALSE;
-  get_int(s, "block_size_normal", &cfg->sparse.block_size);
-  get_int(s, "block_size_instance", &cfg->sparse.shortcut_block_size);
-  get_int(s, "sparse_resolution_threshold", &cfg->sparse_resolution_threshold);
-  get_float(s, "diff_eps", &cfg->sparse.diff_eps);
-  get_int(s, "mask_dilate_radius", &cfg->sparse.mask_dilate_radius);
-  get_int(s, "downsample_dilation", &cfg->sparse.pyramid_dilation);
-  get_float(s, "downsample_threshold", &cfg->sparse.pyramid_threshold);
-  get_int(s, "downsample_min_res", &cfg->sparse.pyramid_min_h);
-  cfg->sparse.pyramid_min_w = cfg->sparse.pyramid_min_h;
-  return TRUE;
+  return unet_sige_section(c, &cfg->sparse, &cfg->sparse_resolution_threshold, error);
 }
 
 gboolean sige_case_tolerance(const sige_case *c, const char *name, gboolean *rms_rel,

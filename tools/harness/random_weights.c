@@ -57,3 +57,13 @@ sige_weights *sige_random_ddpm_weights(const sige_ddpm_config *cfg, uint64_t see
 sige_weights *sige_random_pd_weights(const sige_pd_config *cfg, uint64_t seed, GError **error) {
   return sige_random_model_weights(SIGE_MODEL_PD_UNET, cfg, seed, error);
 }
+
+void sige_tiny_ddpm_config(sige_ddpm_config *c) {
+  sige_ddpm_config_init(c);
+  c->ch = 32;
+  c->n_ch_mult = 2;
+  c->ch_mult[0] = c->ch_mult[1] = 1;
+  c->num_res_blocks = 1;
+  c->n_attn_resolutions = 0;
+  c->image_size = 32;
+}

@@ -25,4 +25,8 @@ sige_weights *sige_random_gancomp_weights(const sige_gancomp_config *cfg, uint64
                                           GError **error);
 sige_weights *sige_random_pd_weights(const sige_pd_config *cfg, uint64_t seed, GError **error);
 
+/* A DDPM UNet small enough to build and run in a unit test: ch 32, two
+ * levels of one residual block, no attention, 32x32 images. */
+void sige_tiny_ddpm_config(sige_ddpm_config *c);
+
 G_END_DECLS

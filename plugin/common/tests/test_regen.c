@@ -37,13 +37,7 @@ static int setup(void **state) {
   (void)state;
   tmp_dir = g_dir_make_tmp("sige-regen-XXXXXX", NULL);
   sige_ddpm_config c;
-  sige_ddpm_config_init(&c);
-  c.ch = 32;
-  c.n_ch_mult = 2;
-  c.ch_mult[0] = 1, c.ch_mult[1] = 1;
-  c.num_res_blocks = 1;
-  c.n_attn_resolutions = 0;
-  c.image_size = 32;
+  sige_tiny_ddpm_config(&c);
   g_autoptr(sige_weights) w = sige_random_ddpm_weights(&c, 1, NULL);
   g_autoptr(GHashTable) meta = g_hash_table_new(g_str_hash, g_str_equal);
   g_hash_table_insert(meta, "sige.image_size", "32");

@@ -6,13 +6,7 @@
 
 static inline sige_model *app_test_ddpm(void) {
   sige_ddpm_config c;
-  sige_ddpm_config_init(&c);
-  c.ch = 32;
-  c.n_ch_mult = 2;
-  c.ch_mult[0] = 1, c.ch_mult[1] = 1;
-  c.num_res_blocks = 1;
-  c.n_attn_resolutions = 0;
-  c.image_size = 32;
+  sige_tiny_ddpm_config(&c);
   g_autoptr(sige_weights) w = sige_random_ddpm_weights(&c, 1, NULL);
   assert_non_null(w);
   sige_model *m = sige_model_new_ddpm(&c, w, NULL);
