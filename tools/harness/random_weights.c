@@ -67,3 +67,10 @@ void sige_tiny_ddpm_config(sige_ddpm_config *c) {
   c->n_attn_resolutions = 0;
   c->image_size = 32;
 }
+
+sige_model *sige_tiny_ddpm_model(uint64_t seed, GError **error) {
+  sige_ddpm_config c;
+  sige_tiny_ddpm_config(&c);
+  g_autoptr(sige_weights) w = sige_random_ddpm_weights(&c, seed, error);
+  return w ? sige_model_new_ddpm(&c, w, error) : NULL;
+}

@@ -28,5 +28,7 @@ sige_weights *sige_random_pd_weights(const sige_pd_config *cfg, uint64_t seed, G
 /* A DDPM UNet small enough to build and run in a unit test: ch 32, two
  * levels of one residual block, no attention, 32x32 images. */
 void sige_tiny_ddpm_config(sige_ddpm_config *c);
+/* That UNet built with random weights of the given seed. */
+sige_model *sige_tiny_ddpm_model(uint64_t seed, GError **error);
 
 G_END_DECLS

@@ -45,12 +45,9 @@ static void test_model_cache(void **state) {
   sige_model_ref_unref(r);
 }
 static sige_model *tiny_ddpm(void) {
-  sige_ddpm_config c;
-  sige_tiny_ddpm_config(&c);
-  g_autoptr(sige_weights) w = sige_random_ddpm_weights(&c, 1, NULL);
-  assert_non_null(w);
-  sige_model *m = sige_model_new_ddpm(&c, w, NULL);
-  assert_non_null(m);
+  GError *e = NULL;
+  sige_model *m = sige_tiny_ddpm_model(1, &e);
+  if (!m) fail_msg("%s", e->message);
   return m;
 }
 
