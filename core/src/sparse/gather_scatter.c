@@ -63,8 +63,11 @@ void sige_scatter_block_residual(sige_ctx *ctx, const sige_tensor *main_blocks,
   /* checked here too: a refused main scatter must not be followed by the
    * shortcut correction */
   g_return_if_fail(is_block_batch(main_blocks, ab_main->n, c, g_main->out_block));
-  sige_tensor_iface(dst)->scatter_block_residual(ctx, main_blocks, g_main, ab_main, sc_blocks, g_sc,
-                                                ab_sc, dst, res_cache);
+  /* dst = main + cached residual in the main blocks, then the shortcut
+   * correction, which must follow the first as a whole */
+  const sige_backend_iface *be = sige_tensor_iface(dst);
+  be->scatter(ctx, main_blocks, g_main, ab_main, res_cache, NULL, dst);
+  be->block_residual(ctx, sc_blocks, g_sc, ab_sc, dst, res_cache);
 }
 
 sige_tensor *sige_sparse_materialize(const sige_tensor *src, const sige_resample_map *map,

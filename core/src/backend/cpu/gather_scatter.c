@@ -219,27 +219,16 @@ static void block_residual_tile_f16(const block_tile *bt, int os, int w, uint16_
   }
 }
 
-void sige_cpu_scatter_block_residual(sige_ctx *ctx, const sige_tensor *main_blocks,
-                                     const sige_block_geometry *g_main,
-                                     const sige_active_blocks *ab_main,
-                                     const sige_tensor *sc_blocks,
-                                     const sige_block_geometry *g_sc,
-                                     const sige_active_blocks *ab_sc, sige_tensor *dst,
-                                     sige_tensor *res_cache) {
+void sige_cpu_block_residual(sige_ctx *ctx, const sige_tensor *blocks,
+                             const sige_block_geometry *g, const sige_active_blocks *ab,
+                             sige_tensor *dst, sige_tensor *res_cache) {
   const int c = SIGE_C(dst), h = SIGE_H(dst), w = SIGE_W(dst);
-  const int os = g_sc->out_block, ns = ab_sc->n;
-
-  /* dst = main + cached residual in the main blocks */
-  sige_cpu_scatter(ctx, main_blocks, g_main, ab_main, res_cache, NULL, dst);
-
-  /* Then correct the shortcut blocks by the change of the residual and
-   * record the new residual.  Output tiles of one geometry never overlap, so
-   * tasks do not race; this pass must follow the one above as a whole. */
+  const int os = g->out_block, ns = ab->n;
   const gboolean half = is_f16(dst);
 #pragma omp parallel for collapse(2) schedule(static) num_threads(sige_ctx_threads(ctx))
   for (int ch = 0; ch < c; ch++) {
     for (int blk = 0; blk < ns; blk++) {
-      const block_tile bt = tile_of(sc_blocks, g_sc, ab_sc, ch, blk, h, w);
+      const block_tile bt = tile_of(blocks, g, ab, ch, blk, h, w);
       const sige_tile t = bt.t;
       if (t.rows == 0) continue;
       if (half) {

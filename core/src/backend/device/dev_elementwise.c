@@ -4,7 +4,7 @@
 #include "device_impl.h"
 #include "sige/error.h"
 
-void sige_dev_affine(sige_ctx *ctx, const sige_tensor *x, const float *scale, const float *shift,
+void sige_dev_channel_affine(sige_ctx *ctx, const sige_tensor *x, const float *scale, const float *shift,
                      gboolean per_sample, sige_act act, sige_tensor *out) {
   (void)ctx;
   sige_dev_backend *be = sige_dev_of(x);

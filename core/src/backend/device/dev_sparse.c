@@ -73,25 +73,16 @@ void sige_dev_scatter(sige_ctx *ctx, const sige_tensor *blocks, const sige_block
     sige_dev_launch(be, SIGE_K_SCATTER, &a, blocks->numel);
 }
 
-void sige_dev_scatter_block_residual(sige_ctx *ctx, const sige_tensor *main_blocks,
-                                     const sige_block_geometry *g_main,
-                                     const sige_active_blocks *ab_main,
-                                     const sige_tensor *sc_blocks,
-                                     const sige_block_geometry *g_sc,
-                                     const sige_active_blocks *ab_sc, sige_tensor *dst,
-                                     sige_tensor *res_cache) {
+void sige_dev_block_residual(sige_ctx *ctx, const sige_tensor *blocks,
+                             const sige_block_geometry *g, const sige_active_blocks *ab,
+                             sige_tensor *dst, sige_tensor *res_cache) {
+  (void)ctx;
   sige_dev_backend *be = sige_dev_of(dst);
-  const char *op = "scatter_block_residual";
-  if (!sige_dev_on(be, main_blocks, op) || !sige_dev_on(be, sc_blocks, op) ||
-      !sige_dev_on(be, res_cache, op))
-    return;
-  /* dst = main + cached residual in the main blocks, then the shortcut
-   * correction: launched in this order on the one stream */
-  sige_dev_scatter(ctx, main_blocks, g_main, ab_main, res_cache, NULL, dst);
-  if (ab_sc->n == 0) return;
+  const char *op = "block_residual";
+  if (!sige_dev_on(be, blocks, op) || !sige_dev_on(be, res_cache, op) || ab->n == 0) return;
   sige_k_scatter_args a;
-  if (scatter_args(be, sc_blocks, g_sc, ab_sc, res_cache, NULL, dst, &a))
-    sige_dev_launch(be, SIGE_K_BLOCK_RESIDUAL, &a, sc_blocks->numel);
+  if (scatter_args(be, blocks, g, ab, res_cache, NULL, dst, &a))
+    sige_dev_launch(be, SIGE_K_BLOCK_RESIDUAL, &a, blocks->numel);
 }
 
 /* The record buffer: the tile table (4 ints per tile), the element offsets

@@ -151,43 +151,7 @@ gboolean sige_dev_convert(sige_dev_backend *be, void *dst, sige_storage ds, cons
  * contracts in ../backend_impl.h).  Parameters (weights, biases, norm
  * affines) may be host tensors (mirrored once); host float arrays (scale /
  * shift) are uploaded per call.  Void ops latch failures in the backend. */
-gboolean sige_dev_conv2d(sige_ctx *ctx, const sige_tensor *x, const sige_tensor *weight,
-                         const sige_tensor *bias, const sige_conv2d_params *p, sige_tensor *out,
-                         GError **error);
-gboolean sige_dev_linear(sige_ctx *ctx, const sige_tensor *x, const sige_tensor *weight,
-                         const sige_tensor *bias, sige_tensor *out, GError **error);
-
-void sige_dev_affine(sige_ctx *ctx, const sige_tensor *x, const float *scale, const float *shift,
-                     gboolean per_sample, sige_act act, sige_tensor *out);
-void sige_dev_binary(sige_ctx *ctx, gboolean modulate, const sige_tensor *x, const sige_tensor *g,
-                     const sige_tensor *b, sige_tensor *out);
-void sige_dev_concat_channels(sige_ctx *ctx, const sige_tensor *a, const sige_tensor *b,
-                              sige_tensor *out);
-void sige_dev_resize_nearest(sige_ctx *ctx, const sige_tensor *x, sige_tensor *out);
-void sige_dev_resize_bilinear(sige_ctx *ctx, const sige_tensor *x, sige_tensor *out);
-void sige_dev_avg_pool2x2(sige_ctx *ctx, const sige_tensor *x, sige_tensor *out);
-/* src (F32 or F16, [1, C, H, W]) read through map into a new F32 tensor on
- * the same device. */
-sige_tensor *sige_dev_materialize(const sige_tensor *src, const sige_resample_map *map,
-                                  GError **error);
-
-void sige_dev_group_norm_affine(sige_ctx *ctx, const sige_tensor *x, int groups, float eps,
-                                const sige_tensor *gamma, const sige_tensor *beta, float *scale,
-                                float *shift);
-void sige_dev_channel_moments(sige_ctx *ctx, const sige_tensor *x, double *sum, double *sumsq);
-
-gboolean sige_dev_attention(sige_ctx *ctx, const sige_tensor *x, const sige_attention_params *p,
-                            const float *scale, const float *shift, gboolean per_sample,
-                            sige_tensor *out, GError **error);
-gboolean sige_dev_multihead_attention(sige_ctx *ctx, const sige_tensor *x,
-                                      const sige_tensor *qkv_w, const sige_tensor *qkv_b,
-                                      const sige_tensor *proj_w, const sige_tensor *proj_b,
-                                      int heads, int head_dim, const float *scale,
-                                      const float *shift, sige_tensor *out, GError **error);
-
-sige_gather_fn sige_dev_gather;
-sige_scatter_fn sige_dev_scatter;
-sige_scatter_block_residual_fn sige_dev_scatter_block_residual;
+SIGE_BACKEND_DECLARE(sige_dev_mem, sige_dev)
 
 /* The undo log's records (the iface's undo_pack / undo_unpack): the
  * record buffer holds the tile table and the elements, channel-major within
