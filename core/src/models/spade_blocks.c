@@ -25,20 +25,29 @@
 #include "model_internal.h"
 #include "sige/error.h"
 
+/* The rows of the lowest level for sw columns: sw / aspect_ratio, rounded;
+ * 0 when that is outside 1..64 (an aspect ratio read from a file can be any
+ * double; it is checked before any integer conversion or shift). */
+static int latent_rows(int sw, double aspect_ratio) {
+  const double rows = floor(sw / aspect_ratio + 0.5);
+  return rows >= 1 && rows <= 64 ? (int)rows : 0;
+}
+
 gboolean sige_spade_latent_init(const sige_spade_config *c, const char *name,
                                 sige_spade_latent *lat, GError **error) {
   lat->semantic_nc = c->label_nc + (c->contain_instance ? 1 : 0);
   lat->sw = c->crop_size >> c->num_upsampling_layers;
-  lat->sh = (int)lround(lat->sw / c->aspect_ratio);
-  lat->out_h = lat->sh << c->num_upsampling_layers;
-  lat->out_w = lat->sw << c->num_upsampling_layers;
-  if (lat->sw < 1 || lat->sh < 1 || lat->sh > 64 || lat->sw > 64) {
+  lat->sh = latent_rows(lat->sw, c->aspect_ratio);
+  if (lat->sw < 1 || lat->sh < 1 || lat->sw > 64) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
-                "%s config: latent size %dx%d (crop_size %d, %d upsampling layers) out of range "
-                "(1 to 64)",
-                name, lat->sh, lat->sw, c->crop_size, c->num_upsampling_layers);
+                "%s config: latent size %gx%d (crop_size %d, %d upsampling layers, aspect_ratio "
+                "%g) out of range (1 to 64)",
+                name, floor(lat->sw / c->aspect_ratio + 0.5), lat->sw, c->crop_size,
+                c->num_upsampling_layers, c->aspect_ratio);
     return FALSE;
   }
+  lat->out_h = lat->sh << c->num_upsampling_layers;
+  lat->out_w = lat->sw << c->num_upsampling_layers;
   return TRUE;
 }
 
@@ -53,7 +62,7 @@ void sige_spade_input_shape(const sige_spade_config *c, int64_t shape[4]) {
 
 void sige_spade_lowest_level(const sige_spade_config *c, int *h, int *w) {
   *w = c->crop_size >> c->num_upsampling_layers;
-  *h = (int)(*w / c->aspect_ratio + 0.5);
+  *h = latent_rows(*w, c->aspect_ratio);
 }
 
 /* ---- declarations ------------------------------------------------------- */

@@ -196,6 +196,19 @@ static void test_bad_config(void **state) {
   assert_null(l);
   assert_non_null(strstr(error->message, "latent size"));
   g_clear_error(&error);
+  /* sige.aspect_ratio comes from a weights file: extreme values (whose latent
+   * rows overflow an int, which UBSan reports as a shift or conversion
+   * overflow) are refused like any other latent out of range */
+  const double ratios[] = {1e-300, 3e-8, 1e-9, 1e9, 1e300, 0.001};
+  for (size_t i = 0; i < G_N_ELEMENTS(ratios); i++) {
+    sige_spade_config_init(&c);
+    c.aspect_ratio = ratios[i];
+    g_autoptr(sige_param_list) bad = sige_model_kind_params(SIGE_MODEL_SPADE, &c, &error);
+    assert_null(bad);
+    assert_non_null(error);
+    assert_non_null(strstr(error->message, "latent size"));
+    g_clear_error(&error);
+  }
 }
 
 int main(void) {
