@@ -3,6 +3,7 @@
  * caller.  Nothing is converted until a tensor is asked for: the models fill
  * their own tensors with sige_weights_read_f32 (one copy, no table of
  * float32 duplicates), and sige_weights_get materialises and caches. */
+#include <math.h>
 #include <string.h>
 
 #include "sige/error.h"
@@ -267,6 +268,18 @@ static gboolean read_strided(const weights_entry *e, const char *file, const cha
   return TRUE;
 }
 
+/* The index of the first NaN or infinity among x[0..n), n when there is none
+ * (an all-ones exponent, read from the bits: no float compare to vectorise
+ * around). */
+static size_t first_non_finite(const float *x, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    uint32_t b;
+    memcpy(&b, &x[i], sizeof b);
+    if ((b & 0x7f800000u) == 0x7f800000u) return i;
+  }
+  return n;
+}
+
 static gboolean entry_read(const weights_entry *e, const char *file, const char *name,
                            float *dst, GError **error) {
   if (e->numel == 0) return TRUE;
@@ -521,5 +534,18 @@ sige_tensor *sige_weights_read_tensor(const sige_weights *w, const char *name, i
   if (!sige_weights_check(w, name, ndim, shape, error)) return NULL;
   const weights_entry *e = g_hash_table_lookup(w->entries, name);
   g_autofree char *file = sige_weights_display_name(w->path);
-  return entry_read_new(e, file, name, error);
+  g_autoptr(sige_tensor) t = entry_read_new(e, file, name, error);
+  if (!t) return NULL;
+  /* What a model reads: a NaN or an infinity would turn the whole output
+   * black or into noise without a word.  (Copies and conversions read with
+   * sige_weights_read_f32 and keep such values bit for bit.) */
+  const size_t bad = first_non_finite(t->data, t->numel);
+  if (bad < t->numel) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
+                "%s: tensor '%s' holds %s at element %zu; the weights are corrupt or come from "
+                "a diverged training run",
+                file, name, isnan(t->data[bad]) ? "NaN" : "an infinity", bad);
+    return NULL;
+  }
+  return g_steal_pointer(&t);
 }
