@@ -90,5 +90,3 @@
 (save idx idx-src "indexed-source.png")
 (when (> idx-out 0) (save idx idx-out "indexed-out.png"))
 (gimp-image-delete idx)
-; the image types GIMP enables the menu entry for
-(say "image-types" (string-append (car (gimp-pdb-get-proc-image-types "plug-in-sparse-regenerate")) ";"))
