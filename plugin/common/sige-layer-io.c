@@ -46,3 +46,47 @@ sige_rect sige_pixels_diff_rect(const sige_pixels *a, const sige_pixels *b) {
   if (x1 >= 0) r = (sige_rect){x0, y0, x1 - x0 + 1, y1 - y0 + 1};
   return r;
 }
+
+int sige_edit_margin(int width, int height) { return MAX(4, MIN(width, height) / 16); }
+
+/* Square dilation by `r` of a w x h 0/1 mask, separable: a row pass then a
+ * column pass, each a sliding count over 2r + 1 cells. */
+static void dilate_square(guint8 *m, int w, int h, int r) {
+  g_autofree guint8 *tmp = g_malloc((size_t)w * h);
+  for (int y = 0; y < h; y++) {
+    const guint8 *row = m + (size_t)y * w;
+    int count = 0;
+    for (int x = 0; x < MIN(r, w); x++) count += row[x];
+    for (int x = 0; x < w; x++) {
+      if (x + r < w) count += row[x + r];
+      if (x - r - 1 >= 0) count -= row[x - r - 1];
+      tmp[(size_t)y * w + x] = count > 0;
+    }
+  }
+  for (int x = 0; x < w; x++) {
+    int count = 0;
+    for (int y = 0; y < MIN(r, h); y++) count += tmp[(size_t)y * w + x];
+    for (int y = 0; y < h; y++) {
+      if (y + r < h) count += tmp[(size_t)(y + r) * w + x];
+      if (y - r - 1 >= 0) count -= tmp[(size_t)(y - r - 1) * w + x];
+      m[(size_t)y * w + x] = count > 0;
+    }
+  }
+}
+
+gint64 sige_pixels_keep_untouched(const sige_pixels *src, const guint8 *base_src,
+                                  const guint8 *base_out, guint8 *out, int margin) {
+  const int w = src->width, h = src->height, bpp = src->bpp;
+  const size_t n = (size_t)w * h;
+  g_autofree guint8 *reach = g_malloc(n);
+  for (size_t i = 0; i < n; i++)
+    reach[i] = memcmp(src->data + i * bpp, base_src + i * bpp, bpp) != 0;
+  dilate_square(reach, w, h, margin);
+  gint64 kept = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!reach[i]) {
+      memcpy(out + i * bpp, base_out + i * bpp, bpp);
+      kept++;
+    }
+  return kept;
+}

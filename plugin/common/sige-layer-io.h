@@ -24,4 +24,18 @@ char *sige_plugin_options_change(const sige_session_options *old,
  * width 0 when equal. */
 sige_rect sige_pixels_diff_rect(const sige_pixels *a, const sige_pixels *b);
 
+/* Untouched pixels stay untouched (SDEdit).  A DDPM edit after a snapshot
+ * leaves the sampler's trace (a few levels) on every pixel, also far from
+ * the stroke; the plug-in keeps the snapshot's pixels wherever the edit
+ * does not reach.  The reach: every pixel of src that differs from the
+ * snapshot's source base_src, grown by `margin` pixels (a square: a pixel
+ * more than `margin` away horizontally or vertically from every changed
+ * pixel is outside).  Outside it out takes base_out (the snapshot's output);
+ * returns how many pixels it took.  All buffers src->width * height * bpp. */
+gint64 sige_pixels_keep_untouched(const sige_pixels *src, const guint8 *base_src,
+                                  const guint8 *base_out, guint8 *out, int margin);
+/* The margin for a picture of this size: 1/16 of its smaller side, at least
+ * 4 (16 pixels on the 256 x 256 church model).  Why: docs/USER-GUIDE.md. */
+int sige_edit_margin(int width, int height);
+
 G_END_DECLS

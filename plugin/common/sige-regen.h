@@ -51,6 +51,9 @@ typedef struct {
 
 /* The process-wide table of editing sessions. */
 sige_session_table *sige_regen_sessions(void);
+/* The engine session of a table entry (its output is the engine's, before
+ * the plug-in keeps untouched pixels). */
+sige_session *sige_regen_entry_session(const sige_session_entry *e);
 /* Forgets the layer's session.  Returns whether there was one. */
 gboolean sige_regen_reset(int image_id, int layer_id);
 

@@ -51,13 +51,13 @@ static void install_procedures(void) {
       "only the regions the edit reaches (spatially sparse incremental inference) and write "
       "them into the output layer above the source, one undo step per run.",
       "Sparse Regenerate authors", "Sparse Regenerate authors", "2024",
-      N_("Sparse _Regenerate..."), "RGB*, GRAY*", GIMP_TEMPORARY, G_N_ELEMENTS(run_args),
+      N_("Sparse _Regenerate..."), "RGB*, GRAY*, INDEXED*", GIMP_TEMPORARY, G_N_ELEMENTS(run_args),
       G_N_ELEMENTS(run_returns), run_args, run_returns, run_temp);
   gimp_plugin_menu_register(SIGE_RUN_PROC, SIGE_MENU_PATH);
   gimp_install_temp_proc(
       SIGE_RESET_PROC, N_("Forget the layer's snapshot so that the next run is a full pass"),
       "Drops the editing session (and its caches) of this layer.", "Sparse Regenerate authors",
-      "Sparse Regenerate authors", "2024", N_("Reset Sparse Regenerate Snapshot"), "RGB*, GRAY*",
+      "Sparse Regenerate authors", "2024", N_("Reset Sparse Regenerate Snapshot"), "RGB*, GRAY*, INDEXED*",
       GIMP_TEMPORARY, G_N_ELEMENTS(reset_args), 0, reset_args, NULL, run_temp);
   gimp_plugin_menu_register(SIGE_RESET_PROC, SIGE_MENU_PATH);
 }

@@ -87,7 +87,7 @@ static GimpProcedure *new_procedure(GimpPlugIn *plug_in, const gchar *name, Gimp
                                     const gchar *label, const gchar *blurb, const gchar *help) {
   GimpProcedure *p = gimp_image_procedure_new(plug_in, name, GIMP_PDB_PROC_TYPE_TEMPORARY, run,
                                               NULL, NULL);
-  gimp_procedure_set_image_types(p, "RGB*, GRAY*");
+  gimp_procedure_set_image_types(p, "RGB*, GRAY*, INDEXED*");
   /* Sensitive with several layers selected too, so that the refusal can
    * say why rather than leave the menu item grey. */
   gimp_procedure_set_sensitivity_mask(

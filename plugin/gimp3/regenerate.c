@@ -197,6 +197,17 @@ GimpLayer *sige_gimp3_regenerate(GimpImage *image, GimpDrawable *drawable,
   }
   if (wr.width > 0) {
     gimp_image_undo_group_start(image);
+    /* An indexed image cannot hold the generated picture.  RGB holds the
+     * indexed layers' colours exactly, and the run's undo step undoes the
+     * conversion too; the layers were read through an RGB format. */
+    if (gimp_image_get_base_type(image) == GIMP_INDEXED) {
+      gimp_image_convert_rgb(image);
+      if (host.message)
+        host.message(_("Sparse Regenerate: the image was indexed; it is now RGB, so that it can "
+                       "hold the generated picture. The label layer's colours are unchanged, and "
+                       "Ctrl+Z undoes the conversion with the run."),
+                     host.data);
+    }
     if (fresh) {
       out = GIMP_ITEM(new_output_layer(image, drawable, r->model_path, r->bpp));
       g_autofree gchar *text = g_strdup_printf("%d", source_id);

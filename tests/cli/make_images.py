@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Writes data/church_a.png and data/church_b.png: two deterministic 128x128
 RGB images for the CLI test of `sige edit --model pd:...` (b is a with a
-painted rectangle, about 4% of the pixels).  Standard library only."""
+painted rectangle, about 4% of the pixels), and data/photo_512x256.png, the
+same picture at GauGAN's size, which `sige render` must refuse as a label
+map.  Standard library only."""
 import os
 import struct
 import zlib
@@ -9,14 +11,14 @@ import zlib
 W = H = 128
 
 
-def png(path, pixel):
-    rows = b"".join(b"\0" + bytes(c for x in range(W) for c in pixel(x, y)) for y in range(H))
+def png(path, pixel, w=W, h=H):
+    rows = b"".join(b"\0" + bytes(c for x in range(w) for c in pixel(x, y)) for y in range(h))
     def chunk(kind, data):
         return (struct.pack(">I", len(data)) + kind + data
                 + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
     with open(path, "wb") as f:
         f.write(b"\x89PNG\r\n\x1a\n")
-        f.write(chunk(b"IHDR", struct.pack(">IIBBBBB", W, H, 8, 2, 0, 0, 0)))
+        f.write(chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)))
         f.write(chunk(b"IDAT", zlib.compress(rows, 9)))
         f.write(chunk(b"IEND", b""))
 
@@ -41,3 +43,4 @@ here = os.path.dirname(os.path.abspath(__file__))
 os.makedirs(os.path.join(here, "data"), exist_ok=True)
 png(os.path.join(here, "data", "church_a.png"), church)
 png(os.path.join(here, "data", "church_b.png"), edited)
+png(os.path.join(here, "data", "photo_512x256.png"), lambda x, y: church(x // 4, y // 2), 512, 256)

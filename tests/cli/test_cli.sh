@@ -69,6 +69,18 @@ check_refused spade_on_ddpm "spade:$DDPM" SPADE ddpm-unet
 check_refused pd_on_ddpm "pd:$DDPM" "PD UNet" ddpm-unet
 check_refused gancomp_on_pd "gancomp:$PD" "sub-mobile SPADE" pd-unet
 
+# a photo given as a label map: refused before the pass, saying how many
+# pixels are far from the palette (91 % of this one), no output written
+echo "== render of a photo as labels (must fail)"
+if "$SIGE" render --model "$SRC/data/models/gaugan-demo.safetensors" \
+     --labels "$SRC/tests/cli/data/photo_512x256.png" --out "$TMP/photo.png" >"$TMP/photo.log" 2>&1; then
+  fail "sige render accepted a photo as a label map"
+fi
+cat "$TMP/photo.log"
+grep -q "photo_512x256.png: This does not look like a label map: [0-9]* of its 131072 pixels ([0-9]* %)" \
+  "$TMP/photo.log" || fail "the refusal does not name the file and how many pixels"
+[ ! -e "$TMP/photo.png" ] || fail "photo as labels: wrote an output"
+
 # check-reference --weights: the case's own weights converted to F16 safetensors
 # (exactly representable: the reference weights are F16) pass every check; the
 # weights of another model fail with the tensor that is missing

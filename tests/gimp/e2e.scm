@@ -69,3 +69,32 @@
      (number->string (regen small (car (gimp-image-get-active-layer small)) "")))
 (say "wrong-size-layer-count" (n-layers small))
 (gimp-image-delete small)
+
+; a photo taken for a label map: refused before any pass, saying how many
+; pixels are far from the palette; no new layer
+(define photo (car (file-png-load RUN-NONINTERACTIVE (path "photo.png") "photo.png")))
+(say "photo-result" (number->string (regen photo (car (gimp-image-get-active-layer photo)) "")))
+(say "photo-layer-count" (n-layers photo))
+(gimp-image-delete photo)
+
+; an indexed label map (the natural format of one): accepted; the image
+; becomes RGB in the run's undo step, the labels' colours unchanged
+(define idx (car (file-png-load RUN-NONINTERACTIVE (path "labels.png") "labels.png")))
+(gimp-image-convert-indexed idx CONVERT-DITHER-NONE CONVERT-PALETTE-GENERATE 256 FALSE FALSE "")
+(say "indexed-type-before" (number->string (car (gimp-image-base-type idx))))
+(define idx-src (car (gimp-image-get-active-layer idx)))
+(define idx-out (regen idx idx-src ""))
+(say "indexed-result" (number->string idx-out))
+(say "indexed-type-after" (number->string (car (gimp-image-base-type idx))))
+(say "indexed-layer-count" (n-layers idx))
+(save idx idx-src "indexed-source.png")
+(when (> idx-out 0) (save idx idx-out "indexed-out.png"))
+(gimp-image-delete idx)
+; the image types GIMP enables the menu entries for (the query matches the
+; menu labels: "Sparse Regenerate..." and "Reset Sparse Regenerate Snapshot")
+(define query (gimp-plugins-query "Sparse Regenerate"))
+(say "image-types-count" (number->string (car query)))
+(define (as-list v) (if (vector? v) (vector->list v) v))
+(say "image-types"
+     (apply string-append
+            (map (lambda (t) (string-append t ";")) (as-list (list-ref query 7)))))

@@ -12,7 +12,9 @@
 # output layer, the edit and the selection in place; a second Ctrl+Z takes
 # back the edit, a third run 1 (the output layer goes); Ctrl+Y three times
 # brings all back; a run after an undo writes run 2's output again; and a
-# run with nothing to do adds no undo step.
+# run with nothing to do adds no undo step.  The same on an indexed label
+# map (run 1 converts the image to RGB; the third Ctrl+Z makes it indexed
+# again), and the menu entry reached from the GUI on an indexed image.
 # Run it alone: it takes a display and a TCP port on 127.0.0.1, and its
 # keystrokes must not race another GIMP's.
 set -u
@@ -229,8 +231,11 @@ undo_case() {
   check "$c: second Ctrl+Z leaves run 1's output and 2 layers" sh -c \
     "[ '$(flat "$r")' = 2 ] && '$compare' '$work/$c-run1.png' '$work/$c-undo2.png' --max-diff 0"
   pressed "$c" "$win" ctrl+z "third Ctrl+Z"
-  r=$(sf 30 "(list (car (gimp-item-is-valid $c-out)) (n-layers $c-img))")
-  check "$c: third Ctrl+Z undoes run 1: the output layer is gone" eq "$(flat "$r")" "0 1"
+  r=$(sf 30 "(list (car (gimp-item-is-valid $c-out)) (n-layers $c-img) (car (gimp-image-base-type $c-img)))")
+  # run 1 on an indexed image converted it to RGB in its undo step
+  mode=0; [ "$c" = indexed ] && mode=2
+  check "$c: third Ctrl+Z undoes run 1: the output layer is gone (image mode $mode)" \
+    eq "$(flat "$r")" "0 1 $mode"
 
   # Ctrl+Y three times: run 1, the edit and run 2 are back
   key "$c" "$win" ctrl+y && key "$c" "$win" ctrl+y && key "$c" "$win" ctrl+y
@@ -270,6 +275,66 @@ undo_case labels \
   "(define labels-img (car (file-png-load RUN-NONINTERACTIVE (path \"labels.png\") \"labels.png\")))
    (define labels-src (car (gimp-image-get-active-layer labels-img)))" \
   '"" 0 0 -1' "'(0 0 142) 150 150 60 30 300 40 20 20"
+# an indexed label map: run 1 converts the image to RGB in its own undo step
+undo_case indexed \
+  "(define indexed-img (car (file-png-load RUN-NONINTERACTIVE (path \"labels.png\") \"labels.png\")))
+   (gimp-image-undo-disable indexed-img)
+   (gimp-image-convert-indexed indexed-img CONVERT-DITHER-NONE CONVERT-PALETTE-GENERATE 256 FALSE FALSE \"\")
+   (gimp-image-undo-enable indexed-img)
+   (define indexed-src (car (gimp-image-get-active-layer indexed-img)))" \
+  '"" 0 0 -1' "'(0 0 142) 150 150 60 30 300 40 20 20"
+
+# The menu entry on an indexed label map, as a user reaches it: GIMP's
+# action search ("/") finds "Sparse Regenerate...", Return activates it
+# (an insensitive, greyed-out action does not run), alt+O presses the
+# dialog's OK; the run must add the output layer.
+t_menu=$(date +%s.%N)
+img=$(sf 60 "(begin (define menu-img (car (file-png-load RUN-NONINTERACTIVE (path \"labels.png\") \"labels.png\")))
+              (gimp-image-convert-indexed menu-img CONVERT-DITHER-NONE CONVERT-PALETTE-GENERATE 256 FALSE FALSE \"\")
+              (define menu-disp (car (gimp-display-new menu-img))) menu-img)")
+win=$(image_window "$img")
+menu_layers=
+if [ -n "$win" ] && press "$win" slash; then
+  # the search window takes the focus once shown
+  deadline=$(($(date +%s) + 20)) search=
+  while [ -z "$search" ] && [ "$(date +%s)" -lt $deadline ]; do
+    search=$(xdotool search --onlyvisible --name '^Search Actions$' 2>/dev/null | head -n 1)
+    sleep 0.2
+  done
+  if [ -n "$search" ]; then
+    timeout 10 xdotool windowfocus --sync "$search" > /dev/null 2>&1
+    xdotool type --delay 30 "Sparse Regenerate..."
+    sleep 1
+    import -window root "$work/menu-search.png" 2>/dev/null
+    xdotool key --clearmodifiers Return
+    deadline=$(($(date +%s) + 30)) dlg=
+    while [ -z "$dlg" ] && [ "$(date +%s)" -lt $deadline ]; do
+      dlg=$(xdotool search --onlyvisible --name '^Sparse Regenerate$' 2>/dev/null | head -n 1)
+      sleep 0.2
+    done
+    if [ -n "$dlg" ]; then
+      import -window root "$work/menu-dialog.png" 2>/dev/null
+      timeout 10 xdotool windowfocus --sync "$dlg" > /dev/null 2>&1
+      xdotool key --clearmodifiers alt+o
+      deadline=$(($(date +%s) + 120))
+      while [ "$(date +%s)" -lt $deadline ]; do
+        menu_layers=$(sf 30 "(list (n-layers menu-img) (car (gimp-image-base-type menu-img)))")
+        [ "$(flat "$menu_layers")" = "2 0" ] && break
+        sleep 0.5
+      done
+    else
+      note "no Sparse Regenerate dialog after Return in the action search"
+    fi
+  else
+    note "the action search window did not appear"
+  fi
+fi
+[ -n "${SIGE_UNDO_SHOTS:-}" ] && cp "$work"/menu-*.png "$SIGE_UNDO_SHOTS"/ 2>/dev/null
+check "indexed: the menu entry runs from the GUI and adds the output layer (RGB image)" \
+  eq "$(flat "$menu_layers")" "2 0"
+sf 30 "(gimp-display-delete menu-disp)" > /dev/null
+echo "# menu case: $(elapsed "$t_menu") s"
+
 # DDPM: 3 steps of DPM-Solver++ at strength 0.2, as in e2e-ddpm.scm; the
 # DDPM case fails (never skips) without the reference weights
 if [ -f "$ddpm_model" ]; then

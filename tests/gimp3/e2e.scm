@@ -70,3 +70,23 @@
 (say "wrong-size-result" (number->string (regen small (selected-layer small) "")))
 (say "wrong-size-layer-count" (n-layers small))
 (gimp-image-delete small)
+
+; a photo taken for a label map: refused before any pass, no new layer
+(define photo (car (gimp-file-load RUN-NONINTERACTIVE (path "photo.png"))))
+(say "photo-result" (number->string (regen photo (selected-layer photo) "")))
+(say "photo-layer-count" (n-layers photo))
+(gimp-image-delete photo)
+
+; an indexed label map: accepted; the image becomes RGB in the run's undo
+; step, the labels' colours unchanged
+(define idx (car (gimp-file-load RUN-NONINTERACTIVE (path "labels.png"))))
+(gimp-image-convert-indexed idx CONVERT-DITHER-NONE CONVERT-PALETTE-GENERATE 256 FALSE FALSE "")
+(say "indexed-type-before" (number->string (car (gimp-image-get-base-type idx))))
+(define idx-src (selected-layer idx))
+(define idx-out (regen idx idx-src ""))
+(say "indexed-result" (number->string idx-out))
+(say "indexed-type-after" (number->string (car (gimp-image-get-base-type idx))))
+(say "indexed-layer-count" (n-layers idx))
+(save idx idx-src "indexed-source.png")
+(when (> idx-out 0) (save idx idx-out "indexed-out.png"))
+(gimp-image-delete idx)

@@ -6,7 +6,7 @@
 
 sige_tensor *sige_cli_read_input(const sige_model *model, const char *path,
                                  const char *instance_path, GError **error) {
-  sige_input_report report = {0, 0};
+  sige_input_report report = {0, 0, 0};
   sige_tensor *t = sige_model_input_from_png(model, path, instance_path, &report, error);
   if (t && report.n_nearest > 0)
     fprintf(stderr,

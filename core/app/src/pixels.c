@@ -61,6 +61,34 @@ int32_t *sige_labels_from_pixels(const sige_pixels *px, int label_nc, int64_t *n
   return labels;
 }
 
+int64_t sige_labels_count_far(const sige_pixels *px) {
+  if (px->bpp <= 2) return 0;
+  const sige_palette *pal = sige_palette_cityscapes();
+  const int far2 = SIGE_LABEL_FAR_DISTANCE * SIGE_LABEL_FAR_DISTANCE;
+  const size_t n = (size_t)px->width * px->height;
+  int64_t far = 0;
+  /* flat regions are the common case in a label map: remember the last colour */
+  guint8 last[3] = {0, 0, 0};
+  gboolean last_far = FALSE, have_last = FALSE;
+  for (size_t i = 0; i < n; i++) {
+    const guint8 *p = px->data + i * px->bpp;
+    if (!have_last || p[0] != last[0] || p[1] != last[1] || p[2] != last[2]) {
+      int best = G_MAXINT;
+      for (int k = 0; k < pal->n && best > far2; k++) {
+        const guint8 *c = pal->entries[k].rgb;
+        const int d = (p[0] - c[0]) * (p[0] - c[0]) + (p[1] - c[1]) * (p[1] - c[1]) +
+                      (p[2] - c[2]) * (p[2] - c[2]);
+        best = MIN(best, d);
+      }
+      memcpy(last, p, 3);
+      last_far = best > far2;
+      have_last = TRUE;
+    }
+    far += last_far;
+  }
+  return far;
+}
+
 sige_tensor *sige_image_from_pixels(const sige_pixels *px, GError **error) {
   sige_tensor *t = sige_tensor_new4_uninit(1, 3, px->height, px->width, error);
   if (!t) return NULL;
@@ -88,6 +116,26 @@ static sige_tensor *semantic_input(const sige_model *m, const sige_pixels *src,
                                    const sige_pixels *instance, sige_input_report *report,
                                    GError **error) {
   const sige_spade_config *cfg = sige_model_spade_config(m);
+  /* Before the palette lookups, which a photo would make for every pixel,
+   * and before the pass, which would make garbage of it. */
+  const int64_t n_pixels = (int64_t)src->width * src->height;
+  const int64_t far = sige_labels_count_far(src);
+  if (report) {
+    report->n_far = far;
+    report->n_pixels = n_pixels;
+  }
+  if (far > SIGE_LABEL_FAR_FRACTION * n_pixels) {
+    g_autofree gchar *count = g_strdup_printf("%" G_GINT64_FORMAT, far);
+    g_autofree gchar *total = g_strdup_printf("%" G_GINT64_FORMAT, n_pixels);
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
+                _("This does not look like a label map: %s of its %s pixels (%.0f %%) are "
+                  "farther than %d levels from every Cityscapes colour, as in a photo. Give a "
+                  "label map painted with the Cityscapes palette colours (the Cityscapes "
+                  "palette that comes with Sparse Regenerate), or choose a DDPM model to edit a "
+                  "picture."),
+                count, total, 100.0 * far / MAX(n_pixels, 1), SIGE_LABEL_FAR_DISTANCE);
+    return NULL;
+  }
   int64_t nearest = 0;
   g_autofree int32_t *labels = sige_labels_from_pixels(src, cfg->label_nc, &nearest, error);
   if (!labels) return NULL;
@@ -132,6 +180,7 @@ sige_tensor *sige_model_input_from_pixels(const sige_model *m, const sige_pixels
     case SIGE_INPUT_IMAGE:
       if (report) {
         report->n_nearest = 0;
+        report->n_far = 0;
         report->n_pixels = (int64_t)src->width * src->height;
       }
       return sige_image_from_pixels(src, error);

@@ -236,11 +236,159 @@ static void test_helpers(void **state) {
   g_rmdir(dir);
 }
 
+/* Chebyshev distance from (x, y) to the rectangle [x0, x1) x [y0, y1). */
+static int rect_dist(int x, int y, int x0, int y0, int x1, int y1) {
+  const int dx = x < x0 ? x0 - x : x >= x1 ? x - x1 + 1 : 0;
+  const int dy = y < y0 ? y0 - y : y >= y1 ? y - y1 + 1 : 0;
+  return MAX(dx, dy);
+}
+
+/* Untouched pixels stay untouched: after a snapshot (DPM-Solver++, the
+ * default) and a small edit, every pixel more than the margin from the edit
+ * is bit-identical to the snapshot's output, although the sampler's own
+ * result differs there (checked: that is what makes this test fail without
+ * the compositing); undoing the edit on the source brings its pixels back. */
+static void test_untouched_stay(void **state) {
+  (void)state;
+  SigeSettings s;
+  settings(&s);
+  s.sampler = SIGE_SAMPLER_CHOICE_DPM_SOLVER_PP;
+  s.steps = 3;
+  s.strength = 0.3;
+  g_autofree guint8 *px = picture(32, 32, 3);
+  g_autofree guint8 *orig = g_memdup2(px, 32 * 32 * 3);
+  sige_pixels src = {px, 32, 32, 3};
+  GError *err = NULL;
+  sige_regen_result *r = run(40, &src, &s, 0, &err);
+  assert_non_null(r);
+  assert_true(r->full);
+  const guint32 id = r->entry->id;
+  g_autofree guint8 *before = g_memdup2(r->pixels, 32 * 32 * 3);
+  sige_regen_finish(r, (sige_rect){0, 0, 32, 32});
+
+  const int margin = sige_edit_margin(32, 32);
+  assert_int_equal(margin, 4);
+  for (int y = 4; y < 7; y++) memset(px + (y * 32 + 4) * 3, 240, 3 * 3);
+  r = run(40, &src, &s, id, &err);
+  if (!r) fail_msg("%s", err->message);
+  assert_false(r->full);
+  int far = 0, near_changed = 0;
+  for (int y = 0; y < 32; y++)
+    for (int x = 0; x < 32; x++) {
+      const int i = (y * 32 + x) * 3;
+      if (rect_dist(x, y, 4, 4, 7, 7) > margin) {
+        far++;
+        if (memcmp(r->pixels + i, before + i, 3))
+          fail_msg("pixel (%d, %d), %d from the edit, changed", x, y, rect_dist(x, y, 4, 4, 7, 7));
+      } else {
+        near_changed += memcmp(r->pixels + i, before + i, 3) != 0;
+      }
+    }
+  assert_int_equal(far, 32 * 32 - 11 * 11); /* the reach [0, 11) is clipped at 0 */
+  assert_true(near_changed > 0); /* the edit shows */
+  /* the rectangle the run changed lies within the edit's reach */
+  assert_true(r->changed.width > 0);
+  assert_true(r->changed.x >= 0 && r->changed.x + r->changed.width <= 7 + margin);
+  assert_true(r->changed.y >= 0 && r->changed.y + r->changed.height <= 7 + margin);
+  /* the engine's own output (sige edit, check-reference) keeps the trace */
+  const sige_tensor *eng = sige_session_output(sige_regen_entry_session(r->entry));
+  g_autofree guint8 *raw = g_malloc(32 * 32 * 3);
+  assert_true(sige_pixels_from_output(eng, (sige_rect){0, 0, 32, 32}, 3, raw, NULL));
+  int raw_far_diff = 0;
+  for (int y = 0; y < 32; y++)
+    for (int x = 0; x < 32; x++)
+      if (rect_dist(x, y, 4, 4, 7, 7) > margin)
+        raw_far_diff += memcmp(raw + (y * 32 + x) * 3, before + (y * 32 + x) * 3, 3) != 0;
+  print_message("# engine output: %d of %d far pixels differ from the snapshot's\n", raw_far_diff,
+                far);
+  assert_true(raw_far_diff > 0);
+  sige_regen_finish(r, (sige_rect){0, 0, 32, 32});
+
+  /* the edit undone on the source: the snapshot's pixels come back */
+  memcpy(px, orig, 32 * 32 * 3);
+  r = run(40, &src, &s, id, &err);
+  if (!r) fail_msg("%s", err->message);
+  assert_memory_equal(r->pixels, before, 32 * 32 * 3);
+  sige_regen_finish(r, (sige_rect){0, 0, 32, 32});
+}
+
+/* The reach: a changed pixel grown by the margin, a square, clipped. */
+static void test_keep_untouched_geometry(void **state) {
+  (void)state;
+  enum { W = 20, H = 12 };
+  guint8 base_src[W * H], src_px[W * H], base_out[W * H], out[W * H];
+  memset(base_src, 10, sizeof base_src);
+  memcpy(src_px, base_src, sizeof src_px);
+  memset(base_out, 1, sizeof base_out);
+  src_px[5 * W + 1] = 11; /* (1, 5) */
+  memset(out, 2, sizeof out);
+  const sige_pixels src = {src_px, W, H, 1};
+  const gint64 kept = sige_pixels_keep_untouched(&src, base_src, base_out, out, 3);
+  int inside = 0;
+  for (int y = 0; y < H; y++)
+    for (int x = 0; x < W; x++) {
+      const gboolean reach = abs(x - 1) <= 3 && abs(y - 5) <= 3;
+      assert_int_equal(out[y * W + x], reach ? 2 : 1);
+      inside += reach;
+    }
+  assert_int_equal(inside, 5 * 7);
+  assert_int_equal(kept, W * H - inside);
+  /* nothing changed: everything kept */
+  memcpy(src_px, base_src, sizeof src_px);
+  memset(out, 2, sizeof out);
+  assert_int_equal(sige_pixels_keep_untouched(&src, base_src, base_out, out, 3), W * H);
+  assert_memory_equal(out, base_out, sizeof out);
+  assert_int_equal(sige_edit_margin(256, 256), 16);
+  assert_int_equal(sige_edit_margin(512, 256), 16);
+  assert_int_equal(sige_edit_margin(32, 32), 4);
+}
+
+/* A photo on the GauGAN model: refused before any pass (no wait, no
+ * session), with how many pixels are far from the palette. */
+static void test_photo_as_labels(void **state) {
+  (void)state;
+  SigeSettings s;
+  sige_settings_defaults(&s);
+  g_autofree gchar *gaugan = g_build_filename(SIGE_SOURCE_DIR, "data", "models",
+                                              "gaugan-demo.safetensors", NULL);
+  g_strlcpy(s.model, gaugan, sizeof s.model);
+  s.threads = 1;
+  g_autofree guint8 *px = g_malloc(512 * 256 * 3);
+  for (int i = 0; i < 512 * 256; i++) /* 255, 255, 255 is 127 levels from parking */
+    px[3 * i] = px[3 * i + 1] = px[3 * i + 2] = i % 5 ? 255 : 70; /* 20 % building */
+  sige_pixels src = {px, 512, 256, 3};
+  const guint n_sessions = sige_session_table_size(sige_regen_sessions());
+  waits = 0;
+  g_ptr_array_set_size(messages, 0);
+  GError *err = NULL;
+  assert_null(run(50, &src, &s, 0, &err));
+  assert_true(g_error_matches(err, SIGE_ERROR, SIGE_ERROR_FORMAT));
+  if (!strstr(err->message, "104857 of its 131072 pixels (80 %)"))
+    fail_msg("%s", err->message);
+  g_clear_error(&err);
+  assert_int_equal(waits, 0);
+  assert_int_equal(messages->len, 0);
+  assert_int_equal(sige_session_table_size(sige_regen_sessions()), n_sessions);
+  /* 20 % far: it runs, with the nearest-colour note */
+  for (int i = 0; i < 512 * 256; i++)
+    if (i % 5 >= 2) px[3 * i] = px[3 * i + 1] = px[3 * i + 2] = 70;
+  sige_regen_result *r = run(50, &src, &s, 0, &err);
+  if (!r) fail_msg("%s", err->message);
+  assert_int_equal(waits, 1);
+  assert_int_equal(messages->len, 1);
+  assert_non_null(strstr(g_ptr_array_index(messages, 0), "20.00 %"));
+  sige_regen_finish(r, (sige_rect){0, 0, 512, 256});
+  assert_true(sige_regen_reset(1, 50));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_helpers),
       cmocka_unit_test(test_snapshot_sparse_none),
       cmocka_unit_test(test_what_voids_a_snapshot),
+      cmocka_unit_test(test_keep_untouched_geometry),
+      cmocka_unit_test(test_untouched_stay),
+      cmocka_unit_test(test_photo_as_labels),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -158,7 +158,7 @@ static void test_label_input(void **state) {
   for (int i = 0; i < W * H; i++) memcpy(px + 3 * i, p->entries[7].rgb, 3);
   memcpy(px + 3 * (W + 2), p->entries[23].rgb, 3);
   sige_pixels good = {px, W, H, 3};
-  sige_input_report rep = {-1, -1};
+  sige_input_report rep = {-1, -1, -1};
   g_autoptr(sige_tensor) in = sige_model_input_from_pixels(m, &good, NULL, &rep, &err);
   assert_non_null(in);
   assert_int_equal(rep.n_nearest, 0);
@@ -179,6 +179,100 @@ static void test_label_input(void **state) {
     assert_non_null(strstr(err->message, "instance map is 1 x 1"));
     g_clear_error(&err);
   }
+}
+
+/* A photo given as a label map is refused before any pass, with how many
+ * pixels are far from the palette; a real label map passes even with soft
+ * edges: the shipped street map blurred (3x3 box, twice), and one half
+ * far exactly (the limit is "more than half"). */
+static void test_photo_refused(void **state) {
+  (void)state;
+  g_autoptr(sige_model) m = app_test_gaugan();
+  int64_t s[4];
+  sige_model_input_shape(m, s);
+  const int W = (int)s[3], H = (int)s[2];
+  const size_t n = (size_t)W * H;
+  g_autofree guint8 *px = g_malloc(n * 3);
+  /* a gradient photo: every colour at least 25 levels from the palette? the
+   * count is checked against a brute-force distance below */
+  for (int y = 0; y < H; y++)
+    for (int x = 0; x < W; x++) {
+      guint8 *p = px + 3 * ((size_t)y * W + x);
+      p[0] = (guint8)(30 + x * 200 / W), p[1] = (guint8)(200 - y * 150 / H), p[2] = 225;
+    }
+  const sige_palette *pal = sige_palette_cityscapes();
+  int64_t want = 0;
+  for (size_t i = 0; i < n; i++) {
+    int best = G_MAXINT;
+    for (int k = 0; k < pal->n; k++) {
+      int d = 0;
+      for (int c = 0; c < 3; c++) d += (px[3 * i + c] - pal->entries[k].rgb[c]) *
+                                       (px[3 * i + c] - pal->entries[k].rgb[c]);
+      best = MIN(best, d);
+    }
+    want += best > SIGE_LABEL_FAR_DISTANCE * SIGE_LABEL_FAR_DISTANCE;
+  }
+  assert_true(want > (int64_t)n * 9 / 10);
+  sige_pixels photo = {px, W, H, 3};
+  assert_int_equal(sige_labels_count_far(&photo), want);
+  sige_input_report rep = {-1, -1, -1};
+  GError *err = NULL;
+  assert_null(sige_model_input_from_pixels(m, &photo, NULL, &rep, &err));
+  assert_true(g_error_matches(err, SIGE_ERROR, SIGE_ERROR_FORMAT));
+  g_autofree char *count = g_strdup_printf("%" G_GINT64_FORMAT " of its %zu pixels (%.0f %%)",
+                                           want, n, 100.0 * want / n);
+  if (!strstr(err->message, count)) fail_msg("%s lacks \"%s\"", err->message, count);
+  assert_non_null(strstr(err->message, "DDPM"));
+  assert_int_equal(rep.n_far, want);
+  g_clear_error(&err);
+
+  /* exactly half far: accepted, every far pixel counted as nearest */
+  const sige_palette_entry *road = &pal->entries[7];
+  for (size_t i = 0; i < n; i++) {
+    guint8 *p = px + 3 * i;
+    if (i < n / 2) memcpy(p, road->rgb, 3);
+    else p[0] = 255, p[1] = 255, p[2] = 255; /* 127 levels from parking */
+  }
+  {
+    g_autoptr(sige_tensor) t = sige_model_input_from_pixels(m, &photo, NULL, &rep, &err);
+    if (!t) fail_msg("%s", err->message);
+    assert_int_equal(rep.n_far, (int64_t)(n - n / 2));
+    assert_int_equal(rep.n_nearest, (int64_t)(n - n / 2));
+  }
+  px[3 * (n / 2 - 1)] = 255, px[3 * (n / 2 - 1) + 1] = 255, px[3 * (n / 2 - 1) + 2] = 255;
+  assert_null(sige_model_input_from_pixels(m, &photo, NULL, NULL, &err));
+  g_clear_error(&err);
+
+  /* the shipped label map with soft edges everywhere */
+  g_autofree guint8 *lab = NULL;
+  int lw, lh, lc;
+  assert_true(sige_png_read(SIGE_SOURCE_DIR "/data/examples/street_labels.png", 3, &lab, &lw, &lh,
+                            &lc, NULL));
+  assert_int_equal(lw, W);
+  assert_int_equal(lh, H);
+  g_autofree guint8 *tmp = g_malloc(n * 3);
+  for (int pass = 0; pass < 2; pass++) {
+    for (int y = 0; y < H; y++)
+      for (int x = 0; x < W; x++)
+        for (int c = 0; c < 3; c++) {
+          int sum = 0, cnt = 0;
+          for (int dy = -1; dy <= 1; dy++)
+            for (int dx = -1; dx <= 1; dx++) {
+              const int yy = y + dy, xx = x + dx;
+              if (yy < 0 || yy >= H || xx < 0 || xx >= W) continue;
+              sum += lab[3 * ((size_t)yy * W + xx) + c], cnt++;
+            }
+          tmp[3 * ((size_t)y * W + x) + c] = (guint8)((sum + cnt / 2) / cnt);
+        }
+    memcpy(lab, tmp, n * 3);
+  }
+  sige_pixels soft = {lab, W, H, 3};
+  g_autoptr(sige_tensor) t = sige_model_input_from_pixels(m, &soft, NULL, &rep, &err);
+  if (!t) fail_msg("%s", err->message);
+  assert_true(rep.n_far > 0);                 /* the edges are soft ... */
+  assert_true(rep.n_far < (int64_t)n / 10);   /* ... and few */
+  print_message("# blurred street map: %.1f %% far, %.1f %% nearest\n", 100.0 * rep.n_far / n,
+                100.0 * rep.n_nearest / n);
 }
 
 /* Pixels -> model range -> PNG file -> pixels again, for RGB and gray. */
@@ -228,7 +322,7 @@ int main(void) {
       cmocka_unit_test(test_labels_rgb),     cmocka_unit_test(test_labels_rgba_and_gray),
       cmocka_unit_test(test_output_rounding), cmocka_unit_test(test_image_pixels),
       cmocka_unit_test(test_ddpm_input),     cmocka_unit_test(test_label_input),
-      cmocka_unit_test(test_png_round_trip),
+      cmocka_unit_test(test_png_round_trip), cmocka_unit_test(test_photo_refused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

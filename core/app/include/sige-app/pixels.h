@@ -23,7 +23,21 @@ typedef struct {
 typedef struct {
   int64_t n_nearest; /* label pixels that were not an exact palette colour */
   int64_t n_pixels;
+  int64_t n_far; /* RGB label pixels farther than SIGE_LABEL_FAR_DISTANCE from every colour */
 } sige_input_report;
+
+/* When is an RGB "label map" a photo?  A pixel is far from the palette when
+ * its RGB distance to every Cityscapes colour is above 24 levels; a label
+ * map with more than half its pixels far is refused before any pass.  Both
+ * numbers measured (docs/USER-GUIDE.md): photos have 85-92 % of their pixels
+ * that far, a label map antialiased, blurred (1.5 px) or saved as a JPEG at
+ * quality 40 at most 7.3 %, so the verdict does not hinge on either value. */
+#define SIGE_LABEL_FAR_DISTANCE 24
+#define SIGE_LABEL_FAR_FRACTION 0.5
+
+/* How many pixels of an RGB(A) px are far from every palette colour (0 for
+ * gray, whose values are class ids). */
+int64_t sige_labels_count_far(const sige_pixels *px);
 
 /* Label map pixels -> class ids (w*h, newly allocated).  RGB(A): the
  * Cityscapes palette, exact colour -> id, other colours -> the nearest id
@@ -42,7 +56,9 @@ int32_t *sige_instances_from_pixels(const sige_pixels *px);
 /* The model input (sige_model_input_kind) for src, which must have the
  * model's input size: a label map (with an optional instance map of the same
  * size; without one, the class boundaries serve as instance edges) or the
- * picture of an SDEdit session. */
+ * picture of an SDEdit session.  A label map that is mostly far from the
+ * palette (SIGE_LABEL_FAR_FRACTION) is refused (SIGE_ERROR_FORMAT, saying
+ * how many pixels) before anything else is computed. */
 sige_tensor *sige_model_input_from_pixels(const sige_model *m, const sige_pixels *src,
                                           const sige_pixels *instance, sige_input_report *report,
                                           GError **error);
