@@ -268,14 +268,13 @@ static gboolean read_strided(const weights_entry *e, const char *file, const cha
   return TRUE;
 }
 
-/* The index of the first NaN or infinity among x[0..n), n when there is none
- * (an all-ones exponent, read from the bits: no float compare to vectorise
- * around). */
-static size_t first_non_finite(const float *x, size_t n) {
+/* The index of the first NaN among x[0..n), n when there is none (read
+ * from the bits: an all-ones exponent and a non-zero mantissa). */
+static size_t first_nan(const float *x, size_t n) {
   for (size_t i = 0; i < n; i++) {
     uint32_t b;
     memcpy(&b, &x[i], sizeof b);
-    if ((b & 0x7f800000u) == 0x7f800000u) return i;
+    if ((b & 0x7fffffffu) > 0x7f800000u) return i;
   }
   return n;
 }
@@ -536,15 +535,18 @@ sige_tensor *sige_weights_read_tensor(const sige_weights *w, const char *name, i
   g_autofree char *file = sige_weights_display_name(w->path);
   g_autoptr(sige_tensor) t = entry_read_new(e, file, name, error);
   if (!t) return NULL;
-  /* What a model reads: a NaN or an infinity would turn the whole output
-   * black or into noise without a word.  (Copies and conversions read with
-   * sige_weights_read_f32 and keep such values bit for bit.) */
-  const size_t bad = first_non_finite(t->data, t->numel);
+  /* What a model reads: a NaN turns the whole output black or into noise
+   * without a word.  An infinity is left alone: it has a meaning (an F16
+   * running variance that overflowed zeroes its channel, as PyTorch
+   * computes it; the reference case gaugan-cityscapes-tiny has such).
+   * Copies and conversions read with sige_weights_read_f32 and keep every
+   * value bit for bit. */
+  const size_t bad = first_nan(t->data, t->numel);
   if (bad < t->numel) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
-                "%s: tensor '%s' holds %s at element %zu; the weights are corrupt or come from "
+                "%s: tensor '%s' holds NaN at element %zu; the weights are corrupt or come from "
                 "a diverged training run",
-                file, name, isnan(t->data[bad]) ? "NaN" : "an infinity", bad);
+                file, name, bad);
     return NULL;
   }
   return g_steal_pointer(&t);

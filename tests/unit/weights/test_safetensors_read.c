@@ -411,21 +411,21 @@ static void test_read_f32(void **state) {
   assert_true(g_error_matches(err, SIGE_ERROR, SIGE_ERROR_SHAPE));
 }
 
-/* NaN or infinity in the weights (F32, F16 and BF16 alike) is refused when a
- * model reads the tensor (sige_weights_read_tensor), naming the file, the
- * tensor, the value and the element; a plain read (copies, conversions)
- * keeps it; finite values around it read fine. */
-static void test_non_finite(void **state) {
+/* NaN in the weights (F32, F16 and BF16 alike) is refused when a model reads
+ * the tensor (sige_weights_read_tensor), naming the file, the tensor and the
+ * element; a plain read (copies, conversions) keeps it; infinities and the
+ * finite values around them read fine. */
+static void test_nan(void **state) {
   const fixture *f = *state;
   guint8 data[22];
   put32(data + 0, 0x3f800000);  /* F32 1 */
   put32(data + 4, 0x7fc00000);  /* F32 NaN at element 1 */
   put16(data + 8, 0x3c00);      /* F16 1 */
-  put16(data + 10, 0x3c00);     /* F16 1 */
-  put16(data + 12, 0xfc00);     /* F16 -inf at element 2 */
+  put16(data + 10, 0xfc00);     /* F16 -inf */
+  put16(data + 12, 0xfe01);     /* F16 NaN at element 2 */
   put16(data + 14, 0x3f80);     /* BF16 1 */
-  put16(data + 16, 0x7f80);     /* BF16 +inf at element 1 */
-  put32(data + 18, 0x7f7fffff); /* F32 FLT_MAX: finite */
+  put16(data + 16, 0x7fc1);     /* BF16 NaN at element 1 */
+  put32(data + 18, 0x7f800000); /* F32 +inf: kept */
   g_autofree char *path = write_raw(
       f, "nan.safetensors",
       "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
@@ -436,9 +436,8 @@ static void test_non_finite(void **state) {
   g_autoptr(sige_weights) w = sige_weights_load_safetensors(path, &err);
   assert_non_null(w);
   float out[3];
-  const struct { const char *name; size_t n; const char *what, *at; } bad[] = {
-      {"a", 2, "NaN", "element 1"}, {"h", 3, "infinity", "element 2"},
-      {"b", 2, "infinity", "element 1"}};
+  const struct { const char *name; size_t n; const char *at; } bad[] = {
+      {"a", 2, "element 1"}, {"h", 3, "element 2"}, {"b", 2, "element 1"}};
   for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
     const int64_t shape[1] = {(int64_t)bad[i].n};
     assert_null(sige_weights_read_tensor(w, bad[i].name, 1, shape, &err));
@@ -446,18 +445,16 @@ static void test_non_finite(void **state) {
     g_autofree char *quoted = g_strdup_printf("'%s'", bad[i].name);
     assert_non_null(strstr(err->message, "nan.safetensors"));
     assert_non_null(strstr(err->message, quoted));
-    assert_non_null(strstr(err->message, bad[i].what));
+    assert_non_null(strstr(err->message, "NaN"));
     assert_non_null(strstr(err->message, bad[i].at));
     g_clear_error(&err);
     assert_true(sige_weights_read_f32(w, bad[i].name, out, bad[i].n, &err));
+    assert_true(isnan(out[bad[i].n == 3 ? 2 : 1]));
   }
-  assert_true(isnan(out[1]) || isinf(out[1]) || isinf(out[2]));
   const int64_t one[1] = {1};
   g_autoptr(sige_tensor) m = sige_weights_read_tensor(w, "m", 1, one, &err);
   assert_non_null(m);
-  assert_true(m->data[0] == 3.40282347e38f);
-  assert_true(sige_weights_read_f32(w, "m", out, 1, &err));
-  assert_true(out[0] == 3.40282347e38f);
+  assert_true(isinf(m->data[0]));
 }
 
 /* A file cut short after it was indexed: reading the lost tensor is an IO
@@ -506,7 +503,7 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_hole, setup, teardown),
     cmocka_unit_test_setup_teardown(test_duplicate, setup, teardown),
     cmocka_unit_test_setup_teardown(test_bad_metadata, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_non_finite, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_nan, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
