@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "sige-i18n.h"
 #include "sige-plugin-files.h"
 
 void sige_settings_defaults(SigeSettings *s) {
@@ -64,7 +65,7 @@ static gboolean get_int(GKeyFile *kf, const gchar *path, const gchar *key, gint 
   g_autoptr(GError) e = NULL;
   gint v = g_key_file_get_integer(kf, GROUP, key, &e);
   if (e || v < lo || v > hi) {
-    g_autofree gchar *what = g_strdup_printf("expected an integer from %d to %d; using %d", lo, hi,
+    g_autofree gchar *what = g_strdup_printf(_("expected an integer from %d to %d; using %d"), lo, hi,
                                              *out);
     note(problems, path, key, what);
     return FALSE;
@@ -80,7 +81,7 @@ static gboolean get_double(GKeyFile *kf, const gchar *path, const gchar *key, gd
   gdouble v = g_key_file_get_double(kf, GROUP, key, &e);
   if (e || !(v >= lo && v <= hi)) {
     g_autofree gchar *what =
-        g_strdup_printf("expected a number from %g to %g; using %g", lo, hi, *out);
+        g_strdup_printf(_("expected a number from %g to %g; using %g"), lo, hi, *out);
     note(problems, path, key, what);
     return FALSE;
   }
@@ -98,7 +99,7 @@ static gboolean get_name(GKeyFile *kf, const gchar *path, const gchar *key,
       return TRUE;
     }
   g_autofree gchar *all = g_strjoinv(", ", (gchar **)names);
-  g_autofree gchar *what = g_strdup_printf("expected one of %s; using %s", all, names[*out]);
+  g_autofree gchar *what = g_strdup_printf(_("expected one of %s; using %s"), all, names[*out]);
   note(problems, path, key, what);
   return FALSE;
 }
@@ -108,7 +109,7 @@ static gboolean get_path(GKeyFile *kf, const gchar *path, const gchar *key, gcha
   if (!g_key_file_has_key(kf, GROUP, key, NULL)) return TRUE;
   g_autofree gchar *v = g_key_file_get_string(kf, GROUP, key, NULL);
   if (!v || strlen(v) >= SIGE_PATH_MAX) {
-    note(problems, path, key, "expected a file name (UTF-8, shorter than 1024 bytes)");
+    note(problems, path, key, _("expected a file name (UTF-8, shorter than 1024 bytes)"));
     return FALSE;
   }
   g_strlcpy(out, v, SIGE_PATH_MAX);
@@ -122,13 +123,13 @@ gboolean sige_settings_load_file(SigeSettings *s, const gchar *path, GError **wa
   if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &e)) {
     if (g_error_matches(e, G_FILE_ERROR, G_FILE_ERROR_NOENT)) return FALSE;
     g_set_error(warning, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_PARSE,
-                "%s: unreadable settings (%s); using the defaults", path, e->message);
+                _("%s: unreadable settings (%s); using the defaults"), path, e->message);
     return FALSE;
   }
   g_autoptr(GString) problems = g_string_new(NULL);
   gboolean ok = TRUE;
   if (!g_key_file_has_group(kf, GROUP)) {
-    note(problems, path, "", "missing; using the defaults");
+    note(problems, path, "", _("missing; using the defaults"));
     ok = FALSE;
   }
   gint sampler = s->sampler, precision = s->precision, device = 0;
@@ -159,13 +160,20 @@ gboolean sige_settings_load_file(SigeSettings *s, const gchar *path, GError **wa
     for (gsize i = n; recent && i-- > 0;)
       if (*recent[i] && strlen(recent[i]) < SIGE_PATH_MAX) sige_settings_add_recent(s, recent[i]);
     if (!recent) {
-      note(problems, path, "recent", "expected a list of file names separated by ';'");
+      note(problems, path, "recent", _("expected a list of file names separated by ';'"));
       ok = FALSE;
     }
   }
   if (!ok) g_set_error_literal(warning, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
                                problems->str);
   return ok;
+}
+
+/* 15 digits: the dialog's values (two decimals) read back exactly and read
+ * well, where g_key_file_set_double writes 0.45000000000000001. */
+static void set_double(GKeyFile *kf, const gchar *key, gdouble v) {
+  gchar buf[G_ASCII_DTOSTR_BUF_SIZE];
+  g_key_file_set_value(kf, GROUP, key, g_ascii_formatd(buf, sizeof buf, "%.15g", v));
 }
 
 gboolean sige_settings_save_file(const SigeSettings *s, const gchar *path, GError **error) {
@@ -176,11 +184,11 @@ gboolean sige_settings_save_file(const SigeSettings *s, const gchar *path, GErro
                          NULL);
   g_key_file_set_string(kf, GROUP, "model", s->model);
   g_key_file_set_integer(kf, GROUP, "steps", s->steps);
-  g_key_file_set_double(kf, GROUP, "strength", s->strength);
+  set_double(kf, "strength", s->strength);
   g_key_file_set_integer(kf, GROUP, "seed", s->seed);
   if (s->sampler >= 0 && s->sampler < (gint)G_N_ELEMENTS(sampler_names))
     g_key_file_set_string(kf, GROUP, "sampler", sampler_names[s->sampler]);
-  g_key_file_set_double(kf, GROUP, "threshold", s->threshold);
+  set_double(kf, "threshold", s->threshold);
   if (s->precision >= 0 && s->precision < (gint)G_N_ELEMENTS(precision_names))
     g_key_file_set_string(kf, GROUP, "precision", precision_names[s->precision]);
   for (guint i = 0; i < G_N_ELEMENTS(device_names); i++)

@@ -48,6 +48,9 @@ static void test_round_trip(void **state) {
   assert_null(e);
   assert_true(sige_settings_load_file(&b, path, &e));
   assert_null(e);
+  g_autofree gchar *text = NULL;
+  assert_true(g_file_get_contents(path, &text, NULL, NULL));
+  assert_non_null(strstr(text, "\nthreshold=0.35\n")); /* readable by a person */
   assert_string_equal(b.model, a.model);
   assert_int_equal(b.steps, 25);
   assert_true(b.strength == 0.4);
