@@ -138,6 +138,8 @@ check "wrong layer size: an error and no new layer" \
 check "wrong layer size: the message names both sizes" \
   grep -q "error: The input is 256 x 128 pixels but the model expects 512 x 256" "$work/gimp.log"
 check "Cityscapes palette installed into the profile" test -f "$profile/palettes/Cityscapes.gpl"
+check "help domain registered with the plug-in's help folder" grep -qF \
+  "(help-def \"sparse-regenerate\" \"file://$profile/plug-ins/sparse-regenerate/help\")" "$profile/pluginrc"
 if [ "$gimp" = 3 ]; then
   check "two layers selected: an error and no new layer" \
     sh -c "[ '$(result two-layers-result)' = -1 ] && [ '$(result two-layers-layer-count)' = 2 ]"
