@@ -78,6 +78,14 @@ printf '[Default Applications]\ntext/html=sige-recorder.desktop\nx-scheme-handle
 # the help in the web browser (GIMP's own help browser is not installed)
 printf '(help-browser web-browser)\n' > "$profile/gimprc"
 cp "$src/data/examples/street_labels.png" "$work/labels.png"
+# two remembered models of the same name: Recent tells them apart by folder
+# (seen in the screenshot, $SIGE_SCREENSHOT_DIR/help-dialog-recent.png)
+mkdir -p "$work/models/church" "$work/models/bedroom"
+for m in church bedroom; do
+  cp "$src/data/models/gaugan-demo.safetensors" "$work/models/$m/weights.safetensors"
+done
+printf '[settings]\nthreshold=0.45\nrecent=%s;%s;\n' "$work/models/church/weights.safetensors" \
+  "$work/models/bedroom/weights.safetensors" > "$profile/sparse-regenerate.ini"
 
 timeout 300 Xvfb -displayfd 3 -screen 0 1280x1024x24 -nolisten tcp \
   3> "$work/display" > "$work/xvfb.log" 2>&1 &
@@ -153,8 +161,17 @@ else
   timeout 10 xdotool windowfocus --sync "$dlg" > /dev/null 2>&1
   xdotool key --clearmodifiers F1
   check "F1 in the dialog opens the user guide" opens "$(url_after 2)" the-dialog
-  import -window root "$work/dialog.png" 2>/dev/null && [ -n "${SIGE_SCREENSHOT_DIR:-}" ] &&
-    cp "$work/dialog.png" "$SIGE_SCREENSHOT_DIR/help-dialog.png"
+  # the Recent list opened (Alt+R focuses it, Alt+Down opens it)
+  timeout 10 xdotool windowfocus --sync "$dlg" > /dev/null 2>&1
+  xdotool key --clearmodifiers alt+r
+  sleep 0.3
+  xdotool key --clearmodifiers alt+Down
+  sleep 1
+  if [ -n "${SIGE_SCREENSHOT_DIR:-}" ]; then
+    import -window root "$SIGE_SCREENSHOT_DIR/help-dialog-recent.png" 2>/dev/null
+  fi
+  xdotool key --clearmodifiers Escape
+  sleep 0.3
   timeout 10 xdotool windowfocus --sync "$dlg" > /dev/null 2>&1
   xdotool key --clearmodifiers Escape
 fi
