@@ -3,6 +3,11 @@
 #   tools/bootstrap.sh demo   install what is missing, build, render the example label map
 #   tools/bootstrap.sh test   install what is missing, build, run every test (also under ASan/UBSan,
 #                             and the GIMP 3 plug-in's in a Debian 13 chroot; needs root)
+#   tools/bootstrap.sh package  install what is missing, build the Debian packages into dist/
+#                             (dpkg-buildpackage with debian/: the sige tool, the GIMP 2.10 plug-in,
+#                             and the GIMP 3 one where libgimp-3.0 is found), and check them
+#                             unpacked into a scratch root with GIMP (tests/gimp/run-package-test.sh);
+#                             then:  apt-get install ./dist/*.deb
 # The build includes the CUDA backend when nvcc and cuBLAS are found (on PATH or in
 # /usr/local/cuda); its GPU test then skips on a machine without a GPU.
 set -eu
@@ -11,7 +16,9 @@ cd "$(dirname "$0")/.."
 PACKAGES="gcc pkg-config meson ninja-build libglib2.0-dev libjson-glib-dev libopenblas-dev libopenblas-openmp-dev libpng-dev libzip-dev libcmocka-dev"
 # the GIMP plug-in and its end-to-end tests (meson test suite 'gimp': GIMP in batch
 # mode, and the undo test in the GUI GIMP on an Xvfb display, keys typed with xdotool)
-GIMP_PACKAGES="gimp libgimp2.0-dev gettext xvfb xdotool"
+GIMP_PACKAGES="gimp libgimp2.0-dev gettext xvfb xdotool python3-markdown"
+# building the Debian packages (debian/control's Build-Depends besides the above)
+PACKAGE_PACKAGES="dpkg-dev debhelper"
 # the tests write PyTorch checkpoints with the real torch.save (tests/scripts/);
 # big (about 650 MB installed, 1.5 minutes here): only for `test`.
 # debootstrap: the Debian 13 chroot the GIMP 3 tests run in (tests/gimp3/)
@@ -73,8 +80,48 @@ case "${1:-}" in
     # /var/cache/sparse-regenerate/trixie (made on the first run, about 7 minutes)
     tests/gimp3/run-gimp3-tests.sh
     ;;
+  package)
+    PACKAGES="$PACKAGES $PACKAGE_PACKAGES gettext python3-markdown"
+    # the GIMP 3 plug-in where libgimp-3.0 is installed (Debian 13), the
+    # GIMP 2.10 one where libgimp 2.0 can be (Debian 12)
+    profiles=""
+    if pkg-config --exists gimp-3.0; then
+      profiles="pkg.sparse-regenerate.gimp3"
+      PACKAGES="$PACKAGES libgimp-3.0-dev"
+    fi
+    if apt-cache show libgimp2.0-dev > /dev/null 2>&1 || pkg-config --exists gimp-2.0; then
+      PACKAGES="$PACKAGES gimp libgimp2.0-dev"
+    else
+      profiles="${profiles:+$profiles,}pkg.sparse-regenerate.nogimp2"
+    fi
+    install_packages
+    # noautodbgsym: dist/ holds what a user installs, apt-get install ./dist/*.deb
+    DEB_BUILD_OPTIONS="parallel=$(nproc) noautodbgsym ${DEB_BUILD_OPTIONS:-}" \
+      dpkg-buildpackage -b -us -uc ${profiles:+-P$profiles}
+    # dpkg-buildpackage writes next to the source tree: keep them in dist/
+    version=$(dpkg-parsechangelog -S Version)
+    mkdir -p dist
+    for f in ../sparse-regenerate_"$version"_*.buildinfo ../sparse-regenerate_"$version"_*.changes \
+             ../*sparse-regenerate*_"$version"_*.deb; do
+      [ -f "$f" ] && mv "$f" dist/
+    done
+    ls -l dist/
+    debian/rules clean > /dev/null # the tree as it was (obj-*/, debian/<package>/)
+    # the packages' files where GIMP looks: unpacked into a scratch root,
+    # which GIMP is told of (tests/gimp/run-package-test.sh)
+    # (GIMP 2.10 only: the GIMP 3 package's files are those meson install
+    # puts in the GIMP 3 chroot, tests/gimp3/)
+    if ls dist/gimp-plugin-sparse-regenerate_"$version"_*.deb > /dev/null 2>&1; then
+      root=$(mktemp -d)
+      for deb in dist/*_"$version"_*.deb; do dpkg -x "$deb" "$root"; done
+      status=0
+      tests/gimp/run-package-test.sh "$PWD" "" "$root" || status=$?
+      rm -rf "$root"
+      exit $status
+    fi
+    ;;
   *)
-    echo "usage: $0 demo|test" >&2
+    echo "usage: $0 demo|test|package" >&2
     exit 2
     ;;
 esac

@@ -9,8 +9,10 @@
 #   GIMP 3:    plugin/gimp3/sparse-regenerate into
 #     ${GIMP3_DIRECTORY:-~/.config/GIMP/3.0}/plug-ins/sparse-regenerate/
 # PLUGIN_DIR overrides the folder (one front-end only).  Copies the binary,
-# the default model, the Cityscapes palette and the translations; the
-# plug-in finds them next to its binary.
+# the default model, the Cityscapes palette, the translations and the help
+# (the user guide as HTML, help/en/); the plug-in finds them next to its
+# binary.  System-wide: meson install (or the Debian package,
+# tools/bootstrap.sh package) puts the same files into GIMP's own folder.
 set -eu
 src=$(cd "$(dirname "$0")/.." && pwd)
 only=
@@ -24,6 +26,14 @@ dest_override=${2:-}
 
 install_one() { # binary, plug-in folder
   mkdir -p "$2"
+  html=$(dirname "$1")/index.html
+  if [ -f "$html" ]; then
+    mkdir -p "$2/help/en/images"
+    cp "$html" "$src/plugin/help/gimp-help.xml" "$2/help/en/"
+    cp "$src"/docs/images/*.png "$2/help/en/images/"
+  else
+    echo "install-plugin: no help pages in $(dirname "$1") (apt-get install python3-markdown, then reconfigure)" >&2
+  fi
   cp "$1" "$2/sparse-regenerate.tmp" && mv "$2/sparse-regenerate.tmp" "$2/sparse-regenerate"
   cp "$src/data/models/gaugan-demo.safetensors" "$src/data/palettes/Cityscapes.gpl" "$2/"
   for mo in "$build"/po/*/LC_MESSAGES/sparse-regenerate.mo; do

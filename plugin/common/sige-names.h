@@ -7,6 +7,9 @@
 #define SIGE_RESET_PROC "plug-in-sparse-regenerate-reset"
 #define SIGE_EXTENSION_PROC "extension-sparse-regenerate"
 #define SIGE_MENU_PATH "<Image>/Filters/Generative"
+/* The help domain: help/<language>/gimp-help.xml beside the binary maps the
+ * procedures' names (their help ids) to the user guide's pages. */
+#define SIGE_HELP_DOMAIN "sparse-regenerate"
 /* On the source layer: its session (sige_regen_tag_format). */
 #define SIGE_PARASITE "sparse-regenerate-session"
 /* On the output layer: the id of the source layer it shows. */

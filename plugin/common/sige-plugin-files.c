@@ -48,6 +48,15 @@ const gchar *sige_i18n_init(void) {
   return locale_dir;
 }
 
+gchar *sige_help_uri(void) {
+  g_autofree gchar *dir = binary_dir();
+  if (!dir) return NULL;
+  g_autofree gchar *help = g_build_filename(dir, "help", NULL);
+  g_autofree gchar *map = g_build_filename(help, "en", "gimp-help.xml", NULL);
+  if (!g_file_test(map, G_FILE_TEST_IS_REGULAR)) return NULL;
+  return g_filename_to_uri(help, NULL, NULL);
+}
+
 gboolean sige_install_palette(const gchar *palette_dir) {
   g_autofree gchar *src = sige_find_data_file("Cityscapes.gpl");
   if (!src || !palette_dir) return FALSE;

@@ -14,6 +14,11 @@ gchar *sige_find_data_file(const gchar *name);
  * the install prefix's.  Returns that folder (static). */
 const gchar *sige_i18n_init(void);
 
+/* The file:// URI of the help folder beside the binary (the user guide as
+ * HTML, help/en/gimp-help.xml), or NULL when it is not installed there (a
+ * build-tree binary): GIMP is then not told of a help domain it cannot open. */
+gchar *sige_help_uri(void);
+
 /* Copies Cityscapes.gpl into palette_dir unless an identical copy is there.
  * Returns TRUE when it wrote the file (the caller refreshes GIMP's
  * palettes). */

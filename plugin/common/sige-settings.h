@@ -38,4 +38,22 @@ void sige_settings_add_recent(SigeSettings *s, const gchar *path);
 /* s->model, else the shipped default (newly allocated; NULL if missing). */
 gchar *sige_resolve_model(const SigeSettings *s);
 
+/* What Recent shows for a model: the file name and, after a dash, the last
+ * two folders ("weights.safetensors — …/models/church"), so that files of
+ * the same name can be told apart.  Newly allocated. */
+gchar *sige_settings_recent_label(const gchar *path);
+
+/* The settings that outlive a GIMP session: a keyfile (group "settings"),
+ * SIGE_SETTINGS_FILE in the user's GIMP profile.  The per-run instance
+ * layer is not kept. */
+#define SIGE_SETTINGS_FILE "sparse-regenerate.ini"
+/* Fills *s with the defaults, then the values in the file.  A missing file
+ * is not an error (first start).  A file that cannot be read or parsed, or
+ * a value out of range, leaves the default for what could not be read and
+ * sets *warning (naming the file and the key); the function never fails
+ * otherwise.  Returns TRUE when the file existed and was read whole. */
+gboolean sige_settings_load_file(SigeSettings *s, const gchar *path, GError **warning);
+/* Writes *s to path atomically (a crash leaves the old file or the new). */
+gboolean sige_settings_save_file(const SigeSettings *s, const gchar *path, GError **error);
+
 G_END_DECLS

@@ -46,7 +46,10 @@ static void run_temp(const gchar *name, gint nparams, const GimpParam *param, gi
 
 static void install_procedures(void) {
   gimp_install_temp_proc(
-      SIGE_RUN_PROC, N_("Regenerate the output of a generative model, recomputing only what changed"),
+      SIGE_RUN_PROC,
+      N_("Regenerate the model's output from this layer, recomputing only what changed. The "
+         "layer is a label map in Cityscapes colours (GauGAN; the demo model takes 512 x 256) "
+         "or a picture of the model's size (DDPM)"),
       "The first run on a layer takes a snapshot and runs the whole model; later runs compute "
       "only the regions the edit reaches (spatially sparse incremental inference) and write "
       "them into the output layer above the source, one undo step per run.",
@@ -55,7 +58,9 @@ static void install_procedures(void) {
       G_N_ELEMENTS(run_returns), run_args, run_returns, run_temp);
   gimp_plugin_menu_register(SIGE_RUN_PROC, SIGE_MENU_PATH);
   gimp_install_temp_proc(
-      SIGE_RESET_PROC, N_("Forget the layer's snapshot so that the next run is a full pass"),
+      SIGE_RESET_PROC,
+      N_("Forget the snapshot of this layer (the label map or picture Sparse Regenerate ran on) "
+         "so that the next run is a full pass"),
       "Drops the editing session (and its caches) of this layer.", "Sparse Regenerate authors",
       "Sparse Regenerate authors", "2024", N_("Reset Sparse Regenerate Snapshot"), "RGB*, GRAY*, INDEXED*",
       GIMP_TEMPORARY, G_N_ELEMENTS(reset_args), 0, reset_args, NULL, run_temp);
@@ -66,6 +71,10 @@ static void query(void) {
   /* GIMP translates the menu labels with this domain, from the catalogues
    * next to the binary when they are installed there. */
   gimp_plugin_domain_register(GETTEXT_PACKAGE, sige_i18n_init());
+  /* The dialog's Help button and F1 on the menu entries ask for the
+   * procedure's name in this domain (installed help/ beside the binary). */
+  g_autofree gchar *help = sige_help_uri();
+  if (help) gimp_plugin_help_register(SIGE_HELP_DOMAIN, help);
   /* Zero parameters: GIMP starts an extension like this by itself. */
   gimp_install_procedure(SIGE_EXTENSION_PROC, "Sparse Regenerate (resident part)",
                          "Keeps the editing sessions of Sparse Regenerate in memory.",

@@ -11,7 +11,8 @@
 
 #define SIGE_SETTINGS_KEY "plug-in-sparse-regenerate"
 
-/* The settings of the last run, kept with gimp_set_data as one blob. */
+/* The settings of the last run: kept with gimp_set_data as one blob for
+ * this GIMP session, and in the profile's SIGE_SETTINGS_FILE for the next. */
 void sige_settings_load(SigeSettings *s);
 void sige_settings_save(const SigeSettings *s);
 

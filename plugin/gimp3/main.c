@@ -18,7 +18,13 @@ struct _SigePlugIn {
 G_DEFINE_TYPE(SigePlugIn, sige_plug_in, GIMP_TYPE_PLUG_IN)
 
 static GList *query_procedures(GimpPlugIn *plug_in) {
-  (void)plug_in;
+  /* The dialog's Help button and F1 on the menu entries ask for the
+   * procedure's name in this domain (installed help/ beside the binary). */
+  g_autofree gchar *help = sige_help_uri();
+  if (help) {
+    g_autoptr(GFile) file = g_file_new_for_uri(help);
+    gimp_plug_in_set_help_domain(plug_in, SIGE_HELP_DOMAIN, file);
+  }
   return g_list_append(NULL, g_strdup(SIGE_EXTENSION_PROC));
 }
 

@@ -103,7 +103,9 @@ static GimpProcedure *new_procedure(GimpPlugIn *plug_in, const gchar *name, Gimp
 static void add_regenerate(GimpPlugIn *plug_in) {
   GimpProcedure *p = new_procedure(
       plug_in, SIGE_RUN_PROC, run_regenerate, _("Sparse _Regenerate..."),
-      _("Regenerate the output of a generative model, recomputing only what changed"),
+      _("Regenerate the model's output from this layer, recomputing only what changed. The "
+        "layer is a label map in Cityscapes colours (GauGAN; the demo model takes 512 x 256) "
+        "or a picture of the model's size (DDPM)"),
       "The first run on a layer takes a snapshot and runs the whole model; later runs compute "
       "only the regions the edit reaches (spatially sparse incremental inference) and write "
       "them into the output layer above the source, one undo step per run.");
@@ -170,7 +172,8 @@ static void add_regenerate(GimpPlugIn *plug_in) {
 static void add_reset(GimpPlugIn *plug_in) {
   GimpProcedure *p =
       new_procedure(plug_in, SIGE_RESET_PROC, run_reset, _("Reset Sparse Regenerate Snapshot"),
-                    _("Forget the layer's snapshot so that the next run is a full pass"),
+                    _("Forget the snapshot of this layer (the label map or picture Sparse Regenerate ran on) "
+                      "so that the next run is a full pass"),
                     "Drops the editing session (and its caches) of this layer.");
   gimp_plug_in_add_temp_procedure(plug_in, p);
   g_object_unref(p);

@@ -162,6 +162,8 @@ check "indexed label map: the labels' colours unchanged" \
 check "indexed label map: the output equals sige's full pass (within 1 level)" \
   "$compare" "$work/indexed-out.png" "$work/cli-full.png" --max-diff 1
 check "Cityscapes palette installed into the profile" test -f "$profile/palettes/Cityscapes.gpl"
+check "help domain registered with the plug-in's help folder" grep -qF \
+  "(help-def \"sparse-regenerate\" \"file://$profile/plug-ins/sparse-regenerate/help\")" "$profile/pluginrc"
 if [ "$gimp" = 3 ]; then
   check "two layers selected: an error and no new layer" \
     sh -c "[ '$(result two-layers-result)' = -1 ] && [ '$(result two-layers-layer-count)' = 2 ]"

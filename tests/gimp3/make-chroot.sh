@@ -11,8 +11,9 @@
 set -eu
 dir=${1:?usage: make-chroot.sh DIR}
 mirror=${SIGE_TRIXIE_MIRROR:-http://deb.debian.org/debian}
-# libcmocka-dev: the project's test build (png_compare lives there)
-packages="gimp libgimp-3.0-dev gcc libc6-dev pkgconf meson ninja-build gettext \
+# libcmocka-dev: the project's test build (png_compare lives there);
+# python3-markdown: the plug-in's help pages
+packages="gimp libgimp-3.0-dev gcc libc6-dev pkgconf meson ninja-build gettext python3-markdown \
 libglib2.0-dev libjson-glib-dev libopenblas-openmp-dev libpng-dev libzip-dev libcmocka-dev"
 base_stamp=$dir/.sige-debootstrap-done
 pkg_stamp=$dir/.sige-packages

@@ -98,7 +98,7 @@ gboolean sige_dialog_run(gint32 image, gint32 drawable, SigeSettings *s) {
   gimp_table_attach_aligned(GTK_TABLE(tab), 0, 0, _("_File:"), 0.0, 0.5, d.chooser, 1, FALSE);
   d.recent = gtk_combo_box_text_new();
   for (int i = 0; i < SIGE_N_RECENT && s->recent[i][0]; i++) {
-    g_autofree gchar *base = g_path_get_basename(s->recent[i]);
+    g_autofree gchar *base = sige_settings_recent_label(s->recent[i]);
     gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(d.recent), base);
   }
   g_signal_connect(d.recent, "changed", G_CALLBACK(on_recent), &d);

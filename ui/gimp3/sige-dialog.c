@@ -83,7 +83,7 @@ static GtkWidget *model_frame(Dialog *d) {
 
   GtkWidget *recent = gtk_combo_box_text_new();
   for (int i = 0; i < SIGE_N_RECENT && d->s.recent[i][0]; i++) {
-    g_autofree gchar *base = g_path_get_basename(d->s.recent[i]);
+    g_autofree gchar *base = sige_settings_recent_label(d->s.recent[i]);
     gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(recent), base);
   }
   g_signal_connect(recent, "changed", G_CALLBACK(on_recent), d);
