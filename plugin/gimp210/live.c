@@ -103,9 +103,15 @@ static void update(Live *L, gint64 since_change_us) {
   const gint64 t0 = g_get_monotonic_time();
   const sige_regen_host host = {.message = live_message, .wait = live_wait, .data = L};
   GError *error = NULL;
+  const gint32 active = gimp_image_get_active_layer(L->image);
   live_busy = TRUE;
   const gint32 out = sige_gimp210_regenerate_host(L->image, L->layer, &L->s, &host, &error);
   live_busy = FALSE;
+  /* A new output layer becomes GIMP's active layer; the artist's next
+   * stroke must still land on the labels. */
+  if (active == L->layer && gimp_item_is_valid(L->layer) &&
+      gimp_image_get_active_layer(L->image) != L->layer)
+    gimp_image_set_active_layer(L->image, L->layer);
   if (out < 0) {
     if (!g_error_matches(error, SIGE_ERROR, SIGE_ERROR_CANCELLED)) {
       /* Kept on screen, not fatal: the next stroke may fix it (a layer

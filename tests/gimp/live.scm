@@ -8,8 +8,4 @@
 ; bare profile) would paint its own colours
 (gimp-context-set-brush "2. Hardness 100")
 (define (active img) (car (gimp-image-get-active-layer img)))
-; The source layer is the one painted on (the output is shown above it).
-(define (prepare img src out)
-  (gimp-image-set-active-layer img src)
-  (active img))
 (define (proc-exists name) (car (gimp-procedural-db-proc-exists name)))

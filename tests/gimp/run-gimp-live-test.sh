@@ -9,13 +9,15 @@
 # from GIMP's command search ("/"), as a user would from the menu: the
 # procedure runs until stopped, and everything else (painting, the
 # Script-Fu server) goes on in GIMP's nested main loop meanwhile.
-# Checks: strokes of about 1 % of the 512x256 street label map show up in
+# Checks: live mode's first update takes the snapshot and adds the output
+# layer, leaving the label layer active; strokes of about 1 % of the
+# 512x256 street label map show up in
 # the output layer within LIVE_BOUND_S (0.5 s) of the mouse button's
 # release (the plug-in logs a wall-clock time per update); one update per
 # stroke; the output equals `sige edit` (a non-live sparse run) on the same
-# label maps; one Ctrl+Z takes back one update, a second the stroke, and
-# the pass that follows writes nothing (so Ctrl+Y still redoes the
-# stroke); Stop ends live mode, the plug-in stays resident and strokes no
+# label maps; one Ctrl+Z takes back one update, a second the stroke, after
+# which live mode brings the output back in step (a new undo step, so
+# Ctrl+Y has nothing left to redo: docs/USER-GUIDE.md); Stop ends live mode, the plug-in stays resident and strokes no
 # longer update the output; closing the window also stops it.
 # GIMP starts with its data (no -d): the pencil needs a plain round brush.
 # Run it alone (flock /work/gimp-gui.lock): its latency is what it measures.
@@ -190,15 +192,6 @@ img=$(sf 60 "(begin
   (define disp (car (gimp-display-new img)))
   (save img src \"orig.png\") img)") || bail "could not open the label map"
 win=$(image_window "$img") || bail "the image window did not appear"
-# A normal run first: the snapshot (a full pass) and the output layer; then
-# the label layer is made the one painted on again.
-r=$(sf 300 "(begin (define out (regen img src \"\" 0 0 -1)) (save img out \"out-0.png\")
-            (list out (prepare img src out) src))") || bail "the first (normal) run failed: $r"
-# shellcheck disable=SC2046
-set -- $(echo "$r" | tr -d '()')
-out_id=$1 # (check() keeps its output in $out)
-check "the label layer is active for painting" eq "$2" "$3"
-
 # Live mode from GIMP's command search, as from Filters > Generative.
 start_live() {
   press "$win" slash || return 1
@@ -219,6 +212,16 @@ else
   bail "live mode did not start in 120 s"
 fi
 note "$(grep 'sparse-regenerate: live: watching' "$work/gimp.log")"
+# Its first update was the snapshot (a full pass), which added the output
+# layer on top; the label layer stays the active one, to paint on.
+r=$(sf 30 "(begin (define out (vector-ref (cadr (gimp-image-get-layers img)) 0))
+           (save img out \"out-0.png\") (list out (active img) src (n-layers img)))") ||
+  bail "could not read the image's layers: $r"
+# shellcheck disable=SC2046
+set -- $(echo "$r" | tr -d '()')
+out_id=$1 # (check() keeps its output in $out)
+check "live mode's first update adds the output layer and leaves the label layer active" \
+  eq "$2 $4" "$3 2"
 lw=$(live_window)
 [ -n "$lw" ] || bail "no window titled 'Sparse Regenerate Live'"
 # out of the way of the canvas (there is no window manager)
