@@ -5,6 +5,7 @@
 
 #define SIGE_RUN_PROC "plug-in-sparse-regenerate"
 #define SIGE_RESET_PROC "plug-in-sparse-regenerate-reset"
+#define SIGE_LIVE_PROC "plug-in-sparse-regenerate-live"
 #define SIGE_EXTENSION_PROC "extension-sparse-regenerate"
 #define SIGE_MENU_PATH "<Image>/Filters/Generative"
 /* The help domain: help/<language>/gimp-help.xml beside the binary maps the

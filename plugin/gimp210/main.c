@@ -65,6 +65,16 @@ static void install_procedures(void) {
       "Sparse Regenerate authors", "2024", N_("Reset Sparse Regenerate Snapshot"), "RGB*, GRAY*, INDEXED*",
       GIMP_TEMPORARY, G_N_ELEMENTS(reset_args), 0, reset_args, NULL, run_temp);
   gimp_plugin_menu_register(SIGE_RESET_PROC, SIGE_MENU_PATH);
+  gimp_install_temp_proc(
+      SIGE_LIVE_PROC,
+      N_("Keep the output layer in step with the label layer while you paint on it"),
+      "Watches the layer; a moment after each stroke it runs a sparse pass into the output "
+      "layer (one undo step per update). A small window's Stop button (or closing it) ends "
+      "it. Uses the settings of the last run; the procedure returns when stopped.",
+      "Sparse Regenerate authors", "Sparse Regenerate authors", "2024",
+      N_("Sparse Regenerate _Live"), "RGB*, GRAY*", GIMP_TEMPORARY, G_N_ELEMENTS(reset_args), 0,
+      reset_args, NULL, run_temp);
+  gimp_plugin_menu_register(SIGE_LIVE_PROC, SIGE_MENU_PATH);
 }
 
 static void query(void) {
@@ -140,6 +150,18 @@ static void run_temp(const gchar *name, gint nparams, const GimpParam *param, gi
   }
   const GimpRunMode mode = param[0].data.d_int32;
   const gint32 image = param[1].data.d_image, drawable = param[2].data.d_drawable;
+  /* A call that arrives while a live update writes runs nested in one of
+   * its libgimp calls, under a session that is in use: refuse it. */
+  static gboolean live_running;
+  if (sige_live_busy() || (live_running && strcmp(name, SIGE_LIVE_PROC) == 0)) {
+    const gchar *msg = live_running && !sige_live_busy()
+                           ? _("Sparse Regenerate Live is already running; stop it first.")
+                           : _("Sparse Regenerate Live is updating the output; try again in a "
+                               "moment.");
+    if (mode == GIMP_RUN_INTERACTIVE) gimp_message(msg);
+    set_error(values, nreturn_vals, GIMP_PDB_EXECUTION_ERROR, msg);
+    return;
+  }
   sige_sessions_prune();
 
   if (strcmp(name, SIGE_RESET_PROC) == 0) {
@@ -153,6 +175,19 @@ static void run_temp(const gchar *name, gint nparams, const GimpParam *param, gi
   SigeSettings s;
   sige_settings_load(&s);
   s.instance_layer = -1;
+  if (strcmp(name, SIGE_LIVE_PROC) == 0) {
+    if (!gimp_item_is_layer(drawable) || gimp_item_is_group(drawable)) {
+      set_error(values, nreturn_vals, GIMP_PDB_EXECUTION_ERROR,
+                _("Sparse Regenerate Live works on a layer; select the label layer and start it "
+                  "again."));
+      if (mode == GIMP_RUN_INTERACTIVE) gimp_message(values[1].data.d_string);
+      return;
+    }
+    live_running = TRUE;
+    sige_live_run(image, drawable, &s);
+    live_running = FALSE;
+    return;
+  }
   if (mode == GIMP_RUN_INTERACTIVE) {
     if (!sige_dialog_run(image, drawable, &s)) {
       values[0].data.d_status = GIMP_PDB_CANCEL;

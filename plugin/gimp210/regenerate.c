@@ -152,6 +152,12 @@ static gint32 find_output_layer(gint32 image, gint32 source) {
 
 gint32 sige_gimp210_regenerate(gint32 image, gint32 drawable, const SigeSettings *s,
                            gboolean interactive, GError **error) {
+  const sige_regen_host host = sige_gimp_host(interactive);
+  return sige_gimp210_regenerate_host(image, drawable, s, &host, error);
+}
+
+gint32 sige_gimp210_regenerate_host(gint32 image, gint32 drawable, const SigeSettings *s,
+                                    const sige_regen_host *host, GError **error) {
   if (!gimp_item_is_layer(drawable) || gimp_item_is_group(drawable)) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
                 _("Sparse Regenerate works on a layer; select the label layer (GauGAN) or the "
@@ -173,8 +179,7 @@ gint32 sige_gimp210_regenerate(gint32 image, gint32 drawable, const SigeSettings
       .instance = inst_data ? &inst : NULL,
       .settings = s,
   };
-  const sige_regen_host host = sige_gimp_host(interactive);
-  sige_regen_result *r = sige_regen_process(&rq, &host, error);
+  sige_regen_result *r = sige_regen_process(&rq, host, error);
   if (!r) return -1;
   sige_session_entry *e = r->entry;
 

@@ -7,6 +7,7 @@
 #include "sige-i18n.h"
 #include "sige-names.h"
 #include "sige-plugin-files.h"
+#include "sige-regen.h"
 #include "sige-settings.h"
 
 #define SIGE_SETTINGS_KEY "plug-in-sparse-regenerate"
@@ -21,5 +22,14 @@ void sige_settings_save(const SigeSettings *s);
  * *error set. */
 gint32 sige_gimp210_regenerate(gint32 image, gint32 drawable, const SigeSettings *s,
                            gboolean interactive, GError **error);
+/* The same with the host's messages and wait (live mode: no progress bar,
+ * its own window kept responsive). */
+gint32 sige_gimp210_regenerate_host(gint32 image, gint32 drawable, const SigeSettings *s,
+                                    const sige_regen_host *host, GError **error);
+/* Live mode (live.c): watches the layer and regenerates after each
+ * stroke until the user stops it; returns when stopped. */
+void sige_live_run(gint32 image, gint32 drawable, const SigeSettings *s);
+/* Whether a live pass is writing now (runs nested in it are refused). */
+gboolean sige_live_busy(void);
 /* Drops sessions of images that are gone. */
 void sige_sessions_prune(void);
