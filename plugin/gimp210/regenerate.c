@@ -205,11 +205,11 @@ gint32 sige_gimp210_regenerate_host(gint32 image, gint32 drawable, const SigeSet
      * conversion too; the layers were read through an RGB format. */
     if (gimp_image_base_type(image) == GIMP_INDEXED) {
       gimp_image_convert_rgb(image);
-      if (host.message)
-        host.message(_("Sparse Regenerate: the image was indexed; it is now RGB, so that it can "
+      if (host->message)
+        host->message(_("Sparse Regenerate: the image was indexed; it is now RGB, so that it can "
                        "hold the generated picture. The label layer's colours are unchanged, and "
                        "Ctrl+Z undoes the conversion with the run."),
-                     host.data);
+                     host->data);
     }
     if (fresh) {
       out = new_output_layer(image, drawable, r->model_path, r->bpp);
