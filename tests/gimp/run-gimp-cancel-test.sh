@@ -240,6 +240,25 @@ cancel_run() {
   check "$c: its procedure is still in the PDB" eq "$(proc_exists)" 1
 }
 
+# search_run WINDOW LABEL: runs the menu item LABEL through GIMP's action
+# search ("/"), as a user would run it from the menu
+search_run() {
+  press "$1" slash || return 1
+  search=''
+  i=0
+  while [ -z "$search" ] && [ $i -lt 200 ]; do
+    search=$(xdotool search --onlyvisible --name '^Search Actions$' 2>/dev/null | head -n 1)
+    sleep 0.05; i=$((i + 1))
+  done
+  [ -n "$search" ] || { shot no-search; return 1; }
+  # no window manager: the search window gets the focus from xdotool
+  timeout 10 xdotool windowfocus --sync "$search" > /dev/null 2>&1
+  xdotool type --delay 30 "$2"
+  sleep 1
+  shot "search-$(echo "$2" | tr -cd 'A-Za-z')"
+  xdotool key Return
+}
+
 # ---- A: a snapshot through Script-Fu, kept for the sparse run later -----
 img=$(sf 60 "(begin (define a-new (church-image)) (define a-img (car a-new))
                (define a-src (cadr a-new)) (define a-disp (car (gimp-display-new a-img))) a-img)") ||
@@ -261,20 +280,7 @@ img=$(sf 60 "(begin (define b-new (church-image)) (define b-img (car b-new))
                (save b-img b-src \"b-orig.png\") b-img)") || bail "could not make image B"
 win_b=$(image_window "$img") || bail "image $img has no window"
 # GIMP's action search ("/") runs the menu item as a user would
-press "$win_b" slash || bail "could not press / in the image window"
-search=''
-i=0
-while [ -z "$search" ] && [ $i -lt 200 ]; do
-  search=$(xdotool search --onlyvisible --name '^Search Actions$' 2>/dev/null | head -n 1)
-  sleep 0.05; i=$((i + 1))
-done
-[ -n "$search" ] || { shot B-nosearch; bail "/ did not open GIMP's action search"; }
-# no window manager: the search window gets the focus from xdotool
-timeout 10 xdotool windowfocus --sync "$search" > /dev/null 2>&1
-xdotool type --delay 30 "Sparse Regenerate..."
-sleep 1
-shot B-search
-xdotool key Return
+search_run "$win_b" "Sparse Regenerate..." || bail "/ did not open GIMP's action search"
 dlg=''
 i=0
 while [ -z "$dlg" ] && [ $i -lt 200 ]; do
@@ -340,6 +346,21 @@ if wait_log 'sparse-regenerate: error:' $((n_err + 1)) 30; then
 else
   not_ok "e: a Ctrl+F run on a 64x64 layer fails with an error"
 fi
+# A short message (Reset on a layer without a snapshot) with GIMP's default
+# handler: a message window that stays, not the status bar, where GIMP
+# puts a short message when the plug-in's progress can show one (and the
+# next progress text overwrote it).
+# From the menu (the action search), so that GIMP hands the image window's
+# progress to the call as it does for a user.
+sf 30 "(gimp-message-set-handler MESSAGE-BOX)" > /dev/null
+search_run "$win_e" "Reset Sparse Regenerate Snapshot" || not_ok "e: Reset from the menu"
+i=0 msgw=''
+while [ -z "$msgw" ] && [ $i -lt 60 ]; do
+  msgw=$(xdotool search --onlyvisible --name '^GIMP Message$' 2>/dev/null | head -n 1)
+  sleep 0.05; i=$((i + 1))
+done
+shot e-message
+check "e: a short message shows in a message window that stays" test -n "$msgw"
 check "the plug-in processes are the same as at the start" eq "$(plugin_pids)" "$pids"
 
 # ---- the end ------------------------------------------------------------
