@@ -87,12 +87,14 @@ struct sige_pass {
   gint cancel;
   gint done;
   gint permille;
+  const char *device_info;
 };
 
 gboolean sige_pass_done(const sige_pass *p) { return g_atomic_int_get(&p->done); }
 double sige_pass_fraction(const sige_pass *p) { return g_atomic_int_get(&p->permille) / 1000.0; }
 gboolean sige_pass_is_full(const sige_pass *p) { return p->full; }
 void sige_pass_cancel(sige_pass *p) { g_atomic_int_set(&p->cancel, 1); }
+const char *sige_pass_device_info(const sige_pass *p) { return p->device_info; }
 
 static void pass_progress(double fraction, void *data) {
   g_atomic_int_set(&((sige_pass *)data)->permille, (gint)(fraction * 1000));
@@ -306,7 +308,10 @@ sige_regen_result *sige_regen_process(const sige_regen_request *rq, const sige_r
   const guint32 id = e->id;
   Payload *pl = e->payload;
 
-  sige_pass pass = {.session = pl->session, .input = input, .full = full};
+  sige_pass pass = {.session = pl->session,
+                   .input = input,
+                   .full = full,
+                   .device_info = sige_session_device_info(pl->session)};
   const gchar *what = NULL;
   if (mode == SIGE_INPUT_IMAGE)
     what = full ? _("Sparse Regenerate: snapshot, a full pass per denoising step...")
@@ -314,9 +319,13 @@ sige_regen_result *sige_regen_process(const sige_regen_request *rq, const sige_r
   else
     what = full ? _("Sparse Regenerate: full pass (snapshot)...")
                 : _("Sparse Regenerate: sparse pass...");
-  /* say where it runs: auto may have fallen back to the CPU, and why */
-  g_autofree gchar *what_where =
-      g_strdup_printf("%s [%s]", what, sige_session_device_info(pl->session));
+  /* Where it runs, in the user's words; the driver's reason for a CPU
+   * fallback is the host's tooltip (sige_pass_device_info) and the log. */
+  const gboolean on_gpu = g_str_has_prefix(pass.device_info, "cuda");
+  g_autofree gchar *what_where = g_strdup_printf(
+      "%s (%s)", what, on_gpu ? _("running on the GPU") : _("running on the CPU"));
+  if (strstr(pass.device_info, "auto:"))
+    g_printerr("sparse-regenerate: device: %s\n", pass.device_info);
   if (!run_pass(&pass, host, what_where)) {
     /* A failed snapshot leaves nothing worth keeping; a failed sparse pass
      * leaves the session as it was. */

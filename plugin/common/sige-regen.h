@@ -20,6 +20,9 @@ gboolean sige_pass_done(const sige_pass *p);
 double sige_pass_fraction(const sige_pass *p);
 gboolean sige_pass_is_full(const sige_pass *p);
 void sige_pass_cancel(sige_pass *p);
+/* The engine's description of where it runs (the driver's words included
+ * when "auto" fell back to the CPU): for a tooltip or the log. */
+const char *sige_pass_device_info(const sige_pass *p);
 
 typedef struct {
   void (*message)(const char *text, gpointer data);      /* gimp_message */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "sige-dialog.h"
+#include "sige-host.h"
 #include "sige/error.h"
 #include "sige-plugin.h"
 #include "sige-regen.h"
@@ -131,8 +132,32 @@ static void set_error(GimpParam *values, gint *nreturn_vals, GimpPDBStatusType s
   *nreturn_vals = 2;
 }
 
+static void run_temp_body(const gchar *name, gint nparams, const GimpParam *param,
+                          gint *nreturn_vals, GimpParam **return_vals);
+
 static void run_temp(const gchar *name, gint nparams, const GimpParam *param, gint *nreturn_vals,
                      GimpParam **return_vals) {
+  /* Every PDB call a run makes lets GIMP deliver the next call of a
+   * temporary procedure (libgimp serves them while it waits for a reply),
+   * so a second Ctrl+F during a run would start a run inside the run, on
+   * the same session. */
+  static gboolean busy;
+  static GimpParam values[2];
+  if (busy) {
+    *return_vals = values;
+    values[0].type = GIMP_PDB_STATUS;
+    set_error(values, nreturn_vals, GIMP_PDB_EXECUTION_ERROR,
+              _("Sparse Regenerate is still running; wait for it to finish or cancel it."));
+    return;
+  }
+  busy = TRUE;
+  run_temp_body(name, nparams, param, nreturn_vals, return_vals);
+  sige_gimp_host_end();
+  busy = FALSE;
+}
+
+static void run_temp_body(const gchar *name, gint nparams, const GimpParam *param,
+                          gint *nreturn_vals, GimpParam **return_vals) {
   static GimpParam values[2];
   *nreturn_vals = 1;
   *return_vals = values;
@@ -165,6 +190,7 @@ static void run_temp(const gchar *name, gint nparams, const GimpParam *param, gi
   sige_sessions_prune();
 
   if (strcmp(name, SIGE_RESET_PROC) == 0) {
+    sige_gimp_host_begin(); /* the message stays out of the status bar */
     gboolean had = sige_regen_reset(image, drawable);
     if (mode == GIMP_RUN_INTERACTIVE)
       gimp_message(had ? _("Sparse Regenerate: the snapshot was reset; the next run is a full pass.")
@@ -206,14 +232,22 @@ static void run_temp(const gchar *name, gint nparams, const GimpParam *param, gi
     if (param[6].data.d_int32 != -1) s.seed = param[6].data.d_int32;
   } /* GIMP_RUN_WITH_LAST_VALS: the remembered settings as they are */
 
+  sige_gimp_host_begin();
   GError *error = NULL;
   gint32 out = sige_gimp210_regenerate(image, drawable, &s, mode == GIMP_RUN_INTERACTIVE, &error);
   if (out < 0) {
     gboolean cancelled = g_error_matches(error, SIGE_ERROR, SIGE_ERROR_CANCELLED);
-    if (mode == GIMP_RUN_INTERACTIVE && !cancelled) gimp_message(error->message);
-    g_printerr("sparse-regenerate: error: %s\n", error->message);
-    set_error(values, nreturn_vals, cancelled ? GIMP_PDB_CANCEL : GIMP_PDB_EXECUTION_ERROR,
-              error->message);
+    g_printerr("sparse-regenerate: %s: %s\n", cancelled ? "cancelled" : "error", error->message);
+    if (mode == GIMP_RUN_NONINTERACTIVE) {
+      /* for the script, which reports it as it sees fit */
+      set_error(values, nreturn_vals, cancelled ? GIMP_PDB_CANCEL : GIMP_PDB_EXECUTION_ERROR,
+                error->message);
+    } else {
+      /* Said once, in the plug-in's words: GIMP adds an "Execution error"
+       * message of its own for an error status that carries a message. */
+      if (!cancelled) gimp_message(error->message);
+      values[0].data.d_status = cancelled ? GIMP_PDB_CANCEL : GIMP_PDB_EXECUTION_ERROR;
+    }
     g_error_free(error);
     return;
   }

@@ -6,6 +6,7 @@
 
 #include "sige-dialog.h"
 #include "sige-gimp3.h"
+#include "sige-host.h"
 #include "sige-regen.h"
 #include "sige/error.h"
 
@@ -54,8 +55,10 @@ static GimpValueArray *run_regenerate(GimpProcedure *procedure, GimpRunMode mode
   SigeSettings s;
   sige_gimp3_settings_from_config(config, &s);
 
+  sige_gimp_host_begin();
   GimpLayer *out = sige_gimp3_regenerate(image, drawable, &s, instance,
                                          mode == GIMP_RUN_INTERACTIVE, &error);
+  sige_gimp_host_end();
   if (!out) {
     const gboolean cancelled = g_error_matches(error, SIGE_ERROR, SIGE_ERROR_CANCELLED);
     return fail(procedure, mode, cancelled ? GIMP_PDB_CANCEL : GIMP_PDB_EXECUTION_ERROR, error);
