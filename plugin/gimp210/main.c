@@ -132,6 +132,9 @@ static void set_error(GimpParam *values, gint *nreturn_vals, GimpPDBStatusType s
   *nreturn_vals = 2;
 }
 
+/* Between the start and the end of Sparse Regenerate Live. */
+static gboolean live_running;
+
 static void run_temp_body(const gchar *name, gint nparams, const GimpParam *param,
                           gint *nreturn_vals, GimpParam **return_vals);
 
@@ -147,7 +150,9 @@ static void run_temp(const gchar *name, gint nparams, const GimpParam *param, gi
     *return_vals = values;
     values[0].type = GIMP_PDB_STATUS;
     set_error(values, nreturn_vals, GIMP_PDB_EXECUTION_ERROR,
-              _("Sparse Regenerate is still running; wait for it to finish or cancel it."));
+              live_running ? _("Sparse Regenerate Live is running; stop it first.")
+                           : _("Sparse Regenerate is still running; wait for it to finish or "
+                               "cancel it."));
     return;
   }
   busy = TRUE;
@@ -177,7 +182,6 @@ static void run_temp_body(const gchar *name, gint nparams, const GimpParam *para
   const gint32 image = param[1].data.d_image, drawable = param[2].data.d_drawable;
   /* A call that arrives while a live update writes runs nested in one of
    * its libgimp calls, under a session that is in use: refuse it. */
-  static gboolean live_running;
   if (sige_live_busy() || (live_running && strcmp(name, SIGE_LIVE_PROC) == 0)) {
     const gchar *msg = live_running && !sige_live_busy()
                            ? _("Sparse Regenerate Live is already running; stop it first.")
