@@ -69,6 +69,19 @@ check_refused spade_on_ddpm "spade:$DDPM" SPADE ddpm-unet
 check_refused pd_on_ddpm "pd:$DDPM" "PD UNet" ddpm-unet
 check_refused gancomp_on_pd "gancomp:$PD" "sub-mobile SPADE" pd-unet
 
+# a strength or steps that is not a usable number: refused up front (status
+# 2, the usage error), naming the option and the text; never the default
+for opt in --strength=nan --strength=0 --strength=1.5 --steps=0 --steps=-2 --steps=2.5; do
+  echo "== edit $opt (must fail)"
+  "$SIGE" edit --model "ddpm:$DDPM" -a "$SRC/tests/cli/data/church_a.png" \
+    -b "$SRC/tests/cli/data/church_b.png" -o "$TMP/opt.png" "$opt" >"$TMP/opt.log" 2>&1
+  rc=$?
+  cat "$TMP/opt.log"
+  [ $rc -eq 2 ] || fail "edit $opt exited with $rc, expected 2"
+  grep -q -- "${opt%%=*} ${opt#*=}: expected" "$TMP/opt.log" || fail "edit $opt: no message naming it"
+  [ ! -e "$TMP/opt.png" ] || fail "edit $opt: wrote an output"
+done
+
 # a photo given as a label map: refused before the pass, saying how many
 # pixels are far from the palette (91 % of this one), no output written
 echo "== render of a photo as labels (must fail)"

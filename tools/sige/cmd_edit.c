@@ -14,11 +14,10 @@
 int sige_cmd_edit(int argc, char **argv) {
   g_autofree char *model_spec = NULL, *orig = NULL, *edited = NULL, *out_path = NULL,
                   *orig_inst = NULL, *edit_inst = NULL, *dense_out = NULL, *sampler = NULL,
-                  *device_name = NULL;
+                  *device_name = NULL, *steps_text = NULL, *strength_text = NULL;
   sige_edit_params params;
   sige_edit_params_init(&params);
-  int threads = 0, steps = params.steps, seed = 0;
-  double strength = params.strength;
+  int threads = 0, seed = 0;
   gboolean fp16 = FALSE;
   GOptionEntry entries[] = {
       {"model", 'm', 0, G_OPTION_ARG_STRING, &model_spec,
@@ -31,8 +30,8 @@ int sige_cmd_edit(int argc, char **argv) {
       {"dense-out", 0, 0, G_OPTION_ARG_FILENAME, &dense_out, "also write the snapshot's output", "FILE"},
       {"threads", 't', 0, G_OPTION_ARG_INT, &threads, "threads", "N"},
       {"sampler", 0, 0, G_OPTION_ARG_STRING, &sampler, "DDPM: ddim or dpmsolver++ (default); PD: pd (the only one)", "NAME"},
-      {"steps", 0, 0, G_OPTION_ARG_INT, &steps, "DDPM: denoising steps (default 10); PD: steps, at most the noise level (default: equal to it)", "N"},
-      {"strength", 0, 0, G_OPTION_ARG_DOUBLE, &strength, "DDPM: noise level / 1000 (default 0.75); PD: noise level / 8 of the 8-step schedule (default 0.625, level 5)", "S"},
+      {"steps", 0, 0, G_OPTION_ARG_STRING, &steps_text, "DDPM: denoising steps (default 10); PD: steps, at most the noise level (default: equal to it)", "N"},
+      {"strength", 0, 0, G_OPTION_ARG_STRING, &strength_text, "DDPM: noise level / 1000 (default 0.75); PD: noise level / 8 of the 8-step schedule (default 0.625, level 5)", "S"},
       {"seed", 0, 0, G_OPTION_ARG_INT, &seed, "DDPM/PD: noise seed (default 0)", "S"},
       {"fp16-caches", 0, 0, G_OPTION_ARG_NONE, &fp16, "store activation caches as fp16", NULL},
       {"device", 'd', 0, G_OPTION_ARG_STRING, &device_name, SIGE_CLI_DEVICE_HELP, "DEVICE"},
@@ -52,12 +51,15 @@ int sige_cmd_edit(int argc, char **argv) {
     fprintf(stderr, "sige edit: --model, --original, --edited and --out are required\n");
     return 2;
   }
+  /* a bad option value is a usage error (status 2), as a missing option */
+  if ((steps_text && !sige_edit_steps_parse("--steps", steps_text, &params.steps, &error)) ||
+      (strength_text &&
+       !sige_edit_strength_parse("--strength", strength_text, &params.strength, &error)))
+    return sige_cli_fail(error) + 1;
   g_autoptr(sige_model) model = sige_model_load_spec(model_spec, &error);
   if (!model) return sige_cli_fail(error);
   params.n_threads = threads;
   params.fp16_caches = fp16;
-  params.steps = steps;
-  params.strength = strength;
   params.seed = (guint64)seed;
   if (!sige_device_from_option("--device", device_name, &params.device, &error))
     return sige_cli_fail(error);

@@ -1,5 +1,7 @@
 #include "sige-app/edit_params.h"
 
+#include <math.h>
+
 #include "app-i18n.h"
 #include "sige-app/input_kind.h"
 #include "sige-app/names.h"
@@ -54,7 +56,7 @@ static gboolean sdedit_options(sige_model_kind mk, const sige_edit_params *p,
   /* the sampler's own start is the default strength, so that no setting
    * and the default setting are one schedule */
   const double default_strength = (double)o->sampler.noise_level / total;
-  if (p->strength < 0 || p->strength > 1) {
+  if (!(p->strength >= 0 && p->strength <= 1)) { /* NaN too */
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
                 _("The strength %.2f is outside 0 to 1, the noise the model knows. Choose a "
                   "strength between 0.01 and 1 (0 = the default %g)."),
@@ -103,4 +105,43 @@ gboolean sige_edit_session_options(const sige_model *m, const sige_edit_params *
   o->device = p->device;
   if (input != SIGE_INPUT_IMAGE) return TRUE;
   return sdedit_options(sige_model_get_kind(m), p, o, error);
+}
+
+/* A whole-string number: "0.5" but not "0.5x", "", " 1" or "nan". */
+static gboolean parse_number(const char *text, double *out) {
+  if (!text || !*text || g_ascii_isspace(*text)) return FALSE;
+  char *end = NULL;
+  const double v = g_ascii_strtod(text, &end);
+  if (end == text || *end != '\0' || !isfinite(v)) return FALSE;
+  *out = v;
+  return TRUE;
+}
+
+gboolean sige_edit_strength_parse(const char *option, const char *text, double *strength,
+                                  GError **error) {
+  double v = 0;
+  if (!parse_number(text, &v) || !(v > 0 && v <= 1)) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+                _("%s %s: expected a number above 0 and at most 1 (the share of the noise "
+                  "schedule an edit starts from); leave the option out for the model's default"),
+                option, text ? text : "(none)");
+    return FALSE;
+  }
+  *strength = v;
+  return TRUE;
+}
+
+gboolean sige_edit_steps_parse(const char *option, const char *text, int *steps,
+                               GError **error) {
+  double v = 0;
+  if (!parse_number(text, &v) || v != (double)(int)CLAMP(v, 0, G_MAXINT) || v < 1 ||
+      v > 1000) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+                _("%s %s: expected a whole number of steps from 1 to 1000; leave the option "
+                  "out for the model's default"),
+                option, text ? text : "(none)");
+    return FALSE;
+  }
+  *steps = (int)v;
+  return TRUE;
 }

@@ -1,6 +1,7 @@
 /* The edit parameters' rules (sige-app/edit_params.h): defaults, how
  * strength and steps become the SDEdit schedule, which sampler a model
  * runs, and the refusals, each naming the setting and the fix. */
+#include <math.h>
 #include "test_util.h"
 
 #include <string.h>
@@ -72,6 +73,8 @@ static void test_ddpm(void **state) {
   expect_refused(m, &p, "strength 1.50", "between 0.01 and 1 (0 = the default 0.75)");
   p.strength = -0.1;
   expect_refused(m, &p, "strength -0.10", "between 0.01 and 1");
+  p.strength = NAN; /* not the default: NaN compares false with every bound */
+  expect_refused(m, &p, "strength nan", "between 0.01 and 1");
   p.strength = 0.002; /* 2 levels */
   expect_refused(m, &p, "3 steps", "Lower the steps");
   p.strength = 0.2, p.steps = -2;
@@ -152,12 +155,45 @@ static void test_labels(void **state) {
   assert_float_equal(o.full_pass_above, d.full_pass_above, 0);
 }
 
+/* What a user types: the whole text a number in range, else refused naming
+ * the option and the text; the value is untouched on refusal. */
+static void test_parse_typed(void **state) {
+  (void)state;
+  double strength = 0.25;
+  int steps = 7;
+  GError *error = NULL;
+  assert_true(sige_edit_strength_parse("--strength", "0.5", &strength, &error));
+  assert_true(strength == 0.5);
+  assert_true(sige_edit_strength_parse("--strength", "1", &strength, &error));
+  assert_true(strength == 1.0);
+  const char *bad_strength[] = {"nan", "NaN", "inf", "0", "-0.1", "1.01", "0.5x", "", " 0.5", "x"};
+  for (size_t i = 0; i < G_N_ELEMENTS(bad_strength); i++) {
+    assert_false(sige_edit_strength_parse("--strength", bad_strength[i], &strength, &error));
+    assert_true(g_error_matches(error, SIGE_ERROR, SIGE_ERROR_INVALID));
+    g_autofree char *want = g_strdup_printf("--strength %s:", bad_strength[i]);
+    assert_non_null(strstr(error->message, want));
+    g_clear_error(&error);
+    assert_true(strength == 1.0);
+  }
+  assert_true(sige_edit_steps_parse("--steps", "12", &steps, &error));
+  assert_int_equal(steps, 12);
+  const char *bad_steps[] = {"0", "-3", "2.5", "1001", "nan", "1e9", "4 ", ""};
+  for (size_t i = 0; i < G_N_ELEMENTS(bad_steps); i++) {
+    assert_false(sige_edit_steps_parse("--steps", bad_steps[i], &steps, &error));
+    assert_true(g_error_matches(error, SIGE_ERROR, SIGE_ERROR_INVALID));
+    assert_non_null(strstr(error->message, "1 to 1000"));
+    g_clear_error(&error);
+    assert_int_equal(steps, 12);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_ddpm),
       cmocka_unit_test(test_pd),
       cmocka_unit_test(test_labels),
+      cmocka_unit_test(test_parse_typed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -47,4 +47,15 @@ gboolean sige_edit_sampler_fits(sige_model_kind model, sige_sampler_kind sampler
 gboolean sige_edit_session_options(const sige_model *m, const sige_edit_params *p,
                                    sige_session_options *o, GError **error);
 
+/* The values a user types for the strength and the steps (`sige edit
+ * --strength`, `--steps`): a strength in (0, 1], steps from 1 to 1000, the
+ * whole text a number; anything else (NaN, 0, a negative number, "0.5x") is
+ * SIGE_ERROR_INVALID naming the option and the text.  The defaults are had
+ * by leaving the option out (0 in sige_edit_params is the default only for
+ * callers that have no "left out", such as the plug-ins' PDB arguments). */
+gboolean sige_edit_strength_parse(const char *option, const char *text, double *strength,
+                                  GError **error);
+gboolean sige_edit_steps_parse(const char *option, const char *text, int *steps,
+                               GError **error);
+
 G_END_DECLS
