@@ -7,10 +7,15 @@ sige_tensor *sige_model_input_from_png(const sige_model *m, const char *path,
                                        GError **error) {
   g_autofree guint8 *px = NULL, *ipx = NULL;
   int w, h, ch, iw = 0, ih = 0, ich = 0;
+  int64_t want[4];
+  sige_model_input_shape(m, want);
   /* as stored: gray is a class-id map or a gray picture, colour is RGB */
-  if (!sige_png_read(path, 0, &px, &w, &h, &ch, error)) return NULL;
+  if (!sige_png_read_sized(path, 0, (int)want[3], (int)want[2], &px, &w, &h, &ch, error))
+    return NULL;
   const gboolean labels = sige_model_input_kind(m, NULL) == SIGE_INPUT_LABELS;
-  if (labels && instance_path && !sige_png_read(instance_path, 0, &ipx, &iw, &ih, &ich, error))
+  if (labels && instance_path &&
+      !sige_png_read_sized(instance_path, 0, (int)want[3], (int)want[2], &ipx, &iw, &ih, &ich,
+                           error))
     return NULL;
   const sige_pixels src = {px, w, h, ch}, inst = {ipx, iw, ih, ich};
   sige_tensor *t = sige_model_input_from_pixels(m, &src, ipx ? &inst : NULL, report, error);

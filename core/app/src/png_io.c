@@ -20,6 +20,8 @@ typedef struct {
   FILE *fp;
   guint8 *pixels;
   png_bytep *rows;
+  int expect_width, expect_height; /* 0: any size up to SIGE_PNG_MAX_PIXELS */
+  gboolean size_refused;           /* the header's size was refused (s->msg) */
   char msg[256];
 } png_state;
 
@@ -50,7 +52,35 @@ static int read_body(png_state *s, int want, int *width, int *height, int *chann
   if (setjmp(png_jmpbuf(s->png))) return 1;
   png_init_io(s->png, s->fp);
   png_set_sig_bytes(s->png, 8);
+  /* A small file must not make a large allocation: text and other
+   * ancillary chunks are skipped (their contents, compressed or not, are
+   * never needed), any chunk libpng keeps is bounded, and the size in the
+   * header is checked before a row is decoded. */
+  static const png_byte text_chunks[] = "tEXt\0zTXt\0iTXt";
+  png_set_keep_unknown_chunks(s->png, PNG_HANDLE_CHUNK_NEVER, text_chunks, 3);
+  png_set_chunk_malloc_max(s->png, (png_alloc_size_t)1 << 20);
+  png_set_chunk_cache_max(s->png, 256);
   png_read_info(s->png, s->info);
+  {
+    const png_uint_32 hw = png_get_image_width(s->png, s->info);
+    const png_uint_32 hh = png_get_image_height(s->png, s->info);
+    if (s->expect_width > 0 &&
+        (hw != (png_uint_32)s->expect_width || hh != (png_uint_32)s->expect_height)) {
+      g_snprintf(s->msg, sizeof s->msg,
+                 "the image is %u x %u pixels but the model expects %d x %d. Scale it or choose "
+                 "a model trained for this size",
+                 (unsigned)hw, (unsigned)hh, s->expect_width, s->expect_height);
+      s->size_refused = TRUE;
+      return 1;
+    }
+    if ((guint64)hw * hh > SIGE_PNG_MAX_PIXELS) {
+      g_snprintf(s->msg, sizeof s->msg,
+                 "the image is %u x %u pixels, more than the %u megapixels this reader takes",
+                 (unsigned)hw, (unsigned)hh, (unsigned)(SIGE_PNG_MAX_PIXELS >> 20));
+      s->size_refused = TRUE;
+      return 1;
+    }
+  }
 
   const int color = png_get_color_type(s->png, s->info);
   const gboolean stored_gray = (color & PNG_COLOR_MASK_COLOR) == 0;
@@ -89,6 +119,12 @@ static int read_body(png_state *s, int want, int *width, int *height, int *chann
 
 gboolean sige_png_read(const char *path, int want_channels, guint8 **pixels, int *width,
                        int *height, int *channels, GError **error) {
+  return sige_png_read_sized(path, want_channels, 0, 0, pixels, width, height, channels, error);
+}
+
+gboolean sige_png_read_sized(const char *path, int want_channels, int expect_width,
+                             int expect_height, guint8 **pixels, int *width, int *height,
+                             int *channels, GError **error) {
   g_return_val_if_fail(path && pixels && width && height && channels, FALSE);
   *pixels = NULL;
   if (want_channels != 0 && want_channels != 1 && want_channels != 3) {
@@ -97,7 +133,8 @@ gboolean sige_png_read(const char *path, int want_channels, guint8 **pixels, int
                 want_channels);
     return FALSE;
   }
-  png_state s = {0};
+  png_state s = {.expect_width = expect_width > 0 && expect_height > 0 ? expect_width : 0,
+                 .expect_height = expect_height};
   s.fp = g_fopen(path, "rb");
   if (!s.fp) {
     int e = errno;
@@ -124,6 +161,8 @@ gboolean sige_png_read(const char *path, int want_channels, guint8 **pixels, int
     if (rc == 2)
       g_set_error(error, SIGE_ERROR, SIGE_ERROR_NOMEM, "%s: out of memory reading the image",
                   path);
+    else if (s.size_refused)
+      g_set_error(error, SIGE_ERROR, SIGE_ERROR_SHAPE, "%s: %s", path, s.msg);
     else
       g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT, "%s: invalid PNG: %s", path, s.msg);
     return FALSE;

@@ -199,6 +199,63 @@ static void test_truncated_and_corrupt(void **state) {
   expect_read_error(path, SIGE_ERROR_FORMAT);
 }
 
+/* The start of a PNG whose header claims w x h gray pixels (w < 65535): the
+ * signature, IHDR and an IDAT holding the first row as a stored deflate
+ * block, then the file ends, as in a decompression bomb cut short. */
+static void write_claimed_size(const char *path, png_uint_32 w, png_uint_32 h) {
+  FILE *fp = fopen(path, "wb");
+  assert_non_null(fp);
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+  png_infop info = png_create_info_struct(png);
+  assert_true(png && info);
+  const size_t n = (size_t)w + 1; /* the filter byte, then the row */
+  guint8 *idat = g_malloc0(7 + n);
+  idat[0] = 0x78, idat[1] = 0x01; /* zlib header, no dictionary */
+  idat[2] = 0x00;                 /* a stored block, not the last */
+  idat[3] = n & 0xff, idat[4] = n >> 8, idat[5] = ~n & 0xff, idat[6] = (~n >> 8) & 0xff;
+  if (setjmp(png_jmpbuf(png))) fail_msg("libpng failed writing %s", path);
+  png_init_io(png, fp);
+  png_set_IHDR(png, info, w, h, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
+               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_write_info(png, info);
+  png_write_chunk(png, (png_const_bytep) "IDAT", idat, 7 + n);
+  png_destroy_write_struct(&png, &info);
+  fclose(fp);
+  g_free(idat);
+}
+
+/* The size in the header is checked before anything is decoded or
+ * allocated: a model's input size, else SIGE_PNG_MAX_PIXELS. */
+static void test_size_checked_first(void **state) {
+  (void)state;
+  g_autofree char *path = tmp_path("claims.png");
+  write_claimed_size(path, 60000, 60000);
+  guint8 *px = NULL;
+  int w, h, c;
+  GError *err = NULL;
+  assert_false(sige_png_read_sized(path, 0, 512, 256, &px, &w, &h, &c, &err));
+  assert_null(px);
+  if (!g_error_matches(err, SIGE_ERROR, SIGE_ERROR_SHAPE)) fail_msg("%s", err->message);
+  assert_non_null(strstr(err->message, path));
+  assert_non_null(strstr(err->message, "60000 x 60000"));
+  assert_non_null(strstr(err->message, "512 x 256"));
+  g_clear_error(&err);
+  assert_false(sige_png_read(path, 0, &px, &w, &h, &c, &err));
+  assert_true(g_error_matches(err, SIGE_ERROR, SIGE_ERROR_SHAPE));
+  assert_non_null(strstr(err->message, "64 megapixels"));
+  g_clear_error(&err);
+  /* the expected size itself reads */
+  g_autofree guint8 *src = random_pixels(8 * 4 * 3, 3);
+  g_autofree char *ok = tmp_path("sized.png");
+  assert_true(sige_png_write(ok, src, 8, 4, 3, NULL));
+  assert_true(sige_png_read_sized(ok, 0, 8, 4, &px, &w, &h, &c, &err));
+  assert_memory_equal(px, src, 8 * 4 * 3);
+  g_free(px);
+  assert_false(sige_png_read_sized(ok, 0, 4, 8, &px, &w, &h, &c, &err));
+  assert_true(g_error_matches(err, SIGE_ERROR, SIGE_ERROR_SHAPE));
+  g_clear_error(&err);
+}
+
 static void test_write_errors(void **state) {
   (void)state;
   guint8 px[3] = {1, 2, 3};
@@ -228,6 +285,7 @@ int main(void) {
       cmocka_unit_test(test_conversions),
       cmocka_unit_test(test_other_stored_formats),
       cmocka_unit_test(test_missing_file),
+      cmocka_unit_test(test_size_checked_first),
       cmocka_unit_test(test_random_bytes),
       cmocka_unit_test(test_truncated_and_corrupt),
       cmocka_unit_test(test_write_errors),

@@ -14,6 +14,18 @@ G_BEGIN_DECLS
 gboolean sige_png_read(const char *path, int want_channels, guint8 **pixels, int *width,
                        int *height, int *channels, GError **error);
 
+/* The most pixels sige_png_read takes (64 Mi: 192 MiB as RGB); a larger
+ * size in the header is refused before any row is decoded. */
+#define SIGE_PNG_MAX_PIXELS ((guint64)1 << 26)
+
+/* sige_png_read of an image that must be expect_width x expect_height (a
+ * model's input; 0 x 0: any size): another size in the header is refused
+ * (SIGE_ERROR_SHAPE, naming both sizes) before any row is decoded, so a
+ * small compressed file never costs a large allocation. */
+gboolean sige_png_read_sized(const char *path, int want_channels, int expect_width,
+                             int expect_height, guint8 **pixels, int *width, int *height,
+                             int *channels, GError **error);
+
 /* Writes 8-bit gray (channels 1) or RGB (channels 3) pixels.  The data goes
  * to a temporary file in the same folder that is renamed over `path` only
  * once complete, so a failure never leaves a half-written file.  The output
