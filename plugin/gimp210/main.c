@@ -73,7 +73,7 @@ static void install_procedures(void) {
       "layer (one undo step per update). A small window's Stop button (or closing it) ends "
       "it. Uses the settings of the last run; the procedure returns when stopped.",
       "Sparse Regenerate authors", "Sparse Regenerate authors", "2024",
-      N_("Sparse Regenerate _Live"), "RGB*, GRAY*", GIMP_TEMPORARY, G_N_ELEMENTS(reset_args), 0,
+      N_("Sparse Regenerate _Live"), "RGB*, GRAY*, INDEXED*", GIMP_TEMPORARY, G_N_ELEMENTS(reset_args), 0,
       reset_args, NULL, run_temp);
   gimp_plugin_menu_register(SIGE_LIVE_PROC, SIGE_MENU_PATH);
 }
