@@ -10,6 +10,8 @@
 #include "sige-settings.h"
 
 #define SIGE_SETTINGS_KEY "plug-in-sparse-regenerate"
+/* GIMP 2.10's menu entry for SIGE_RESET_PROC (main.c says why). */
+#define SIGE_RESET_MENU_PROC "plug-in-sparse-regenerate-reset-menu"
 
 /* The settings of the last run, kept with gimp_set_data as one blob. */
 void sige_settings_load(SigeSettings *s);
@@ -20,5 +22,9 @@ void sige_settings_save(const SigeSettings *s);
  * *error set. */
 gint32 sige_gimp210_regenerate(gint32 image, gint32 drawable, const SigeSettings *s,
                            gboolean interactive, GError **error);
+/* The layer a run on `drawable` regenerates from: drawable itself, or the
+ * source of a Sparse Regenerate output layer; -1 with *error set when that
+ * source is gone. */
+gint32 sige_gimp210_source_layer(gint32 image, gint32 drawable, GError **error);
 /* Drops sessions of images that are gone. */
 void sige_sessions_prune(void);
