@@ -5,13 +5,14 @@
 # As run-gimp-undo-test.sh: a private Xvfb display and profile, the
 # Script-Fu server (sf_client; helpers in undo.scm) and xdotool.  The two
 # menu entries get keys in the profile's menurc (F7: Sparse Regenerate...,
-# F8: Reset Sparse Regenerate Snapshot), so that pressing them goes through
+# Ctrl+F8: Reset Sparse Regenerate Snapshot; a plain F8 is taken by
+# GtkPaned before GIMP's accelerators), so that pressing them goes through
 # GIMP's menu actions as a click would, which is what Filters > Repeat
 # (Ctrl+F) remembers; a PDB call from Script-Fu would not.
 #  labels: F7 + OK runs a full pass; the label layer stays active and the
 #    output layer lets the labels show through; Ctrl+F with the output
-#    layer active regenerates sparsely from the labels (no third layer); F8
-#    resets, and Ctrl+F then runs the regeneration again (a full pass), not
+#    layer active regenerates sparsely from the labels (no third layer);
+#    Ctrl+F8 resets, and Ctrl+F then runs the regeneration again (a full pass), not
 #    the reset; a script's run on the output layer uses its source; an
 #    output whose source is gone is refused with a message saying so.
 #  ddpm: the first run's note shows in a GIMP message window (screenshot
@@ -183,6 +184,8 @@ ok "labels: image $img shown in window $win"
 
 press "$win" F7 || bail "could not press F7"
 dlg=$(window 'Sparse Regenerate') || bail "F7 did not open the dialog"
+sleep 1
+import -window root "$shots/dialog.png" 2>/dev/null
 press "$dlg" alt+o || bail "could not press OK"
 check "labels: F7 and OK run a full pass" wait_for passes 1
 check "labels: the pass was the snapshot" eq "$(last_pass)" full
@@ -207,14 +210,14 @@ check "labels: ... into the same output layer (2 layers, no third)" eq "$1 $3" "
 check "labels: ... which shows the edit" "$compare" "$work/run1.png" "$work/run2.png" --differ
 check "labels: ... and the label layer is active again" eq "$2" "$src_layer"
 
-# F8 then Ctrl+F: a pass that is full shows both that the Reset ran (the
+# Ctrl+F8 then Ctrl+F: a pass that is full shows both that the Reset ran (the
 # Reset's own message goes to the status bar, not the log) and that Ctrl+F
 # ran the regeneration (a repeated Reset makes no pass; without the Reset
 # the pass would have nothing to do).
-press "$win" F8
+press "$win" ctrl+F8
 sleep 2 # the Reset is quick; Ctrl+F must come after it
 press "$win" ctrl+f
-check "labels: Ctrl+F after Reset (F8) repeats the regeneration" wait_for passes 3
+check "labels: Ctrl+F after Reset (Ctrl+F8) repeats the regeneration" wait_for passes 3
 check "labels: ... a full pass, the Reset having dropped the snapshot" eq "$(last_pass)" full
 check "labels: ... still 2 layers" eq "$(facts | cut -d' ' -f1)" 2
 press "$win" ctrl+f
@@ -239,10 +242,11 @@ if [ -f "$ddpm_model" ]; then
   p0=$(passes)
   sf 300 "(regen dimg dsrc \"$ddpm_model\" 3 0.2 7)" > /dev/null
   check "ddpm: the first run is a snapshot" sh -c "[ $(passes) = $((p0 + 1)) ] && [ $(last_pass) = full ]"
+  sleep 1
+  import -window root "$shots/ddpm-first-run.png" 2>/dev/null
+  echo "# screenshot: $shots/ddpm-first-run.png"
   if msg=$(window 'GIMP Message'); then
     ok "ddpm: the first run's note opens a GIMP message window"
-    import -window root "$shots/ddpm-first-run.png" 2>/dev/null
-    echo "# screenshot: $shots/ddpm-first-run.png"
     press "$msg" Return
   else
     not_ok "ddpm: the first run's note opens a GIMP message window"
