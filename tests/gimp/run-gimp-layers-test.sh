@@ -66,7 +66,7 @@ not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
 check() { # name, command...
   name=$1; shift
   if out=$("$@" 2>&1); then ok "$name"; else not_ok "$name"; fi
-  [ -n "$out_layer" ] && echo "$out_layer" | sed 's/^/# /'
+  [ -n "$out" ] && echo "$out" | sed 's/^/# /'
 }
 eq() { [ "$1" = "$2" ] || { echo "got '$1', expected '$2'"; return 1; }; }
 
