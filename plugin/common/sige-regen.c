@@ -1,5 +1,6 @@
 #include "sige-regen.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -142,6 +143,23 @@ void sige_regen_result_free(sige_regen_result *r) {
   g_free(r);
 }
 
+static void edit_params_from_settings(const sige_model *model, const SigeSettings *s,
+                                      guint64 seed, sige_edit_params *params) {
+  sige_edit_params_init(params);
+  params->steps = s->steps;
+  params->strength = s->strength;
+  params->seed = seed;
+  /* the dialogs' sampler is the DDPM one; a PD UNet keeps its own */
+  const sige_sampler_kind choice =
+      s->sampler == SIGE_SAMPLER_CHOICE_DDIM ? SIGE_SAMPLER_DDIM : SIGE_SAMPLER_DPM_SOLVER_PP;
+  if (sige_edit_sampler_fits(sige_model_get_kind(model), choice)) params->sampler = choice;
+  params->fp16_caches = s->precision == SIGE_PRECISION_F16;
+  params->n_threads = s->threads;
+  params->full_pass_above = s->threshold;
+  params->memory_budget = (size_t)MAX(s->budget_mib, 1) << 20;
+  params->device = (sige_device)s->device;
+}
+
 /* The layer's session: by the tag's id, checked against this layer. */
 static sige_session_entry *find_session(sige_session_table *t, const sige_regen_request *rq) {
   sige_session_entry *e = NULL;
@@ -238,19 +256,7 @@ sige_regen_result *sige_regen_process(const sige_regen_request *rq, const sige_r
   /* What the model kind makes of the settings (the app layer's rules). */
   const sige_input_kind mode = sige_model_input_kind(model, error);
   sige_edit_params params;
-  sige_edit_params_init(&params);
-  params.steps = s->steps;
-  params.strength = s->strength;
-  params.seed = seed;
-  /* the dialogs' sampler is the DDPM one; a PD UNet keeps its own */
-  const sige_sampler_kind choice =
-      s->sampler == SIGE_SAMPLER_CHOICE_DDIM ? SIGE_SAMPLER_DDIM : SIGE_SAMPLER_DPM_SOLVER_PP;
-  if (sige_edit_sampler_fits(sige_model_get_kind(model), choice)) params.sampler = choice;
-  params.fp16_caches = s->precision == SIGE_PRECISION_F16;
-  params.n_threads = s->threads;
-  params.full_pass_above = s->threshold;
-  params.memory_budget = (size_t)MAX(s->budget_mib, 1) << 20;
-  params.device = (sige_device)s->device;
+  edit_params_from_settings(model, s, seed, &params);
   sige_session_options opts;
   if (mode == SIGE_INPUT_UNSUPPORTED ||
       !sige_edit_session_options(model, &params, &opts, error)) {
@@ -398,4 +404,69 @@ gboolean sige_regen_describe_model(const char *resolved, gchar **text, sige_inpu
   *text = g_strdup_printf(_("%s; %.1f MiB of weights"), desc, sige_model_ref_bytes(r) / 1048576.0);
   sige_model_ref_unref(r);
   return TRUE;
+}
+
+/* ---- around a run in GIMP ----------------------------------------------- */
+
+int sige_regen_output_source_parse(const char *text, gsize len) {
+  g_autofree gchar *s = g_strndup(text, len);
+  gchar *end = NULL;
+  const gint64 id = g_ascii_strtoll(s, &end, 10);
+  if (end == s || (*end && *end != '\n') || id <= 0 || id > G_MAXINT) return 0;
+  return (int)id;
+}
+
+/* Labels are flat, saturated colours: at half opacity their boundaries stay
+ * plain over the photo while the photo stays readable. */
+#define LABEL_OUTPUT_OPACITY 50.0
+
+double sige_regen_output_opacity(const sige_regen_result *r) {
+  return r->mode == SIGE_INPUT_LABELS ? LABEL_OUTPUT_OPACITY : 100.0;
+}
+
+gchar *sige_regen_run_note(const sige_regen_result *r, const char *layer_name) {
+  if (!r->full || r->mode != SIGE_INPUT_IMAGE) return NULL;
+  /* Two lines on purpose: GIMP shows a one-line message in the status bar,
+   * where the next progress text overwrites it at once. */
+  return g_strdup_printf(
+      _("Sparse Regenerate: snapshot taken. The output shows the picture as the model "
+        "redraws it, so it looks like the input.\nNext: paint on the picture (the layer "
+        "\"%s\") and run Sparse Regenerate again (Filters > Repeat, Ctrl+F); only what "
+        "you painted is regenerated."),
+      layer_name ? layer_name : "");
+}
+
+void sige_regen_generation_values(const char *model_path, const SigeSettings *s, int image_id,
+                                  int layer_id, sige_generation_values *v) {
+  /* the DDPM defaults of the app layer, for a model that is not (yet) one */
+  sige_sampler_config c;
+  sige_sampler_config_init(&c, s->sampler == SIGE_SAMPLER_CHOICE_DDIM ? SIGE_SAMPLER_DDIM
+                                                                       : SIGE_SAMPLER_DPM_SOLVER_PP);
+  v->steps = s->steps > 0 ? s->steps : c.sample_steps;
+  v->strength = s->strength > 0 ? s->strength : (double)c.noise_level / c.total_steps;
+  v->seed = s->seed >= 0 ? s->seed : 0;
+  sige_session_entry *e =
+      sessions ? sige_session_table_find(sessions, image_id, layer_id) : NULL;
+  if (s->seed < 0 && e) v->seed = (int)MIN(((Payload *)e->payload)->opts.seed, G_MAXINT);
+
+  sige_model_ref *ref = model_path ? sige_model_cache_get(model_path, NULL) : NULL;
+  if (!ref) return;
+  const sige_model *model = sige_model_ref_model(ref);
+  sige_edit_params params;
+  edit_params_from_settings(model, s, (guint64)v->seed, &params);
+  sige_session_options o;
+  if (sige_model_input_kind(model, NULL) == SIGE_INPUT_IMAGE &&
+      sige_edit_session_options(model, &params, &o, NULL)) {
+    v->steps = o.sampler.sample_steps;
+    if (s->strength <= 0) v->strength = (double)o.sampler.noise_level / o.sampler.total_steps;
+  }
+  sige_model_ref_unref(ref);
+}
+
+void sige_regen_generation_store(const sige_generation_values *shown,
+                                 const sige_generation_values *chosen, SigeSettings *s) {
+  if (chosen->steps != shown->steps) s->steps = chosen->steps;
+  /* the spin buttons show 2 decimals */
+  if (fabs(chosen->strength - shown->strength) > 0.005) s->strength = chosen->strength;
+  if (chosen->seed != shown->seed) s->seed = chosen->seed;
 }

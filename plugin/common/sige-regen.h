@@ -81,6 +81,37 @@ guint32 sige_regen_tag_parse(const char *text, gsize len);
 
 /* "Sparse Regenerate (<model file name without extension>)", translated. */
 gchar *sige_regen_output_name(const char *model_path);
+/* ---- around a run in GIMP (both front-ends) ---------------------------- */
+
+/* The source layer id in an output layer's tag (SIGE_OUTPUT_PARASITE), 0
+ * when the text is not one. */
+int sige_regen_output_source_parse(const char *text, gsize len);
+/* The opacity (percent) of a new output layer.  A label model's output is
+ * made partly transparent so that the painted labels show through it: the
+ * artist paints on the labels below and sees both (USER-GUIDE.md, "Labels
+ * and result together"); a picture model's output is opaque. */
+double sige_regen_output_opacity(const sige_regen_result *r);
+/* What the user has to know after this run (translated), or NULL: after
+ * the snapshot of a picture model, whose output looks like its input, what
+ * happened and what to do next. */
+gchar *sige_regen_run_note(const sige_regen_result *r, const char *layer_name);
+
+/* The DDPM settings the dialogs show: what a run with s would use (the
+ * model's defaults for steps 0 and strength 0, the layer's session's seed
+ * for seed -1, else 0) rather than the scripts' stand-ins. */
+typedef struct {
+  int steps;
+  double strength;
+  int seed;
+} sige_generation_values;
+void sige_regen_generation_values(const char *model_path, const SigeSettings *s, int image_id,
+                                  int layer_id, sige_generation_values *v);
+/* Back from the dialog: a value left as shown keeps its stand-in (0 or -1),
+ * so that the remembered settings still mean "the default" and "the
+ * session's seed" on the next layer. */
+void sige_regen_generation_store(const sige_generation_values *shown,
+                                 const sige_generation_values *chosen, SigeSettings *s);
+
 /* The dialogs' one-line description of a model file (resolved: the chosen
  * file or the shipped default; NULL when neither exists) into *text.  TRUE
  * when the file loaded, with what the plug-in makes of it in *mode.  Loading

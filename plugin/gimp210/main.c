@@ -42,6 +42,19 @@ static const GimpParamDef reset_args[] = {
     {GIMP_PDB_DRAWABLE, "drawable", "The layer whose session to forget"},
 };
 
+/* The menu's Reset.  GIMP 2.10 makes every menu procedure whose second
+ * argument is an image the one Filters > Repeat (Ctrl+F) repeats, and
+ * there is no way for a plug-in to keep it from doing so; a display as the
+ * second argument is filled in by the menu like the image and drawable
+ * after it but keeps Repeat on the regeneration.  Scripts keep
+ * SIGE_RESET_PROC with the arguments of GIMP 3. */
+static const GimpParamDef reset_menu_args[] = {
+    {GIMP_PDB_INT32, "run-mode", "The run mode { RUN-INTERACTIVE (0), RUN-NONINTERACTIVE (1) }"},
+    {GIMP_PDB_DISPLAY, "display", "The display the menu was used in"},
+    {GIMP_PDB_IMAGE, "image", "Input image"},
+    {GIMP_PDB_DRAWABLE, "drawable", "The layer whose session to forget"},
+};
+
 static void run_temp(const gchar *name, gint nparams, const GimpParam *param, gint *nreturn_vals,
                      GimpParam **return_vals);
 
@@ -65,7 +78,14 @@ static void install_procedures(void) {
       "Drops the editing session (and its caches) of this layer.", "Sparse Regenerate authors",
       "Sparse Regenerate authors", "2024", N_("Reset Sparse Regenerate Snapshot"), "RGB*, GRAY*, INDEXED*",
       GIMP_TEMPORARY, G_N_ELEMENTS(reset_args), 0, reset_args, NULL, run_temp);
-  gimp_plugin_menu_register(SIGE_RESET_PROC, SIGE_MENU_PATH);
+  gimp_install_temp_proc(
+      SIGE_RESET_MENU_PROC, N_("Forget the layer's snapshot so that the next run is a full pass"),
+      "The menu's form of " SIGE_RESET_PROC ", which scripts use: with the display first, so "
+      "that Filters > Repeat keeps repeating the regeneration.",
+      "Sparse Regenerate authors", "Sparse Regenerate authors", "2024",
+      N_("Reset Sparse Regenerate Snapshot"), "RGB*, GRAY*, INDEXED*", GIMP_TEMPORARY,
+      G_N_ELEMENTS(reset_menu_args), 0, reset_menu_args, NULL, run_temp);
+  gimp_plugin_menu_register(SIGE_RESET_MENU_PROC, SIGE_MENU_PATH);
   gimp_install_temp_proc(
       SIGE_LIVE_PROC,
       N_("Keep the output layer in step with the label layer while you paint on it"),
@@ -73,8 +93,8 @@ static void install_procedures(void) {
       "layer (one undo step per update). A small window's Stop button (or closing it) ends "
       "it. Uses the settings of the last run; the procedure returns when stopped.",
       "Sparse Regenerate authors", "Sparse Regenerate authors", "2024",
-      N_("Sparse Regenerate _Live"), "RGB*, GRAY*, INDEXED*", GIMP_TEMPORARY, G_N_ELEMENTS(reset_args), 0,
-      reset_args, NULL, run_temp);
+      N_("Sparse Regenerate _Live"), "RGB*, GRAY*, INDEXED*", GIMP_TEMPORARY,
+      G_N_ELEMENTS(reset_args), 0, reset_args, NULL, run_temp);
   gimp_plugin_menu_register(SIGE_LIVE_PROC, SIGE_MENU_PATH);
 }
 
@@ -179,7 +199,13 @@ static void run_temp_body(const gchar *name, gint nparams, const GimpParam *para
     gegl_ready = TRUE;
   }
   const GimpRunMode mode = param[0].data.d_int32;
-  const gint32 image = param[1].data.d_image, drawable = param[2].data.d_drawable;
+  const gboolean menu_reset = strcmp(name, SIGE_RESET_MENU_PROC) == 0;
+  if (menu_reset && nparams < (gint)G_N_ELEMENTS(reset_menu_args)) {
+    set_error(values, nreturn_vals, GIMP_PDB_CALLING_ERROR, _("Too few arguments."));
+    return;
+  }
+  const gint32 image = param[menu_reset ? 2 : 1].data.d_image;
+  const gint32 drawable = param[menu_reset ? 3 : 2].data.d_drawable;
   /* A call that arrives while a live update writes runs nested in one of
    * its libgimp calls, under a session that is in use: refuse it. */
   if (sige_live_busy() || (live_running && strcmp(name, SIGE_LIVE_PROC) == 0)) {
@@ -193,9 +219,17 @@ static void run_temp_body(const gchar *name, gint nparams, const GimpParam *para
   }
   sige_sessions_prune();
 
-  if (strcmp(name, SIGE_RESET_PROC) == 0) {
+  if (menu_reset || strcmp(name, SIGE_RESET_PROC) == 0) {
     sige_gimp_host_begin(); /* the message stays out of the status bar */
-    gboolean had = sige_regen_reset(image, drawable);
+    GError *error = NULL;
+    const gint32 source = sige_gimp210_source_layer(image, drawable, &error);
+    if (source < 0) {
+      if (mode == GIMP_RUN_INTERACTIVE) gimp_message(error->message);
+      set_error(values, nreturn_vals, GIMP_PDB_EXECUTION_ERROR, error->message);
+      g_error_free(error);
+      return;
+    }
+    gboolean had = sige_regen_reset(image, source);
     if (mode == GIMP_RUN_INTERACTIVE)
       gimp_message(had ? _("Sparse Regenerate: the snapshot was reset; the next run is a full pass.")
                        : _("Sparse Regenerate: this layer has no snapshot yet."));
@@ -219,7 +253,9 @@ static void run_temp_body(const gchar *name, gint nparams, const GimpParam *para
     return;
   }
   if (mode == GIMP_RUN_INTERACTIVE) {
-    if (!sige_dialog_run(image, drawable, &s)) {
+    /* the dialog shows (and resets) the session of the layer the run uses */
+    const gint32 source = sige_gimp210_source_layer(image, drawable, NULL);
+    if (!sige_dialog_run(image, source > 0 ? source : drawable, &s)) {
       values[0].data.d_status = GIMP_PDB_CANCEL;
       return;
     }

@@ -111,11 +111,12 @@ static void write_rect(gint32 image, gint32 layer, const guint8 *px, int bpp, si
 
 /* ---- the output layer --------------------------------------------------- */
 
-static gint32 new_output_layer(gint32 image, gint32 source, const gchar *model_path, int bpp) {
+static gint32 new_output_layer(gint32 image, gint32 source, const gchar *model_path, int bpp,
+                               double opacity) {
   g_autofree gchar *name = sige_regen_output_name(model_path);
   gint32 layer = gimp_layer_new(image, name, gimp_drawable_width(source),
                                 gimp_drawable_height(source),
-                                bpp == 1 ? GIMP_GRAY_IMAGE : GIMP_RGB_IMAGE, 100.0,
+                                bpp == 1 ? GIMP_GRAY_IMAGE : GIMP_RGB_IMAGE, opacity,
                                 GIMP_LAYER_MODE_NORMAL);
   gint offx = 0, offy = 0;
   gimp_drawable_offsets(source, &offx, &offy);
@@ -148,6 +149,27 @@ static gint32 find_output_layer(gint32 image, gint32 source) {
   return -1;
 }
 
+/* A run on an output layer (Ctrl+F with the output active, the layer GIMP
+ * made active before) means its source: reading the output as labels would
+ * cost a full pass of garbage and stack a third layer.  Returns the layer
+ * to regenerate from, or -1 with *error set when the source is gone. */
+gint32 sige_gimp210_source_layer(gint32 image, gint32 drawable, GError **error) {
+  g_autofree gchar *text = parasite_text(drawable, SIGE_OUTPUT_PARASITE);
+  if (!text) return drawable;
+  const gint32 source = sige_regen_output_source_parse(text, strlen(text));
+  if (source > 0 && source != drawable && gimp_item_is_valid(source) &&
+      gimp_item_get_image(source) == image && gimp_item_is_layer(source) &&
+      !gimp_item_is_group(source))
+    return source;
+  g_autofree gchar *name = gimp_item_get_name(drawable);
+  g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+              _("The layer \"%s\" is the output of Sparse Regenerate, and the layer it was made "
+                "from is no longer in this image. Select the label layer (GauGAN) or the "
+                "picture (DDPM) to regenerate from and run it again."),
+              name);
+  return -1;
+}
+
 /* ---- the run ------------------------------------------------------------ */
 
 gint32 sige_gimp210_regenerate(gint32 image, gint32 drawable, const SigeSettings *s,
@@ -164,6 +186,8 @@ gint32 sige_gimp210_regenerate_host(gint32 image, gint32 drawable, const SigeSet
                   "image layer (DDPM) and run it again."));
     return -1;
   }
+  drawable = sige_gimp210_source_layer(image, drawable, error);
+  if (drawable < 0) return -1;
   sige_pixels src, inst;
   g_autofree guint8 *src_data = read_layer(drawable, &src);
   g_autofree guint8 *inst_data = NULL;
@@ -212,7 +236,8 @@ gint32 sige_gimp210_regenerate_host(gint32 image, gint32 drawable, const SigeSet
                      host->data);
     }
     if (fresh) {
-      out = new_output_layer(image, drawable, r->model_path, r->bpp);
+      out = new_output_layer(image, drawable, r->model_path, r->bpp,
+                             sige_regen_output_opacity(r));
       g_autofree gchar *text = g_strdup_printf("%d", drawable);
       parasite_attach_text(out, SIGE_OUTPUT_PARASITE, text);
     }
@@ -225,6 +250,12 @@ gint32 sige_gimp210_regenerate_host(gint32 image, gint32 drawable, const SigeSet
     parasite_attach_text(drawable, SIGE_PARASITE, tag);
   }
   e->output_layer_id = out;
+  /* Inserting the output made it the active layer; the artist goes on
+   * painting on the source. */
+  gimp_image_set_active_layer(image, drawable);
+  g_autofree gchar *source_name = gimp_item_get_name(drawable);
+  g_autofree gchar *note = sige_regen_run_note(r, source_name);
+  if (note && host->message) host->message(note, host->data);
   sige_regen_finish(r, wr);
   return out;
 }

@@ -11,6 +11,8 @@
 #include "sige-settings.h"
 
 #define SIGE_SETTINGS_KEY "plug-in-sparse-regenerate"
+/* GIMP 2.10's menu entry for SIGE_RESET_PROC (main.c says why). */
+#define SIGE_RESET_MENU_PROC "plug-in-sparse-regenerate-reset-menu"
 
 /* The settings of the last run: kept with gimp_set_data as one blob for
  * this GIMP session, and in the profile's SIGE_SETTINGS_FILE for the next. */
@@ -31,5 +33,9 @@ gint32 sige_gimp210_regenerate_host(gint32 image, gint32 drawable, const SigeSet
 void sige_live_run(gint32 image, gint32 drawable, const SigeSettings *s);
 /* Whether a live pass is writing now (runs nested in it are refused). */
 gboolean sige_live_busy(void);
+/* The layer a run on `drawable` regenerates from: drawable itself, or the
+ * source of a Sparse Regenerate output layer; -1 with *error set when that
+ * source is gone. */
+gint32 sige_gimp210_source_layer(gint32 image, gint32 drawable, GError **error);
 /* Drops sessions of images that are gone. */
 void sige_sessions_prune(void);

@@ -47,8 +47,10 @@ static GimpValueArray *run_regenerate(GimpProcedure *procedure, GimpRunMode mode
   if (!drawable) return fail(procedure, mode, GIMP_PDB_CALLING_ERROR, error);
 
   GimpLayer *instance = NULL;
+  /* the dialog shows (and resets) the session of the layer the run uses */
+  GimpDrawable *source = sige_gimp3_source_layer(image, drawable, NULL);
   if (mode == GIMP_RUN_INTERACTIVE &&
-      !sige_gimp3_dialog_run(procedure, config, image, drawable, &instance))
+      !sige_gimp3_dialog_run(procedure, config, image, source ? source : drawable, &instance))
     return gimp_procedure_new_return_values(procedure, GIMP_PDB_CANCEL, NULL);
   /* Non-interactive: the arguments given, the defaults for the rest;
    * with last values: the config as GIMP loaded it. */
@@ -78,6 +80,8 @@ static GimpValueArray *run_reset(GimpProcedure *procedure, GimpRunMode mode, Gim
   sige_gimp3_sessions_prune();
   GimpDrawable *drawable = single_drawable(drawables, &error);
   if (!drawable) return fail(procedure, mode, GIMP_PDB_CALLING_ERROR, error);
+  drawable = sige_gimp3_source_layer(image, drawable, &error);
+  if (!drawable) return fail(procedure, mode, GIMP_PDB_EXECUTION_ERROR, error);
   const gboolean had = sige_regen_reset(gimp_image_get_id(image),
                                         gimp_item_get_id(GIMP_ITEM(drawable)));
   if (mode == GIMP_RUN_INTERACTIVE)

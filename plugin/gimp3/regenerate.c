@@ -108,11 +108,11 @@ static void write_rect(GimpImage *image, GimpDrawable *layer, const guint8 *px, 
 /* ---- the output layer --------------------------------------------------- */
 
 static GimpLayer *new_output_layer(GimpImage *image, GimpDrawable *source,
-                                   const gchar *model_path, int bpp) {
+                                   const gchar *model_path, int bpp, double opacity) {
   g_autofree gchar *name = sige_regen_output_name(model_path);
   GimpLayer *layer = gimp_layer_new(image, name, gimp_drawable_get_width(source),
                                     gimp_drawable_get_height(source),
-                                    bpp == 1 ? GIMP_GRAY_IMAGE : GIMP_RGB_IMAGE, 100.0,
+                                    bpp == 1 ? GIMP_GRAY_IMAGE : GIMP_RGB_IMAGE, opacity,
                                     GIMP_LAYER_MODE_NORMAL);
   gint offx = 0, offy = 0;
   gimp_drawable_get_offsets(source, &offx, &offy);
@@ -147,6 +147,26 @@ static GimpItem *find_output_layer(GimpImage *image, GimpDrawable *source) {
   return NULL;
 }
 
+/* A run on an output layer means its source (as in GIMP 2.10: reading the
+ * output as labels would cost a full pass of garbage and a third layer). */
+GimpDrawable *sige_gimp3_source_layer(GimpImage *image, GimpDrawable *drawable, GError **error) {
+  g_autofree gchar *text = parasite_text(GIMP_ITEM(drawable), SIGE_OUTPUT_PARASITE);
+  if (!text) return drawable;
+  const gint id = sige_regen_output_source_parse(text, strlen(text));
+  GimpItem *source = id > 0 ? gimp_item_get_by_id(id) : NULL;
+  if (source && source != GIMP_ITEM(drawable) && gimp_item_is_valid(source) &&
+      gimp_item_get_image(source) == image && gimp_item_is_layer(source) &&
+      !gimp_item_is_group(source))
+    return GIMP_DRAWABLE(source);
+  g_autofree gchar *name = gimp_item_get_name(GIMP_ITEM(drawable));
+  g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+              _("The layer \"%s\" is the output of Sparse Regenerate, and the layer it was made "
+                "from is no longer in this image. Select the label layer (GauGAN) or the "
+                "picture (DDPM) to regenerate from and run it again."),
+              name);
+  return NULL;
+}
+
 /* ---- the run ------------------------------------------------------------ */
 
 GimpLayer *sige_gimp3_regenerate(GimpImage *image, GimpDrawable *drawable,
@@ -159,6 +179,9 @@ GimpLayer *sige_gimp3_regenerate(GimpImage *image, GimpDrawable *drawable,
                   "image layer (DDPM) and run it again."));
     return NULL;
   }
+  drawable = sige_gimp3_source_layer(image, drawable, error);
+  if (!drawable) return NULL;
+  item = GIMP_ITEM(drawable);
   sige_pixels src, inst;
   g_autofree guint8 *src_data = read_layer(drawable, &src);
   g_autofree guint8 *inst_data = NULL;
@@ -209,7 +232,8 @@ GimpLayer *sige_gimp3_regenerate(GimpImage *image, GimpDrawable *drawable,
                      host.data);
     }
     if (fresh) {
-      out = GIMP_ITEM(new_output_layer(image, drawable, r->model_path, r->bpp));
+      out = GIMP_ITEM(new_output_layer(image, drawable, r->model_path, r->bpp,
+                                       sige_regen_output_opacity(r)));
       g_autofree gchar *text = g_strdup_printf("%d", source_id);
       parasite_attach_text(out, SIGE_OUTPUT_PARASITE, text);
     }
@@ -222,6 +246,13 @@ GimpLayer *sige_gimp3_regenerate(GimpImage *image, GimpDrawable *drawable,
     parasite_attach_text(item, SIGE_PARASITE, tag);
   }
   e->output_layer_id = gimp_item_get_id(out);
+  /* Inserting the output selected it; the artist goes on painting on the
+   * source. */
+  const GimpLayer *selected[] = {GIMP_LAYER(drawable), NULL};
+  gimp_image_set_selected_layers(image, selected);
+  g_autofree gchar *source_name = gimp_item_get_name(item);
+  g_autofree gchar *note = sige_regen_run_note(r, source_name);
+  if (note && host.message) host.message(note, host.data);
   sige_regen_finish(r, wr);
   return GIMP_LAYER(out);
 }

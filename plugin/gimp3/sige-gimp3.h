@@ -25,5 +25,9 @@ void sige_gimp3_config_add_recent(GimpProcedureConfig *config, const gchar *mode
 GimpLayer *sige_gimp3_regenerate(GimpImage *image, GimpDrawable *drawable,
                                  const SigeSettings *s, GimpLayer *instance,
                                  gboolean interactive, GError **error);
+/* The layer a run on `drawable` regenerates from: drawable itself, or the
+ * source of a Sparse Regenerate output layer; NULL with *error set when
+ * that source is gone. */
+GimpDrawable *sige_gimp3_source_layer(GimpImage *image, GimpDrawable *drawable, GError **error);
 /* Drops sessions of images and layers that are gone. */
 void sige_gimp3_sessions_prune(void);

@@ -2,6 +2,7 @@
 
 #include <libgimp/gimp.h>
 #include <libgimp/gimpui.h>
+#include <math.h>
 #include <string.h>
 
 #include "sige-layer-io.h"
@@ -13,7 +14,23 @@ typedef struct {
   gint32 image, drawable;
   GtkWidget *chooser, *recent, *kind, *use_instance, *instance;
   GtkWidget *generation; /* the DDPM settings: insensitive for a GauGAN model */
+  GtkWidget *steps, *strength, *seed;
+  sige_generation_values shown; /* what they show for the settings as loaded */
 } Dialog;
+
+/* The values a run would use with the chosen model; a spin the user has
+ * not changed follows the model. */
+static void update_generation(Dialog *d, const gchar *model_path) {
+  if (!d->steps) return;
+  sige_generation_values v;
+  sige_regen_generation_values(model_path, d->s, d->image, d->drawable, &v);
+  GtkSpinButton *steps = GTK_SPIN_BUTTON(d->steps), *strength = GTK_SPIN_BUTTON(d->strength);
+  if (gtk_spin_button_get_value_as_int(steps) == d->shown.steps)
+    gtk_spin_button_set_value(steps, v.steps);
+  if (fabs(gtk_spin_button_get_value(strength) - d->shown.strength) < 0.005)
+    gtk_spin_button_set_value(strength, v.strength);
+  d->shown = v;
+}
 
 static void set_mode(Dialog *d, sige_input_kind mode) {
   if (d->generation) gtk_widget_set_sensitive(d->generation, mode != SIGE_INPUT_LABELS);
@@ -28,6 +45,7 @@ static void update_kind(Dialog *d) {
   sige_input_kind mode = SIGE_INPUT_UNSUPPORTED;
   if (sige_regen_describe_model(resolved, &text, &mode)) set_mode(d, mode);
   gtk_label_set_text(GTK_LABEL(d->kind), text);
+  update_generation(d, resolved);
 }
 
 static void on_model_set(GtkFileChooserButton *b, Dialog *d) {
@@ -124,16 +142,23 @@ gboolean sige_dialog_run(gint32 image, gint32 drawable, SigeSettings *s) {
   gtk_table_set_col_spacings(GTK_TABLE(tab), 6);
   gtk_table_set_row_spacings(GTK_TABLE(tab), 6);
   gtk_container_add(GTK_CONTAINER(frame), tab);
-  GtkWidget *steps = spin(tab, 0, _("_Steps:"), s->steps, 0, 1000, 1, 0,
-                          _("DDPM denoising steps; 0 = the default (10). Fewer steps are "
-                            "faster. Changing it takes a new snapshot."));
+  /* The values a run uses, not the scripts' stand-ins (0 = the default,
+   * -1 = the session's seed); sige_regen_generation_store maps them back. */
+  sige_regen_generation_values(current, s, image, drawable, &d.shown);
+  GtkWidget *steps = spin(tab, 0, _("_Steps:"), d.shown.steps, 1, 1000, 1, 0,
+                          _("DDPM denoising steps (the model's default is shown until you "
+                            "change it). Fewer steps are faster. Changing it takes a new "
+                            "snapshot."));
   GtkWidget *strength =
-      spin(tab, 1, _("S_trength:"), s->strength, 0, 1, 0.05, 2,
+      spin(tab, 1, _("S_trength:"), d.shown.strength, 0.01, 1, 0.05, 2,
            _("DDPM edit strength (SDEdit): how much noise the edited region is regenerated "
-             "from; 0 = the default (0.75). Changing it takes a new snapshot."));
-  GtkWidget *seed = spin(tab, 2, _("S_eed:"), s->seed, -1, G_MAXINT, 1, 0,
-                         _("DDPM noise seed; -1 keeps the session's (0 for a new one). "
-                           "Changing it takes a new snapshot."));
+             "from. Changing it takes a new snapshot."));
+  GtkWidget *seed = spin(tab, 2, _("S_eed:"), d.shown.seed, 0, G_MAXINT, 1, 0,
+                         _("DDPM noise seed: the one this layer's snapshot uses (0 for a new "
+                           "layer). Changing it takes a new snapshot."));
+  d.steps = steps;
+  d.strength = strength;
+  d.seed = seed;
   GtkWidget *sampler = gtk_combo_box_text_new();
   gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(sampler), _("DPM-Solver++"));
   gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(sampler), _("DDIM"));
@@ -203,9 +228,12 @@ gboolean sige_dialog_run(gint32 image, gint32 drawable, SigeSettings *s) {
       g_strlcpy(s->model, path, sizeof s->model);
     else
       s->model[0] = '\0';
-    s->steps = gtk_spin_button_get_value_as_int(GTK_SPIN_BUTTON(steps));
-    s->strength = gtk_spin_button_get_value(GTK_SPIN_BUTTON(strength));
-    s->seed = gtk_spin_button_get_value_as_int(GTK_SPIN_BUTTON(seed));
+    const sige_generation_values chosen = {
+        gtk_spin_button_get_value_as_int(GTK_SPIN_BUTTON(steps)),
+        gtk_spin_button_get_value(GTK_SPIN_BUTTON(strength)),
+        gtk_spin_button_get_value_as_int(GTK_SPIN_BUTTON(seed)),
+    };
+    sige_regen_generation_store(&d.shown, &chosen, s);
     s->sampler = gtk_combo_box_get_active(GTK_COMBO_BOX(sampler));
     s->threshold = gtk_spin_button_get_value(GTK_SPIN_BUTTON(threshold));
     s->precision = gtk_combo_box_get_active(GTK_COMBO_BOX(precision));

@@ -3,6 +3,7 @@
  * string argument (scripts pass a path), shown as a file chooser with the
  * recent models; the instance layer is chosen per run, as in GIMP 2.10. */
 #include <libgimp/gimpui.h>
+#include <math.h>
 #include <string.h>
 
 #include "sige-dialog.h"
@@ -17,7 +18,39 @@ typedef struct {
   GimpImage *image;
   GimpDrawable *drawable;
   GtkWidget *chooser, *kind, *use_instance, *instance, *generation;
+  sige_generation_values shown; /* what steps, strength and seed show */
+  gboolean showing;             /* shown is in the config */
 } Dialog;
+
+/* The config holds the scripts' stand-ins (0 = the default, -1 = the
+ * session's seed); while the dialog is up it holds the values a run uses,
+ * and a value the user leaves alone goes back to its stand-in.  A spin the
+ * user has not changed follows the chosen model. */
+static void update_generation(Dialog *d, const gchar *model_path) {
+  sige_generation_values v;
+  sige_regen_generation_values(model_path, &d->s, gimp_image_get_id(d->image),
+                               gimp_item_get_id(GIMP_ITEM(d->drawable)), &v);
+  gint steps = 0;
+  gdouble strength = 0;
+  g_object_get(d->config, "steps", &steps, "strength", &strength, NULL);
+  if (!d->showing || steps == d->shown.steps) g_object_set(d->config, "steps", v.steps, NULL);
+  if (!d->showing || fabs(strength - d->shown.strength) < 0.005)
+    g_object_set(d->config, "strength", v.strength, NULL);
+  if (!d->showing) g_object_set(d->config, "seed", v.seed, NULL);
+  d->shown = v;
+  d->showing = TRUE;
+}
+
+static void store_generation(Dialog *d, gboolean ok) {
+  SigeSettings s = d->s; /* the stand-ins as loaded */
+  if (ok) {
+    sige_generation_values chosen;
+    g_object_get(d->config, "steps", &chosen.steps, "strength", &chosen.strength, "seed",
+                 &chosen.seed, NULL);
+    sige_regen_generation_store(&d->shown, &chosen, &s);
+  }
+  g_object_set(d->config, "steps", s.steps, "strength", s.strength, "seed", s.seed, NULL);
+}
 
 static void set_mode(Dialog *d, sige_input_kind mode) {
   gtk_widget_set_sensitive(d->generation, mode != SIGE_INPUT_LABELS);
@@ -37,6 +70,7 @@ static void update_model(Dialog *d) {
   sige_input_kind mode = SIGE_INPUT_UNSUPPORTED;
   if (sige_regen_describe_model(resolved, &text, &mode)) set_mode(d, mode);
   gtk_label_set_text(GTK_LABEL(d->kind), text);
+  update_generation(d, resolved);
 }
 
 static void on_model_set(GtkFileChooserButton *b, Dialog *d) {
@@ -116,6 +150,9 @@ gboolean sige_gimp3_dialog_run(GimpProcedure *procedure, GimpProcedureConfig *co
   }
   Dialog d = {.config = config, .image = image, .drawable = drawable};
   sige_gimp3_settings_from_config(config, &d.s);
+  /* before the dialog's spins are made from the config */
+  g_autofree gchar *current = sige_resolve_model(&d.s);
+  update_generation(&d, current);
   GtkWidget *dlg = gimp_procedure_dialog_new(procedure, config, _("Sparse Regenerate"));
   GimpProcedureDialog *pd = GIMP_PROCEDURE_DIALOG(dlg);
 
@@ -146,6 +183,7 @@ gboolean sige_gimp3_dialog_run(GimpProcedure *procedure, GimpProcedureConfig *co
   update_model(&d);
 
   const gboolean ok = gimp_procedure_dialog_run(pd);
+  store_generation(&d, ok);
   *instance = NULL;
   gint id = -1;
   if (ok && gtk_toggle_button_get_active(GTK_TOGGLE_BUTTON(d.use_instance)) &&

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include <glib/gstdio.h>
+#include <math.h>
 
 #include "random_weights.h"
 #include "sige-plugin-files.h"
@@ -381,6 +382,87 @@ static void test_photo_as_labels(void **state) {
   assert_true(sige_regen_reset(1, 50));
 }
 
+/* What the GIMP front-ends do around a run: an output layer's tag, its
+ * opacity, the note after a picture model's snapshot, and the values the
+ * dialogs show in place of the scripts' stand-ins. */
+static void test_around_a_run(void **state) {
+  (void)state;
+  assert_int_equal(sige_regen_output_source_parse("12", 2), 12);
+  assert_int_equal(sige_regen_output_source_parse("12", 3), 12); /* with its NUL */
+  assert_int_equal(sige_regen_output_source_parse("12x", 3), 0);
+  assert_int_equal(sige_regen_output_source_parse("", 0), 0);
+  assert_int_equal(sige_regen_output_source_parse("-4", 2), 0);
+  assert_int_equal(sige_regen_output_source_parse("99999999999", 11), 0);
+
+  SigeSettings s;
+  settings(&s);
+  s.steps = 0;
+  s.strength = 0;
+  s.seed = -1;
+  s.sampler = SIGE_SAMPLER_CHOICE_DPM_SOLVER_PP;
+  /* no session yet: the sampler's defaults and seed 0 */
+  sige_generation_values v;
+  sige_regen_generation_values(model_path, &s, 1, 30, &v);
+  assert_int_equal(v.steps, 10);
+  assert_true(fabs(v.strength - 0.75) < 1e-9);
+  assert_int_equal(v.seed, 0);
+  /* an explicit value is shown as it is */
+  s.steps = 4;
+  s.strength = 0.3;
+  s.seed = 5;
+  sige_regen_generation_values(model_path, &s, 1, 30, &v);
+  assert_int_equal(v.steps, 4);
+  assert_true(fabs(v.strength - 0.3) < 1e-9);
+  assert_int_equal(v.seed, 5);
+
+  /* the first run of a picture model: a snapshot that looks like its input,
+   * so the user is told what to do next; the opaque output */
+  g_autofree guint8 *px = picture(32, 32, 3);
+  sige_pixels src = {px, 32, 32, 3};
+  GError *err = NULL;
+  sige_regen_result *r = run(30, &src, &s, 0, &err);
+  assert_non_null(r);
+  assert_true(r->full);
+  g_autofree gchar *note = sige_regen_run_note(r, "church");
+  assert_non_null(note);
+  assert_non_null(strstr(note, "snapshot taken"));
+  assert_non_null(strstr(note, "\"church\""));
+  assert_non_null(strchr(note, '\n')); /* two lines: not a status-bar message */
+  assert_true(sige_regen_output_opacity(r) == 100.0);
+  sige_regen_finish(r, (sige_rect){0, 0, 32, 32});
+  r = run(30, &src, &s, 0, &err);
+  assert_non_null(r);
+  assert_false(r->full);
+  assert_null(sige_regen_run_note(r, "church"));
+  sige_regen_finish(r, (sige_rect){0, 0, 0, 0});
+
+  /* seed -1 shows the session's, not -1 */
+  s.seed = -1;
+  s.steps = 0;
+  s.strength = 0;
+  sige_regen_generation_values(model_path, &s, 1, 30, &v);
+  assert_int_equal(v.seed, 5);
+  assert_int_equal(v.steps, 10);
+
+  /* back from the dialog: untouched values keep their stand-ins */
+  const sige_generation_values same = v;
+  sige_regen_generation_store(&v, &same, &s);
+  assert_int_equal(s.steps, 0);
+  assert_true(s.strength == 0);
+  assert_int_equal(s.seed, -1);
+  const sige_generation_values changed = {12, 0.5, 9};
+  sige_regen_generation_store(&v, &changed, &s);
+  assert_int_equal(s.steps, 12);
+  assert_true(fabs(s.strength - 0.5) < 1e-9);
+  assert_int_equal(s.seed, 9);
+  assert_true(sige_regen_reset(1, 30));
+
+  /* a label model's output lets the labels show through; no note */
+  const sige_regen_result labels = {.full = TRUE, .mode = SIGE_INPUT_LABELS};
+  assert_true(sige_regen_output_opacity(&labels) > 0 && sige_regen_output_opacity(&labels) < 100);
+  assert_null(sige_regen_run_note(&labels, "labels"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_helpers),
@@ -389,6 +471,7 @@ int main(void) {
       cmocka_unit_test(test_keep_untouched_geometry),
       cmocka_unit_test(test_untouched_stay),
       cmocka_unit_test(test_photo_as_labels),
+      cmocka_unit_test(test_around_a_run),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
