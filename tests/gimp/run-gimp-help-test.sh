@@ -12,54 +12,11 @@
 # run-gimp-undo-test.sh; run it alone (a display, a port, keystrokes).
 set -u
 src=$1 build=$2 client=$3
-t_start=$(date +%s)
-work=$(mktemp -d "${TMPDIR:-/tmp}/sige-gimp-help.XXXXXX")
-xvfb_pid='' gimp_pid='' dialog_pid=''
-
-# Xvfb and GIMP run under `timeout` (a process group each): the group gets
-# SIGTERM, then SIGKILL, on every exit path.
-stop_group() {
-  kill -0 "-$1" 2>/dev/null || return 0
-  kill -TERM "-$1" 2>/dev/null
-  i=0
-  while kill -0 "-$1" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-  kill -KILL "-$1" 2>/dev/null
-  return 0
-}
-cleanup() {
-  [ -n "$dialog_pid" ] && kill "$dialog_pid" 2>/dev/null
-  [ -n "$gimp_pid" ] && stop_group "$gimp_pid"
-  [ -n "$xvfb_pid" ] && stop_group "$xvfb_pid"
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-diagnostics() {
-  [ -f "$work/gimp.log" ] && grep -v -e 'Unable to locate theme engine' -e '^$' "$work/gimp.log" |
-    sed 's/^/# gimp: /'
-  [ -f "$work/session.log" ] && sed 's/^/# session: /' "$work/session.log"
-}
-bail() { echo "Bail out! $1"; diagnostics; exit 1; }
-n=0 failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-check() { # name, command...
-  name=$1; shift
-  if out=$("$@" 2>&1); then ok "$name"; else not_ok "$name"; fi
-  [ -n "$out" ] && echo "$out" | sed 's/^/# /'
-}
-eq() { [ "$1" = "$2" ] || { echo "got '$1', expected '$2'"; return 1; }; }
-
-profile=$work/profile
-for d in brushes dynamics fonts gradients palettes patterns tool-presets scripts templates \
-         plug-ins modules interpreters environ themes; do
-  mkdir -p "$profile/$d"
-done
-mkdir -p "$work/xdg-config" "$work/xdg-cache" "$work/xdg-data/applications"
+. "$(dirname "$0")/gui-lib.sh"
+gui_init help
+gimp_setup
+mkdir -p "$work/xdg-data/applications"
 plugin=$profile/plug-ins/sparse-regenerate
-GIMP2_DIRECTORY=$profile "$src/tools/install-plugin.sh" --gimp 2.10 "$build" > /dev/null ||
-  bail "could not install the plug-in"
 [ -f "$plugin/help/en/index.html" ] || bail "install-plugin.sh installed no help pages (python3-markdown?)"
 cat > "$work/browser" <<SH
 #!/bin/sh
@@ -77,7 +34,6 @@ printf '[Default Applications]\ntext/html=sige-recorder.desktop\nx-scheme-handle
   > "$work/xdg-config/mimeapps.list"
 # the help in the web browser (GIMP's own help browser is not installed)
 printf '(help-browser web-browser)\n' > "$profile/gimprc"
-cp "$src/data/examples/street_labels.png" "$work/labels.png"
 # two remembered models of the same name: Recent tells them apart by folder
 # (seen in the screenshot, $SIGE_SCREENSHOT_DIR/help-dialog-recent.png)
 mkdir -p "$work/models/church" "$work/models/bedroom"
@@ -87,36 +43,8 @@ done
 printf '[settings]\nthreshold=0.45\nrecent=%s;%s;\n' "$work/models/church/weights.safetensors" \
   "$work/models/bedroom/weights.safetensors" > "$profile/sparse-regenerate.ini"
 
-timeout 300 Xvfb -displayfd 3 -screen 0 1280x1024x24 -nolisten tcp \
-  3> "$work/display" > "$work/xvfb.log" 2>&1 &
-xvfb_pid=$!
-deadline=$(($(date +%s) + 30))
-until grep -q '^[0-9][0-9]*$' "$work/display" 2>/dev/null; do
-  kill -0 "$xvfb_pid" 2>/dev/null || bail "Xvfb exited"
-  [ "$(date +%s)" -lt $deadline ] || bail "Xvfb did not start in 30 s"
-  sleep 0.1
-done
-DISPLAY=:$(cat "$work/display")
-export DISPLAY
-port=$("$client" --free-port) || bail "no free TCP port"
-GIMP2_DIRECTORY=$profile XDG_CONFIG_HOME=$work/xdg-config XDG_CACHE_HOME=$work/xdg-cache \
-  XDG_DATA_HOME=$work/xdg-data XDG_DATA_DIRS=/usr/local/share:/usr/share LANGUAGE=C LC_ALL=C timeout 280 gimp-2.10 -n -s -d -f --stack-trace-mode never \
-  -b "(plug-in-script-fu-server RUN-NONINTERACTIVE \"127.0.0.1\" $port \"$work/server.log\")" \
-  > "$work/gimp.log" 2>&1 &
-gimp_pid=$!
-sf() { # TIMEOUT_S SCRIPT
-  echo "> $2" >> "$work/session.log"
-  sf_out=$("$client" "$port" "$1" "$2" 2>&1)
-  sf_rc=$?
-  echo "< [$sf_rc] $sf_out" >> "$work/session.log"
-  echo "$sf_out"
-  return $sf_rc
-}
-deadline=$(($(date +%s) + 120))
-until "$client" "$port" 2 '(+ 1 1)' > /dev/null 2>&1; do
-  kill -0 "$gimp_pid" 2>/dev/null || bail "GIMP exited before its Script-Fu server answered"
-  [ "$(date +%s)" -lt $deadline ] || bail "GIMP's Script-Fu server did not answer in 120 s"
-done
+start_xvfb 300
+start_gimp 280 -d XDG_DATA_HOME="$work/xdg-data" XDG_DATA_DIRS=/usr/local/share:/usr/share
 
 # url_after N: the URL the browser got once it got more than N (20 s)
 url_after() {
@@ -147,6 +75,7 @@ img=$(sf 30 "(let* ((img (car (file-png-load RUN-NONINTERACTIVE \"$work/labels.p
 "$client" "$port" 120 "(plug-in-sparse-regenerate RUN-INTERACTIVE $img (car (gimp-image-get-active-layer $img)) \"\" 0 0 -1)" \
   > "$work/dialog.out" 2>&1 &
 dialog_pid=$!
+bg_pids=$dialog_pid
 dlg=''
 deadline=$(($(date +%s) + 60))
 while [ -z "$dlg" ] && [ "$(date +%s)" -lt $deadline ]; do
@@ -176,12 +105,7 @@ else
   xdotool key --clearmodifiers Escape
 fi
 wait "$dialog_pid" 2>/dev/null
-dialog_pid=''
+bg_pids=''
 check "no 'user manual is not installed' message" sh -c "! grep -qi 'not installed' '$work/gimp.log'"
-sf 10 "(gimp-quit 1)" > /dev/null 2>&1
-i=0
-while kill -0 "$gimp_pid" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
-[ "$failed" -gt 0 ] && diagnostics
-echo "# $(($(date +%s) - t_start)) s"
-echo "1..$n"
-[ "$failed" -eq 0 ]
+gimp_quit
+gui_finish "help test: $(elapsed "$t_start") s in all"

@@ -16,133 +16,20 @@
 #    the log), in two lines; a sparse run adds none.
 set -u
 src=$1 build=$2 compare=$3 client=$4
-t_start=$(date +%s.%N)
-work=$(mktemp -d "${TMPDIR:-/tmp}/sige-gimp-layers.XXXXXX")
+. "$(dirname "$0")/gui-lib.sh"
+gui_init layers
 shots=$build/tests/gimp-layers
 mkdir -p "$shots"
-xvfb_pid='' gimp_pid=''
-
-stop_group() {
-  kill -0 "-$1" 2>/dev/null || return 0
-  kill -TERM "-$1" 2>/dev/null
-  i=0
-  while kill -0 "-$1" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-  kill -KILL "-$1" 2>/dev/null
-  return 0
-}
-cleanup() {
-  [ -n "$gimp_pid" ] && stop_group "$gimp_pid"
-  [ -n "$xvfb_pid" ] && stop_group "$xvfb_pid"
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-elapsed() { awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $1 }"; }
-show_log() {
-  [ -f "$work/gimp.log" ] || return 0
-  grep -v -e 'Unable to locate theme engine' -e '^$' "$work/gimp.log" | sed 's/^/# gimp: /'
-}
-diagnostics() {
-  show_log
-  [ -f "$work/session.log" ] && tail -n 100 "$work/session.log" | sed "s/^/# session: /"
-  [ -f "$work/xvfb.log" ] && sed 's/^/# Xvfb: /' "$work/xvfb.log"
-  if [ -n "${DISPLAY:-}" ]; then
-    for w in $(xdotool search --onlyvisible --class gimp 2>/dev/null); do
-      echo "# window $w: $(xdotool getwindowname "$w" 2>/dev/null)"
-    done
-    import -window root "$shots/failure.png" 2>/dev/null && echo "# screenshot: $shots/failure.png"
-  fi
-}
-bail() { echo "Bail out! $1"; diagnostics; exit 1; }
-
-n=0 failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-check() { # name, command...
-  name=$1; shift
-  if out=$("$@" 2>&1); then ok "$name"; else not_ok "$name"; fi
-  [ -n "$out" ] && echo "$out" | sed 's/^/# /'
-}
-eq() { [ "$1" = "$2" ] || { echo "got '$1', expected '$2'"; return 1; }; }
-
-# ---- a private profile, display and GIMP --------------------------------
-profile=$work/profile
-for d in brushes dynamics fonts gradients palettes patterns tool-presets scripts templates \
-         plug-ins modules interpreters environ themes; do
-  mkdir -p "$profile/$d"
-done
-mkdir -p "$work/xdg-config" "$work/xdg-cache"
-printf '(image-title-format "sige-image-%%p")\n' > "$profile/gimprc"
+diag_shot=$shots/failure.png
+gimp_setup
+# the menu entry on F7, as a user could set it
 cat > "$profile/menurc" <<'MENURC'
 (gtk_accel_path "<Actions>/plug-in/plug-in-sparse-regenerate" "F7")
 MENURC
-GIMP2_DIRECTORY=$profile "$src/tools/install-plugin.sh" --gimp 2.10 "$build" >/dev/null ||
-  bail "could not install the plug-in"
-cp "$src/data/examples/street_labels.png" "$work/labels.png"
-sed "s|@OUT@|$work|g" "$src/tests/gimp/undo.scm" > "$work/undo.scm"
-ref=${SIGE_REFERENCE_DIR:-$src/../shared/reference}
-ddpm_model=$ref/ddpm-church-tiny/weights.safetensors
+start_xvfb 440
+start_gimp 400 -d
+load_undo_scm
 
-timeout 440 Xvfb -displayfd 3 -screen 0 1280x1024x24 -nolisten tcp \
-  3> "$work/display" > "$work/xvfb.log" 2>&1 &
-xvfb_pid=$!
-deadline=$(($(date +%s) + 30))
-until grep -q '^[0-9][0-9]*$' "$work/display" 2>/dev/null; do
-  kill -0 "$xvfb_pid" 2>/dev/null || bail "Xvfb exited"
-  [ "$(date +%s)" -lt $deadline ] || bail "Xvfb did not start in 30 s"
-  sleep 0.1
-done
-DISPLAY=:$(cat "$work/display")
-export DISPLAY
-
-port=$("$client" --free-port) || bail "no free TCP port"
-t_gimp=$(date +%s.%N)
-GIMP2_DIRECTORY=$profile XDG_CONFIG_HOME=$work/xdg-config XDG_CACHE_HOME=$work/xdg-cache \
-  SIGE_NUM_THREADS=${SIGE_NUM_THREADS:-2} LANGUAGE=C LC_ALL=C \
-  timeout 400 gimp-2.10 -n -s -d -f --stack-trace-mode never \
-  -b "(plug-in-script-fu-server RUN-NONINTERACTIVE \"127.0.0.1\" $port \"$work/server.log\")" \
-  > "$work/gimp.log" 2>&1 &
-gimp_pid=$!
-
-sf() {
-  echo "> $2" >> "$work/session.log"
-  sf_out=$("$client" "$port" "$1" "$2" 2>&1)
-  sf_rc=$?
-  echo "< [$sf_rc] $sf_out" >> "$work/session.log"
-  echo "$sf_out"
-  return $sf_rc
-}
-deadline=$(($(date +%s) + 120))
-until "$client" "$port" 2 '(+ 1 1)' > /dev/null 2>&1; do
-  kill -0 "$gimp_pid" 2>/dev/null || bail "GIMP exited before its Script-Fu server answered"
-  [ "$(date +%s)" -lt $deadline ] || bail "GIMP's Script-Fu server did not answer in 120 s"
-done
-echo "# GIMP answered after $(elapsed "$t_gimp") s (display $DISPLAY, Script-Fu server port $port)"
-sf 30 "(load \"$work/undo.scm\")" > /dev/null || bail "could not load undo.scm into Script-Fu"
-
-# ---- the X side ---------------------------------------------------------
-# window PATTERN: the visible GIMP window whose title matches the shell
-# PATTERN (polls up to 30 s; xdotool's --name regex misses UTF-8 titles)
-window() {
-  deadline=$(($(date +%s) + 30))
-  while [ "$(date +%s)" -lt $deadline ]; do
-    for w in $(xdotool search --onlyvisible --class gimp 2>/dev/null); do
-      # shellcheck disable=SC2254 # the pattern is the argument
-      case $(xdotool getwindowname "$w" 2>/dev/null) in
-        $1) echo "$w"; return 0 ;;
-      esac
-    done
-    sleep 0.1
-  done
-  return 1
-}
-press() {
-  timeout 10 xdotool windowfocus --sync "$1" > /dev/null 2>&1
-  focus=$(xdotool getwindowfocus 2>/dev/null)
-  [ "$focus" = "$1" ] || { echo "# the focus is on window $focus, not on window $1"; return 1; }
-  xdotool key --clearmodifiers "$2"
-}
 # the plug-in's one line per pass on stderr, and the messages (console)
 passes() { grep -c '^sparse-regenerate: .* pass ' "$work/gimp.log"; }
 last_pass() { grep '^sparse-regenerate: .* pass ' "$work/gimp.log" | tail -n 1 | cut -d' ' -f2; }
@@ -158,7 +45,6 @@ wait_for() {
   echo "# waited 120 s for '$1' to be '$2', it is '$($1)'"
   return 1
 }
-flat() { echo "$1" | tr -d '()'; }
 # layer facts: the layer count, the active layer, the top layer and its opacity
 facts() {
   flat "$(sf 30 "(list (n-layers img) (car (gimp-image-get-active-layer img))
@@ -239,17 +125,5 @@ else
 fi
 
 # ---- the end ------------------------------------------------------------
-sf 10 "(gimp-quit 1)" > /dev/null 2>&1
-deadline=$(($(date +%s) + 30))
-while kill -0 "$gimp_pid" 2>/dev/null && [ "$(date +%s)" -lt $deadline ]; do sleep 0.1; done
-if kill -0 "$gimp_pid" 2>/dev/null; then
-  not_ok "GIMP quits within 30 s"
-else
-  wait "$gimp_pid"
-  check "GIMP quits cleanly" eq "$?" 0
-fi
-check "no CRITICAL messages from GIMP or the plug-in" sh -c "! grep CRITICAL '$work/gimp.log'"
-if [ "$failed" -eq 0 ]; then show_log; else diagnostics; fi
-echo "# layers test: $(elapsed "$t_start") s in all"
-echo "1..$n"
-[ "$failed" -eq 0 ]
+gimp_quit_checks
+gui_finish "layers test: $(elapsed "$t_start") s in all"

@@ -9,6 +9,7 @@
 # (tests/gimp3/*.scm) with gimp-console-3.0, as tests/gimp3/run-gimp3-tests.sh
 # does inside its Debian 13 chroot.
 set -u
+. "$(dirname "$0")/tap-lib.sh"
 gimp=2.10
 if [ "${1:-}" = --gimp ]; then
   gimp=$2
@@ -22,11 +23,7 @@ mkdir -p "$work/xdg-config" "$work/xdg-cache" "$work/xdg-data"
 case "$gimp" in
   2.10)
     console=gimp-console-2.10 scripts=$src/tests/gimp
-    # GIMP 2.10 refuses to start without the profile's writable data folders.
-    for d in brushes dynamics fonts gradients palettes patterns tool-presets scripts templates \
-             plug-ins modules interpreters environ themes; do
-      mkdir -p "$profile/$d"
-    done
+    gimp2_profile "$profile"
     GIMP2_DIRECTORY=$profile "$src/tools/install-plugin.sh" --gimp 2.10 "$build" >/dev/null || {
       echo "Bail out! could not install the plug-in"; exit 1; }
     ;;
@@ -85,20 +82,11 @@ end=$(date +%s.%N)
 sed 's/^/# gimp: /' "$work/gimp.log"
 echo "# $console ran for $(awk "BEGIN { printf \"%.1f\", $end - $start }") s (exit $rc)"
 
-n=0 failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-check() { # name, command...
-  name=$1; shift
-  if out=$("$@" 2>&1); then ok "$name"; else not_ok "$name"; fi
-  [ -n "$out" ] && echo "$out" | sed 's/^/# /'
-}
 result() { sed -n "s/^.*RESULT $1 //p" "$work/gimp.log" | head -n 1; }
 passes() { sed -n "s/^sparse-regenerate: \\([a-z-]*\\) pass.*\\[$1\\]\$/\\1/p" "$work/gimp.log" | tr '\n' ' '; }
 # field of the Nth plug-in pass line of a mode: changed, written
 pass_rect() { sed -n "s/^sparse-regenerate: .*$3 \\([0-9]*\\),\\([0-9]*\\) \\([0-9]*\\)x\\([0-9]*\\),.*\\[$1\\]\$/\\1,\\2,\\3,\\4/p" \
   "$work/gimp.log" | sed -n "$2p"; }
-eq() { [ "$1" = "$2" ] || { echo "got '$1', expected '$2'"; return 1; }; }
 
 check "gimp exits cleanly" eq "$rc" 0
 check "no leaked GEGL buffers" sh -c "! grep -q 'GeglBuffers leaked' '$work/gimp.log'"
@@ -233,5 +221,4 @@ translation() { # language, message
 for lang in de zh_CN; do
   check "$lang catalogue translates a DDPM message" translation "$lang" "$msg_steps"
 done
-echo "1..$n"
-[ "$failed" -eq 0 ]
+tap_plan

@@ -19,143 +19,13 @@
 # keystrokes must not race another GIMP's.
 set -u
 src=$1 build=$2 compare=$3 client=$4
-t_start=$(date +%s.%N)
-work=$(mktemp -d "${TMPDIR:-/tmp}/sige-gimp-undo.XXXXXX")
-xvfb_pid='' gimp_pid=''
+. "$(dirname "$0")/gui-lib.sh"
+gui_init undo
+gimp_setup
+start_xvfb 440
+start_gimp 400 -d
+load_undo_scm
 
-# Xvfb and GIMP each run under `timeout`, which makes a process group of
-# its own (GIMP's plug-ins included): on every exit path the whole group
-# gets SIGTERM, then SIGKILL after 10 s; the timeouts bound them even if
-# this script is killed outright.
-# (dash's kill takes no "--": a negative number is a process group.)
-stop_group() {
-  kill -0 "-$1" 2>/dev/null || return 0
-  kill -TERM "-$1" 2>/dev/null
-  i=0
-  while kill -0 "-$1" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-  kill -KILL "-$1" 2>/dev/null
-  return 0
-}
-cleanup() {
-  [ -n "$gimp_pid" ] && stop_group "$gimp_pid"
-  [ -n "$xvfb_pid" ] && stop_group "$xvfb_pid"
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-elapsed() { awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $1 }"; }
-# GIMP's own output, without the theme engine warnings of a bare system
-show_log() {
-  [ -f "$work/gimp.log" ] || return 0
-  grep -v -e 'Unable to locate theme engine' -e '^$' "$work/gimp.log" | sed 's/^/# gimp: /'
-}
-diagnostics() {
-  show_log
-  [ -f "$work/session.log" ] && tail -n 200 "$work/session.log" | sed "s/^/# session: /"
-  [ -f "$work/server.log" ] && tail -n 20 "$work/server.log" | sed 's/^/# script-fu server: /'
-  [ -f "$work/xvfb.log" ] && sed 's/^/# Xvfb: /' "$work/xvfb.log"
-  if [ -n "${DISPLAY:-}" ]; then
-    for w in $(xdotool search --class gimp 2>/dev/null); do
-      echo "# window $w: $(xdotool getwindowname "$w" 2>/dev/null)"
-    done
-    echo "# focus: $(xdotool getwindowfocus 2>/dev/null)"
-  fi
-}
-bail() { echo "Bail out! $1"; diagnostics; exit 1; }
-
-n=0 failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-check() { # name, command...
-  name=$1; shift
-  if out=$("$@" 2>&1); then ok "$name"; else not_ok "$name"; fi
-  [ -n "$out" ] && echo "$out" | sed 's/^/# /'
-}
-note() { echo "$1" | sed 's/^/# /'; }
-eq() { [ "$1" = "$2" ] || { echo "got '$1', expected '$2'"; return 1; }; }
-same() { "$compare" "$work/$1" "$work/$2" --max-diff 0; }
-
-# ---- a private profile, display and GIMP --------------------------------
-profile=$work/profile
-# GIMP refuses to start without the profile's writable data folders.
-for d in brushes dynamics fonts gradients palettes patterns tool-presets scripts templates \
-         plug-ins modules interpreters environ themes; do
-  mkdir -p "$profile/$d"
-done
-mkdir -p "$work/xdg-config" "$work/xdg-cache"
-# the image windows are found by the image's id in their title
-printf '(image-title-format "sige-image-%%p")\n' > "$profile/gimprc"
-GIMP2_DIRECTORY=$profile "$src/tools/install-plugin.sh" --gimp 2.10 "$build" >/dev/null ||
-  bail "could not install the plug-in"
-cp "$src/data/examples/street_labels.png" "$work/labels.png"
-sed "s|@OUT@|$work|g" "$src/tests/gimp/undo.scm" > "$work/undo.scm"
-ref=${SIGE_REFERENCE_DIR:-$src/../shared/reference}
-ddpm_model=$ref/ddpm-church-tiny/weights.safetensors
-
-# Xvfb picks a free display itself and writes its number when ready.
-timeout 440 Xvfb -displayfd 3 -screen 0 1280x1024x24 -nolisten tcp \
-  3> "$work/display" > "$work/xvfb.log" 2>&1 &
-xvfb_pid=$!
-deadline=$(($(date +%s) + 30))
-until grep -q '^[0-9][0-9]*$' "$work/display" 2>/dev/null; do
-  kill -0 "$xvfb_pid" 2>/dev/null || bail "Xvfb exited"
-  [ "$(date +%s)" -lt $deadline ] || bail "Xvfb did not start in 30 s"
-  sleep 0.1
-done
-DISPLAY=:$(cat "$work/display")
-export DISPLAY
-
-port=$("$client" --free-port) || bail "no free TCP port"
-t_gimp=$(date +%s.%N)
-GIMP2_DIRECTORY=$profile XDG_CONFIG_HOME=$work/xdg-config XDG_CACHE_HOME=$work/xdg-cache \
-  SIGE_NUM_THREADS=${SIGE_NUM_THREADS:-2} LANGUAGE=C LC_ALL=C \
-  timeout 400 gimp-2.10 -n -s -d -f --stack-trace-mode never \
-  -b "(plug-in-script-fu-server RUN-NONINTERACTIVE \"127.0.0.1\" $port \"$work/server.log\")" \
-  > "$work/gimp.log" 2>&1 &
-gimp_pid=$!
-
-# sf TIMEOUT_S SCRIPT: evaluate SCRIPT in GIMP; the answer on stdout, and
-# both in session.log
-sf() {
-  echo "> $2" >> "$work/session.log"
-  sf_out=$("$client" "$port" "$1" "$2" 2>&1)
-  sf_rc=$?
-  echo "< [$sf_rc] $sf_out" >> "$work/session.log"
-  echo "$sf_out"
-  return $sf_rc
-}
-deadline=$(($(date +%s) + 120))
-until "$client" "$port" 2 '(+ 1 1)' > /dev/null 2>&1; do
-  kill -0 "$gimp_pid" 2>/dev/null || bail "GIMP exited before its Script-Fu server answered"
-  [ "$(date +%s)" -lt $deadline ] || bail "GIMP's Script-Fu server did not answer in 120 s"
-done
-echo "# GIMP answered after $(elapsed "$t_gimp") s (display $DISPLAY, Script-Fu server port $port)"
-sf 30 "(load \"$work/undo.scm\")" > /dev/null || bail "could not load undo.scm into Script-Fu"
-
-# ---- the X side ---------------------------------------------------------
-# image_window ID: the X window that shows image ID (polls up to 30 s)
-image_window() {
-  deadline=$(($(date +%s) + 30))
-  while [ "$(date +%s)" -lt $deadline ]; do
-    for w in $(xdotool search --onlyvisible --class gimp 2>/dev/null); do
-      case $(xdotool getwindowname "$w" 2>/dev/null) in
-        "sige-image-$1 "*) echo "$w"; return 0 ;;
-      esac
-    done
-    sleep 0.1
-  done
-  return 1
-}
-# press WINDOW KEY: focus the window (no window manager here, so xdotool
-# sets the input focus itself; checked) and type the key through XTEST,
-# as a user's keyboard would
-press() {
-  timeout 10 xdotool windowfocus --sync "$1" > /dev/null 2>&1
-  focus=$(xdotool getwindowfocus 2>/dev/null)
-  [ "$focus" = "$1" ] || { echo "# the focus is on window $focus, not on the image window $1"; return 1; }
-  xdotool key --clearmodifiers "$2"
-}
 # key C WINDOW KEY: press KEY and wait (up to 20 s) until GIMP has acted
 # on it, that is until the state of case C's image changes
 key() {
@@ -180,8 +50,6 @@ key() {
 pressed() {
   if key "$1" "$2" "$3"; then ok "$1: $4 changed the image"; else not_ok "$1: $4 changed the image"; fi
 }
-# flat RESULT: a Script-Fu list answer as words
-flat() { echo "$1" | tr -d '()'; }
 
 # undo_case C SETUP RUN_ARGS EDIT_ARGS: SETUP is Script-Fu that defines
 # C-img (with an empty undo stack) and its layer C-src; RUN_ARGS are the
@@ -346,17 +214,5 @@ else
 fi
 
 # ---- the end ------------------------------------------------------------
-sf 10 "(gimp-quit 1)" > /dev/null 2>&1 # GIMP quits before it answers
-deadline=$(($(date +%s) + 30))
-while kill -0 "$gimp_pid" 2>/dev/null && [ "$(date +%s)" -lt $deadline ]; do sleep 0.1; done
-if kill -0 "$gimp_pid" 2>/dev/null; then
-  not_ok "GIMP quits within 30 s"
-else
-  wait "$gimp_pid"
-  check "GIMP quits cleanly" eq "$?" 0
-fi
-check "no CRITICAL messages from GIMP or the plug-in" sh -c "! grep CRITICAL '$work/gimp.log'"
-if [ "$failed" -eq 0 ]; then show_log; else diagnostics; fi
-echo "# undo test: $(elapsed "$t_start") s in all"
-echo "1..$n"
-[ "$failed" -eq 0 ]
+gimp_quit_checks
+gui_finish "undo test: $(elapsed "$t_start") s in all"

@@ -9,18 +9,10 @@
 # ROOT: a folder the package was already installed into (tools/bootstrap.sh
 # package checks its .deb with dpkg -x); default: meson install --destdir.
 set -u
+. "$(dirname "$0")/tap-lib.sh"
 src=$1 build=$2 root=${3:-}
 work=$(mktemp -d "${TMPDIR:-/tmp}/sige-package-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-n=0 failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-check() { # name, command...
-  name=$1; shift
-  if out=$("$@" 2>&1); then ok "$name"; else not_ok "$name"; fi
-  [ -n "$out" ] && echo "$out" | sed 's/^/# /'
-}
-eq() { [ "$1" = "$2" ] || { echo "got '$1', expected '$2'"; return 1; }; }
 
 if [ -z "$root" ]; then
   root=$work/root
@@ -53,10 +45,7 @@ done
 # GIMP with a private profile that looks for plug-ins in the scratch root
 # too (its own folder stays first: Script-Fu runs the batch commands).
 profile=$work/profile
-for d in brushes dynamics fonts gradients palettes patterns tool-presets scripts templates \
-         plug-ins modules interpreters environ themes; do
-  mkdir -p "$profile/$d"
-done
+gimp2_profile "$profile"
 mkdir -p "$work/xdg-config" "$work/xdg-cache" "$work/models/church"
 printf '(plug-in-path "${gimp_plug_in_dir}/plug-ins:%s")\n' "$plugins" > "$profile/gimprc"
 # remembered from an earlier session: must be read and kept
@@ -132,5 +121,4 @@ check "corrupt settings: the default model runs" \
 check "corrupt settings: a warning naming the file" grep -q "$ini: unreadable settings" "$work/gimp3.log"
 check "corrupt settings: rewritten with the defaults" grep -qx 'threshold=0.6' "$ini"
 echo "# three GIMP starts: $(($(date +%s) - t0)) s"
-echo "1..$n"
-[ "$failed" -eq 0 ]
+tap_plan
