@@ -131,12 +131,13 @@ check "photo as labels: refused before any pass, no new layer" \
   sh -c "[ '$(result photo-result)' = -1 ] && [ '$(result photo-layer-count)' = 1 ]"
 check "photo as labels: the message says how many pixels are far from the palette" \
   grep -q "error: This does not look like a label map: 119552 of its 131072 pixels (91 %) are farther than 24 levels" "$work/gimp.log"
-# GIMP 2.10's gimp-plugins-query gives both procedures' image types (what
-# GIMP greys the menu entries by); GIMP 3's Script-Fu has no such query
+# GIMP 2.10's gimp-plugins-query gives the image types (what GIMP greys the
+# menu entries by) of the three menu entries: Sparse Regenerate..., Reset
+# Sparse Regenerate Snapshot and Sparse Regenerate Live; GIMP 3's Script-Fu has no such query
 # (gimp-plug-ins-query gives no types; the types' PDB call is private)
 if [ "$gimp" = 2.10 ]; then
   check "indexed label map: the menu entries are enabled for INDEXED images ($(result image-types))" \
-    sh -c "[ '$(result image-types-count)' = 2 ] && [ -n '$(result image-types)' ] &&
+    sh -c "[ '$(result image-types-count)' = 3 ] && [ -n '$(result image-types)' ] &&
            ! echo '$(result image-types)' | tr ';' '\n' | grep -v '^\$' | grep -vq 'INDEXED\*'"
 fi
 check "indexed label map: accepted, one new layer" \
