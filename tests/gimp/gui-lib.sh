@@ -13,7 +13,7 @@
 #   gimp_quit_checks; gui_finish SUMMARY   the end (the last command)
 # Run such a test alone: it takes a display and a TCP port on 127.0.0.1,
 # and its keystrokes must not race another GIMP's.
-. "$(dirname "$0")/tap-lib.sh"
+. "${gui_lib_dir:-$(dirname "$0")}/tap-lib.sh"
 
 # Xvfb and GIMP each run under `timeout`, which makes a process group of
 # its own (GIMP's plug-ins included): on every exit path the whole group
