@@ -107,41 +107,39 @@ gboolean sige_edit_session_options(const sige_model *m, const sige_edit_params *
   return sdedit_options(sige_model_get_kind(m), p, o, error);
 }
 
-/* A whole-string number: "0.5" but not "0.5x", "", " 1" or "nan". */
-static gboolean parse_number(const char *text, double *out) {
-  if (!text || !*text || g_ascii_isspace(*text)) return FALSE;
+/* The number in text when all of it is one in [lo, hi] (whole when
+ * `whole`): "0.5" but not "0.5x", "", " 1" or "nan"; else an error naming
+ * the option, the text and `expected`. */
+static gboolean parse_number(const char *option, const char *text, double lo, double hi,
+                             gboolean whole, const char *expected, double *out,
+                             GError **error) {
   char *end = NULL;
-  const double v = g_ascii_strtod(text, &end);
-  if (end == text || *end != '\0' || !isfinite(v)) return FALSE;
+  const double v = text && *text && !g_ascii_isspace(*text) ? g_ascii_strtod(text, &end) : NAN;
+  if (!end || end == text || *end != '\0' || !(v >= lo && v <= hi) || (whole && v != floor(v))) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+                _("%s %s: expected %s; leave the option out for the model's default"), option,
+                text ? text : "(none)", expected);
+    return FALSE;
+  }
   *out = v;
   return TRUE;
 }
 
 gboolean sige_edit_strength_parse(const char *option, const char *text, double *strength,
                                   GError **error) {
-  double v = 0;
-  if (!parse_number(text, &v) || !(v > 0 && v <= 1)) {
-    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
-                _("%s %s: expected a number above 0 and at most 1 (the share of the noise "
-                  "schedule an edit starts from); leave the option out for the model's default"),
-                option, text ? text : "(none)");
-    return FALSE;
-  }
-  *strength = v;
-  return TRUE;
+  /* above 0: the smallest double above it stands for "more than nothing" */
+  return parse_number(option, text, nextafter(0.0, 1.0), 1.0, FALSE,
+                      _("a number above 0 and at most 1 (the share of the noise schedule an "
+                        "edit starts from)"),
+                      strength, error);
 }
 
 gboolean sige_edit_steps_parse(const char *option, const char *text, int *steps,
                                GError **error) {
   double v = 0;
-  if (!parse_number(text, &v) || v != (double)(int)CLAMP(v, 0, G_MAXINT) || v < 1 ||
-      v > 1000) {
-    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
-                _("%s %s: expected a whole number of steps from 1 to 1000; leave the option "
-                  "out for the model's default"),
-                option, text ? text : "(none)");
+  if (!parse_number(option, text, 1, 1000, TRUE, _("a whole number of steps from 1 to 1000"), &v,
+                    error))
     return FALSE;
-  }
   *steps = (int)v;
   return TRUE;
 }
