@@ -55,10 +55,6 @@ typedef struct {
   double read_ms; /* a smoothed read cost */
 } Live;
 
-static gboolean live_busy;
-
-gboolean sige_live_busy(void) { return live_busy; }
-
 static void set_status(Live *L, const gchar *text) {
   if (L->win) gtk_label_set_text(GTK_LABEL(L->status), text);
 }
@@ -107,9 +103,7 @@ static void update(Live *L, gint64 since_change_us) {
   const sige_regen_host host = {.message = live_message, .wait = live_wait, .data = L};
   GError *error = NULL;
   const gint32 active = gimp_image_get_active_layer(L->image);
-  live_busy = TRUE;
   const gint32 out = sige_gimp210_regenerate_host(L->image, L->layer, &L->s, &host, &error);
-  live_busy = FALSE;
   /* A new output layer becomes GIMP's active layer; the artist's next
    * stroke must still land on the labels. */
   if (active == L->layer && gimp_item_is_valid(L->layer) &&

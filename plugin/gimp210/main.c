@@ -206,17 +206,6 @@ static void run_temp_body(const gchar *name, gint nparams, const GimpParam *para
   }
   const gint32 image = param[menu_reset ? 2 : 1].data.d_image;
   const gint32 drawable = param[menu_reset ? 3 : 2].data.d_drawable;
-  /* A call that arrives while a live update writes runs nested in one of
-   * its libgimp calls, under a session that is in use: refuse it. */
-  if (sige_live_busy() || (live_running && strcmp(name, SIGE_LIVE_PROC) == 0)) {
-    const gchar *msg = live_running && !sige_live_busy()
-                           ? _("Sparse Regenerate Live is already running; stop it first.")
-                           : _("Sparse Regenerate Live is updating the output; try again in a "
-                               "moment.");
-    if (mode == GIMP_RUN_INTERACTIVE) gimp_message(msg);
-    set_error(values, nreturn_vals, GIMP_PDB_EXECUTION_ERROR, msg);
-    return;
-  }
   sige_sessions_prune();
 
   if (menu_reset || strcmp(name, SIGE_RESET_PROC) == 0) {

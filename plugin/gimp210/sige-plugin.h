@@ -31,8 +31,6 @@ gint32 sige_gimp210_regenerate_host(gint32 image, gint32 drawable, const SigeSet
 /* Live mode (live.c): watches the layer and regenerates after each
  * stroke until the user stops it; returns when stopped. */
 void sige_live_run(gint32 image, gint32 drawable, const SigeSettings *s);
-/* Whether a live pass is writing now (runs nested in it are refused). */
-gboolean sige_live_busy(void);
 /* The layer a run on `drawable` regenerates from: drawable itself, or the
  * source of a Sparse Regenerate output layer; -1 with *error set when that
  * source is gone. */
