@@ -19,10 +19,11 @@ PACKAGES="gcc pkg-config meson ninja-build libglib2.0-dev libjson-glib-dev libop
 GIMP_PACKAGES="gimp libgimp2.0-dev gettext xvfb xdotool python3-markdown"
 # building the Debian packages (debian/control's Build-Depends besides the above)
 PACKAGE_PACKAGES="dpkg-dev debhelper"
-# the tests write PyTorch checkpoints with the real torch.save (tests/scripts/);
+# the tests write PyTorch checkpoints with the real torch.save (tests/scripts/), and
+# test the training tools with numpy and torch (tests/scenes, tests/train);
 # big (about 650 MB installed, 1.5 minutes here): only for `test`.
 # debootstrap: the Debian 13 chroot the GIMP 3 tests run in (tests/gimp3/)
-TEST_PACKAGES="python3-torch debootstrap"
+TEST_PACKAGES="python3-torch python3-numpy debootstrap"
 
 install_packages() {
   missing=""

@@ -1,0 +1,132 @@
+"""What the two training scripts share: the scene cache, checkpoints that
+survive being killed, the loss log and its plot, and the export to
+safetensors.  Training needs Debian's python3-torch (/usr/bin/python3); the
+product never does.
+"""
+import csv
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "scenes"))
+sys.path.insert(0, os.path.join(HERE, "..", "peer"))
+
+import safetensors_io  # noqa: E402
+from churches import render_church  # noqa: E402
+from streets import render_street  # noqa: E402
+
+# Seeds 0..HELD_OUT-1 train; seeds from HELD_OUT on are never seen in training.
+HELD_OUT = 1_000_000
+
+
+def scene(kind, seed, cache_dir):
+    """A street (labels, instances, photo) or a church picture, from the cache
+    when it was made before (making one costs 0.2-0.4 s)."""
+    path = os.path.join(cache_dir, f"{kind}_{seed:07d}.npz") if cache_dir else None
+    if path and os.path.exists(path):
+        try:
+            with np.load(path) as z:
+                return tuple(z[k] for k in sorted(z.files))
+        except (OSError, ValueError, EOFError):
+            pass  # a file cut short by a kill: make it again
+    if kind == "streets":
+        label, inst, photo = render_street(seed)
+        out = (label.astype(np.uint8), inst.astype(np.int32), photo)
+    else:
+        out = (render_church(seed),)
+    if path:
+        os.makedirs(cache_dir, exist_ok=True)
+        tmp = path + f".{os.getpid()}.tmp.npz"
+        np.savez_compressed(tmp, *out)
+        os.replace(tmp, path)
+    return out
+
+
+class Checkpoint:
+    """last.pt in the run directory, written to a temporary name and renamed,
+    so that a kill at any moment leaves the previous checkpoint whole."""
+
+    def __init__(self, run_dir):
+        self.run_dir = run_dir
+        os.makedirs(run_dir, exist_ok=True)
+        self.path = os.path.join(run_dir, "last.pt")
+
+    def load(self):
+        if not os.path.exists(self.path):
+            return None
+        return torch.load(self.path, map_location="cpu")
+
+    def save(self, state):
+        tmp = self.path + ".tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, self.path)
+
+
+class LossLog:
+    """Appends one CSV row per logged step: step, wall seconds, named losses."""
+
+    def __init__(self, run_dir, names):
+        self.path = os.path.join(run_dir, "losses.csv")
+        self.names = names
+        if not os.path.exists(self.path):
+            with open(self.path, "w", newline="") as f:
+                csv.writer(f).writerow(["step", "wall_s"] + names)
+
+    def add(self, step, wall_s, values):
+        with open(self.path, "a", newline="") as f:
+            csv.writer(f).writerow([step, f"{wall_s:.1f}"] + [f"{values[n]:.5f}" for n in self.names])
+
+
+def plot_losses(csv_path, png_path, title):
+    """The loss curves (smoothed over 50 rows) as a PNG; needs python3-matplotlib."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("python3-matplotlib is not installed: no loss plot", file=sys.stderr)
+        return False
+    with open(csv_path) as f:
+        rows = list(csv.reader(f))
+    head, rows = rows[0], [r for r in rows[1:] if len(r) == len(rows[0])]
+    if not rows:
+        return False
+    data = np.array(rows, dtype=float)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    k = max(1, min(50, len(data) // 10))
+    for i, name in enumerate(head[2:], 2):
+        smooth = np.convolve(data[:, i], np.ones(k) / k, mode="valid")
+        ax.plot(data[k - 1:, 0], smooth, label=name)
+    ax.set_xlabel("step")
+    ax.set_title(f"{title} (mean of {k} logged steps)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=90)
+    plt.close(fig)
+    return True
+
+
+def export(state_dict, path, metadata, fp16=True):
+    """Writes a model's float tensors as safetensors (F16 by default), without
+    BatchNorm's num_batches_tracked counters, which no checkpoint format of the
+    engine reads."""
+    tensors = {}
+    for name, t in state_dict.items():
+        if name.endswith("num_batches_tracked"):
+            continue
+        a = t.detach().cpu().float().numpy()
+        tensors[name] = a.astype(np.float16) if fp16 else a
+    safetensors_io.save(path, tensors, metadata)
+
+
+class Timer:
+    def __init__(self, already_s=0.0):
+        self.t0 = time.time() - already_s
+
+    def total(self):
+        return time.time() - self.t0
