@@ -48,6 +48,15 @@ run gancomp_config edit --model "gancomp:8_8_8_12_8_6_6_8:$GANCOMP" --threads 2 
   -o "$TMP/gancomp_config.png"
 cmp -s "$TMP/gancomp.png" "$TMP/gancomp_config.png" || fail "gancomp:CONFIG:PATH differs from gancomp:PATH"
 
+# --dense: the same edit with full passes is exactly the dense render of the edited map
+run dense_edit edit --model "spade:$SRC/data/models/gaugan-demo.safetensors" --threads 2 --dense \
+  -a "$SRC/data/examples/street_labels.png" -b "$SRC/data/examples/street_labels_edit.png" \
+  -o "$TMP/dense_edit.png"
+grep -q "edit (full" "$TMP/dense_edit.log" || fail "sige edit --dense did not run a full pass"
+run dense_render render --model "$SRC/data/models/gaugan-demo.safetensors" --threads 2 \
+  --labels "$SRC/data/examples/street_labels_edit.png" --out "$TMP/dense_render.png"
+cmp -s "$TMP/dense_edit.png" "$TMP/dense_render.png" || fail "sige edit --dense differs from sige render of the edit"
+
 # PD UNet: SDEdit on two 128x128 images, the PD sampler (the tiny model's heads are 32 wide)
 run pd edit --model "pd:32:$PD" --threads 2 --strength 0.5 --steps 2 \
   -a "$SRC/tests/cli/data/church_a.png" -b "$SRC/tests/cli/data/church_b.png" -o "$TMP/pd.png"

@@ -18,7 +18,7 @@ int sige_cmd_edit(int argc, char **argv) {
   sige_edit_params params;
   sige_edit_params_init(&params);
   int threads = 0, seed = 0;
-  gboolean fp16 = FALSE;
+  gboolean fp16 = FALSE, dense = FALSE;
   GOptionEntry entries[] = {
       {"model", 'm', 0, G_OPTION_ARG_STRING, &model_spec,
        "spade:|gancomp:[CONFIG:]|ddpm:|pd:[HEAD_DIM:]WEIGHTS (CONFIG e.g. 32_32_32_48_32_24_24_32)", "SPEC"},
@@ -34,6 +34,8 @@ int sige_cmd_edit(int argc, char **argv) {
       {"strength", 0, 0, G_OPTION_ARG_STRING, &strength_text, "DDPM: noise level / 1000 (default 0.75); PD: noise level / 8 of the 8-step schedule (default 0.625, level 5)", "S"},
       {"seed", 0, 0, G_OPTION_ARG_INT, &seed, "DDPM/PD: noise seed (default 0)", "S"},
       {"fp16-caches", 0, 0, G_OPTION_ARG_NONE, &fp16, "store activation caches as fp16", NULL},
+      {"dense", 0, 0, G_OPTION_ARG_NONE, &dense,
+       "compute the edit with full passes (same semantics: the reference for the sparse result)", NULL},
       {"device", 'd', 0, G_OPTION_ARG_STRING, &device_name, SIGE_CLI_DEVICE_HELP, "DEVICE"},
       {NULL}};
   g_autoptr(GOptionContext) oc = g_option_context_new("");
@@ -72,6 +74,8 @@ int sige_cmd_edit(int argc, char **argv) {
   }
   sige_session_options opts;
   if (!sige_edit_session_options(model, &params, &opts, &error)) return sige_cli_fail(error) + 1;
+  /* any difference is then "more than" the threshold: the same edit, full passes */
+  if (dense) opts.full_pass_above = -1.0;
   g_autoptr(sige_tensor) a = NULL, b = NULL;
   if (!(a = sige_cli_read_input(model, orig, orig_inst, &error)) ||
       !(b = sige_cli_read_input(model, edited, edit_inst, &error)))

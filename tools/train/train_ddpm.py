@@ -118,7 +118,7 @@ def main():
             print(f"step {step} mse {loss.item():.4f}", flush=True)
         if not a.smoke and step % a.save_every == 0:
             save()
-    if not a.smoke:
+    if not a.smoke and a.steps:  # --steps 0: export only, the checkpoint stays as it is
         save()
         common.plot_losses(log.path, os.path.join(a.run_dir, "losses.png"), f"church DDPM ch {a.ch}")
     if a.export:

@@ -7,7 +7,7 @@ engine.
   /usr/bin/python3 tools/train/train_gaugan.py --run-dir /work/train/gaugan --steps 2000 \
       --export data/models/gaugan-street.safetensors
 
-Resumes from RUN_DIR/last.pt; each invocation runs --steps more steps,
+Resumes from RUN_DIR/last.pt (--steps 0 only exports it); each invocation runs --steps more steps,
 checkpoints every --save-every steps and at the end, and exports (fp16) at
 the end.  Training follows SPADE's recipe scaled to a 2-core CPU: spectral
 norm in the generator's residual blocks and in the discriminator, a
@@ -235,7 +235,7 @@ def main():
             print(f"step {step} " + " ".join(f"{k} {v:.3f}" for k, v in vals.items()), flush=True)
         if not a.smoke and step % a.save_every == 0:
             save()
-    if not a.smoke:
+    if not a.smoke and a.steps:  # --steps 0: export only, the checkpoint stays as it is
         save()
         common.plot_losses(log.path, os.path.join(a.run_dir, "losses.png"), f"GauGAN ngf {a.ngf}")
     if a.export:
