@@ -97,6 +97,13 @@ with tempfile.TemporaryDirectory() as d:
     with open(os.path.join(run_dir, "losses.csv")) as f:
         rows = f.read().splitlines()
     check("gaugan: the loss log has one row per step", len(rows) == 3, str(rows))
+    # a run killed after its checkpoint logged steps that the next one redoes
+    with open(os.path.join(run_dir, "losses.csv"), "a") as f:
+        f.write("3,1.0,0,0,0,0,0\n")
+    rc3, _ = run(tiny)
+    with open(os.path.join(run_dir, "losses.csv")) as f:
+        steps = [r.split(",")[0] for r in f.read().splitlines()[1:]]
+    check("gaugan: rows logged after the last checkpoint are dropped on resume", rc3 == 0 and steps == ["1", "2", "3"], str(steps))
 
 print(f"1..{len(results)}")
 for i, (name, ok, detail) in enumerate(results, 1):

@@ -76,6 +76,17 @@ class LossLog:
             with open(self.path, "w", newline="") as f:
                 csv.writer(f).writerow(["step", "wall_s"] + names)
 
+    def drop_after(self, step):
+        """On resume: rows a killed run logged after its last checkpoint go."""
+        with open(self.path, newline="") as f:
+            rows = list(csv.reader(f))
+        keep = rows[:1] + [r for r in rows[1:] if r and int(r[0]) <= step]
+        if len(keep) != len(rows):
+            tmp = self.path + ".tmp"
+            with open(tmp, "w", newline="") as f:
+                csv.writer(f).writerows(keep)
+            os.replace(tmp, self.path)
+
     def add(self, step, wall_s, values):
         with open(self.path, "a", newline="") as f:
             csv.writer(f).writerow([step, f"{wall_s:.1f}"] + [f"{values[n]:.5f}" for n in self.names])

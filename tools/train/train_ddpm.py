@@ -89,6 +89,7 @@ def main():
     gen = torch.Generator().manual_seed(step + 17)
     seeds = list(range(a.scenes))
     log = common.LossLog(a.run_dir, ["mse"])
+    log.drop_after(step)
     timer = common.Timer(wall)
 
     def save():

@@ -198,6 +198,7 @@ def main():
     rng = random.Random(step * 7919 + 1)
     seeds = list(range(a.scenes))
     log = common.LossLog(a.run_dir, ["d_real", "d_fake", "g_adv", "g_fm", "g_l1"])
+    log.drop_after(step)
     timer = common.Timer(wall)
     set_size(g, h, w)
 
