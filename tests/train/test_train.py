@@ -42,8 +42,9 @@ def run(args):
 with tempfile.TemporaryDirectory() as d:
     cache = os.path.join(d, "scenes")
     g_path, d_path = os.path.join(d, "g.safetensors"), os.path.join(d, "d.safetensors")
+    untouched = os.path.join(d, "smoke-run")
     rc, out = run([os.path.join(ROOT, "tools/train/train_gaugan.py"), "--smoke", "--cache-dir", cache,
-                   "--export", g_path])
+                   "--run-dir", untouched, "--export", g_path])
     check("gaugan: one training step and the export", rc == 0 and os.path.exists(g_path), out[-400:])
 
     # the engine's render of a small street against PyTorch's, from the exported file
@@ -74,7 +75,9 @@ with tempfile.TemporaryDirectory() as d:
               missing <= {k for k in g.state_dict() if k.endswith("num_batches_tracked")}, str(missing))
 
     rc, out = run([os.path.join(ROOT, "tools/train/train_ddpm.py"), "--smoke", "--cache-dir", cache,
-                   "--export", d_path])
+                   "--run-dir", untouched, "--export", d_path])
+    # a smoke run next to a real training run must leave its checkpoint and log alone
+    check("smoke runs leave the run directory alone", not os.path.exists(untouched))
     check("ddpm: one training step and the export", rc == 0 and os.path.exists(d_path), out[-400:])
     if rc == 0:
         want = {k: tuple(v.shape) for k, v in DDPMUNet(ch=32).state_dict().items()}

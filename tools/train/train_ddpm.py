@@ -72,8 +72,8 @@ def main():
     ema = DDPMUNet(ch=a.ch, resolution=256, attn_res=(16,))
     ema.load_state_dict(model.state_dict())
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
-    ck = common.Checkpoint(a.run_dir)
-    state = None if a.smoke else ck.load()
+    ck = None if a.smoke else common.Checkpoint(a.run_dir)
+    state = ck.load() if ck else None
     step, wall = 0, 0.0
     if state:
         if state["ch"] != a.ch:
@@ -88,8 +88,9 @@ def main():
     rng = random.Random(step * 104729 + 3)
     gen = torch.Generator().manual_seed(step + 17)
     seeds = list(range(a.scenes))
-    log = common.LossLog(a.run_dir, ["mse"])
-    log.drop_after(step)
+    log = None if a.smoke else common.LossLog(a.run_dir, ["mse"])  # --smoke leaves every run directory alone
+    if log:
+        log.drop_after(step)
     timer = common.Timer(wall)
 
     def save():

@@ -183,8 +183,8 @@ def main():
     d = MultiscaleD(LABEL_NC + 1 + 3, a.ndf)
     opt_g = torch.optim.Adam(g.parameters(), lr=1e-4, betas=(0.0, 0.9))
     opt_d = torch.optim.Adam(d.parameters(), lr=4e-4, betas=(0.0, 0.9))
-    ck = common.Checkpoint(a.run_dir)
-    state = None if a.smoke else ck.load()
+    ck = None if a.smoke else common.Checkpoint(a.run_dir)
+    state = ck.load() if ck else None
     step, wall = 0, 0.0
     if state:
         if state["ngf"] != a.ngf:
@@ -197,8 +197,9 @@ def main():
         print(f"resumed at step {step} ({wall / 3600:.2f} h of training)")
     rng = random.Random(step * 7919 + 1)
     seeds = list(range(a.scenes))
-    log = common.LossLog(a.run_dir, ["d_real", "d_fake", "g_adv", "g_fm", "g_l1"])
-    log.drop_after(step)
+    log = None if a.smoke else common.LossLog(a.run_dir, ["d_real", "d_fake", "g_adv", "g_fm", "g_l1"])  # --smoke leaves every run directory alone
+    if log:
+        log.drop_after(step)
     timer = common.Timer(wall)
     set_size(g, h, w)
 
