@@ -189,8 +189,8 @@ static void keep_untouched(Payload *pl, sige_regen_result *r, const sige_pixels 
   sige_pixels_keep_untouched(src, pl->base_src, pl->base_out, r->pixels,
                              sige_edit_margin(r->width, r->height));
   /* what this run changes in what the plug-in shows */
-  const sige_pixels before = {pl->last_out, r->width, r->height, r->bpp};
-  const sige_pixels now = {r->pixels, r->width, r->height, r->bpp};
+  const sige_pixels before = {pl->last_out, r->width, r->height, r->bpp, 8};
+  const sige_pixels now = {r->pixels, r->width, r->height, r->bpp, 8};
   r->changed = sige_pixels_diff_rect(&before, &now);
   memcpy(pl->last_out, r->pixels, size);
 }

@@ -219,7 +219,7 @@ gint32 sige_gimp210_regenerate_host(gint32 image, gint32 drawable, const SigeSet
   if (!fresh) {
     sige_pixels cur;
     g_autofree guint8 *cur_data = read_layer(out, &cur);
-    const sige_pixels now = {r->pixels, r->width, r->height, r->bpp};
+    const sige_pixels now = {r->pixels, r->width, r->height, r->bpp, 8};
     wr = sige_pixels_diff_rect(&cur, &now);
   }
   if (wr.width > 0) {

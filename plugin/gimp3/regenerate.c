@@ -215,7 +215,7 @@ GimpLayer *sige_gimp3_regenerate(GimpImage *image, GimpDrawable *drawable,
   if (!fresh) {
     sige_pixels cur;
     g_autofree guint8 *cur_data = read_layer(GIMP_DRAWABLE(out), &cur);
-    const sige_pixels now = {r->pixels, r->width, r->height, r->bpp};
+    const sige_pixels now = {r->pixels, r->width, r->height, r->bpp, 8};
     wr = sige_pixels_diff_rect(&cur, &now);
   }
   if (wr.width > 0) {

@@ -6,18 +6,23 @@ sige_tensor *sige_model_input_from_png(const sige_model *m, const char *path,
                                        const char *instance_path, sige_input_report *report,
                                        GError **error) {
   g_autofree guint8 *px = NULL, *ipx = NULL;
-  int w, h, ch, iw = 0, ih = 0, ich = 0;
+  int w, h, ch, iw = 0, ih = 0, ich = 0, bits = 8, ibits = 8;
   int64_t want[4];
   sige_model_input_shape(m, want);
-  /* as stored: gray is a class-id map or a gray picture, colour is RGB */
-  if (!sige_png_read_sized(path, 0, (int)want[3], (int)want[2], &px, &w, &h, &ch, error))
-    return NULL;
   const gboolean labels = sige_model_input_kind(m, NULL) == SIGE_INPUT_LABELS;
-  if (labels && instance_path &&
-      !sige_png_read_sized(instance_path, 0, (int)want[3], (int)want[2], &ipx, &iw, &ih, &ich,
-                           error))
+  /* as stored: gray is a class-id map (values unscaled, any bit depth) or a
+   * gray picture, colour is RGB */
+  if (!(labels ? sige_png_read_index_map(path, (int)want[3], (int)want[2], &px, &w, &h, &ch,
+                                         &bits, error)
+               : sige_png_read_sized(path, 0, (int)want[3], (int)want[2], &px, &w, &h, &ch,
+                                     error)))
     return NULL;
-  const sige_pixels src = {px, w, h, ch}, inst = {ipx, iw, ih, ich};
+  if (labels && instance_path &&
+      !sige_png_read_index_map(instance_path, (int)want[3], (int)want[2], &ipx, &iw, &ih, &ich,
+                               &ibits, error))
+    return NULL;
+  const sige_pixels src = {px, w, h, bits == 16 ? 2 : ch, bits},
+                    inst = {ipx, iw, ih, ibits == 16 ? 2 : ich, ibits};
   sige_tensor *t = sige_model_input_from_pixels(m, &src, ipx ? &inst : NULL, report, error);
   if (!t) g_prefix_error(error, "%s: ", path);
   return t;

@@ -9,14 +9,24 @@
 #include "sige-app/palette.h"
 #include "sige/error.h"
 
+/* The gray value of pixel i: 8-bit, or an unscaled 16-bit index. */
+static inline int gray_value(const sige_pixels *px, size_t i) {
+  if (px->bits == 16) {
+    guint16 v;
+    memcpy(&v, px->data + 2 * i, 2);
+    return v;
+  }
+  return px->data[i * px->bpp];
+}
+
 int32_t *sige_labels_from_pixels(const sige_pixels *px, int label_nc, int64_t *n_nearest,
                                  GError **error) {
   const size_t n = (size_t)px->width * px->height;
   int32_t *labels = g_new(int32_t, n);
   int64_t nearest = 0;
-  if (px->bpp <= 2) {
+  if (px->bpp <= 2 || px->bits == 16) {
     for (size_t i = 0; i < n; i++) {
-      int v = px->data[i * px->bpp];
+      const int v = gray_value(px, i);
       if (v >= label_nc) {
         g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
                     _("Pixel (%d, %d) of the gray label map has value %d, but the model knows "
@@ -90,6 +100,11 @@ int64_t sige_labels_count_far(const sige_pixels *px) {
 }
 
 sige_tensor *sige_image_from_pixels(const sige_pixels *px, GError **error) {
+  if (px->bits == 16) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+                "a 16-bit index map is not a picture: read pictures as 8-bit pixels");
+    return NULL;
+  }
   sige_tensor *t = sige_tensor_new4_uninit(1, 3, px->height, px->width, error);
   if (!t) return NULL;
   const size_t plane = (size_t)px->width * px->height;
@@ -107,7 +122,7 @@ int32_t *sige_instances_from_pixels(const sige_pixels *px) {
   int32_t *inst = g_new(int32_t, n);
   for (size_t i = 0; i < n; i++) {
     const guint8 *p = px->data + i * px->bpp;
-    inst[i] = px->bpp <= 2 ? p[0] : (p[0] << 16) | (p[1] << 8) | p[2];
+    inst[i] = px->bpp <= 2 || px->bits == 16 ? gray_value(px, i) : (p[0] << 16) | (p[1] << 8) | p[2];
   }
   return inst;
 }

@@ -22,6 +22,8 @@ typedef struct {
   png_bytep *rows;
   int expect_width, expect_height; /* 0: any size up to SIGE_PNG_MAX_PIXELS */
   gboolean size_refused;           /* the header's size was refused (s->msg) */
+  gboolean keep_values;            /* gray samples unscaled (index maps) */
+  int bits;                        /* out: 8, or 16 for an unscaled 16-bit gray map */
   char msg[256];
 } png_state;
 
@@ -86,9 +88,19 @@ static int read_body(png_state *s, int want, int *width, int *height, int *chann
   const gboolean stored_gray = (color & PNG_COLOR_MASK_COLOR) == 0;
   const int out = want ? want : (stored_gray ? 1 : 3);
 
-  /* normalise everything to 8-bit gray or RGB without alpha */
-  png_set_expand(s->png); /* palette -> RGB, low-bit gray -> 8 bits, tRNS -> alpha */
-  png_set_scale_16(s->png);
+  const int depth = png_get_bit_depth(s->png, s->info);
+  /* an index map's gray values are ids: 1..8-bit samples one byte each and
+   * 16-bit ones as host-order guint16, none scaled */
+  const gboolean ids = s->keep_values && stored_gray && color != PNG_COLOR_TYPE_PALETTE;
+  s->bits = ids && depth == 16 ? 16 : 8;
+  if (ids) {
+    if (depth < 8) png_set_packing(s->png);
+    if (depth == 16 && G_BYTE_ORDER == G_LITTLE_ENDIAN) png_set_swap(s->png);
+  } else {
+    /* normalise everything to 8-bit gray or RGB without alpha */
+    png_set_expand(s->png); /* palette -> RGB, low-bit gray -> 8 bits, tRNS -> alpha */
+    png_set_scale_16(s->png);
+  }
   png_set_strip_alpha(s->png);
   if (stored_gray && out == 3) png_set_gray_to_rgb(s->png);
   if (!stored_gray && out == 1)
@@ -99,16 +111,17 @@ static int read_body(png_state *s, int want, int *width, int *height, int *chann
 
   const int w = (int)png_get_image_width(s->png, s->info);
   const int h = (int)png_get_image_height(s->png, s->info);
-  if (png_get_channels(s->png, s->info) != out || png_get_bit_depth(s->png, s->info) != 8) {
+  if (png_get_channels(s->png, s->info) != out || png_get_bit_depth(s->png, s->info) != s->bits) {
     g_snprintf(s->msg, sizeof s->msg, "unexpected layout after conversion (%d channels, %d bits)",
                png_get_channels(s->png, s->info), png_get_bit_depth(s->png, s->info));
     return 1;
   }
-  if (png_get_rowbytes(s->png, s->info) != (size_t)w * (size_t)out) {
+  const int bytes = out * (s->bits / 8);
+  if (png_get_rowbytes(s->png, s->info) != (size_t)w * (size_t)bytes) {
     g_strlcpy(s->msg, "unexpected row size after conversion", sizeof s->msg);
     return 1;
   }
-  if (!alloc_rows(s, w, h, out)) return 2;
+  if (!alloc_rows(s, w, h, bytes)) return 2;
   png_read_image(s->png, s->rows);
   png_read_end(s->png, NULL);
   *width = w;
@@ -122,9 +135,9 @@ gboolean sige_png_read(const char *path, int want_channels, guint8 **pixels, int
   return sige_png_read_sized(path, want_channels, 0, 0, pixels, width, height, channels, error);
 }
 
-gboolean sige_png_read_sized(const char *path, int want_channels, int expect_width,
-                             int expect_height, guint8 **pixels, int *width, int *height,
-                             int *channels, GError **error) {
+static gboolean read_file(const char *path, int want_channels, int expect_width, int expect_height,
+                          gboolean keep_values, guint8 **pixels, int *width, int *height,
+                          int *channels, int *bits, GError **error) {
   g_return_val_if_fail(path && pixels && width && height && channels, FALSE);
   *pixels = NULL;
   if (want_channels != 0 && want_channels != 1 && want_channels != 3) {
@@ -134,7 +147,8 @@ gboolean sige_png_read_sized(const char *path, int want_channels, int expect_wid
     return FALSE;
   }
   png_state s = {.expect_width = expect_width > 0 && expect_height > 0 ? expect_width : 0,
-                 .expect_height = expect_height};
+                 .expect_height = expect_height,
+                 .keep_values = keep_values};
   s.fp = g_fopen(path, "rb");
   if (!s.fp) {
     int e = errno;
@@ -168,7 +182,23 @@ gboolean sige_png_read_sized(const char *path, int want_channels, int expect_wid
     return FALSE;
   }
   *pixels = s.pixels;
+  if (bits) *bits = s.bits;
   return TRUE;
+}
+
+gboolean sige_png_read_sized(const char *path, int want_channels, int expect_width,
+                             int expect_height, guint8 **pixels, int *width, int *height,
+                             int *channels, GError **error) {
+  return read_file(path, want_channels, expect_width, expect_height, FALSE, pixels, width, height,
+                   channels, NULL, error);
+}
+
+gboolean sige_png_read_index_map(const char *path, int expect_width, int expect_height,
+                                 guint8 **pixels, int *width, int *height, int *channels,
+                                 int *bits, GError **error) {
+  g_return_val_if_fail(bits, FALSE);
+  return read_file(path, 0, expect_width, expect_height, TRUE, pixels, width, height, channels,
+                   bits, error);
 }
 
 static int write_body(png_state *s, const guint8 *pixels, int width, int height, int channels) {

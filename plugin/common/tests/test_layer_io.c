@@ -18,7 +18,7 @@
 static void test_diff_rect(void **state) {
   (void)state;
   guint8 a[5 * 4 * 3] = {0}, b[5 * 4 * 3] = {0};
-  sige_pixels pa = {a, 5, 4, 3}, pb = {b, 5, 4, 3};
+  sige_pixels pa = {a, 5, 4, 3, 8}, pb = {b, 5, 4, 3, 8};
   assert_int_equal(sige_pixels_diff_rect(&pa, &pb).width, 0);
   b[(1 * 5 + 3) * 3 + 2] = 9;
   b[(2 * 5 + 1) * 3] = 1;

@@ -89,7 +89,7 @@ static void test_snapshot_sparse_none(void **state) {
   SigeSettings s;
   settings(&s);
   g_autofree guint8 *px = picture(32, 32, 3);
-  sige_pixels src = {px, 32, 32, 3};
+  sige_pixels src = {px, 32, 32, 3, 8};
   GError *err = NULL;
 
   waits = 0;
@@ -142,7 +142,7 @@ static void test_what_voids_a_snapshot(void **state) {
   SigeSettings s;
   settings(&s);
   g_autofree guint8 *px = picture(32, 32, 3);
-  sige_pixels src = {px, 32, 32, 3};
+  sige_pixels src = {px, 32, 32, 3, 8};
   GError *err = NULL;
   sige_regen_result *r = run(20, &src, &s, 0, &err);
   assert_non_null(r);
@@ -174,7 +174,7 @@ static void test_what_voids_a_snapshot(void **state) {
 
   /* the wrong size for the model: an error naming both sizes */
   g_autofree guint8 *small = picture(16, 8, 3);
-  sige_pixels src_small = {small, 16, 8, 3};
+  sige_pixels src_small = {small, 16, 8, 3, 8};
   assert_null(run(30, &src_small, &s, 0, &err));
   assert_non_null(strstr(err->message, "16 x 8"));
   assert_non_null(strstr(err->message, "32 x 32"));
@@ -183,7 +183,7 @@ static void test_what_voids_a_snapshot(void **state) {
   /* the layer changed type since the snapshot: a message and a new one */
   g_ptr_array_set_size(messages, 0);
   g_autofree guint8 *gray = picture(32, 32, 1);
-  sige_pixels src_gray = {gray, 32, 32, 1};
+  sige_pixels src_gray = {gray, 32, 32, 1, 8};
   r = run(20, &src_gray, &s, id2, &err);
   assert_non_null(r);
   assert_true(r->full);
@@ -258,7 +258,7 @@ static void test_untouched_stay(void **state) {
   s.strength = 0.3;
   g_autofree guint8 *px = picture(32, 32, 3);
   g_autofree guint8 *orig = g_memdup2(px, 32 * 32 * 3);
-  sige_pixels src = {px, 32, 32, 3};
+  sige_pixels src = {px, 32, 32, 3, 8};
   GError *err = NULL;
   sige_regen_result *r = run(40, &src, &s, 0, &err);
   assert_non_null(r);
@@ -323,7 +323,7 @@ static void test_keep_untouched_geometry(void **state) {
   memset(base_out, 1, sizeof base_out);
   src_px[5 * W + 1] = 11; /* (1, 5) */
   memset(out, 2, sizeof out);
-  const sige_pixels src = {src_px, W, H, 1};
+  const sige_pixels src = {src_px, W, H, 1, 8};
   const gint64 kept = sige_pixels_keep_untouched(&src, base_src, base_out, out, 3);
   int inside = 0;
   for (int y = 0; y < H; y++)
@@ -357,7 +357,7 @@ static void test_photo_as_labels(void **state) {
   g_autofree guint8 *px = g_malloc(512 * 256 * 3);
   for (int i = 0; i < 512 * 256; i++) /* 255, 255, 255 is 127 levels from parking */
     px[3 * i] = px[3 * i + 1] = px[3 * i + 2] = i % 5 ? 255 : 70; /* 20 % building */
-  sige_pixels src = {px, 512, 256, 3};
+  sige_pixels src = {px, 512, 256, 3, 8};
   const guint n_sessions = sige_session_table_size(sige_regen_sessions());
   waits = 0;
   g_ptr_array_set_size(messages, 0);
@@ -418,7 +418,7 @@ static void test_around_a_run(void **state) {
   /* the first run of a picture model: a snapshot that looks like its input,
    * so the user is told what to do next; the opaque output */
   g_autofree guint8 *px = picture(32, 32, 3);
-  sige_pixels src = {px, 32, 32, 3};
+  sige_pixels src = {px, 32, 32, 3, 8};
   GError *err = NULL;
   sige_regen_result *r = run(30, &src, &s, 0, &err);
   assert_non_null(r);

@@ -5,6 +5,7 @@
 
 #include <glib/gstdio.h>
 #include <math.h>
+#include <png.h>
 #include <string.h>
 
 #include "app_test_models.h"
@@ -276,6 +277,85 @@ static void test_photo_refused(void **state) {
 }
 
 /* Pixels -> model range -> PNG file -> pixels again, for RGB and gray. */
+/* A gray PNG of any bit depth with the given values, unscaled (libpng's
+ * low-level API: the simplified one writes neither 4-bit nor raw 16-bit). */
+static void write_gray_png(const char *path, int w, int h, int depth, const guint16 *v) {
+  FILE *fp = g_fopen(path, "wb");
+  assert_non_null(fp);
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+  png_infop info = png_create_info_struct(png);
+  assert_false(setjmp(png_jmpbuf(png)));
+  png_init_io(png, fp);
+  png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, depth, PNG_COLOR_TYPE_GRAY,
+               PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_write_info(png, info);
+  const size_t row_bytes = depth == 16 ? 2 * (size_t)w : ((size_t)w * depth + 7) / 8;
+  g_autofree guint8 *row = g_new0(guint8, row_bytes);
+  for (int y = 0; y < h; y++) {
+    memset(row, 0, row_bytes);
+    for (int x = 0; x < w; x++) {
+      const guint16 val = v[(size_t)y * w + x];
+      if (depth == 16) {
+        row[2 * x] = (guint8)(val >> 8), row[2 * x + 1] = (guint8)val;
+      } else { /* big-endian bit order within a byte, as the PNG format packs */
+        const int per = 8 / depth, shift = (per - 1 - x % per) * depth;
+        row[x / per] |= (guint8)((val & ((1 << depth) - 1)) << shift);
+      }
+    }
+    png_write_row(png, row);
+  }
+  png_write_end(png, NULL);
+  png_destroy_write_struct(&png, &info);
+  fclose(fp);
+}
+
+/* Gray label and instance maps are ids at any bit depth: 16-bit class ids
+ * and Cityscapes instanceIds (class * 1000 + n) must not be scaled to 8
+ * bits (that made every class 0 and merged the instances), nor 4-bit ids
+ * expanded to 0..255 (id 7 became 119). */
+static void test_index_maps(void **state) {
+  (void)state;
+  g_autoptr(sige_model) m = app_test_gaugan(); /* 512 x 256, 35 labels + edges */
+  g_autofree char *dir = g_dir_make_tmp("sige-app-XXXXXX", NULL);
+  g_autofree char *lab_path = g_build_filename(dir, "labels.png", NULL);
+  g_autofree char *inst_path = g_build_filename(dir, "instances.png", NULL);
+  const int W = 512, H = 256;
+  g_autofree guint16 *lab = g_new(guint16, W * H), *inst = g_new(guint16, W * H);
+  for (int y = 0; y < H; y++)
+    for (int x = 0; x < W; x++) {
+      lab[y * W + x] = x < 256 ? 7 : (x < 384 ? 13 : 11); /* road | fence | building: 4-bit ids */
+      inst[y * W + x] = x < 256 ? 7 : (x < 384 ? 26001 : 26002);
+    }
+  write_gray_png(inst_path, W, H, 16, inst);
+  for (int depth = 4; depth <= 16; depth *= 2) {
+    write_gray_png(lab_path, W, H, depth, lab);
+    GError *err = NULL;
+    g_autoptr(sige_tensor) t = sige_model_input_from_png(m, lab_path, inst_path, NULL, &err);
+    if (!t) fail_msg("%d-bit: %s", depth, err->message);
+    const size_t plane = (size_t)W * H;
+    assert_float_equal(t->data[7 * plane + 10 * W + 100], 1.0f, 0);
+    assert_float_equal(t->data[13 * plane + 10 * W + 300], 1.0f, 0);
+    assert_float_equal(t->data[11 * plane + 10 * W + 450], 1.0f, 0);
+    assert_float_equal(t->data[0 * plane + 10 * W + 100], 0.0f, 0);
+    const float *edge = t->data + 35 * plane;
+    /* the two instances of the 16-bit instance map meet at x = 383 | 384 */
+    assert_float_equal(edge[10 * W + 383], 1.0f, 0);
+    assert_float_equal(edge[10 * W + 384], 1.0f, 0);
+    assert_float_equal(edge[10 * W + 300], 0.0f, 0);
+  }
+  /* an id the model does not know is refused, naming the pixel */
+  lab[5 * W + 9] = 4000;
+  write_gray_png(lab_path, W, H, 16, lab);
+  GError *err = NULL;
+  assert_null(sige_model_input_from_png(m, lab_path, NULL, NULL, &err));
+  assert_non_null(strstr(err->message, "(9, 5)"));
+  assert_non_null(strstr(err->message, "4000"));
+  g_clear_error(&err);
+  g_unlink(lab_path);
+  g_unlink(inst_path);
+  g_rmdir(dir);
+}
+
 static void test_png_round_trip(void **state) {
   (void)state;
   g_autoptr(sige_model) m = app_test_ddpm(); /* a 32 x 32 picture model */
@@ -323,6 +403,7 @@ int main(void) {
       cmocka_unit_test(test_output_rounding), cmocka_unit_test(test_image_pixels),
       cmocka_unit_test(test_ddpm_input),     cmocka_unit_test(test_label_input),
       cmocka_unit_test(test_png_round_trip), cmocka_unit_test(test_photo_refused),
+      cmocka_unit_test(test_index_maps),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,6 +17,9 @@ G_BEGIN_DECLS
 typedef struct {
   const guint8 *data; /* width * height * bpp bytes, rows packed */
   int width, height, bpp;
+  /* 16: an index map of host-order guint16 gray values (bpp 2), as
+   * sige_png_read_index_map reads 16-bit files; 0 or 8: 8-bit samples */
+  int bits;
 } sige_pixels;
 
 /* What the conversion noticed, for the front-end to report. */
@@ -50,7 +53,8 @@ int32_t *sige_labels_from_pixels(const sige_pixels *px, int label_nc, int64_t *n
  * replicated into the three channels; alpha is ignored. */
 sige_tensor *sige_image_from_pixels(const sige_pixels *px, GError **error);
 
-/* Instance ids from an instance map: gray value, or 24-bit RGB value. */
+/* Instance ids from an instance map: gray value (8 or 16 bits, unscaled: a
+ * Cityscapes instanceIds map keeps class * 1000 + n), or 24-bit RGB value. */
 int32_t *sige_instances_from_pixels(const sige_pixels *px);
 
 /* The model input (sige_model_input_kind) for src, which must have the

@@ -26,6 +26,16 @@ gboolean sige_png_read_sized(const char *path, int want_channels, int expect_wid
                              int expect_height, guint8 **pixels, int *width, int *height,
                              int *channels, GError **error);
 
+/* sige_png_read_sized(path, 0, ...) of a label or instance map: gray files
+ * keep their stored values unscaled, so that class ids and Cityscapes
+ * instanceIds (class * 1000 + n) come through as they are.  1, 2, 4 and
+ * 8-bit gray: one byte per pixel, *bits = 8; 16-bit gray: one host-order
+ * guint16 per pixel, *bits = 16.  Colour and palette files read as 8-bit
+ * RGB (*bits = 8), as sige_png_read_sized reads them. */
+gboolean sige_png_read_index_map(const char *path, int expect_width, int expect_height,
+                                 guint8 **pixels, int *width, int *height, int *channels,
+                                 int *bits, GError **error);
+
 /* Writes 8-bit gray (channels 1) or RGB (channels 3) pixels.  The data goes
  * to a temporary file in the same folder that is renamed over `path` only
  * once complete, so a failure never leaves a half-written file.  The output
