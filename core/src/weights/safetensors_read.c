@@ -20,6 +20,11 @@
 #define HEADER_MAX ((guint64)100 << 20)
 /* A valid header nests 3 levels; a little room for metadata-like extras. */
 #define HEADER_MAX_DEPTH 32
+/* The most tensors one file may declare.  The largest checkpoints we know
+ * hold a few thousand (SD 1.x: about 1,100; SDXL: about 2,500); json-glib
+ * costs some 2 KiB per entry, so a million empty tensors in a 56 MB header
+ * meant 2.3 GB and 40 s before this bound. */
+#define HEADER_MAX_TENSORS 200000
 
 /* Dtypes of the safetensors format that we recognise but cannot convert: these
  * are UNSUPPORTED, any other string is a FORMAT error. */
@@ -236,11 +241,13 @@ static gboolean check_layout(st_ctx *c, GArray *entries, guint64 data_size) {
 }
 
 /* json-glib parses recursively: a header of tens of thousands of nested
- * brackets would exhaust the C stack inside it.  A valid header nests three
- * levels (root, entry, shape), so the bracket depth outside strings is
- * bounded before the parser sees the text. */
-static gboolean check_nesting(st_ctx *c, const char *text, gsize len) {
+ * brackets would exhaust the C stack inside it, and it builds a tree of
+ * every entry.  A valid header nests three levels (root, entry, shape), so
+ * the bracket depth outside strings and the number of entries (the objects
+ * opened at the second level) are bounded before the parser sees the text. */
+static gboolean check_structure(st_ctx *c, const char *text, gsize len) {
   int depth = 0;
+  guint64 entries = 0;
   gboolean in_string = FALSE;
   for (gsize i = 0; i < len; i++) {
     char ch = text[i];
@@ -256,6 +263,10 @@ static gboolean check_nesting(st_ctx *c, const char *text, gsize len) {
         return fail(c, SIGE_ERROR_FORMAT, NULL,
                     "header nests JSON objects and arrays deeper than %d levels (at byte %"
                     G_GSIZE_FORMAT ")", HEADER_MAX_DEPTH, i + 8);
+      if (depth == 2 && ch == '{' && ++entries > HEADER_MAX_TENSORS) /* __metadata__ counts too */
+        return fail(c, SIGE_ERROR_FORMAT, NULL,
+                    "header declares more than %d tensors (the most this reader takes; at byte %"
+                    G_GSIZE_FORMAT ")", HEADER_MAX_TENSORS, i + 8);
     } else if (ch == '}' || ch == ']') {
       depth--;
     }
@@ -266,7 +277,7 @@ static gboolean check_nesting(st_ctx *c, const char *text, gsize len) {
 static gboolean parse_header(st_ctx *c, const char *text, gsize len, guint64 data_size,
                              guint64 data_offset, sige_weights *w, sige_weights_source *src,
                              dup_tracker *dups) {
-  if (!check_nesting(c, text, len)) return FALSE;
+  if (!check_structure(c, text, len)) return FALSE;
   g_autoptr(JsonParser) parser = json_parser_new();
   g_signal_connect(parser, "object-member", G_CALLBACK(on_object_member), dups);
   g_autoptr(GError) jerr = NULL;

@@ -367,6 +367,39 @@ static void test_deep_nesting(void **state) {
   assert_non_null(strstr(sige_weights_metadata(w, "note"), "[{[{"));
 }
 
+/* Issue #20: a million empty tensors (a 56 MB header) took 2.3 GB and 40 s
+ * in the JSON parser; the count is bounded before parsing, and the message
+ * says so quickly.  200,000 is the bound: one more is refused, the bound
+ * itself (a 12 MB header of empty tensors) still loads. */
+static void empty_tensors(GString *h, int n) {
+  g_string_assign(h, "{");
+  for (int i = 0; i < n; i++)
+    g_string_append_printf(h, "%s\"t%07d\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}",
+                           i ? "," : "", i);
+  g_string_append_c(h, '}');
+}
+
+static void test_tensor_count(void **state) {
+  const fixture *f = *state;
+  GString *h = g_string_new(NULL);
+  empty_tensors(h, 200001);
+  const gint64 t0 = g_get_monotonic_time();
+  check_header(f, "many.safetensors", h->str, 0, SIGE_ERROR_FORMAT,
+               NEEDLES("many.safetensors", "more than 200000 tensors"));
+  /* generous: the refusal is a byte scan of 15 MB, well under a second even under ASan */
+  assert_true(g_get_monotonic_time() - t0 < 5 * G_USEC_PER_SEC);
+  empty_tensors(h, 200000);
+  guint8 none = 0;
+  g_autofree char *path = write_raw(f, "bound.safetensors", h->str, 0, &none, 0);
+  g_string_free(h, TRUE);
+  g_autoptr(GError) err = NULL;
+  g_autoptr(sige_weights) w = sige_weights_load_safetensors(path, &err);
+  if (!w) fail_msg("%s", err->message);
+  guint n = 0;
+  sige_weights_names(w, &n);
+  assert_int_equal(n, 200000);
+}
+
 /* The fill API: shapes without converting, reads into a caller's buffer,
  * errors naming the file and the tensor. */
 static void test_read_f32(void **state) {
@@ -487,6 +520,7 @@ static void test_truncated_after_open(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_deep_nesting, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_tensor_count, setup, teardown),
     cmocka_unit_test_setup_teardown(test_read_f32, setup, teardown),
     cmocka_unit_test_setup_teardown(test_truncated_after_open, setup, teardown),
     cmocka_unit_test_setup_teardown(test_decode_bf16, setup, teardown),
