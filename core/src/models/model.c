@@ -21,8 +21,45 @@ static const sige_model_class *class_of(sige_model_kind k) {
   return NULL;
 }
 
+/* Settings that would give wrong results rather than an error later (a
+ * block smaller than the 3x3 kernel it feeds, a negative dilation, a NaN
+ * threshold) are refused here, whether they come from a case.json, a
+ * front-end or a program using the API. */
+static gboolean check_sparse_config(const char *model, const sige_sparse_config *c,
+                                    GError **error) {
+  const char *field = NULL;
+  char expected[64];
+  if (c->block_size < 3)
+    field = "block_size", g_strlcpy(expected, "at least 3 (the 3x3 kernel)", sizeof expected);
+  else if (c->shortcut_block_size < 1)
+    field = "shortcut_block_size", g_strlcpy(expected, "at least 1", sizeof expected);
+  else if (!(c->diff_eps >= 0 && c->diff_eps < G_MAXFLOAT))
+    field = "diff_eps", g_strlcpy(expected, "a finite number >= 0", sizeof expected);
+  else if (c->mask_dilate_radius < 0)
+    field = "mask_dilate_radius", g_strlcpy(expected, ">= 0", sizeof expected);
+  else if (c->pyramid_dilation < 0)
+    field = "pyramid_dilation", g_strlcpy(expected, ">= 0", sizeof expected);
+  else if (!(c->pyramid_threshold >= 0 && c->pyramid_threshold <= 1))
+    field = "pyramid_threshold", g_strlcpy(expected, "a number from 0 to 1", sizeof expected);
+  else if (c->pyramid_min_h < 0 || c->pyramid_min_w < 0)
+    field = "pyramid_min_h/w", g_strlcpy(expected, ">= 0 (0: the model's lowest level)", sizeof expected);
+  if (!field) return TRUE;
+  g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+              "%s: sparse setting %s is out of range (block_size %d, shortcut_block_size %d, "
+              "diff_eps %g, mask_dilate_radius %d, pyramid_dilation %d, pyramid_threshold %g, "
+              "pyramid_min %d x %d); expected %s",
+              model, field, c->block_size, c->shortcut_block_size, (double)c->diff_eps,
+              c->mask_dilate_radius, c->pyramid_dilation, (double)c->pyramid_threshold,
+              c->pyramid_min_h, c->pyramid_min_w, expected);
+  return FALSE;
+}
+
 static sige_model *model_new(const sige_model_class *cls, const void *cfg, const sige_weights *w,
                              GError **error) {
+  if (!check_sparse_config(cls->name,
+                           (const sige_sparse_config *)((const char *)cfg + cls->sparse_offset),
+                           error))
+    return NULL;
   g_autoptr(sige_param_list) l = sige_param_list_new();
   void *impl = cls->declare(cfg, l, error);
   if (!impl) return NULL;

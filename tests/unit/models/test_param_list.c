@@ -6,9 +6,11 @@
 #include "test_util.h"
 
 #include <glib/gstdio.h>
+#include <math.h>
 #include <string.h>
 
 #include "random_weights.h"
+#include "sige/error.h"
 #include "sige/model.h"
 #include "sige/weights.h"
 
@@ -211,10 +213,51 @@ static void test_bad_config(void **state) {
   }
 }
 
+/* Issue #20 point 8: sparse settings out of range (from a case.json or the
+ * API) used to build a model that gave wrong results; each is refused when
+ * the model is made, naming the setting.  The same weights with the
+ * defaults build. */
+static void test_bad_sparse_config(void **state) {
+  (void)state;
+  sige_ddpm_config base;
+  sige_tiny_ddpm_config(&base);
+  GError *error = NULL;
+  g_autoptr(sige_weights) w = sige_random_ddpm_weights(&base, 5, &error);
+  assert_non_null(w);
+  {
+    g_autoptr(sige_model) ok = sige_model_new_ddpm(&base, w, &error);
+    if (!ok) fail_msg("%s", error->message);
+  }
+  for (int k = 0; k < 8; k++) {
+    sige_ddpm_config c = base;
+    sige_sparse_config *s = &c.sparse;
+    static const char *const fields[] = {"block_size", "shortcut_block_size", "diff_eps",
+                                         "mask_dilate_radius", "pyramid_dilation",
+                                         "pyramid_threshold", "pyramid_threshold",
+                                         "pyramid_min_h/w"};
+    switch (k) {
+      case 0: s->block_size = 0; break;
+      case 1: s->shortcut_block_size = -4; break;
+      case 2: s->diff_eps = NAN; break;
+      case 3: s->mask_dilate_radius = -1; break;
+      case 4: s->pyramid_dilation = -2; break;
+      case 5: s->pyramid_threshold = 1.5f; break;
+      case 6: s->pyramid_threshold = NAN; break;
+      default: s->pyramid_min_w = -1; break;
+    }
+    g_autoptr(sige_model) m = sige_model_new_ddpm(&c, w, &error);
+    assert_null(m);
+    assert_true(g_error_matches(error, SIGE_ERROR, SIGE_ERROR_INVALID));
+    if (!strstr(error->message, fields[k])) fail_msg("case %d: '%s'", k, error->message);
+    g_clear_error(&error);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_spade), cmocka_unit_test(test_gancomp), cmocka_unit_test(test_ddpm),
       cmocka_unit_test(test_pd),    cmocka_unit_test(test_bad_config),
+      cmocka_unit_test(test_bad_sparse_config),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
