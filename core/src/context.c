@@ -1,6 +1,11 @@
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
+#endif
 #include "sige/context.h"
 
+#include <sched.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cblas.h>
@@ -18,6 +23,15 @@ struct sige_ctx {
   uint64_t macs;
 };
 
+/* The CPUs this process may run on (its affinity mask: a container or
+ * taskset may give fewer than the machine has). */
+static int usable_cpus(void) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)n : 1;
+}
+
 static int default_threads(void) {
   const char *env = g_getenv("SIGE_NUM_THREADS");
   if (env && *env) {
@@ -26,15 +40,46 @@ static int default_threads(void) {
     if (end && *end == '\0' && v > 0 && v <= 1024) return (int)v;
     g_warning("SIGE_NUM_THREADS=%s is not a positive integer; using all cores", env);
   }
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n > 0 ? (int)n : 1;
+  return usable_cpus();
+}
+
+/* OpenBLAS gives every thread that runs a GEMM a 128 MiB work buffer, and
+ * when the address space cannot hold one more it retries forever (16
+ * threads under a 2 GB ulimit -v spun at 100 % CPU).  Under a finite
+ * address-space or data limit, the threads get at most half of it at 256
+ * MiB each (a buffer for the thread and one for OpenBLAS's own); 0: no cap. */
+#define SIGE_BYTES_PER_THREAD ((guint64)256 << 20)
+
+static int thread_cap(guint64 *limit_out) {
+  guint64 limit = G_MAXUINT64;
+  const int which[] = {RLIMIT_AS, RLIMIT_DATA};
+  for (size_t i = 0; i < G_N_ELEMENTS(which); i++) {
+    struct rlimit rl;
+    if (getrlimit(which[i], &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        (guint64)rl.rlim_cur < limit)
+      limit = (guint64)rl.rlim_cur;
+  }
+  *limit_out = limit;
+  if (limit == G_MAXUINT64) return 0;
+  const guint64 n = limit / 2 / SIGE_BYTES_PER_THREAD;
+  return n < 1 ? 1 : n > 1024 ? 1024 : (int)n;
 }
 
 sige_ctx *sige_ctx_new(int n_threads) {
   sige_ctx *ctx = g_new0(sige_ctx, 1);
   ctx->n_threads = n_threads > 0 ? n_threads : default_threads();
-  ctx->device_info =
-      g_strdup_printf("cpu, %d thread%s", ctx->n_threads, ctx->n_threads == 1 ? "" : "s");
+  guint64 limit;
+  const int cap = thread_cap(&limit);
+  if (cap > 0 && ctx->n_threads > cap) {
+    ctx->device_info = g_strdup_printf(
+        "cpu, %d thread%s (%d asked; the %" G_GUINT64_FORMAT " MiB address-space limit holds "
+        "the work buffers of %d)",
+        cap, cap == 1 ? "" : "s", ctx->n_threads, limit >> 20, cap);
+    ctx->n_threads = cap;
+  } else {
+    ctx->device_info =
+        g_strdup_printf("cpu, %d thread%s", ctx->n_threads, ctx->n_threads == 1 ? "" : "s");
+  }
   openblas_set_num_threads(ctx->n_threads);
   return ctx;
 }

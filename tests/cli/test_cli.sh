@@ -103,6 +103,24 @@ grep -q "photo_512x256.png: This does not look like a label map: [0-9]* of its 1
   "$TMP/photo.log" || fail "the refusal does not name the file and how many pixels"
 [ ! -e "$TMP/photo.png" ] || fail "photo as labels: wrote an output"
 
+# 16 threads under a 2 GB address-space limit: OpenBLAS used to retry its
+# work-buffer allocation forever; the threads are now capped by the limit,
+# and the device line says so.  (Not under AddressSanitizer, whose shadow
+# memory needs terabytes of address space.)
+if grep -q __asan_init "$SIGE"; then
+  echo "== threads under ulimit -v: not run in a sanitizer build"
+else
+  echo "== render with 16 threads under ulimit -v 2000000"
+  status=0
+  (ulimit -v 2000000 && SIGE_NUM_THREADS=16 timeout 120 "$SIGE" render \
+     --model "$SRC/data/models/gaugan-demo.safetensors" --labels "$SRC/data/examples/street_labels.png" \
+     --out "$TMP/capped.png") >"$TMP/capped.log" 2>&1 || status=$?
+  cat "$TMP/capped.log"
+  [ "$status" -ne 124 ] || fail "sige render hung with 16 threads under a 2 GB address-space limit"
+  [ "$status" -eq 0 ] || fail "sige render failed with 16 threads under a 2 GB address-space limit"
+  grep -q "16 asked; the [0-9]* MiB address-space limit" "$TMP/capped.log" || fail "the thread cap is not reported"
+fi
+
 # check-reference --weights: the case's own weights converted to F16 safetensors
 # (exactly representable: the reference weights are F16) pass every check; the
 # weights of another model fail with the tensor that is missing
