@@ -17,7 +17,7 @@
 # they mount the same /src.
 root=${SIGE_GIMP3_CHROOT:-/var/cache/sparse-regenerate/trixie}
 ref=${SIGE_REFERENCE_DIR:-$src/../shared/reference}
-build=build-gimp3
+build="build-gimp3"
 chroot_mounts=""
 
 chroot_unmount_all() {

@@ -10,7 +10,7 @@ set -eu
 src=$(cd "$(dirname "$0")/../.." && pwd -P)
 . "$src/tests/gimp3/chroot-lib.sh"
 t0=$(date +%s)
-chroot_enter
+chroot_enter # batch: no X server
 chroot_build
 t2=$(date +%s)
 
