@@ -96,7 +96,18 @@ static void window_new(void) {
   g_signal_connect(ui.window, "delete-event", G_CALLBACK(on_delete), NULL);
   /* Over the image window that ran it; asks GIMP, so before the vtable
    * (which would answer with this very window). */
+#if GIMP_CHECK_VERSION(2, 99, 0)
+  /* A call from a script (the Script-Fu server, a batch command) has no
+   * window: GIMP 3 answers with an empty handle, which libgimpui's
+   * gimp_window_set_transient takes as an X window anyway (a CRITICAL on
+   * every such run). */
+  GBytes *handle = gimp_progress_get_window_handle();
+  if (handle && g_bytes_get_size(handle) > 0)
+    gimp_window_set_transient_for(GTK_WINDOW(ui.window), handle);
+  if (handle) g_bytes_unref(handle);
+#else
   gimp_window_set_transient(GTK_WINDOW(ui.window));
+#endif
 }
 
 /* ---- GIMP's progress, redirected here ----------------------------------- */
