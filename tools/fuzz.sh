@@ -12,7 +12,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 SECONDS_EACH=${1:-60}
-TARGETS="fuzz_safetensors fuzz_pickle fuzz_torch_zip"
+TARGETS="fuzz_safetensors fuzz_pickle fuzz_torch_zip fuzz_png fuzz_model_load"
 BUILD=build-fuzz
 
 if [ ! -f "$BUILD/build.ninja" ]; then
@@ -48,9 +48,13 @@ for t in $TARGETS; do
   mkdir -p "$work" "$art"
   dict=""
   [ -f "tests/fuzz/$t.dict" ] && dict="-dict=tests/fuzz/$t.dict"
+  # libFuzzer's default cap (4096 bytes, or the largest seed) reaches neither
+  # the bombs nor a whole model's weights
+  maxlen=-max_len=65536
+  [ "$t" = fuzz_model_load ] && maxlen=-max_len=131072
   echo "== $t: ${SECONDS_EACH}s"
   if ! "$BUILD/tests/fuzz/$t" -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -timeout=10 \
-      -print_final_stats=1 -artifact_prefix="$art/" $dict "$work" "$seeds" \
+      $maxlen -print_final_stats=1 -artifact_prefix="$art/" $dict "$work" "$seeds" \
       >"$BUILD/$t.log" 2>&1; then
     echo "FAIL: $t (log: $BUILD/$t.log; input: $(ls "$art" | head -n 1))"
     tail -n 40 "$BUILD/$t.log"

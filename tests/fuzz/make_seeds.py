@@ -13,6 +13,12 @@ fuzzers start from inputs that reach deep into each reader:
                      and plain containers pickled with protocols 2 to 5
   fuzz_torch_zip/    the same checkpoints as torch.save zip files, and one
                      legacy (_use_new_zipfile_serialization=False) file
+  fuzz_png/          PNGs in the stored formats (gray 1/4/8/16-bit, gray+alpha,
+                     RGB, RGBA, palette, interlaced), made with ImageMagick's convert
+  fuzz_model_load/   a SPADE generator's weights (tools/peer's module) at ngf 1,
+                     F16, with the sige.* metadata (larger: up to MAX_MODEL_SEED;
+                     the smallest DDPM UNet, ch 32 for GroupNorm's 32 groups,
+                     is 333 KB)
 """
 import collections
 import io
@@ -30,6 +36,7 @@ except ImportError as e:
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MAX_SEED = 10 * 1024
+MAX_MODEL_SEED = 256 * 1024
 
 
 def safetensors(tensors, metadata=None):
@@ -121,6 +128,47 @@ def pickle_seeds(zips):
     return seeds
 
 
+def png_seeds():
+    """Small PNGs in each stored format libpng hands the readers."""
+    import subprocess
+    import tempfile
+    fmts = {
+        "gray8.png": ["-colorspace", "gray", "-depth", "8", "PNG:"],
+        "gray16.png": ["-colorspace", "gray", "-depth", "16", "PNG:"],
+        "gray4.png": ["-colorspace", "gray", "-depth", "4", "PNG:"],
+        "gray1.png": ["-colorspace", "gray", "-depth", "1", "PNG:"],
+        "rgb.png": ["-depth", "8", "PNG24:"], "rgba.png": ["-depth", "8", "PNG32:"],
+        "palette.png": ["-colors", "8", "PNG8:"], "interlaced.png": ["-interlace", "PNG", "PNG24:"],
+        "graya.png": ["-alpha", "set", "-colorspace", "gray", "PNG:"],
+    }
+    out = {}
+    with tempfile.TemporaryDirectory() as d:
+        for name, args in fmts.items():
+            dst = os.path.join(d, name)
+            *opts, prefix = args
+            subprocess.run(["convert", "-size", "16x8", "plasma:fractal", "-seed", "1"] + opts + [prefix + dst],
+                           check=True)
+            with open(dst, "rb") as f:
+                out[name] = f.read()
+    return out
+
+
+def model_seeds():
+    """The smallest weights of each model kind the engine recognises."""
+    sys.path.insert(0, os.path.join(HERE, "..", "..", "tools", "peer"))
+    from spade import SPADEGenerator
+
+    def f16(module, metadata):
+        sd = {k: v for k, v in module.state_dict().items() if not k.endswith("num_batches_tracked")}
+        return safetensors({k: ("F16", list(v.shape), raw(v.half())) for k, v in sd.items()}, metadata)
+
+    torch.manual_seed(0)
+    return {
+        "spade_ngf1.safetensors": f16(SPADEGenerator(ngf=1, crop_size=64),
+                                      {"sige.model": "spade-generator", "sige.crop_size": "64"}),
+    }
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "corpus")
     ck = checkpoints()
@@ -132,13 +180,16 @@ def main():
         "fuzz_pickle": pickle_seeds(zips),
         "fuzz_torch_zip": {**{stem + ".pth": d for stem, d in zips.items()},
                            "nested_legacy.pth": legacy.getvalue()},
+        "fuzz_png": png_seeds(),
+        "fuzz_model_load": model_seeds(),
     }
     for target, seeds in corpora.items():
         d = os.path.join(out, target)
         os.makedirs(d, exist_ok=True)
         for name, data in seeds.items():
-            if len(data) > MAX_SEED:
-                sys.exit("%s/%s is %d bytes (keep seeds under %d)" % (target, name, len(data), MAX_SEED))
+            limit = MAX_MODEL_SEED if target == "fuzz_model_load" else MAX_SEED
+            if len(data) > limit:
+                sys.exit("%s/%s is %d bytes (keep seeds under %d)" % (target, name, len(data), limit))
             with open(os.path.join(d, name), "wb") as f:
                 f.write(data)
             print("%s/%s: %d bytes" % (target, name, len(data)))
