@@ -48,8 +48,9 @@ static guint8 *read_entry(zip_t *za, const char *file, const char *name, zip_uin
   }
   zip_file_t *zf = zip_fopen(za, name, 0);
   zip_uint64_t got = 0;
+  zip_int64_t n = 0;
   while (zf && got < st.size) {
-    zip_int64_t n = zip_fread(zf, buf + got, st.size - got);
+    n = zip_fread(zf, buf + got, st.size - got);
     if (n <= 0) break;
     got += (zip_uint64_t)n;
   }
@@ -58,13 +59,21 @@ static guint8 *read_entry(zip_t *za, const char *file, const char *name, zip_uin
   gboolean ok = zf && got == st.size;
   if (ok) {
     guint8 extra;
-    ok = zip_fread(zf, &extra, 1) == 0;
+    n = zip_fread(zf, &extra, 1);
+    ok = n == 0;
   }
+  /* the reason is the entry's error (a CRC mismatch, a bad deflate stream),
+   * not the archive's, which would still hold an older, unrelated one */
+  g_autofree char *why =
+      !zf ? g_strdup(zip_strerror(za))
+      : n < 0 ? g_strdup(zip_file_strerror(zf))
+      : n > 0 ? g_strdup("more data than its declared size")
+              : g_strdup_printf("it ends after %" G_GUINT64_FORMAT " of its %" G_GUINT64_FORMAT
+                                " declared bytes", (guint64)got, (guint64)st.size);
   if (zf && zip_fclose(zf) != 0) ok = FALSE;
   if (!ok) {
-    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
-                "%s: zip entry '%s' cannot be read in full (%s)", file, name,
-                zip_strerror(za));
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT, "%s: zip entry '%s' cannot be read in full (%s)",
+                file, name, why);
     g_free(buf);
     return NULL;
   }

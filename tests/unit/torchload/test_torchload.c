@@ -201,6 +201,37 @@ static void test_damaged_files(void **state) {
   }
 }
 
+/* Issue #20 point 11: a damaged storage said "cannot be read in full (No
+ * such file)", an unrelated error left in the archive; it now names the
+ * entry's own: a flipped byte in a storage's data is a CRC error. */
+static void test_damaged_storage_message(void **state) {
+  (void)state;
+  g_autofree char *src = path_of("good_zip.pth");
+  g_autofree char *bytes = NULL;
+  gsize len;
+  assert_true(g_file_get_contents(src, &bytes, &len, NULL));
+  /* the first local file header of a storage entry (".../data/<key>") */
+  gsize data_at = 0;
+  for (gsize i = 0; i + 30 < len && !data_at; i++) {
+    if (memcmp(bytes + i, "PK\x03\x04", 4) != 0) continue;
+    const guint name_len = (guint8)bytes[i + 26] | (guint8)bytes[i + 27] << 8;
+    const guint extra_len = (guint8)bytes[i + 28] | (guint8)bytes[i + 29] << 8;
+    g_autofree char *name = g_strndup(bytes + i + 30, name_len);
+    if (strstr(name, "/data/")) data_at = i + 30 + name_len + extra_len;
+  }
+  assert_true(data_at > 0 && data_at < len);
+  bytes[data_at] ^= 0x5a;
+  g_autofree char *dst = path_of("crc.pth");
+  write_file(dst, bytes, len);
+  g_autoptr(GError) err = NULL;
+  g_autoptr(sige_weights) w = sige_weights_load_torch(dst, &err);
+  assert_null(w);
+  assert_non_null(err);
+  if (!strstr(err->message, "CRC") || !strstr(err->message, "/data/") ||
+      strstr(err->message, "No such file"))
+    fail_msg("unclear message: %s", err->message);
+}
+
 /* Issue #20: a short pickle that calls the allowed _codecs.encode on a long
  * string again and again (each call copies it) must stop at the unpickler's
  * budget (64 MiB + 64 bytes per byte of pickle), not allocate until memory
@@ -357,6 +388,7 @@ static void test_fused_bad_shapes(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_zip_bit_exact),
+    cmocka_unit_test(test_damaged_storage_message),
     cmocka_unit_test(test_legacy_bit_exact),
     cmocka_unit_test(test_content_not_extension),
     cmocka_unit_test(test_forbidden_globals_refused),
