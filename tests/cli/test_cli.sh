@@ -103,6 +103,23 @@ grep -q "photo_512x256.png: This does not look like a label map: [0-9]* of its 1
   "$TMP/photo.log" || fail "the refusal does not name the file and how many pixels"
 [ ! -e "$TMP/photo.png" ] || fail "photo as labels: wrote an output"
 
+# a bad output path is refused before anything is loaded or computed (the
+# model path here does not exist either: the output is checked first)
+echo "== output into a missing folder (must fail first)"
+if "$SIGE" render --model "$TMP/no-such-model.safetensors" --labels "$SRC/data/examples/street_labels.png" \
+     --out "$TMP/no/such/folder/out.png" >"$TMP/badout.log" 2>&1; then
+  fail "sige render accepted an output in a missing folder"
+fi
+cat "$TMP/badout.log"
+grep -q "no/such/folder/out.png: cannot write there" "$TMP/badout.log" || fail "the output path is not checked first"
+if "$SIGE" edit --model "spade:$SRC/data/models/gaugan-demo.safetensors" -a "$SRC/data/examples/street_labels.png" \
+     -b "$SRC/data/examples/street_labels_edit.png" -o "$TMP" >"$TMP/badout2.log" 2>&1; then
+  fail "sige edit accepted a folder as its output"
+fi
+grep -q "is a folder" "$TMP/badout2.log" || fail "sige edit: a folder as output is not named"
+# (the check's temporary file is OUT.XXXXXX, here next to $TMP: none may be left)
+[ -z "$(ls -d "$TMP".?????? 2>/dev/null)" ] || fail "the check left a temporary file behind"
+
 # 16 threads under a 2 GB address-space limit: OpenBLAS used to retry its
 # work-buffer allocation forever; the threads are now capped by the limit,
 # and the device line says so.  (Not under AddressSanitizer, whose shadow

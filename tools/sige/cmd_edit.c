@@ -8,6 +8,7 @@
 #include "sige-app/image_files.h"
 #include "sige-app/model_spec.h"
 #include "sige-app/names.h"
+#include "sige-app/png_io.h"
 #include "sige/sampler.h"
 #include "sige/session.h"
 
@@ -53,6 +54,10 @@ int sige_cmd_edit(int argc, char **argv) {
     fprintf(stderr, "sige edit: --model, --original, --edited and --out are required\n");
     return 2;
   }
+  /* before the model loads and runs, not after */
+  if (!sige_png_check_writable(out_path, &error) ||
+      (dense_out && !sige_png_check_writable(dense_out, &error)))
+    return sige_cli_fail(error);
   /* a bad option value is a usage error (status 2), as a missing option */
   if ((steps_text && !sige_edit_steps_parse("--steps", steps_text, &params.steps, &error)) ||
       (strength_text &&

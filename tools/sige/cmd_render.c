@@ -6,6 +6,7 @@
 #include "sige-app/image_files.h"
 #include "sige-app/model_spec.h"
 #include "sige-app/names.h"
+#include "sige-app/png_io.h"
 #include "sige/context.h"
 #include "sige/error.h"
 
@@ -30,6 +31,8 @@ int sige_cmd_render(int argc, char **argv) {
     fprintf(stderr, "sige render: --model, --labels and --out are required\n");
     return 2;
   }
+  /* before the model loads and runs, not after */
+  if (!sige_png_check_writable(out_path, &error)) return sige_cli_fail(error);
   sige_device device;
   if (!sige_device_from_option("--device", device_name, &device, &error)) return sige_cli_fail(error);
   g_autoptr(sige_model) model = sige_model_load_spec(model_path, &error);

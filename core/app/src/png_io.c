@@ -217,6 +217,26 @@ static int write_body(png_state *s, const guint8 *pixels, int width, int height,
   return 0;
 }
 
+gboolean sige_png_check_writable(const char *path, GError **error) {
+  g_return_val_if_fail(path, FALSE);
+  /* the same temporary file sige_png_write makes, made and removed now */
+  g_autofree char *tmp = g_strdup_printf("%s.XXXXXX", path);
+  int fd = g_mkstemp(tmp);
+  if (fd < 0) {
+    int e = errno;
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_IO, "%s: cannot write there: %s", path,
+                g_strerror(e));
+    return FALSE;
+  }
+  close(fd);
+  g_unlink(tmp);
+  if (g_file_test(path, G_FILE_TEST_IS_DIR)) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_IO, "%s: is a folder; give a file name", path);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 gboolean sige_png_write(const char *path, const guint8 *pixels, int width, int height,
                         int channels, GError **error) {
   g_return_val_if_fail(path && pixels, FALSE);

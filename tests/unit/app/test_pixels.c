@@ -25,7 +25,7 @@ static void test_labels_rgb(void **state) {
   memcpy(px + 6, p->entries[23].rgb, 3);
   memcpy(px + 9, p->entries[23].rgb, 3);
   px[11] ^= 1;
-  sige_pixels in = {px, 2, 2, 3};
+  sige_pixels in = {px, 2, 2, 3, 8};
   int64_t nearest = -1;
   g_autofree int32_t *l = sige_labels_from_pixels(&in, 35, &nearest, NULL);
   assert_non_null(l);
@@ -44,14 +44,14 @@ static void test_labels_rgba_and_gray(void **state) {
   px[3] = 0; /* alpha does not matter */
   memcpy(px + 4, p->entries[11].rgb, 3);
   px[7] = 255;
-  sige_pixels in = {px, 2, 1, 4};
+  sige_pixels in = {px, 2, 1, 4, 8};
   int64_t nearest = -1;
   g_autofree int32_t *l = sige_labels_from_pixels(&in, 35, &nearest, NULL);
   assert_int_equal(l[0], 26);
   assert_int_equal(l[1], 11);
   assert_int_equal(nearest, 0);
   guint8 gray[3] = {0, 5, 34};
-  sige_pixels g = {gray, 3, 1, 1};
+  sige_pixels g = {gray, 3, 1, 1, 8};
   g_autofree int32_t *lg = sige_labels_from_pixels(&g, 35, NULL, NULL);
   assert_int_equal(lg[2], 34);
   gray[2] = 40;
@@ -89,7 +89,7 @@ static void test_image_pixels(void **state) {
   (void)state;
   /* RGBA: alpha ignored; the CLI's v / 127.5 - 1 */
   guint8 rgba[2 * 4] = {0, 255, 128, 7, 10, 20, 30, 0};
-  sige_pixels in = {rgba, 2, 1, 4};
+  sige_pixels in = {rgba, 2, 1, 4, 8};
   g_autoptr(sige_tensor) t = sige_image_from_pixels(&in, NULL);
   assert_non_null(t);
   assert_int_equal(SIGE_C(t), 3);
@@ -100,7 +100,7 @@ static void test_image_pixels(void **state) {
   assert_float_equal(t->data[5], 30 / 127.5f - 1.0f, 0);
   /* gray (+ alpha): replicated into the three channels */
   guint8 ga[2 * 2] = {51, 0, 204, 255};
-  sige_pixels g = {ga, 2, 1, 2};
+  sige_pixels g = {ga, 2, 1, 2, 8};
   g_autoptr(sige_tensor) tg = sige_image_from_pixels(&g, NULL);
   for (int c = 0; c < 3; c++) {
     assert_float_equal(tg->data[c * 2], 51 / 127.5f - 1.0f, 0);
@@ -122,13 +122,13 @@ static void test_ddpm_input(void **state) {
   GError *err = NULL;
   /* the input: the layer's pixels, at the model's size only */
   g_autofree guint8 *px = g_malloc0(33 * 32 * 3);
-  sige_pixels bad = {px, 33, 32, 3};
+  sige_pixels bad = {px, 33, 32, 3, 8};
   assert_null(sige_model_input_from_pixels(m, &bad, NULL, NULL, &err));
   assert_true(g_error_matches(err, SIGE_ERROR, SIGE_ERROR_SHAPE));
   assert_non_null(strstr(err->message, "33 x 32"));
   assert_non_null(strstr(err->message, "32 x 32"));
   g_clear_error(&err);
-  sige_pixels good = {px, 32, 32, 1};
+  sige_pixels good = {px, 32, 32, 1, 8};
   g_autoptr(sige_tensor) in = sige_model_input_from_pixels(m, &good, NULL, NULL, &err);
   assert_non_null(in);
   assert_int_equal(SIGE_C(in), 3);
@@ -148,7 +148,7 @@ static void test_label_input(void **state) {
   sige_model_input_shape(m, s);
   const int W = (int)s[3], H = (int)s[2];
   g_autofree guint8 *px = g_malloc0((size_t)(W + 1) * H * 3);
-  sige_pixels bad = {px, W + 1, H, 3};
+  sige_pixels bad = {px, W + 1, H, 3, 8};
   assert_null(sige_model_input_from_pixels(m, &bad, NULL, NULL, &err));
   assert_true(g_error_matches(err, SIGE_ERROR, SIGE_ERROR_SHAPE));
   g_autofree char *want = g_strdup_printf("%d x %d", W, H);
@@ -158,7 +158,7 @@ static void test_label_input(void **state) {
   const sige_palette *p = sige_palette_cityscapes();
   for (int i = 0; i < W * H; i++) memcpy(px + 3 * i, p->entries[7].rgb, 3);
   memcpy(px + 3 * (W + 2), p->entries[23].rgb, 3);
-  sige_pixels good = {px, W, H, 3};
+  sige_pixels good = {px, W, H, 3, 8};
   sige_input_report rep = {-1, -1, -1};
   g_autoptr(sige_tensor) in = sige_model_input_from_pixels(m, &good, NULL, &rep, &err);
   assert_non_null(in);
@@ -172,7 +172,7 @@ static void test_label_input(void **state) {
   assert_float_equal(in->data[23 * plane + W + 2], 1.0f, 0);
   /* an instance map of another size */
   guint8 one[3] = {0, 0, 0};
-  sige_pixels inst = {one, 1, 1, 3};
+  sige_pixels inst = {one, 1, 1, 3, 8};
   const sige_spade_config *cfg = sige_model_spade_config(m);
   if (cfg->contain_instance) {
     assert_null(sige_model_input_from_pixels(m, &good, &inst, NULL, &err));
@@ -214,7 +214,7 @@ static void test_photo_refused(void **state) {
     want += best > SIGE_LABEL_FAR_DISTANCE * SIGE_LABEL_FAR_DISTANCE;
   }
   assert_true(want > (int64_t)n * 9 / 10);
-  sige_pixels photo = {px, W, H, 3};
+  sige_pixels photo = {px, W, H, 3, 8};
   assert_int_equal(sige_labels_count_far(&photo), want);
   sige_input_report rep = {-1, -1, -1};
   GError *err = NULL;
@@ -267,7 +267,7 @@ static void test_photo_refused(void **state) {
         }
     memcpy(lab, tmp, n * 3);
   }
-  sige_pixels soft = {lab, W, H, 3};
+  sige_pixels soft = {lab, W, H, 3, 8};
   g_autoptr(sige_tensor) t = sige_model_input_from_pixels(m, &soft, NULL, &rep, &err);
   if (!t) fail_msg("%s", err->message);
   assert_true(rep.n_far > 0);                 /* the edges are soft ... */

@@ -36,6 +36,11 @@ gboolean sige_png_read_index_map(const char *path, int expect_width, int expect_
                                  guint8 **pixels, int *width, int *height, int *channels,
                                  int *bits, GError **error);
 
+/* Whether sige_png_write could write `path` (its folder exists and takes a
+ * new file; path is not a folder), checked before any computation so that a
+ * bad output path costs nothing.  Nothing is left behind. */
+gboolean sige_png_check_writable(const char *path, GError **error);
+
 /* Writes 8-bit gray (channels 1) or RGB (channels 3) pixels.  The data goes
  * to a temporary file in the same folder that is renamed over `path` only
  * once complete, so a failure never leaves a half-written file.  The output
