@@ -132,6 +132,30 @@ static void update(Live *L, gint64 since_change_us) {
   set_status(L, text);
 }
 
+/* Paid at the start rather than in the artist's first stroke: a pass on the
+ * unchanged layer (the engine has nothing to recompute and nothing is
+ * written, so no undo step).  Its label map -> input conversion touches
+ * the memory a later pass converts into, fresh the first time: without
+ * it the first stroke's conversion took 58 ms on an idle machine and 273
+ * ms under load against 2-3 ms later; with it 3 ms (docs/PERFORMANCE.md).
+ * The first stroke's other extra, GIMP's first undoable write into the
+ * output layer, is not paid here: a write of the layer's own pixels with
+ * the undo stack frozen, and the same undoable write into a scratch
+ * image, were tried and did not make it cheaper. */
+static void warm_up(Live *L) {
+  const gint64 t0 = g_get_monotonic_time();
+  /* no messages: the start's pass said them already */
+  const sige_regen_host host = {.wait = live_wait, .data = L};
+  GError *error = NULL;
+  if (sige_gimp210_regenerate_host(L->image, L->layer, &L->s, &host, &error) < 0) {
+    g_printerr("sparse-regenerate: live: warm-up pass: %s\n", error->message);
+    g_clear_error(&error);
+    return;
+  }
+  g_printerr("sparse-regenerate: live: warm-up pass %.0f ms\n",
+             (g_get_monotonic_time() - t0) / 1000.0);
+}
+
 /* ---- the loop ----------------------------------------------------------- */
 
 static void stop(Live *L) {
@@ -229,6 +253,9 @@ void sige_live_run(gint32 image, gint32 drawable, const SigeSettings *s) {
   read_changed(&L);
   L.read_ms = (g_get_monotonic_time() - t0) / 1000.0;
   update(&L, 0);
+  /* SIGE_LIVE_WARM_UP=0 leaves it out, to measure what it saves */
+  const gchar *warm = g_getenv("SIGE_LIVE_WARM_UP");
+  if (!L.stop && L.updates > 0 && !(warm && strcmp(warm, "0") == 0)) warm_up(&L);
   if (!L.stop) {
     g_printerr("sparse-regenerate: live: watching layer %d (a read costs %.1f ms), debounce %u ms\n",
                drawable, L.read_ms, L.debounce_ms);

@@ -219,6 +219,10 @@ static void run_temp_body(const gchar *name, gint nparams, const GimpParam *para
       return;
     }
     gboolean had = sige_regen_reset(image, source);
+    /* one line per Reset, in any run mode, as for each pass: the GUI test
+     * tells from it what Filters > Repeat ran */
+    g_printerr("sparse-regenerate: reset of layer %d (%s)\n", source,
+               had ? "snapshot dropped" : "no snapshot");
     if (mode == GIMP_RUN_INTERACTIVE)
       gimp_message(had ? _("Sparse Regenerate: the snapshot was reset; the next run is a full pass.")
                        : _("Sparse Regenerate: this layer has no snapshot yet."));

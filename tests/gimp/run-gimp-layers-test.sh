@@ -91,10 +91,7 @@ check "labels: ... into the same output layer (2 layers, no third)" eq "$1 $3" "
 check "labels: ... which shows the edit" "$compare" "$work/run1.png" "$work/run2.png" --differ
 check "labels: ... and the label layer is active again" eq "$2" "$src_layer"
 
-# Not here: Ctrl+F after the menu's Reset.  Driving that menu entry from
-# xdotool failed in this harness (a menurc key did not reach the action and
-# the action search popup did not take the typed text), so Repeat after
-# Reset is not covered by this test yet.
+# Ctrl+F after the menu's Reset: run-gimp-repeat-test.sh (gimp_repeat).
 
 r=$(sf 300 "(regen img $out_layer \"\" 0 0 -1)")
 check "labels: a script's run on the output layer regenerates its source into it" sh -c \

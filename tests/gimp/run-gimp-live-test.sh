@@ -14,8 +14,9 @@
 # 512x256 street label map show up in
 # the output layer within LIVE_BOUND_S (0.5 s, the target) of the mouse
 # button's release, the first stroke after live mode starts within
-# LIVE_FIRST_BOUND_S (1 s: it pays first-time costs in the plug-in and in
-# GIMP's layer write, 0.50-0.55 s measured on an idle 2-core machine, see
+# LIVE_FIRST_BOUND_S (1 s: it pays GIMP's first undoable write into the
+# output layer, 0.50-0.55 s measured on an idle 2-core machine before live
+# mode's start took over the plug-in's own first-time cost, see
 # docs/PERFORMANCE.md; the target is not met there yet) (the plug-in logs a
 # wall-clock time per update); one update per
 # stroke; the output equals `sige edit` (a non-live sparse run) on the same
