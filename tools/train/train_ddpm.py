@@ -50,7 +50,9 @@ def main():
     ap.add_argument("--run-dir", default="/work/train/ddpm")
     ap.add_argument("--cache-dir", default="/work/train/scenes")
     ap.add_argument("--steps", type=int, default=1000, help="steps to run now")
-    ap.add_argument("--size", type=int, default=128, choices=[64, 128, 256])
+    ap.add_argument("--size", default="auto", choices=["auto", "64", "128", "256"],
+                    help="picture side; auto: 128 before --full-size-from, 256 from there")
+    ap.add_argument("--full-size-from", type=int, default=8000, help="step where auto goes to 256")
     ap.add_argument("--batch", type=int, default=0, help="default 8 at 128, 2 at 256")
     ap.add_argument("--ch", type=int, default=32)
     ap.add_argument("--scenes", type=int, default=3000)
@@ -63,8 +65,12 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     if a.smoke:
-        a.ch, a.size, a.batch, a.steps, a.scenes = 32, 64, 1, 1, 2  # GroupNorm(32): ch >= 32
-    bs = a.batch or (8 if a.size <= 128 else 2)
+        a.ch, a.size, a.batch, a.steps, a.scenes = 32, "64", 1, 1, 2  # GroupNorm(32): ch >= 32
+
+    def geometry(step):
+        """(side, batch) of a step: the phase --size (auto) puts it in."""
+        side = int(a.size) if a.size != "auto" else (128 if step < a.full_size_from else 256)
+        return side, a.batch or (8 if side <= 128 else 2)
 
     torch.manual_seed(0)
     # attention at 16 x 16 of a 256 x 256 input: the published church model's layout
@@ -99,7 +105,8 @@ def main():
 
     for _ in range(a.steps):
         model.train()
-        x0 = pictures(rng.sample(seeds, bs), a.size, a.cache_dir, rng)
+        side, bs = geometry(step)
+        x0 = pictures(rng.sample(seeds, bs), side, a.cache_dir, rng)
         t = torch.randint(0, T, (bs,), generator=gen)
         eps = torch.randn(x0.shape, generator=gen)
         ab = abar[t][:, None, None, None]

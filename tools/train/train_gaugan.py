@@ -159,7 +159,9 @@ def main():
     ap.add_argument("--run-dir", default="/work/train/gaugan")
     ap.add_argument("--cache-dir", default="/work/train/scenes")
     ap.add_argument("--steps", type=int, default=1000, help="steps to run now")
-    ap.add_argument("--size", type=int, default=128, choices=[64, 128, 256], help="image rows")
+    ap.add_argument("--size", default="auto", choices=["auto", "64", "128", "256"],
+                    help="image rows; auto: 128 before --full-size-from, 256 from there")
+    ap.add_argument("--full-size-from", type=int, default=4000, help="step where auto goes to 256")
     ap.add_argument("--batch", type=int, default=0, help="default 4 at 128 rows, 2 at 256")
     ap.add_argument("--ngf", type=int, default=16)
     ap.add_argument("--ndf", type=int, default=32)
@@ -173,13 +175,16 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     if a.smoke:
-        a.ngf, a.ndf, a.size, a.batch, a.steps, a.scenes, a.save_every = 4, 4, 64, 1, 1, 2, 1
-    h, w = a.size, 2 * a.size
-    bs = a.batch or (4 if a.size <= 128 else 2)
+        a.ngf, a.ndf, a.size, a.batch, a.steps, a.scenes, a.save_every = 4, 4, "64", 1, 1, 2, 1
+
+    def geometry(step):
+        """(rows, columns, batch) of a step: the phase --size (auto) puts it in."""
+        rows = int(a.size) if a.size != "auto" else (128 if step < a.full_size_from else 256)
+        return rows, 2 * rows, a.batch or (4 if rows <= 128 else 2)
 
     torch.manual_seed(0)
     g = with_spectral_norm(SPADEGenerator(ngf=a.ngf, label_nc=LABEL_NC, contain_instance=True,
-                                          crop_size=w, num_upsampling_layers=6))
+                                          num_upsampling_layers=6))  # set_size() sets the geometry
     d = MultiscaleD(LABEL_NC + 1 + 3, a.ndf)
     opt_g = torch.optim.Adam(g.parameters(), lr=1e-4, betas=(0.0, 0.9))
     opt_d = torch.optim.Adam(d.parameters(), lr=4e-4, betas=(0.0, 0.9))
@@ -201,7 +206,6 @@ def main():
     if log:
         log.drop_after(step)
     timer = common.Timer(wall)
-    set_size(g, h, w)
 
     def save():
         ck.save({"g": g.state_dict(), "d": d.state_dict(), "opt_g": opt_g.state_dict(),
@@ -209,6 +213,8 @@ def main():
 
     for _ in range(a.steps):
         g.train()
+        h, w, bs = geometry(step)
+        set_size(g, h, w)
         seg, real = batch(rng.sample(seeds, bs), h, a.cache_dir, 0.3, rng)
         fake = g(seg)
         # discriminator: hinge
@@ -241,6 +247,8 @@ def main():
         save()
         common.plot_losses(log.path, os.path.join(a.run_dir, "losses.png"), f"GauGAN ngf {a.ngf}")
     if a.export:
+        h, w, _ = geometry(step)
+        set_size(g, h, w)
         plain = plain_generator(g, a.ngf)
         recalibrate_bn(plain, seeds, h, a.cache_dir, rng, 2 if a.smoke else 24)
         meta = {"sige.model": "spade-generator", "sige.crop_size": str(w if a.smoke else 512), "sige.aspect_ratio": "2",
