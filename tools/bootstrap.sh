@@ -23,7 +23,8 @@ PACKAGE_PACKAGES="dpkg-dev debhelper"
 # test the training tools with numpy and torch (tests/scenes, tests/train);
 # big (about 650 MB installed, 1.5 minutes here): only for `test`.
 # debootstrap: the Debian 13 chroot the GIMP 3 tests run in (tests/gimp3/)
-TEST_PACKAGES="python3-torch python3-numpy debootstrap"
+# gdb: the CLI test interrupts a write at a breakpoint (tests/cli/test_cli.sh)
+TEST_PACKAGES="python3-torch python3-numpy debootstrap gdb"
 
 install_packages() {
   missing=""

@@ -120,6 +120,22 @@ grep -q "is a folder" "$TMP/badout2.log" || fail "sige edit: a folder as output 
 # (the check's temporary file is OUT.XXXXXX, here next to $TMP: none may be left)
 [ -z "$(ls -d "$TMP".?????? 2>/dev/null)" ] || fail "the check left a temporary file behind"
 
+# SIGINT while the output is being written (stopped by gdb inside libpng's
+# png_write_end, after the temporary file is made): the program ends only
+# once the file is complete and renamed, and no OUT.XXXXXX is left (2 of 16
+# interrupted runs used to leave one)
+command -v gdb > /dev/null || fail "gdb is needed for the interrupted-write check (apt-get install gdb)"
+echo "== SIGINT during the write"
+mkdir -p "$TMP/sigint"
+SIGE_NUM_THREADS=2 timeout 300 gdb -q -batch -ex 'set breakpoint pending on' -ex 'break png_write_end' \
+  -ex run -ex delete -ex 'handle SIGINT nostop noprint pass' -ex 'signal SIGINT' \
+  --args "$SIGE" render --model "$SRC/data/models/gaugan-demo.safetensors" \
+  --labels "$SRC/data/examples/street_labels.png" --out "$TMP/sigint/out.png" >"$TMP/sigint.log" 2>&1 || true
+grep -q "Breakpoint 1, .*png_write_end" "$TMP/sigint.log" || { cat "$TMP/sigint.log"; fail "gdb did not stop the write"; }
+ls -la "$TMP/sigint"
+[ "$(ls "$TMP/sigint")" = "out.png" ] || fail "an interrupted write left $(ls "$TMP/sigint" | tr '\n' ' ')"
+expect_png "$TMP/sigint/out.png" 512 256
+
 # 16 threads under a 2 GB address-space limit: OpenBLAS used to retry its
 # work-buffer allocation forever; the threads are now capped by the limit,
 # and the device line says so.  (Not under AddressSanitizer, whose shadow

@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "cli_input.h"
+#include "cli_output.h"
 #include "commands.h"
 #include "sige-app/edit_params.h"
 #include "sige-app/image_files.h"
@@ -92,8 +93,8 @@ int sige_cmd_edit(int argc, char **argv) {
   sige_rect r;
   if (!sige_session_regenerate(s, b, NULL, NULL, NULL, &out, &r, &error)) return sige_cli_fail(error);
   const sige_session_stats *st = sige_session_last_stats(s);
-  if (!sige_output_write_png(out, out_path, &error)) return sige_cli_fail(error);
-  if (dense_out && !sige_output_write_png(first, dense_out, &error)) return sige_cli_fail(error);
+  if (!sige_cli_write_png(out, out_path, &error)) return sige_cli_fail(error);
+  if (dense_out && !sige_cli_write_png(first, dense_out, &error)) return sige_cli_fail(error);
   printf("edit ratio      %.2f %% of the pixels (dilated difference)\n", 100.0 * st->edit_ratio);
   printf("snapshot (full) %8.1f ms  %8.2f GMACs\n", st0.seconds * 1e3, st0.dense_macs / 1e9);
   printf("edit (%s) %8.1f ms  %8.2f GMACs  (%.1fx fewer MACs)\n",

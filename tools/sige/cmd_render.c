@@ -2,6 +2,7 @@
 #include <stdio.h>
 
 #include "cli_input.h"
+#include "cli_output.h"
 #include "commands.h"
 #include "sige-app/image_files.h"
 #include "sige-app/model_spec.h"
@@ -50,7 +51,7 @@ int sige_cmd_render(int argc, char **argv) {
   gint64 t0 = g_get_monotonic_time();
   if (!sige_model_forward_dense(model, ctx, sem, 0, &img, &error)) return sige_cli_fail(error);
   double ms = (g_get_monotonic_time() - t0) / 1e3;
-  if (!sige_output_write_png(img, out_path, &error)) return sige_cli_fail(error);
+  if (!sige_cli_write_png(img, out_path, &error)) return sige_cli_fail(error);
   printf("rendered %s -> %s (%dx%d) in %.1f ms, %.2f GMACs\ndevice: %s\n", labels, out_path,
          SIGE_W(img), SIGE_H(img), ms, sige_ctx_macs(ctx) / 1e9, sige_ctx_device_info(ctx));
   return 0;
