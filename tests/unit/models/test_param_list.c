@@ -25,6 +25,7 @@ static sige_model *build(const model_case *c, const sige_weights *w, GError **er
     case SIGE_MODEL_GANCOMP_SPADE: return sige_model_new_gancomp(c->cfg, w, error);
     case SIGE_MODEL_DDPM_UNET: return sige_model_new_ddpm(c->cfg, w, error);
     case SIGE_MODEL_PD_UNET: return sige_model_new_pd(c->cfg, w, error);
+    case SIGE_MODEL_CLIP_TEXT: return sige_model_new_clip_text(c->cfg, w, error);
   }
   return NULL;
 }
@@ -185,6 +186,19 @@ static void test_pd(void **state) {
                            {"sige.image_size", "32", "sige.head_dim", "8", NULL}});
 }
 
+static void test_clip_text(void **state) {
+  (void)state;
+  sige_clip_text_config c;
+  sige_clip_text_config_init(&c);
+  c.vocab_size = 40;
+  c.context_length = 7;
+  c.width = 16;
+  c.layers = 2;
+  c.heads = 2;
+  c.mlp_width = 64;
+  check_case(&(model_case){"clip-text", SIGE_MODEL_CLIP_TEXT, &c, {"sige.heads", "2", NULL}});
+}
+
 /* A config out of range has no list, and says which setting. */
 static void test_bad_config(void **state) {
   (void)state;
@@ -214,7 +228,8 @@ static void test_bad_config(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_spade), cmocka_unit_test(test_gancomp), cmocka_unit_test(test_ddpm),
-      cmocka_unit_test(test_pd),    cmocka_unit_test(test_bad_config),
+      cmocka_unit_test(test_pd),
+      cmocka_unit_test(test_clip_text),    cmocka_unit_test(test_bad_config),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
