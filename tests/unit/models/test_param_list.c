@@ -197,6 +197,12 @@ static void test_clip_text(void **state) {
   c.heads = 2;
   c.mlp_width = 64;
   check_case(&(model_case){"clip-text", SIGE_MODEL_CLIP_TEXT, &c, {"sige.heads", "2", NULL}});
+  /* a diffusers text_encoder: the same names under "text_model." */
+  c.sd_single_file = FALSE;
+  check_case(&(model_case){"clip-text hf", SIGE_MODEL_CLIP_TEXT, &c, {"sige.heads", "2", NULL}});
+  /* width 64: two heads inferred without metadata (openai/CLIP's width / 64) */
+  c.width = 128;
+  check_case(&(model_case){"clip-text 128", SIGE_MODEL_CLIP_TEXT, &c, {NULL}});
 }
 
 /* A config out of range has no list, and says which setting. */
