@@ -1,15 +1,19 @@
 /* The CLIP BPE tokenizer of Stable Diffusion 1.x (openai/CLIP
  * simple_tokenizer.py): text -> context_length token ids.
  *
- * The text is cleaned as the original does (HTML entities unescaped,
- * whitespace runs to one space, trimmed, lower-cased; ftfy's mojibake
- * repair is not done: it changes nothing in well-formed UTF-8), split by
+ * The text is cleaned as the original does (HTML entities unescaped twice,
+ * whitespace runs to one space, trimmed, lower-cased), split by
  * CLIP's pattern (contractions, letter runs, single digits, runs of other
  * characters), each piece's UTF-8 bytes mapped to printable characters
  * (bytes_to_unicode) and merged by the BPE ranks, "</w>" marking word ends.
  * The ids are <|startoftext|>, up to context_length - 2 content tokens
  * (truncated), <|endoftext|>, then <|endoftext|> as padding (SD's
- * padding="max_length"). */
+ * padding="max_length").
+ *
+ * Where it departs from the original: ftfy.fix_text (mojibake repair) is
+ * not done, and of html.unescape only numeric entities and &amp; &lt; &gt;
+ * &quot; &apos; &nbsp; (with their semicolon) are known; prompts with other
+ * named entities or broken encodings may tokenize differently. */
 #pragma once
 #include <glib.h>
 #include <stdint.h>
