@@ -197,6 +197,31 @@ static void test_clip_text(void **state) {
   c.heads = 2;
   c.mlp_width = 64;
   check_case(&(model_case){"clip-text", SIGE_MODEL_CLIP_TEXT, &c, {"sige.heads", "2", NULL}});
+  /* the class's forward (ids as a float tensor) is the encoder's output */
+  {
+    GError *error = NULL;
+    g_autoptr(sige_weights) w = sige_random_model_weights(SIGE_MODEL_CLIP_TEXT, &c, 3, &error);
+    g_autoptr(sige_model) m = w ? sige_model_new_clip_text(&c, w, &error) : NULL;
+    if (!m) fail_msg("clip-text: %s", error->message);
+    int32_t ids[14];
+    int64_t shape[2] = {2, 7};
+    g_autoptr(sige_tensor) in = sige_tensor_new(2, shape, NULL);
+    for (int i = 0; i < 14; i++) in->data[i] = (float)(ids[i] = (i * 11 + 5) % 40);
+    g_autoptr(sige_ctx) ctx = sige_ctx_new(1);
+    g_autoptr(sige_tensor) a = NULL, b = NULL;
+    g_autoptr(GPtrArray) hidden = g_ptr_array_new_with_free_func((GDestroyNotify)sige_tensor_free);
+    assert_true(sige_model_forward_dense(m, ctx, in, 0.0f, &a, &error));
+    assert_true(sige_clip_text_encode(m, ctx, ids, 2, &b, hidden, &error));
+    assert_int_equal(hidden->len, c.layers + 1);
+    assert_int_equal(a->numel, (size_t)14 * c.width);
+    assert_memory_equal(a->data, b->data, a->numel * sizeof(float));
+    /* an id beyond the vocabulary is refused, naming it */
+    in->data[3] = 40.0f;
+    g_autoptr(sige_tensor) bad = NULL;
+    assert_false(sige_model_forward_dense(m, ctx, in, 0.0f, &bad, &error));
+    assert_non_null(strstr(error->message, "id 40"));
+    g_clear_error(&error);
+  }
   /* a diffusers text_encoder: the same names under "text_model." */
   c.sd_single_file = FALSE;
   check_case(&(model_case){"clip-text hf", SIGE_MODEL_CLIP_TEXT, &c, {"sige.heads", "2", NULL}});
