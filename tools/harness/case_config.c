@@ -210,6 +210,46 @@ gboolean sige_case_pd_config(const sige_case *c, sige_pd_config *cfg, GError **e
   return unet_sige_section(c, &cfg->sparse, &cfg->sparse_resolution_threshold, error);
 }
 
+gboolean sige_case_clip_text_config(const sige_case *c, sige_clip_text_config *cfg,
+                                    GError **error) {
+  sige_clip_text_config_init(cfg);
+  JsonObject *m = section(c, "config", error);
+  if (!m) return FALSE;
+  get_int(m, "vocab_size", &cfg->vocab_size);
+  get_int(m, "context_length", &cfg->context_length);
+  get_int(m, "width", &cfg->width);
+  get_int(m, "layers", &cfg->layers);
+  get_int(m, "heads", &cfg->heads);
+  int ratio = 4;
+  get_int(m, "mlp_ratio", &ratio);
+  cfg->mlp_width = ratio * cfg->width;
+  get_float(m, "layernorm_eps", &cfg->layernorm_eps);
+  return TRUE;
+}
+
+char **sige_case_prompts(const sige_case *c, GError **error) {
+  JsonNode *n = json_object_get_member(c->root, "prompts");
+  JsonArray *a = n && JSON_NODE_HOLDS_ARRAY(n) ? json_node_get_array(n) : NULL;
+  if (!a || json_array_get_length(a) == 0) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
+                "%s/case.json: no \"prompts\" array of strings", c->dir);
+    return NULL;
+  }
+  const guint len = json_array_get_length(a);
+  char **out = g_new0(char *, len + 1);
+  for (guint i = 0; i < len; i++) {
+    JsonNode *e = json_array_get_element(a, i);
+    if (!JSON_NODE_HOLDS_VALUE(e) || json_node_get_value_type(e) != G_TYPE_STRING) {
+      g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
+                  "%s/case.json: prompts[%u] is not a string", c->dir, i);
+      g_strfreev(out);
+      return NULL;
+    }
+    out[i] = g_strdup(json_node_get_string(e));
+  }
+  return out;
+}
+
 gboolean sige_case_tolerance(const sige_case *c, const char *name, gboolean *rms_rel,
                              double *value, GError **error) {
   JsonObject *t = section(c, "tolerances", error);

@@ -18,6 +18,12 @@ gboolean sige_case_spade_config(const sige_case *c, sige_spade_config *cfg, GErr
 gboolean sige_case_gancomp_config(const sige_case *c, sige_gancomp_config *cfg, GError **error);
 gboolean sige_case_ddpm_config(const sige_case *c, sige_ddpm_config *cfg, GError **error);
 gboolean sige_case_pd_config(const sige_case *c, sige_pd_config *cfg, GError **error);
+/* "clip-text": the text encoder's sizes (config.mlp_ratio * width for the
+ * MLP); which key prefix the weights use is the caller's to set. */
+gboolean sige_case_clip_text_config(const sige_case *c, sige_clip_text_config *cfg,
+                                    GError **error);
+/* The case's "prompts" (g_strfreev). */
+char **sige_case_prompts(const sige_case *c, GError **error);
 /* The tolerance string of `name` in "tolerances" ("abs 1e-4" / "rms_rel 1e-4"). */
 gboolean sige_case_tolerance(const sige_case *c, const char *name, gboolean *rms_rel,
                              double *value, GError **error);

@@ -10,6 +10,7 @@
 
 #include "case_config.h"
 #include "commands.h"
+#include "sige-app/clip_tokenizer.h"
 #include "sige-app/names.h"
 #include "sige/error.h"
 #include "sige/model.h"
@@ -394,8 +395,76 @@ static void check_sdedit(checker *ck, const sige_model *model) {
     report_error(ck, name, error);
 }
 
+/* The vocabulary: --vocab, else the installed file, else the source tree's
+ * (a run from the build tree before `meson install`). */
+static char *clip_vocab_path(const char *option) {
+  if (option) return g_strdup(option);
+  if (g_file_test(SIGE_CLIP_VOCAB_INSTALLED, G_FILE_TEST_EXISTS))
+    return g_strdup(SIGE_CLIP_VOCAB_INSTALLED);
+  return g_strdup(SIGE_CLIP_VOCAB_SOURCE);
+}
+
+/* The CLIP text encoder: the tokenizer's ids for the case's prompts must
+ * equal `tokens`; the embeddings, every layer's output (hidden_states/i)
+ * and last_hidden_state are compared under full_vs_dense. */
+static void check_clip_text(checker *ck, const sige_weights *w, const char *vocab_option) {
+  GError *error = NULL;
+  sige_clip_text_config cfg;
+  g_auto(GStrv) prompts = NULL;
+  g_autofree char *vocab = clip_vocab_path(vocab_option);
+  g_autoptr(sige_clip_tokenizer) tok = NULL;
+  if (!sige_case_clip_text_config(&ck->cs, &cfg, &error) ||
+      !(prompts = sige_case_prompts(&ck->cs, &error)) ||
+      !(tok = sige_clip_tokenizer_new_bpe(vocab, &error))) {
+    report_error(ck, "clip-text setup", error);
+    return;
+  }
+  /* the case's weights are the SD single-file names unless they are the
+   * diffusers text_encoder's */
+  cfg.sd_single_file = !sige_weights_contains(w, "text_model.embeddings.token_embedding.weight");
+  const int n = (int)g_strv_length(prompts), len = cfg.context_length;
+  g_autofree int32_t *ids = g_new(int32_t, (size_t)n * len);
+  for (int i = 0; i < n; i++)
+    if (!sige_clip_tokenize(tok, prompts[i], len, ids + (size_t)i * len, &error)) {
+      report_error(ck, "tokens", error);
+      return;
+    }
+  const sige_tensor *ref = sige_weights_get(ck->io, "tokens");
+  if (!ref || ref->numel != (size_t)n * len) {
+    g_set_error(&error, SIGE_ERROR, SIGE_ERROR_MISSING,
+                "io.safetensors has no 'tokens' of %d x %d ids", n, len);
+    report_error(ck, "tokens", error);
+  } else {
+    size_t wrong = 0, first = 0;
+    for (size_t i = 0; i < ref->numel; i++)
+      if ((double)ids[i] != (double)ref->data[i] && !wrong++) first = i;
+    char tol[48];
+    g_snprintf(tol, sizeof tol, "exact");
+    if (wrong)
+      printf("tokens: first difference at prompt %zu token %zu: ours %d, reference %.0f\n",
+             first / len, first % len, ids[first], (double)ref->data[first]);
+    report(ck, "tokens", "wrong", (double)wrong, tol, wrong == 0);
+  }
+  g_autoptr(sige_model) model = sige_model_new_clip_text(&cfg, w, &error);
+  if (!model) {
+    report_error(ck, "clip-text model", error);
+    return;
+  }
+  g_autoptr(GPtrArray) hidden = g_ptr_array_new_with_free_func((GDestroyNotify)sige_tensor_free);
+  g_autoptr(sige_tensor) last = NULL;
+  if (!sige_clip_text_encode(model, ck->ctx, ids, n, &last, hidden, &error)) {
+    report_error(ck, "last_hidden_state", error);
+    return;
+  }
+  for (guint i = 0; i < hidden->len; i++) {
+    g_autofree char *name = g_strdup_printf("hidden_states/%u", i);
+    compare(ck, name, g_ptr_array_index(hidden, i), "full_vs_dense");
+  }
+  compare(ck, "last_hidden_state", last, "full_vs_dense");
+}
+
 int sige_cmd_check_reference(int argc, char **argv) {
-  g_autofree char *mode = NULL, *weights_file = NULL, *device_name = NULL;
+  g_autofree char *mode = NULL, *weights_file = NULL, *device_name = NULL, *vocab = NULL;
   int threads = 0;
   GOptionEntry entries[] = {
       {"mode", 'm', 0, G_OPTION_ARG_STRING, &mode, "dense, sparse, sampler or all (default)", "MODE"},
@@ -404,6 +473,9 @@ int sige_cmd_check_reference(int argc, char **argv) {
        "use these weights (safetensors or PyTorch checkpoint, any known key layout) instead of "
        "the case's weights.safetensors", "FILE"},
       {"device", 'd', 0, G_OPTION_ARG_STRING, &device_name, SIGE_CLI_DEVICE_HELP, "DEVICE"},
+      {"vocab", 0, 0, G_OPTION_ARG_FILENAME, &vocab,
+       "CLIP BPE vocabulary for clip-text cases (default: the installed "
+       "bpe_simple_vocab_16e6.txt.gz)", "FILE"},
       {NULL}};
   g_autoptr(GOptionContext) oc = g_option_context_new("CASE_DIR");
   g_option_context_set_summary(oc, "Recompute a reference case (case.json, weights.safetensors, "
@@ -435,13 +507,15 @@ int sige_cmd_check_reference(int argc, char **argv) {
   const gboolean is_ddpm = !strcmp(ck.cs.kind, "ddpm-unet");
   const gboolean is_pd = !strcmp(ck.cs.kind, "pd-unet");
   const gboolean is_gancomp = !strcmp(ck.cs.kind, "sub-mobile-spade-generator");
-  if (!is_spade && !is_ddpm && !is_pd && !is_gancomp) {
+  const gboolean is_clip = !strcmp(ck.cs.kind, "clip-text");
+  if (!is_spade && !is_ddpm && !is_pd && !is_gancomp && !is_clip) {
     printf("UNSUPPORTED %s\n", ck.cs.kind);
     sige_case_close(&ck.cs);
     return 3;
   }
-  if (sampler && !dense && !sparse && !is_ddpm && !is_pd) { /* SPADE kinds have no sampler */
-    printf("UNSUPPORTED %s --mode sampler\n", ck.cs.kind);
+  /* SPADE kinds have no sampler; the text encoder has only a dense pass */
+  if ((sampler && !dense && !sparse && !is_ddpm && !is_pd) || (is_clip && !dense)) {
+    printf("UNSUPPORTED %s --mode %s\n", ck.cs.kind, mode);
     sige_case_close(&ck.cs);
     return 3;
   }
@@ -461,7 +535,9 @@ int sige_cmd_check_reference(int argc, char **argv) {
     }
   }
   if (ck.ctx) {
-    if (is_spade) {
+    if (is_clip) {
+      check_clip_text(&ck, w, vocab);
+    } else if (is_spade) {
       sige_spade_config cfg;
       if (sige_case_spade_config(&ck.cs, &cfg, &error) &&
           (model = sige_model_new_spade(&cfg, w, &error))) {

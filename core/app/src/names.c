@@ -26,6 +26,8 @@ static const name_entry model_kinds[] = {
     {SIGE_MODEL_DDPM_UNET, "ddpm", "a DDPM UNet", TRUE},
     {SIGE_MODEL_PD_UNET, "pd", "a PD UNet", TRUE},
     {SIGE_MODEL_GANCOMP_SPADE, "gancomp", "a GAN-Compression sub-mobile SPADE generator", TRUE},
+    /* a text encoder: read, described and checked, not edited on its own */
+    {SIGE_MODEL_CLIP_TEXT, "clip-text", "a CLIP text encoder", FALSE},
 };
 
 static const name_entry *by_value(const name_entry *t, size_t n, int value) {

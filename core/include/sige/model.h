@@ -9,7 +9,9 @@
  *   SIGE_MODEL_PD_UNET    the Progressive-Distillation UNet of the published
  *                         SIGE code (diffusion/models/pd_arch: resampling
  *                         residual blocks, log-SNR input, multi-head attention,
- *                         x and eps outputs). */
+ *                         x and eps outputs);
+ *   SIGE_MODEL_CLIP_TEXT  the CLIP text encoder of Stable Diffusion 1.x
+ *                         (Hugging Face CLIPTextModel names). */
 #pragma once
 #include <glib.h>
 #include "sige/context.h"
@@ -23,6 +25,7 @@ typedef enum {
   SIGE_MODEL_DDPM_UNET,
   SIGE_MODEL_GANCOMP_SPADE,
   SIGE_MODEL_PD_UNET,
+  SIGE_MODEL_CLIP_TEXT,
 } sige_model_kind;
 
 /* The sparse settings of every model (SIGE): block sizes of the sparse
@@ -105,6 +108,21 @@ typedef struct {
 } sige_pd_config;
 void sige_pd_config_init(sige_pd_config *c); /* the published church 128 PD model */
 
+/* The CLIP text transformer (OpenAI CLIP = Hugging Face CLIPTextModel, as
+ * SD 1.x conditions on it): token + position embedding, `layers` pre-LN
+ * blocks (causal self-attention, quick_gelu MLP of mlp_ratio * width), the
+ * final LayerNorm.  Its input is token ids, not a picture: it has no sparse
+ * pass (the sparse settings are unused and stay at their defaults). */
+typedef struct {
+  int vocab_size, context_length, width, layers, heads, mlp_width;
+  float layernorm_eps;
+  /* TRUE: keys "cond_stage_model.transformer.text_model.*" (an SD 1.x
+   * single file); FALSE: "text_model.*" (diffusers text_encoder/) */
+  gboolean sd_single_file;
+  sige_sparse_config sparse;
+} sige_clip_text_config;
+void sige_clip_text_config_init(sige_clip_text_config *c); /* SD 1.x: ViT-L/14's text tower */
+
 typedef struct sige_model sige_model;
 
 /* Builds a model from a weight table (the table is copied into the model's
@@ -121,6 +139,8 @@ sige_model *sige_model_new_gancomp(const sige_gancomp_config *cfg, const sige_we
  * shapes (SPADE: ngf, label channels; DDPM: ch, ch_mult, resolutions;
  * sub-mobile SPADE, recognised by its separable mlp_gamma convs: the channel
  * configuration from metadata "sige.config_str", else from the widths). */
+sige_model *sige_model_new_clip_text(const sige_clip_text_config *cfg, const sige_weights *w,
+                                     GError **error);
 sige_model *sige_model_load(const char *path, GError **error);
 void sige_model_free(sige_model *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sige_model, sige_model_free)
@@ -133,11 +153,21 @@ const sige_spade_config *sige_model_spade_config(const sige_model *m);
 const sige_gancomp_config *sige_model_gancomp_config(const sige_model *m); /* NULL if not one */
 const sige_ddpm_config *sige_model_ddpm_config(const sige_model *m);   /* NULL if not DDPM */
 const sige_pd_config *sige_model_pd_config(const sige_model *m);       /* NULL if not PD */
+const sige_clip_text_config *sige_model_clip_text_config(const sige_model *m); /* or NULL */
+
+/* The CLIP text encoder on n prompts of context_length token ids each
+ * (ids: n * context_length ints).  *last receives the last hidden state, a
+ * host [n * context_length, width] tensor (row b * context_length + t);
+ * when hidden is not NULL it receives layers + 1 host tensors of that shape:
+ * the embeddings, then the output of each layer (before the final norm). */
+gboolean sige_clip_text_encode(const sige_model *m, sige_ctx *ctx, const int32_t *ids, int n,
+                               sige_tensor **last, GPtrArray *hidden, GError **error);
 /* Shape of the model's input tensor ([1, C, H, W]). */
 void sige_model_input_shape(const sige_model *m, int64_t shape[4]);
 
 /* A dense forward.  SPADE (and sub-mobile SPADE): input is the semantic tensor
- * [1, label_nc(+1), H, W], t ignored.  DDPM: input is x_t [1, in_ch, S, S] and
+ * [1, label_nc(+1), H, W], t ignored.  CLIP text: input is [n, context_length]
+ * token ids as floats (exact below 2^24), t ignored, out [n * context, width].  DDPM: input is x_t [1, in_ch, S, S] and
  * t the timestep.  PD: input is z_t [1, in_ch, S, S] and t its log-SNR.
  * *out receives a new [1, 3|out_ch, H, W] tensor. */
 gboolean sige_model_forward_dense(const sige_model *m, sige_ctx *ctx, const sige_tensor *input,

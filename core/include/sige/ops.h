@@ -25,6 +25,7 @@ typedef enum {
   SIGE_ACT_SWISH,      /* x * sigmoid(x), a.k.a. SiLU */
   SIGE_ACT_TANH,
   SIGE_ACT_SIGMOID,
+  SIGE_ACT_QUICK_GELU, /* x * sigmoid(1.702 x): OpenAI CLIP's MLP activation */
 } sige_act;
 
 #define SIGE_LEAKY_SLOPE 0.2f
@@ -129,6 +130,34 @@ gboolean sige_multihead_attention(sige_ctx *ctx, const sige_tensor *x, const sig
                                   const sige_tensor *proj_b, int heads, int head_dim,
                                   const float *scale, const float *shift, sige_tensor *out,
                                   GError **error);
+
+/* ---- token sequences (transformers) ----------------------------------- */
+/* Sequences are 2-D [rows, C] tensors, rows = samples * tokens, one token a
+ * row (what sige_linear takes). */
+
+/* torch.nn.LayerNorm over the last dimension: per row, mean and biased
+ * variance over C; y = (x - mean) / sqrt(var + eps) * gamma + beta.
+ * x, out [rows, C] (out may be x); gamma, beta [C] or NULL (1 / 0). */
+void sige_layer_norm(sige_ctx *ctx, const sige_tensor *x, const sige_tensor *gamma,
+                     const sige_tensor *beta, float eps, sige_tensor *out);
+
+/* Token + position embedding: row r = b * tokens + t of out [n * tokens, C]
+ * is table[ids[r]] + pos[t] (pos [>= tokens, C] or NULL).  table [V, C];
+ * ids: n * tokens host ints, each in [0, V) (else SIGE_ERROR_INVALID naming
+ * the row and the id). */
+gboolean sige_token_embedding(sige_ctx *ctx, const sige_tensor *table, const int32_t *ids, int n,
+                              int tokens, const sige_tensor *pos, sige_tensor *out,
+                              GError **error);
+
+/* Scaled dot-product attention over token sequences with heads: q [n * tq,
+ * heads * d], k and v [n * tk, heads * d], out [n * tq, heads * d].  For each
+ * sample b, head h and query i: w_j = softmax_j(q_i . k_j / sqrt(d)) over the
+ * keys j of sample b (causal: only j <= i, which needs tq == tk), out_i =
+ * sum_j w_j v_j, each on the head's d columns.  No projections: callers run
+ * sige_linear before and after. */
+gboolean sige_token_attention(sige_ctx *ctx, const sige_tensor *q, const sige_tensor *k,
+                              const sige_tensor *v, int n, int heads, gboolean causal,
+                              sige_tensor *out, GError **error);
 
 /* DDPM sinusoidal embedding: for each of the n timesteps, half = dim/2,
  * f_i = exp(-log(10000) * i / (half - 1)); out[j] = [sin(t f), cos(t f)]

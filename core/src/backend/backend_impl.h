@@ -79,6 +79,15 @@ typedef gboolean sige_multihead_attention_fn(sige_ctx *ctx, const sige_tensor *x
                                              const sige_tensor *proj_b, int heads, int head_dim,
                                              const float *scale, const float *shift,
                                              sige_tensor *out, GError **error);
+/* the token-sequence ops of ops.h, arguments checked (ids in range) */
+typedef void sige_layer_norm_fn(sige_ctx *ctx, const sige_tensor *x, const sige_tensor *gamma,
+                                const sige_tensor *beta, float eps, sige_tensor *out);
+typedef void sige_token_embedding_fn(sige_ctx *ctx, const sige_tensor *table, const int32_t *ids,
+                                     int n, int tokens, const sige_tensor *pos, sige_tensor *out);
+typedef gboolean sige_token_attention_fn(sige_ctx *ctx, const sige_tensor *q,
+                                         const sige_tensor *k, const sige_tensor *v, int n,
+                                         int heads, gboolean causal, sige_tensor *out,
+                                         GError **error);
 /* src (F32 or F16, [1, C, H, W]) read through map into a new F32 tensor on
  * the same backend */
 typedef sige_tensor *sige_materialize_fn(const sige_tensor *src, const sige_resample_map *map,
@@ -135,6 +144,9 @@ typedef void sige_undo_unpack_fn(sige_backend *be, void *base, int esize, int c,
   X(o, avg_pool2x2, sige_resample_fn)                                                              \
   X(o, attention, sige_attention_fn)                                                               \
   X(o, multihead_attention, sige_multihead_attention_fn)                                           \
+  X(o, layer_norm, sige_layer_norm_fn)                                                             \
+  X(o, token_embedding, sige_token_embedding_fn)                                                   \
+  X(o, token_attention, sige_token_attention_fn)                                                   \
   X(o, materialize, sige_materialize_fn)                                                           \
   X(o, gather, sige_gather_fn)                                                                     \
   X(o, scatter, sige_scatter_fn)                                                                   \

@@ -13,7 +13,8 @@
 /* In recognition order: a GAN-Compression checkpoint is also a SPADE one by
  * its keys, and a PD UNet also a DDPM one. */
 static const sige_model_class *const classes[] = {&sige_gancomp_class, &sige_spade_class,
-                                                  &sige_pd_class, &sige_ddpm_class};
+                                                  &sige_pd_class, &sige_ddpm_class,
+                                                  &sige_clip_text_class};
 
 static const sige_model_class *class_of(sige_model_kind k) {
   for (size_t i = 0; i < G_N_ELEMENTS(classes); i++)
@@ -90,6 +91,11 @@ sige_model *sige_model_new_gancomp(const sige_gancomp_config *cfg, const sige_we
   return model_new(&sige_gancomp_class, cfg, w, error);
 }
 
+sige_model *sige_model_new_clip_text(const sige_clip_text_config *cfg, const sige_weights *w,
+                                     GError **error) {
+  return model_new(&sige_clip_text_class, cfg, w, error);
+}
+
 void sige_model_free(sige_model *m) {
   if (!m) return;
   m->cls->free(m->impl);
@@ -116,6 +122,10 @@ const sige_ddpm_config *sige_model_ddpm_config(const sige_model *m) {
 }
 const sige_pd_config *sige_model_pd_config(const sige_model *m) {
   return m->cls == &sige_pd_class ? m->cfg : NULL;
+}
+
+const sige_clip_text_config *sige_model_clip_text_config(const sige_model *m) {
+  return m->cls == &sige_clip_text_class ? m->cfg : NULL;
 }
 
 void sige_model_input_shape(const sige_model *m, int64_t shape[4]) {
@@ -195,7 +205,9 @@ sige_model *sige_model_load(const char *path, GError **error) {
   }
   g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
               "%s: unknown model layout (expected a SPADE generator with 'fc.weight' and "
-              "'conv_img.weight', or a DDPM UNet with 'conv_in.weight' and 'temb.dense.0.weight')",
+              "'conv_img.weight', a DDPM UNet with 'conv_in.weight' and 'temb.dense.0.weight', or a "
+              "CLIP text encoder with '[cond_stage_model.transformer.]text_model.embeddings."
+              "token_embedding.weight')",
               path);
   return NULL;
 }

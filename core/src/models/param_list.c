@@ -118,6 +118,17 @@ void sige_params_linear(sige_param_list *l, sige_tensor **w_dst, sige_tensor **b
   sige_params_vector(l, b_dst, SIGE_PARAM_BIAS, out, "%s.bias", key);
 }
 
+void sige_params_matrix(sige_param_list *l, sige_tensor **dst, int rows, int cols,
+                        const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  slot *s = slot_add(l, SLOT_MATRIX, fmt, ap);
+  va_end(ap);
+  s->a = rows, s->b = cols, s->dst = dst;
+  const int64_t shape[2] = {rows, cols};
+  view_add(l, SIGE_PARAM_WEIGHT, 2, shape, s->key, "");
+}
+
 void sige_params_norm(sige_param_list *l, sige_tensor **g_dst, sige_tensor **b_dst, int c,
                       const char *fmt, ...) {
   va_list ap;

@@ -18,6 +18,9 @@ void sige_params_vector(sige_param_list *l, sige_tensor **dst, sige_param_role r
 /* A linear layer: "<key>.weight" [out, in] and "<key>.bias" [out]. */
 void sige_params_linear(sige_param_list *l, sige_tensor **w_dst, sige_tensor **b_dst, int out,
                         int in, const char *fmt, ...) G_GNUC_PRINTF(6, 7);
+/* A bias-free matrix "<key>" [rows, cols] (an embedding table). */
+void sige_params_matrix(sige_param_list *l, sige_tensor **dst, int rows, int cols,
+                        const char *fmt, ...) G_GNUC_PRINTF(5, 6);
 void sige_params_norm(sige_param_list *l, sige_tensor **g_dst, sige_tensor **b_dst, int c,
                       const char *fmt, ...) G_GNUC_PRINTF(5, 6);
 

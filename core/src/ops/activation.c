@@ -13,6 +13,7 @@ float sige_act_apply(sige_act act, float v) {
     case SIGE_ACT_SWISH: return v / (1.0f + sige_fast_expf(-v));
     case SIGE_ACT_TANH: return tanhf(v);
     case SIGE_ACT_SIGMOID: return 1.0f / (1.0f + sige_fast_expf(-v));
+    case SIGE_ACT_QUICK_GELU: return v / (1.0f + sige_fast_expf(-1.702f * v));
   }
   return v;
 }
@@ -36,6 +37,9 @@ void sige_act_inplace(float *v, size_t n, sige_act act) {
       break;
     case SIGE_ACT_SIGMOID:
       for (size_t i = 0; i < n; i++) v[i] = 1.0f / (1.0f + sige_fast_expf(-v[i]));
+      break;
+    case SIGE_ACT_QUICK_GELU:
+      for (size_t i = 0; i < n; i++) v[i] = v[i] / (1.0f + sige_fast_expf(-1.702f * v[i]));
       break;
   }
 }

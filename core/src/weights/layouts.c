@@ -179,6 +179,7 @@ static gboolean fail_unknown(const sige_weights *w, GError **error) {
     "fc.weight", "conv_img.weight",                  /* SPADE */
     "conv_in.weight", "temb.dense.0.weight",         /* DDPM (ermongroup/ddim) */
     "time_embedding.linear_1.weight",                /* diffusers UNet2DModel */
+    "text_model.embeddings.token_embedding.weight",  /* CLIP text (diffusers) */
   };
   guint n;
   const char *const *names = sige_weights_names(w, &n);
@@ -189,8 +190,8 @@ static gboolean fail_unknown(const sige_weights *w, GError **error) {
   for (guint i = 0; i < n; i++) g_ptr_array_add(unexpected, (gpointer)names[i]);
   g_autoptr(GString) s = g_string_new(NULL);
   g_autofree char *file = layout_file(w);
-  g_string_printf(s, "%s: unknown key layout (not SPADE/NVlabs, DDPM/ermongroup or "
-                     "diffusers UNet2DModel): missing ", file);
+  g_string_printf(s, "%s: unknown key layout (not SPADE/NVlabs, DDPM/ermongroup, "
+                     "diffusers UNet2DModel or CLIP text): missing ", file);
   append_few(s, missing);
   g_string_append(s, "; unexpected ");
   if (n)
@@ -460,6 +461,17 @@ gboolean sige_weights_canonicalize(sige_weights **wp, GError **error) {
       sige_weights_contains(w, "time_embedding.linear_1.weight")) {
     if (!rename_diffusers(wp, error)) return FALSE;
     sige_weights_set_metadata(*wp, "sige.source.layout", "diffusers-unet2d");
+    return TRUE;
+  }
+  /* the CLIP text encoder keeps its own names (the model reads either
+   * prefix): an SD 1.x single file's or a diffusers text_encoder's */
+  if (sige_weights_contains(
+          w, "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight")) {
+    sige_weights_set_metadata(w, "sige.source.layout", "sd-clip-text");
+    return TRUE;
+  }
+  if (sige_weights_contains(w, "text_model.embeddings.token_embedding.weight")) {
+    sige_weights_set_metadata(w, "sige.source.layout", "hf-clip-text");
     return TRUE;
   }
   return fail_unknown(w, error);

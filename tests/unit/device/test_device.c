@@ -438,6 +438,48 @@ static void test_attention(void **state) {
   assert_close(want, got, TOL_OP, "multihead_attention");
 }
 
+static sige_tensor *rand2(int rows, int cols, uint64_t seed) {
+  sige_tensor *t = rand4(rows, cols, 1, 1, seed);
+  t->ndim = 2;
+  return t;
+}
+
+/* LayerNorm, token embedding, attention over tokens, quick_gelu: the text
+ * encoder's ops. */
+static void test_token_ops(void **state) {
+  (void)state;
+  g_autoptr(sige_ctx) cc = cpu_ctx();
+  g_autoptr(sige_ctx) dc = dev_ctx();
+  const int n = 2, t = 7, heads = 2, c = 12;
+  g_autoptr(sige_tensor) x = rand2(n * t, c, 81), g = randv(c, 82), b = randv(c, 83);
+  g_autoptr(sige_tensor) dx = up(dc, x);
+  g_autoptr(sige_tensor) want = rand2(n * t, c, 84);
+  g_autoptr(sige_tensor) got = up(dc, want);
+  sige_layer_norm(cc, x, g, b, 1e-5f, want);
+  sige_layer_norm(dc, dx, g, b, 1e-5f, got);
+  assert_close(want, got, TOL_OP, "layer_norm");
+  sige_activation(cc, x, SIGE_ACT_QUICK_GELU, want);
+  sige_activation(dc, dx, SIGE_ACT_QUICK_GELU, got);
+  assert_close(want, got, TOL_OP, "quick_gelu");
+  g_autoptr(sige_tensor) table = rand2(20, c, 85), pos = rand2(t, c, 86);
+  int32_t ids[14];
+  for (int i = 0; i < n * t; i++) ids[i] = (i * 7 + 3) % 20;
+  GError *error = NULL;
+  assert_true(sige_token_embedding(cc, table, ids, n, t, pos, want, NULL));
+  assert_true(sige_token_embedding(dc, table, ids, n, t, pos, got, &error));
+  assert_ok(error, "device token_embedding");
+  assert_close(want, got, 0, "token_embedding");
+  g_autoptr(sige_tensor) k = rand2(n * t, c, 87), v = rand2(n * t, c, 88);
+  g_autoptr(sige_tensor) dk = up(dc, k), dv = up(dc, v);
+  for (int causal = 0; causal < 2; causal++) {
+    assert_true(sige_token_attention(cc, x, k, v, n, heads, causal, want, NULL));
+    assert_true(sige_token_attention(dc, dx, dk, dv, n, heads, causal, got, &error));
+    assert_ok(error, "device token_attention");
+    assert_close(want, got, TOL_OP, causal ? "causal token_attention" : "token_attention");
+  }
+  assert_int_equal(sige_ctx_macs(cc), sige_ctx_macs(dc));
+}
+
 /* ---- sparse kernels and the undo log --------------------------------------- */
 
 static void test_sparse_kernels(void **state) {
@@ -774,6 +816,7 @@ int main(void) {
       cmocka_unit_test(test_conv2d),        cmocka_unit_test(test_linear),
       cmocka_unit_test(test_elementwise),   cmocka_unit_test(test_norms),
       cmocka_unit_test(test_resample),      cmocka_unit_test(test_attention),
+      cmocka_unit_test(test_token_ops),
       cmocka_unit_test(test_sparse_kernels), cmocka_unit_test(test_undo_log),
       cmocka_unit_test(test_spade),         cmocka_unit_test(test_gancomp),
       cmocka_unit_test(test_ddpm),          cmocka_unit_test(test_pd),

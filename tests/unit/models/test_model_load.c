@@ -23,6 +23,21 @@ static void test_kinds(void **state) {
   expect_kind("pd-church128-tiny", SIGE_MODEL_PD_UNET);
 }
 
+/* The CLIP text encoder of the reference case is recognised by its SD
+ * single-file keys; its width (32) is no multiple of 64, so the head count
+ * cannot be inferred without metadata: the error says which key to add. */
+static void test_clip_text_heads(void **state) {
+  (void)state;
+  g_autofree char *p =
+      g_build_filename(sige_test_reference_dir(), "clip-text-tiny", "weights.safetensors", NULL);
+  GError *error = NULL;
+  g_autoptr(sige_model) m = sige_model_load(p, &error);
+  assert_null(m);
+  if (!error || !strstr(error->message, "sige.heads"))
+    fail_msg("expected an error naming sige.heads, got %s", error ? error->message : "none");
+  g_clear_error(&error);
+}
+
 /* A file of no known layout names what was expected. */
 static void test_unknown_layout(void **state) {
   (void)state;
@@ -40,6 +55,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_kinds),
       cmocka_unit_test(test_unknown_layout),
+      cmocka_unit_test(test_clip_text_heads),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

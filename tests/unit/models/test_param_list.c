@@ -27,6 +27,7 @@ static sige_model *build(const model_case *c, const sige_weights *w, GError **er
     case SIGE_MODEL_GANCOMP_SPADE: return sige_model_new_gancomp(c->cfg, w, error);
     case SIGE_MODEL_DDPM_UNET: return sige_model_new_ddpm(c->cfg, w, error);
     case SIGE_MODEL_PD_UNET: return sige_model_new_pd(c->cfg, w, error);
+    case SIGE_MODEL_CLIP_TEXT: return sige_model_new_clip_text(c->cfg, w, error);
   }
   return NULL;
 }
@@ -187,6 +188,50 @@ static void test_pd(void **state) {
                            {"sige.image_size", "32", "sige.head_dim", "8", NULL}});
 }
 
+static void test_clip_text(void **state) {
+  (void)state;
+  sige_clip_text_config c;
+  sige_clip_text_config_init(&c);
+  c.vocab_size = 40;
+  c.context_length = 7;
+  c.width = 16;
+  c.layers = 2;
+  c.heads = 2;
+  c.mlp_width = 64;
+  check_case(&(model_case){"clip-text", SIGE_MODEL_CLIP_TEXT, &c, {"sige.heads", "2", NULL}});
+  /* the class's forward (ids as a float tensor) is the encoder's output */
+  {
+    GError *error = NULL;
+    g_autoptr(sige_weights) w = sige_random_model_weights(SIGE_MODEL_CLIP_TEXT, &c, 3, &error);
+    g_autoptr(sige_model) m = w ? sige_model_new_clip_text(&c, w, &error) : NULL;
+    if (!m) fail_msg("clip-text: %s", error->message);
+    int32_t ids[14];
+    int64_t shape[2] = {2, 7};
+    g_autoptr(sige_tensor) in = sige_tensor_new(2, shape, NULL);
+    for (int i = 0; i < 14; i++) in->data[i] = (float)(ids[i] = (i * 11 + 5) % 40);
+    g_autoptr(sige_ctx) ctx = sige_ctx_new(1);
+    g_autoptr(sige_tensor) a = NULL, b = NULL;
+    g_autoptr(GPtrArray) hidden = g_ptr_array_new_with_free_func((GDestroyNotify)sige_tensor_free);
+    assert_true(sige_model_forward_dense(m, ctx, in, 0.0f, &a, &error));
+    assert_true(sige_clip_text_encode(m, ctx, ids, 2, &b, hidden, &error));
+    assert_int_equal(hidden->len, c.layers + 1);
+    assert_int_equal(a->numel, (size_t)14 * c.width);
+    assert_memory_equal(a->data, b->data, a->numel * sizeof(float));
+    /* an id beyond the vocabulary is refused, naming it */
+    in->data[3] = 40.0f;
+    g_autoptr(sige_tensor) bad = NULL;
+    assert_false(sige_model_forward_dense(m, ctx, in, 0.0f, &bad, &error));
+    assert_non_null(strstr(error->message, "id 40"));
+    g_clear_error(&error);
+  }
+  /* a diffusers text_encoder: the same names under "text_model." */
+  c.sd_single_file = FALSE;
+  check_case(&(model_case){"clip-text hf", SIGE_MODEL_CLIP_TEXT, &c, {"sige.heads", "2", NULL}});
+  /* width 64: two heads inferred without metadata (openai/CLIP's width / 64) */
+  c.width = 128;
+  check_case(&(model_case){"clip-text 128", SIGE_MODEL_CLIP_TEXT, &c, {NULL}});
+}
+
 /* A config out of range has no list, and says which setting. */
 static void test_bad_config(void **state) {
   (void)state;
@@ -256,8 +301,8 @@ static void test_bad_sparse_config(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_spade), cmocka_unit_test(test_gancomp), cmocka_unit_test(test_ddpm),
-      cmocka_unit_test(test_pd),    cmocka_unit_test(test_bad_config),
-      cmocka_unit_test(test_bad_sparse_config),
+      cmocka_unit_test(test_pd),    cmocka_unit_test(test_clip_text),
+      cmocka_unit_test(test_bad_config), cmocka_unit_test(test_bad_sparse_config),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

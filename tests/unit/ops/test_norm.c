@@ -11,6 +11,7 @@ static double act_ref(sige_act act, double v) {
     case SIGE_ACT_SWISH: return v / (1.0 + exp(-v));
     case SIGE_ACT_TANH: return tanh(v);
     case SIGE_ACT_SIGMOID: return 1.0 / (1.0 + exp(-v));
+    case SIGE_ACT_QUICK_GELU: return v / (1.0 + exp(-1.702 * v));
   }
   return v;
 }

@@ -10,7 +10,8 @@ _Static_assert((int)SIGE_ACT_NONE == SIGE_K_ACT_NONE && (int)SIGE_ACT_RELU == SI
                    (int)SIGE_ACT_LEAKY_RELU == SIGE_K_ACT_LEAKY_RELU &&
                    (int)SIGE_ACT_SWISH == SIGE_K_ACT_SWISH &&
                    (int)SIGE_ACT_TANH == SIGE_K_ACT_TANH &&
-                   (int)SIGE_ACT_SIGMOID == SIGE_K_ACT_SIGMOID,
+                   (int)SIGE_ACT_SIGMOID == SIGE_K_ACT_SIGMOID &&
+                   (int)SIGE_ACT_QUICK_GELU == SIGE_K_ACT_QUICK_GELU,
                "kernels.h mirrors sige_act");
 
 sige_backend *sige_device_backend_new(sige_device kind, int n_threads, GError **error) {

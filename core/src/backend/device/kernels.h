@@ -71,6 +71,7 @@ enum {
   SIGE_K_ACT_SWISH = 3,
   SIGE_K_ACT_TANH = 4,
   SIGE_K_ACT_SIGMOID = 5,
+  SIGE_K_ACT_QUICK_GELU = 6,
 };
 
 SIGE_KFN float sige_k_act(int act, float v) {
@@ -80,6 +81,7 @@ SIGE_KFN float sige_k_act(int act, float v) {
     case SIGE_K_ACT_SWISH: return v / (1.0f + expf(-v));
     case SIGE_K_ACT_TANH: return tanhf(v);
     case SIGE_K_ACT_SIGMOID: return 1.0f / (1.0f + expf(-v));
+    case SIGE_K_ACT_QUICK_GELU: return v / (1.0f + expf(-1.702f * v));
     default: return v;
   }
 }
@@ -455,6 +457,61 @@ SIGE_KFN void sige_k_tiles_unpack(const sige_k_tiles_args *a, uint32_t i) {
                    a->esize);
 }
 
+/* ---- token sequences ------------------------------------------------------ */
+
+/* LayerNorm of row i of x [rows, c] (one element = one row: the rows of a
+ * text encoder are few and short; two passes in double as the CPU). */
+typedef struct {
+  const float *x;
+  float *y;
+  const float *gamma, *beta; /* either may be NULL: 1 / 0 */
+  int32_t c;
+  float eps;
+} sige_k_layer_norm_args;
+
+SIGE_KFN void sige_k_layer_norm(const sige_k_layer_norm_args *a, uint32_t i) {
+  const float *x = SIGE_KP(a->x) + (size_t)i * (size_t)a->c;
+  float *y = SIGE_KP(a->y) + (size_t)i * (size_t)a->c;
+  double s = 0.0;
+  for (int32_t j = 0; j < a->c; j++) s += x[j];
+  const double mean = s / (double)a->c;
+  double s2 = 0.0;
+  for (int32_t j = 0; j < a->c; j++) s2 += (x[j] - mean) * (x[j] - mean);
+  const float inv = (float)(1.0 / sqrt(s2 / (double)a->c + (double)a->eps));
+  const float m = (float)mean;
+  for (int32_t j = 0; j < a->c; j++) {
+    const float v = (x[j] - m) * inv;
+    y[j] = v * (a->gamma ? SIGE_KP(a->gamma)[j] : 1.0f) + (a->beta ? SIGE_KP(a->beta)[j] : 0.0f);
+  }
+}
+
+/* out[r][j] = table[ids[r]][j] + pos[r % tokens][j] (pos may be NULL). */
+typedef struct {
+  const float *table, *pos;
+  const int32_t *ids;
+  float *out;
+  int32_t c, tokens;
+} sige_k_embedding_args;
+
+SIGE_KFN void sige_k_embedding(const sige_k_embedding_args *a, uint32_t i) {
+  const uint32_t r = i / (uint32_t)a->c, j = i % (uint32_t)a->c;
+  float v = SIGE_KP(a->table)[(size_t)SIGE_KP(a->ids)[r] * (size_t)a->c + j];
+  if (a->pos) v += SIGE_KP(a->pos)[(size_t)(r % (uint32_t)a->tokens) * (size_t)a->c + j];
+  SIGE_KP(a->out)[i] = v;
+}
+
+/* The causal mask on a tile of scores [rows][cols] whose first row is query
+ * row0: key j > query i becomes -inf (the softmax then gives it 0). */
+typedef struct {
+  float *s;
+  int32_t cols, row0;
+} sige_k_causal_args;
+
+SIGE_KFN void sige_k_causal_mask(const sige_k_causal_args *a, uint32_t i) {
+  const int32_t r = (int32_t)(i / (uint32_t)a->cols), j = (int32_t)(i % (uint32_t)a->cols);
+  if (j > a->row0 + r) SIGE_KP(a->s)[i] = -INFINITY;
+}
+
 /* The kernel table, spelled once: X(id, argument struct, body) for every
  * kernel a device backend launches (sige_prims.launch).  The enum below, the
  * simulated device's host loop (sim.c) and the CUDA launcher (gpu/kernels.cu)
@@ -475,7 +532,10 @@ SIGE_KFN void sige_k_tiles_unpack(const sige_k_tiles_args *a, uint32_t i) {
   X(SIGE_K_SCATTER, sige_k_scatter_args, sige_k_scatter)       \
   X(SIGE_K_BLOCK_RESIDUAL, sige_k_scatter_args, sige_k_block_residual) \
   X(SIGE_K_TILES_PACK, sige_k_tiles_args, sige_k_tiles_pack)   \
-  X(SIGE_K_TILES_UNPACK, sige_k_tiles_args, sige_k_tiles_unpack)
+  X(SIGE_K_TILES_UNPACK, sige_k_tiles_args, sige_k_tiles_unpack) \
+  X(SIGE_K_LAYER_NORM, sige_k_layer_norm_args, sige_k_layer_norm) \
+  X(SIGE_K_EMBEDDING, sige_k_embedding_args, sige_k_embedding) \
+  X(SIGE_K_CAUSAL_MASK, sige_k_causal_args, sige_k_causal_mask)
 
 typedef enum {
 #define SIGE_K_ENUM_ENTRY(id, args, body) id,
