@@ -141,3 +141,64 @@ class Timer:
 
     def total(self):
         return time.time() - self.t0
+
+
+def run_arguments(ap, run_dir, full_size_from):
+    """The arguments both training scripts take."""
+    ap.add_argument("--run-dir", default=run_dir)
+    ap.add_argument("--cache-dir", default="/work/train/scenes")
+    ap.add_argument("--steps", type=int, default=1000, help="steps to run now")
+    ap.add_argument("--size", default="auto", choices=["auto", "64", "128", "256"],
+                    help="image rows; auto: 128 before --full-size-from, 256 from there")
+    ap.add_argument("--full-size-from", type=int, default=full_size_from, help="step where auto goes to 256")
+    ap.add_argument("--batch", type=int, default=0, help="default: the script's for the size")
+    ap.add_argument("--scenes", type=int, default=3000, help="training scenes: seeds 0..N-1")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--save-every", type=int, default=100)
+    ap.add_argument("--export", default="")
+    ap.add_argument("--smoke", action="store_true")
+
+
+def rows_at(a, step):
+    """The image rows of a step: --size, or the phase --size auto puts it in."""
+    return int(a.size) if a.size != "auto" else (128 if step < a.full_size_from else 256)
+
+
+class Run:
+    """One invocation of a training run: resumes from the checkpoint (which
+    must be of the same model width), logs each step, saves.  --smoke runs
+    leave the run directory alone."""
+
+    def __init__(self, a, width_key, width, loss_names):
+        self.a, self.width_key, self.width = a, width_key, width
+        self.ck = None if a.smoke else Checkpoint(a.run_dir)
+        self.state = self.ck.load() if self.ck else None
+        self.step, wall = 0, 0.0
+        if self.state:
+            if self.state[width_key] != width:
+                raise SystemExit(f"{self.ck.path} has {width_key} {self.state[width_key]}, not {width}")
+            self.step, wall = self.state["step"], self.state["wall_s"]
+            print(f"resumed at step {self.step} ({wall / 3600:.2f} h of training)")
+        self.log = None if a.smoke else LossLog(a.run_dir, loss_names)
+        if self.log:
+            self.log.drop_after(self.step)
+        self.timer = Timer(wall)
+
+    def stepped(self, values, save):
+        """After a step: count it, log it, checkpoint every --save-every steps."""
+        self.step += 1
+        if self.log:
+            self.log.add(self.step, self.timer.total(), values)
+        if self.step % 10 == 0:
+            print(f"step {self.step} " + " ".join(f"{k} {v:.4f}" for k, v in values.items()), flush=True)
+        if self.ck and self.step % self.a.save_every == 0:
+            save()
+
+    def checkpoint(self, state):
+        self.ck.save({**state, "step": self.step, "wall_s": self.timer.total(), self.width_key: self.width})
+
+    def finish(self, save, title):
+        """The last checkpoint and the loss plot (not for --steps 0: export only)."""
+        if self.ck and self.a.steps:
+            save()
+            plot_losses(self.log.path, os.path.join(self.a.run_dir, "losses.png"), title)

@@ -19,10 +19,8 @@ RUN_DIR/last.pt; checkpoints every --save-every steps and at the end.
 CI test runs.
 """
 import argparse
-import os
 import random
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -47,21 +45,10 @@ def pictures(seeds, size, cache_dir, rng):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run-dir", default="/work/train/ddpm")
-    ap.add_argument("--cache-dir", default="/work/train/scenes")
-    ap.add_argument("--steps", type=int, default=1000, help="steps to run now")
-    ap.add_argument("--size", default="auto", choices=["auto", "64", "128", "256"],
-                    help="picture side; auto: 128 before --full-size-from, 256 from there")
-    ap.add_argument("--full-size-from", type=int, default=8000, help="step where auto goes to 256")
-    ap.add_argument("--batch", type=int, default=0, help="default 8 at 128, 2 at 256")
+    common.run_arguments(ap, "/work/train/ddpm", 8000)
     ap.add_argument("--ch", type=int, default=32)
-    ap.add_argument("--scenes", type=int, default=3000)
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--ema", type=float, default=0.9995)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--save-every", type=int, default=100)
-    ap.add_argument("--export", default="")
-    ap.add_argument("--smoke", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     if a.smoke:
@@ -69,7 +56,7 @@ def main():
 
     def geometry(step):
         """(side, batch) of a step: the phase --size (auto) puts it in."""
-        side = int(a.size) if a.size != "auto" else (128 if step < a.full_size_from else 256)
+        side = common.rows_at(a, step)
         return side, a.batch or (8 if side <= 128 else 2)
 
     torch.manual_seed(0)
@@ -78,34 +65,23 @@ def main():
     ema = DDPMUNet(ch=a.ch, resolution=256, attn_res=(16,))
     ema.load_state_dict(model.state_dict())
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
-    ck = None if a.smoke else common.Checkpoint(a.run_dir)
-    state = ck.load() if ck else None
-    step, wall = 0, 0.0
-    if state:
-        if state["ch"] != a.ch:
-            raise SystemExit(f"{ck.path} has ch {state['ch']}, not {a.ch}")
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["opt"])
-        step, wall = state["step"], state["wall_s"]
-        print(f"resumed at step {step} ({wall / 3600:.2f} h of training)")
+    run = common.Run(a, "ch", a.ch, ["mse"])
+    if run.state:
+        model.load_state_dict(run.state["model"])
+        ema.load_state_dict(run.state["ema"])
+        opt.load_state_dict(run.state["opt"])
     betas = torch.linspace(1e-4, 0.02, T, dtype=torch.float64)
     abar = torch.cumprod(1 - betas, 0).float()
-    rng = random.Random(step * 104729 + 3)
-    gen = torch.Generator().manual_seed(step + 17)
+    rng = random.Random(run.step * 104729 + 3)
+    gen = torch.Generator().manual_seed(run.step + 17)
     seeds = list(range(a.scenes))
-    log = None if a.smoke else common.LossLog(a.run_dir, ["mse"])  # --smoke leaves every run directory alone
-    if log:
-        log.drop_after(step)
-    timer = common.Timer(wall)
 
     def save():
-        ck.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                 "step": step, "wall_s": timer.total(), "ch": a.ch})
+        run.checkpoint({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict()})
 
     for _ in range(a.steps):
         model.train()
-        side, bs = geometry(step)
+        side, bs = geometry(run.step)
         x0 = pictures(rng.sample(seeds, bs), side, a.cache_dir, rng)
         t = torch.randint(0, T, (bs,), generator=gen)
         eps = torch.randn(x0.shape, generator=gen)
@@ -117,24 +93,16 @@ def main():
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         with torch.no_grad():
-            k = min(a.ema, (1 + step) / (10 + step))  # warm-up: early weights do not linger
+            k = min(a.ema, (1 + run.step) / (10 + run.step))  # warm-up: early weights do not linger
             for pe, pm in zip(ema.parameters(), model.parameters()):
                 pe.mul_(k).add_(pm, alpha=1 - k)
-        step += 1
-        if not a.smoke:
-            log.add(step, timer.total(), {"mse": loss.item()})
-        if step % 10 == 0:
-            print(f"step {step} mse {loss.item():.4f}", flush=True)
-        if not a.smoke and step % a.save_every == 0:
-            save()
-    if not a.smoke and a.steps:  # --steps 0: export only, the checkpoint stays as it is
-        save()
-        common.plot_losses(log.path, os.path.join(a.run_dir, "losses.png"), f"church DDPM ch {a.ch}")
+        run.stepped({"mse": loss.item()}, save)
+    run.finish(save, f"church DDPM ch {a.ch}")
     if a.export:
         meta = {"sige.model": "ddpm", "sige.image_size": "256",
-                "sige.note": f"trained on procedural church pictures (tools/scenes), {step} steps"}
+                "sige.note": f"trained on procedural church pictures (tools/scenes), {run.step} steps"}
         common.export(ema.state_dict(), a.export, meta, fp16=not a.smoke)
-        print(f"exported {a.export} at step {step}")
+        print(f"exported {a.export} at step {run.step}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ statistics of the final weights.
 float32; what the CI test runs.
 """
 import argparse
-import os
 import random
 
 import numpy as np
@@ -156,22 +155,11 @@ def recalibrate_bn(g, seeds, size, cache_dir, rng, batches=24):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run-dir", default="/work/train/gaugan")
-    ap.add_argument("--cache-dir", default="/work/train/scenes")
-    ap.add_argument("--steps", type=int, default=1000, help="steps to run now")
-    ap.add_argument("--size", default="auto", choices=["auto", "64", "128", "256"],
-                    help="image rows; auto: 128 before --full-size-from, 256 from there")
-    ap.add_argument("--full-size-from", type=int, default=4000, help="step where auto goes to 256")
-    ap.add_argument("--batch", type=int, default=0, help="default 4 at 128 rows, 2 at 256")
+    common.run_arguments(ap, "/work/train/gaugan", 4000)
     ap.add_argument("--ngf", type=int, default=16)
     ap.add_argument("--ndf", type=int, default=32)
-    ap.add_argument("--scenes", type=int, default=3000, help="training scenes: seeds 0..N-1")
     ap.add_argument("--l1", type=float, default=5.0)
     ap.add_argument("--fm", type=float, default=10.0)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--save-every", type=int, default=100)
-    ap.add_argument("--export", default="")
-    ap.add_argument("--smoke", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     if a.smoke:
@@ -179,7 +167,7 @@ def main():
 
     def geometry(step):
         """(rows, columns, batch) of a step: the phase --size (auto) puts it in."""
-        rows = int(a.size) if a.size != "auto" else (128 if step < a.full_size_from else 256)
+        rows = common.rows_at(a, step)
         return rows, 2 * rows, a.batch or (4 if rows <= 128 else 2)
 
     torch.manual_seed(0)
@@ -188,32 +176,22 @@ def main():
     d = MultiscaleD(LABEL_NC + 1 + 3, a.ndf)
     opt_g = torch.optim.Adam(g.parameters(), lr=1e-4, betas=(0.0, 0.9))
     opt_d = torch.optim.Adam(d.parameters(), lr=4e-4, betas=(0.0, 0.9))
-    ck = None if a.smoke else common.Checkpoint(a.run_dir)
-    state = ck.load() if ck else None
-    step, wall = 0, 0.0
-    if state:
-        if state["ngf"] != a.ngf:
-            raise SystemExit(f"{ck.path} has ngf {state['ngf']}, not {a.ngf}")
-        g.load_state_dict(state["g"])
-        d.load_state_dict(state["d"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        step, wall = state["step"], state["wall_s"]
-        print(f"resumed at step {step} ({wall / 3600:.2f} h of training)")
-    rng = random.Random(step * 7919 + 1)
+    run = common.Run(a, "ngf", a.ngf, ["d_real", "d_fake", "g_adv", "g_fm", "g_l1"])
+    if run.state:
+        g.load_state_dict(run.state["g"])
+        d.load_state_dict(run.state["d"])
+        opt_g.load_state_dict(run.state["opt_g"])
+        opt_d.load_state_dict(run.state["opt_d"])
+    rng = random.Random(run.step * 7919 + 1)
     seeds = list(range(a.scenes))
-    log = None if a.smoke else common.LossLog(a.run_dir, ["d_real", "d_fake", "g_adv", "g_fm", "g_l1"])  # --smoke leaves every run directory alone
-    if log:
-        log.drop_after(step)
-    timer = common.Timer(wall)
 
     def save():
-        ck.save({"g": g.state_dict(), "d": d.state_dict(), "opt_g": opt_g.state_dict(),
-                 "opt_d": opt_d.state_dict(), "step": step, "wall_s": timer.total(), "ngf": a.ngf})
+        run.checkpoint({"g": g.state_dict(), "d": d.state_dict(), "opt_g": opt_g.state_dict(),
+                        "opt_d": opt_d.state_dict()})
 
     for _ in range(a.steps):
         g.train()
-        h, w, bs = geometry(step)
+        h, w, bs = geometry(run.step)
         set_size(g, h, w)
         seg, real = batch(rng.sample(seeds, bs), h, a.cache_dir, 0.3, rng)
         fake = g(seg)
@@ -234,19 +212,11 @@ def main():
         g_l1 = F.l1_loss(fake, real)
         (g_adv + a.fm * g_fm + a.l1 * g_l1).backward()
         opt_g.step()
-        step += 1
-        vals = dict(d_real=d_real.item(), d_fake=d_fake.item(), g_adv=g_adv.item(), g_fm=g_fm.item(),
-                    g_l1=g_l1.item())
-        if not a.smoke:
-            log.add(step, timer.total(), vals)
-        if step % 10 == 0:
-            print(f"step {step} " + " ".join(f"{k} {v:.3f}" for k, v in vals.items()), flush=True)
-        if not a.smoke and step % a.save_every == 0:
-            save()
-    if not a.smoke and a.steps:  # --steps 0: export only, the checkpoint stays as it is
-        save()
-        common.plot_losses(log.path, os.path.join(a.run_dir, "losses.png"), f"GauGAN ngf {a.ngf}")
+        run.stepped(dict(d_real=d_real.item(), d_fake=d_fake.item(), g_adv=g_adv.item(),
+                         g_fm=g_fm.item(), g_l1=g_l1.item()), save)
+    run.finish(save, f"GauGAN ngf {a.ngf}")
     if a.export:
+        step = run.step
         h, w, _ = geometry(step)
         set_size(g, h, w)
         plain = plain_generator(g, a.ngf)
