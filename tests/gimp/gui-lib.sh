@@ -90,6 +90,28 @@ gimp_setup() {
   ddpm_model=$ref/ddpm-church-tiny/weights.safetensors
 }
 
+# bind_f7: the menu entry on F7, as a user could set it (before start_gimp)
+bind_f7() {
+  cat > "$profile/menurc" <<'MENURC'
+(gtk_accel_path "<Actions>/plug-in/plug-in-sparse-regenerate" "F7")
+MENURC
+}
+
+# the plug-in's one line per pass on stderr: how many, and the last one's kind
+passes() { grep -c '^sparse-regenerate: .* pass ' "$work/gimp.log"; }
+last_pass() { grep '^sparse-regenerate: .* pass ' "$work/gimp.log" | tail -n 1 | cut -d' ' -f2; }
+# wait_until COMMAND VALUE: until COMMAND prints VALUE (up to 120 s: a full
+# GauGAN pass on 2 busy cores)
+wait_until() {
+  deadline=$(($(date +%s) + 120))
+  while [ "$(date +%s)" -lt $deadline ]; do
+    [ "$($1)" = "$2" ] && return 0
+    sleep 0.2
+  done
+  echo "# waited 120 s for '$1' to be '$2', it is '$($1)'"
+  return 1
+}
+
 # start_xvfb TIMEOUT_S: Xvfb picks a free display itself and writes its
 # number when ready; exports DISPLAY
 start_xvfb() {

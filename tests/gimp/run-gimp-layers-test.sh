@@ -22,29 +22,13 @@ shots=$build/tests/gimp-layers
 mkdir -p "$shots"
 diag_shot=$shots/failure.png
 gimp_setup
-# the menu entry on F7, as a user could set it
-cat > "$profile/menurc" <<'MENURC'
-(gtk_accel_path "<Actions>/plug-in/plug-in-sparse-regenerate" "F7")
-MENURC
+bind_f7
 start_xvfb 440
 start_gimp 400 -d
 load_undo_scm
 
-# the plug-in's one line per pass on stderr, and the messages (console)
-passes() { grep -c '^sparse-regenerate: .* pass ' "$work/gimp.log"; }
-last_pass() { grep '^sparse-regenerate: .* pass ' "$work/gimp.log" | tail -n 1 | cut -d' ' -f2; }
+# the messages (console)
 count() { grep -c "$1" "$work/gimp.log"; }
-# wait_for COMMAND VALUE: until COMMAND prints VALUE (up to 120 s: a full
-# GauGAN pass on 2 busy cores)
-wait_for() {
-  deadline=$(($(date +%s) + 120))
-  while [ "$(date +%s)" -lt $deadline ]; do
-    [ "$($1)" = "$2" ] && return 0
-    sleep 0.2
-  done
-  echo "# waited 120 s for '$1' to be '$2', it is '$($1)'"
-  return 1
-}
 # layer facts: the layer count, the active layer, the top layer and its opacity
 facts() {
   flat "$(sf 30 "(list (n-layers img) (car (gimp-image-get-active-layer img))
@@ -68,7 +52,7 @@ dlg=$(window 'Sparse Regenerate') || bail "F7 did not open the dialog"
 sleep 1
 import -window root "$shots/dialog.png" 2>/dev/null
 press "$dlg" alt+o || bail "could not press OK"
-check "labels: F7 and OK run a full pass" wait_for passes 1
+check "labels: F7 and OK run a full pass" wait_until passes 1
 check "labels: the pass was the snapshot" eq "$(last_pass)" full
 # shellcheck disable=SC2046
 set -- $(facts)
@@ -82,7 +66,7 @@ sf 30 "(begin (edit img src '(0 0 142) 150 150 60 30 300 40 20 20) (gimp-selecti
               (gimp-image-set-active-layer img $out_layer) (save img $out_layer \"run1.png\"))" > /dev/null
 check "labels: the output layer is made active" eq "$(facts | cut -d' ' -f2)" "$out_layer"
 press "$win" ctrl+f
-check "labels: Ctrl+F with the output layer active runs" wait_for passes 2
+check "labels: Ctrl+F with the output layer active runs" wait_until passes 2
 check "labels: ... a sparse pass from the label layer's snapshot" eq "$(last_pass)" sparse
 sf 30 "(save img $out_layer \"run2.png\")" > /dev/null
 # shellcheck disable=SC2046

@@ -27,29 +27,14 @@ shots=$build/tests/gimp-repeat
 mkdir -p "$shots"
 diag_shot=$shots/failure.png
 gimp_setup
-cat > "$profile/menurc" <<'MENURC'
-(gtk_accel_path "<Actions>/plug-in/plug-in-sparse-regenerate" "F7")
-MENURC
+bind_f7
 start_xvfb 320
 start_gimp 280 -d
 load_undo_scm
 
-passes() { grep -c '^sparse-regenerate: .* pass ' "$work/gimp.log"; }
-last_pass() { grep '^sparse-regenerate: .* pass ' "$work/gimp.log" | tail -n 1 | cut -d' ' -f2; }
 # the plug-in's line per Reset (any run mode), and its message to the user
 resets() { grep -c '^sparse-regenerate: reset of layer ' "$work/gimp.log"; }
 reset_msgs() { grep -c 'the snapshot was reset; the next run is a full pass' "$work/gimp.log"; }
-# wait_for COMMAND VALUE: until COMMAND prints VALUE (up to 120 s: a full
-# GauGAN pass on 2 busy cores)
-wait_for() {
-  deadline=$(($(date +%s) + 120))
-  while [ "$(date +%s)" -lt $deadline ]; do
-    [ "$($1)" = "$2" ] && return 0
-    sleep 0.2
-  done
-  echo "# waited 120 s for '$1' to be '$2', it is '$($1)'"
-  return 1
-}
 # stays COMMAND VALUE S: COMMAND still prints VALUE after S seconds
 stays() {
   sleep "$3"
@@ -79,10 +64,10 @@ press "$win" F7 || bail "could not press F7"
 dlg=$(window 'Sparse Regenerate') || bail "F7 did not open the dialog"
 sleep 1
 press "$dlg" alt+o || bail "could not press OK"
-check "F7 and OK run a full pass" wait_for passes 1
+check "F7 and OK run a full pass" wait_until passes 1
 sf 30 "(edit img src '(0 0 142) 150 150 60 30 300 40 20 20)" > /dev/null
 press "$win" ctrl+f || bail "could not press Ctrl+F"
-check "after an edit, Ctrl+F repeats the regeneration: a sparse pass" wait_for passes 2
+check "after an edit, Ctrl+F repeats the regeneration: a sparse pass" wait_until passes 2
 check "... sparse" eq "$(last_pass)" sparse
 filters_menu filters-before-reset
 
@@ -98,13 +83,13 @@ for k in End Up Up Right; do xdotool key $k; sleep 0.3; done
 sleep 0.7
 import -window root "$shots/reset-menu-entry.png" 2>/dev/null
 xdotool key Return
-check "Reset from the menu runs" wait_for resets 1
+check "Reset from the menu runs" wait_until resets 1
 check "... and tells the user" eq "$(reset_msgs)" 1
 check "... and no pass" eq "$(passes)" 2
 filters_menu filters-after-reset
 
 press "$win" ctrl+f || bail "could not press Ctrl+F"
-check "Ctrl+F after the Reset runs the regeneration" wait_for passes 3
+check "Ctrl+F after the Reset runs the regeneration" wait_until passes 3
 check "... a full pass (the Reset did forget the snapshot)" eq "$(last_pass)" full
 check "... and not the Reset again (still one Reset, 2 s later)" stays resets 1 2
 # shellcheck disable=SC2046
