@@ -103,6 +103,18 @@ grep -q "photo_512x256.png: This does not look like a label map: [0-9]* of its 1
   "$TMP/photo.log" || fail "the refusal does not name the file and how many pixels"
 [ ! -e "$TMP/photo.png" ] || fail "photo as labels: wrote an output"
 
+# a case.json nested 75,000 levels deep crashed json-glib (stack overflow);
+# its depth is bounded before parsing
+echo "== check-reference on a deeply nested case.json (must fail cleanly)"
+mkdir -p "$TMP/deepcase"
+{ printf '{"model":'; head -c 75000 /dev/zero | tr '\0' '['; head -c 75000 /dev/zero | tr '\0' ']'; printf '}'; } \
+  > "$TMP/deepcase/case.json"
+status=0
+"$SIGE" check-reference "$TMP/deepcase" >"$TMP/deepcase.log" 2>&1 || status=$?
+cat "$TMP/deepcase.log"
+[ "$status" -eq 1 ] || fail "check-reference on a deep case.json exited with $status (expected 1)"
+grep -q "case.json: JSON nested deeper than 64 levels" "$TMP/deepcase.log" || fail "the refusal does not say why"
+
 # a bad output path is refused before anything is loaded or computed (the
 # model path here does not exist either: the output is checked first)
 echo "== output into a missing folder (must fail first)"

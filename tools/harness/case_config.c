@@ -1,15 +1,41 @@
 #include "case_config.h"
 
+#include <glib/gstdio.h>
 #include <string.h>
 
 #include "sige/error.h"
+#include "sige/json_bounds.h"
+
+/* Bounds of a case description (the published ones are 2-5 KiB and nest 4
+ * levels): far above any real case, far below what breaks the parser. */
+#define CASE_JSON_MAX (16 << 20)
+#define CASE_JSON_MAX_DEPTH 64
 
 gboolean sige_case_open(sige_case *c, const char *dir, GError **error) {
   memset(c, 0, sizeof *c);
   c->dir = g_strdup(dir);
   g_autofree char *path = g_build_filename(dir, "case.json", NULL);
+  /* A case.json is a few KiB: read it whole (bounded), and bound its
+   * nesting before json-glib parses it recursively */
+  g_autofree char *text = NULL;
+  gsize len = 0;
+  GStatBuf st;
+  if (g_stat(path, &st) == 0 && st.st_size > CASE_JSON_MAX) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT, "%s: %" G_GINT64_FORMAT " bytes, more than "
+                "the %d MiB a case description may have", path, (gint64)st.st_size,
+                CASE_JSON_MAX >> 20);
+    return FALSE;
+  }
+  if (!g_file_get_contents(path, &text, &len, error)) return FALSE;
+  gsize at = 0;
+  if (sige_json_check_bounds(text, len, CASE_JSON_MAX_DEPTH, 0, &at) != SIGE_JSON_OK) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
+                "%s: JSON nested deeper than %d levels (at byte %" G_GSIZE_FORMAT ")", path,
+                CASE_JSON_MAX_DEPTH, at);
+    return FALSE;
+  }
   c->parser = json_parser_new();
-  if (!json_parser_load_from_file(c->parser, path, error)) {
+  if (!json_parser_load_from_data(c->parser, text, (gssize)len, error)) {
     g_prefix_error(error, "%s: ", path);
     return FALSE;
   }

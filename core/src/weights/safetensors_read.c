@@ -13,6 +13,7 @@
 #include <glib/gstdio.h>
 
 #include "sige/error.h"
+#include "sige/json_bounds.h"
 #include "weights_internal.h"
 
 /* Real headers are a few KiB per thousand tensors; anything near this is
@@ -240,36 +241,22 @@ static gboolean check_layout(st_ctx *c, GArray *entries, guint64 data_size) {
   return TRUE;
 }
 
-/* json-glib parses recursively: a header of tens of thousands of nested
- * brackets would exhaust the C stack inside it, and it builds a tree of
- * every entry.  A valid header nests three levels (root, entry, shape), so
- * the bracket depth outside strings and the number of entries (the objects
- * opened at the second level) are bounded before the parser sees the text. */
+/* The bracket depth and the number of entries (the objects opened at the
+ * second level: tensors and __metadata__) are bounded before json-glib
+ * parses the text: a valid header nests three levels (root, entry, shape). */
 static gboolean check_structure(st_ctx *c, const char *text, gsize len) {
-  int depth = 0;
-  guint64 entries = 0;
-  gboolean in_string = FALSE;
-  for (gsize i = 0; i < len; i++) {
-    char ch = text[i];
-    if (in_string) {
-      if (ch == '\\')
-        i++; /* the escaped character cannot end the string */
-      else if (ch == '"')
-        in_string = FALSE;
-    } else if (ch == '"') {
-      in_string = TRUE;
-    } else if (ch == '{' || ch == '[') {
-      if (++depth > HEADER_MAX_DEPTH)
-        return fail(c, SIGE_ERROR_FORMAT, NULL,
-                    "header nests JSON objects and arrays deeper than %d levels (at byte %"
-                    G_GSIZE_FORMAT ")", HEADER_MAX_DEPTH, i + 8);
-      if (depth == 2 && ch == '{' && ++entries > HEADER_MAX_TENSORS) /* __metadata__ counts too */
-        return fail(c, SIGE_ERROR_FORMAT, NULL,
-                    "header declares more than %d tensors (the most this reader takes; at byte %"
-                    G_GSIZE_FORMAT ")", HEADER_MAX_TENSORS, i + 8);
-    } else if (ch == '}' || ch == ']') {
-      depth--;
-    }
+  gsize at = 0;
+  switch (sige_json_check_bounds(text, len, HEADER_MAX_DEPTH, HEADER_MAX_TENSORS, &at)) {
+    case SIGE_JSON_TOO_DEEP:
+      return fail(c, SIGE_ERROR_FORMAT, NULL,
+                  "header nests JSON objects and arrays deeper than %d levels (at byte %"
+                  G_GSIZE_FORMAT ")", HEADER_MAX_DEPTH, at + 8);
+    case SIGE_JSON_TOO_MANY:
+      return fail(c, SIGE_ERROR_FORMAT, NULL,
+                  "header declares more than %d tensors (the most this reader takes; at byte %"
+                  G_GSIZE_FORMAT ")", HEADER_MAX_TENSORS, at + 8);
+    case SIGE_JSON_OK:
+      break;
   }
   return TRUE;
 }
