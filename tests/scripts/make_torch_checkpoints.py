@@ -13,6 +13,8 @@ OUTDIR receives
   evil_system.pth, evil_eval.pth, evil_legacy.pth
                                   pickles that would run a command when
                                   unpickled by Python (os.system / eval)
+  bomb_entry.pth                  a 4-float storage whose zip entry deflates to 300 MB
+  bomb_total.pth                  a 300 MB storage of zeros, deflated (about 300 KB)
   ddpm_original.pth, ddpm_original_legacy.pth, ddpm_diffusers.pth
                                   (with REFERENCE_DIR) the tiny DDPM reference
                                   weights in the ermongroup/ddim and diffusers
@@ -192,6 +194,18 @@ def fuse_spade(ref):
     return fused
 
 
+def deflated(src, dst, replace=None):
+    """src's zip entries written again with deflate; replace: {entry suffix: bytes}."""
+    import zipfile
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            for suffix, new in (replace or {}).items():
+                if info.filename.endswith(suffix):
+                    data = new
+            zout.writestr(info.filename, data)
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -199,6 +213,17 @@ def main():
     torch.save(ckpt, os.path.join(out, "good_zip.pth"))
     torch.save(ckpt, os.path.join(out, "good_legacy.pth"), _use_new_zipfile_serialization=False)
     write_safetensors(os.path.join(out, "expected.safetensors"), expected)
+
+    # deflate bombs: an entry far larger than its storage, and a storage that
+    # is honest about its 300 MB but comes from a file a thousand times smaller
+    small = os.path.join(out, "small_stored.pth")
+    torch.save({"w": torch.zeros(4)}, small)
+    deflated(small, os.path.join(out, "bomb_entry.pth"), {"/data/0": bytes(300 << 20)})
+    big = os.path.join(out, "big_stored.pth")
+    torch.save({"w": torch.zeros(75 << 20 >> 2 << 2)}, big)
+    deflated(big, os.path.join(out, "bomb_total.pth"))
+    os.remove(small)
+    os.remove(big)
 
     side = os.path.join(out, "pwned")
     evil = {"state_dict": {"w": torch.ones(2)}, "x": Evil(os.system, "echo pwned > " + side)}

@@ -1,6 +1,7 @@
 /* PyTorch's zip checkpoints (torch >= 1.6): <archive>/data.pkl holds the
  * pickle, <archive>/data/<key> the raw bytes of each storage, little-endian
  * unless <archive>/byteorder says otherwise. */
+#include <glib/gstdio.h>
 #include <string.h>
 #include <zip.h>
 
@@ -11,14 +12,24 @@
  * are a few GiB; anything larger is a corrupt size field). */
 #define MAX_ENTRY ((zip_uint64_t)16 << 30)
 
+/* What one load may inflate in all: 64 times the file, and at least 256
+ * MiB.  Real checkpoints are stored uncompressed or deflate to 80-95 % of
+ * their size; a deflate bomb grows 1000-fold (1 MB -> 1.2 GB). */
+#define BUDGET_FACTOR 64
+#define BUDGET_MIN ((guint64)256 << 20)
+
 typedef struct {
   zip_t *za;
-  char *prefix; /* "archive/" */
+  char *prefix;      /* "archive/" */
+  guint64 budget;    /* bytes this load may still inflate */
+  guint64 file_size;
 } zip_impl;
 
-/* Reads a whole entry; *found is FALSE (and no error) when it is absent. */
-static guint8 *read_entry(zip_t *za, const char *file, const char *name, zip_uint64_t *len,
-                          gboolean *found, GError **error) {
+/* Reads a whole entry, which must hold `expect` bytes (0: any number);
+ * *found is FALSE (and no error) when it is absent. */
+static guint8 *read_entry(zip_impl *z, const char *file, const char *name, guint64 expect,
+                          zip_uint64_t *len, gboolean *found, GError **error) {
+  zip_t *za = z->za;
   zip_stat_t st;
   zip_stat_init(&st);
   *found = FALSE;
@@ -39,6 +50,24 @@ static guint8 *read_entry(zip_t *za, const char *file, const char *name, zip_uin
                 file, name, (guint64)st.size, (guint64)st.comp_size);
     return NULL;
   }
+  /* torch.save writes each storage's bytes exactly: anything else is not
+   * a checkpoint, and a larger entry would be inflated for nothing */
+  if (expect && st.size != expect) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
+                "%s: zip entry '%s' holds %" G_GUINT64_FORMAT " bytes but its storage declares %"
+                G_GUINT64_FORMAT, file, name, (guint64)st.size, expect);
+    return NULL;
+  }
+  if (st.size > z->budget) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
+                "%s: the zip entries inflate to more than %" G_GUINT64_FORMAT " MiB, the most "
+                "a %" G_GUINT64_FORMAT " KiB checkpoint may hold (%dx its size, at least %"
+                G_GUINT64_FORMAT " MiB): a zip bomb, or a checkpoint compressed unusually well",
+                file, MAX(BUDGET_MIN, z->file_size * BUDGET_FACTOR) >> 20, z->file_size >> 10,
+                BUDGET_FACTOR, BUDGET_MIN >> 20);
+    return NULL;
+  }
+  z->budget -= st.size;
   guint8 *buf = g_try_malloc(st.size ? (gsize)st.size : 1);
   if (!buf) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_NOMEM,
@@ -86,7 +115,13 @@ static gboolean read_storage(sige_torch_loader *l, sige_pickle_storage *s, GErro
   g_autofree char *name = g_strdup_printf("%sdata/%s", z->prefix, s->key);
   zip_uint64_t len = 0;
   gboolean found;
-  guint8 *buf = read_entry(z->za, l->file, name, &len, &found, error);
+  guint64 need;
+  if (!g_uint64_checked_mul(&need, s->numel, sige_dtype_size(s->dtype))) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT, "%s: storage '%s' claims %" G_GUINT64_FORMAT
+                " elements", l->file, s->key, s->numel);
+    return FALSE;
+  }
+  guint8 *buf = read_entry(z, l->file, name, need, &len, &found, error);
   if (!buf) {
     if (!found)
       g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT, "%s: storage '%s' has no entry '%s'",
@@ -94,8 +129,7 @@ static gboolean read_storage(sige_torch_loader *l, sige_pickle_storage *s, GErro
     return FALSE;
   }
   g_autoptr(GBytes) bytes = g_bytes_new_take(buf, (gsize)len);
-  guint64 need;
-  if (!g_uint64_checked_mul(&need, s->numel, sige_dtype_size(s->dtype)) || need > len) {
+  if (need > len) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT,
                 "%s: storage '%s' claims %" G_GUINT64_FORMAT " %s elements but '%s' holds %" G_GUINT64_FORMAT
                 " bytes", l->file, s->key, s->numel, sige_dtype_name(s->dtype), name, (guint64)len);
@@ -139,7 +173,7 @@ static sige_weights *load_opened(zip_impl *z, sige_torch_loader *l, const char *
   g_autofree char *bo_name = g_strdup_printf("%sbyteorder", z->prefix);
   zip_uint64_t len = 0;
   gboolean found;
-  g_autofree guint8 *bo = read_entry(z->za, file, bo_name, &len, &found, error);
+  g_autofree guint8 *bo = read_entry(z, file, bo_name, 0, &len, &found, error);
   if (found && !bo) return NULL;
   if (bo && !(len == 6 && memcmp(bo, "little", 6) == 0)) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
@@ -148,7 +182,7 @@ static sige_weights *load_opened(zip_impl *z, sige_torch_loader *l, const char *
     return NULL;
   }
   g_autofree char *pkl_name = g_strdup_printf("%sdata.pkl", z->prefix);
-  g_autofree guint8 *pkl = read_entry(z->za, file, pkl_name, &len, &found, error);
+  g_autofree guint8 *pkl = read_entry(z, file, pkl_name, 0, &len, &found, error);
   if (!pkl) {
     if (!found)
       g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT, "%s: no entry '%s'", file, pkl_name);
@@ -170,7 +204,10 @@ sige_weights *sige_torch_load_zip(const char *path, const char *file, GError **e
     zip_error_fini(&ze);
     return NULL;
   }
-  zip_impl z = {.za = za, .prefix = find_prefix(za)};
+  GStatBuf st;
+  const guint64 size = g_stat(path, &st) == 0 ? (guint64)st.st_size : 0;
+  zip_impl z = {.za = za, .prefix = find_prefix(za), .file_size = size,
+                .budget = MAX(BUDGET_MIN, size * BUDGET_FACTOR)};
   sige_torch_loader l;
   sige_torch_loader_init(&l, file);
   l.read = read_storage;

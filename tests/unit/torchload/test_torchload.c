@@ -201,6 +201,30 @@ static void test_damaged_files(void **state) {
   }
 }
 
+/* Issue #20 point 10: deflate bombs.  An entry larger than its storage is
+ * refused before it is inflated; a storage that honestly declares 300 MB
+ * in a 300 KB file passes the per-entry ratio bound (1032:1) but not the
+ * load's budget (64x the file, at least 256 MiB). */
+static void test_zip_bombs(void **state) {
+  (void)state;
+  const struct {
+    const char *file, *needle;
+  } bombs[] = {{"bomb_entry.pth", "bytes but its storage declares 16"},
+               {"bomb_total.pth", "inflate to more than 256 MiB"}};
+  for (guint i = 0; i < G_N_ELEMENTS(bombs); i++) {
+    g_autofree char *p = path_of(bombs[i].file);
+    const gint64 t0 = g_get_monotonic_time();
+    g_autoptr(GError) err = NULL;
+    g_autoptr(sige_weights) w = sige_weights_load_torch(p, &err);
+    assert_null(w);
+    assert_non_null(err);
+    if (!strstr(err->message, bombs[i].needle) || !strstr(err->message, bombs[i].file))
+      fail_msg("%s: %s", bombs[i].file, err->message);
+    /* refused without inflating 300 MB: well under a second; 5 s under ASan and load */
+    assert_true(g_get_monotonic_time() - t0 < 5 * G_USEC_PER_SEC);
+  }
+}
+
 /* Issue #20 point 11: a damaged storage said "cannot be read in full (No
  * such file)", an unrelated error left in the archive; it now names the
  * entry's own: a flipped byte in a storage's data is a CRC error. */
@@ -389,6 +413,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_zip_bit_exact),
     cmocka_unit_test(test_damaged_storage_message),
+    cmocka_unit_test(test_zip_bombs),
     cmocka_unit_test(test_legacy_bit_exact),
     cmocka_unit_test(test_content_not_extension),
     cmocka_unit_test(test_forbidden_globals_refused),
