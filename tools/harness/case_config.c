@@ -236,6 +236,39 @@ gboolean sige_case_pd_config(const sige_case *c, sige_pd_config *cfg, GError **e
   return unet_sige_section(c, &cfg->sparse, &cfg->sparse_resolution_threshold, error);
 }
 
+gboolean sige_case_sd_unet_config(const sige_case *c, sige_sd_unet_config *cfg, GError **error) {
+  sige_sd_unet_config_init(cfg);
+  JsonObject *m = section(c, "config", error);
+  if (!m) return FALSE;
+  gboolean spatial = TRUE, legacy = FALSE;
+  get_bool(m, "use_spatial_transformer", &spatial);
+  get_bool(m, "legacy", &legacy);
+  if (!spatial || legacy) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
+                "%s/case.json: only the SD 1.x UNet (use_spatial_transformer true, legacy "
+                "false) is supported", c->dir);
+    return FALSE;
+  }
+  get_int(m, "model_channels", &cfg->model_channels);
+  int n = get_int_list(m, "channel_mult", cfg->channel_mult, 8);
+  if (n > 0) cfg->n_channel_mult = n;
+  get_int(m, "num_res_blocks", &cfg->num_res_blocks);
+  n = get_int_list(m, "attention_resolutions", cfg->attention_resolutions, 8);
+  if (n >= 0) cfg->n_attention_resolutions = n;
+  get_int(m, "num_heads", &cfg->num_heads);
+  get_int(m, "transformer_depth", &cfg->transformer_depth);
+  get_int(m, "context_dim", &cfg->context_dim);
+  get_int(m, "in_channels", &cfg->in_channels);
+  get_int(m, "out_channels", &cfg->out_channels);
+  int size[2];
+  if (get_int_list(m, "latent_size", size, 2) == 2) cfg->latent_h = size[0], cfg->latent_w = size[1];
+  get_int(m, "groupnorm_groups", &cfg->groupnorm_groups);
+  get_float(m, "groupnorm_eps", &cfg->groupnorm_eps);
+  get_float(m, "transformer_norm_groupnorm_eps", &cfg->transformer_norm_eps);
+  get_float(m, "transformer_layernorm_eps", &cfg->layernorm_eps);
+  return TRUE;
+}
+
 gboolean sige_case_clip_text_config(const sige_case *c, sige_clip_text_config *cfg,
                                     GError **error) {
   sige_clip_text_config_init(cfg);

@@ -18,6 +18,9 @@ gboolean sige_case_spade_config(const sige_case *c, sige_spade_config *cfg, GErr
 gboolean sige_case_gancomp_config(const sige_case *c, sige_gancomp_config *cfg, GError **error);
 gboolean sige_case_ddpm_config(const sige_case *c, sige_ddpm_config *cfg, GError **error);
 gboolean sige_case_pd_config(const sige_case *c, sige_pd_config *cfg, GError **error);
+/* "sd-unet": the UNet's sizes (the "sige" section's sparse settings are not
+ * read yet: the sparse pass is not written). */
+gboolean sige_case_sd_unet_config(const sige_case *c, sige_sd_unet_config *cfg, GError **error);
 /* "clip-text": the text encoder's sizes (config.mlp_ratio * width for the
  * MLP); which key prefix the weights use is the caller's to set. */
 gboolean sige_case_clip_text_config(const sige_case *c, sige_clip_text_config *cfg,

@@ -315,6 +315,26 @@ static void check_pd(checker *ck, const sige_model *model, const sige_pd_config 
   check_unet(ck, model, &uc, dense, sparse);
 }
 
+/* The SD UNet: dense on both noisy latents with the case's context (its
+ * sparse pass is not written yet). */
+static void check_sd_unet(checker *ck, const sige_model *model) {
+  const char *ins[2] = {"xt_orig", "xt_edit"}, *outs[2] = {"out_dense_orig", "out_dense_edit"};
+  for (int i = 0; i < 2; i++) {
+    GError *error = NULL;
+    const sige_tensor *t = sige_weights_get(ck->io, "t");
+    const sige_tensor *cond = sige_weights_get(ck->io, "context");
+    const sige_tensor *x = sige_weights_require(ck->io, ins[i], 4, NULL, &error);
+    g_autoptr(sige_tensor) out = NULL;
+    if (x && (!t || !cond))
+      error = g_error_new(SIGE_ERROR, SIGE_ERROR_MISSING, "io has no 't' or 'context'");
+    if (error || !sige_model_forward_dense_cond(model, ck->ctx, x, t->data[0], cond, &out, &error)) {
+      report_error(ck, outs[i], error);
+      continue;
+    }
+    compare(ck, outs[i], out, "full_vs_dense");
+  }
+}
+
 /* case.json "sampler" -> sampler configuration. */
 static gboolean case_sampler(checker *ck, sige_sampler_config *c, GError **error) {
   JsonNode *n = json_object_get_member(ck->cs.root, "sampler");
@@ -508,13 +528,15 @@ int sige_cmd_check_reference(int argc, char **argv) {
   const gboolean is_pd = !strcmp(ck.cs.kind, "pd-unet");
   const gboolean is_gancomp = !strcmp(ck.cs.kind, "sub-mobile-spade-generator");
   const gboolean is_clip = !strcmp(ck.cs.kind, "clip-text");
-  if (!is_spade && !is_ddpm && !is_pd && !is_gancomp && !is_clip) {
+  const gboolean is_sd_unet = !strcmp(ck.cs.kind, "sd-unet");
+  if (!is_spade && !is_ddpm && !is_pd && !is_gancomp && !is_clip && !is_sd_unet) {
     printf("UNSUPPORTED %s\n", ck.cs.kind);
     sige_case_close(&ck.cs);
     return 3;
   }
   /* SPADE kinds have no sampler; the text encoder has only a dense pass */
-  if ((sampler && !dense && !sparse && !is_ddpm && !is_pd) || (is_clip && !dense)) {
+  /* the SD UNet: dense only so far (its sparse pass is the next step) */
+  if ((sampler && !dense && !sparse && !is_ddpm && !is_pd) || ((is_clip || is_sd_unet) && !dense)) {
     printf("UNSUPPORTED %s --mode %s\n", ck.cs.kind, mode);
     sige_case_close(&ck.cs);
     return 3;
@@ -537,6 +559,16 @@ int sige_cmd_check_reference(int argc, char **argv) {
   if (ck.ctx) {
     if (is_clip) {
       check_clip_text(&ck, w, vocab);
+    } else if (is_sd_unet) {
+      sige_sd_unet_config cfg;
+      if (sige_case_sd_unet_config(&ck.cs, &cfg, &error) &&
+          (model = sige_model_new_sd_unet(&cfg, w, &error))) {
+        check_sd_unet(&ck, model);
+        if (sparse) {
+          printf("out_sparse_edit: not checked (the SD UNet's sparse pass is not written yet)\n");
+          ck.not_checked++;
+        }
+      }
     } else if (is_spade) {
       sige_spade_config cfg;
       if (sige_case_spade_config(&ck.cs, &cfg, &error) &&

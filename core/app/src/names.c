@@ -28,6 +28,8 @@ static const name_entry model_kinds[] = {
     {SIGE_MODEL_GANCOMP_SPADE, "gancomp", "a GAN-Compression sub-mobile SPADE generator", TRUE},
     /* a text encoder: read, described and checked, not edited on its own */
     {SIGE_MODEL_CLIP_TEXT, "clip-text", "a CLIP text encoder", FALSE},
+    /* dense only so far, with a context from the caller: not edited on its own yet */
+    {SIGE_MODEL_SD_UNET, "sd-unet", "a Stable Diffusion 1.x UNet", FALSE},
 };
 
 static const name_entry *by_value(const name_entry *t, size_t n, int value) {

@@ -11,7 +11,10 @@
  *                         residual blocks, log-SNR input, multi-head attention,
  *                         x and eps outputs);
  *   SIGE_MODEL_CLIP_TEXT  the CLIP text encoder of Stable Diffusion 1.x
- *                         (Hugging Face CLIPTextModel names). */
+ *                         (Hugging Face CLIPTextModel names);
+ *   SIGE_MODEL_SD_UNET    the Stable Diffusion 1.x UNet (openaimodel
+ *                         UNetModel with spatial transformers; single-file
+ *                         names "model.diffusion_model.*"). */
 #pragma once
 #include <glib.h>
 #include "sige/context.h"
@@ -26,6 +29,7 @@ typedef enum {
   SIGE_MODEL_GANCOMP_SPADE,
   SIGE_MODEL_PD_UNET,
   SIGE_MODEL_CLIP_TEXT,
+  SIGE_MODEL_SD_UNET,
 } sige_model_kind;
 
 /* The sparse settings of every model (SIGE): block sizes of the sparse
@@ -123,6 +127,31 @@ typedef struct {
 } sige_clip_text_config;
 void sige_clip_text_config_init(sige_clip_text_config *c); /* SD 1.x: ViT-L/14's text tower */
 
+/* The Stable Diffusion 1.x UNet (ldm openaimodel.UNetModel with
+ * use_spatial_transformer, legacy false): eps prediction from a latent
+ * [1, in_channels, H, W], a timestep and a context [tokens, context_dim]
+ * (the text encoder's last hidden state).  Levels of num_res_blocks
+ * ResBlocks, each followed by a spatial transformer where the level's
+ * downsampling factor is in attention_resolutions; the middle block always
+ * has one.  Heads are not in the tensors: SD 1.x has 8 (metadata
+ * "sige.heads" overrides). */
+typedef struct {
+  int model_channels, channel_mult[8], n_channel_mult, num_res_blocks;
+  int attention_resolutions[8], n_attention_resolutions; /* downsampling factors: 1, 2, 4 */
+  int num_heads, transformer_depth, context_dim;
+  int in_channels, out_channels;
+  int latent_h, latent_w; /* the input size sessions use (64 x 64 for 512 x 512 pictures) */
+  int groupnorm_groups;
+  float groupnorm_eps;             /* ResBlocks and `out` (1e-5) */
+  float transformer_norm_eps;      /* the transformers' GroupNorm (1e-6) */
+  float layernorm_eps;             /* (1e-5) */
+  /* TRUE: keys "model.diffusion_model.*" (an SD 1.x single file); FALSE:
+   * the same names without the prefix */
+  gboolean sd_single_file;
+  sige_sparse_config sparse;
+} sige_sd_unet_config;
+void sige_sd_unet_config_init(sige_sd_unet_config *c); /* SD 1.x (v1.4, v1.5) */
+
 typedef struct sige_model sige_model;
 
 /* Builds a model from a weight table (the table is copied into the model's
@@ -141,6 +170,8 @@ sige_model *sige_model_new_gancomp(const sige_gancomp_config *cfg, const sige_we
  * configuration from metadata "sige.config_str", else from the widths). */
 sige_model *sige_model_new_clip_text(const sige_clip_text_config *cfg, const sige_weights *w,
                                      GError **error);
+sige_model *sige_model_new_sd_unet(const sige_sd_unet_config *cfg, const sige_weights *w,
+                                   GError **error);
 sige_model *sige_model_load(const char *path, GError **error);
 void sige_model_free(sige_model *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sige_model, sige_model_free)
@@ -154,6 +185,7 @@ const sige_gancomp_config *sige_model_gancomp_config(const sige_model *m); /* NU
 const sige_ddpm_config *sige_model_ddpm_config(const sige_model *m);   /* NULL if not DDPM */
 const sige_pd_config *sige_model_pd_config(const sige_model *m);       /* NULL if not PD */
 const sige_clip_text_config *sige_model_clip_text_config(const sige_model *m); /* or NULL */
+const sige_sd_unet_config *sige_model_sd_unet_config(const sige_model *m);     /* or NULL */
 
 /* The CLIP text encoder on n prompts of context_length token ids each
  * (ids: n * context_length ints).  *last receives the last hidden state, a
@@ -172,6 +204,13 @@ void sige_model_input_shape(const sige_model *m, int64_t shape[4]);
  * *out receives a new [1, 3|out_ch, H, W] tensor. */
 gboolean sige_model_forward_dense(const sige_model *m, sige_ctx *ctx, const sige_tensor *input,
                                   float t, sige_tensor **out, GError **error);
+/* The same with a conditioning tensor, for models that take one (SD UNet:
+ * the context [tokens, context_dim] or [1, tokens, context_dim], on the host
+ * or on ctx's device; required).  cond NULL is sige_model_forward_dense. */
+gboolean sige_model_forward_dense_cond(const sige_model *m, sige_ctx *ctx,
+                                       const sige_tensor *input, float t,
+                                       const sige_tensor *cond, sige_tensor **out,
+                                       GError **error);
 
 /* ---- parameter lists ---------------------------------------------------- */
 /* Every checkpoint tensor a model reads, as the model declares it: the

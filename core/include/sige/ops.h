@@ -159,9 +159,24 @@ gboolean sige_token_attention(sige_ctx *ctx, const sige_tensor *q, const sige_te
                               const sige_tensor *v, int n, int heads, gboolean causal,
                               sige_tensor *out, GError **error);
 
+/* GEGLU, the feed-forward gate of Stable Diffusion's transformers: each
+ * row of x [rows, 2 c] holds (a | g); out [rows, c] = a * gelu(g), with the
+ * exact GELU 0.5 g (1 + erf(g / sqrt 2)) (torch's default, not the tanh
+ * approximation). */
+void sige_geglu(sige_ctx *ctx, const sige_tensor *x, sige_tensor *out);
+
+/* A [1, C, H, W] map as token rows [H * W, C] (row y * W + x), and back:
+ * what a spatial transformer runs its token ops on. */
+void sige_map_to_tokens(sige_ctx *ctx, const sige_tensor *map, sige_tensor *tokens);
+void sige_tokens_to_map(sige_ctx *ctx, const sige_tensor *tokens, sige_tensor *map);
+
 /* DDPM sinusoidal embedding: for each of the n timesteps, half = dim/2,
  * f_i = exp(-log(10000) * i / (half - 1)); out[j] = [sin(t f), cos(t f)]
  * (zero pad when dim is odd).  out: [n, dim]. */
 void sige_timestep_embedding(const float *t, int n, int dim, sige_tensor *out);
+/* The latent-diffusion (openaimodel) embedding of Stable Diffusion: half =
+ * dim/2, f_i = exp(-log(10000) * i / half); out[j] = [cos(t f), sin(t f)]
+ * (zero pad when dim is odd).  out: [n, dim]. */
+void sige_timestep_embedding_ldm(const float *t, int n, int dim, sige_tensor *out);
 
 G_END_DECLS

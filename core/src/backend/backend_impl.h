@@ -88,6 +88,12 @@ typedef gboolean sige_token_attention_fn(sige_ctx *ctx, const sige_tensor *q,
                                          const sige_tensor *k, const sige_tensor *v, int n,
                                          int heads, gboolean causal, sige_tensor *out,
                                          GError **error);
+/* out [rows, c] = a * gelu_erf(g) of x [rows, 2 c] = (a | g) per row */
+typedef void sige_geglu_fn(sige_ctx *ctx, const sige_tensor *x, sige_tensor *out);
+/* x read as a rows x cols row-major matrix, its transpose written to out
+ * (cols x rows); both F32, numel rows * cols */
+typedef void sige_transpose_fn(sige_ctx *ctx, const sige_tensor *x, int64_t rows, int64_t cols,
+                               sige_tensor *out);
 /* src (F32 or F16, [1, C, H, W]) read through map into a new F32 tensor on
  * the same backend */
 typedef sige_tensor *sige_materialize_fn(const sige_tensor *src, const sige_resample_map *map,
@@ -147,6 +153,8 @@ typedef void sige_undo_unpack_fn(sige_backend *be, void *base, int esize, int c,
   X(o, layer_norm, sige_layer_norm_fn)                                                             \
   X(o, token_embedding, sige_token_embedding_fn)                                                   \
   X(o, token_attention, sige_token_attention_fn)                                                   \
+  X(o, geglu, sige_geglu_fn)                                                                       \
+  X(o, transpose, sige_transpose_fn)                                                               \
   X(o, materialize, sige_materialize_fn)                                                           \
   X(o, gather, sige_gather_fn)                                                                     \
   X(o, scatter, sige_scatter_fn)                                                                   \

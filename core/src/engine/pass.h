@@ -56,6 +56,10 @@ typedef struct {
   GHashTable *blocks;     /* "HxW/b/s/o" -> sige_active_blocks*, this edit */
   sige_undo_log *undo;    /* sparse mode: saves what scatters overwrite */
   const gint *cancel;     /* polled by sige_pass_begin_group; may be NULL */
+  /* The model's conditioning, set by the caller after init (the init
+   * functions clear it): SD UNet: the context [tokens, context_dim]
+   * (sige_model_pass moves it to the pass's device).  NULL: none. */
+  const sige_tensor *cond;
   void (*progress)(double fraction, void *user_data);
   void *progress_data;
   int layers_done, layers_total;

@@ -11,10 +11,11 @@
 #include "sige/error.h"
 
 /* In recognition order: a GAN-Compression checkpoint is also a SPADE one by
- * its keys, and a PD UNet also a DDPM one. */
+ * its keys, and a PD UNet also a DDPM one.  A whole SD 1.x file holds the
+ * UNet and the text encoder: loading it as one model gives the UNet. */
 static const sige_model_class *const classes[] = {&sige_gancomp_class, &sige_spade_class,
                                                   &sige_pd_class, &sige_ddpm_class,
-                                                  &sige_clip_text_class};
+                                                  &sige_sd_unet_class, &sige_clip_text_class};
 
 static const sige_model_class *class_of(sige_model_kind k) {
   for (size_t i = 0; i < G_N_ELEMENTS(classes); i++)
@@ -96,6 +97,11 @@ sige_model *sige_model_new_clip_text(const sige_clip_text_config *cfg, const sig
   return model_new(&sige_clip_text_class, cfg, w, error);
 }
 
+sige_model *sige_model_new_sd_unet(const sige_sd_unet_config *cfg, const sige_weights *w,
+                                   GError **error) {
+  return model_new(&sige_sd_unet_class, cfg, w, error);
+}
+
 void sige_model_free(sige_model *m) {
   if (!m) return;
   m->cls->free(m->impl);
@@ -128,6 +134,10 @@ const sige_clip_text_config *sige_model_clip_text_config(const sige_model *m) {
   return m->cls == &sige_clip_text_class ? m->cfg : NULL;
 }
 
+const sige_sd_unet_config *sige_model_sd_unet_config(const sige_model *m) {
+  return m->cls == &sige_sd_unet_class ? m->cfg : NULL;
+}
+
 void sige_model_input_shape(const sige_model *m, int64_t shape[4]) {
   m->cls->input_shape(m->cfg, shape);
 }
@@ -138,6 +148,18 @@ gboolean sige_model_forward_dense(const sige_model *m, sige_ctx *ctx, const sige
                                   float t, sige_tensor **out, GError **error) {
   sige_pass pass;
   sige_pass_init_dense(&pass, ctx);
+  gboolean ok = sige_model_pass(m, &pass, input, t, out, error);
+  sige_pass_clear(&pass);
+  return ok;
+}
+
+gboolean sige_model_forward_dense_cond(const sige_model *m, sige_ctx *ctx,
+                                       const sige_tensor *input, float t,
+                                       const sige_tensor *cond, sige_tensor **out,
+                                       GError **error) {
+  sige_pass pass;
+  sige_pass_init_dense(&pass, ctx);
+  pass.cond = cond;
   gboolean ok = sige_model_pass(m, &pass, input, t, out, error);
   sige_pass_clear(&pass);
   return ok;
@@ -205,7 +227,8 @@ sige_model *sige_model_load(const char *path, GError **error) {
   }
   g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
               "%s: unknown model layout (expected a SPADE generator with 'fc.weight' and "
-              "'conv_img.weight', a DDPM UNet with 'conv_in.weight' and 'temb.dense.0.weight', or a "
+              "'conv_img.weight', a DDPM UNet with 'conv_in.weight' and 'temb.dense.0.weight', a "
+              "Stable Diffusion UNet with 'model.diffusion_model.time_embed.0.weight', or a "
               "CLIP text encoder with '[cond_stage_model.transformer.]text_model.embeddings."
               "token_embedding.weight')",
               path);
@@ -239,10 +262,16 @@ gboolean sige_model_pass(const sige_model *m, sige_pass *pass, const sige_tensor
   /* a pass on a device: the input goes up unless it is there already (a
    * session keeps its own copy), the output comes back (the download waits
    * for the pass and reports whatever the device latched) */
-  g_autoptr(sige_tensor) in_dev = NULL;
+  g_autoptr(sige_tensor) in_dev = NULL, cond_dev = NULL;
   if (input->backend != be && !(in_dev = sige_tensor_to_backend(be, input, error))) return FALSE;
+  const sige_tensor *cond = pass->cond;
+  if (cond && cond->backend != be) {
+    if (!(cond_dev = sige_tensor_to_backend(be, cond, error))) return FALSE;
+    pass->cond = cond_dev;
+  }
   sige_tensor *out_dev = NULL;
   gboolean ok = m->cls->forward(m->impl, pass, in_dev ? in_dev : input, t, &out_dev, error);
+  pass->cond = cond;
   if (ok && !(*out = sige_tensor_to_host(out_dev, error))) ok = FALSE;
   sige_tensor_free(out_dev);
   if (!ok) sige_buffer_check(be, NULL); /* the error above names the cause; drop later ones */

@@ -32,7 +32,7 @@ typedef struct sige_model_class {
 } sige_model_class;
 
 extern const sige_model_class sige_spade_class, sige_gancomp_class, sige_ddpm_class,
-    sige_pd_class, sige_clip_text_class;
+    sige_pd_class, sige_clip_text_class, sige_sd_unet_class;
 
 /* One "  name  value" line of sige_model_describe_settings. */
 void sige_describe_line(GString *out, const char *name, const char *fmt, ...) G_GNUC_PRINTF(3, 4);

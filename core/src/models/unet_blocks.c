@@ -13,18 +13,33 @@
 
 /* ---- declarations ------------------------------------------------------- */
 
-void sige_unet_resblock_declare(sige_param_list *l, sige_unet_resblock *b, const char *p, int cin,
-                                int cout, int temb_ch, int temb_out, sige_unet_resample resample) {
+const sige_unet_resblock_names sige_unet_names_ermongroup = {
+    "norm1", "conv1", "temb_proj", "norm2", "conv2", "nin_shortcut"};
+const sige_unet_resblock_names sige_unet_names_openai = {
+    "in_layers.0", "in_layers.2", "emb_layers.1", "out_layers.0", "out_layers.3",
+    "skip_connection"};
+
+void sige_unet_resblock_declare_named(sige_param_list *l, sige_unet_resblock *b,
+                                      const sige_unet_resblock_names *nm, const char *p, int cin,
+                                      int cout, int temb_ch, int temb_out,
+                                      sige_unet_resample resample) {
   b->cin = cin;
   b->cout = cout;
   b->resample = resample;
   /* in forward order (the random-weight generator draws in list order) */
-  sige_params_norm(l, &b->n1_g, &b->n1_b, cin, "%s.norm1", p);
-  sige_params_conv(l, &b->conv1, cout, cin, 3, 1, 1, TRUE, "%s.conv1", p);
-  sige_params_linear(l, &b->temb_w, &b->temb_b, temb_out, temb_ch, "%s.temb_proj", p);
-  sige_params_norm(l, &b->n2_g, &b->n2_b, cout, "%s.norm2", p);
-  sige_params_conv(l, &b->conv2, cout, cout, 3, 1, 1, TRUE, "%s.conv2", p);
-  if (cin != cout) sige_params_conv(l, &b->nin, cout, cin, 1, 1, 0, TRUE, "%s.nin_shortcut", p);
+  sige_params_norm(l, &b->n1_g, &b->n1_b, cin, "%s.%s", p, nm->norm1);
+  sige_params_conv(l, &b->conv1, cout, cin, 3, 1, 1, TRUE, "%s.%s", p, nm->conv1);
+  sige_params_linear(l, &b->temb_w, &b->temb_b, temb_out, temb_ch, "%s.%s", p, nm->temb);
+  sige_params_norm(l, &b->n2_g, &b->n2_b, cout, "%s.%s", p, nm->norm2);
+  sige_params_conv(l, &b->conv2, cout, cout, 3, 1, 1, TRUE, "%s.%s", p, nm->conv2);
+  if (cin != cout)
+    sige_params_conv(l, &b->nin, cout, cin, 1, 1, 0, TRUE, "%s.%s", p, nm->shortcut);
+}
+
+void sige_unet_resblock_declare(sige_param_list *l, sige_unet_resblock *b, const char *p, int cin,
+                                int cout, int temb_ch, int temb_out, sige_unet_resample resample) {
+  sige_unet_resblock_declare_named(l, b, &sige_unet_names_ermongroup, p, cin, cout, temb_ch,
+                                   temb_out, resample);
 }
 
 void sige_unet_resblock_clear(sige_unet_resblock *b) {
@@ -69,6 +84,15 @@ void sige_unet_temb_declare(sige_param_list *l, sige_unet_temb *e, int ch, int t
   e->temb_ch = temb_ch;
   sige_params_linear(l, &e->w0, &e->b0, temb_ch, ch, "temb.dense.0");
   sige_params_linear(l, &e->w1, &e->b1, temb_ch, temb_ch, "temb.dense.1");
+}
+
+void sige_unet_temb_declare_ldm(sige_param_list *l, sige_unet_temb *e, const char *prefix, int ch,
+                                int temb_ch) {
+  e->ch = ch;
+  e->temb_ch = temb_ch;
+  e->ldm = TRUE;
+  sige_params_linear(l, &e->w0, &e->b0, temb_ch, ch, "%stime_embed.0", prefix);
+  sige_params_linear(l, &e->w1, &e->b1, temb_ch, temb_ch, "%stime_embed.2", prefix);
 }
 
 void sige_unet_temb_clear(sige_unet_temb *e) {
@@ -330,7 +354,10 @@ sige_tensor *sige_unet_temb_forward(const sige_unet_temb *e, sige_pass *pass, fl
   g_autoptr(sige_tensor) tmp = emb ? sige_tensor_new(2, s2, error) : NULL;
   sige_tensor *temb = tmp ? sige_tensor_new(2, s2, error) : NULL;
   if (!temb) return NULL;
-  sige_timestep_embedding(&t_in, 1, e->ch, emb);
+  if (e->ldm)
+    sige_timestep_embedding_ldm(&t_in, 1, e->ch, emb);
+  else
+    sige_timestep_embedding(&t_in, 1, e->ch, emb);
   if (!sige_linear(pass->ctx, emb, e->w0, e->b0, tmp, error)) goto fail;
   sige_activation(pass->ctx, tmp, SIGE_ACT_SWISH, tmp);
   if (!sige_linear(pass->ctx, tmp, e->w1, e->b1, temb, error)) goto fail;
@@ -352,3 +379,142 @@ float *sige_unet_temb_proj(sige_pass *pass, const sige_tensor *temb, const sige_
   return g_memdup2(pt->data, sizeof(float) * n);
 }
 
+
+/* ---- spatial transformer (Stable Diffusion) ------------------------------ */
+
+gboolean sige_unet_transformer_declare(sige_param_list *l, sige_unet_transformer *t,
+                                       const char *p, int c, int heads, int depth,
+                                       int context_dim, int ff, const sige_unet_norms *norm,
+                                       float ln_eps, GError **error) {
+  if (heads < 1 || c % heads || depth < 1 || context_dim < 1 || ff < 1) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+                "%s: %d channels do not split into %d heads (depth %d, context_dim %d, "
+                "feed-forward %d)", p, c, heads, depth, context_dim, ff);
+    return FALSE;
+  }
+  t->c = t->inner = c;
+  t->heads = heads;
+  t->depth = depth;
+  t->context_dim = context_dim;
+  t->ff = ff;
+  t->ln_eps = ln_eps;
+  t->norm = *norm;
+  t->blocks = g_new0(sige_unet_tblock, depth);
+  const int in = t->inner;
+  sige_params_norm(l, &t->n_g, &t->n_b, c, "%s.norm", p);
+  sige_params_conv(l, &t->proj_in, in, c, 1, 1, 0, TRUE, "%s.proj_in", p);
+  for (int i = 0; i < depth; i++) {
+    sige_unet_tblock *b = &t->blocks[i];
+    g_autofree char *q = g_strdup_printf("%s.transformer_blocks.%d", p, i);
+    sige_params_norm(l, &b->n1_g, &b->n1_b, in, "%s.norm1", q);
+    sige_params_matrix(l, &b->q1, in, in, "%s.attn1.to_q.weight", q);
+    sige_params_matrix(l, &b->k1, in, in, "%s.attn1.to_k.weight", q);
+    sige_params_matrix(l, &b->v1, in, in, "%s.attn1.to_v.weight", q);
+    sige_params_linear(l, &b->o1_w, &b->o1_b, in, in, "%s.attn1.to_out.0", q);
+    sige_params_norm(l, &b->n2_g, &b->n2_b, in, "%s.norm2", q);
+    sige_params_matrix(l, &b->q2, in, in, "%s.attn2.to_q.weight", q);
+    sige_params_matrix(l, &b->k2, in, context_dim, "%s.attn2.to_k.weight", q);
+    sige_params_matrix(l, &b->v2, in, context_dim, "%s.attn2.to_v.weight", q);
+    sige_params_linear(l, &b->o2_w, &b->o2_b, in, in, "%s.attn2.to_out.0", q);
+    sige_params_norm(l, &b->n3_g, &b->n3_b, in, "%s.norm3", q);
+    sige_params_linear(l, &b->ff1_w, &b->ff1_b, 2 * ff, in, "%s.ff.net.0.proj", q);
+    sige_params_linear(l, &b->ff2_w, &b->ff2_b, in, ff, "%s.ff.net.2", q);
+  }
+  sige_params_conv(l, &t->proj_out, c, in, 1, 1, 0, TRUE, "%s.proj_out", p);
+  return TRUE;
+}
+
+void sige_unet_transformer_clear(sige_unet_transformer *t) {
+  sige_tensor_free(t->n_g);
+  sige_tensor_free(t->n_b);
+  sige_conv_layer_clear(&t->proj_in);
+  sige_conv_layer_clear(&t->proj_out);
+  for (int i = 0; t->blocks && i < t->depth; i++) {
+    sige_tensor **p = (sige_tensor **)&t->blocks[i];
+    for (size_t j = 0; j < sizeof(sige_unet_tblock) / sizeof(sige_tensor *); j++)
+      sige_tensor_free(p[j]);
+  }
+  g_free(t->blocks);
+  memset(t, 0, sizeof *t);
+}
+
+/* A [rows, cols] tensor where x lives. */
+static sige_tensor *rows_like(const sige_tensor *x, int64_t rows, int cols, GError **error) {
+  sige_tensor *t = sige_tensor_new4_like(x, (int)rows, cols, 1, 1, error);
+  if (t) t->ndim = 2; /* trailing dims are 1 */
+  return t;
+}
+
+/* One basic block on the tokens x [n, inner] in place: x += attn1(norm1 x);
+ * x += attn2(norm2 x, context); x += ff(norm3 x). */
+static gboolean tblock_forward(const sige_unet_transformer *t, const sige_unet_tblock *b,
+                               sige_ctx *ctx, sige_tensor *x, const sige_tensor *context,
+                               GError **error) {
+  const int64_t n = x->shape[0], nk = context->shape[0];
+  const int in = t->inner;
+  g_autoptr(sige_tensor) h = rows_like(x, n, in, error);
+  g_autoptr(sige_tensor) q = h ? rows_like(x, n, in, error) : NULL;
+  g_autoptr(sige_tensor) k = q ? rows_like(x, n, in, error) : NULL;
+  g_autoptr(sige_tensor) v = k ? rows_like(x, n, in, error) : NULL;
+  g_autoptr(sige_tensor) kc = v ? rows_like(x, nk, in, error) : NULL;
+  g_autoptr(sige_tensor) vc = kc ? rows_like(x, nk, in, error) : NULL;
+  g_autoptr(sige_tensor) f = vc ? rows_like(x, n, 2 * t->ff, error) : NULL;
+  g_autoptr(sige_tensor) g = f ? rows_like(x, n, t->ff, error) : NULL;
+  if (!g) return FALSE;
+  sige_layer_norm(ctx, x, b->n1_g, b->n1_b, t->ln_eps, h);
+  if (!sige_linear(ctx, h, b->q1, NULL, q, error) || !sige_linear(ctx, h, b->k1, NULL, k, error) ||
+      !sige_linear(ctx, h, b->v1, NULL, v, error) ||
+      !sige_token_attention(ctx, q, k, v, 1, t->heads, FALSE, h, error) ||
+      !sige_linear(ctx, h, b->o1_w, b->o1_b, q, error))
+    return FALSE;
+  sige_add(ctx, x, q, x);
+  sige_layer_norm(ctx, x, b->n2_g, b->n2_b, t->ln_eps, h);
+  if (!sige_linear(ctx, h, b->q2, NULL, q, error) ||
+      !sige_linear(ctx, context, b->k2, NULL, kc, error) ||
+      !sige_linear(ctx, context, b->v2, NULL, vc, error) ||
+      !sige_token_attention(ctx, q, kc, vc, 1, t->heads, FALSE, h, error) ||
+      !sige_linear(ctx, h, b->o2_w, b->o2_b, q, error))
+    return FALSE;
+  sige_add(ctx, x, q, x);
+  sige_layer_norm(ctx, x, b->n3_g, b->n3_b, t->ln_eps, h);
+  if (!sige_linear(ctx, h, b->ff1_w, b->ff1_b, f, error)) return FALSE;
+  sige_geglu(ctx, f, g);
+  if (!sige_linear(ctx, g, b->ff2_w, b->ff2_b, q, error)) return FALSE;
+  sige_add(ctx, x, q, x);
+  return TRUE;
+}
+
+sige_tensor *sige_unet_transformer_forward(const sige_unet_transformer *t, sige_pass *pass,
+                                           const sige_tensor *x_in, const sige_tensor *context,
+                                           GError **error) {
+  const int C = t->c;
+  if (SIGE_C(x_in) != C || context->ndim != 2 || context->shape[1] != t->context_dim) {
+    char a[64], b[64];
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_SHAPE,
+                "spatial transformer: input %s, context %s; expected %d channels and a context "
+                "[tokens, %d]", sige_tensor_shape_str(x_in, a, sizeof a),
+                sige_tensor_shape_str(context, b, sizeof b), C, t->context_dim);
+    return NULL;
+  }
+  if (!sige_pass_begin_group(pass, FALSE, error)) return NULL;
+  g_autofree float *scale = g_new(float, C), *shift = g_new(float, C);
+  g_autoptr(sige_tensor) x = sige_materialize(x_in, NULL, error); /* x_in may be an F16 view */
+  if (!x || !norm_stats(&t->norm, pass, x, t->n_g, t->n_b, NULL, scale, shift, error))
+    return NULL;
+  const int H = SIGE_H(x), W = SIGE_W(x);
+  const int64_t n = (int64_t)H * W;
+  g_autoptr(sige_tensor) nx = sige_tensor_new4_like(x, 1, C, H, W, error);
+  if (!nx) return NULL;
+  sige_channel_affine(pass->ctx, x, scale, shift, FALSE, SIGE_ACT_NONE, nx);
+  g_autoptr(sige_tensor) h = sige_pass_conv(pass, &t->proj_in, nx, error);
+  g_autoptr(sige_tensor) tok = h ? rows_like(x, n, t->inner, error) : NULL;
+  if (!tok) return NULL;
+  sige_map_to_tokens(pass->ctx, h, tok);
+  for (int i = 0; i < t->depth; i++)
+    if (!tblock_forward(t, &t->blocks[i], pass->ctx, tok, context, error)) return NULL;
+  sige_tokens_to_map(pass->ctx, tok, h);
+  sige_tensor *y = sige_pass_conv(pass, &t->proj_out, h, error);
+  if (!y) return NULL;
+  sige_add(pass->ctx, y, x, y);
+  return y;
+}

@@ -37,9 +37,24 @@ typedef struct {
   sige_tensor *temb_w, *temb_b;      /* [cout or 2 cout, temb_ch] */
 } sige_unet_resblock;
 
+/* The key names of a residual block's parts under its prefix. */
+typedef struct {
+  const char *norm1, *conv1, *temb, *norm2, *conv2, *shortcut;
+} sige_unet_resblock_names;
+/* ermongroup (DDPM, PD): norm1, conv1, temb_proj, norm2, conv2, nin_shortcut */
+extern const sige_unet_resblock_names sige_unet_names_ermongroup;
+/* openaimodel (Stable Diffusion): in_layers.0, in_layers.2, emb_layers.1,
+ * out_layers.0, out_layers.3, skip_connection */
+extern const sige_unet_resblock_names sige_unet_names_openai;
+
 /* "<p>.norm1", conv1, norm2, conv2, temb_proj (temb_out rows), nin_shortcut. */
 void sige_unet_resblock_declare(sige_param_list *l, sige_unet_resblock *b, const char *p, int cin,
                                 int cout, int temb_ch, int temb_out, sige_unet_resample resample);
+/* The same block under other key names. */
+void sige_unet_resblock_declare_named(sige_param_list *l, sige_unet_resblock *b,
+                                      const sige_unet_resblock_names *names, const char *p,
+                                      int cin, int cout, int temb_ch, int temb_out,
+                                      sige_unet_resample resample);
 void sige_unet_resblock_clear(sige_unet_resblock *b);
 
 typedef struct {
@@ -58,10 +73,52 @@ void sige_unet_attn_clear(sige_unet_attn *a);
 /* The time embedding MLP: "temb.dense.0" [temb_ch, ch] and "temb.dense.1". */
 typedef struct {
   int ch, temb_ch;
+  gboolean ldm; /* the openaimodel sinusoid ([cos, sin], f_i over half), else DDPM's */
   sige_tensor *w0, *b0, *w1, *b1;
 } sige_unet_temb;
 void sige_unet_temb_declare(sige_param_list *l, sige_unet_temb *e, int ch, int temb_ch);
+/* Stable Diffusion's: "time_embed.0", "time_embed.2" (a SiLU between; the
+ * blocks' emb_layers apply SiLU first, as DDPM's temb_proj of swish(temb)),
+ * and the openaimodel sinusoid. */
+void sige_unet_temb_declare_ldm(sige_param_list *l, sige_unet_temb *e, const char *prefix, int ch,
+                                int temb_ch);
 void sige_unet_temb_clear(sige_unet_temb *e);
+
+/* The spatial transformer of Stable Diffusion 1.x (ldm SpatialTransformer,
+ * `legacy` false): GroupNorm (its own eps), proj_in 1x1, `depth` basic
+ * blocks on the H * W tokens (self-attention, cross-attention over the
+ * context tokens, GEGLU feed-forward, each after its LayerNorm and added
+ * back), proj_out 1x1, plus the input. */
+typedef struct {
+  sige_tensor *n1_g, *n1_b, *n2_g, *n2_b, *n3_g, *n3_b;
+  sige_tensor *q1, *k1, *v1, *o1_w, *o1_b; /* self-attention (q, k, v without bias) */
+  sige_tensor *q2, *k2, *v2, *o2_w, *o2_b; /* cross-attention: k, v [inner, context_dim] */
+  sige_tensor *ff1_w, *ff1_b, *ff2_w, *ff2_b; /* ff.net.0.proj [2 ff, inner], ff.net.2 */
+} sige_unet_tblock;
+
+typedef struct {
+  int c, inner, heads, depth, context_dim, ff;
+  float ln_eps;
+  sige_unet_norms norm; /* the GroupNorm "<p>.norm" (SD: 32 groups, eps 1e-6) */
+  sige_tensor *n_g, *n_b;
+  sige_conv_layer proj_in, proj_out;
+  sige_unet_tblock *blocks;
+} sige_unet_transformer;
+
+/* "<p>.norm", proj_in, transformer_blocks.<i>.{norm1, attn1, norm2, attn2,
+ * norm3, ff}, proj_out; inner = c (SD 1.x: heads * head_dim = c); ff the
+ * GEGLU's hidden width.  FALSE when c does not split into heads. */
+gboolean sige_unet_transformer_declare(sige_param_list *l, sige_unet_transformer *t,
+                                       const char *p, int c, int heads, int depth,
+                                       int context_dim, int ff, const sige_unet_norms *norm,
+                                       float ln_eps, GError **error);
+void sige_unet_transformer_clear(sige_unet_transformer *t);
+/* x + transformer(x, context): context [tokens, context_dim] rows on the
+ * pass's backend.  Dense in every mode (the sparse form, queries from the
+ * active blocks only, is not written yet: callers refuse sparse passes). */
+sige_tensor *sige_unet_transformer_forward(const sige_unet_transformer *t, sige_pass *pass,
+                                           const sige_tensor *x, const sige_tensor *context,
+                                           GError **error);
 
 /* The block geometries of a UNet's sparse passes: 3x3 convs, 1x1 shortcuts,
  * stride-2 downsample convs. */

@@ -68,3 +68,28 @@ gboolean sige_token_attention(sige_ctx *ctx, const sige_tensor *q, const sige_te
   }
   return sige_tensor_iface(q)->token_attention(ctx, q, k, v, n, heads, causal, out, error);
 }
+
+void sige_geglu(sige_ctx *ctx, const sige_tensor *x, sige_tensor *out) {
+  g_return_if_fail(ctx && x && out && x->ndim == 2 && x->shape[1] % 2 == 0);
+  g_return_if_fail(sige_ops_f32(x) && sige_ops_f32(out) && x->layout == SIGE_LAYOUT_NCHW);
+  g_return_if_fail(is_rows(out, x->shape[0], x->shape[1] / 2) && out->data != x->data);
+  sige_tensor_iface(x)->geglu(ctx, x, out);
+}
+
+static gboolean is_map(const sige_tensor *t) {
+  return t && t->ndim == 4 && t->shape[0] == 1 && t->layout == SIGE_LAYOUT_NCHW;
+}
+
+void sige_map_to_tokens(sige_ctx *ctx, const sige_tensor *map, sige_tensor *tokens) {
+  g_return_if_fail(ctx && is_map(map) && sige_ops_f32(map) && sige_ops_f32(tokens));
+  const int64_t c = SIGE_C(map), hw = (int64_t)SIGE_H(map) * SIGE_W(map);
+  g_return_if_fail(is_rows(tokens, hw, c) && tokens->data != map->data);
+  sige_tensor_iface(map)->transpose(ctx, map, c, hw, tokens);
+}
+
+void sige_tokens_to_map(sige_ctx *ctx, const sige_tensor *tokens, sige_tensor *map) {
+  g_return_if_fail(ctx && is_map(map) && sige_ops_f32(map) && sige_ops_f32(tokens));
+  const int64_t c = SIGE_C(map), hw = (int64_t)SIGE_H(map) * SIGE_W(map);
+  g_return_if_fail(is_rows(tokens, hw, c) && tokens->data != map->data);
+  sige_tensor_iface(tokens)->transpose(ctx, tokens, hw, c, map);
+}

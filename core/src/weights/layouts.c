@@ -463,6 +463,18 @@ gboolean sige_weights_canonicalize(sige_weights **wp, GError **error) {
     sige_weights_set_metadata(*wp, "sige.source.layout", "diffusers-unet2d");
     return TRUE;
   }
+  /* an SD 1.x single file (UNet, and maybe VAE and text encoder) keeps its
+   * names: the models read "model.diffusion_model.*" and the others */
+  if (sige_weights_contains(w, "model.diffusion_model.time_embed.0.weight")) {
+    sige_weights_set_metadata(w, "sige.source.layout", "sd-single-file");
+    return TRUE;
+  }
+  /* the same UNet saved alone, without the prefix */
+  if (sige_weights_contains(w, "time_embed.0.weight") &&
+      sige_weights_contains(w, "input_blocks.0.0.weight")) {
+    sige_weights_set_metadata(w, "sige.source.layout", "ldm-unet");
+    return TRUE;
+  }
   /* the CLIP text encoder keeps its own names (the model reads either
    * prefix): an SD 1.x single file's or a diffusers text_encoder's */
   if (sige_weights_contains(

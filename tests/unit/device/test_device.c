@@ -477,7 +477,29 @@ static void test_token_ops(void **state) {
     assert_ok(error, "device token_attention");
     assert_close(want, got, TOL_OP, causal ? "causal token_attention" : "token_attention");
   }
+  /* more queries than keys (SD's cross-attention over the context) */
+  g_autoptr(sige_tensor) kc = rand2(3, c, 89), vc = rand2(3, c, 90);
+  g_autoptr(sige_tensor) dkc = up(dc, kc), dvc = up(dc, vc);
+  assert_true(sige_token_attention(cc, x, kc, vc, 1, heads, FALSE, want, NULL));
+  assert_true(sige_token_attention(dc, dx, dkc, dvc, 1, heads, FALSE, got, &error));
+  assert_ok(error, "device cross token_attention");
+  assert_close(want, got, TOL_OP, "cross token_attention");
   assert_int_equal(sige_ctx_macs(cc), sige_ctx_macs(dc));
+  /* GEGLU: x [n t, c] as (a | g) halves of 6 */
+  g_autoptr(sige_tensor) gw = rand2(n * t, c / 2, 91);
+  g_autoptr(sige_tensor) gg = up(dc, gw);
+  sige_geglu(cc, x, gw);
+  sige_geglu(dc, dx, gg);
+  assert_close(gw, gg, TOL_OP, "geglu");
+  /* a map [1, c, 2, 7] to tokens [14, c] and back */
+  g_autoptr(sige_tensor) map = rand4(1, c, 2, n * t / 2, 92);
+  g_autoptr(sige_tensor) other = rand4(1, c, 2, n * t / 2, 93); /* overwritten below */
+  g_autoptr(sige_tensor) dmap = up(dc, map), dback = up(dc, other);
+  sige_map_to_tokens(cc, map, want);
+  sige_map_to_tokens(dc, dmap, got);
+  assert_close(want, got, 0, "map_to_tokens");
+  sige_tokens_to_map(dc, got, dback);
+  assert_close(map, dback, 0, "tokens_to_map");
 }
 
 /* ---- sparse kernels and the undo log --------------------------------------- */

@@ -28,6 +28,7 @@ static sige_model *build(const model_case *c, const sige_weights *w, GError **er
     case SIGE_MODEL_DDPM_UNET: return sige_model_new_ddpm(c->cfg, w, error);
     case SIGE_MODEL_PD_UNET: return sige_model_new_pd(c->cfg, w, error);
     case SIGE_MODEL_CLIP_TEXT: return sige_model_new_clip_text(c->cfg, w, error);
+    case SIGE_MODEL_SD_UNET: return sige_model_new_sd_unet(c->cfg, w, error);
   }
   return NULL;
 }
@@ -232,6 +233,68 @@ static void test_clip_text(void **state) {
   check_case(&(model_case){"clip-text 128", SIGE_MODEL_CLIP_TEXT, &c, {NULL}});
 }
 
+static void test_sd_unet(void **state) {
+  (void)state;
+  sige_sd_unet_config c;
+  sige_sd_unet_config_init(&c);
+  c.model_channels = 32;
+  c.channel_mult[0] = 1, c.channel_mult[1] = 2;
+  c.n_channel_mult = 2;
+  c.num_res_blocks = 1;
+  c.attention_resolutions[0] = 2; /* the lower level only: inferred from its keys */
+  c.n_attention_resolutions = 1;
+  c.num_heads = 2;
+  c.context_dim = 16;
+  c.latent_h = 16, c.latent_w = 8;
+  const model_case mc = {"sd-unet", SIGE_MODEL_SD_UNET, &c,
+                         {"sige.heads", "2", "sige.latent_h", "16", "sige.latent_w", "8", NULL}};
+  check_case(&mc);
+  GError *error = NULL;
+  g_autoptr(sige_weights) w = sige_random_model_weights(SIGE_MODEL_SD_UNET, &c, 5, &error);
+  g_autoptr(sige_model) m = w ? sige_model_new_sd_unet(&c, w, &error) : NULL;
+  if (!m) fail_msg("sd-unet: %s", error->message);
+  g_autoptr(sige_ctx) ctx = sige_ctx_new(1);
+  g_autoptr(sige_tensor) x = sige_tensor_new4(1, 4, 16, 8, NULL);
+  for (size_t i = 0; i < x->numel; i++) x->data[i] = (float)((i * 37) % 11) / 5.0f - 1.0f;
+  int64_t s3[3] = {1, 5, 16}, s2[2] = {5, 16};
+  g_autoptr(sige_tensor) cond3 = sige_tensor_new(3, s3, NULL);
+  g_autoptr(sige_tensor) cond2 = sige_tensor_new(2, s2, NULL);
+  for (size_t i = 0; i < cond3->numel; i++)
+    cond3->data[i] = cond2->data[i] = (float)((i * 13) % 7) / 3.0f - 1.0f;
+  /* [1, T, D] and [T, D] contexts are the same context */
+  g_autoptr(sige_tensor) a = NULL, b = NULL, o = NULL;
+  assert_true(sige_model_forward_dense_cond(m, ctx, x, 250.0f, cond3, &a, &error));
+  assert_true(sige_model_forward_dense_cond(m, ctx, x, 250.0f, cond2, &b, &error));
+  assert_int_equal(a->numel, x->numel);
+  assert_memory_equal(a->data, b->data, a->numel * sizeof(float));
+  /* the context reaches the output (cross-attention), as does t */
+  cond2->data[3] += 1.0f;
+  assert_true(sige_model_forward_dense_cond(m, ctx, x, 250.0f, cond2, &o, &error));
+  assert_true(memcmp(a->data, o->data, a->numel * sizeof(float)) != 0);
+  g_clear_pointer(&o, sige_tensor_free);
+  assert_true(sige_model_forward_dense_cond(m, ctx, x, 251.0f, cond3, &o, &error));
+  assert_true(memcmp(a->data, o->data, a->numel * sizeof(float)) != 0);
+  g_clear_pointer(&o, sige_tensor_free);
+  /* no context, or one of the wrong width, is refused saying so */
+  assert_false(sige_model_forward_dense(m, ctx, x, 250.0f, &o, &error));
+  assert_non_null(strstr(error->message, "context"));
+  g_clear_error(&error);
+  int64_t sw[2] = {5, 12};
+  g_autoptr(sige_tensor) narrow = sige_tensor_new(2, sw, NULL);
+  assert_false(sige_model_forward_dense_cond(m, ctx, x, 250.0f, narrow, &o, &error));
+  assert_non_null(strstr(error->message, "context [5, 12]"));
+  g_clear_error(&error);
+  /* a latent the levels do not halve evenly */
+  g_autoptr(sige_tensor) odd = sige_tensor_new4(1, 4, 16, 7, NULL);
+  assert_false(sige_model_forward_dense_cond(m, ctx, odd, 250.0f, cond2, &o, &error));
+  assert_int_equal(error->code, SIGE_ERROR_SHAPE);
+  g_clear_error(&error);
+  /* unprefixed names (the UNet alone) are recognised too */
+  c.sd_single_file = FALSE;
+  check_case(&(model_case){"sd-unet unprefixed", SIGE_MODEL_SD_UNET, &c,
+                           {"sige.heads", "2", "sige.latent_h", "16", "sige.latent_w", "8", NULL}});
+}
+
 /* A config out of range has no list, and says which setting. */
 static void test_bad_config(void **state) {
   (void)state;
@@ -301,7 +364,7 @@ static void test_bad_sparse_config(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_spade), cmocka_unit_test(test_gancomp), cmocka_unit_test(test_ddpm),
-      cmocka_unit_test(test_pd),    cmocka_unit_test(test_clip_text),
+      cmocka_unit_test(test_pd),    cmocka_unit_test(test_clip_text), cmocka_unit_test(test_sd_unet),
       cmocka_unit_test(test_bad_config), cmocka_unit_test(test_bad_sparse_config),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

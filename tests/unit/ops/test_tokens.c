@@ -158,6 +158,42 @@ static void test_token_attention(void **state) {
   g_clear_error(&error);
 }
 
+/* GEGLU with the exact erf GELU, against a double loop; the tanh
+ * approximation of GELU differs from erf by up to 4.7e-4 (|g| near 2-3),
+ * far above TOL, so a kernel using it fails here. */
+static void test_geglu(void **state) {
+  sige_ctx *ctx = *state;
+  uint64_t rng = 17;
+  const int rows = 7, c = 19;
+  g_autoptr(sige_tensor) x = ot_new2(rows, 2 * c), out = ot_new2(rows, c);
+  ot_fill(x, &rng, -4.0f, 4.0f);
+  g_autofree double *want = g_new(double, (size_t)rows * c);
+  for (int r = 0; r < rows; r++)
+    for (int j = 0; j < c; j++) {
+      const double a = x->data[r * 2 * c + j], g = x->data[r * 2 * c + c + j];
+      want[r * c + j] = a * 0.5 * g * (1.0 + erf(g / sqrt(2.0)));
+    }
+  sige_geglu(ctx, x, out);
+  expect_close(out, want, "geglu");
+}
+
+/* A map [1, C, H, W] to token rows [H W, C] and back: exact copies. */
+static void test_map_tokens(void **state) {
+  sige_ctx *ctx = *state;
+  uint64_t rng = 19;
+  const int C = 37, H = 5, W = 13; /* not multiples of the 32-wide tiles */
+  g_autoptr(sige_tensor) map = ot_new4(1, C, H, W, SIGE_LAYOUT_NCHW);
+  g_autoptr(sige_tensor) back = ot_new4(1, C, H, W, SIGE_LAYOUT_NCHW);
+  g_autoptr(sige_tensor) tok = ot_new2(H * W, C);
+  ot_fill(map, &rng, -1, 1);
+  sige_map_to_tokens(ctx, map, tok);
+  for (int c = 0; c < C; c++)
+    for (int p = 0; p < H * W; p++)
+      assert_true(tok->data[p * C + c] == map->data[c * H * W + p]);
+  sige_tokens_to_map(ctx, tok, back);
+  assert_memory_equal(back->data, map->data, map->numel * sizeof(float));
+}
+
 static int setup(void **state) {
   *state = sige_ctx_new(2);
   return 0;
@@ -173,6 +209,8 @@ int main(void) {
       cmocka_unit_test(test_layer_norm),
       cmocka_unit_test(test_token_embedding),
       cmocka_unit_test(test_token_attention),
+      cmocka_unit_test(test_geglu),
+      cmocka_unit_test(test_map_tokens),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

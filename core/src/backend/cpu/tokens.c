@@ -84,3 +84,29 @@ gboolean sige_cpu_token_attention(sige_ctx *ctx, const sige_tensor *q, const sig
   sige_aligned_free(s);
   return TRUE;
 }
+
+void sige_cpu_geglu(sige_ctx *ctx, const sige_tensor *x, sige_tensor *out) {
+  const int64_t rows = out->shape[0], c = out->shape[1];
+#pragma omp parallel for num_threads(sige_ctx_threads(ctx)) schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    const float *a = x->data + r * 2 * c, *g = a + c;
+    float *y = out->data + r * c;
+    for (int64_t i = 0; i < c; i++)
+      y[i] = a[i] * (0.5f * g[i] * (1.0f + erff(g[i] * (float)M_SQRT1_2)));
+  }
+}
+
+/* In tiles, so that both sides are read and written a cache line at a
+ * time. */
+void sige_cpu_transpose(sige_ctx *ctx, const sige_tensor *x, int64_t rows, int64_t cols,
+                        sige_tensor *out) {
+  enum { T = 32 };
+  const int64_t tr = (rows + T - 1) / T, tc = (cols + T - 1) / T;
+#pragma omp parallel for num_threads(sige_ctx_threads(ctx)) schedule(static)
+  for (int64_t t = 0; t < tr * tc; t++) {
+    const int64_t r0 = (t / tc) * T, c0 = (t % tc) * T;
+    const int64_t r1 = r0 + T < rows ? r0 + T : rows, c1 = c0 + T < cols ? c0 + T : cols;
+    for (int64_t r = r0; r < r1; r++)
+      for (int64_t c = c0; c < c1; c++) out->data[c * rows + r] = x->data[r * cols + c];
+  }
+}

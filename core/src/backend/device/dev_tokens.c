@@ -73,3 +73,21 @@ gboolean sige_dev_token_attention(sige_ctx *ctx, const sige_tensor *q, const sig
   sige_ctx_add_macs(ctx, (uint64_t)n * heads * 2 * (uint64_t)tq * (uint64_t)tk * (uint64_t)d);
   return TRUE;
 }
+
+void sige_dev_geglu(sige_ctx *ctx, const sige_tensor *x, sige_tensor *out) {
+  (void)ctx;
+  sige_dev_backend *be = sige_dev_of(x);
+  if (!sige_dev_on(be, out, "geglu")) return;
+  const sige_k_geglu_args a = {.x = x->data, .out = out->data, .c = (int32_t)out->shape[1]};
+  sige_dev_launch(be, SIGE_K_GEGLU, &a, out->numel);
+}
+
+void sige_dev_transpose(sige_ctx *ctx, const sige_tensor *x, int64_t rows, int64_t cols,
+                        sige_tensor *out) {
+  (void)ctx;
+  sige_dev_backend *be = sige_dev_of(x);
+  if (!sige_dev_on(be, out, "transpose")) return;
+  const sige_k_transpose_args a = {.x = x->data, .out = out->data, .rows = (uint32_t)rows,
+                                   .cols = (uint32_t)cols};
+  sige_dev_launch(be, SIGE_K_TRANSPOSE, &a, (size_t)rows * (size_t)cols);
+}

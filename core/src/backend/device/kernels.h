@@ -512,6 +512,32 @@ SIGE_KFN void sige_k_causal_mask(const sige_k_causal_args *a, uint32_t i) {
   if (j > a->row0 + r) SIGE_KP(a->s)[i] = -INFINITY;
 }
 
+/* GEGLU: out[r][j] = a * gelu_erf(g), a = x[r][j], g = x[r][c + j]. */
+typedef struct {
+  const float *x;
+  float *out;
+  int32_t c;
+} sige_k_geglu_args;
+
+SIGE_KFN void sige_k_geglu(const sige_k_geglu_args *a, uint32_t i) {
+  const uint32_t r = i / (uint32_t)a->c, j = i % (uint32_t)a->c;
+  const float *xr = SIGE_KP(a->x) + (size_t)r * 2 * (size_t)a->c;
+  const float g = xr[a->c + j];
+  SIGE_KP(a->out)[i] = xr[j] * (0.5f * g * (1.0f + erff(g * 0.70710678118654752f)));
+}
+
+/* out (cols x rows) = the transpose of x (rows x cols); element i of out. */
+typedef struct {
+  const float *x;
+  float *out;
+  uint32_t rows, cols;
+} sige_k_transpose_args;
+
+SIGE_KFN void sige_k_transpose(const sige_k_transpose_args *a, uint32_t i) {
+  const uint32_t c = i / a->rows, r = i % a->rows;
+  SIGE_KP(a->out)[i] = SIGE_KP(a->x)[(size_t)r * a->cols + c];
+}
+
 /* The kernel table, spelled once: X(id, argument struct, body) for every
  * kernel a device backend launches (sige_prims.launch).  The enum below, the
  * simulated device's host loop (sim.c) and the CUDA launcher (gpu/kernels.cu)
@@ -535,7 +561,9 @@ SIGE_KFN void sige_k_causal_mask(const sige_k_causal_args *a, uint32_t i) {
   X(SIGE_K_TILES_UNPACK, sige_k_tiles_args, sige_k_tiles_unpack) \
   X(SIGE_K_LAYER_NORM, sige_k_layer_norm_args, sige_k_layer_norm) \
   X(SIGE_K_EMBEDDING, sige_k_embedding_args, sige_k_embedding) \
-  X(SIGE_K_CAUSAL_MASK, sige_k_causal_args, sige_k_causal_mask)
+  X(SIGE_K_CAUSAL_MASK, sige_k_causal_args, sige_k_causal_mask) \
+  X(SIGE_K_GEGLU, sige_k_geglu_args, sige_k_geglu)             \
+  X(SIGE_K_TRANSPOSE, sige_k_transpose_args, sige_k_transpose)
 
 typedef enum {
 #define SIGE_K_ENUM_ENTRY(id, args, body) id,
