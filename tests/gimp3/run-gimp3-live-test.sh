@@ -8,7 +8,8 @@
 # live test (tests/gimp/run-gimp-live-test.sh):
 #  Sparse Regenerate Live, started from GIMP's action search on the street
 #  label map, brings the output up to date (the snapshot: a full pass, the
-#  output layer on top) and leaves the label layer selected; strokes of
+#  output layer on top) with the settings GIMP saved in the profile before
+#  it started (point 8) and leaves the label layer selected; strokes of
 #  about 1 % of the layer painted with the pencil each give one update,
 #  which changes the output, within LIVE_BOUND_S of the mouse button's
 #  release (0.5 s, GIMP 2.10's target on an idle machine) or
@@ -66,6 +67,12 @@ printf '(image-title-format "sige-image-%%p")\n(show-welcome-dialog no)\n(check-
 # overriding it: GIMP reads its tool options from the profile.
 mkdir -p "$profile/tool-options"
 printf '(brush-size 10.0)\n(brush-link-size no)\n' > "$profile/tool-options/gimp-pencil-tool"
+# Settings saved by an earlier GIMP (issue 16 point 8): the regeneration's
+# last values as GIMP keeps them in the profile, which live mode uses when
+# this GIMP has run nothing yet.  The CPU rather than Automatic shows in
+# every pass line (no "auto:" reason) and changes nothing else here.
+mkdir -p "$profile/plug-in-settings"
+printf '(device "cpu")\n' > "$profile/plug-in-settings/GimpProcedureConfigRun-plug-in-sparse-regenerate.last"
 in_chroot env GIMP3_DIRECTORY="$cw/profile" /src/tools/install-plugin.sh --gimp 3 "/src/$build" \
   > /dev/null || bail "could not install the plug-in"
 cp "$src/data/examples/street_labels.png" "$work/labels.png"
@@ -173,6 +180,9 @@ out_layer=${1:-}
 check "live mode's first update adds the output layer on top and leaves the label layer selected" \
   eq "${2:-} ${3:-}" "2 $src_layer"
 check "... a full pass (the snapshot)" grep -q '^sparse-regenerate: full' "$work/gimp.log"
+check "... with the settings an earlier GIMP saved in the profile (device CPU, not Automatic)" \
+  sh -c "grep '^sparse-regenerate: full pass' '$work/gimp.log' | grep -q 'on cpu' &&
+         ! grep '^sparse-regenerate: [a-z]* pass' '$work/gimp.log' | grep -q 'auto:'"
 lw=$(live_window)
 [ -n "$lw" ] || { shot no-live-window; bail "no window titled 'Sparse Regenerate Live'"; }
 # out of the canvas's way (there is no window manager)
