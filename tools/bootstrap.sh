@@ -80,9 +80,11 @@ case "${1:-}" in
     tools/fuzz.sh 60
     # the GIMP 3 plug-in end to end, built and run in a Debian 13 chroot kept in
     # /var/cache/sparse-regenerate/trixie (made on the first run, about 7 minutes);
-    # then in GIMP 3's GUI on an Xvfb display of the host (about 2.5 minutes)
+    # then in GIMP 3's GUI on an Xvfb display of the host (about 2.5 minutes),
+    # and live mode in it (about 2 minutes)
     tests/gimp3/run-gimp3-tests.sh
     tests/gimp3/run-gimp3-gui-test.sh
+    tests/gimp3/run-gimp3-live-test.sh
     ;;
   package)
     PACKAGES="$PACKAGES $PACKAGE_PACKAGES gettext python3-markdown"

@@ -10,10 +10,8 @@
  * and the PDB offers only gimp-image-is-dirty (a boolean, set once and
  * never again until a save) and no undo counter.  So the layer's pixels
  * are read (gegl_buffer_get through the tile protocol) at a few tens of
- * Hz and compared with the previous read, exactly (memcmp, no hash that
- * could collide).  The interval follows the measured cost of a read so
- * that polling stays under about 10 % of one core: for a 512x256 layer a
- * read costs a few milliseconds and the interval is the minimum.
+ * Hz; plugin/common/sige-live.c (shared with GIMP 3) compares each read
+ * with the previous one and says when an update is due.
  *
  * The pass is the normal procedure's (sige_gimp210_regenerate_host): the
  * same session, the same sparse pass, the same write of only what differs
@@ -25,57 +23,35 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sige-live.h"
 #include "sige-plugin.h"
 #include "sige/error.h"
-
-/* How long the layer must stay unchanged after a stroke before a pass
- * starts (the end of a stroke cannot be seen, only the pixels staying the
- * same).  0.2 s plus a poll (40 ms) plus the pass and the layer write
- * (0.1 s for a 1 % stroke on the 512 x 256 GauGAN on 2 cores, 0.2 s for
- * the first after a snapshot) fits the 0.5 s target; 0.25 s did not for
- * the first stroke (0.515 s measured). */
-#define LIVE_DEBOUNCE_MS 200
-#define LIVE_POLL_MIN_MS 40
-#define LIVE_POLL_MAX_MS 1000
-/* polling's share of one core at most: a 512x256 read costs about 4 ms,
- * so the interval is the minimum, which bounds how late a stroke is seen */
-#define LIVE_POLL_SHARE 0.10
 
 typedef struct {
   gint32 image, layer;
   SigeSettings s;
   GtkWidget *win, *status;
-  guint8 *last; /* the previous read */
-  gsize last_size;
-  gint64 last_change; /* monotonic µs of the poll that saw the last change */
-  gboolean pending;   /* changed since the last pass */
+  sige_live live; /* when to update (plugin/common/sige-live.c) */
   gboolean stop;
-  guint poll_id, poll_ms, debounce_ms;
-  guint updates;
-  double read_ms; /* a smoothed read cost */
+  guint poll_id, poll_ms;
 } Live;
 
 static void set_status(Live *L, const gchar *text) {
   if (L->win) gtk_label_set_text(GTK_LABEL(L->status), text);
 }
 
-/* Reads the layer; TRUE when its pixels (or size) differ from the
- * previous read. */
-static gboolean read_changed(Live *L) {
+/* The layer's pixels as the front-ends compare them (*size bytes). */
+static guint8 *read_pixels(Live *L, gsize *size) {
   const gboolean gray = gimp_drawable_is_gray(L->layer);
   const gint w = gimp_drawable_width(L->layer), h = gimp_drawable_height(L->layer);
-  const gsize size = (gsize)w * h * (gray ? 1 : 3);
-  guint8 *now = g_malloc(size);
+  *size = (gsize)w * h * (gray ? 1 : 3);
+  guint8 *now = g_malloc(*size);
   GeglBuffer *buf = gimp_drawable_get_buffer(L->layer);
   gegl_buffer_get(buf, GEGL_RECTANGLE(0, 0, w, h), 1.0,
                   babl_format(gray ? "Y' u8" : "R'G'B' u8"), now, GEGL_AUTO_ROWSTRIDE,
                   GEGL_ABYSS_NONE);
   g_object_unref(buf);
-  const gboolean changed = !L->last || size != L->last_size || memcmp(now, L->last, size) != 0;
-  g_free(L->last);
-  L->last = now;
-  L->last_size = size;
-  return changed;
+  return now;
 }
 
 /* ---- the pass ----------------------------------------------------------- */
@@ -120,15 +96,15 @@ static void update(Live *L, gint64 since_change_us) {
     return;
   }
   gimp_displays_flush();
-  L->updates++;
+  sige_live_updated(&L->live);
   const double ms = (g_get_monotonic_time() - t0) / 1000.0;
   /* One line per update with the wall clock, which the GUI test compares
    * with the time it released the mouse button. */
   g_printerr("sparse-regenerate: live update %u done at %.3f s (wall clock); started %.0f ms "
              "after the last change seen, pass and write %.1f ms\n",
-             L->updates, g_get_real_time() / 1e6, since_change_us / 1000.0, ms);
+             L->live.updates, g_get_real_time() / 1e6, since_change_us / 1000.0, ms);
   g_autofree gchar *text =
-      g_strdup_printf(_("Updates so far: %u; the last took %.0f ms."), L->updates, ms);
+      g_strdup_printf(_("Updates so far: %u; the last took %.0f ms."), L->live.updates, ms);
   set_status(L, text);
 }
 
@@ -184,18 +160,15 @@ static gboolean poll_layer(gpointer data) {
     return G_SOURCE_REMOVE;
   }
   const gint64 t0 = g_get_monotonic_time();
-  const gboolean changed = read_changed(L);
-  const gint64 t1 = g_get_monotonic_time();
-  L->read_ms = 0.8 * L->read_ms + 0.2 * (t1 - t0) / 1000.0;
-  if (changed) {
-    L->pending = TRUE;
-    L->last_change = t0;
-  } else if (L->pending && t0 - L->last_change >= (gint64)L->debounce_ms * 1000) {
-    L->pending = FALSE;
-    update(L, t0 - L->last_change);
+  gsize size = 0;
+  guint8 *px = read_pixels(L, &size);
+  gint64 since = 0;
+  if (sige_live_poll(&L->live, px, size, t0, g_get_monotonic_time(), &since) ==
+      SIGE_LIVE_UPDATE) {
+    update(L, since);
     if (L->stop) return G_SOURCE_CONTINUE;
   }
-  const guint ms = CLAMP((guint)(L->read_ms / LIVE_POLL_SHARE), LIVE_POLL_MIN_MS, LIVE_POLL_MAX_MS);
+  const guint ms = sige_live_poll_ms(&L->live);
   if (ms != L->poll_ms) {
     L->poll_id = 0;
     schedule(L, ms);
@@ -217,9 +190,8 @@ static void on_destroy(GtkWidget *w, Live *L) {
 
 void sige_live_run(gint32 image, gint32 drawable, const SigeSettings *s) {
   gimp_ui_init("sparse-regenerate", FALSE);
-  Live L = {.image = image, .layer = drawable, .s = *s, .debounce_ms = LIVE_DEBOUNCE_MS};
-  const gchar *env = g_getenv("SIGE_LIVE_DEBOUNCE_MS");
-  if (env && *env) L.debounce_ms = (guint)CLAMP(atoi(env), 0, 10000);
+  Live L = {.image = image, .layer = drawable, .s = *s};
+  sige_live_init(&L.live);
 
   L.win = gimp_dialog_new(_("Sparse Regenerate Live"), "sparse-regenerate-live", NULL, 0,
                           gimp_standard_help_func, SIGE_LIVE_PROC, _("_Stop"),
@@ -250,16 +222,17 @@ void sige_live_run(gint32 image, gint32 drawable, const SigeSettings *s) {
   /* First bring the output up to date (a full pass when the layer has no
    * snapshot yet): a stroke's update must not also carry old edits. */
   const gint64 t0 = g_get_monotonic_time();
-  read_changed(&L);
-  L.read_ms = (g_get_monotonic_time() - t0) / 1000.0;
+  gsize size = 0;
+  guint8 *px = read_pixels(&L, &size);
+  sige_live_prime(&L.live, px, size, t0, g_get_monotonic_time());
   update(&L, 0);
   /* SIGE_LIVE_WARM_UP=0 leaves it out, to measure what it saves */
   const gchar *warm = g_getenv("SIGE_LIVE_WARM_UP");
   if (!L.stop && L.updates > 0 && !(warm && strcmp(warm, "0") == 0)) warm_up(&L);
   if (!L.stop) {
     g_printerr("sparse-regenerate: live: watching layer %d (a read costs %.1f ms), debounce %u ms\n",
-               drawable, L.read_ms, L.debounce_ms);
-    schedule(&L, CLAMP((guint)(L.read_ms / LIVE_POLL_SHARE), LIVE_POLL_MIN_MS, LIVE_POLL_MAX_MS));
+               drawable, L.live.read_ms, L.live.debounce_ms);
+    schedule(&L, sige_live_poll_ms(&L.live));
     gtk_main();
   }
   if (L.poll_id) g_source_remove(L.poll_id);
@@ -267,6 +240,7 @@ void sige_live_run(gint32 image, gint32 drawable, const SigeSettings *s) {
     g_signal_handlers_disconnect_by_data(L.win, &L);
     gtk_widget_destroy(L.win);
   }
-  g_free(L.last);
-  g_printerr("sparse-regenerate: live: stopped after %u updates\n", L.updates);
+  const guint updates = L.live.updates;
+  sige_live_clear(&L.live);
+  g_printerr("sparse-regenerate: live: stopped after %u updates\n", updates);
 }

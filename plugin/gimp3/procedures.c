@@ -37,10 +37,29 @@ static GimpDrawable *single_drawable(GimpDrawable **drawables, GError **error) {
   return NULL;
 }
 
+/* Between the start and the end of Sparse Regenerate Live.  Every PDB call
+ * the live loop makes lets libgimp deliver the next call of a temporary
+ * procedure (it serves them while it waits for a reply), so a Ctrl+F or a
+ * second live mode would otherwise run inside live mode, on the same
+ * session. */
+static gboolean live_running;
+
+static GimpValueArray *refuse_during_live(GimpProcedure *procedure, GimpRunMode mode) {
+  GError *error = g_error_new_literal(SIGE_ERROR, SIGE_ERROR_INVALID,
+                                      _("Sparse Regenerate Live is running; stop it first."));
+  return fail(procedure, mode, GIMP_PDB_EXECUTION_ERROR, error);
+}
+
+/* The settings of this session's last run, for live mode: scripts' runs
+ * save no last values of GIMP's. */
+static SigeSettings last_settings;
+static gboolean have_last_settings;
+
 static GimpValueArray *run_regenerate(GimpProcedure *procedure, GimpRunMode mode,
                                       GimpImage *image, GimpDrawable **drawables,
                                       GimpProcedureConfig *config, gpointer run_data) {
   (void)run_data;
+  if (live_running) return refuse_during_live(procedure, mode);
   GError *error = NULL;
   sige_gimp3_sessions_prune();
   GimpDrawable *drawable = single_drawable(drawables, &error);
@@ -66,6 +85,8 @@ static GimpValueArray *run_regenerate(GimpProcedure *procedure, GimpRunMode mode
     return fail(procedure, mode, cancelled ? GIMP_PDB_CANCEL : GIMP_PDB_EXECUTION_ERROR, error);
   }
   sige_gimp3_config_add_recent(config, s.model);
+  sige_gimp3_settings_from_config(config, &last_settings);
+  have_last_settings = TRUE;
   if (mode == GIMP_RUN_INTERACTIVE) gimp_displays_flush();
   GimpValueArray *ret = gimp_procedure_new_return_values(procedure, GIMP_PDB_SUCCESS, NULL);
   GIMP_VALUES_SET_LAYER(ret, 1, out);
@@ -76,6 +97,7 @@ static GimpValueArray *run_reset(GimpProcedure *procedure, GimpRunMode mode, Gim
                                  GimpDrawable **drawables, GimpProcedureConfig *config,
                                  gpointer run_data) {
   (void)config, (void)run_data;
+  if (live_running) return refuse_during_live(procedure, mode);
   GError *error = NULL;
   sige_gimp3_sessions_prune();
   GimpDrawable *drawable = single_drawable(drawables, &error);
@@ -87,6 +109,70 @@ static GimpValueArray *run_reset(GimpProcedure *procedure, GimpRunMode mode, Gim
   if (mode == GIMP_RUN_INTERACTIVE)
     gimp_message(had ? _("Sparse Regenerate: the snapshot was reset; the next run is a full pass.")
                      : _("Sparse Regenerate: this layer has no snapshot yet."));
+  return gimp_procedure_new_return_values(procedure, GIMP_PDB_SUCCESS, NULL);
+}
+
+/* Live mode's settings: this session's last run's, else the last values
+ * GIMP saved for the regeneration after its last interactive run (its
+ * .last file in the profile), else the defaults. */
+static void live_settings(GimpPlugIn *plug_in, SigeSettings *s) {
+  if (have_last_settings) {
+    *s = last_settings;
+    g_printerr("sparse-regenerate: live: the settings of this session's last run\n");
+    return;
+  }
+  GimpProcedure *regen = gimp_plug_in_get_temp_procedure(plug_in, SIGE_RUN_PROC);
+  g_autoptr(GimpProcedureConfig) config = regen ? gimp_procedure_create_config(regen) : NULL;
+  if (!config) {
+    sige_settings_defaults(s);
+    g_printerr("sparse-regenerate: live: the default settings\n");
+    return;
+  }
+  /* Where libgimp 3.0 saves them after an interactive run: in
+   * plug-in-settings/, named after the type of the config it made for the
+   * run, "GimpProcedureConfigRun-<procedure>" (a config made here is of
+   * another type, "GimpProcedureConfig-<procedure>", with the same
+   * properties).  libgimp has no public call that loads them; the GIMP 3
+   * live test fails if this name changes. */
+  g_autofree gchar *base = g_strconcat("GimpProcedureConfigRun-", SIGE_RUN_PROC, ".last", NULL);
+  g_autoptr(GFile) file = gimp_directory_file("plug-in-settings", base, NULL);
+  g_autofree gchar *path = g_file_get_parse_name(file);
+  GError *error = NULL;
+  if (gimp_config_deserialize_file(GIMP_CONFIG(config), file, NULL, &error)) {
+    g_printerr("sparse-regenerate: live: the settings saved in %s\n", path);
+  } else if (g_error_matches(error, GIMP_CONFIG_ERROR, GIMP_CONFIG_ERROR_OPEN_ENOENT)) {
+    g_printerr("sparse-regenerate: live: the default settings (no %s)\n", path);
+  } else {
+    g_printerr("sparse-regenerate: live: could not read the last settings in %s (%s); using "
+               "the defaults for what could not be read\n",
+               path, error->message);
+  }
+  g_clear_error(&error);
+  sige_gimp3_settings_from_config(config, s);
+}
+
+static GimpValueArray *run_live(GimpProcedure *procedure, GimpRunMode mode, GimpImage *image,
+                                GimpDrawable **drawables, GimpProcedureConfig *config,
+                                gpointer run_data) {
+  (void)config, (void)run_data;
+  if (live_running) return refuse_during_live(procedure, mode);
+  GError *error = NULL;
+  sige_gimp3_sessions_prune();
+  GimpDrawable *drawable = single_drawable(drawables, &error);
+  if (!drawable) return fail(procedure, mode, GIMP_PDB_CALLING_ERROR, error);
+  GimpItem *item = GIMP_ITEM(drawable);
+  if (gimp_item_is_layer(item) && !gimp_item_is_group(item))
+    drawable = sige_gimp3_source_layer(image, drawable, &error);
+  else
+    g_set_error(&error, SIGE_ERROR, SIGE_ERROR_INVALID,
+                _("Sparse Regenerate Live works on a layer; select the label layer and start it "
+                  "again."));
+  if (!drawable || error) return fail(procedure, mode, GIMP_PDB_EXECUTION_ERROR, error);
+  SigeSettings s;
+  live_settings(gimp_procedure_get_plug_in(procedure), &s);
+  live_running = TRUE;
+  sige_gimp3_live_run(image, drawable, &s);
+  live_running = FALSE;
   return gimp_procedure_new_return_values(procedure, GIMP_PDB_SUCCESS, NULL);
 }
 
@@ -186,7 +272,19 @@ static void add_reset(GimpPlugIn *plug_in) {
   g_object_unref(p);
 }
 
+static void add_live(GimpPlugIn *plug_in) {
+  GimpProcedure *p = new_procedure(
+      plug_in, SIGE_LIVE_PROC, run_live, _("Sparse Regenerate _Live"),
+      _("Keep the output layer in step with the label layer while you paint on it"),
+      "Watches the layer; a moment after each stroke it runs a sparse pass into the output "
+      "layer (one undo step per update). A small window's Stop button (or closing it) ends "
+      "it. Uses the settings of the last run; the procedure returns when stopped.");
+  gimp_plug_in_add_temp_procedure(plug_in, p);
+  g_object_unref(p);
+}
+
 void sige_gimp3_add_procedures(GimpPlugIn *plug_in) {
   add_regenerate(plug_in);
   add_reset(plug_in);
+  add_live(plug_in);
 }

@@ -172,6 +172,13 @@ GimpDrawable *sige_gimp3_source_layer(GimpImage *image, GimpDrawable *drawable, 
 GimpLayer *sige_gimp3_regenerate(GimpImage *image, GimpDrawable *drawable,
                                  const SigeSettings *s, GimpLayer *instance,
                                  gboolean interactive, GError **error) {
+  const sige_regen_host host = sige_gimp_host(interactive);
+  return sige_gimp3_regenerate_host(image, drawable, s, instance, &host, error);
+}
+
+GimpLayer *sige_gimp3_regenerate_host(GimpImage *image, GimpDrawable *drawable,
+                                      const SigeSettings *s, GimpLayer *instance,
+                                      const sige_regen_host *host, GError **error) {
   GimpItem *item = GIMP_ITEM(drawable);
   if (!gimp_item_is_layer(item) || gimp_item_is_group(item)) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
@@ -198,8 +205,7 @@ GimpLayer *sige_gimp3_regenerate(GimpImage *image, GimpDrawable *drawable,
       .instance = inst_data ? &inst : NULL,
       .settings = s,
   };
-  const sige_regen_host host = sige_gimp_host(interactive);
-  sige_regen_result *r = sige_regen_process(&rq, &host, error);
+  sige_regen_result *r = sige_regen_process(&rq, host, error);
   if (!r) return NULL;
   sige_session_entry *e = r->entry;
 
@@ -225,11 +231,11 @@ GimpLayer *sige_gimp3_regenerate(GimpImage *image, GimpDrawable *drawable,
      * conversion too; the layers were read through an RGB format. */
     if (gimp_image_get_base_type(image) == GIMP_INDEXED) {
       gimp_image_convert_rgb(image);
-      if (host.message)
-        host.message(_("Sparse Regenerate: the image was indexed; it is now RGB, so that it can "
+      if (host->message)
+        host->message(_("Sparse Regenerate: the image was indexed; it is now RGB, so that it can "
                        "hold the generated picture. The label layer's colours are unchanged, and "
                        "Ctrl+Z undoes the conversion with the run."),
-                     host.data);
+                      host->data);
     }
     if (fresh) {
       out = GIMP_ITEM(new_output_layer(image, drawable, r->model_path, r->bpp,
@@ -252,7 +258,7 @@ GimpLayer *sige_gimp3_regenerate(GimpImage *image, GimpDrawable *drawable,
   gimp_image_set_selected_layers(image, selected);
   g_autofree gchar *source_name = gimp_item_get_name(item);
   g_autofree gchar *note = sige_regen_run_note(r, source_name);
-  if (note && host.message) host.message(note, host.data);
+  if (note && host->message) host->message(note, host->data);
   sige_regen_finish(r, wr);
   return GIMP_LAYER(out);
 }

@@ -8,10 +8,12 @@
 #include "sige-i18n.h"
 #include "sige-names.h"
 #include "sige-plugin-files.h"
+#include "sige-regen.h"
 #include "sige-settings.h"
 
-/* Declares plug-in-sparse-regenerate and plug-in-sparse-regenerate-reset
- * as temporary procedures of the running extension. */
+/* Declares plug-in-sparse-regenerate, plug-in-sparse-regenerate-reset and
+ * plug-in-sparse-regenerate-live as temporary procedures of the running
+ * extension. */
 void sige_gimp3_add_procedures(GimpPlugIn *plug_in);
 
 /* The run's settings from the procedure's config (arguments and auxiliary
@@ -25,6 +27,14 @@ void sige_gimp3_config_add_recent(GimpProcedureConfig *config, const gchar *mode
 GimpLayer *sige_gimp3_regenerate(GimpImage *image, GimpDrawable *drawable,
                                  const SigeSettings *s, GimpLayer *instance,
                                  gboolean interactive, GError **error);
+/* The same with the host's messages and wait (live mode: no progress
+ * window). */
+GimpLayer *sige_gimp3_regenerate_host(GimpImage *image, GimpDrawable *drawable,
+                                      const SigeSettings *s, GimpLayer *instance,
+                                      const sige_regen_host *host, GError **error);
+/* Live mode (live.c): watches the layer and regenerates a moment after each
+ * stroke until the user stops it; returns the number of updates. */
+guint sige_gimp3_live_run(GimpImage *image, GimpDrawable *drawable, const SigeSettings *s);
 /* The layer a run on `drawable` regenerates from: drawable itself, or the
  * source of a Sparse Regenerate output layer; NULL with *error set when
  * that source is gone. */

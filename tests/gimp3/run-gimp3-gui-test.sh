@@ -176,6 +176,13 @@ out_layer=${3:-}
 check "labels: the run adds the output layer on top" sh -c "[ '$1' = 2 ] && [ '$3' != '$src_layer' ]"
 check "labels: after the run the label layer is still the selected one" eq "$2" "$src_layer"
 check "labels: the output lets the labels show through (opacity 50 %)" eq "$4" 50.0
+# (point 8) the dialog's settings outlive a restart: GIMP itself saves the
+# config of an interactive run that succeeded, aux arguments included, as
+# the last values its next start reads (last_values below relies on that)
+last=$profile/plug-in-settings/GimpProcedureConfigRun-plug-in-sparse-regenerate.last
+check "labels: GIMP saved the run's settings (threshold, device, budget, threads) in the profile" \
+  sh -c "grep -q '^(threshold ' '$last' && grep -q '^(device ' '$last' &&
+         grep -q '^(budget-mib ' '$last' && grep -q '^(threads ' '$last'"
 
 sf 30 "(begin (save img $out_layer \"run1.png\") (edit img src '(0 0 142) 150 150 60 30)
               (gimp-image-set-selected-layers img (vector $out_layer)) (gimp-displays-flush))" > /dev/null
