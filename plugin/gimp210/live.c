@@ -228,7 +228,7 @@ void sige_live_run(gint32 image, gint32 drawable, const SigeSettings *s) {
   update(&L, 0);
   /* SIGE_LIVE_WARM_UP=0 leaves it out, to measure what it saves */
   const gchar *warm = g_getenv("SIGE_LIVE_WARM_UP");
-  if (!L.stop && L.updates > 0 && !(warm && strcmp(warm, "0") == 0)) warm_up(&L);
+  if (!L.stop && L.live.updates > 0 && !(warm && strcmp(warm, "0") == 0)) warm_up(&L);
   if (!L.stop) {
     g_printerr("sparse-regenerate: live: watching layer %d (a read costs %.1f ms), debounce %u ms\n",
                drawable, L.live.read_ms, L.live.debounce_ms);
