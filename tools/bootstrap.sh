@@ -1,6 +1,7 @@
 #!/bin/sh
 # Set up, build and run Sparse Regenerate on Debian 12.
-#   tools/bootstrap.sh demo   install what is missing, build, render the example label map
+#   tools/bootstrap.sh demo   install what is missing, build, render the example label map,
+#                             then regenerate its edited copy sparsely and print full vs sparse time
 #   tools/bootstrap.sh test   install what is missing, build, run every test (also under ASan/UBSan,
 #                             and the GIMP 3 plug-in's in a Debian 13 chroot; needs root)
 #   tools/bootstrap.sh package  install what is missing, build the Debian packages into dist/
@@ -56,8 +57,16 @@ case "${1:-}" in
   demo)
     install_packages
     build build
-    ./build/tools/sige render --model data/models/gaugan-demo.safetensors \
+    # the trained street model where it ships, else the random-weight demo model
+    model=data/models/gaugan-street.safetensors
+    [ -f "$model" ] || model=data/models/gaugan-demo.safetensors
+    ./build/tools/sige render --model "$model" \
       --labels data/examples/street_labels.png --out street_render.png
+    # the edited copy adds a car: the snapshot runs the full model once, the edit only
+    # the blocks it reaches (the tool prints both times and MACs)
+    ./build/tools/sige edit --model "spade:$model" \
+      --original data/examples/street_labels.png --edited data/examples/street_labels_edit.png \
+      --out street_edit.png
     ;;
   test)
     # clang, libFuzzer and clang's OpenMP runtime: the fuzz step below
