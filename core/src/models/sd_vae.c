@@ -93,11 +93,11 @@ static gboolean check_config(const sige_sd_vae_config *c, GError **error) {
   if (c->n_ch_mult < 1 || c->n_ch_mult > 8 || c->ch < 1 || c->num_res_blocks < 1 ||
       c->in_channels < 1 || c->out_ch < 1 || c->z_channels < 1 || c->embed_dim < 1 ||
       c->groupnorm_groups < 1 || c->attention_block_size < 1 || c->decoder_extra_dilate < 0 ||
-      c->image_h < 1 || c->image_w < 1 || c->image_h % (1 << (c->n_ch_mult - 1)) ||
-      c->image_w % (1 << (c->n_ch_mult - 1))) {
+      c->image_h < 1 || c->image_w < 1 || c->image_h > 16384 || c->image_w > 16384 ||
+      c->image_h % (1 << (c->n_ch_mult - 1)) || c->image_w % (1 << (c->n_ch_mult - 1))) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
                 "SD VAE config: ch %d, %d levels, num_res_blocks %d, channels %d/%d, z %d, "
-                "embed %d, image %d x %d (a multiple of %d expected) out of range",
+                "embed %d, image %d x %d (at most 16384, a multiple of %d) out of range",
                 c->ch, c->n_ch_mult, c->num_res_blocks, c->in_channels, c->out_ch, c->z_channels,
                 c->embed_dim, c->image_h, c->image_w, 1 << (CLAMP(c->n_ch_mult, 1, 8) - 1));
     return FALSE;
@@ -384,6 +384,11 @@ static gboolean vae_infer(const sige_weights *w, const char *path, sige_sd_vae_c
     if (!need4(enc_in, path, p, "encoder.conv_in.weight", error)) return FALSE;
     c->ch = (int)enc_in.shape[0];
     c->in_channels = (int)enc_in.shape[1];
+    if (c->ch < 1) {
+      g_set_error(error, SIGE_ERROR, SIGE_ERROR_FORMAT, "%s: '%sencoder.conv_in.weight' has no rows",
+                  path, p);
+      return FALSE;
+    }
     for (int i = 0; i < 8; i++) {
       g_autofree char *k = g_strdup_printf("encoder.down.%d.block.0.conv1.weight", i);
       const sige_indexed_shape s = shape_p(w, p, k);
