@@ -367,6 +367,20 @@ static sige_mask *edit_mask(const sige_session *s, const sige_tensor *edited,
                             const sige_sparse_params *p, int *r0, int *r1) {
   g_autoptr(sige_mask) diff = sige_mask_from_diff_rows(s->input, edited, p->diff_eps,
                                                        sige_ctx_threads(s->ctx), r0, r1);
+  int mh, mw;
+  sige_model_mask_shape(s->model, &mh, &mw);
+  if (mh != diff->h || mw != diff->w) {
+    /* a mask at a finer resolution than the input (the VAE decoder's
+     * latent): each input pixel covers its block of mask pixels */
+    sige_mask *up = sige_mask_new(mh, mw);
+    for (int y = 0; y < mh; y++)
+      for (int x = 0; x < mw; x++)
+        up->data[(size_t)y * mw + x] =
+            diff->data[(size_t)(y * diff->h / mh) * diff->w + x * diff->w / mw];
+    g_autoptr(sige_mask) d = sige_mask_cross_dilate(up, p->dilate_radius);
+    sige_mask_free(up);
+    return g_steal_pointer(&d);
+  }
   return sige_mask_cross_dilate(diff, p->dilate_radius);
 }
 
@@ -487,10 +501,12 @@ gboolean sige_session_regenerate_masked(sige_session *s, const sige_tensor *edit
                                         GError **error) {
   if (!check_ready(s, edited, error)) return FALSE;
   const sige_mask *m = mask;
-  if (!m || m->h != SIGE_H(edited) || m->w != SIGE_W(edited)) {
+  int mh, mw;
+  sige_model_mask_shape(s->model, &mh, &mw);
+  if (!m || m->h != mh || m->w != mw) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_SHAPE,
-                "difference mask is %dx%d; expected the input's %dx%d", m ? m->h : 0,
-                m ? m->w : 0, SIGE_H(edited), SIGE_W(edited));
+                "difference mask is %dx%d; expected the model's %dx%d", m ? m->h : 0,
+                m ? m->w : 0, mh, mw);
     return FALSE;
   }
   int r0 = 0, r1 = 0;

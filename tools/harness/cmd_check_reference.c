@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "case_config.h"
+#include "check_reference.h"
 #include "commands.h"
 #include "sige-app/clip_tokenizer.h"
 #include "sige-app/names.h"
@@ -18,15 +19,6 @@
 #include "sige/session.h"
 #include "sige/sparse.h"
 #include "sige/weights.h"
-
-typedef struct {
-  int passed, failed, not_checked;
-  sige_case cs;
-  sige_weights *io;
-  sige_ctx *ctx;
-  int threads;
-  sige_device device;
-} checker;
 
 static void report(checker *ck, const char *name, const char *metric, double err,
                    const char *tol_text, gboolean pass) {
@@ -38,13 +30,13 @@ static void report(checker *ck, const char *name, const char *metric, double err
   fflush(stdout);
 }
 
-static void report_error(checker *ck, const char *name, GError *error) {
+void report_error(checker *ck, const char *name, GError *error) {
   printf("%-44s ERROR    %s  FAIL\n", name, error ? error->message : "?");
   ck->failed++;
   g_clear_error(&error);
 }
 
-static void compare(checker *ck, const char *name, const sige_tensor *ours, const char *tol_name) {
+void compare(checker *ck, const char *name, const sige_tensor *ours, const char *tol_name) {
   GError *error = NULL;
   gboolean rms_rel;
   double tol;
@@ -81,7 +73,7 @@ static void compare(checker *ck, const char *name, const sige_tensor *ours, cons
          finite && err <= tol);
 }
 
-static void compare_mask(checker *ck, const char *name, const sige_mask *m) {
+void compare_mask(checker *ck, const char *name, const sige_mask *m) {
   const sige_tensor *ref = sige_weights_get(ck->io, name);
   if (!ref) {
     GError *e = g_error_new(SIGE_ERROR, SIGE_ERROR_MISSING, "io.safetensors has no '%s'", name);
@@ -97,15 +89,18 @@ static void compare_mask(checker *ck, const char *name, const sige_mask *m) {
   report(ck, name, "mismatch", (double)bad, "exact", bad == 0);
 }
 
-/* The active_indices/HxW/bBxB/sSxS/oOxO[/k] entries for edit `suffix`. */
-static void compare_active_indices(checker *ck, const sige_mask_pyramid *pyr, const char *suffix) {
+/* The <prefix>HxW/bBxB/sSxS/oOxO[/k] entries for edit `suffix`. */
+void compare_active_indices_named(checker *ck, const sige_mask_pyramid *pyr, const char *prefix,
+                                  const char *suffix) {
   guint n;
   const char *const *names = sige_weights_names(ck->io, &n);
   for (guint i = 0; i < n; i++) {
     int h, w, b, b2, s, s2, o, o2, consumed = 0;
-    if (sscanf(names[i], "active_indices/%dx%d/b%dx%d/s%dx%d/o%dx%d%n", &h, &w, &b, &b2, &s, &s2,
-               &o, &o2, &consumed) != 8)
+    if (!g_str_has_prefix(names[i], prefix) ||
+        sscanf(names[i] + strlen(prefix), "%dx%d/b%dx%d/s%dx%d/o%dx%d%n", &h, &w, &b, &b2, &s,
+               &s2, &o, &o2, &consumed) != 8)
       continue;
+    consumed += (int)strlen(prefix);
     if (strcmp(names[i] + consumed, suffix) != 0) continue;
     const sige_tensor *ref = sige_weights_get(ck->io, names[i]);
     const sige_mask *m = sige_mask_pyramid_get(pyr, h, w);
@@ -124,6 +119,10 @@ static void compare_active_indices(checker *ck, const sige_mask_pyramid *pyr, co
     }
     report(ck, names[i], "mismatch", bad < 0 ? INFINITY : (double)bad, "exact", bad == 0);
   }
+}
+
+static void compare_active_indices(checker *ck, const sige_mask_pyramid *pyr, const char *suffix) {
+  compare_active_indices_named(ck, pyr, "active_indices/", suffix);
 }
 
 static void compare_pyramid(checker *ck, const sige_mask *diff, int min_h, int min_w,
@@ -529,7 +528,8 @@ int sige_cmd_check_reference(int argc, char **argv) {
   const gboolean is_gancomp = !strcmp(ck.cs.kind, "sub-mobile-spade-generator");
   const gboolean is_clip = !strcmp(ck.cs.kind, "clip-text");
   const gboolean is_sd_unet = !strcmp(ck.cs.kind, "sd-unet");
-  if (!is_spade && !is_ddpm && !is_pd && !is_gancomp && !is_clip && !is_sd_unet) {
+  const gboolean is_sd_vae = !strcmp(ck.cs.kind, "sd-vae");
+  if (!is_spade && !is_ddpm && !is_pd && !is_gancomp && !is_clip && !is_sd_unet && !is_sd_vae) {
     printf("UNSUPPORTED %s\n", ck.cs.kind);
     sige_case_close(&ck.cs);
     return 3;
@@ -557,7 +557,9 @@ int sige_cmd_check_reference(int argc, char **argv) {
     }
   }
   if (ck.ctx) {
-    if (is_clip) {
+    if (is_sd_vae) {
+      check_sd_vae(&ck, w, dense, sparse);
+    } else if (is_clip) {
       check_clip_text(&ck, w, vocab);
     } else if (is_sd_unet) {
       sige_sd_unet_config cfg;

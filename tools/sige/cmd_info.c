@@ -73,8 +73,16 @@ int sige_cmd_info(int argc, char **argv) {
   printf("layout:     %s\n", sige_weights_metadata(w, "sige.source.layout"));
   /* the model is built from the file again: the inference of its
    * configuration belongs to sige_model_load */
-  g_autoptr(sige_model) m = sige_model_load(path, &error);
-  if (!m) return sige_cli_fail(error);
-  print_model(m);
+  /* an SD 1.x single file holds several models: each is described */
+  g_autoptr(GPtrArray) parts = sige_model_load_parts(path, &error);
+  if (!parts) return sige_cli_fail(error);
+  if (parts->len > 1) {
+    printf("parts:      ");
+    for (guint i = 0; i < parts->len; i++)
+      printf("%s%s", i ? ", " : "",
+             sige_model_kind_name(sige_model_get_kind(g_ptr_array_index(parts, i))));
+    printf("\n");
+  }
+  for (guint i = 0; i < parts->len; i++) print_model(g_ptr_array_index(parts, i));
   return 0;
 }

@@ -30,6 +30,9 @@ static const name_entry model_kinds[] = {
     {SIGE_MODEL_CLIP_TEXT, "clip-text", "a CLIP text encoder", FALSE},
     /* dense only so far, with a context from the caller: not edited on its own yet */
     {SIGE_MODEL_SD_UNET, "sd-unet", "a Stable Diffusion 1.x UNet", FALSE},
+    /* halves of the SD pipeline, not edited on their own */
+    {SIGE_MODEL_SD_VAE_ENCODER, "sd-vae-encoder", "a Stable Diffusion VAE encoder", FALSE},
+    {SIGE_MODEL_SD_VAE_DECODER, "sd-vae-decoder", "a Stable Diffusion VAE decoder", FALSE},
 };
 
 static const name_entry *by_value(const name_entry *t, size_t n, int value) {

@@ -14,7 +14,10 @@
  *                         (Hugging Face CLIPTextModel names);
  *   SIGE_MODEL_SD_UNET    the Stable Diffusion 1.x UNet (openaimodel
  *                         UNetModel with spatial transformers; single-file
- *                         names "model.diffusion_model.*"). */
+ *                         names "model.diffusion_model.*");
+ *   SIGE_MODEL_SD_VAE_ENCODER, SIGE_MODEL_SD_VAE_DECODER  the two halves of
+ *                         Stable Diffusion's AutoencoderKL (single-file names
+ *                         "first_stage_model.*", or a bare VAE file's). */
 #pragma once
 #include <glib.h>
 #include "sige/context.h"
@@ -30,6 +33,8 @@ typedef enum {
   SIGE_MODEL_PD_UNET,
   SIGE_MODEL_CLIP_TEXT,
   SIGE_MODEL_SD_UNET,
+  SIGE_MODEL_SD_VAE_ENCODER,
+  SIGE_MODEL_SD_VAE_DECODER,
 } sige_model_kind;
 
 /* The sparse settings of every model (SIGE): block sizes of the sparse
@@ -152,6 +157,41 @@ typedef struct {
 } sige_sd_unet_config;
 void sige_sd_unet_config_init(sige_sd_unet_config *c); /* SD 1.x (v1.4, v1.5) */
 
+/* Stable Diffusion's AutoencoderKL (ldm Encoder / Decoder without
+ * attention outside the middle blocks), one config for both halves.
+ *   encoder kind: image [1, in_channels, image_h, image_w] -> moments
+ *     quant_conv(encoder(x)) [1, 2 embed_dim, h, w] (mean, then logvar);
+ *   decoder kind: z [1, embed_dim, h, w] -> decoder(post_quant_conv(z))
+ *     [1, out_ch, image_h, image_w];
+ * h, w = image size / 2^(n_ch_mult - 1).  Sparse passes (the published
+ * SIGE semantics): every residual block (the middle ones too), the
+ * resampling convs and the middle attention (queries of the active blocks
+ * of attention_block_size, keys and values from the full maps) are sparse
+ * at every level; conv_in, norm_out (fresh statistics), conv_out,
+ * quant_conv and post_quant_conv are dense.  Masks are at the image's
+ * resolution for both halves: the decoder's (its input is the latent)
+ * comes from the caller (sige_session_regenerate_masked), the image
+ * difference mask dilated by sparse.mask_dilate_radius and then by
+ * decoder_extra_dilate. */
+typedef struct {
+  int ch, ch_mult[8], n_ch_mult, num_res_blocks;
+  int in_channels, out_ch, z_channels, embed_dim;
+  gboolean double_z;
+  int image_h, image_w;
+  int groupnorm_groups;
+  float groupnorm_eps;        /* 1e-6 */
+  int attention_block_size;   /* of the middle attention's gathers (4) */
+  int decoder_extra_dilate;   /* 40, as the published sdedit runner */
+  /* TRUE: keys "first_stage_model.*" (an SD 1.x single file); FALSE: the
+   * same names without the prefix (a VAE saved alone) */
+  gboolean sd_single_file;
+  sige_sparse_config sparse;
+} sige_sd_vae_config;
+/* SD 1.x (kl-f8: ch 128, ch_mult 1 2 4 4, 2 res blocks, z 4, 512 x 512)
+ * with the sparse settings of `part` (SIGE_MODEL_SD_VAE_ENCODER: mask
+ * pyramid dilation 1; SIGE_MODEL_SD_VAE_DECODER: 0). */
+void sige_sd_vae_config_init(sige_sd_vae_config *c, sige_model_kind part);
+
 typedef struct sige_model sige_model;
 
 /* Builds a model from a weight table (the table is copied into the model's
@@ -172,7 +212,15 @@ sige_model *sige_model_new_clip_text(const sige_clip_text_config *cfg, const sig
                                      GError **error);
 sige_model *sige_model_new_sd_unet(const sige_sd_unet_config *cfg, const sige_weights *w,
                                    GError **error);
+/* part: SIGE_MODEL_SD_VAE_ENCODER or SIGE_MODEL_SD_VAE_DECODER. */
+sige_model *sige_model_new_sd_vae(sige_model_kind part, const sige_sd_vae_config *cfg,
+                                  const sige_weights *w, GError **error);
 sige_model *sige_model_load(const char *path, GError **error);
+/* Every model a file holds, in recognition order (an SD 1.x single file:
+ * the UNet, the text encoder, the VAE encoder and decoder), as a new array
+ * of sige_model* (freed with it).  NULL with an error naming the file when
+ * it holds none, or a part fails to build. */
+GPtrArray *sige_model_load_parts(const char *path, GError **error);
 void sige_model_free(sige_model *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sige_model, sige_model_free)
 
@@ -186,6 +234,7 @@ const sige_ddpm_config *sige_model_ddpm_config(const sige_model *m);   /* NULL i
 const sige_pd_config *sige_model_pd_config(const sige_model *m);       /* NULL if not PD */
 const sige_clip_text_config *sige_model_clip_text_config(const sige_model *m); /* or NULL */
 const sige_sd_unet_config *sige_model_sd_unet_config(const sige_model *m);     /* or NULL */
+const sige_sd_vae_config *sige_model_sd_vae_config(const sige_model *m); /* either half, or NULL */
 
 /* The CLIP text encoder on n prompts of context_length token ids each
  * (ids: n * context_length ints).  *last receives the last hidden state, a

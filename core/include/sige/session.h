@@ -113,7 +113,9 @@ gboolean sige_session_regenerate(sige_session *s, const sige_tensor *edited,
 /* Like regenerate, with the (dilated) difference mask given by the caller
  * instead of computed from the inputs: for models whose mask comes from
  * another space than their input (a diffusion UNet's x_t is edited where the
- * clean image x_0 was).  mask is at the input's resolution (sparse.h). */
+ * clean image x_0 was).  mask (sparse.h) is at the input's resolution, or
+ * at the model's mask resolution where that differs (the SD VAE decoder's
+ * input is the latent, its mask the image's). */
 gboolean sige_session_regenerate_masked(sige_session *s, const sige_tensor *edited,
                                         const void *mask, sige_progress_fn progress,
                                         void *user_data, const gint *cancel,

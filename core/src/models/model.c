@@ -12,10 +12,13 @@
 
 /* In recognition order: a GAN-Compression checkpoint is also a SPADE one by
  * its keys, and a PD UNet also a DDPM one.  A whole SD 1.x file holds the
- * UNet and the text encoder: loading it as one model gives the UNet. */
+ * UNet, the text encoder and the VAE: loading it as one model gives the
+ * UNet (sige_model_load_parts gives every part). */
 static const sige_model_class *const classes[] = {&sige_gancomp_class, &sige_spade_class,
                                                   &sige_pd_class, &sige_ddpm_class,
-                                                  &sige_sd_unet_class, &sige_clip_text_class};
+                                                  &sige_sd_unet_class, &sige_clip_text_class,
+                                                  &sige_sd_vae_encoder_class,
+                                                  &sige_sd_vae_decoder_class};
 
 static const sige_model_class *class_of(sige_model_kind k) {
   for (size_t i = 0; i < G_N_ELEMENTS(classes); i++)
@@ -102,6 +105,16 @@ sige_model *sige_model_new_sd_unet(const sige_sd_unet_config *cfg, const sige_we
   return model_new(&sige_sd_unet_class, cfg, w, error);
 }
 
+sige_model *sige_model_new_sd_vae(sige_model_kind part, const sige_sd_vae_config *cfg,
+                                  const sige_weights *w, GError **error) {
+  if (part != SIGE_MODEL_SD_VAE_ENCODER && part != SIGE_MODEL_SD_VAE_DECODER) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+                "SD VAE: part %d is neither the encoder nor the decoder", (int)part);
+    return NULL;
+  }
+  return model_new(class_of(part), cfg, w, error);
+}
+
 void sige_model_free(sige_model *m) {
   if (!m) return;
   m->cls->free(m->impl);
@@ -136,6 +149,22 @@ const sige_clip_text_config *sige_model_clip_text_config(const sige_model *m) {
 
 const sige_sd_unet_config *sige_model_sd_unet_config(const sige_model *m) {
   return m->cls == &sige_sd_unet_class ? m->cfg : NULL;
+}
+
+const sige_sd_vae_config *sige_model_sd_vae_config(const sige_model *m) {
+  return m->cls == &sige_sd_vae_encoder_class || m->cls == &sige_sd_vae_decoder_class ? m->cfg
+                                                                                       : NULL;
+}
+
+void sige_model_mask_shape(const sige_model *m, int *h, int *w) {
+  if (m->cls->mask_shape) {
+    m->cls->mask_shape(m->cfg, h, w);
+    return;
+  }
+  int64_t s[4];
+  m->cls->input_shape(m->cfg, s);
+  *h = (int)s[2];
+  *w = (int)s[3];
 }
 
 void sige_model_input_shape(const sige_model *m, int64_t shape[4]) {
@@ -230,9 +259,34 @@ sige_model *sige_model_load(const char *path, GError **error) {
               "'conv_img.weight', a DDPM UNet with 'conv_in.weight' and 'temb.dense.0.weight', a "
               "Stable Diffusion UNet with 'model.diffusion_model.time_embed.0.weight', or a "
               "CLIP text encoder with '[cond_stage_model.transformer.]text_model.embeddings."
-              "token_embedding.weight')",
+              "token_embedding.weight', or a Stable Diffusion VAE with "
+              "'[first_stage_model.]encoder.conv_in.weight')",
               path);
   return NULL;
+}
+
+GPtrArray *sige_model_load_parts(const char *path, GError **error) {
+  g_autoptr(sige_weights) w = sige_weights_load_any(path, error);
+  if (!w) return NULL;
+  g_autoptr(GPtrArray) parts = g_ptr_array_new_with_free_func((GDestroyNotify)sige_model_free);
+  for (size_t i = 0; i < G_N_ELEMENTS(classes); i++) {
+    const sige_model_class *cls = classes[i];
+    if (!cls->recognise(w)) continue;
+    /* a GAN-Compression file is also a SPADE one, a PD UNet a DDPM one:
+     * the first of those is the part */
+    if ((cls == &sige_spade_class && parts->len) || (cls == &sige_ddpm_class && parts->len))
+      continue;
+    g_autofree void *cfg = g_malloc0(cls->config_size);
+    sige_model *m = cls->infer(w, path, cfg, error) ? model_new(cls, cfg, w, error) : NULL;
+    if (!m) return NULL;
+    g_ptr_array_add(parts, m);
+  }
+  if (parts->len == 0) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED, "%s: holds no model this build knows",
+                path);
+    return NULL;
+  }
+  return g_steal_pointer(&parts);
 }
 
 void sige_sparse_config_defaults(sige_sparse_config *s, float diff_eps, int mask_dilate_radius,

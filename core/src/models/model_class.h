@@ -24,6 +24,10 @@ typedef struct sige_model_class {
   void (*input_shape)(const void *cfg, int64_t shape[4]);
   /* The size of the lowest level: the mask pyramid's default stop size. */
   void (*lowest_level)(const void *cfg, int *h, int *w);
+  /* The size of the difference mask when it is not the input's (the SD
+   * VAE decoder's input is the latent, its masks the image's); NULL: the
+   * input's. */
+  void (*mask_shape)(const void *cfg, int *h, int *w);
   /* Whether a (canonicalised) weight table is this class's checkpoint, and
    * its config inferred from the keys, shapes and metadata. */
   gboolean (*recognise)(const sige_weights *w);
@@ -32,7 +36,8 @@ typedef struct sige_model_class {
 } sige_model_class;
 
 extern const sige_model_class sige_spade_class, sige_gancomp_class, sige_ddpm_class,
-    sige_pd_class, sige_clip_text_class, sige_sd_unet_class;
+    sige_pd_class, sige_clip_text_class, sige_sd_unet_class, sige_sd_vae_encoder_class,
+    sige_sd_vae_decoder_class;
 
 /* One "  name  value" line of sige_model_describe_settings. */
 void sige_describe_line(GString *out, const char *name, const char *fmt, ...) G_GNUC_PRINTF(3, 4);

@@ -39,6 +39,9 @@ typedef struct {
   float pyramid_threshold;
 } sige_sparse_params;
 void sige_model_sparse_params(const sige_model *m, sige_sparse_params *p);
+/* The size of the model's difference mask (the input's unless the class
+ * says otherwise). */
+void sige_model_mask_shape(const sige_model *m, int *h, int *w);
 /* The sparse settings every published model shares (block sizes 6 and 4,
  * pyramid threshold 0.3), with the ones it tunes; pyramid stop size 0. */
 void sige_sparse_config_defaults(sige_sparse_config *s, float diff_eps, int mask_dilate_radius,

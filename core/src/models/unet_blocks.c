@@ -29,7 +29,8 @@ void sige_unet_resblock_declare_named(sige_param_list *l, sige_unet_resblock *b,
   /* in forward order (the random-weight generator draws in list order) */
   sige_params_norm(l, &b->n1_g, &b->n1_b, cin, "%s.%s", p, nm->norm1);
   sige_params_conv(l, &b->conv1, cout, cin, 3, 1, 1, TRUE, "%s.%s", p, nm->conv1);
-  sige_params_linear(l, &b->temb_w, &b->temb_b, temb_out, temb_ch, "%s.%s", p, nm->temb);
+  if (temb_ch > 0) /* the VAE's blocks have no time embedding */
+    sige_params_linear(l, &b->temb_w, &b->temb_b, temb_out, temb_ch, "%s.%s", p, nm->temb);
   sige_params_norm(l, &b->n2_g, &b->n2_b, cout, "%s.%s", p, nm->norm2);
   sige_params_conv(l, &b->conv2, cout, cout, 3, 1, 1, TRUE, "%s.%s", p, nm->conv2);
   if (cin != cout)
@@ -174,6 +175,8 @@ static gboolean norm_stats(const sige_unet_norms *n, sige_pass *pass, const sige
 }
 
 /* ---- forwards ----------------------------------------------------------- */
+
+static sige_tensor *rows_like(const sige_tensor *x, int64_t rows, int cols, GError **error);
 
 /* avg_pool2x2(act(x * scale + shift)) as a new dense tensor (x may be F16). */
 static sige_tensor *pooled(sige_pass *pass, const sige_tensor *x, const float *scale,
@@ -324,6 +327,72 @@ sige_tensor *sige_unet_attn_forward(const sige_unet_norms *n, const sige_unet_at
   }
   if (!ok) g_clear_pointer(&out, sige_tensor_free);
   return out;
+}
+
+/* A [N, C, H, W] tensor (a CNHW block batch, or N = 1 NCHW) seen as the
+ * NCHW map [1, C, N H, W] over the same memory: what the token ops read. */
+static sige_tensor map_view(const sige_tensor *t) {
+  sige_tensor v = *t;
+  v.owned = FALSE;
+  v.layout = SIGE_LAYOUT_NCHW;
+  v.shape[0] = 1;
+  v.shape[2] = (int64_t)SIGE_N(t) * SIGE_H(t);
+  return v;
+}
+
+/* The VAE's attention block, sparse where the pass is: queries from the
+ * gathered blocks of g, keys and values scattered into (and read from)
+ * the full maps, so that every active query sees every position. */
+sige_tensor *sige_unet_attn_blocks_forward(const sige_unet_norms *n, const sige_unet_attn *a,
+                                           const sige_block_geometry *g, sige_pass *pass,
+                                           const sige_tensor *x, GError **error) {
+  const int C = SIGE_C(x);
+  if (a->heads) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
+                "%s: sparse attention has a single head", n->name);
+    return NULL;
+  }
+  g_autofree float *scale = g_new(float, C), *shift = g_new(float, C);
+  sige_tensor *q = NULL, *k = NULL, *v = NULL, *kf = NULL, *vf = NULL, *o = NULL, *y = NULL;
+  g_autoptr(sige_tensor) h = NULL, k32 = NULL, v32 = NULL, qt = NULL, kt = NULL, vt = NULL,
+                         ot = NULL;
+  if (!sige_pass_begin_group(pass, TRUE, error) ||
+      !norm_stats(n, pass, x, a->n_g, a->n_b, NULL, scale, shift, error) ||
+      !(h = sige_pass_gather(pass, g, x, NULL, scale, shift, SIGE_ACT_NONE, error)) ||
+      !(q = sige_pass_conv(pass, &a->q, h, error)) || !(k = sige_pass_conv(pass, &a->k, h, error)) ||
+      !(v = sige_pass_conv(pass, &a->v, h, error)))
+    goto out;
+  if (!(kf = sige_pass_scatter(pass, g, g_steal_pointer(&k), NULL, NULL, error)) ||
+      !(vf = sige_pass_scatter(pass, g, g_steal_pointer(&v), NULL, NULL, error)))
+    goto out;
+  /* with fp16 caches the full maps are F16 views */
+  const sige_tensor *kr = kf, *vr = vf;
+  if (kf->storage == SIGE_STORAGE_F16 && !(kr = k32 = sige_tensor_to_f32(kf, error))) goto out;
+  if (vf->storage == SIGE_STORAGE_F16 && !(vr = v32 = sige_tensor_to_f32(vf, error))) goto out;
+  const sige_tensor qm = map_view(q), km = map_view(kr), vm = map_view(vr);
+  const int nq = SIGE_H(&qm) * SIGE_W(&qm), nk = SIGE_H(&km) * SIGE_W(&km);
+  if (!(qt = rows_like(q, nq, C, error)) || !(kt = rows_like(q, nk, C, error)) ||
+      !(vt = rows_like(q, nk, C, error)) || !(ot = rows_like(q, nq, C, error)) ||
+      !(o = sige_tensor_dup(q, error)))
+    goto out;
+  sige_map_to_tokens(pass->ctx, &qm, qt);
+  sige_map_to_tokens(pass->ctx, &km, kt);
+  sige_map_to_tokens(pass->ctx, &vm, vt);
+  if (!sige_token_attention(pass->ctx, qt, kt, vt, 1, 1, FALSE, ot, error)) goto out;
+  {
+    sige_tensor om = map_view(o);
+    sige_tokens_to_map(pass->ctx, ot, &om);
+  }
+  sige_tensor *p = sige_pass_conv(pass, &a->proj, o, error);
+  if (p) y = sige_pass_scatter(pass, g, p, x, NULL, error);
+out:
+  sige_tensor_free(q);
+  sige_tensor_free(k);
+  sige_tensor_free(v);
+  sige_tensor_free(kf);
+  sige_tensor_free(vf);
+  sige_tensor_free(o);
+  return y;
 }
 
 /* Stride-2 conv downsample (padding (0,1,0,1)) or nearest-x2 upsample + conv. */

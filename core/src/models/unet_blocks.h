@@ -146,6 +146,14 @@ sige_tensor *sige_unet_resblock_forward(const sige_unet_norms *n, const sige_une
  * passes. */
 sige_tensor *sige_unet_attn_forward(const sige_unet_norms *n, const sige_unet_attn *a,
                                     sige_pass *pass, const sige_tensor *x, GError **error);
+/* The VAE's middle attention (ldm SIGEAttnBlock, single head through q, k,
+ * v) in any mode: its norm's statistics frozen in sparse passes, the
+ * queries of the active blocks of g (1x1, no padding) against keys and
+ * values scattered into their full maps (two cache slots), the output
+ * scattered onto x. */
+sige_tensor *sige_unet_attn_blocks_forward(const sige_unet_norms *n, const sige_unet_attn *a,
+                                           const sige_block_geometry *g, sige_pass *pass,
+                                           const sige_tensor *x, GError **error);
 /* A resampling conv of geometry g: stride-2 downsample, or (up) nearest x2
  * then conv. */
 sige_tensor *sige_unet_resample_conv_forward(const sige_conv_layer *conv,

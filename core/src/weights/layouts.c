@@ -486,5 +486,19 @@ gboolean sige_weights_canonicalize(sige_weights **wp, GError **error) {
     sige_weights_set_metadata(w, "sige.source.layout", "hf-clip-text");
     return TRUE;
   }
+  /* Stable Diffusion's VAE alone: with the single file's prefix, or as a
+   * bare VAE file (encoder.*, decoder.*, quant_conv, post_quant_conv) */
+  if (sige_weights_contains(w, "first_stage_model.encoder.conv_in.weight") ||
+      sige_weights_contains(w, "first_stage_model.decoder.conv_in.weight")) {
+    sige_weights_set_metadata(w, "sige.source.layout", "sd-vae");
+    return TRUE;
+  }
+  if ((sige_weights_contains(w, "encoder.conv_in.weight") &&
+       sige_weights_contains(w, "quant_conv.weight")) ||
+      (sige_weights_contains(w, "decoder.conv_in.weight") &&
+       sige_weights_contains(w, "post_quant_conv.weight"))) {
+    sige_weights_set_metadata(w, "sige.source.layout", "ldm-vae");
+    return TRUE;
+  }
   return fail_unknown(w, error);
 }

@@ -29,6 +29,8 @@ static sige_model *build(const model_case *c, const sige_weights *w, GError **er
     case SIGE_MODEL_PD_UNET: return sige_model_new_pd(c->cfg, w, error);
     case SIGE_MODEL_CLIP_TEXT: return sige_model_new_clip_text(c->cfg, w, error);
     case SIGE_MODEL_SD_UNET: return sige_model_new_sd_unet(c->cfg, w, error);
+    case SIGE_MODEL_SD_VAE_ENCODER:
+    case SIGE_MODEL_SD_VAE_DECODER: return sige_model_new_sd_vae(c->kind, c->cfg, w, error);
   }
   return NULL;
 }
@@ -295,6 +297,76 @@ static void test_sd_unet(void **state) {
                            {"sige.heads", "2", "sige.latent_h", "16", "sige.latent_w", "8", NULL}});
 }
 
+/* The SD VAE's halves, each alone in a file (prefixed and bare), and both
+ * in one file: every part is found, and the same image goes through. */
+static void test_sd_vae(void **state) {
+  (void)state;
+  sige_sd_vae_config c;
+  sige_sd_vae_config_init(&c, SIGE_MODEL_SD_VAE_ENCODER);
+  c.ch = 32;
+  c.ch_mult[0] = 1, c.ch_mult[1] = 2;
+  c.n_ch_mult = 2;
+  c.num_res_blocks = 1;
+  c.z_channels = 3;
+  c.embed_dim = 2;
+  c.image_h = 16, c.image_w = 8;
+  const char *meta[] = {"sige.image_h", "16", "sige.image_w", "8", NULL};
+  model_case mc = {"sd-vae-encoder", SIGE_MODEL_SD_VAE_ENCODER, &c, {0}};
+  memcpy(mc.meta, meta, sizeof meta);
+  check_case(&mc);
+  mc.what = "sd-vae-decoder", mc.kind = SIGE_MODEL_SD_VAE_DECODER;
+  check_case(&mc);
+  c.sd_single_file = FALSE;
+  mc.what = "sd-vae-decoder bare";
+  check_case(&mc);
+  mc.what = "sd-vae-encoder bare", mc.kind = SIGE_MODEL_SD_VAE_ENCODER;
+  check_case(&mc);
+  /* both halves in one file: two parts, the encoder first */
+  c.sd_single_file = TRUE;
+  GError *error = NULL;
+  g_autoptr(sige_weights) we = sige_random_model_weights(SIGE_MODEL_SD_VAE_ENCODER, &c, 3, &error);
+  g_autoptr(sige_weights) wd = sige_random_model_weights(SIGE_MODEL_SD_VAE_DECODER, &c, 4, &error);
+  assert_non_null(we);
+  assert_non_null(wd);
+  guint n;
+  const char *const *names = sige_weights_names(wd, &n);
+  for (guint i = 0; i < n; i++)
+    sige_weights_insert(we, names[i], sige_tensor_dup(sige_weights_get(wd, names[i]), NULL));
+  g_autofree char *dir = g_dir_make_tmp("sige-vae-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename(dir, "vae.safetensors", NULL);
+  g_autoptr(GHashTable) mt = g_hash_table_new(g_str_hash, g_str_equal);
+  g_hash_table_insert(mt, "sige.image_h", "16");
+  g_hash_table_insert(mt, "sige.image_w", "8");
+  assert_true(sige_weights_save_safetensors(we, path, SIGE_DTYPE_F32, mt, &error));
+  g_autoptr(GPtrArray) parts = sige_model_load_parts(path, &error);
+  g_unlink(path);
+  g_rmdir(dir);
+  if (!parts) fail_msg("load_parts: %s", error->message);
+  assert_int_equal(parts->len, 2);
+  const sige_model *enc = g_ptr_array_index(parts, 0), *dec = g_ptr_array_index(parts, 1);
+  assert_int_equal(sige_model_get_kind(enc), SIGE_MODEL_SD_VAE_ENCODER);
+  assert_int_equal(sige_model_get_kind(dec), SIGE_MODEL_SD_VAE_DECODER);
+  assert_int_equal(sige_model_sd_vae_config(dec)->z_channels, 3);
+  assert_true(sige_model_sd_vae_config(dec)->double_z);
+  g_autoptr(sige_ctx) ctx = sige_ctx_new(1);
+  g_autoptr(sige_tensor) x = sige_tensor_new4(1, 3, 16, 8, NULL);
+  for (size_t i = 0; i < x->numel; i++) x->data[i] = (float)((i * 37) % 11) / 5.0f - 1.0f;
+  g_autoptr(sige_tensor) mom = NULL, img = NULL;
+  assert_true(sige_model_forward_dense(enc, ctx, x, 0, &mom, &error));
+  assert_int_equal(SIGE_C(mom), 4);
+  assert_int_equal(SIGE_H(mom), 8);
+  assert_int_equal(SIGE_W(mom), 4);
+  g_autoptr(sige_tensor) z = sige_tensor_new4(1, 2, 8, 4, NULL);
+  memcpy(z->data, mom->data, z->numel * sizeof(float)); /* the mean */
+  assert_true(sige_model_forward_dense(dec, ctx, z, 0, &img, &error));
+  assert_int_equal(img->numel, x->numel);
+  /* an image given to the decoder is refused naming the shape it expects */
+  g_clear_pointer(&img, sige_tensor_free);
+  assert_false(sige_model_forward_dense(dec, ctx, x, 0, &img, &error));
+  assert_non_null(strstr(error->message, "[1, 2, 8, 4]"));
+  g_clear_error(&error);
+}
+
 /* A config out of range has no list, and says which setting. */
 static void test_bad_config(void **state) {
   (void)state;
@@ -364,7 +436,7 @@ static void test_bad_sparse_config(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_spade), cmocka_unit_test(test_gancomp), cmocka_unit_test(test_ddpm),
-      cmocka_unit_test(test_pd),    cmocka_unit_test(test_clip_text), cmocka_unit_test(test_sd_unet),
+      cmocka_unit_test(test_pd),    cmocka_unit_test(test_clip_text), cmocka_unit_test(test_sd_unet), cmocka_unit_test(test_sd_vae),
       cmocka_unit_test(test_bad_config), cmocka_unit_test(test_bad_sparse_config),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
