@@ -150,6 +150,38 @@ static void test_fp16_caches(void **state) {
   }
 }
 
+/* The sparse pass does a fraction of the dense work at this 2.2 % edit
+ * (the recording pass does the dense work: the difference is the sparse
+ * pass's).  Half is a loose bound: the dense middle block, conv_in, `out`
+ * and attention keys/values over whole maps stay; a transformer or ResBlock
+ * that silently ran dense would break it. */
+static void test_sparse_macs(void **state) {
+  const fixture *f = *state;
+  g_autoptr(sige_mask) diff = mask_of(io(f, "diff_mask"));
+  g_autoptr(sige_ctx) ctx = sige_ctx_new(2);
+  GError *error = NULL;
+  const float t = io(f, "t")->data[0];
+  g_autoptr(sige_tensor) dense = NULL, full = NULL, out = NULL;
+  sige_ctx_reset_macs(ctx);
+  gint64 t0 = g_get_monotonic_time();
+  assert_true(sige_model_forward_dense_cond(f->model, ctx, io(f, "xt_edit"), t, io(f, "context"),
+                                            &dense, &error));
+  const double dense_s = (g_get_monotonic_time() - t0) / 1e6;
+  const uint64_t dense_macs = sige_ctx_macs(ctx);
+  sige_ctx_reset_macs(ctx);
+  t0 = g_get_monotonic_time();
+  assert_true(sige_model_forward_sparse_once(f->model, ctx, io(f, "xt_orig"), io(f, "xt_edit"),
+                                             t, io(f, "context"), diff, FALSE, &full, &out,
+                                             &error));
+  const double both_s = (g_get_monotonic_time() - t0) / 1e6;
+  const uint64_t sparse_macs = sige_ctx_macs(ctx) - dense_macs;
+  print_message("dense %.2f MMAC %.3f s; recording + sparse %.3f s; sparse %.2f MMAC (%.1f %%)\n",
+                dense_macs / 1e6, dense_s, both_s, sparse_macs / 1e6,
+                100.0 * sparse_macs / dense_macs);
+  assert_true(sige_ctx_macs(ctx) > dense_macs);
+  assert_true(sparse_macs < dense_macs / 2);
+}
+
 /* A mask coarser than the latent has no level for the first sparse layer:
  * refused, naming the resolution. */
 static void test_mask_too_coarse(void **state) {
@@ -202,6 +234,7 @@ int main(void) {
   const struct CMUnitTest tiny[] = {
       cmocka_unit_test(test_unchanged_input),
       cmocka_unit_test(test_fp16_caches),
+      cmocka_unit_test(test_sparse_macs),
       cmocka_unit_test(test_mask_too_coarse),
   };
   const struct CMUnitTest img2img[] = {
