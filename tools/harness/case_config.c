@@ -266,6 +266,23 @@ gboolean sige_case_sd_unet_config(const sige_case *c, sige_sd_unet_config *cfg, 
   get_float(m, "groupnorm_eps", &cfg->groupnorm_eps);
   get_float(m, "transformer_norm_groupnorm_eps", &cfg->transformer_norm_eps);
   get_float(m, "transformer_layernorm_eps", &cfg->layernorm_eps);
+  /* the sparse settings (optional: SD's published defaults otherwise) */
+  JsonNode *sn = json_object_get_member(c->root, "sige");
+  if (sn && JSON_NODE_HOLDS_OBJECT(sn)) {
+    JsonObject *s = json_node_get_object(sn);
+    sige_sparse_config *sp = &cfg->sparse;
+    get_int(s, "block_size_normal", &sp->block_size);
+    get_int(s, "block_size_shortcut", &sp->shortcut_block_size);
+    get_int(s, "block_size_transformer", &cfg->transformer_block_size);
+    get_float(s, "diff_eps", &sp->diff_eps);
+    get_int(s, "mask_dilate_radius", &sp->mask_dilate_radius);
+    get_int(s, "downsample_dilation", &sp->pyramid_dilation);
+    get_float(s, "downsample_threshold", &sp->pyramid_threshold);
+    int mr[2];
+    const int k = get_int_list(s, "downsample_min_res", mr, 2);
+    if (k >= 1) sp->pyramid_min_h = sp->pyramid_min_w = mr[0];
+    if (k == 2) sp->pyramid_min_w = mr[1];
+  }
   return TRUE;
 }
 

@@ -314,8 +314,7 @@ static void check_pd(checker *ck, const sige_model *model, const sige_pd_config 
   check_unet(ck, model, &uc, dense, sparse);
 }
 
-/* The SD UNet: dense on both noisy latents with the case's context (its
- * sparse pass is not written yet). */
+/* The SD UNet: dense on both noisy latents with the case's context. */
 static void check_sd_unet(checker *ck, const sige_model *model) {
   const char *ins[2] = {"xt_orig", "xt_edit"}, *outs[2] = {"out_dense_orig", "out_dense_edit"};
   for (int i = 0; i < 2; i++) {
@@ -332,6 +331,46 @@ static void check_sd_unet(checker *ck, const sige_model *model) {
     }
     compare(ck, outs[i], out, "full_vs_dense");
   }
+}
+
+/* The SD UNet's sparse pass: the case gives the image-space difference mask
+ * (it has no images, only latents), so `diff_mask` is an input here; the
+ * pyramid (mask/HxW) and the active blocks of every geometry are computed
+ * from it and must match exactly.  Then a recording pass on xt_orig (its
+ * output must be the dense one) and a sparse pass on xt_edit. */
+static void check_sd_unet_sparse(checker *ck, const sige_model *model,
+                                 const sige_sd_unet_config *cfg) {
+  GError *error = NULL;
+  const sige_tensor *t = sige_weights_get(ck->io, "t");
+  const sige_tensor *cond = sige_weights_get(ck->io, "context");
+  const sige_tensor *xo = sige_weights_require(ck->io, "xt_orig", 4, NULL, &error);
+  const sige_tensor *xe = xo ? sige_weights_require(ck->io, "xt_edit", 4, NULL, &error) : NULL;
+  const sige_tensor *dm = xe ? sige_weights_require(ck->io, "diff_mask", 2, NULL, &error) : NULL;
+  if (dm && (!t || !cond))
+    error = g_error_new(SIGE_ERROR, SIGE_ERROR_MISSING, "io has no 't' or 'context'");
+  if (dm && !error && (dm->shape[0] % SIGE_H(xo) || dm->shape[1] % SIGE_W(xo)))
+    error = g_error_new(SIGE_ERROR, SIGE_ERROR_SHAPE,
+                        "diff_mask is %dx%d; expected a multiple of the latent's %dx%d "
+                        "(image space)", (int)dm->shape[0], (int)dm->shape[1],
+                        (int)SIGE_H(xo), (int)SIGE_W(xo));
+  if (error) {
+    report_error(ck, "out_sparse_edit", error);
+    return;
+  }
+  g_autoptr(sige_mask) diff = sige_mask_new((int)dm->shape[0], (int)dm->shape[1]);
+  for (size_t i = 0; i < dm->numel; i++) diff->data[i] = dm->data[i] != 0;
+  const sige_sparse_config *sp = &cfg->sparse;
+  compare_pyramid(ck, diff, sp->pyramid_min_h, sp->pyramid_min_w, sp->pyramid_dilation,
+                  sp->pyramid_threshold, "mask/", "");
+  g_autoptr(sige_tensor) full = NULL, out = NULL;
+  if (!sige_model_forward_sparse_once(model, ck->ctx, xo, xe, t->data[0], cond, diff, FALSE,
+                                      &full, &out, &error)) {
+    report_error(ck, "out_sparse_edit", error);
+    return;
+  }
+  /* the recording pass is the dense forward on xt_orig */
+  compare(ck, "out_dense_orig", full, "full_vs_dense");
+  compare(ck, "out_sparse_edit", out, "sparse_vs_reference");
 }
 
 /* case.json "sampler" -> sampler configuration. */
@@ -535,8 +574,7 @@ int sige_cmd_check_reference(int argc, char **argv) {
     return 3;
   }
   /* SPADE kinds have no sampler; the text encoder has only a dense pass */
-  /* the SD UNet: dense only so far (its sparse pass is the next step) */
-  if ((sampler && !dense && !sparse && !is_ddpm && !is_pd) || ((is_clip || is_sd_unet) && !dense)) {
+  if ((sampler && !dense && !sparse && !is_ddpm && !is_pd) || (is_clip && !dense)) {
     printf("UNSUPPORTED %s --mode %s\n", ck.cs.kind, mode);
     sige_case_close(&ck.cs);
     return 3;
@@ -565,11 +603,8 @@ int sige_cmd_check_reference(int argc, char **argv) {
       sige_sd_unet_config cfg;
       if (sige_case_sd_unet_config(&ck.cs, &cfg, &error) &&
           (model = sige_model_new_sd_unet(&cfg, w, &error))) {
-        check_sd_unet(&ck, model);
-        if (sparse) {
-          printf("out_sparse_edit: not checked (the SD UNet's sparse pass is not written yet)\n");
-          ck.not_checked++;
-        }
+        if (dense) check_sd_unet(&ck, model);
+        if (sparse) check_sd_unet_sparse(&ck, model, &cfg);
       }
     } else if (is_spade) {
       sige_spade_config cfg;

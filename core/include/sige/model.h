@@ -21,6 +21,7 @@
 #pragma once
 #include <glib.h>
 #include "sige/context.h"
+#include "sige/sparse.h"
 #include "sige/tensor.h"
 #include "sige/weights.h"
 
@@ -154,6 +155,7 @@ typedef struct {
    * the same names without the prefix */
   gboolean sd_single_file;
   sige_sparse_config sparse;
+  int transformer_block_size; /* sparse transformers' gather blocks (published: 4) */
 } sige_sd_unet_config;
 void sige_sd_unet_config_init(sige_sd_unet_config *c); /* SD 1.x (v1.4, v1.5) */
 
@@ -260,6 +262,18 @@ gboolean sige_model_forward_dense_cond(const sige_model *m, sige_ctx *ctx,
                                        const sige_tensor *input, float t,
                                        const sige_tensor *cond, sige_tensor **out,
                                        GError **error);
+/* One edit without a session: a full pass on `orig` that records the
+ * caches, then a sparse pass on `edited` against them, with the mask
+ * pyramid (the model's pyramid settings) of `mask`, which may be finer than
+ * the input (SD's masks live in image space, 8 x the latent); cond as for
+ * sige_model_forward_dense_cond; fp16: F16 caches.  *full_out (may be
+ * NULL) receives the full pass's output, *out the sparse pass's.  What the
+ * reference checks run for models the session does not drive yet. */
+gboolean sige_model_forward_sparse_once(const sige_model *m, sige_ctx *ctx,
+                                        const sige_tensor *orig, const sige_tensor *edited,
+                                        float t, const sige_tensor *cond, const sige_mask *mask,
+                                        gboolean fp16, sige_tensor **full_out, sige_tensor **out,
+                                        GError **error);
 
 /* ---- parameter lists ---------------------------------------------------- */
 /* Every checkpoint tensor a model reads, as the model declares it: the

@@ -32,7 +32,7 @@ static void *ddpm_declare(const void *config, sige_param_list *l, GError **error
     return NULL;
   }
   const sige_unet_norms norms = {"DDPM UNet", SIGE_UNET_TEMB_ADD, cfg->groupnorm_groups,
-                                 cfg->groupnorm_eps, cfg->published_attention_quirk};
+                                 cfg->groupnorm_eps, cfg->published_attention_quirk, FALSE};
   const sige_unet_layout lay = {
       .ch = cfg->ch, .n_levels = cfg->n_ch_mult, .num_res_blocks = cfg->num_res_blocks,
       .in_ch = cfg->in_ch, .out_ch = cfg->out_ch, .image_size = cfg->image_size,

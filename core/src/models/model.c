@@ -194,6 +194,38 @@ gboolean sige_model_forward_dense_cond(const sige_model *m, sige_ctx *ctx,
   return ok;
 }
 
+gboolean sige_model_forward_sparse_once(const sige_model *m, sige_ctx *ctx,
+                                        const sige_tensor *orig, const sige_tensor *edited,
+                                        float t, const sige_tensor *cond, const sige_mask *mask,
+                                        gboolean fp16, sige_tensor **full_out, sige_tensor **out,
+                                        GError **error) {
+  *out = NULL;
+  if (full_out) *full_out = NULL;
+  sige_sparse_params p;
+  sige_model_sparse_params(m, &p);
+  g_autoptr(sige_mask_pyramid) pyr =
+      sige_mask_pyramid_new(mask, p.min_h, p.min_w, p.pyramid_dilation, p.pyramid_threshold);
+  sige_cache cache;
+  sige_cache_init(&cache);
+  sige_pass pass;
+  sige_pass_init_full(&pass, ctx, &cache);
+  pass.fp16 = fp16;
+  pass.cond = cond;
+  g_autoptr(sige_tensor) full = NULL;
+  gboolean ok = sige_model_pass(m, &pass, orig, t, &full, error);
+  sige_pass_clear(&pass);
+  if (ok) {
+    sige_pass_init_sparse(&pass, ctx, &cache, pyr, NULL);
+    pass.fp16 = fp16;
+    pass.cond = cond;
+    ok = sige_model_pass(m, &pass, edited, t, out, error);
+    sige_pass_clear(&pass);
+  }
+  if (ok && full_out) *full_out = g_steal_pointer(&full);
+  sige_cache_free_contents(&cache);
+  return ok;
+}
+
 sige_param_list *sige_model_kind_params(sige_model_kind kind, const void *config,
                                         GError **error) {
   const sige_model_class *cls = class_of(kind);

@@ -53,7 +53,7 @@ static void *pd_declare(const void *config, sige_param_list *l, GError **error) 
     return NULL;
   }
   const sige_unet_norms norms = {"PD UNet", SIGE_UNET_TEMB_SCALE_SHIFT, cfg->groupnorm_groups,
-                                 cfg->groupnorm_eps, FALSE};
+                                 cfg->groupnorm_eps, FALSE, FALSE};
   const sige_unet_layout lay = {
       .ch = cfg->ch, .n_levels = cfg->n_ch_mult, .num_res_blocks = cfg->num_res_blocks,
       .in_ch = cfg->in_ch, .out_ch = cfg->out_ch, .image_size = cfg->image_size,

@@ -18,10 +18,15 @@
  * eps 1e-5; transformers are sige_unet_transformer.  The context (the text
  * encoder's last hidden state) comes with the pass (sige_pass.cond).
  *
- * Only dense passes so far: the published sparse semantics (every ResBlock,
- * transformer projections and resampling conv sparse, queries of the
- * active 4x4 blocks, a dense middle block with fresh ResBlock statistics)
- * are the next step; recording and sparse passes are refused. */
+ * Dense, recording and sparse passes through this one forward, with the
+ * published sparse semantics (SIGE's stable-diffusion/): no resolution
+ * threshold, so every ResBlock, every transformer's proj_in/proj_out (4 x 4
+ * blocks, queries of the active blocks only, see sige_unet_transformer_forward),
+ * the downsample convs (b5 s4 o1) and the upsample convs run sparsely; the
+ * middle block stays dense (its ResBlocks normalise with fresh statistics
+ * in every pass, its transformer with the frozen GroupNorm); conv_in and
+ * `out` (fresh statistics) are dense.  Masks live in image space (8 x the
+ * latent): the pyramid's latent levels are what the layers look up. */
 #include <stddef.h>
 #include <string.h>
 
@@ -44,6 +49,7 @@ typedef struct {
 typedef struct {
   sige_sd_unet_config cfg;
   sige_unet_norms norms, tnorms;
+  sige_unet_norms mid_norms; /* norms with fresh statistics in every pass */
   sige_unet_temb temb;
   sige_conv_layer conv_in, conv_out;
   sd_block *in, *out;
@@ -77,10 +83,11 @@ void sige_sd_unet_config_init(sige_sd_unet_config *c) {
   c->layernorm_eps = 1e-5f;
   c->sd_single_file = TRUE;
   /* the published SD runners: difference eps 0.02 in image space, mask
-   * dilated by 5, pyramid dilation 1 down to 4 x 4 (the sparse pass is
-   * not written yet; these are what it will use) */
+   * dilated by 5, pyramid dilation 1 down to 4 x 4; transformers gather
+   * 4 x 4 blocks */
   sige_sparse_config_defaults(&c->sparse, 0.02f, 5, 1);
   c->sparse.pyramid_min_h = c->sparse.pyramid_min_w = 4;
+  c->transformer_block_size = 4;
 }
 
 static void block_clear(sd_block *b) {
@@ -139,6 +146,9 @@ static gboolean check_config(const sige_sd_unet_config *c, GError **error) {
            c->latent_w % (1 << (c->n_channel_mult - 1)))
     field = "latent_h/latent_w (multiples of 2^(levels - 1))";
   else if (c->groupnorm_groups < 1) field = "groupnorm_groups";
+  else if (c->transformer_block_size < 1 || c->sparse.block_size < 3 ||
+           c->sparse.shortcut_block_size < 1)
+    field = "transformer_block_size/sparse block sizes";
   else if (!(c->groupnorm_eps > 0) || !(c->transformer_norm_eps > 0) || !(c->layernorm_eps > 0))
     field = "groupnorm_eps/transformer_norm_eps/layernorm_eps";
   for (int i = 0; !field && i < c->n_channel_mult; i++)
@@ -158,9 +168,11 @@ static void *sd_declare(const void *config, sige_param_list *l, GError **error) 
   sd_unet *u = g_new0(sd_unet, 1);
   u->cfg = *c;
   u->norms = (sige_unet_norms){"SD UNet", SIGE_UNET_TEMB_ADD, c->groupnorm_groups,
-                               c->groupnorm_eps, FALSE};
+                               c->groupnorm_eps, FALSE, FALSE};
   u->tnorms = (sige_unet_norms){"SD UNet transformer", SIGE_UNET_TEMB_ADD, c->groupnorm_groups,
-                                c->transformer_norm_eps, FALSE};
+                                c->transformer_norm_eps, FALSE, FALSE};
+  u->mid_norms = u->norms;
+  u->mid_norms.fresh_stats = TRUE;
   const char *P = c->sd_single_file ? SD_PREFIX : "";
   const int L = c->n_channel_mult, nrb = c->num_res_blocks, mc = c->model_channels;
   const int tc = 4 * mc; /* time_embed_dim */
@@ -244,20 +256,20 @@ fail:
 }
 
 /* emb_layers then the block (owning nothing it is given). */
-static sige_tensor *res_step(const sd_unet *u, const sige_unet_resblock *b,
+static sige_tensor *res_step(const sige_unet_norms *n, const sige_unet_resblock *b,
                              const sige_unet_geometry *geo, sige_pass *pass, gboolean sparse,
                              const sige_tensor *x, const sige_tensor *skip,
                              const sige_tensor *temb, GError **error) {
   g_autofree float *proj = sige_unet_temb_proj(pass, temb, b, error);
-  return proj ? sige_unet_resblock_forward(&u->norms, b, geo, pass, sparse, x, skip, proj, error)
-              : NULL;
+  return proj ? sige_unet_resblock_forward(n, b, geo, pass, sparse, x, skip, proj, error) : NULL;
 }
 
 /* h followed by transformer t (h is consumed). */
-static sige_tensor *then_tr(const sige_unet_transformer *t, sige_pass *pass, sige_tensor *h,
-                            const sige_tensor *context, GError **error) {
+static sige_tensor *then_tr(const sige_unet_transformer *t, const sige_block_geometry *g,
+                            sige_pass *pass, sige_tensor *h, const sige_tensor *context,
+                            GError **error) {
   if (!h || !t) return h;
-  sige_tensor *y = sige_unet_transformer_forward(t, pass, h, context, error);
+  sige_tensor *y = sige_unet_transformer_forward(t, g, pass, g != NULL, h, context, error);
   sige_tensor_free(h);
   return y;
 }
@@ -294,12 +306,6 @@ static gboolean sd_forward(const void *impl, sige_pass *pass, const sige_tensor 
   const sige_sd_unet_config *c = &u->cfg;
   const int L = c->n_channel_mult, f = 1 << (L - 1);
   *out = NULL;
-  if (pass->mode == SIGE_MODE_SPARSE || sige_pass_records(pass)) {
-    g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
-                "SD UNet: only dense passes are implemented so far (no recording or sparse "
-                "passes)");
-    return FALSE;
-  }
   if (x->ndim != 4 || SIGE_N(x) != 1 || SIGE_C(x) != c->in_channels || SIGE_H(x) % f ||
       SIGE_W(x) % f) {
     char buf[64];
@@ -313,9 +319,11 @@ static gboolean sd_forward(const void *impl, sige_pass *pass, const sige_tensor 
   sige_unet_geometry geo;
   sige_block_geometry_init(&geo.main, 3, 1, 1, c->sparse.block_size);
   sige_block_geometry_init(&geo.shortcut, 1, 1, 0, c->sparse.shortcut_block_size);
-  /* the stride-2 conv pads 1 on every side here (b5 s4 o1 in the case's
-   * active_indices); checked when the sparse pass is written */
+  /* the stride-2 conv pads 1 on every side here: b5 s4 o1 */
   sige_block_geometry_init(&geo.down, 3, 2, 1, c->sparse.block_size);
+  /* transformers gather 1x1-conv blocks (published: 4 x 4) */
+  sige_block_geometry tr_g;
+  sige_block_geometry_init(&tr_g, 1, 1, 0, c->transformer_block_size);
   gboolean ok = FALSE;
   GPtrArray *hs = g_ptr_array_new_with_free_func((GDestroyNotify)sige_tensor_free);
   sige_tensor *h = NULL, *temb = NULL;
@@ -331,28 +339,29 @@ static gboolean sd_forward(const void *impl, sige_pass *pass, const sige_tensor 
     if (b->has_resample) {
       h = sige_unet_resample_conv_forward(&b->resample, &geo.down, pass, TRUE, in, FALSE, error);
     } else {
-      h = res_step(u, &b->res, &geo, pass, TRUE, in, NULL, temb, error);
-      h = then_tr(b->tr, pass, h, context, error);
+      h = res_step(&u->norms, &b->res, &geo, pass, TRUE, in, NULL, temb, error);
+      h = then_tr(b->tr, &tr_g, pass, h, context, error);
     }
     if (!h) goto done;
     g_ptr_array_add(hs, g_steal_pointer(&h));
   }
-  /* the middle block is dense in the published sparse pass */
-  h = res_step(u, &u->mid1, &geo, pass, FALSE, g_ptr_array_index(hs, hs->len - 1), NULL, temb,
-               error);
-  if (!(h = then_tr(&u->mid_tr, pass, h, context, error))) goto done;
+  /* the middle block is dense in the published sparse pass: plain
+   * ResBlocks (fresh statistics), a transformer with its GroupNorm frozen */
+  h = res_step(&u->mid_norms, &u->mid1, &geo, pass, FALSE, g_ptr_array_index(hs, hs->len - 1),
+               NULL, temb, error);
+  if (!(h = then_tr(&u->mid_tr, NULL, pass, h, context, error))) goto done;
   {
-    sige_tensor *y = res_step(u, &u->mid2, &geo, pass, FALSE, h, NULL, temb, error);
+    sige_tensor *y = res_step(&u->mid_norms, &u->mid2, &geo, pass, FALSE, h, NULL, temb, error);
     sige_tensor_free(h);
     if (!(h = y)) goto done;
   }
   for (int i = 0; i < u->n_out; i++) {
     const sd_block *b = &u->out[i];
     sige_tensor *skip = g_ptr_array_steal_index(hs, hs->len - 1);
-    sige_tensor *y = res_step(u, &b->res, &geo, pass, TRUE, h, skip, temb, error);
+    sige_tensor *y = res_step(&u->norms, &b->res, &geo, pass, TRUE, h, skip, temb, error);
     sige_tensor_free(skip);
     g_clear_pointer(&h, sige_tensor_free);
-    if (!(h = then_tr(b->tr, pass, y, context, error))) goto done;
+    if (!(h = then_tr(b->tr, &tr_g, pass, y, context, error))) goto done;
     if (b->has_resample) {
       y = sige_unet_resample_conv_forward(&b->resample, &geo.main, pass, TRUE, h, TRUE, error);
       g_clear_pointer(&h, sige_tensor_free);

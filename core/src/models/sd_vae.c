@@ -120,7 +120,7 @@ static void *vae_declare(const sige_sd_vae_config *c, gboolean decoder, sige_par
   v->cfg = *c;
   v->decoder = decoder;
   v->norms = (sige_unet_norms){decoder ? "SD VAE decoder" : "SD VAE encoder", SIGE_UNET_TEMB_ADD,
-                               c->groupnorm_groups, c->groupnorm_eps, FALSE};
+                               c->groupnorm_groups, c->groupnorm_eps, FALSE, FALSE};
   v->n_levels = L;
   v->levels = g_new0(vae_level, L);
   g_autofree char *mid = g_strdup_printf("%s%s.mid", P, decoder ? "decoder" : "encoder");

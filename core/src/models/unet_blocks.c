@@ -168,6 +168,12 @@ gboolean sige_unet_norm_fresh(const sige_unet_norms *n, sige_pass *pass, const s
 static gboolean norm_stats(const sige_unet_norms *n, sige_pass *pass, const sige_tensor *x,
                            const sige_tensor *gamma, const sige_tensor *beta, const float *temb,
                            float *scale, float *shift, GError **error) {
+  if (n->fresh_stats) {
+    g_autoptr(sige_tensor) x32 = NULL; /* x may be an F16 cache view */
+    if (x->storage == SIGE_STORAGE_F16 && !(x = x32 = sige_tensor_to_f32(x, error)))
+      return FALSE;
+    return sige_unet_norm_fresh(n, pass, x, gamma, beta, temb, scale, shift, error);
+  }
   if (sige_pass_needs_stats(pass) &&
       !sige_unet_norm_fresh(n, pass, x, gamma, beta, temb, scale, shift, error))
     return FALSE;
@@ -514,25 +520,30 @@ static sige_tensor *rows_like(const sige_tensor *x, int64_t rows, int cols, GErr
   return t;
 }
 
-/* One basic block on the tokens x [n, inner] in place: x += attn1(norm1 x);
- * x += attn2(norm2 x, context); x += ff(norm3 x). */
+/* One basic block on the tokens x [n, inner] in place: x += attn1(norm1 x,
+ * keys and values from norm1 kv); x += attn2(norm2 x, context);
+ * x += ff(norm3 x).  kv: [m, inner] token rows, NULL for x itself. */
 static gboolean tblock_forward(const sige_unet_transformer *t, const sige_unet_tblock *b,
-                               sige_ctx *ctx, sige_tensor *x, const sige_tensor *context,
-                               GError **error) {
-  const int64_t n = x->shape[0], nk = context->shape[0];
+                               sige_ctx *ctx, sige_tensor *x, const sige_tensor *kv,
+                               const sige_tensor *context, GError **error) {
+  const int64_t n = x->shape[0], nk = context->shape[0], m = kv ? kv->shape[0] : n;
   const int in = t->inner;
   g_autoptr(sige_tensor) h = rows_like(x, n, in, error);
   g_autoptr(sige_tensor) q = h ? rows_like(x, n, in, error) : NULL;
-  g_autoptr(sige_tensor) k = q ? rows_like(x, n, in, error) : NULL;
-  g_autoptr(sige_tensor) v = k ? rows_like(x, n, in, error) : NULL;
-  g_autoptr(sige_tensor) kc = v ? rows_like(x, nk, in, error) : NULL;
+  g_autoptr(sige_tensor) k = q ? rows_like(x, m, in, error) : NULL;
+  g_autoptr(sige_tensor) v = k ? rows_like(x, m, in, error) : NULL;
+  g_autoptr(sige_tensor) hk = v && kv ? rows_like(x, m, in, error) : NULL;
+  g_autoptr(sige_tensor) kc = v && (hk || !kv) ? rows_like(x, nk, in, error) : NULL;
   g_autoptr(sige_tensor) vc = kc ? rows_like(x, nk, in, error) : NULL;
   g_autoptr(sige_tensor) f = vc ? rows_like(x, n, 2 * t->ff, error) : NULL;
   g_autoptr(sige_tensor) g = f ? rows_like(x, n, t->ff, error) : NULL;
   if (!g) return FALSE;
   sige_layer_norm(ctx, x, b->n1_g, b->n1_b, t->ln_eps, h);
-  if (!sige_linear(ctx, h, b->q1, NULL, q, error) || !sige_linear(ctx, h, b->k1, NULL, k, error) ||
-      !sige_linear(ctx, h, b->v1, NULL, v, error) ||
+  if (kv) sige_layer_norm(ctx, kv, b->n1_g, b->n1_b, t->ln_eps, hk);
+  const sige_tensor *src = kv ? hk : h;
+  if (!sige_linear(ctx, h, b->q1, NULL, q, error) ||
+      !sige_linear(ctx, src, b->k1, NULL, k, error) ||
+      !sige_linear(ctx, src, b->v1, NULL, v, error) ||
       !sige_token_attention(ctx, q, k, v, 1, t->heads, FALSE, h, error) ||
       !sige_linear(ctx, h, b->o1_w, b->o1_b, q, error))
     return FALSE;
@@ -553,11 +564,24 @@ static gboolean tblock_forward(const sige_unet_transformer *t, const sige_unet_t
   return TRUE;
 }
 
-sige_tensor *sige_unet_transformer_forward(const sige_unet_transformer *t, sige_pass *pass,
-                                           const sige_tensor *x_in, const sige_tensor *context,
-                                           GError **error) {
+/* A CNHW block batch [nb, C, b, b] read as the NCHW map [1, C, nb * b, b]
+ * (the same memory: channel-major, then block, row, column), so that the
+ * map <-> token ops give the blocks' tokens, block by block. */
+static sige_tensor *blocks_as_map(const sige_tensor *blocks) {
+  const int64_t shape[4] = {1, SIGE_C(blocks), (int64_t)SIGE_N(blocks) * SIGE_H(blocks),
+                            SIGE_W(blocks)};
+  sige_tensor *v = sige_tensor_view(blocks->data, 4, shape);
+  v->backend = blocks->backend;
+  return v;
+}
+
+sige_tensor *sige_unet_transformer_forward(const sige_unet_transformer *t,
+                                           const sige_block_geometry *g, sige_pass *pass,
+                                           gboolean sparse, const sige_tensor *x_in,
+                                           const sige_tensor *context, GError **error) {
   const int C = t->c;
-  if (SIGE_C(x_in) != C || context->ndim != 2 || context->shape[1] != t->context_dim) {
+  if (SIGE_C(x_in) != C || context->ndim != 2 || context->shape[1] != t->context_dim ||
+      (sparse && !g)) {
     char a[64], b[64];
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_SHAPE,
                 "spatial transformer: input %s, context %s; expected %d channels and a context "
@@ -565,25 +589,71 @@ sige_tensor *sige_unet_transformer_forward(const sige_unet_transformer *t, sige_
                 sige_tensor_shape_str(context, b, sizeof b), C, t->context_dim);
     return NULL;
   }
-  if (!sige_pass_begin_group(pass, FALSE, error)) return NULL;
+  if (!sige_pass_begin_group(pass, sparse, error)) return NULL;
+  /* the recording and sparse passes share the published form; a dense
+   * pass (or the dense middle block) is the plain transformer */
+  const gboolean blocks = sige_pass_is_sparse(pass);
+  const gboolean published = blocks || sige_pass_records(pass);
   g_autofree float *scale = g_new(float, C), *shift = g_new(float, C);
-  g_autoptr(sige_tensor) x = sige_materialize(x_in, NULL, error); /* x_in may be an F16 view */
-  if (!x || !norm_stats(&t->norm, pass, x, t->n_g, t->n_b, NULL, scale, shift, error))
-    return NULL;
-  const int H = SIGE_H(x), W = SIGE_W(x);
-  const int64_t n = (int64_t)H * W;
-  g_autoptr(sige_tensor) nx = sige_tensor_new4_like(x, 1, C, H, W, error);
-  if (!nx) return NULL;
-  sige_channel_affine(pass->ctx, x, scale, shift, FALSE, SIGE_ACT_NONE, nx);
-  g_autoptr(sige_tensor) h = sige_pass_conv(pass, &t->proj_in, nx, error);
-  g_autoptr(sige_tensor) tok = h ? rows_like(x, n, t->inner, error) : NULL;
-  if (!tok) return NULL;
-  sige_map_to_tokens(pass->ctx, h, tok);
-  for (int i = 0; i < t->depth; i++)
-    if (!tblock_forward(t, &t->blocks[i], pass->ctx, tok, context, error)) return NULL;
-  sige_tokens_to_map(pass->ctx, tok, h);
-  sige_tensor *y = sige_pass_conv(pass, &t->proj_out, h, error);
-  if (!y) return NULL;
-  sige_add(pass->ctx, y, x, y);
-  return y;
+  if (sige_pass_needs_stats(pass)) {
+    g_autoptr(sige_tensor) x32 = sige_materialize(x_in, NULL, error); /* may be F16 */
+    if (!x32 || !sige_unet_norm_fresh(&t->norm, pass, x32, t->n_g, t->n_b, NULL, scale, shift,
+                                      error))
+      return NULL;
+  }
+  if (!sige_pass_stats(pass, C, scale, shift, error)) return NULL;
+  const sige_block_geometry *gg = g ? g : &(sige_block_geometry){.kernel = 1, .stride = 1};
+  /* dense: the normalised map; sparse: its active 4x4 blocks */
+  g_autoptr(sige_tensor) nx = sige_pass_gather(pass, gg, x_in, NULL, scale, shift, SIGE_ACT_NONE,
+                                               error);
+  g_autoptr(sige_tensor) p = nx ? sige_pass_conv(pass, &t->proj_in, nx, error) : NULL;
+  if (!p) return NULL;
+  g_clear_pointer(&nx, sige_tensor_free);
+  /* the whole proj_in map: recorded (full pass), updated in place (sparse) */
+  g_autoptr(sige_tensor) full = NULL;
+  if (published) {
+    sige_tensor *own = blocks ? sige_tensor_dup(p, error) : g_steal_pointer(&p);
+    if (!own || !(full = sige_pass_scatter(pass, gg, own, NULL, NULL, error))) return NULL;
+  }
+  if (blocks && SIGE_N(p) == 0) { /* no active block: nothing to scatter */
+    sige_tensor *y = sige_pass_conv(pass, &t->proj_out, p, error);
+    return y ? sige_pass_scatter(pass, gg, y, x_in, NULL, error) : NULL;
+  }
+  g_autoptr(sige_tensor) qmap = blocks ? blocks_as_map(p) : NULL;
+  const sige_tensor *qsrc = blocks ? qmap : published ? full : p;
+  const int64_t n = (int64_t)SIGE_H(qsrc) * SIGE_W(qsrc);
+  g_autoptr(sige_tensor) out_map = sige_tensor_new4_like(qsrc, 1, t->inner, SIGE_H(qsrc),
+                                                        SIGE_W(qsrc), error);
+  if (!out_map) return NULL;
+  {
+    g_autoptr(sige_tensor) q32 = sige_materialize(qsrc, NULL, error); /* full may be F16 */
+    g_autoptr(sige_tensor) tok = q32 ? rows_like(q32, n, t->inner, error) : NULL;
+    if (!tok) return NULL;
+    sige_map_to_tokens(pass->ctx, q32, tok);
+    /* self-attention keys and values: the whole proj_in map's tokens in the
+     * published form (for every block of a deeper transformer, as there) */
+    g_autoptr(sige_tensor) kv = NULL;
+    if (published) {
+      g_autoptr(sige_tensor) f32 = blocks ? sige_materialize(full, NULL, error) : NULL;
+      const sige_tensor *fm = blocks ? f32 : q32;
+      if (!fm || !(kv = rows_like(fm, (int64_t)SIGE_H(fm) * SIGE_W(fm), t->inner, error)))
+        return NULL;
+      sige_map_to_tokens(pass->ctx, fm, kv);
+    }
+    for (int i = 0; i < t->depth; i++)
+      if (!tblock_forward(t, &t->blocks[i], pass->ctx, tok, kv, context, error)) return NULL;
+    sige_tokens_to_map(pass->ctx, tok, out_map);
+  }
+  sige_tensor *y;
+  if (blocks) {
+    /* back to the block batch the tokens came from */
+    const int64_t shape[4] = {SIGE_N(p), t->inner, SIGE_H(p), SIGE_W(p)};
+    g_autoptr(sige_tensor) bview = sige_tensor_view(out_map->data, 4, shape);
+    bview->backend = out_map->backend;
+    bview->layout = SIGE_LAYOUT_CNHW;
+    y = sige_pass_conv(pass, &t->proj_out, bview, error);
+  } else {
+    y = sige_pass_conv(pass, &t->proj_out, out_map, error);
+  }
+  return y ? sige_pass_scatter(pass, gg, y, x_in, NULL, error) : NULL;
 }

@@ -25,6 +25,10 @@ typedef struct {
   /* apply channel 0's frozen attention-norm statistics to every channel in
    * sparse passes (a bug of the published sparse DDPM UNet, see ddpm_unet.c) */
   gboolean attention_quirk;
+  /* statistics from the current input in every mode, never frozen or
+   * recorded (SD's middle block: plain ResBlocks in the published sparse
+   * UNet) */
+  gboolean fresh_stats;
 } sige_unet_norms;
 
 typedef enum { SIGE_UNET_RESAMPLE_NONE, SIGE_UNET_RESAMPLE_DOWN, SIGE_UNET_RESAMPLE_UP } sige_unet_resample;
@@ -114,11 +118,19 @@ gboolean sige_unet_transformer_declare(sige_param_list *l, sige_unet_transformer
                                        float ln_eps, GError **error);
 void sige_unet_transformer_clear(sige_unet_transformer *t);
 /* x + transformer(x, context): context [tokens, context_dim] rows on the
- * pass's backend.  Dense in every mode (the sparse form, queries from the
- * active blocks only, is not written yet: callers refuse sparse passes). */
-sige_tensor *sige_unet_transformer_forward(const sige_unet_transformer *t, sige_pass *pass,
-                                           const sige_tensor *x, const sige_tensor *context,
-                                           GError **error);
+ * pass's backend.  With `sparse` (and g, its 1x1 block geometry) the
+ * published sparse form: the recording pass records the proj_in map and
+ * the output; a sparse pass gathers the active blocks of g (frozen GroupNorm
+ * statistics), takes queries from their tokens only, self-attention keys and
+ * values from norm1 of the whole proj_in map (the cached one with the active
+ * blocks overwritten), cross-attention keys and values from the context
+ * (what the published code caches: they depend on nothing else), and
+ * scatters proj_out + x back.  Without `sparse`: dense, the GroupNorm
+ * frozen in sparse passes (SD's middle block). */
+sige_tensor *sige_unet_transformer_forward(const sige_unet_transformer *t,
+                                           const sige_block_geometry *g, sige_pass *pass,
+                                           gboolean sparse, const sige_tensor *x,
+                                           const sige_tensor *context, GError **error);
 
 /* The block geometries of a UNet's sparse passes: 3x3 convs, 1x1 shortcuts,
  * stride-2 downsample convs. */
