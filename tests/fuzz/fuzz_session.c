@@ -15,10 +15,11 @@
  *     leaves the session's output bit for bit as it was;
  *   - where every block is active (an all-ones mask, sparse pass forced) on
  *     a SPADE model, the sparse result equals a dense forward of the edited
- *     input within 1e-4 (float32 caches; the same kernels sum in another
- *     order over the gathered blocks, outputs are tanh values in [-1, 1]) or
- *     2e-2 (fp16 caches: session.h bounds their error by 8e-3 on the tiny
- *     GauGAN, and random weights are less tame).  The UNets freeze their
+ *     input within 2e-5 (float32 caches; the same kernels sum in another
+ *     order over the gathered blocks, outputs are tanh values in [-1, 1];
+ *     measured at most 1.7e-6 over 400 corpus inputs) or 2e-2 (fp16 caches:
+ *     session.h bounds their error by 8e-3 on the tiny GauGAN; measured at
+ *     most 2.9e-3 here).  FUZZ_SESSION_REPORT=1 prints the differences.  The UNets freeze their
  *     norm statistics from the snapshot in sparse passes, so their sparse
  *     result is not the dense one of the edit: only the rest is checked.
  *
@@ -40,8 +41,10 @@
 #include "sige/sparse.h"
 
 #define N_CLASSES 4
-#define TOL_F32 1e-4
+#ifndef TOL_F32 /* (overridable, to measure the margin: -DTOL_F32=0) */
+#define TOL_F32 2e-5
 #define TOL_F16 2e-2
+#endif
 
 typedef struct {
   sige_model *model;
@@ -243,6 +246,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       double worst = 0;
       for (size_t i = 0; i < out->numel; i++)
         worst = fmax(worst, fabs((double)out->data[i] - dense->data[i]));
+      if (g_getenv("FUZZ_SESSION_REPORT"))
+        fprintf(stderr, "fuzz_session: every block active (%s caches): max |sparse - dense| %g\n",
+                fp16 ? "fp16" : "f32", worst);
       if (worst > (fp16 ? TOL_F16 : TOL_F32)) {
         fprintf(stderr, "fuzz_session: every block active, sparse vs dense max |diff| %g\n",
                 worst);
