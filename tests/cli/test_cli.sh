@@ -118,16 +118,16 @@ grep -q "case.json: JSON nested deeper than 64 levels" "$TMP/deepcase.log" || fa
 # members of the wrong type or out of range: json-glib's getters printed a
 # GLib critical and gave 0, a double too large for a float became infinite;
 # now each is refused naming the member
-for bad in 'ngf": {"a": 1}:"ngf": expected an integer' \
-           'batchnorm_eps": 1e300:"batchnorm_eps": expected a number in the range of a float'; do
-  member=${bad%%:*} want=${bad#*:}
+for bad in 'ngf": {"a": 1}|"ngf": expected an integer' \
+           'batchnorm_eps": 1e300|"batchnorm_eps": expected a number in the range of a float'; do
+  member=${bad%%|*} want=${bad#*|}
   mkdir -p "$TMP/badcase"
   # the case's tensors are read first: those of the GauGAN case
   ln -sf "$REF/gaugan-cityscapes-tiny/weights.safetensors" "$REF/gaugan-cityscapes-tiny/io.safetensors" \
     "$TMP/badcase/"
   printf '{"model": "spade-generator", "config": {"%s}, "sige": {}, "tolerances": {}}' "$member" \
     > "$TMP/badcase/case.json"
-  echo "== check-reference with config.$member (must fail cleanly)"
+  echo "== check-reference with config member $member (must fail cleanly)"
   status=0
   "$SIGE" check-reference "$TMP/badcase" >"$TMP/badcase.log" 2>&1 || status=$?
   cat "$TMP/badcase.log"
