@@ -84,62 +84,6 @@ sige_ctx *sige_ctx_new(int n_threads) {
   return ctx;
 }
 
-/* OpenBLAS's work buffer: 128 MiB (BUFFER_SIZE on x86-64) and its alignment. */
-#define SIGE_OPENBLAS_BUFFER (((size_t)128 << 20) + ((size_t)1 << 20))
-
-/* Under an address-space or data limit, OpenBLAS's lazily allocated work
- * buffers are what spins: the first GEMM that cannot get one retries
- * forever (a 300 MB ulimit -v hung `sige edit` with one thread, since the
- * thread cap cannot go below one).  So, under a limit only: first see
- * whether the buffers of all threads fit, then have OpenBLAS take them now,
- * while they do, with GEMMs run by every thread (one inside a parallel
- * region per thread, one threaded outside); it keeps its buffers for reuse,
- * so later GEMMs allocate nothing, however full memory gets.  Fewer threads
- * when not all fit; an error when not even one does. */
-static gboolean reserve_work_buffers(sige_ctx *ctx, GError **error) {
-  guint64 limit;
-  if (thread_cap(&limit) == 0) return TRUE; /* no limit: allocation does not fail this way */
-  int fit = 0;
-  void *probe[1024] = {NULL};
-  /* with more than one thread, one buffer more: the threaded call's own */
-  const int extra = ctx->n_threads > 1;
-  while (fit < ctx->n_threads && fit < (int)G_N_ELEMENTS(probe) &&
-         (probe[fit] = g_try_malloc(SIGE_OPENBLAS_BUFFER * (fit == 0 ? 1 + extra : 1))))
-    fit++;
-  for (int i = 0; i < fit; i++) g_free(probe[i]);
-  if (fit == 0) {
-    g_set_error(error, SIGE_ERROR, SIGE_ERROR_NOMEM,
-                "out of memory for the matrix work buffers: OpenBLAS takes %zu MiB a thread, "
-                "and the %" G_GUINT64_FORMAT " MiB address-space limit leaves less free",
-                SIGE_OPENBLAS_BUFFER >> 20, limit >> 20);
-    return FALSE;
-  }
-  if (fit < ctx->n_threads) {
-    char *info = g_strdup_printf("%s; %d fit in the memory left", ctx->device_info, fit);
-    g_free(ctx->device_info);
-    ctx->device_info = info;
-    ctx->n_threads = fit;
-    openblas_set_num_threads(fit);
-  }
-  /* large enough that OpenBLAS packs through its buffer and splits the
-   * threaded call over every thread */
-  enum { N = 256 };
-  float *a = g_try_malloc0(sizeof(float) * N * N * (size_t)(ctx->n_threads + 2));
-  if (!a) {
-    g_set_error(error, SIGE_ERROR, SIGE_ERROR_NOMEM, "out of memory for the matrix warm-up");
-    return FALSE;
-  }
-  const int nt = ctx->n_threads;
-#pragma omp parallel for num_threads(nt) schedule(static, 1)
-  for (int t = 0; t < nt; t++)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, a, N, a, N, 0.0f,
-                a + (size_t)N * N * (t + 2), N);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 2 * N, N / 2, N, 1.0f, a, N, a, N / 2,
-              0.0f, a + (size_t)N * N * 2, N / 2);
-  g_free(a);
-  return TRUE;
-}
-
 sige_ctx *sige_ctx_new_device(int n_threads, sige_device device, GError **error) {
   if (device != SIGE_DEVICE_CPU && device != SIGE_DEVICE_CUDA && device != SIGE_DEVICE_AUTO &&
       device != SIGE_DEVICE_SIM) {
@@ -147,10 +91,6 @@ sige_ctx *sige_ctx_new_device(int n_threads, sige_device device, GError **error)
     return NULL;
   }
   sige_ctx *ctx = sige_ctx_new(n_threads);
-  if (device != SIGE_DEVICE_CUDA && !reserve_work_buffers(ctx, error)) {
-    sige_ctx_free(ctx);
-    return NULL;
-  }
   if (device == SIGE_DEVICE_CPU) return ctx;
   GError *why = NULL;
   ctx->backend = sige_backend_new(device == SIGE_DEVICE_AUTO ? SIGE_DEVICE_CUDA : device,
