@@ -214,7 +214,7 @@ static gboolean check_budget(const sige_session *s, const sige_cache *first, GEr
   const size_t need = per_step * (size_t)s->n_steps;
   if (need <= s->opts.memory_budget) return TRUE;
   const size_t fits = per_step ? s->opts.memory_budget / per_step : 0;
-  g_set_error(error, SIGE_ERROR, SIGE_ERROR_NOMEM,
+  g_set_error(error, SIGE_ERROR, SIGE_ERROR_OVER_BUDGET,
               "the caches need %zu MiB (%d step%s x %zu MiB) but the memory budget is %zu MiB; "
               "it fits %zu step%s%s, or raise the budget",
               need >> 20, s->n_steps, s->n_steps == 1 ? "" : "s", per_step >> 20,

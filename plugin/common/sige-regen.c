@@ -298,6 +298,7 @@ sige_regen_result *sige_regen_process(const sige_regen_request *rq, const sige_r
   if (full) {
     sige_session *ses = sige_session_new(model, &opts, error);
     if (!ses) {
+      sige_edit_explain_nomem(error, SIGE_EDIT_PHASE_CACHES, &params, SIGE_EDIT_UI_PLUGIN);
       sige_model_ref_unref(mref);
       return NULL;
     }
@@ -336,6 +337,8 @@ sige_regen_result *sige_regen_process(const sige_regen_request *rq, const sige_r
     /* A failed snapshot leaves nothing worth keeping; a failed sparse pass
      * leaves the session as it was. */
     if (full) sige_session_table_remove(t, id);
+    sige_edit_explain_nomem(&pass.error, full ? SIGE_EDIT_PHASE_SNAPSHOT : SIGE_EDIT_PHASE_SPARSE,
+                            &params, SIGE_EDIT_UI_PLUGIN);
     g_propagate_error(error, pass.error);
     return NULL;
   }

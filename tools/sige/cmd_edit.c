@@ -19,7 +19,7 @@ int sige_cmd_edit(int argc, char **argv) {
                   *device_name = NULL, *steps_text = NULL, *strength_text = NULL;
   sige_edit_params params;
   sige_edit_params_init(&params);
-  int threads = 0, seed = 0;
+  int threads = 0, seed = 0, budget_mib = 0;
   gboolean fp16 = FALSE, dense = FALSE;
   GOptionEntry entries[] = {
       {"model", 'm', 0, G_OPTION_ARG_STRING, &model_spec,
@@ -36,6 +36,9 @@ int sige_cmd_edit(int argc, char **argv) {
       {"strength", 0, 0, G_OPTION_ARG_STRING, &strength_text, "DDPM: noise level / 1000 (default 0.75); PD: noise level / 8 of the 8-step schedule (default 0.625, level 5)", "S"},
       {"seed", 0, 0, G_OPTION_ARG_INT, &seed, "DDPM/PD: noise seed (default 0)", "S"},
       {"fp16-caches", 0, 0, G_OPTION_ARG_NONE, &fp16, "store activation caches as fp16", NULL},
+      {"memory-budget", 0, 0, G_OPTION_ARG_INT, &budget_mib,
+       "refuse a snapshot whose caches need more than MIB mebibytes, saying what fits "
+       "(default: no limit; the plug-ins' Memory budget)", "MIB"},
       {"dense", 0, 0, G_OPTION_ARG_NONE, &dense,
        "compute the edit with full passes (same semantics: the reference for the sparse result)", NULL},
       {"device", 'd', 0, G_OPTION_ARG_STRING, &device_name, SIGE_CLI_DEVICE_HELP, "DEVICE"},
@@ -64,10 +67,19 @@ int sige_cmd_edit(int argc, char **argv) {
       (strength_text &&
        !sige_edit_strength_parse("--strength", strength_text, &params.strength, &error)))
     return sige_cli_fail(error) + 1;
-  g_autoptr(sige_model) model = sige_model_load_spec(model_spec, &error);
-  if (!model) return sige_cli_fail(error);
+  if (budget_mib < 0) {
+    fprintf(stderr, "sige edit: --memory-budget %d: expected a number of MiB, 1 or more (0: no "
+                    "limit)\n", budget_mib);
+    return 2;
+  }
+  params.memory_budget = (size_t)budget_mib << 20;
   params.n_threads = threads;
   params.fp16_caches = fp16;
+  g_autoptr(sige_model) model = sige_model_load_spec(model_spec, &error);
+  if (!model) {
+    sige_edit_explain_nomem(&error, SIGE_EDIT_PHASE_WEIGHTS, &params, SIGE_EDIT_UI_CLI);
+    return sige_cli_fail(error);
+  }
   params.seed = (guint64)seed;
   if (!sige_device_from_option("--device", device_name, &params.device, &error))
     return sige_cli_fail(error);
@@ -84,14 +96,26 @@ int sige_cmd_edit(int argc, char **argv) {
   if (dense) opts.full_pass_above = -1.0;
   g_autoptr(sige_tensor) a = NULL, b = NULL;
   if (!(a = sige_cli_read_input(model, orig, orig_inst, &error)) ||
-      !(b = sige_cli_read_input(model, edited, edit_inst, &error)))
+      !(b = sige_cli_read_input(model, edited, edit_inst, &error))) {
+    sige_edit_explain_nomem(&error, SIGE_EDIT_PHASE_IMAGE, &params, SIGE_EDIT_UI_CLI);
     return sige_cli_fail(error);
+  }
   g_autoptr(sige_session) s = sige_session_new(model, &opts, &error);
+  if (!s) {
+    sige_edit_explain_nomem(&error, SIGE_EDIT_PHASE_CACHES, &params, SIGE_EDIT_UI_CLI);
+    return sige_cli_fail(error);
+  }
   g_autoptr(sige_tensor) first = NULL, out = NULL;
-  if (!s || !sige_session_snapshot(s, a, &first, &error)) return sige_cli_fail(error);
+  if (!sige_session_snapshot(s, a, &first, &error)) {
+    sige_edit_explain_nomem(&error, SIGE_EDIT_PHASE_SNAPSHOT, &params, SIGE_EDIT_UI_CLI);
+    return sige_cli_fail(error);
+  }
   const sige_session_stats st0 = *sige_session_last_stats(s);
   sige_rect r;
-  if (!sige_session_regenerate(s, b, NULL, NULL, NULL, &out, &r, &error)) return sige_cli_fail(error);
+  if (!sige_session_regenerate(s, b, NULL, NULL, NULL, &out, &r, &error)) {
+    sige_edit_explain_nomem(&error, SIGE_EDIT_PHASE_SPARSE, &params, SIGE_EDIT_UI_CLI);
+    return sige_cli_fail(error);
+  }
   const sige_session_stats *st = sige_session_last_stats(s);
   if (!sige_cli_write_png(out, out_path, &error)) return sige_cli_fail(error);
   if (dense_out && !sige_cli_write_png(first, dense_out, &error)) return sige_cli_fail(error);

@@ -143,3 +143,57 @@ gboolean sige_edit_steps_parse(const char *option, const char *text, int *steps,
   *steps = (int)v;
   return TRUE;
 }
+
+void sige_edit_explain_nomem(GError **error, sige_edit_phase phase, const sige_edit_params *p,
+                             sige_edit_ui ui) {
+  if (!error || !*error) return;
+  GError *e = *error;
+  if (!g_error_matches(e, SIGE_ERROR, SIGE_ERROR_NOMEM) &&
+      !g_error_matches(e, G_FILE_ERROR, G_FILE_ERROR_NOMEM))
+    return;
+  const gboolean cli = ui == SIGE_EDIT_UI_CLI;
+  const char *what = NULL;
+  switch (phase) {
+    case SIGE_EDIT_PHASE_WEIGHTS: what = _("loading the weights"); break;
+    case SIGE_EDIT_PHASE_IMAGE: what = _("decoding the image"); break;
+    case SIGE_EDIT_PHASE_CACHES: what = _("allocating the session's caches and work buffers"); break;
+    case SIGE_EDIT_PHASE_SNAPSHOT:
+      what = _("the snapshot (the full pass that records the caches)");
+      break;
+    case SIGE_EDIT_PHASE_SPARSE: what = _("the sparse pass"); break;
+  }
+  GString *fix = g_string_new(NULL);
+  if (phase == SIGE_EDIT_PHASE_WEIGHTS) {
+    g_string_append(fix, _("closing other programs, or a higher memory limit (ulimit -v): "
+                           "the weights must fit in memory whole"));
+  } else if (phase == SIGE_EDIT_PHASE_IMAGE) {
+    g_string_append(fix, _("a smaller image, or a higher memory limit (ulimit -v)"));
+  } else {
+    /* each thread has its own work buffers (OpenBLAS: 128 MiB a thread) */
+    g_string_append(fix, cli ? _("fewer threads (--threads 1)") : _("fewer threads (Threads: 1)"));
+    g_string_append(fix, _(", a smaller image"));
+    if (!p || !p->fp16_caches)
+      g_string_append(fix, cli ? _(", fp16 caches (--fp16-caches, half the cache memory)")
+                               : _(", float16 caches (Cache precision, half the cache memory)"));
+    /* a budget below what the machine has refuses an edit that will not
+     * fit before its pass, with what would fit */
+    if (phase != SIGE_EDIT_PHASE_SPARSE) {
+      if (p && p->memory_budget)
+        g_string_append_printf(fix, cli ? _(", or a memory budget below the memory there is "
+                                            "(--memory-budget, now %zu MiB)")
+                                        : _(", or a memory budget below the memory there is "
+                                            "(Memory budget, now %zu MiB)"),
+                               p->memory_budget >> 20);
+      else
+        g_string_append(fix, cli ? _(", or a memory budget (--memory-budget MIB) that refuses "
+                                     "what will not fit before the pass")
+                                 : _(", or a memory budget (Memory budget) that refuses what "
+                                     "will not fit before the pass"));
+    }
+  }
+  GError *out = g_error_new(e->domain, e->code, _("Out of memory during %s (%s). What can help: %s."), what,
+                            e->message, fix->str);
+  g_string_free(fix, TRUE);
+  g_error_free(e);
+  *error = out;
+}

@@ -17,6 +17,9 @@ typedef enum {
   SIGE_ERROR_CANCELLED,   /* the caller asked to stop */
   SIGE_ERROR_INVALID,     /* an argument is out of range */
   SIGE_ERROR_DEVICE,      /* no usable compute device, or the device failed */
+  /* the caller's memory budget refuses it (sige_session_options.memory_budget);
+   * no allocation failed, and the message says what would fit */
+  SIGE_ERROR_OVER_BUDGET,
 } sige_error_code;
 
 G_END_DECLS

@@ -68,7 +68,7 @@ typedef struct {
   sige_sampler_config sampler; /* schedule, steps, noise level */
   guint64 seed;                /* of the session's fixed noise tensor */
   /* Refuse a snapshot whose caches would exceed this many bytes (0: no
-   * limit); the error says what would fit. */
+   * limit) with SIGE_ERROR_OVER_BUDGET; the error says what would fit. */
   size_t memory_budget;
 } sige_session_options;
 void sige_session_options_init(sige_session_options *o);

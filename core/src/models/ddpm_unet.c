@@ -18,7 +18,9 @@ void sige_ddpm_config_init(sige_ddpm_config *c) {
 
 static void *ddpm_declare(const void *config, sige_param_list *l, GError **error) {
   const sige_ddpm_config *cfg = config;
-  if (cfg->n_ch_mult < 1 || cfg->n_ch_mult > 8 || cfg->ch < 1 || cfg->num_res_blocks < 1 ||
+  /* ch above 2^16 would overflow temb_ch = 4 ch below (sige_unet_new bounds the rest) */
+  if (cfg->n_ch_mult < 1 || cfg->n_ch_mult > 8 || cfg->ch < 1 || cfg->ch > 65536 ||
+      cfg->num_res_blocks < 1 ||
       cfg->image_size < 1 || (cfg->image_size >> (cfg->n_ch_mult - 1)) < 1 ||
       cfg->groupnorm_groups < 1) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,

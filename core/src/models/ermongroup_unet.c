@@ -153,9 +153,42 @@ void sige_unet_finish(sige_unet *u) {
   }
 }
 
+/* Widths, sizes and counts far above any published UNet (SD's widest level
+ * has 1280 channels) and far below where the products of the parameter
+ * shapes overflow; a zero width would make empty tensors (a division by zero
+ * in the fan-in).  Found by fuzz_case_json: a ch_mult of 0 in a case.json. */
+#define UNET_MAX_WIDTH 65536
+static gboolean check_layout(const char *what, const sige_unet_layout *lay, GError **error) {
+  const char *field = NULL;
+  gint64 value = 0;
+  for (int i = 0; i < lay->n_levels && !field; i++)
+    if (lay->ch_mult[i] < 1 || (gint64)lay->ch * lay->ch_mult[i] > UNET_MAX_WIDTH)
+      field = "ch x ch_mult", value = (gint64)lay->ch * lay->ch_mult[i];
+  if (field) {
+  } else if (lay->ch < 1 || lay->ch > UNET_MAX_WIDTH) {
+    field = "ch", value = lay->ch;
+  } else if (lay->in_ch < 1 || lay->in_ch > UNET_MAX_WIDTH) {
+    field = "in_ch", value = lay->in_ch;
+  } else if (lay->out_ch < 1 || lay->out_ch > UNET_MAX_WIDTH) {
+    field = "out_ch", value = lay->out_ch;
+  } else if (lay->temb_ch < 1 || lay->temb_ch > 4 * UNET_MAX_WIDTH) {
+    field = "temb_ch", value = lay->temb_ch;
+  } else if (lay->image_size < 1 || lay->image_size > UNET_MAX_WIDTH) {
+    field = "image_size", value = lay->image_size;
+  } else if (lay->num_res_blocks < 1 || lay->num_res_blocks > 64) {
+    field = "num_res_blocks", value = lay->num_res_blocks;
+  }
+  if (!field) return TRUE;
+  g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+              "%s config: %s is %" G_GINT64_FORMAT "; expected 1 to %d (temb_ch: %d, "
+              "num_res_blocks: 64)", what, field, value, UNET_MAX_WIDTH, 4 * UNET_MAX_WIDTH);
+  return FALSE;
+}
+
 sige_unet *sige_unet_new(sige_param_list *l, const sige_unet_layout *lay,
                          const sige_unet_norms *norms, const sige_sparse_config *sp,
                          int sparse_threshold, GError **error) {
+  if (!check_layout(norms->name, lay, error)) return NULL;
   sige_unet *u = g_new0(sige_unet, 1);
   u->norms = *norms;
   u->sparse_threshold = sparse_threshold;

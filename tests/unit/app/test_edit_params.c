@@ -187,6 +187,63 @@ static void test_parse_typed(void **state) {
   }
 }
 
+/* Out-of-memory errors name the phase and what to try (issue 20 point 11);
+ * other errors, and a budget refusal (no allocation failed), stay as they are. */
+static void test_explain_nomem(void **state) {
+  (void)state;
+  sige_edit_params p;
+  sige_edit_params_init(&p);
+  GError *e = g_error_new(SIGE_ERROR, SIGE_ERROR_NOMEM, "out of memory allocating a tensor of 64 MiB");
+  sige_edit_explain_nomem(&e, SIGE_EDIT_PHASE_SNAPSHOT, &p, SIGE_EDIT_UI_CLI);
+  assert_true(g_error_matches(e, SIGE_ERROR, SIGE_ERROR_NOMEM));
+  print_message("%s\n", e->message);
+  assert_non_null(strstr(e->message, "Out of memory during the snapshot"));
+  assert_non_null(strstr(e->message, "(out of memory allocating a tensor of 64 MiB)"));
+  assert_non_null(strstr(e->message, "--threads 1"));
+  assert_non_null(strstr(e->message, "--fp16-caches"));
+  assert_non_null(strstr(e->message, "--memory-budget MIB"));
+  g_clear_error(&e);
+
+  /* fp16 caches already on, a budget set: not proposed again as such */
+  p.fp16_caches = TRUE;
+  p.memory_budget = (size_t)300 << 20;
+  e = g_error_new(SIGE_ERROR, SIGE_ERROR_NOMEM, "x");
+  sige_edit_explain_nomem(&e, SIGE_EDIT_PHASE_CACHES, &p, SIGE_EDIT_UI_PLUGIN);
+  print_message("%s\n", e->message);
+  assert_non_null(strstr(e->message, "caches and work buffers"));
+  assert_null(strstr(e->message, "float16"));
+  assert_non_null(strstr(e->message, "Memory budget, now 300 MiB"));
+  g_clear_error(&e);
+
+  e = g_error_new(SIGE_ERROR, SIGE_ERROR_NOMEM, "x");
+  sige_edit_explain_nomem(&e, SIGE_EDIT_PHASE_SPARSE, NULL, SIGE_EDIT_UI_CLI);
+  assert_non_null(strstr(e->message, "during the sparse pass"));
+  assert_null(strstr(e->message, "budget"));
+  g_clear_error(&e);
+
+  e = g_error_new(G_FILE_ERROR, G_FILE_ERROR_NOMEM, "x");
+  sige_edit_explain_nomem(&e, SIGE_EDIT_PHASE_WEIGHTS, NULL, SIGE_EDIT_UI_CLI);
+  assert_non_null(strstr(e->message, "during loading the weights"));
+  g_clear_error(&e);
+
+  e = g_error_new(SIGE_ERROR, SIGE_ERROR_NOMEM, "x");
+  sige_edit_explain_nomem(&e, SIGE_EDIT_PHASE_IMAGE, NULL, SIGE_EDIT_UI_CLI);
+  assert_non_null(strstr(e->message, "during decoding the image"));
+  assert_non_null(strstr(e->message, "smaller image"));
+  g_clear_error(&e);
+
+  for (int code = 0; code < 2; code++) {
+    e = code ? g_error_new(SIGE_ERROR, SIGE_ERROR_OVER_BUDGET, "the caches need 9 MiB")
+             : g_error_new(SIGE_ERROR, SIGE_ERROR_FORMAT, "bad");
+    g_autofree char *before = g_strdup(e->message);
+    sige_edit_explain_nomem(&e, SIGE_EDIT_PHASE_SNAPSHOT, NULL, SIGE_EDIT_UI_CLI);
+    assert_string_equal(e->message, before);
+    g_clear_error(&e);
+  }
+  sige_edit_explain_nomem(&e, SIGE_EDIT_PHASE_SNAPSHOT, NULL, SIGE_EDIT_UI_CLI);
+  assert_null(e);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults),
@@ -194,6 +251,7 @@ int main(void) {
       cmocka_unit_test(test_pd),
       cmocka_unit_test(test_labels),
       cmocka_unit_test(test_parse_typed),
+      cmocka_unit_test(test_explain_nomem),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -583,7 +583,7 @@ static void test_memory_budget(void **state) {
   sige_tensor *out = NULL;
   assert_false(sige_session_snapshot(s, f->x0_orig, &out, &error));
   assert_null(out);
-  expect_error(&error, SIGE_ERROR_NOMEM, "snapshot over the budget");
+  expect_error(&error, SIGE_ERROR_OVER_BUDGET, "snapshot over the budget");
   print_message("budget error: %s\n", error->message);
   g_autofree char *need = g_strdup_printf("need %zu MiB", (per_step * (size_t)f->steps) >> 20);
   g_autofree char *bud = g_strdup_printf("budget is %zu MiB", budget >> 20);

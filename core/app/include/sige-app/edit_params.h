@@ -58,4 +58,26 @@ gboolean sige_edit_strength_parse(const char *option, const char *text, double *
 gboolean sige_edit_steps_parse(const char *option, const char *text, int *steps,
                                GError **error);
 
+/* Where an edit ran out of memory, for the message that says so. */
+typedef enum {
+  SIGE_EDIT_PHASE_WEIGHTS,  /* loading the weights */
+  SIGE_EDIT_PHASE_IMAGE,    /* decoding an image (PNG, a layer) */
+  SIGE_EDIT_PHASE_CACHES,   /* setting up the session: work buffers, cache allocation */
+  SIGE_EDIT_PHASE_SNAPSHOT, /* the recording pass that fills the caches */
+  SIGE_EDIT_PHASE_SPARSE,   /* the sparse pass of an edit */
+} sige_edit_phase;
+
+/* Where the user sets what the remedies name. */
+typedef enum { SIGE_EDIT_UI_CLI, SIGE_EDIT_UI_PLUGIN } sige_edit_ui;
+
+/* When *error says out of memory (SIGE_ERROR_NOMEM, G_FILE_ERROR_NOMEM),
+ * rewrites it to name the phase and what to try, in the words of `ui`:
+ * fewer threads, a smaller image, fp16 caches (unless p has them already), a
+ * memory budget (which refuses an edit that will not fit before the pass
+ * instead of failing in it), or, for the weights, more memory.  The engine's
+ * own message stays, in parentheses.  Any other error, and no error, are left
+ * as they are.  p may be NULL (before the parameters are known). */
+void sige_edit_explain_nomem(GError **error, sige_edit_phase phase, const sige_edit_params *p,
+                             sige_edit_ui ui);
+
 G_END_DECLS
