@@ -173,6 +173,14 @@ sige_model *sige_model_new_clip_text(const sige_clip_text_config *cfg, const sig
 sige_model *sige_model_new_sd_unet(const sige_sd_unet_config *cfg, const sige_weights *w,
                                    GError **error);
 sige_model *sige_model_load(const char *path, GError **error);
+/* The model a (canonicalised) weights index holds, its configuration
+ * inferred as sige_model_load does; path names it in messages. */
+sige_model *sige_model_new_from_weights(const sige_weights *w, const char *path,
+                                        GError **error);
+/* "model: <kind>" and the inferred settings of the model w holds, appended
+ * to out; nothing is loaded or converted. */
+gboolean sige_model_describe_weights(const sige_weights *w, const char *path, GString *out,
+                                     GError **error);
 void sige_model_free(sige_model *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sige_model, sige_model_free)
 
