@@ -109,6 +109,9 @@ sige_weights *sige_sd_checkpoint_part(const sige_sd_checkpoint *ck, sige_sd_part
                                       guint flags, GError **error);
 /* The file a part is read from (for messages; NULL when absent). */
 const char *sige_sd_checkpoint_part_path(const sige_sd_checkpoint *ck, sige_sd_part part);
+/* A renamed part's metadata SIGE_SD_SOURCE_NAME + <our name> holds the
+ * name the tensor has in its file (diffusers). */
+#define SIGE_SD_SOURCE_NAME "sige.sd.source-name."
 /* A diffusers folder's tokenizer/vocab.json and merges.txt; NULL for a
  * single file (which holds no tokenizer: use openai's vocabulary). */
 const char *sige_sd_checkpoint_vocab_json(const sige_sd_checkpoint *ck);

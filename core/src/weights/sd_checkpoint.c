@@ -280,6 +280,9 @@ static gboolean rename_diffusers(const sige_weights *w, sige_weights *out, sige_
                   "%s: '%s' and another key both map to '%s'", file, names[i], dst);
       return FALSE;
     }
+    /* the file's own name, for messages about this tensor */
+    g_autofree char *src_key = g_strconcat(SIGE_SD_SOURCE_NAME, dst, NULL);
+    sige_weights_set_metadata(out, src_key, names[i]);
     int ndim;
     int64_t shape[SIGE_MAX_DIMS];
     sige_weights_shape(w, names[i], &ndim, shape);
@@ -337,8 +340,14 @@ static sige_weights *part_of_table(const sige_weights *w, const char *path, sige
     return NULL;
   const char *fmt = sige_weights_metadata(w, "sige.source.format");
   if (fmt) sige_weights_set_metadata(out, "sige.source.format", fmt);
-  sige_weights_set_metadata(out, "sige.source.layout",
-                            src.names == NAMES_LDM ? "sd-single-file" : "sd-diffusers");
+  const char *layout = "sd-diffusers";
+  if (src.names == NAMES_LDM && !strcmp(src.src_prefix, parts[part].prefix))
+    layout = "sd-single-file";
+  else if (src.names == NAMES_LDM && !strcmp(src.src_prefix, "text_model."))
+    layout = "hf-clip-text";
+  else if (src.names == NAMES_LDM)
+    layout = *src.src_prefix ? "sd-single-file-old" : "ldm-part-alone";
+  sige_weights_set_metadata(out, "sige.source.layout", layout);
   sige_weights_set_metadata(out, "sige.sd.part", parts[part].name);
   if (ema) sige_weights_set_metadata(out, "sige.sd.ema", "1");
   for (guint i = 0; i < G_N_ELEMENTS(part_meta); i++) {
