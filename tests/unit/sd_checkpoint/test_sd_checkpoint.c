@@ -260,11 +260,17 @@ static void test_tokenizer_from_folder(void **state) {
   g_autoptr(sige_sd_checkpoint) ck = sige_sd_checkpoint_open(folder, &e);
   assert_non_null(ck);
   assert_non_null(sige_sd_checkpoint_vocab_json(ck));
-  g_autoptr(sige_clip_tokenizer) hf = sige_clip_tokenizer_new_vocab_merges(
-      sige_sd_checkpoint_vocab_json(ck), sige_sd_checkpoint_merges_txt(ck), &e);
+  /* the folder's files: the fallback names a file that does not exist */
+  g_autoptr(sige_clip_tokenizer) hf = sige_clip_tokenizer_new_for_sd(ck, "/nonexistent", &e);
   if (!hf) fail_msg("%s", e->message);
-  g_autoptr(sige_clip_tokenizer) oa = sige_clip_tokenizer_new_bpe(VOCAB, &e);
+  /* a single file has no tokenizer: openai's vocabulary */
+  g_autofree char *single = path_of("sd_full.safetensors");
+  g_autoptr(sige_sd_checkpoint) ck1 = sige_sd_checkpoint_open(single, &e);
+  assert_non_null(ck1);
+  assert_null(sige_sd_checkpoint_vocab_json(ck1));
+  g_autoptr(sige_clip_tokenizer) oa = sige_clip_tokenizer_new_for_sd(ck1, VOCAB, &e);
   if (!oa) fail_msg("%s", e->message);
+  assert_int_equal(sige_clip_tokenizer_bos(oa), 49406);
   /* the reference prompts (case.json) against openai/CLIP's ids */
   g_autoptr(sige_tensor) tok = read_io("clip-text-tiny", "tokens");
   const char *const prompts[] = {"a photograph of an astronaut riding a horse",
