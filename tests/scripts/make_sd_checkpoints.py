@@ -300,6 +300,31 @@ def main():
     write_st(os.path.join(p, "unet", "diffusion_pytorch_model.safetensors"), bad)
     write_st(os.path.join(out, "no_sd.safetensors"), {"fc.weight": np.zeros((2, 2), np.float32)})
 
+    # parts saved alone, as people share them: a VAE without the prefix
+    # (vae-ft-mse-840000-ema-pruned.ckpt style), a UNet without it, the
+    # text encoder in the older single-file names (no "text_model."), a
+    # diffusers VAE with the older attention names, an EMA-only file
+    torch.save({"state_dict": {k[len("first_stage_model."):]: torch.from_numpy(np.array(v))
+                               for k, v in sd.items() if k.startswith("first_stage_model.")}},
+               os.path.join(out, "vae_alone.ckpt"))
+    write_st(os.path.join(out, "unet_alone.safetensors"),
+             {k[len("model.diffusion_model."):]: v for k, v in sd.items()
+              if k.startswith("model.diffusion_model.")})
+    T = "cond_stage_model.transformer."
+    write_st(os.path.join(out, "clip_old_names.safetensors"),
+             {T + k[len(T + "text_model."):]: v for k, v in sd.items() if k.startswith(T)})
+    old = {}
+    for k, v in vae_to_diffusers(sd).items():
+        for a, b in (("to_q", "query"), ("to_k", "key"), ("to_v", "value"),
+                     ("to_out.0", "proj_attn")):
+            k = k.replace("attentions.0." + a + ".", "attentions.0." + b + ".")
+        old[k] = v
+    p = copy("diffusers_oldvae")
+    os.unlink(os.path.join(p, "vae", "diffusion_pytorch_model.bin"))
+    write_st(os.path.join(p, "vae", "diffusion_pytorch_model.fp16.safetensors"), old)
+    write_st(os.path.join(out, "ema_only.safetensors"),
+             {k: v for k, v in full.items() if k.startswith("model_ema.")})
+
 
 if __name__ == "__main__":
     main()

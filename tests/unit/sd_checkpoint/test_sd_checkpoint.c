@@ -151,6 +151,44 @@ static void test_parts_exact(void **state) {
   }
 }
 
+/* One part saved alone, or in older names: the same tensors. */
+static void test_parts_alone(void **state) {
+  (void)state;
+  g_autoptr(sige_weights) img = ref_weights("sd-img2img-tiny");
+  g_autoptr(sige_weights) clip = ref_weights("clip-text-tiny");
+  const struct {
+    const char *file;
+    sige_sd_part part;
+  } cases[] = {{"vae_alone.ckpt", SIGE_SD_PART_VAE},
+               {"unet_alone.safetensors", SIGE_SD_PART_UNET},
+               {"clip_old_names.safetensors", SIGE_SD_PART_TEXT_ENCODER},
+               {"diffusers_oldvae", SIGE_SD_PART_VAE}};
+  for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autofree char *p = path_of(cases[i].file);
+    GError *e = NULL;
+    g_autoptr(sige_sd_checkpoint) ck = sige_sd_checkpoint_open(p, &e);
+    if (!ck) fail_msg("%s", e->message);
+    for (int q = 0; q < SIGE_SD_N_PARTS; q++)
+      assert_int_equal(sige_sd_checkpoint_has_part(ck, (sige_sd_part)q),
+                       q == (int)cases[i].part || !strcmp(cases[i].file, "diffusers_oldvae"));
+    g_autoptr(sige_weights) w = sige_sd_checkpoint_part(ck, cases[i].part, 0, &e);
+    if (!w) fail_msg("%s: %s", cases[i].file, e->message);
+    check_part(w, cases[i].part == SIGE_SD_PART_TEXT_ENCODER ? clip : img,
+               sige_sd_part_prefix(cases[i].part), 1.0f, cases[i].file);
+  }
+  /* only EMA weights: their dotless names cannot be mapped back; said so */
+  g_autofree char *p = path_of("ema_only.safetensors");
+  GError *e = NULL;
+  g_autoptr(sige_sd_checkpoint) ck = sige_sd_checkpoint_open(p, &e);
+  if (!ck) fail_msg("%s", e->message);
+  assert_true(sige_sd_checkpoint_has_ema(ck));
+  assert_false(sige_sd_checkpoint_has_part(ck, SIGE_SD_PART_UNET));
+  assert_null(sige_sd_checkpoint_part(ck, SIGE_SD_PART_UNET, 0, &e));
+  assert_non_null(strstr(e->message, "EMA"));
+  assert_non_null(strstr(e->message, "ema_only.safetensors"));
+  g_clear_error(&e);
+}
+
 static void test_ema(void **state) {
   (void)state;
   g_autoptr(sige_weights) img = ref_weights("sd-img2img-tiny");
@@ -399,7 +437,8 @@ static void test_errors(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_parts_exact),  cmocka_unit_test(test_ema),
+    cmocka_unit_test(test_parts_exact),  cmocka_unit_test(test_parts_alone),
+    cmocka_unit_test(test_ema),
     cmocka_unit_test(test_models_same),  cmocka_unit_test(test_tokenizer_from_folder),
     cmocka_unit_test(test_schedule),     cmocka_unit_test(test_errors),
   };
