@@ -23,7 +23,8 @@ if ! "$python" "$script" "$tmp/ck" "$ref" "$vocab" >"$tmp/out" 2>&1; then
   exit 1
 fi
 "$sige" info "$tmp/ck/sd_full.safetensors" >"$tmp/out" 2>&1
-check "single file: three parts, EMA noted, exit 0" "^part unet " "^part vae " \
+check "single file: three parts, EMA noted, exit 0" "^parts: +sd-unet, clip-text" \
+  "^part unet " "^part vae " \
   "^part text-encoder " "num_heads +2" "latent +16 x 16" "^EMA: " "heads +2"
 "$sige" info "$tmp/ck/diffusers" >"$tmp/out" 2>&1 && rc=0 || rc=$?
 check "diffusers folder: parts from their files, schedule, tokenizer" \

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "sige/error.h"
 #include "sige/model.h"
 #include "sige/sd_checkpoint.h"
 #include "sige/weights.h"
@@ -60,31 +61,39 @@ static void print_tensors(const sige_weights *w) {
  * (inferred from the shapes, nothing loaded); FALSE when a part is
  * refused (its error printed). */
 static gboolean print_sd(const sige_sd_checkpoint *ck) {
+  /* in the order of sige_model_load_parts: UNet, text encoder, VAE */
+  static const sige_sd_part order[] = {SIGE_SD_PART_UNET, SIGE_SD_PART_TEXT_ENCODER,
+                                       SIGE_SD_PART_VAE};
   gboolean ok = TRUE;
-  printf("Stable Diffusion checkpoint (%s)\n", sige_sd_checkpoint_format(ck));
-  for (int p = 0; p < SIGE_SD_N_PARTS; p++) {
-    const sige_sd_part part = (sige_sd_part)p;
+  g_autoptr(GString) body = g_string_new(NULL);
+  g_autoptr(GString) kinds = g_string_new(NULL);
+  for (guint i = 0; i < G_N_ELEMENTS(order); i++) {
+    const sige_sd_part part = order[i];
     if (!sige_sd_checkpoint_has_part(ck, part)) {
-      printf("part %-13s absent\n", sige_sd_part_name(part));
+      g_string_append_printf(body, "part %-13s absent\n", sige_sd_part_name(part));
       continue;
     }
     const char *file = sige_sd_checkpoint_part_path(ck, part);
-    printf("part %-13s %s\n", sige_sd_part_name(part), file);
+    g_string_append_printf(body, "part %-13s %s\n", sige_sd_part_name(part), file);
     g_autoptr(GError) error = NULL;
     g_autoptr(sige_weights) w = sige_sd_checkpoint_part(ck, part, 0, &error);
     g_autoptr(GString) d = g_string_new(NULL);
-    if (w && sige_model_describe_weights(w, file, d, &error)) {
+    if (w && sige_model_describe_weights(w, file, d, kinds, &error)) {
       guint n;
       sige_weights_names(w, &n);
-      printf("  %-22s%u (%s names)\n", "tensors", n, sige_weights_metadata(w, "sige.source.layout"));
-      fputs(d->str, stdout);
+      g_string_append_printf(body, "  %-22s%u (%s names)\n", "tensors", n,
+                             sige_weights_metadata(w, "sige.source.layout"));
+      g_string_append(body, d->str);
     } else {
-      /* a VAE without a model class in this build is information, the
-       * rest an error */
-      printf("  %s\n", error->message);
-      if (part != SIGE_SD_PART_VAE || !w) ok = FALSE;
+      /* a part without a model class in this build is information, a part
+       * that cannot be read an error */
+      g_string_append_printf(body, "  %s\n", error->message);
+      if (!w || error->code != SIGE_ERROR_UNSUPPORTED) ok = FALSE;
     }
   }
+  printf("Stable Diffusion checkpoint (%s)\nparts:      %s\n", sige_sd_checkpoint_format(ck),
+         kinds->str);
+  fputs(body->str, stdout);
   if (sige_sd_checkpoint_has_ema(ck))
     printf("EMA:        model_ema.* present; the UNet part is the non-EMA one (as SD's "
            "v1-inference.yaml, use_ema: False)\n");

@@ -128,5 +128,9 @@ gboolean sige_sd_path_is_folder(const char *path);
  * mis-shaped tensor, named with the file it was read from). */
 typedef struct sige_model sige_model;
 sige_model *sige_sd_load_model(const char *path, sige_sd_part part, guint flags, GError **error);
+/* The same with the model kind given (a sige_model_kind; -1: the first
+ * that reads the part): the VAE's encoder or decoder. */
+sige_model *sige_sd_load_model_kind(const char *path, sige_sd_part part, int kind, guint flags,
+                                    GError **error);
 
 G_END_DECLS

@@ -214,14 +214,19 @@ void sige_describe_ints(GString *out, const char *name, const int *v, int n) {
   g_string_append_printf(out, "%s\n", n ? "" : "(none)");
 }
 
-sige_model *sige_model_new_from_weights(const sige_weights *w, const char *path,
-                                        GError **error) {
+sige_model *sige_model_new_from_weights_kind(const sige_weights *w, const char *path, int kind,
+                                             GError **error) {
   for (size_t i = 0; i < G_N_ELEMENTS(classes); i++) {
     const sige_model_class *cls = classes[i];
-    if (!cls->recognise(w)) continue;
+    if ((kind >= 0 && (int)cls->kind != kind) || !cls->recognise(w)) continue;
     g_autofree void *cfg = g_malloc0(cls->config_size);
     if (!cls->infer(w, path, cfg, error)) return NULL;
     return model_new(cls, cfg, w, error);
+  }
+  if (kind >= 0) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED, "%s: not a %s checkpoint", path,
+                sige_model_kind_name((sige_model_kind)kind));
+    return NULL;
   }
   g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
               "%s: unknown model layout (expected a SPADE generator with 'fc.weight' and "
@@ -233,17 +238,28 @@ sige_model *sige_model_new_from_weights(const sige_weights *w, const char *path,
   return NULL;
 }
 
+sige_model *sige_model_new_from_weights(const sige_weights *w, const char *path,
+                                        GError **error) {
+  return sige_model_new_from_weights_kind(w, path, -1, error);
+}
+
 gboolean sige_model_describe_weights(const sige_weights *w, const char *path, GString *out,
-                                     GError **error) {
+                                     GString *kinds, GError **error) {
+  guint found = 0;
   for (size_t i = 0; i < G_N_ELEMENTS(classes); i++) {
     const sige_model_class *cls = classes[i];
     if (!cls->recognise(w)) continue;
+    /* a GAN-Compression file is also a SPADE one, a PD UNet a DDPM one:
+     * the first of those is what the file is */
+    if (found && (cls == &sige_spade_class || cls == &sige_ddpm_class)) continue;
     g_autofree void *cfg = g_malloc0(cls->config_size);
     if (!cls->infer(w, path, cfg, error)) return FALSE;
     g_string_append_printf(out, "model:      %s\n", cls->name);
     cls->describe(cfg, out);
-    return TRUE;
+    if (kinds) g_string_append_printf(kinds, "%s%s", kinds->len ? ", " : "", cls->name);
+    found++;
   }
+  if (found) return TRUE;
   g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
               "%s: no model class of this build reads these weights", path);
   return FALSE;

@@ -34,6 +34,11 @@ static void add_source_name(const sige_weights *w, const char *file, GError *e) 
 }
 
 sige_model *sige_sd_load_model(const char *path, sige_sd_part part, guint flags, GError **error) {
+  return sige_sd_load_model_kind(path, part, -1, flags, error);
+}
+
+sige_model *sige_sd_load_model_kind(const char *path, sige_sd_part part, int kind, guint flags,
+                                    GError **error) {
   g_autoptr(sige_sd_checkpoint) ck = sige_sd_checkpoint_open(path, error);
   if (!ck) return NULL;
   g_autoptr(sige_weights) w = sige_sd_checkpoint_part(ck, part, flags, error);
@@ -41,7 +46,7 @@ sige_model *sige_sd_load_model(const char *path, sige_sd_part part, guint flags,
   /* messages name the file the tensors come from (unet/..., the single file) */
   const char *file = sige_sd_checkpoint_part_path(ck, part);
   GError *e = NULL;
-  sige_model *m = sige_model_new_from_weights(w, file ? file : path, &e);
+  sige_model *m = sige_model_new_from_weights_kind(w, file ? file : path, kind, &e);
   if (!m) add_source_name(w, file, e);
   if (e) g_propagate_error(error, e);
   return m;
