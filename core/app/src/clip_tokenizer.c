@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "sige/error.h"
+#include "sige/sd_checkpoint.h"
 
 /* openai/CLIP keeps merges[1 : 49152 - 256 - 2 + 1] of its file */
 #define CLIP_MERGES 48894
@@ -238,6 +239,13 @@ sige_clip_tokenizer *sige_clip_tokenizer_new_vocab_merges(const char *vocab_json
   t->bos = GPOINTER_TO_INT(b) - 1;
   t->eos = GPOINTER_TO_INT(en) - 1;
   return t;
+}
+
+sige_clip_tokenizer *sige_clip_tokenizer_new_for_sd(const sige_sd_checkpoint *ck,
+                                                    const char *fallback_bpe, GError **error) {
+  const char *vocab = sige_sd_checkpoint_vocab_json(ck), *merges = sige_sd_checkpoint_merges_txt(ck);
+  return vocab && merges ? sige_clip_tokenizer_new_vocab_merges(vocab, merges, error)
+                         : sige_clip_tokenizer_new_bpe(fallback_bpe, error);
 }
 
 /* html.unescape for the entities prompts carry (&amp; &lt; &gt; &quot;

@@ -223,6 +223,20 @@ sige_model *sige_model_load(const char *path, GError **error);
  * of sige_model* (freed with it).  NULL with an error naming the file when
  * it holds none, or a part fails to build. */
 GPtrArray *sige_model_load_parts(const char *path, GError **error);
+/* The model a (canonicalised) weights index holds, its configuration
+ * inferred as sige_model_load does; path names it in messages. */
+sige_model *sige_model_new_from_weights(const sige_weights *w, const char *path,
+                                        GError **error);
+/* The same restricted to one sige_model_kind (kind >= 0; -1: the first
+ * that recognises w). */
+sige_model *sige_model_new_from_weights_kind(const sige_weights *w, const char *path, int kind,
+                                             GError **error);
+/* "model: <kind>" and the inferred settings of every model w holds (an SD
+ * VAE: its encoder and decoder), appended to out; their kind names, comma
+ * separated, appended to kinds (may be NULL).  Nothing is loaded or
+ * converted. */
+gboolean sige_model_describe_weights(const sige_weights *w, const char *path, GString *out,
+                                     GString *kinds, GError **error);
 void sige_model_free(sige_model *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sige_model, sige_model_free)
 

@@ -9,6 +9,7 @@
 #include "model_internal.h"
 #include "param_list.h"
 #include "sige/error.h"
+#include "sige/sd_checkpoint.h"
 
 /* In recognition order: a GAN-Compression checkpoint is also a SPADE one by
  * its keys, and a PD UNet also a DDPM one.  A whole SD 1.x file holds the
@@ -274,17 +275,19 @@ void sige_describe_ints(GString *out, const char *name, const int *v, int n) {
   g_string_append_printf(out, "%s\n", n ? "" : "(none)");
 }
 
-sige_model *sige_model_load(const char *path, GError **error) {
-  /* safetensors or a PyTorch checkpoint, any known key layout (told apart
-   * by content), renamed to the names the parameter lists use */
-  g_autoptr(sige_weights) w = sige_weights_load_any(path, error);
-  if (!w) return NULL;
+sige_model *sige_model_new_from_weights_kind(const sige_weights *w, const char *path, int kind,
+                                             GError **error) {
   for (size_t i = 0; i < G_N_ELEMENTS(classes); i++) {
     const sige_model_class *cls = classes[i];
-    if (!cls->recognise(w)) continue;
+    if ((kind >= 0 && (int)cls->kind != kind) || !cls->recognise(w)) continue;
     g_autofree void *cfg = g_malloc0(cls->config_size);
     if (!cls->infer(w, path, cfg, error)) return NULL;
     return model_new(cls, cfg, w, error);
+  }
+  if (kind >= 0) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED, "%s: not a %s checkpoint", path,
+                sige_model_kind_name((sige_model_kind)kind));
+    return NULL;
   }
   g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
               "%s: unknown model layout (expected a SPADE generator with 'fc.weight' and "
@@ -295,6 +298,43 @@ sige_model *sige_model_load(const char *path, GError **error) {
               "'[first_stage_model.]encoder.conv_in.weight')",
               path);
   return NULL;
+}
+
+sige_model *sige_model_new_from_weights(const sige_weights *w, const char *path,
+                                        GError **error) {
+  return sige_model_new_from_weights_kind(w, path, -1, error);
+}
+
+gboolean sige_model_describe_weights(const sige_weights *w, const char *path, GString *out,
+                                     GString *kinds, GError **error) {
+  guint found = 0;
+  for (size_t i = 0; i < G_N_ELEMENTS(classes); i++) {
+    const sige_model_class *cls = classes[i];
+    if (!cls->recognise(w)) continue;
+    /* a GAN-Compression file is also a SPADE one, a PD UNet a DDPM one:
+     * the first of those is what the file is */
+    if (found && (cls == &sige_spade_class || cls == &sige_ddpm_class)) continue;
+    g_autofree void *cfg = g_malloc0(cls->config_size);
+    if (!cls->infer(w, path, cfg, error)) return FALSE;
+    g_string_append_printf(out, "model:      %s\n", cls->name);
+    cls->describe(cfg, out);
+    if (kinds) g_string_append_printf(kinds, "%s%s", kinds->len ? ", " : "", cls->name);
+    found++;
+  }
+  if (found) return TRUE;
+  g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
+              "%s: no model class of this build reads these weights", path);
+  return FALSE;
+}
+
+sige_model *sige_model_load(const char *path, GError **error) {
+  /* a diffusers folder gives its UNet, as a whole SD file does */
+  if (sige_sd_path_is_folder(path)) return sige_sd_load_model(path, SIGE_SD_PART_UNET, 0, error);
+  /* safetensors or a PyTorch checkpoint, any known key layout (told apart
+   * by content), renamed to the names the parameter lists use */
+  g_autoptr(sige_weights) w = sige_weights_load_any(path, error);
+  if (!w) return NULL;
+  return sige_model_new_from_weights(w, path, error);
 }
 
 GPtrArray *sige_model_load_parts(const char *path, GError **error) {

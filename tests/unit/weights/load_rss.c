@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "sige/model.h"
+#include "sige/sd_checkpoint.h"
 #include "sige/weights.h"
 
 /* "VmRSS" or "VmHWM" from /proc/self/status, in KiB (-1 when absent). */
@@ -43,13 +44,26 @@ static int tensor_bytes(const char *path) {
 
 int main(int argc, char **argv) {
   if (argc == 3 && !strcmp(argv[1], "--tensor-bytes")) return tensor_bytes(argv[2]);
+  /* --sd-part unet|vae|text-encoder: one part of an SD checkpoint */
+  const char *part_name = NULL;
+  if (argc == 4 && !strcmp(argv[1], "--sd-part")) {
+    part_name = argv[2];
+    argv[1] = argv[3];
+    argc = 2;
+  }
   if (argc != 2) {
-    fprintf(stderr, "usage: load_rss [--tensor-bytes] FILE\n");
+    fprintf(stderr, "usage: load_rss [--tensor-bytes | --sd-part PART] FILE\n");
     return 2;
   }
   long before = status_kib("VmRSS");
   g_autoptr(GError) error = NULL;
-  g_autoptr(sige_model) m = sige_model_load(argv[1], &error);
+  sige_sd_part part = SIGE_SD_PART_UNET;
+  if (part_name && !sige_sd_part_from_name(part_name, &part)) {
+    fprintf(stderr, "load_rss: unknown SD part '%s'\n", part_name);
+    return 2;
+  }
+  g_autoptr(sige_model) m = part_name ? sige_sd_load_model(argv[1], part, 0, &error)
+                                      : sige_model_load(argv[1], &error);
   if (!m) {
     fprintf(stderr, "load_rss: %s\n", error->message);
     return 1;

@@ -27,6 +27,12 @@ sige_clip_tokenizer *sige_clip_tokenizer_new_bpe(const char *path, GError **erro
 /* A diffusers / transformers tokenizer/ folder's vocab.json + merges.txt. */
 sige_clip_tokenizer *sige_clip_tokenizer_new_vocab_merges(const char *vocab_json,
                                                           const char *merges_txt, GError **error);
+/* The tokenizer of an SD checkpoint (sige/sd_checkpoint.h): a diffusers
+ * folder's tokenizer/vocab.json + merges.txt, else openai's vocabulary at
+ * fallback_bpe (a single file holds no tokenizer). */
+typedef struct sige_sd_checkpoint sige_sd_checkpoint;
+sige_clip_tokenizer *sige_clip_tokenizer_new_for_sd(const sige_sd_checkpoint *ck,
+                                                    const char *fallback_bpe, GError **error);
 void sige_clip_tokenizer_free(sige_clip_tokenizer *t);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sige_clip_tokenizer, sige_clip_tokenizer_free)
 
