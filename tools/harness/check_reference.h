@@ -30,3 +30,14 @@ void compare_active_indices_named(checker *ck, const sige_mask_pyramid *pyr, con
 
 /* The SD VAE case (check_sd_vae.c): encoder and decoder, dense and sparse. */
 void check_sd_vae(checker *ck, const sige_weights *w, gboolean dense, gboolean sparse);
+/* case.json "config" and "sige" of an SD VAE case into a config of `part`
+ * (check_sd_vae.c). */
+gboolean sd_vae_case_config(const sige_case *cs, sige_model_kind part, sige_sd_vae_config *c,
+                            GError **error);
+
+/* The SD pipeline cases "sd-img2img" and "sd-inpainting"
+ * (check_sd_pipeline.c): the dense task end to end with per-step tensors;
+ * sparse: masks, then the SIGE task.  Returns FALSE when a sparse check
+ * could not run because the SD UNet has no sparse pass (the caller reports
+ * UNSUPPORTED). */
+gboolean check_sd_pipeline(checker *ck, const sige_weights *w, gboolean dense, gboolean sparse);

@@ -36,7 +36,7 @@ static int get_ints(JsonObject *o, const char *k, int *v, int max) {
 }
 
 /* case.json "config" and "sige" into a config of `part`. */
-static gboolean case_config(const sige_case *cs, sige_model_kind part, sige_sd_vae_config *c,
+gboolean sd_vae_case_config(const sige_case *cs, sige_model_kind part, sige_sd_vae_config *c,
                             GError **error) {
   sige_sd_vae_config_init(c, part);
   JsonObject *m = object_member(cs->root, "config"), *sg = object_member(cs->root, "sige");
@@ -181,8 +181,8 @@ void check_sd_vae(checker *ck, const sige_weights *w, gboolean dense, gboolean s
   GError *error = NULL;
   sige_sd_vae_config ec, dc;
   g_autoptr(sige_model) enc = NULL, dec = NULL;
-  if (!case_config(&ck->cs, SIGE_MODEL_SD_VAE_ENCODER, &ec, &error) ||
-      !case_config(&ck->cs, SIGE_MODEL_SD_VAE_DECODER, &dc, &error) ||
+  if (!sd_vae_case_config(&ck->cs, SIGE_MODEL_SD_VAE_ENCODER, &ec, &error) ||
+      !sd_vae_case_config(&ck->cs, SIGE_MODEL_SD_VAE_DECODER, &dc, &error) ||
       !(enc = sige_model_new_sd_vae(SIGE_MODEL_SD_VAE_ENCODER, &ec, w, &error)) ||
       !(dec = sige_model_new_sd_vae(SIGE_MODEL_SD_VAE_DECODER, &dc, w, &error))) {
     report_error(ck, "sd-vae setup", error);

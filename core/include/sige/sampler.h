@@ -64,6 +64,13 @@ G_BEGIN_DECLS
 
 typedef enum { SIGE_SAMPLER_DDIM, SIGE_SAMPLER_DPM_SOLVER_PP, SIGE_SAMPLER_PD } sige_sampler_kind;
 
+/* LINEAR: betas = linspace(beta_start, beta_end) rounded to float32, a[t]
+ * accumulated in double (the DDPM cases).  SCALED_LINEAR: Stable
+ * Diffusion's betas = linspace(sqrt(beta_start), sqrt(beta_end))^2 and
+ * a[t] accumulated in double, then a[t] rounded to float32 (the ldm code
+ * keeps alphas_cumprod as a float32 buffer). */
+typedef enum { SIGE_BETA_LINEAR, SIGE_BETA_SCALED_LINEAR } sige_beta_schedule;
+
 typedef struct {
   sige_sampler_kind kind;
   int total_steps;             /* length of the training schedule (1000) */
@@ -75,6 +82,21 @@ typedef struct {
    * than 10 (the published rule: order min(order, len(seq) - i) at step i). */
   gboolean lower_order_final;
   double logsnr_min, logsnr_max; /* PD: the cosine log-SNR schedule's range (-20, 20) */
+  sige_beta_schedule beta_schedule; /* LINEAR */
+  /* Added to every timestep, the final one included (DDIM only).  The ldm
+   * DDIM sampler of Stable Diffusion uses range(0, T, skip) + 1, so its
+   * timesteps are 1, 1 + skip, ... and its last update goes to a[0] (its
+   * alphas_prev[0] = alphas_cumprod[0]), not to a clean a = 1: offset 1
+   * gives exactly that (timestep -1 + 1 = 0).  Default 0. */
+  int timestep_offset;
+  /* The ldm img2img off-by-one (DDIM only): stochastic_encode noises the
+   * start latent at the timestep one stride above the first denoising step
+   * (index t_enc of the DDIM arrays, whose step t_enc - 1 is the first one
+   * decoded); sige_sampler_start_alpha_bar then returns a[t_0 + skip]
+   * (clamped to the schedule's last timestep, where the published code
+   * would index past its arrays at strength 1).  Default FALSE: the start
+   * level is alpha_bar(0). */
+  gboolean start_one_stride_early;
 } sige_sampler_config;
 
 /* The interactive demo's settings: linear 1e-4..0.02 over 1000, 10 steps
@@ -106,6 +128,13 @@ double sige_sampler_alpha_bar(const sige_sampler *s, int i);
  * to alpha_bar(i) for DDIM; DPM-Solver++'s continuous-time level (a[t_i + 1]
  * for the linear schedule). */
 double sige_sampler_solver_alpha_bar(const sige_sampler *s, int i);
+
+/* The level the SDEdit start x is noised at: alpha_bar(0), or one stride
+ * earlier with start_one_stride_early (above). */
+double sige_sampler_start_alpha_bar(const sige_sampler *s);
+/* out = sqrt(start_alpha_bar) x0 + sqrt(1 - start_alpha_bar) noise. */
+void sige_sampler_noisy_start(const sige_sampler *s, const sige_tensor *x0,
+                              const sige_tensor *noise, sige_tensor *out);
 
 /* Forgets the multistep history (a new trajectory).  step(0) does it too. */
 void sige_sampler_reset(sige_sampler *s);

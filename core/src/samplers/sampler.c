@@ -28,6 +28,7 @@ struct sige_sampler {
   sige_tensor *history[SIGE_SAMPLER_MAX_ORDER];
   int n_history;
   int next_step; /* the step the history is ready for */
+  int start_timestep; /* the SDEdit start's noise level */
   double *pd_logsnr; /* PD: log-SNR of each step's timestep, steps + 1 */
 };
 
@@ -71,6 +72,12 @@ static gboolean validate(const sige_sampler_config *c, GError **error) {
     why = "DPM-Solver++ order must be 1, 2 or 3";
   else if (c->kind == SIGE_SAMPLER_DPM_SOLVER_PP && c->sample_steps < 2)
     why = "DPM-Solver++ needs sample_steps >= 2 (it updates between timesteps)";
+  else if (c->beta_schedule != SIGE_BETA_LINEAR && c->beta_schedule != SIGE_BETA_SCALED_LINEAR)
+    why = "beta_schedule is not linear or scaled_linear";
+  else if ((c->timestep_offset != 0 || c->start_one_stride_early) && c->kind != SIGE_SAMPLER_DDIM)
+    why = "timestep_offset and start_one_stride_early are DDIM settings (Stable Diffusion's)";
+  else if (c->timestep_offset < 0 || c->timestep_offset > 1)
+    why = "timestep_offset must be 0 or 1";
   if (why) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
                 "sampler config: %s (total_steps %d, betas %g..%g, noise_level %d, sample_steps %d, order %d)",
@@ -137,17 +144,21 @@ sige_sampler *sige_sampler_new(const sige_sampler_config *c, GError **error) {
   s->steps = c->kind == SIGE_SAMPLER_DPM_SOLVER_PP ? s->n_seq - 1 : s->n_seq;
   s->timesteps = g_new(int, s->n_seq + 1);
   for (int i = 0; i < s->n_seq; i++)
-    s->timesteps[i] = (s->n_seq - 1 - i) * skip;
-  s->timesteps[s->n_seq] = -1;
+    s->timesteps[i] = (s->n_seq - 1 - i) * skip + c->timestep_offset;
+  s->timesteps[s->n_seq] = -1 + c->timestep_offset;
+  s->start_timestep = c->start_one_stride_early ? MIN(s->timesteps[0] + skip, c->total_steps - 1)
+                                                : s->timesteps[0];
 
   const int total = c->total_steps;
   s->alphas_cumprod = g_new(double, total);
   double a = 1.0;
+  const gboolean scaled = c->beta_schedule == SIGE_BETA_SCALED_LINEAR;
+  const double b0 = scaled ? sqrt(c->beta_start) : c->beta_start;
+  const double b1 = scaled ? sqrt(c->beta_end) : c->beta_end;
   for (int k = 0; k < total; k++) {
-    double beta = total > 1 ? c->beta_start + (c->beta_end - c->beta_start) * k / (total - 1)
-                            : c->beta_start;
-    a *= 1.0 - (double)(float)beta;
-    s->alphas_cumprod[k] = a;
+    double beta = total > 1 ? b0 + (b1 - b0) * k / (total - 1) : b0;
+    a *= 1.0 - (scaled ? beta * beta : (double)(float)beta);
+    s->alphas_cumprod[k] = scaled ? (double)(float)a : a;
   }
   if (c->kind == SIGE_SAMPLER_DPM_SOLVER_PP)
     build_dpm_schedule(s);
@@ -349,6 +360,21 @@ void sige_sampler_noisy(const sige_sampler *s, int i, const sige_tensor *x0,
                         const sige_tensor *noise, sige_tensor *out) {
   g_return_if_fail(x0->numel == noise->numel && x0->numel == out->numel);
   const double a = sige_sampler_alpha_bar(s, i);
+  const double ca = sqrt(a), cn = sqrt(1.0 - a);
+  for (size_t k = 0; k < out->numel; k++)
+    out->data[k] = (float)(ca * x0->data[k] + cn * noise->data[k]);
+}
+
+double sige_sampler_start_alpha_bar(const sige_sampler *s) {
+  if (s->cfg.kind == SIGE_SAMPLER_PD || s->start_timestep == s->timesteps[0])
+    return sige_sampler_alpha_bar(s, 0);
+  return alpha_of(s, s->start_timestep);
+}
+
+void sige_sampler_noisy_start(const sige_sampler *s, const sige_tensor *x0,
+                              const sige_tensor *noise, sige_tensor *out) {
+  g_return_if_fail(x0->numel == noise->numel && x0->numel == out->numel);
+  const double a = sige_sampler_start_alpha_bar(s);
   const double ca = sqrt(a), cn = sqrt(1.0 - a);
   for (size_t k = 0; k < out->numel; k++)
     out->data[k] = (float)(ca * x0->data[k] + cn * noise->data[k]);
