@@ -21,6 +21,10 @@ struct sige_ctx {
   float *scratch[SIGE_CTX_SCRATCH_SLOTS];
   size_t scratch_len[SIGE_CTX_SCRATCH_SLOTS];
   uint64_t macs;
+  uint64_t saved; /* multiplications the convolutions did not execute */
+  unsigned algos;
+  size_t prepared_bytes;
+  sige_conv_policy conv_policy;
 };
 
 /* The CPUs this process may run on (its affinity mask: a container or
@@ -149,4 +153,34 @@ void sige_ctx_add_macs(sige_ctx *ctx, uint64_t macs) {
   ctx->macs += macs;
 }
 uint64_t sige_ctx_macs(const sige_ctx *ctx) { return ctx->macs; }
-void sige_ctx_reset_macs(sige_ctx *ctx) { ctx->macs = 0; }
+void sige_ctx_reset_macs(sige_ctx *ctx) {
+  ctx->macs = 0;
+  ctx->saved = 0;
+  ctx->algos = 0;
+}
+
+void sige_ctx_add_conv(sige_ctx *ctx, sige_conv_algo algo, uint64_t macs, uint64_t mults) {
+  sige_ctx_add_macs(ctx, macs);
+  const uint64_t saved = mults < macs ? macs - mults : 0;
+#pragma omp atomic
+  ctx->saved += saved;
+#pragma omp atomic
+  ctx->algos |= (unsigned)algo;
+}
+
+uint64_t sige_ctx_mults(const sige_ctx *ctx) { return ctx->macs - ctx->saved; }
+unsigned sige_ctx_take_conv_algos(sige_ctx *ctx) {
+  const unsigned a = ctx->algos;
+  ctx->algos = 0;
+  return a;
+}
+size_t sige_ctx_prepared_bytes(const sige_ctx *ctx) { return ctx->prepared_bytes; }
+void sige_ctx_set_conv_policy(sige_ctx *ctx, sige_conv_policy policy) {
+  ctx->conv_policy = policy;
+}
+sige_conv_policy sige_ctx_conv_policy(const sige_ctx *ctx) { return ctx->conv_policy; }
+
+void sige_ctx_add_prepared_bytes(sige_ctx *ctx, size_t bytes) {
+#pragma omp atomic
+  ctx->prepared_bytes += bytes;
+}

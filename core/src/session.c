@@ -201,6 +201,8 @@ static gboolean model_pass(pass_plan *pl, int i, const sige_tensor *x, float t, 
       sum->group = a->group;
       sum->sparse = a->sparse;
       sum->macs += a->macs;
+      sum->mults += a->mults;
+      sum->algos |= a->algos;
       sum->seconds += a->seconds;
     }
   }
