@@ -43,6 +43,16 @@ sige_backend *sige_ctx_backend(const sige_ctx *ctx);
 float *sige_ctx_scratch(sige_ctx *ctx, int slot, size_t n_floats, GError **error);
 #define SIGE_CTX_SCRATCH_SLOTS 4
 
+/* Follows what the CPUs have free: from the busy time of other processes
+ * at nice <= 0 on this process's CPUs since the last call (/proc/stat; a
+ * window under 50 ms keeps the count), runs with the free CPUs, rounded,
+ * between 1 and the count the context was made with; niced work is left
+ * out (it yields to us).  Waiting workers do not give cores back at once,
+ * so on a 2-core machine with one other busy process, 1 thread beats 2
+ * (docs/PERFORMANCE.md, "Contention").  Sessions call it before each pass.
+ * Returns the thread count now in use (sige_ctx_threads). */
+int sige_ctx_fit_threads(sige_ctx *ctx);
+
 /* Multiply-accumulates executed by conv and matmul ops since the last reset. */
 void sige_ctx_add_macs(sige_ctx *ctx, uint64_t macs);
 uint64_t sige_ctx_macs(const sige_ctx *ctx);
@@ -72,7 +82,9 @@ unsigned sige_ctx_take_conv_algos(sige_ctx *ctx);
  * AUTO (the default) picks Winograd F(4x4, 3x3) by the measured rule of
  * cpu/conv2d.c and im2col + sgemm elsewhere; IM2COL never uses Winograd;
  * WINO4 / WINO2 use F(4x4) / F(2x2) on every 3x3 stride-1 groups-1 conv
- * with more than 4 output channels (for tests and benchmarks). */
+ * with more than 4 output channels (for tests and benchmarks).  A new
+ * context starts with the policy the environment variable SIGE_CONV names
+ * (auto, im2col, wino4, wino2), AUTO without it. */
 typedef enum {
   SIGE_CONV_POLICY_AUTO,
   SIGE_CONV_POLICY_IM2COL,

@@ -304,14 +304,21 @@ static void test_conv2d_winograd_weight_cache(void **state) {
 /* The measured rule: Winograd for wide stride-1 3x3 layers, im2col for
  * few channels, stride 2, and a 1x1 stays a plain GEMM. */
 static void test_conv2d_rule(void **state) {
-  const conv_case wide = {"rule wide", 1, 64, 16, 16, 64, 3, 3, P(1, 1, 1, 1, 1, 1, 1), TRUE, NCHW};
-  const conv_case narrow = {"rule narrow", 1, 8, 16, 16, 16, 3, 3, P(1, 1, 1, 1, 1, 1, 1), TRUE,
+  const conv_case wide = {"rule wide", 1, 128, 16, 16, 128, 3, 3, P(1, 1, 1, 1, 1, 1, 1), TRUE,
+                          NCHW};
+  const conv_case narrow = {"rule narrow", 1, 64, 16, 16, 128, 3, 3, P(1, 1, 1, 1, 1, 1, 1), TRUE,
                             NCHW};
+  const conv_case blocks = {"rule blocks", 16, 128, 6, 6, 128, 3, 3, P(1, 1, 0, 0, 0, 0, 1), TRUE,
+                            CNHW};
+  const conv_case few = {"rule few blocks", 3, 128, 6, 6, 128, 3, 3, P(1, 1, 0, 0, 0, 0, 1), TRUE,
+                         CNHW};
   const conv_case s2 = {"rule stride 2", 1, 64, 16, 16, 64, 3, 3, P(2, 2, 1, 1, 1, 1, 1), TRUE,
                         NCHW};
   const conv_case one = {"rule 1x1", 1, 64, 16, 16, 64, 1, 1, P(1, 1, 0, 0, 0, 0, 1), TRUE, NCHW};
   run_case_as(*state, &wide, 1, WINO4_TOL, SIGE_CONV_WINO4);
   run_case_as(*state, &narrow, 2, 1.0, SIGE_CONV_IM2COL);
+  run_case_as(*state, &blocks, 5, WINO4_TOL, SIGE_CONV_WINO4);
+  run_case_as(*state, &few, 6, 1.0, SIGE_CONV_IM2COL);
   run_case_as(*state, &s2, 3, 1.0, SIGE_CONV_IM2COL);
   run_case_as(*state, &one, 4, 1.0, SIGE_CONV_1X1);
   sige_ctx_set_conv_policy(*state, SIGE_CONV_POLICY_IM2COL);

@@ -254,8 +254,8 @@ static gboolean conv_im2col(sige_ctx *ctx, const conv_job *j, gboolean cnhw, GEr
  * channel, not per channel pair) outweigh the 4x fewer multiplications,
  * and with few tiles the 36 small GEMMs run below the sgemm rate.
  * Returns the tile side m (4 or 2), or 0 for no Winograd. */
-#define WINO_MIN_CIN 32
-#define WINO_MIN_COUT 32
+#define WINO_MIN_CIN 128
+#define WINO_MIN_COUT 128
 #define WINO_MIN_TILES 16
 static int winograd_tile(const sige_ctx *ctx, const conv_job *j) {
   const sige_conv_policy pol = sige_ctx_conv_policy(ctx);
