@@ -177,7 +177,7 @@ static gboolean model_pass(pass_plan *pl, int i, const sige_tensor *x, float t, 
                            GError **error) {
   sige_session *s = pl->s;
   sige_pass pass;
-  sige_ctx_fit_threads(s->ctx); /* as many threads as cores are free now */
+  if (s->opts.follow_free_cpus) sige_ctx_fit_threads(s->ctx);
   if (pl->mode == SIGE_MODE_FULL)
     sige_pass_init_full(&pass, s->ctx, &pl->caches[i]);
   else

@@ -393,6 +393,7 @@ static gboolean time_sparse(const sige_model *m, const bench_opts *o, const sige
   so.full_pass_above = 2.0;
   so.fp16_caches = o->fp16; /* always sparse, whatever the edit size */
   so.conv_policy = o->conv_policy;
+  so.follow_free_cpus = TRUE; /* as the front-ends run */
   g_autoptr(sige_session) s = sige_session_new(m, &so, error);
   if (!s || !sige_session_snapshot(s, orig, NULL, error)) return FALSE;
   const uint64_t snapshot_dense_macs = sige_session_last_stats(s)->dense_macs;
@@ -444,6 +445,7 @@ static gboolean time_sdedit(const sige_model *m, const bench_opts *o, const sige
   so.full_pass_above = 2.0;
   so.fp16_caches = o->fp16;
   so.conv_policy = o->conv_policy;
+  so.follow_free_cpus = TRUE; /* as the front-ends run */
   so.sdedit = TRUE;
   sige_sampler_config_init(&so.sampler, SIGE_SAMPLER_DPM_SOLVER_PP);
   so.sampler.sample_steps = o->sdedit_steps;

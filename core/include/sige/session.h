@@ -75,6 +75,12 @@ typedef struct {
    * keeps the context's starting policy: SIGE_CONV from the environment,
    * or Winograd where the measured rule picks it. */
   sige_conv_policy conv_policy;
+  /* Before each pass, run with as many threads as CPUs are free (at most
+   * n_threads; sige_ctx_fit_threads).  Default FALSE: the thread count is
+   * fixed, and with it every reduction's order, so outputs do not depend
+   * on the machine's load; the front-ends (sige_edit_session_options) turn
+   * it on. */
+  gboolean follow_free_cpus;
 } sige_session_options;
 void sige_session_options_init(sige_session_options *o);
 
