@@ -31,6 +31,7 @@ typedef struct {
   int runs, warmup, threads;
   gint64 seed;
   gboolean json, dense_only, sparse_only, sgemm, conv_sweep;
+  gboolean follow_free; /* --follow-free-cpus */
   int sdedit_steps; /* > 0: also time a whole SDEdit edit (DDPM) */
   gboolean fp16;    /* sessions store their caches as fp16 */
   gboolean layers;  /* per layer group: the snapshot's full pass vs the sparse pass */
@@ -347,7 +348,7 @@ static gboolean time_dense(const sige_model *m, const bench_opts *o, const sige_
   g_autofree double *ms = g_new(double, o->runs);
   for (int i = -o->warmup; i < o->runs; i++) {
     sige_ctx_reset_macs(ctx);
-    sige_ctx_fit_threads(ctx);
+    if (o->follow_free) sige_ctx_fit_threads(ctx);
     sige_tensor *out = NULL;
     const double t0 = now_ms();
     if (!sige_model_forward_dense(m, ctx, x, t, &out, error)) return FALSE;
@@ -393,7 +394,7 @@ static gboolean time_sparse(const sige_model *m, const bench_opts *o, const sige
   so.full_pass_above = 2.0;
   so.fp16_caches = o->fp16; /* always sparse, whatever the edit size */
   so.conv_policy = o->conv_policy;
-  so.follow_free_cpus = TRUE; /* as the front-ends run */
+  so.follow_free_cpus = o->follow_free;
   g_autoptr(sige_session) s = sige_session_new(m, &so, error);
   if (!s || !sige_session_snapshot(s, orig, NULL, error)) return FALSE;
   const uint64_t snapshot_dense_macs = sige_session_last_stats(s)->dense_macs;
@@ -445,7 +446,7 @@ static gboolean time_sdedit(const sige_model *m, const bench_opts *o, const sige
   so.full_pass_above = 2.0;
   so.fp16_caches = o->fp16;
   so.conv_policy = o->conv_policy;
-  so.follow_free_cpus = TRUE; /* as the front-ends run */
+  so.follow_free_cpus = o->follow_free;
   so.sdedit = TRUE;
   sige_sampler_config_init(&so.sampler, SIGE_SAMPLER_DPM_SOLVER_PP);
   so.sampler.sample_steps = o->sdedit_steps;
@@ -743,6 +744,8 @@ int sige_cmd_bench(int argc, char **argv) {
       {"conv", 0, 0, G_OPTION_ARG_STRING, &o.conv_name,
        "CPU 3x3 convolutions: auto (default: Winograd where the measured rule picks it), "
        "im2col, wino4 or wino2", "ALGO"},
+      {"follow-free-cpus", 0, 0, G_OPTION_ARG_NONE, &o.follow_free,
+       "before each pass, use only the free CPUs (at most --threads), as the front-ends do", NULL},
       {"conv-sweep", 0, 0, G_OPTION_ARG_NONE, &o.conv_sweep,
        "time 3x3 convs with im2col, Winograd F(4x4) and F(2x2) over channels and sizes", NULL},
       {"sdedit", 0, 0, G_OPTION_ARG_INT, &o.sdedit_steps,
