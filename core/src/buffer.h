@@ -42,3 +42,13 @@ void sige_backend_free(sige_backend *be);
 sige_device sige_backend_device(const sige_backend *be);
 /* One line for users, e.g. "cuda: NVIDIA H100 ... (sm_90, 79 GiB)". */
 const char *sige_backend_info(const sige_backend *be);
+
+/* What a backend keeps in sige_tensor.derived: its own struct starts with
+ * this.  fingerprint is of the contents it was derived from (the op that
+ * made it compares before each use and remakes it on a mismatch); bytes is
+ * what it holds, for the memory reports. */
+struct sige_tensor_derived {
+  void (*destroy)(struct sige_tensor_derived *d);
+  size_t bytes;
+  guint64 fingerprint;
+};

@@ -3,7 +3,11 @@
 #endif
 #include "sige/context.h"
 
+#include <errno.h>
 #include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -14,13 +18,27 @@
 #include "sige/error.h"
 #include "sige/tensor.h"
 
+/* A reading of the CPU time this process may run on (its affinity mask's
+ * CPUs, /proc/stat) and of its own CPU time. */
+typedef struct {
+  gint64 at;          /* monotonic, us */
+  double others_busy; /* seconds: non-niced busy time of those CPUs less ours */
+  gboolean ok;
+} cpu_reading;
+
 struct sige_ctx {
-  int n_threads;
+  int n_threads;      /* the most this context runs with */
+  int active_threads; /* what it runs with now (sige_ctx_fit_threads) */
+  cpu_reading last;
   sige_backend *backend; /* NULL: the CPU */
   char *device_info;
   float *scratch[SIGE_CTX_SCRATCH_SLOTS];
   size_t scratch_len[SIGE_CTX_SCRATCH_SLOTS];
   uint64_t macs;
+  uint64_t saved; /* multiplications the convolutions did not execute */
+  unsigned algos;
+  size_t prepared_bytes;
+  sige_conv_policy conv_policy;
 };
 
 /* The CPUs this process may run on (its affinity mask: a container or
@@ -42,6 +60,8 @@ static int default_threads(void) {
   }
   return usable_cpus();
 }
+
+static cpu_reading read_cpu(void);
 
 /* OpenBLAS gives every thread that runs a GEMM a 128 MiB work buffer, and
  * when the address space cannot hold one more it retries forever (16
@@ -65,8 +85,21 @@ static int thread_cap(guint64 *limit_out) {
   return n < 1 ? 1 : n > 1024 ? 1024 : (int)n;
 }
 
+/* SIGE_CONV=auto|im2col|wino4|wino2: the starting conv policy (for the
+ * reference checks and benchmarks run under each algorithm). */
+static sige_conv_policy default_conv_policy(void) {
+  static const char *const names[] = {"auto", "im2col", "wino4", "wino2"};
+  const char *env = g_getenv("SIGE_CONV");
+  if (!env || !*env) return SIGE_CONV_POLICY_AUTO;
+  for (size_t i = 0; i < G_N_ELEMENTS(names); i++)
+    if (!strcmp(env, names[i])) return (sige_conv_policy)i;
+  g_warning("SIGE_CONV=%s is not auto, im2col, wino4 or wino2; using auto", env);
+  return SIGE_CONV_POLICY_AUTO;
+}
+
 sige_ctx *sige_ctx_new(int n_threads) {
   sige_ctx *ctx = g_new0(sige_ctx, 1);
+  ctx->conv_policy = default_conv_policy();
   ctx->n_threads = n_threads > 0 ? n_threads : default_threads();
   guint64 limit;
   const int cap = thread_cap(&limit);
@@ -80,6 +113,8 @@ sige_ctx *sige_ctx_new(int n_threads) {
     ctx->device_info =
         g_strdup_printf("cpu, %d thread%s", ctx->n_threads, ctx->n_threads == 1 ? "" : "s");
   }
+  ctx->active_threads = ctx->n_threads;
+  ctx->last = read_cpu();
   openblas_set_num_threads(ctx->n_threads);
   return ctx;
 }
@@ -116,7 +151,70 @@ void sige_ctx_free(sige_ctx *ctx) {
   g_free(ctx);
 }
 
-int sige_ctx_threads(const sige_ctx *ctx) { return ctx->n_threads; }
+int sige_ctx_threads(const sige_ctx *ctx) { return ctx->active_threads; }
+
+/* Busy time of the CPUs in our affinity mask that runs at nice 0 or below
+ * (user, system, irq, softirq, steal; /proc/stat "cpuN" lines, in clock
+ * ticks), minus our own CPU time when we run at nice 0 (it is in those
+ * columns then).  Niced work (the "nice" column) is left out: the
+ * scheduler gives it way to us, so it does not take a core from a pass. */
+static cpu_reading read_cpu(void) {
+  cpu_reading r = {.at = g_get_monotonic_time()};
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return r;
+  FILE *f = fopen("/proc/stat", "r");
+  if (!f) return r;
+  const long hz = sysconf(_SC_CLK_TCK);
+  char line[512];
+  unsigned long long busy = 0;
+  gboolean any = FALSE;
+  while (fgets(line, sizeof line, f)) {
+    int cpu;
+    unsigned long long v[8] = {0};
+    if (strncmp(line, "cpu", 3) != 0 || !g_ascii_isdigit(line[3])) continue;
+    if (sscanf(line, "cpu%d %llu %llu %llu %llu %llu %llu %llu %llu", &cpu, &v[0], &v[1], &v[2],
+               &v[3], &v[4], &v[5], &v[6], &v[7]) < 9)
+      continue;
+    if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &set)) continue;
+    busy += v[0] + v[2] + v[5] + v[6] + v[7]; /* user system irq softirq steal */
+    any = TRUE;
+  }
+  fclose(f);
+  struct timespec ts;
+  if (!any || hz <= 0 || clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return r;
+  errno = 0;
+  const int nice_now = getpriority(PRIO_PROCESS, 0);
+  const double self = nice_now <= 0 && errno == 0 ? ts.tv_sec + ts.tv_nsec / 1e9 : 0.0;
+  r.others_busy = (double)busy / (double)hz - self;
+  r.ok = TRUE;
+  return r;
+}
+
+/* Readings closer than this say little at 100 ticks a second. */
+#define FIT_MIN_WINDOW_US 50000
+
+int sige_ctx_fit_threads(sige_ctx *ctx) {
+  if (ctx->backend || ctx->n_threads <= 1) return ctx->active_threads;
+  cpu_reading now = read_cpu();
+  if (!now.ok) return ctx->active_threads;
+  if (!ctx->last.ok) {
+    ctx->last = now;
+    return ctx->active_threads;
+  }
+  const gint64 window = now.at - ctx->last.at;
+  if (window < FIT_MIN_WINDOW_US) return ctx->active_threads;
+  /* CPUs' worth of other work at nice <= 0 over the window */
+  const double others = MAX(0.0, (now.others_busy - ctx->last.others_busy) / (window / 1e6));
+  const double free_cpus = usable_cpus() - others;
+  int t = (int)(free_cpus + 0.5);
+  t = CLAMP(t, 1, ctx->n_threads);
+  ctx->last = now;
+  if (t != ctx->active_threads) {
+    ctx->active_threads = t;
+    openblas_set_num_threads(t);
+  }
+  return t;
+}
 
 sige_backend *sige_ctx_backend(const sige_ctx *ctx) { return ctx->backend; }
 
@@ -149,4 +247,34 @@ void sige_ctx_add_macs(sige_ctx *ctx, uint64_t macs) {
   ctx->macs += macs;
 }
 uint64_t sige_ctx_macs(const sige_ctx *ctx) { return ctx->macs; }
-void sige_ctx_reset_macs(sige_ctx *ctx) { ctx->macs = 0; }
+void sige_ctx_reset_macs(sige_ctx *ctx) {
+  ctx->macs = 0;
+  ctx->saved = 0;
+  ctx->algos = 0;
+}
+
+void sige_ctx_add_conv(sige_ctx *ctx, sige_conv_algo algo, uint64_t macs, uint64_t mults) {
+  sige_ctx_add_macs(ctx, macs);
+  const uint64_t saved = mults < macs ? macs - mults : 0;
+#pragma omp atomic
+  ctx->saved += saved;
+#pragma omp atomic
+  ctx->algos |= (unsigned)algo;
+}
+
+uint64_t sige_ctx_mults(const sige_ctx *ctx) { return ctx->macs - ctx->saved; }
+unsigned sige_ctx_take_conv_algos(sige_ctx *ctx) {
+  const unsigned a = ctx->algos;
+  ctx->algos = 0;
+  return a;
+}
+size_t sige_ctx_prepared_bytes(const sige_ctx *ctx) { return ctx->prepared_bytes; }
+void sige_ctx_set_conv_policy(sige_ctx *ctx, sige_conv_policy policy) {
+  ctx->conv_policy = policy;
+}
+sige_conv_policy sige_ctx_conv_policy(const sige_ctx *ctx) { return ctx->conv_policy; }
+
+void sige_ctx_add_prepared_bytes(sige_ctx *ctx, size_t bytes) {
+#pragma omp atomic
+  ctx->prepared_bytes += bytes;
+}

@@ -59,6 +59,7 @@ sige_session *sige_session_new(const sige_model *model, const sige_session_optio
     sige_session_options_init(&o);
   sige_ctx *ctx = sige_ctx_new_device(o.n_threads, o.device, error);
   if (!ctx) return NULL;
+  if (o.conv_policy != SIGE_CONV_POLICY_AUTO) sige_ctx_set_conv_policy(ctx, o.conv_policy);
   sige_sampler *sampler = NULL;
   if (o.sdedit) {
     const sige_model_kind kind = sige_model_get_kind(model);
@@ -176,6 +177,7 @@ static gboolean model_pass(pass_plan *pl, int i, const sige_tensor *x, float t, 
                            GError **error) {
   sige_session *s = pl->s;
   sige_pass pass;
+  if (s->opts.follow_free_cpus) sige_ctx_fit_threads(s->ctx);
   if (pl->mode == SIGE_MODE_FULL)
     sige_pass_init_full(&pass, s->ctx, &pl->caches[i]);
   else
@@ -201,6 +203,8 @@ static gboolean model_pass(pass_plan *pl, int i, const sige_tensor *x, float t, 
       sum->group = a->group;
       sum->sparse = a->sparse;
       sum->macs += a->macs;
+      sum->mults += a->mults;
+      sum->algos |= a->algos;
       sum->seconds += a->seconds;
     }
   }

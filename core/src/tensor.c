@@ -175,6 +175,7 @@ gboolean sige_tensor_copy_rows(sige_tensor *dst, const sige_tensor *src, int row
 void sige_tensor_free(sige_tensor *t) {
   if (!t) return;
   if (t->owned) sige_buffer_free(t->backend, t->data);
+  if (t->derived) t->derived->destroy(t->derived);
   g_free(t);
 }
 

@@ -19,6 +19,7 @@
 #include "sige/context.h"
 #include "sige/error.h"
 #include "sige/model.h"
+#include "sige/ops.h"
 #include "sige/sampler.h"
 #include "sige/session.h"
 #include "stroke_mask.h"
@@ -29,11 +30,14 @@ typedef struct {
   double edit_ratio;
   int runs, warmup, threads;
   gint64 seed;
-  gboolean json, dense_only, sparse_only, sgemm;
+  gboolean json, dense_only, sparse_only, sgemm, conv_sweep;
+  gboolean follow_free; /* --follow-free-cpus */
   int sdedit_steps; /* > 0: also time a whole SDEdit edit (DDPM) */
   gboolean fp16;    /* sessions store their caches as fp16 */
   gboolean layers;  /* per layer group: the snapshot's full pass vs the sparse pass */
   char *device_name;
+  char *conv_name;              /* --conv */
+  sige_conv_policy conv_policy; /* resolved */
   sige_device device; /* resolved: auto became cpu or cuda once, for every timing */
 } bench_opts;
 
@@ -43,6 +47,8 @@ typedef struct {
   double dense_ms, sparse_ms, requested_ratio, stroke_ratio, edit_ratio;
   uint64_t dense_macs, sparse_macs;
   double rss_dense_mb, rss_peak_mb;
+  uint64_t dense_mults, sparse_mults; /* multiplications executed (Winograd: < MACs) */
+  size_t prepared_bytes;              /* Winograd weights kept on the model */
   gboolean have_sparse, have_sdedit;
   double sdedit_dense_ms, sdedit_sparse_ms, sdedit_snapshot_ms;
   uint64_t sdedit_dense_macs, sdedit_sparse_macs;
@@ -166,6 +172,70 @@ static int bench_sgemm(const bench_opts *o) {
   return 0;
 }
 
+/* ---- convolution algorithms ---------------------------------------------- */
+
+/* One 3x3 stride-1 conv, C -> C channels, timed with each algorithm (the
+ * fastest of 5 after a warm-up, which also makes the Winograd weights: on
+ * a shared machine the minimum is the run other processes disturbed
+ * least): the data
+ * behind the rule in cpu/conv2d.c.  Dense maps (NCHW, padding 1) and
+ * gathered batches of 6x6 blocks (CNHW, no padding: one F(4x4) tile each,
+ * the sparse layers' block). */
+static double time_conv(sige_ctx *ctx, sige_conv_policy pol, const sige_tensor *x,
+                        const sige_tensor *w, const sige_tensor *b, const sige_conv2d_params *p,
+                        sige_tensor *out) {
+  sige_ctx_set_conv_policy(ctx, pol);
+  double best = G_MAXDOUBLE;
+  for (int r = -1; r < 5; r++) {
+    const double t0 = now_ms();
+    if (!sige_conv2d(ctx, x, w, b, p, out, NULL)) return -1;
+    if (r >= 0) best = MIN(best, now_ms() - t0);
+  }
+  return best;
+}
+
+static int bench_conv_sweep(const bench_opts *o) {
+  static const int chans[] = {16, 32, 64, 128, 256, 512, 1024};
+  /* map side (dense) or block count (sparse) */
+  static const int sizes[2][4] = {{16, 32, 64, 128}, {16, 64, 256, 1024}};
+  g_autoptr(sige_ctx) ctx = sige_ctx_new(o->threads);
+  sige_rng rng;
+  sige_rng_init(&rng, (uint64_t)o->seed);
+  printf("3x3 stride-1 C -> C, %d thread(s); ms: im2col, wino4, wino2; best\n",
+         sige_ctx_threads(ctx));
+  printf("%-6s %5s %6s %9s %9s %9s  %s\n", "kind", "C", "size", "im2col", "wino4", "wino2",
+         "best");
+  for (int kind = 0; kind < 2; kind++)
+    for (size_t ci = 0; ci < G_N_ELEMENTS(chans); ci++)
+      for (int si = 0; si < 4; si++) {
+        const int c = chans[ci], s = sizes[kind][si];
+        const int n = kind ? s : 1, hw = kind ? 6 : s;
+        const double gmacs = (double)c * c * 9 * n * (kind ? 16.0 : (double)hw * hw) / 1e9;
+        if (gmacs > 12) continue; /* seconds per case: the trend is clear before */
+        g_autoptr(sige_tensor) x = sige_tensor_new4(n, c, hw, hw, NULL);
+        g_autoptr(sige_tensor) w = sige_tensor_new4(c, c, 3, 3, NULL);
+        int64_t bs[1] = {c};
+        g_autoptr(sige_tensor) b = sige_tensor_new(1, bs, NULL);
+        const int ho = kind ? 4 : hw;
+        g_autoptr(sige_tensor) out = sige_tensor_new4(n, c, ho, ho, NULL);
+        if (!x || !w || !b || !out) return sige_cli_fail(g_error_new(SIGE_ERROR, SIGE_ERROR_NOMEM, "conv sweep: out of memory"));
+        x->layout = out->layout = kind ? SIGE_LAYOUT_CNHW : SIGE_LAYOUT_NCHW;
+        for (size_t i = 0; i < x->numel; i++) x->data[i] = (float)sige_rng_uniform(&rng) - 0.5f;
+        for (size_t i = 0; i < w->numel; i++) w->data[i] = (float)sige_rng_uniform(&rng) - 0.5f;
+        const sige_conv2d_params p = sige_conv2d_params_simple(1, kind ? 0 : 1);
+        const double ms[3] = {time_conv(ctx, SIGE_CONV_POLICY_IM2COL, x, w, b, &p, out),
+                              time_conv(ctx, SIGE_CONV_POLICY_WINO4, x, w, b, &p, out),
+                              time_conv(ctx, SIGE_CONV_POLICY_WINO2, x, w, b, &p, out)};
+        int best = 0;
+        for (int a = 1; a < 3; a++)
+          if (ms[a] < ms[best]) best = a;
+        static const char *const names[] = {"im2col", "wino4", "wino2"};
+        printf("%-6s %5d %6d %9.2f %9.2f %9.2f  %s\n", kind ? "blocks" : "map", c, s, ms[0],
+               ms[1], ms[2], names[best]);
+      }
+  return 0;
+}
+
 /* ---- inputs ---------------------------------------------------------------- */
 
 /* Cityscapes ids: sky above buildings above road, with cars, trees and people
@@ -274,18 +344,22 @@ static gboolean time_dense(const sige_model *m, const bench_opts *o, const sige_
   g_autoptr(sige_ctx) ctx = sige_ctx_new_device(o->threads, o->device, error);
   if (!ctx) return FALSE;
   r->threads = sige_ctx_threads(ctx);
+  if (o->conv_name) sige_ctx_set_conv_policy(ctx, o->conv_policy);
   g_autofree double *ms = g_new(double, o->runs);
   for (int i = -o->warmup; i < o->runs; i++) {
     sige_ctx_reset_macs(ctx);
+    if (o->follow_free) sige_ctx_fit_threads(ctx);
     sige_tensor *out = NULL;
     const double t0 = now_ms();
     if (!sige_model_forward_dense(m, ctx, x, t, &out, error)) return FALSE;
     const double dt = now_ms() - t0;
     sige_tensor_free(out);
     r->dense_macs = sige_ctx_macs(ctx);
+    r->dense_mults = sige_ctx_mults(ctx);
     if (i >= 0) ms[i] = dt;
   }
   r->dense_ms = median(ms, o->runs);
+  r->prepared_bytes += sige_ctx_prepared_bytes(ctx);
   return TRUE;
 }
 
@@ -319,6 +393,8 @@ static gboolean time_sparse(const sige_model *m, const bench_opts *o, const sige
   so.timestep = t;
   so.full_pass_above = 2.0;
   so.fp16_caches = o->fp16; /* always sparse, whatever the edit size */
+  so.conv_policy = o->conv_policy;
+  so.follow_free_cpus = o->follow_free;
   g_autoptr(sige_session) s = sige_session_new(m, &so, error);
   if (!s || !sige_session_snapshot(s, orig, NULL, error)) return FALSE;
   const uint64_t snapshot_dense_macs = sige_session_last_stats(s)->dense_macs;
@@ -341,6 +417,10 @@ static gboolean time_sparse(const sige_model *m, const bench_opts *o, const sige
       return FALSE;
     }
     r->sparse_macs = st->macs;
+    r->sparse_mults = 0;
+    int ng = 0;
+    const sige_layer_stats *gs = sige_session_last_layer_stats(s, &ng);
+    for (int g = 0; g < ng; g++) r->sparse_mults += gs[g].mults;
     r->edit_ratio = st->edit_ratio;
     if (o->layers && i == o->runs - 1) r->sparse_groups = copy_groups(s);
     if (i >= 0) ms[i] = dt;
@@ -365,6 +445,8 @@ static gboolean time_sdedit(const sige_model *m, const bench_opts *o, const sige
   so.device = o->device;
   so.full_pass_above = 2.0;
   so.fp16_caches = o->fp16;
+  so.conv_policy = o->conv_policy;
+  so.follow_free_cpus = o->follow_free;
   so.sdedit = TRUE;
   sige_sampler_config_init(&so.sampler, SIGE_SAMPLER_DPM_SOLVER_PP);
   so.sampler.sample_steps = o->sdedit_steps;
@@ -409,16 +491,33 @@ static void add_num(JsonBuilder *jb, const char *name, double v) {
 
 /* --layers: where the sparse pass spends its time, group by group (the full
  * column is the snapshot's recording pass, one run). */
+/* The convolution algorithms of a group, e.g. "wino4+1x1". */
+static const char *algo_names(unsigned algos, char *buf, size_t len) {
+  static const char *const names[] = {"im2col", "1x1", "dw", "smallc", "wino4", "wino2"};
+  buf[0] = '\0';
+  for (size_t i = 0; i < G_N_ELEMENTS(names); i++)
+    if (algos & (1u << i)) {
+      if (buf[0]) g_strlcat(buf, "+", len);
+      g_strlcat(buf, names[i], len);
+    }
+  if (!buf[0]) g_strlcpy(buf, "-", len);
+  return buf;
+}
+
 static void report_groups(const bench_result *r) {
-  printf("\nlayer group   full ms  full GMACs  sparse ms  sparse GMACs  MAC ratio  speedup\n");
+  printf("\nlayer group   full ms  full GMACs  sparse ms  sparse GMACs  MAC ratio  speedup"
+         "  sparse Gmults  algorithms (full / sparse)\n");
   const guint n = MIN(r->full_groups->len, r->sparse_groups->len);
   for (guint g = 0; g < n; g++) {
     const sige_layer_stats *f = &g_array_index(r->full_groups, sige_layer_stats, g);
     const sige_layer_stats *s = &g_array_index(r->sparse_groups, sige_layer_stats, g);
-    printf("%3d %-7s %9.1f %11.3f %10.1f %13.3f %9.2fx %7.2fx\n", s->group,
+    printf("%3d %-7s %9.1f %11.3f %10.1f %13.3f %9.2fx %7.2fx", s->group,
            s->sparse ? "sparse" : "dense", f->seconds * 1e3, f->macs / 1e9, s->seconds * 1e3,
            s->macs / 1e9, s->macs ? (double)f->macs / s->macs : 0.0,
            s->seconds > 0 ? f->seconds / s->seconds : 0.0);
+    char fa[64], sa[64];
+    printf(" %14.3f  %s / %s\n", s->mults / 1e9, algo_names(f->algos, fa, sizeof fa),
+           algo_names(s->algos, sa, sizeof sa));
   }
 }
 
@@ -442,6 +541,13 @@ static void add_groups(JsonBuilder *jb, const bench_result *r) {
     json_builder_add_double_value(jb, s->seconds * 1e3);
     json_builder_set_member_name(jb, "sparse_gmacs");
     json_builder_add_double_value(jb, s->macs / 1e9);
+    json_builder_set_member_name(jb, "sparse_gmults");
+    json_builder_add_double_value(jb, s->mults / 1e9);
+    char fa[64], sa[64];
+    json_builder_set_member_name(jb, "full_algorithms");
+    json_builder_add_string_value(jb, algo_names(f->algos, fa, sizeof fa));
+    json_builder_set_member_name(jb, "sparse_algorithms");
+    json_builder_add_string_value(jb, algo_names(s->algos, sa, sizeof sa));
     json_builder_end_object(jb);
   }
   json_builder_end_array(jb);
@@ -472,7 +578,11 @@ static void report(const bench_opts *o, const bench_result *r) {
     json_builder_add_boolean_value(jb, !r->have_sparse);
     add_num(jb, "edit_ratio_requested", r->requested_ratio);
     add_num(jb, "dense_gmacs", dg);
+    json_builder_set_member_name(jb, "conv");
+    json_builder_add_string_value(jb, o->conv_name ? o->conv_name : "auto");
+    add_num(jb, "winograd_weights_mb", r->prepared_bytes / 1048576.0);
     if (!o->sparse_only) {
+      add_num(jb, "dense_gmults", r->dense_mults / 1e9);
       add_num(jb, "dense_ms", r->dense_ms);
       add_num(jb, "dense_gflops", dense_gflops);
     }
@@ -482,6 +592,7 @@ static void report(const bench_opts *o, const bench_result *r) {
       add_num(jb, "sparse_ms", r->sparse_ms);
       if (!o->sparse_only) add_num(jb, "speedup", r->dense_ms / r->sparse_ms);
       add_num(jb, "sparse_gmacs", sg);
+      add_num(jb, "sparse_gmults", r->sparse_mults / 1e9);
       add_num(jb, "mac_ratio", dg / sg);
     }
     if (r->have_sdedit) {
@@ -510,12 +621,17 @@ static void report(const bench_opts *o, const bench_result *r) {
   }
   printf("model %s, %d thread(s), median of %d run(s) after %d warm-up(s)\ncpu %s\ndevice %s\n\n",
          o->model, r->threads, o->runs, o->warmup, cpu, r->device_info);
-  printf("%-8s %12s %10s %10s\n", "pass", "median ms", "GMACs", "GFLOP/s");
+  printf("convolutions: %s; Winograd weights kept: %.1f MiB\n\n",
+         o->conv_name ? o->conv_name : "auto", r->prepared_bytes / 1048576.0);
+  /* GFLOP/s from direct-convolution MACs (comparable across algorithms);
+   * Gmults: the multiplications actually executed */
+  printf("%-8s %12s %10s %10s %10s\n", "pass", "median ms", "GMACs", "GFLOP/s", "Gmults");
   if (!o->sparse_only)
-    printf("%-8s %12.1f %10.2f %10.1f\n", "dense", r->dense_ms, dg, dense_gflops);
+    printf("%-8s %12.1f %10.2f %10.1f %10.2f\n", "dense", r->dense_ms, dg, dense_gflops,
+           r->dense_mults / 1e9);
   if (r->have_sparse) {
-    printf("%-8s %12.1f %10.2f %10.1f\n", "sparse", r->sparse_ms, sg,
-           2.0 * sg / (r->sparse_ms / 1e3));
+    printf("%-8s %12.1f %10.2f %10.1f %10.2f\n", "sparse", r->sparse_ms, sg,
+           2.0 * sg / (r->sparse_ms / 1e3), r->sparse_mults / 1e9);
     printf("\nedit ratio: requested %.2f%%, stroke %.2f%%, dilated difference %.2f%%\n",
            100 * r->requested_ratio, 100 * r->stroke_ratio, 100 * r->edit_ratio);
     printf("MAC ratio %.2fx", dg / sg);
@@ -586,6 +702,19 @@ static gboolean run_bench(bench_opts *o, GError **error) {
   return TRUE;
 }
 
+static gboolean parse_conv(bench_opts *o, GError **error) {
+  static const char *const names[] = {"auto", "im2col", "wino4", "wino2"};
+  if (!o->conv_name) return TRUE;
+  for (size_t i = 0; i < G_N_ELEMENTS(names); i++)
+    if (!strcmp(o->conv_name, names[i])) {
+      o->conv_policy = (sige_conv_policy)i;
+      return TRUE;
+    }
+  g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+              "--conv must be 'auto', 'im2col', 'wino4' or 'wino2' (got '%s')", o->conv_name);
+  return FALSE;
+}
+
 int sige_cmd_bench(int argc, char **argv) {
   bench_opts o = {.edit_ratio = 0.012, .runs = 5, .warmup = 1, .threads = 0, .seed = 0};
   GOptionEntry entries[] = {
@@ -612,6 +741,13 @@ int sige_cmd_bench(int argc, char **argv) {
       {"fp16-caches", 0, 0, G_OPTION_ARG_NONE, &o.fp16, "sessions keep fp16 caches", NULL},
       {"layers", 0, 0, G_OPTION_ARG_NONE, &o.layers,
        "per layer group: time and MACs of the snapshot's full pass and of the sparse pass", NULL},
+      {"conv", 0, 0, G_OPTION_ARG_STRING, &o.conv_name,
+       "CPU 3x3 convolutions: auto (default: Winograd where the measured rule picks it), "
+       "im2col, wino4 or wino2", "ALGO"},
+      {"follow-free-cpus", 0, 0, G_OPTION_ARG_NONE, &o.follow_free,
+       "before each pass, use only the free CPUs (at most --threads), as the front-ends do", NULL},
+      {"conv-sweep", 0, 0, G_OPTION_ARG_NONE, &o.conv_sweep,
+       "time 3x3 convs with im2col, Winograd F(4x4) and F(2x2) over channels and sizes", NULL},
       {"sdedit", 0, 0, G_OPTION_ARG_INT, &o.sdedit_steps,
        "DDPM: also time a whole N-step SDEdit edit dense vs sparse", "N"},
       {NULL, 0, 0, 0, NULL, NULL, NULL}};
@@ -624,8 +760,12 @@ int sige_cmd_bench(int argc, char **argv) {
   } else if (o.runs < 1 || o.warmup < 0) {
     rc = sige_cli_fail(
         g_error_new(SIGE_ERROR, SIGE_ERROR_INVALID, "--runs must be >= 1, --warmup >= 0"));
+  } else if (!parse_conv(&o, &error)) {
+    rc = sige_cli_fail(error);
   } else if (o.sgemm) {
     rc = bench_sgemm(&o);
+  } else if (o.conv_sweep) {
+    rc = bench_conv_sweep(&o);
   } else if (!o.model) {
     rc = sige_cli_fail(
         g_error_new(SIGE_ERROR, SIGE_ERROR_INVALID, "--model ddpm|pd|gaugan|gancomp is required"));
@@ -638,5 +778,6 @@ int sige_cmd_bench(int argc, char **argv) {
   g_free(o.save_weights);
   g_free(o.save_io);
   g_free(o.device_name);
+  g_free(o.conv_name);
   return rc;
 }

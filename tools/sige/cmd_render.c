@@ -36,6 +36,10 @@ int sige_cmd_render(int argc, char **argv) {
   if (!sige_png_check_writable(out_path, &error)) return sige_cli_fail(error);
   sige_device device;
   if (!sige_device_from_option("--device", device_name, &device, &error)) return sige_cli_fail(error);
+  /* made before the model loads: the loading is the window over which
+   * sige_ctx_fit_threads sees what else keeps the CPUs busy */
+  g_autoptr(sige_ctx) ctx = sige_ctx_new_device(threads, device, &error);
+  if (!ctx) return sige_cli_fail(error);
   g_autoptr(sige_model) model = sige_model_load_spec(model_path, &error);
   if (!model) return sige_cli_fail(error);
   if (sige_model_input_kind(model, NULL) != SIGE_INPUT_LABELS)
@@ -45,10 +49,9 @@ int sige_cmd_render(int argc, char **argv) {
                                      sige_model_kind_name(sige_model_get_kind(model))));
   g_autoptr(sige_tensor) sem = sige_cli_read_input(model, labels, instance, &error);
   if (!sem) return sige_cli_fail(error);
-  g_autoptr(sige_ctx) ctx = sige_ctx_new_device(threads, device, &error);
-  if (!ctx) return sige_cli_fail(error);
   g_autoptr(sige_tensor) img = NULL;
   gint64 t0 = g_get_monotonic_time();
+  sige_ctx_fit_threads(ctx);
   if (!sige_model_forward_dense(model, ctx, sem, 0, &img, &error)) return sige_cli_fail(error);
   double ms = (g_get_monotonic_time() - t0) / 1e3;
   if (!sige_cli_write_png(img, out_path, &error)) return sige_cli_fail(error);

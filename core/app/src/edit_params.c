@@ -103,6 +103,7 @@ gboolean sige_edit_session_options(const sige_model *m, const sige_edit_params *
   o->fp16_caches = p->fp16_caches;
   o->memory_budget = p->memory_budget;
   o->device = p->device;
+  o->follow_free_cpus = TRUE; /* a busy machine: fewer threads, not slower passes */
   if (input != SIGE_INPUT_IMAGE) return TRUE;
   return sdedit_options(sige_model_get_kind(m), p, o, error);
 }

@@ -43,9 +43,60 @@ sige_backend *sige_ctx_backend(const sige_ctx *ctx);
 float *sige_ctx_scratch(sige_ctx *ctx, int slot, size_t n_floats, GError **error);
 #define SIGE_CTX_SCRATCH_SLOTS 4
 
+/* Follows what the CPUs have free: from the busy time of other processes
+ * at nice <= 0 on this process's CPUs since the last call (/proc/stat; a
+ * window under 50 ms keeps the count), runs with the free CPUs, rounded,
+ * between 1 and the count the context was made with; niced work is left
+ * out (it yields to us).  Waiting workers do not give cores back at once,
+ * so on a 2-core machine with one other busy process, 1 thread beats 2
+ * (docs/PERFORMANCE.md, "Contention").  Sessions call it before each pass.
+ * Returns the thread count now in use (sige_ctx_threads). */
+int sige_ctx_fit_threads(sige_ctx *ctx);
+
 /* Multiply-accumulates executed by conv and matmul ops since the last reset. */
 void sige_ctx_add_macs(sige_ctx *ctx, uint64_t macs);
 uint64_t sige_ctx_macs(const sige_ctx *ctx);
 void sige_ctx_reset_macs(sige_ctx *ctx);
+
+/* How the CPU backend ran a convolution (bits of sige_ctx_conv_algos). */
+typedef enum {
+  SIGE_CONV_IM2COL = 1 << 0,     /* im2col + sgemm */
+  SIGE_CONV_1X1 = 1 << 1,        /* 1x1: sgemm on the planes */
+  SIGE_CONV_DEPTHWISE = 1 << 2,  /* direct depthwise loop */
+  SIGE_CONV_SMALL_COUT = 1 << 3, /* direct loop for <= 4 output channels */
+  SIGE_CONV_WINO4 = 1 << 4,      /* Winograd F(4x4, 3x3) */
+  SIGE_CONV_WINO2 = 1 << 5,      /* Winograd F(2x2, 3x3) */
+} sige_conv_algo;
+
+/* A convolution that counted `macs` direct-convolution MACs (added to
+ * sige_ctx_macs, the published definition) ran with algorithm algo and
+ * executed `mults` multiplications in its products (Winograd: fewer). */
+void sige_ctx_add_conv(sige_ctx *ctx, sige_conv_algo algo, uint64_t macs, uint64_t mults);
+/* The multiplications executed since the last reset: sige_ctx_macs less
+ * what the convolutions saved (equal to it without Winograd). */
+uint64_t sige_ctx_mults(const sige_ctx *ctx);
+/* The sige_conv_algo bits of the convolutions since the last reset or
+ * take, which clears them. */
+unsigned sige_ctx_take_conv_algos(sige_ctx *ctx);
+/* Which algorithm the CPU runs stride-1 3x3 convolutions with:
+ * AUTO (the default) picks Winograd F(4x4, 3x3) by the measured rule of
+ * cpu/conv2d.c and im2col + sgemm elsewhere; IM2COL never uses Winograd;
+ * WINO4 / WINO2 use F(4x4) / F(2x2) on every 3x3 stride-1 groups-1 conv
+ * with more than 4 output channels (for tests and benchmarks).  A new
+ * context starts with the policy the environment variable SIGE_CONV names
+ * (auto, im2col, wino4, wino2), AUTO without it. */
+typedef enum {
+  SIGE_CONV_POLICY_AUTO,
+  SIGE_CONV_POLICY_IM2COL,
+  SIGE_CONV_POLICY_WINO4,
+  SIGE_CONV_POLICY_WINO2,
+} sige_conv_policy;
+void sige_ctx_set_conv_policy(sige_ctx *ctx, sige_conv_policy policy);
+sige_conv_policy sige_ctx_conv_policy(const sige_ctx *ctx);
+
+/* Bytes of derived weight data (Winograd-transformed kernels) that ops of
+ * this context made and keep on the weight tensors; never reset. */
+size_t sige_ctx_prepared_bytes(const sige_ctx *ctx);
+void sige_ctx_add_prepared_bytes(sige_ctx *ctx, size_t bytes);
 
 G_END_DECLS

@@ -30,6 +30,7 @@
 #pragma once
 #include <glib.h>
 #include <stdint.h>
+#include "sige/context.h"
 #include "sige/device.h"
 #include "sige/model.h"
 #include "sige/sampler.h"
@@ -70,6 +71,16 @@ typedef struct {
   /* Refuse a snapshot whose caches would exceed this many bytes (0: no
    * limit) with SIGE_ERROR_OVER_BUDGET; the error says what would fit. */
   size_t memory_budget;
+  /* How the CPU runs 3x3 convolutions (context.h); AUTO (the default)
+   * keeps the context's starting policy: SIGE_CONV from the environment,
+   * or Winograd where the measured rule picks it. */
+  sige_conv_policy conv_policy;
+  /* Before each pass, run with as many threads as CPUs are free (at most
+   * n_threads; sige_ctx_fit_threads).  Default FALSE: the thread count is
+   * fixed, and with it every reduction's order, so outputs do not depend
+   * on the machine's load; the front-ends (sige_edit_session_options) turn
+   * it on. */
+  gboolean follow_free_cpus;
 } sige_session_options;
 void sige_session_options_init(sige_session_options *o);
 

@@ -21,8 +21,10 @@ typedef struct {
 typedef struct {
   int group;       /* index in forward order */
   gboolean sparse; /* ran on active blocks (FALSE: dense) */
-  uint64_t macs;
+  uint64_t macs;   /* direct-convolution MACs, as everywhere */
   double seconds;
+  uint64_t mults;  /* multiplications executed (fewer than macs with Winograd) */
+  unsigned algos;  /* sige_conv_algo bits of its convolutions (context.h) */
 } sige_layer_stats;
 
 G_END_DECLS

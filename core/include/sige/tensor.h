@@ -44,6 +44,11 @@ typedef struct sige_tensor {
   gboolean owned; /* data is freed with the tensor */
   sige_storage storage;
   sige_backend *backend; /* NULL: host memory; else device memory of that backend */
+  /* Backend-private data derived from the contents and kept for later ops
+   * (the CPU's Winograd-transformed conv weights): NULL until an op makes
+   * it, freed with the tensor, checked against the contents it was made
+   * from before each use.  Leave it NULL in tensors you build yourself. */
+  struct sige_tensor_derived *derived;
 } sige_tensor;
 
 /* Shorthands for 4-D tensors (logical NCHW order whatever the layout). */

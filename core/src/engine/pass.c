@@ -70,6 +70,8 @@ static void profile_close(sige_pass *pass) {
       .sparse = sige_pass_is_sparse(pass),
       .macs = macs - pass->group_macs0,
       .seconds = (g_get_monotonic_time() - pass->group_t0) / 1e6,
+      .mults = sige_ctx_mults(pass->ctx) - pass->group_mults0,
+      .algos = sige_ctx_take_conv_algos(pass->ctx),
   };
   g_array_append_val(pass->profile, st);
 }
@@ -93,6 +95,8 @@ gboolean sige_pass_begin_group(sige_pass *pass, gboolean sparse_capable, GError 
   if (pass->profile) {
     pass->group_t0 = g_get_monotonic_time();
     pass->group_macs0 = sige_ctx_macs(pass->ctx);
+    pass->group_mults0 = sige_ctx_mults(pass->ctx);
+    sige_ctx_take_conv_algos(pass->ctx);
   }
   if (pass->progress && pass->layers_total > 0)
     pass->progress(MIN(1.0, (double)pass->layers_done / pass->layers_total), pass->progress_data);

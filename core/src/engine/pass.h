@@ -67,7 +67,7 @@ typedef struct {
    * (the last one by sige_pass_clear). */
   GArray *profile;
   gint64 group_t0;
-  uint64_t group_macs0;
+  uint64_t group_macs0, group_mults0;
 } sige_pass;
 
 /* Dense pass without caches. */

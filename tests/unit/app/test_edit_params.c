@@ -50,6 +50,8 @@ static void test_ddpm(void **state) {
   assert_true(o.fp16_caches);
   assert_int_equal(o.memory_budget, 1 << 20);
   assert_int_equal(o.device, SIGE_DEVICE_CPU);
+  /* the front-ends' sessions follow the free CPUs (issue #19, point 3) */
+  assert_true(o.follow_free_cpus);
   assert_int_equal(o.seed, 5);
   assert_int_equal(o.sampler.kind, SIGE_SAMPLER_DPM_SOLVER_PP);
   assert_int_equal(o.sampler.sample_steps, 10);

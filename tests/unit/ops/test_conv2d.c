@@ -47,7 +47,10 @@ static void conv_reference(const sige_tensor *x, const sige_tensor *wt, const si
         }
 }
 
-static void run_case(sige_ctx *ctx, const conv_case *cc, uint64_t seed) {
+/* tol_scale widens conv_reference's tolerance (Winograd, below); algo: the
+ * sige_conv_algo bit the call must report, 0 for any. */
+static void run_case_as(sige_ctx *ctx, const conv_case *cc, uint64_t seed, double tol_scale,
+                        unsigned algo) {
   uint64_t rng = seed;
   sige_tensor *x = ot_new4(cc->n, cc->cin, cc->h, cc->w, cc->layout);
   sige_tensor *wt = ot_new4(cc->cout, cc->cin / cc->p.groups, cc->kh, cc->kw, SIGE_LAYOUT_NCHW);
@@ -72,9 +75,15 @@ static void run_case(sige_ctx *ctx, const conv_case *cc, uint64_t seed) {
   const uint64_t macs = (uint64_t)os[0] * os[1] * (uint64_t)(cc->cin / cc->p.groups) * cc->kh *
                         cc->kw * (uint64_t)os[2] * os[3];
   assert_int_equal(sige_ctx_macs(ctx), macs);
+  const unsigned algos = sige_ctx_take_conv_algos(ctx);
+  if (algo && algos != algo) {
+    print_error("%s: ran algorithm bits 0x%x, expected 0x%x\n", cc->name, algos, algo);
+    fail();
+  }
 
   double *ref = g_new(double, out->numel), *tol = g_new(double, out->numel);
   conv_reference(x, wt, b, &cc->p, out, ref, tol);
+  for (size_t i = 0; i < out->numel; i++) tol[i] *= tol_scale;
   ot_expect_within(cc->name, out->data, ref, tol, out->numel);
   g_free(ref);
   g_free(tol);
@@ -82,6 +91,10 @@ static void run_case(sige_ctx *ctx, const conv_case *cc, uint64_t seed) {
   sige_tensor_free(b);
   sige_tensor_free(wt);
   sige_tensor_free(x);
+}
+
+static void run_case(sige_ctx *ctx, const conv_case *cc, uint64_t seed) {
+  run_case_as(ctx, cc, seed, 1.0, 0);
 }
 
 #define P(sh, sw, pt, pb, pl, pr, g) ((sige_conv2d_params){sh, sw, pt, pb, pl, pr, g})
@@ -185,12 +198,145 @@ static void test_conv2d_shape_errors(void **state) {
   sige_tensor_free(x);
 }
 
+/* Winograd F(m x m, 3x3), forced by the context's policy, against the
+ * direct double-precision convolution.
+ *
+ * Tolerance: the transforms add and subtract up to alpha input values
+ * scaled by up to 5 (B^T), the kernels' transforms by up to 1/4 (G), and
+ * the output transform sums alpha^2 products with weights up to 8^2 (A^T):
+ * the float32 error of an output is that of the direct sum times a growth
+ * factor.  Measured on these cases the worst error / direct tolerance is
+ * 0.26 for F(2x2) and 7.3 for F(4x4); the factors below leave a
+ * margin of >= 4x.  A wrong tap, tile offset or border costs a whole
+ * product term (about mag / K, K = 9 Cin <= 360 here), far above the
+ * widened tolerance (32 * 2 sqrt(K) eps mag = 1.5e-4 mag < mag / 360). */
+#define WINO2_TOL 2.0
+#define WINO4_TOL 32.0
+
+static void wino_cases(sige_ctx *ctx, sige_conv_policy pol) {
+  const double tol = pol == SIGE_CONV_POLICY_WINO4 ? WINO4_TOL : WINO2_TOL;
+  const unsigned algo = pol == SIGE_CONV_POLICY_WINO4 ? SIGE_CONV_WINO4 : SIGE_CONV_WINO2;
+  static const conv_case fixed[] = {
+      {"wino 3x3 p1 NCHW N2 odd", 2, 7, 11, 13, 9, 3, 3, P(1, 1, 1, 1, 1, 1, 1), TRUE, NCHW},
+      {"wino 3x3 p0 NCHW", 1, 12, 14, 10, 6, 3, 3, P(1, 1, 0, 0, 0, 0, 1), FALSE, NCHW},
+      {"wino 3x3 asym pad", 2, 5, 9, 6, 7, 3, 3, P(1, 1, 2, 0, 0, 1, 1), TRUE, NCHW},
+      {"wino 1x1 input p1", 1, 3, 1, 1, 5, 3, 3, P(1, 1, 1, 1, 1, 1, 1), TRUE, NCHW},
+      /* gathered block batches: no padding, 6x6 -> one 4x4 tile, 10x10 ->
+       * 2x2 tiles, 7x7 -> a partial tile, 4x4 -> a 2x2 output */
+      {"wino blocks 6x6 x9", 9, 16, 6, 6, 12, 3, 3, P(1, 1, 0, 0, 0, 0, 1), TRUE, CNHW},
+      {"wino blocks 10x10 x5", 5, 8, 10, 10, 24, 3, 3, P(1, 1, 0, 0, 0, 0, 1), TRUE, CNHW},
+      {"wino blocks 7x7 x4", 4, 11, 7, 7, 5, 3, 3, P(1, 1, 0, 0, 0, 0, 1), FALSE, CNHW},
+      {"wino blocks 4x4 x3", 3, 6, 4, 4, 8, 3, 3, P(1, 1, 0, 0, 0, 0, 1), TRUE, CNHW},
+      {"wino CNHW p1 N3", 3, 5, 9, 8, 13, 3, 3, P(1, 1, 1, 1, 1, 1, 1), TRUE, CNHW},
+  };
+  sige_ctx_set_conv_policy(ctx, pol);
+  for (size_t i = 0; i < G_N_ELEMENTS(fixed); i++) run_case_as(ctx, &fixed[i], 300 + i, tol, algo);
+  /* random shapes, borders and batches */
+  uint64_t rng = 4242 + (uint64_t)pol;
+  for (int i = 0; i < 40; i++) {
+    const gboolean blocks = ot_next(&rng) % 3 == 0;
+    conv_case cc = {"wino random", 1 + (int)(ot_next(&rng) % 3), 1 + (int)(ot_next(&rng) % 40),
+                    3 + (int)(ot_next(&rng) % 21), 3 + (int)(ot_next(&rng) % 21),
+                    5 + (int)(ot_next(&rng) % 36), 3, 3, P(1, 1, 0, 0, 0, 0, 1),
+                    ot_next(&rng) % 2 == 0, blocks || ot_next(&rng) % 2 ? CNHW : NCHW};
+    if (blocks) {
+      cc.n = 1 + (int)(ot_next(&rng) % 12);
+      cc.h = cc.w = 4 + (int)(ot_next(&rng) % 9);
+    } else {
+      cc.p.pad_top = (int)(ot_next(&rng) % 3);
+      cc.p.pad_bottom = (int)(ot_next(&rng) % 3);
+      cc.p.pad_left = (int)(ot_next(&rng) % 3);
+      cc.p.pad_right = (int)(ot_next(&rng) % 3);
+      if (cc.layout == NCHW && ot_next(&rng) % 2) cc.n = 1;
+    }
+    run_case_as(ctx, &cc, 500 + (uint64_t)i, tol, algo);
+  }
+  sige_ctx_set_conv_policy(ctx, SIGE_CONV_POLICY_AUTO);
+}
+
+static void test_conv2d_winograd4(void **state) { wino_cases(*state, SIGE_CONV_POLICY_WINO4); }
+static void test_conv2d_winograd2(void **state) { wino_cases(*state, SIGE_CONV_POLICY_WINO2); }
+
+/* More tiles than one chunk of the transformed domain holds (the chunk is
+ * a quarter of the 64 MiB scratch limit: 4 Mi floats / (36 * 320) = 364
+ * tiles), so the chunk loop and its tile offsets are exercised. */
+static void test_conv2d_winograd_chunks(void **state) {
+  const conv_case cc = {"wino chunks 160ch 70x90", 1, 160, 70, 90, 160, 3, 3,
+                        P(1, 1, 1, 1, 1, 1, 1), TRUE, NCHW};
+  sige_ctx_set_conv_policy(*state, SIGE_CONV_POLICY_WINO4);
+  /* K = 1440 terms: tolerance only, the fixed cases check the taps */
+  run_case_as(*state, &cc, 91, WINO4_TOL, SIGE_CONV_WINO4);
+  sige_ctx_set_conv_policy(*state, SIGE_CONV_POLICY_AUTO);
+}
+
+/* The transformed weights are kept on the weight tensor: new contents in
+ * the same tensor must be noticed, and a tensor freed with them must not
+ * leak (valgrind / ASan runs of this test). */
+static void test_conv2d_winograd_weight_cache(void **state) {
+  sige_ctx *ctx = *state;
+  uint64_t rng = 77;
+  sige_tensor *x = ot_new4(1, 8, 9, 9, NCHW);
+  sige_tensor *w = ot_new4(16, 8, 3, 3, NCHW);
+  sige_tensor *out = ot_new4(1, 16, 9, 9, NCHW);
+  sige_tensor *ref = ot_new4(1, 16, 9, 9, NCHW);
+  const sige_conv2d_params p = sige_conv2d_params_simple(1, 1);
+  ot_fill(x, &rng, -1, 1);
+  sige_ctx_set_conv_policy(ctx, SIGE_CONV_POLICY_WINO4);
+  const size_t before = sige_ctx_prepared_bytes(ctx);
+  for (int round = 0; round < 3; round++) {
+    ot_fill(w, &rng, -0.5f, 0.5f);
+    assert_true(sige_conv2d(ctx, x, w, NULL, &p, out, NULL));
+    sige_ctx_set_conv_policy(ctx, SIGE_CONV_POLICY_IM2COL);
+    assert_true(sige_conv2d(ctx, x, w, NULL, &p, ref, NULL));
+    sige_ctx_set_conv_policy(ctx, SIGE_CONV_POLICY_WINO4);
+    for (size_t i = 0; i < out->numel; i++) assert_true(fabsf(out->data[i] - ref->data[i]) < 1e-4f);
+  }
+  assert_non_null(w->derived);
+  /* 36 transformed products per (Cout, Cin) pair, made once per contents */
+  assert_int_equal(sige_ctx_prepared_bytes(ctx) - before, 3u * 36 * 16 * 8 * sizeof(float));
+  sige_ctx_set_conv_policy(ctx, SIGE_CONV_POLICY_AUTO);
+  sige_tensor_free(ref);
+  sige_tensor_free(out);
+  sige_tensor_free(w);
+  sige_tensor_free(x);
+}
+
+/* The measured rule: Winograd for wide stride-1 3x3 layers, im2col for
+ * few channels, stride 2, and a 1x1 stays a plain GEMM. */
+static void test_conv2d_rule(void **state) {
+  const conv_case wide = {"rule wide", 1, 128, 16, 16, 128, 3, 3, P(1, 1, 1, 1, 1, 1, 1), TRUE,
+                          NCHW};
+  const conv_case narrow = {"rule narrow", 1, 64, 16, 16, 128, 3, 3, P(1, 1, 1, 1, 1, 1, 1), TRUE,
+                            NCHW};
+  const conv_case blocks = {"rule blocks", 16, 128, 6, 6, 128, 3, 3, P(1, 1, 0, 0, 0, 0, 1), TRUE,
+                            CNHW};
+  const conv_case few = {"rule few blocks", 3, 128, 6, 6, 128, 3, 3, P(1, 1, 0, 0, 0, 0, 1), TRUE,
+                         CNHW};
+  const conv_case s2 = {"rule stride 2", 1, 64, 16, 16, 64, 3, 3, P(2, 2, 1, 1, 1, 1, 1), TRUE,
+                        NCHW};
+  const conv_case one = {"rule 1x1", 1, 64, 16, 16, 64, 1, 1, P(1, 1, 0, 0, 0, 0, 1), TRUE, NCHW};
+  run_case_as(*state, &wide, 1, WINO4_TOL, SIGE_CONV_WINO4);
+  run_case_as(*state, &narrow, 2, 1.0, SIGE_CONV_IM2COL);
+  run_case_as(*state, &blocks, 5, WINO4_TOL, SIGE_CONV_WINO4);
+  run_case_as(*state, &few, 6, 1.0, SIGE_CONV_IM2COL);
+  run_case_as(*state, &s2, 3, 1.0, SIGE_CONV_IM2COL);
+  run_case_as(*state, &one, 4, 1.0, SIGE_CONV_1X1);
+  sige_ctx_set_conv_policy(*state, SIGE_CONV_POLICY_IM2COL);
+  run_case_as(*state, &wide, 1, 1.0, SIGE_CONV_IM2COL);
+  sige_ctx_set_conv_policy(*state, SIGE_CONV_POLICY_AUTO);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_conv2d_small),
       cmocka_unit_test(test_conv2d_tiled),
       cmocka_unit_test(test_conv2d_mac_count),
       cmocka_unit_test(test_conv2d_shape_errors),
+      cmocka_unit_test(test_conv2d_winograd4),
+      cmocka_unit_test(test_conv2d_winograd2),
+      cmocka_unit_test(test_conv2d_winograd_chunks),
+      cmocka_unit_test(test_conv2d_winograd_weight_cache),
+      cmocka_unit_test(test_conv2d_rule),
   };
   return cmocka_run_group_tests_name("ops_conv2d", tests, ot_setup_ctx, ot_teardown_ctx);
 }

@@ -278,6 +278,24 @@ static void test_timestep_embedding(void **state) {
   }
 }
 
+/* sige_ctx_fit_threads: within [1, the count asked], unchanged for a
+ * 1-thread context and over a window too short to measure; after a busy
+ * 0.2 s of our own work alone, our time is not counted as others' (the
+ * machine's other load may still lower it, so only the bounds are exact). */
+static void test_fit_threads(void **state) {
+  (void)state;
+  g_autoptr(sige_ctx) one = sige_ctx_new(1);
+  assert_int_equal(sige_ctx_fit_threads(one), 1);
+  g_autoptr(sige_ctx) two = sige_ctx_new(2);
+  assert_int_equal(sige_ctx_fit_threads(two), 2); /* made a moment ago: no window */
+  const gint64 t0 = g_get_monotonic_time();
+  volatile double x = 0;
+  while (g_get_monotonic_time() - t0 < 200000) x += 1.0;
+  const int t = sige_ctx_fit_threads(two);
+  assert_true(t >= 1 && t <= 2);
+  assert_int_equal(sige_ctx_threads(two), t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_act_apply),
@@ -289,6 +307,7 @@ int main(void) {
       cmocka_unit_test(test_avg_pool),
       cmocka_unit_test(test_linear),
       cmocka_unit_test(test_timestep_embedding),
+      cmocka_unit_test(test_fit_threads),
   };
   return cmocka_run_group_tests_name("ops_misc", tests, ot_setup_ctx, ot_teardown_ctx);
 }

@@ -633,7 +633,7 @@ static void test_layer_stats(void **state) {
   assert_true(g0->len >= 3);
   assert_int_equal(g0->len, g1->len);
   uint64_t sum0 = 0, sum1 = 0;
-  int sparse1 = 0;
+  int sparse1 = 0, convs0 = 0, algos0 = 0;
   for (guint i = 0; i < g0->len; i++) {
     const sige_layer_stats *a = &g_array_index(g0, sige_layer_stats, i);
     const sige_layer_stats *b = &g_array_index(g1, sige_layer_stats, i);
@@ -650,7 +650,16 @@ static void test_layer_stats(void **state) {
     }
     sum0 += a->macs;
     sum1 += b->macs;
+    /* executed multiplications: fewer than the MACs only with Winograd */
+    const unsigned wino = SIGE_CONV_WINO4 | SIGE_CONV_WINO2;
+    assert_true(a->mults <= a->macs && b->mults <= b->macs);
+    if (!(a->algos & wino)) assert_true(a->mults == a->macs);
+    if (!(b->algos & wino)) assert_true(b->mults == b->macs);
+    if (a->macs > 0) convs0++;
+    if (a->algos) algos0++;
   }
+  /* every group that counted MACs says how it convolved */
+  assert_int_equal(algos0, convs0);
   assert_true(sparse1 > 0);
   assert_true(sum0 == f->macs0);
   assert_true(sum1 == f->stats1.macs);

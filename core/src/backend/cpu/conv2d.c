@@ -7,6 +7,7 @@
 #include "../im2col_tiling.h"
 #include "cpu_internal.h"
 #include "sige/error.h"
+#include "winograd.h"
 
 /* Everything the kernels need, resolved once per call. */
 typedef struct {
@@ -245,6 +246,30 @@ static gboolean conv_im2col(sige_ctx *ctx, const conv_job *j, gboolean cnhw, GEr
   return TRUE;
 }
 
+/* Where Winograd replaces im2col + sgemm: 3x3, stride 1, groups 1, more
+ * output channels than the direct small-Cout loop takes, and (AUTO) the
+ * sizes where it measured faster on this project's CPU (docs/PERFORMANCE.md,
+ * "Winograd"): the GEMMs of the transformed domain are [Cout x Cin] x
+ * [Cin x tiles], so with few channels the transforms (which cost per
+ * channel, not per channel pair) outweigh the 4x fewer multiplications,
+ * and with few tiles the 36 small GEMMs run below the sgemm rate.
+ * Returns the tile side m (4 or 2), or 0 for no Winograd. */
+#define WINO_MIN_CIN 128
+#define WINO_MIN_COUT 128
+#define WINO_MIN_TILES 16
+static int winograd_tile(const sige_ctx *ctx, const conv_job *j) {
+  const sige_conv_policy pol = sige_ctx_conv_policy(ctx);
+  if (pol == SIGE_CONV_POLICY_IM2COL) return 0;
+  if (j->kh != 3 || j->kw != 3 || j->p->stride_h != 1 || j->p->stride_w != 1 || j->groups != 1 ||
+      j->cout <= SMALL_COUT_MAX)
+    return 0;
+  if (pol == SIGE_CONV_POLICY_WINO4) return 4;
+  if (pol == SIGE_CONV_POLICY_WINO2) return 2;
+  const uint64_t tiles = (uint64_t)j->n * (uint64_t)((j->ho + 3) / 4) * (uint64_t)((j->wo + 3) / 4);
+  if (j->cin < WINO_MIN_CIN || j->cout < WINO_MIN_COUT || tiles < WINO_MIN_TILES) return 0;
+  return 4;
+}
+
 gboolean sige_cpu_conv2d(sige_ctx *ctx, const sige_tensor *x, const sige_tensor *weight,
                          const sige_tensor *bias, const sige_conv2d_params *p, sige_tensor *out,
                          GError **error) {
@@ -260,11 +285,21 @@ gboolean sige_cpu_conv2d(sige_ctx *ctx, const sige_tensor *x, const sige_tensor 
   const gboolean cnhw = x->layout == SIGE_LAYOUT_CNHW;
   if (j.n == 0 || j.cout == 0) return TRUE;
 
+  const uint64_t macs = (uint64_t)j.n * (uint64_t)j.cout * (uint64_t)(j.cin / j.groups) *
+                        (uint64_t)j.kh * (uint64_t)j.kw * (uint64_t)j.ho * (uint64_t)j.wo;
+  uint64_t mults = macs;
+  sige_conv_algo algo = SIGE_CONV_IM2COL;
+  const int wino = winograd_tile(ctx, &j);
   gboolean ok = TRUE;
-  if (j.kh == 1 && j.kw == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_top == 0 &&
+  if (wino) {
+    algo = wino == 4 ? SIGE_CONV_WINO4 : SIGE_CONV_WINO2;
+    ok = sige_cpu_conv_winograd(ctx, x, weight, bias, p, wino, out, &mults, error);
+  } else if (j.kh == 1 && j.kw == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_top == 0 &&
       p->pad_bottom == 0 && p->pad_left == 0 && p->pad_right == 0) {
+    algo = SIGE_CONV_1X1;
     conv_1x1(&j, cnhw);
   } else if (j.groups == j.cin && j.cout == j.cin) {
+    algo = SIGE_CONV_DEPTHWISE;
     conv_depthwise(&j);
   } else if (j.cout <= SMALL_COUT_MAX && j.groups == 1 && p->stride_h == 1 && p->stride_w == 1 &&
              !cnhw) {
@@ -274,15 +309,12 @@ gboolean sige_cpu_conv2d(sige_ctx *ctx, const sige_tensor *x, const sige_tensor 
       g_set_error(error, SIGE_ERROR, SIGE_ERROR_NOMEM, "conv2d: out of memory");
       return FALSE;
     }
+    algo = SIGE_CONV_SMALL_COUT;
     conv_small_cout(&j, zeros);
     g_free(zeros);
   } else {
     ok = conv_im2col(ctx, &j, cnhw, error);
   }
-  if (ok) {
-    sige_ctx_add_macs(ctx, (uint64_t)j.n * (uint64_t)j.cout * (uint64_t)(j.cin / j.groups) *
-                               (uint64_t)j.kh * (uint64_t)j.kw * (uint64_t)j.ho *
-                               (uint64_t)j.wo);
-  }
+  if (ok) sige_ctx_add_conv(ctx, algo, macs, mults);
   return ok;
 }
