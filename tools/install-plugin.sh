@@ -35,7 +35,8 @@ install_one() { # binary, plug-in folder
     echo "install-plugin: no help pages in $(dirname "$1") (apt-get install python3-markdown, then reconfigure)" >&2
   fi
   cp "$1" "$2/sparse-regenerate.tmp" && mv "$2/sparse-regenerate.tmp" "$2/sparse-regenerate"
-  cp "$src/data/models/gaugan-demo.safetensors" "$src/data/palettes/Cityscapes.gpl" "$2/"
+  cp "$src/data/models/gaugan-street.safetensors" "$src/data/models/ddpm-church.safetensors" \
+    "$src/data/palettes/Cityscapes.gpl" "$2/"
   for mo in "$build"/po/*/LC_MESSAGES/sparse-regenerate.mo; do
     [ -f "$mo" ] || continue
     lang=$(basename "$(dirname "$(dirname "$mo")")")

@@ -200,12 +200,14 @@ sige_regen_result *sige_regen_process(const sige_regen_request *rq, const sige_r
   const gint64 t_start = g_get_monotonic_time();
   const SigeSettings *s = rq->settings;
   const sige_pixels *src = rq->source;
-  g_autofree gchar *model_path = sige_resolve_model(s);
+  const sige_input_kind layer_kind = sige_pixels_guess_input_kind(src);
+  g_autofree gchar *model_path = sige_resolve_model(s, layer_kind);
   if (!model_path) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_MISSING,
-                _("No model chosen and the shipped default model (gaugan-demo.safetensors) is "
-                  "missing. Reinstall the plug-in with tools/install-plugin.sh or choose a "
-                  "model file in the dialog."));
+                _("No model chosen and the shipped default model (%s) is missing. Reinstall "
+                  "the plug-in with tools/install-plugin.sh or choose a model file in the "
+                  "dialog."),
+                sige_default_model_name(layer_kind));
     return NULL;
   }
   sige_session_table *t = sige_regen_sessions();

@@ -28,9 +28,15 @@ void sige_settings_add_recent(SigeSettings *s, const gchar *path) {
   g_strlcpy(s->recent[0], path, SIGE_PATH_MAX);
 }
 
-gchar *sige_resolve_model(const SigeSettings *s) {
+gchar *sige_default_model_path(sige_input_kind layer) {
+  gchar *p = sige_find_data_file(sige_default_model_name(layer));
+  if (!p && layer == SIGE_INPUT_IMAGE) p = sige_find_data_file(SIGE_DEFAULT_LABEL_MODEL);
+  return p;
+}
+
+gchar *sige_resolve_model(const SigeSettings *s, sige_input_kind layer) {
   if (s->model[0]) return g_strdup(s->model);
-  return sige_find_data_file(SIGE_DEFAULT_MODEL);
+  return sige_default_model_path(layer);
 }
 
 gchar *sige_settings_recent_label(const gchar *path) {

@@ -4,13 +4,13 @@
 #pragma once
 #include <glib.h>
 
+#include "sige-app/input_kind.h"
 #include "sige/device.h"
 
 G_BEGIN_DECLS
 
 #define SIGE_N_RECENT 5
 #define SIGE_PATH_MAX 1024
-#define SIGE_DEFAULT_MODEL "gaugan-demo.safetensors"
 
 typedef enum { SIGE_PRECISION_F32, SIGE_PRECISION_F16 } SigePrecision;
 /* The dialog's order; the engine's sige_sampler_kind is mapped explicitly so
@@ -35,8 +35,13 @@ typedef struct {
 void sige_settings_defaults(SigeSettings *s);
 /* Moves path to the front of the recent models (most recent first). */
 void sige_settings_add_recent(SigeSettings *s, const gchar *path);
-/* s->model, else the shipped default (newly allocated; NULL if missing). */
-gchar *sige_resolve_model(const SigeSettings *s);
+/* The shipped default model for a layer holding `layer` (a label map or a
+ * picture, sige_pixels_guess_input_kind): newly allocated, NULL if missing.
+ * A picture falls back to the label model when no picture model is
+ * installed: its refusal of photos then says what to choose. */
+gchar *sige_default_model_path(sige_input_kind layer);
+/* s->model, else the default for `layer` (newly allocated; NULL if missing). */
+gchar *sige_resolve_model(const SigeSettings *s, sige_input_kind layer);
 
 /* What Recent shows for a model: the file name and, after a dash, the last
  * two folders ("weights.safetensors — …/models/church"), so that files of

@@ -57,6 +57,28 @@ run dense_render render --model "$SRC/data/models/gaugan-demo.safetensors" --thr
   --labels "$SRC/data/examples/street_labels_edit.png" --out "$TMP/dense_render.png"
 cmp -s "$TMP/dense_edit.png" "$TMP/dense_render.png" || fail "sige edit --dense differs from sige render of the edit"
 
+# no --model: the shipped defaults, chosen by what the input holds (a label
+# map: the street GauGAN; a picture, tests/cli/data/church256_*, a held-out
+# church scene and its copy with a painted blob: the church DDPM)
+run default_render render --threads 2 --labels "$SRC/data/examples/street_labels.png" \
+  --out "$TMP/default_render.png"
+run street_render render --model "$SRC/data/models/gaugan-street.safetensors" --threads 2 \
+  --labels "$SRC/data/examples/street_labels.png" --out "$TMP/street_render.png"
+cmp -s "$TMP/default_render.png" "$TMP/street_render.png" || fail "sige render without --model is not the street GauGAN's"
+run default_edit_labels edit --threads 2 -a "$SRC/data/examples/street_labels.png" \
+  -b "$SRC/data/examples/street_labels_edit.png" -o "$TMP/default_edit_labels.png"
+run street_edit edit --model "spade:$SRC/data/models/gaugan-street.safetensors" --threads 2 \
+  -a "$SRC/data/examples/street_labels.png" -b "$SRC/data/examples/street_labels_edit.png" \
+  -o "$TMP/street_edit.png"
+cmp -s "$TMP/default_edit_labels.png" "$TMP/street_edit.png" || fail "sige edit of a label map without --model is not the street GauGAN's"
+run default_edit_picture edit --threads 2 --steps 2 --strength 0.3 \
+  -a "$SRC/tests/cli/data/church256_a.png" -b "$SRC/tests/cli/data/church256_b.png" \
+  -o "$TMP/default_edit_picture.png"
+run church_edit edit --model "ddpm:$SRC/data/models/ddpm-church.safetensors" --threads 2 \
+  --steps 2 --strength 0.3 -a "$SRC/tests/cli/data/church256_a.png" \
+  -b "$SRC/tests/cli/data/church256_b.png" -o "$TMP/church_edit.png"
+cmp -s "$TMP/default_edit_picture.png" "$TMP/church_edit.png" || fail "sige edit of a picture without --model is not the church DDPM's"
+
 # PD UNet: SDEdit on two 128x128 images, the PD sampler (the tiny model's heads are 32 wide)
 run pd edit --model "pd:32:$PD" --threads 2 --strength 0.5 --steps 2 \
   -a "$SRC/tests/cli/data/church_a.png" -b "$SRC/tests/cli/data/church_b.png" -o "$TMP/pd.png"

@@ -178,7 +178,7 @@ note "latencies (s):$lat_all"
 for pair in "1 orig.png src-1.png 1" "$k orig.png src-$k.png 2"; do
   # shellcheck disable=SC2086
   set -- $pair
-  "$sige" edit --model "$src/data/models/gaugan-demo.safetensors" --original "$work/$2" \
+  "$sige" edit --model "$src/data/models/gaugan-street.safetensors" --original "$work/$2" \
     --edited "$work/$3" --out "$work/cli-edit-$1.png" > "$work/cli.log" 2>&1
   check "after stroke $1 the output equals sige edit on the same label maps (within $4 levels)" \
     "$compare" "$work/out-$1.png" "$work/cli-edit-$1.png" --max-diff "$4"

@@ -91,7 +91,7 @@ pass_rect() { sed -n "s/^sparse-regenerate: .*$3 \\([0-9]*\\),\\([0-9]*\\) \\([0
 check "gimp exits cleanly" eq "$rc" 0
 check "no leaked GEGL buffers" sh -c "! grep -q 'GeglBuffers leaked' '$work/gimp.log'"
 check "first run: full pass, one new layer" eq "$(result first-layer-count)" 2
-check "first run: layer named after the model" eq "$(result first-name)" "Sparse Regenerate (gaugan-demo)"
+check "first run: layer named after the model" eq "$(result first-name)" "Sparse Regenerate (gaugan-street)"
 check "first run: output above the source" eq "$(result first-position)" 0
 check "second run: same output layer, no new layer" \
   sh -c "[ '$(result second-layer)' = '$(result first-layer)' ] && [ '$(result second-layer-count)' = 2 ]"
@@ -100,7 +100,7 @@ check "passes: full, sparse, none, full after reset, full on the indexed map" \
 check "second run: selection restored" eq "$(result selection-after)" "300,40,320,60,"
 
 # the reference: sige edit on the same two label maps
-"$sige" edit --model "$src/data/models/gaugan-demo.safetensors" --original "$work/labels.png" \
+"$sige" edit --model "$src/data/models/gaugan-street.safetensors" --original "$work/labels.png" \
   --edited "$work/edited.png" --out "$work/cli-edit.png" --dense-out "$work/cli-full.png" \
   > "$work/cli.log" 2>&1
 sed 's/^/# sige edit: /' "$work/cli.log"
@@ -114,7 +114,7 @@ check "second run: pixels outside sige's changed rectangle untouched" \
 check "unchanged input: output untouched" "$compare" "$work/second.png" "$work/unchanged.png" --max-diff 0
 check "reset: full pass into the same layer" \
   sh -c "[ '$(result reset-layer)' = '$(result first-layer)' ] && [ '$(result reset-layer-count)' = 2 ]"
-"$sige" render --model "$src/data/models/gaugan-demo.safetensors" --labels "$work/edited.png" \
+"$sige" render --model "$src/data/models/gaugan-street.safetensors" --labels "$work/edited.png" \
   --out "$work/cli-render-edited.png" > /dev/null 2>&1
 check "reset: full pass equals sige render of the edited map (within 1 level)" \
   "$compare" "$work/after-reset.png" "$work/cli-render-edited.png" --max-diff 1
@@ -168,7 +168,8 @@ if [ "$ddpm" = yes ]; then
     --edited "$work/ddpm-edited.png" --out "$work/cli-ddpm-edit.png" > "$work/cli-ddpm.log" 2>&1
   sed 's/^/# sige edit (ddpm): /' "$work/cli-ddpm.log"
   drect=$(sed -n 's/^changed region  x \([0-9]*\), y \([0-9]*\), \([0-9]*\) x \([0-9]*\)$/\1,\2,\3,\4/p' "$work/cli-ddpm.log")
-  check "ddpm passes: snapshot, sparse, sparse, new snapshot" eq "$(passes image)" "full sparse sparse full "
+  check "ddpm passes: snapshot, sparse, sparse, new snapshot; the default model's snapshot" \
+    eq "$(passes image)" "full sparse sparse full full "
   check "ddpm first run: one new layer named after the model" sh -c \
     "[ '$(result ddpm-first-layer-count)' = 2 ] && [ '$(result ddpm-first-name)' = 'Sparse Regenerate (weights)' ]"
   check "ddpm first run: the output is the image itself (within 1 level)" \
@@ -207,6 +208,8 @@ if [ "$ddpm" = yes ]; then
     "[ '$(result ddpm-bad-steps-result)' = -1 ] && grep -qF 'error: $msg_steps' '$work/gimp.log'"
   check "ddpm wrong layer size: an error naming both sizes, no new layer" sh -c \
     "[ '$(result ddpm-wrong-size-result)' = -1 ] && [ '$(result ddpm-wrong-size-layer-count)' = 1 ] && grep -q 'error: The input is 128 x 96 pixels but the model expects 256 x 256' '$work/gimp.log'"
+  check "no model chosen, a picture: the shipped church DDPM runs" sh -c \
+    "[ '$(result ddpm-default-result)' -gt 0 ] && [ '$(result ddpm-default-name)' = 'Sparse Regenerate (ddpm-church)' ]"
   gimp_ms=$(sed -n 's/^sparse-regenerate: sparse pass \([0-9.]*\) ms (engine \([0-9.]*\) ms).*\[image\]$/\1 ms (engine \2 ms)/p' "$work/gimp.log" | head -n 1)
   cli_ms=$(sed -n 's/^edit (sparse) *\([0-9.]*\) ms.*/\1 ms/p' "$work/cli-ddpm.log")
   echo "# ddpm timing ($threads threads): GIMP second run $gimp_ms; sige edit sparse $cli_ms"

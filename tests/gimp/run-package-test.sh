@@ -23,7 +23,8 @@ libdir=$(pkg-config --variable=gimplibdir gimp-2.0)
 plugins=$root$libdir/plug-ins
 dir=$plugins/sparse-regenerate
 check "binary in gimplibdir/plug-ins/sparse-regenerate/" test -x "$dir/sparse-regenerate"
-check "demo model beside it" cmp "$dir/gaugan-demo.safetensors" "$src/data/models/gaugan-demo.safetensors"
+check "street model beside it" cmp "$dir/gaugan-street.safetensors" "$src/data/models/gaugan-street.safetensors"
+check "church model beside it" cmp "$dir/ddpm-church.safetensors" "$src/data/models/ddpm-church.safetensors"
 check "Cityscapes palette beside it" cmp "$dir/Cityscapes.gpl" "$src/data/palettes/Cityscapes.gpl"
 check "help map help/en/gimp-help.xml" test -f "$dir/help/en/gimp-help.xml"
 check "user guide as HTML with its sections" grep -q 'id="the-dialog"' "$dir/help/en/index.html"
@@ -117,7 +118,7 @@ gimp "$work/gimp3.log" -b "(begin $prelude
   (gimp-image-delete img))"
 check "corrupt settings: GIMP exits cleanly" eq "$?" 0
 check "corrupt settings: the default model runs" \
-  eq "$(result corrupt-name "$work/gimp3.log")" "Sparse Regenerate (gaugan-demo)"
+  eq "$(result corrupt-name "$work/gimp3.log")" "Sparse Regenerate (gaugan-street)"
 check "corrupt settings: a warning naming the file" grep -q "$ini: unreadable settings" "$work/gimp3.log"
 check "corrupt settings: rewritten with the defaults" grep -qx 'threshold=0.6' "$ini"
 echo "# three GIMP starts: $(($(date +%s) - t0)) s"

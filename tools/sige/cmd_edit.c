@@ -23,7 +23,9 @@ int sige_cmd_edit(int argc, char **argv) {
   gboolean fp16 = FALSE, dense = FALSE;
   GOptionEntry entries[] = {
       {"model", 'm', 0, G_OPTION_ARG_STRING, &model_spec,
-       "spade:|gancomp:[CONFIG:]|ddpm:|pd:[HEAD_DIM:]WEIGHTS (CONFIG e.g. 32_32_32_48_32_24_24_32)", "SPEC"},
+       "spade:|gancomp:[CONFIG:]|ddpm:|pd:[HEAD_DIM:]WEIGHTS (CONFIG e.g. 32_32_32_48_32_24_24_32); "
+       "default: the shipped street GauGAN for a label map, the church DDPM for a picture",
+       "SPEC"},
       {"original", 'a', 0, G_OPTION_ARG_FILENAME, &orig, "original label map (image for ddpm/pd) PNG", "FILE"},
       {"edited", 'b', 0, G_OPTION_ARG_FILENAME, &edited, "edited label map (image for ddpm/pd) PNG", "FILE"},
       {"original-instance", 0, 0, G_OPTION_ARG_FILENAME, &orig_inst, "instance ids of the original", "FILE"},
@@ -54,8 +56,8 @@ int sige_cmd_edit(int argc, char **argv) {
   g_option_context_add_main_entries(oc, entries, NULL);
   GError *error = NULL;
   if (!g_option_context_parse(oc, &argc, &argv, &error)) return sige_cli_fail(error);
-  if (!model_spec || !orig || !edited || !out_path) {
-    fprintf(stderr, "sige edit: --model, --original, --edited and --out are required\n");
+  if (!orig || !edited || !out_path) {
+    fprintf(stderr, "sige edit: --original, --edited and --out are required\n");
     return 2;
   }
   /* before the model loads and runs, not after */
@@ -73,6 +75,11 @@ int sige_cmd_edit(int argc, char **argv) {
     return 2;
   }
   params.memory_budget = (size_t)budget_mib << 20;
+  /* no --model: the shipped default for what the original holds */
+  sige_input_kind holds = SIGE_INPUT_LABELS;
+  if (!model_spec && (!sige_cli_guess_input_kind(orig, &holds, &error) ||
+                      !(model_spec = sige_cli_default_model(holds, &error))))
+    return sige_cli_fail(error);
   params.n_threads = threads;
   params.fp16_caches = fp16;
   g_autoptr(sige_model) model = sige_model_load_spec(model_spec, &error);

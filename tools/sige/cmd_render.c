@@ -16,7 +16,8 @@ int sige_cmd_render(int argc, char **argv) {
                   *device_name = NULL;
   int threads = 0;
   GOptionEntry entries[] = {
-      {"model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "weights (safetensors)", "FILE"},
+      {"model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path,
+       "weights (safetensors; default: the shipped street GauGAN)", "FILE"},
       {"labels", 'l', 0, G_OPTION_ARG_FILENAME, &labels, "label map PNG", "FILE"},
       {"instance", 'i', 0, G_OPTION_ARG_FILENAME, &instance, "instance-id PNG (optional)", "FILE"},
       {"out", 'o', 0, G_OPTION_ARG_FILENAME, &out_path, "output PNG", "FILE"},
@@ -28,14 +29,16 @@ int sige_cmd_render(int argc, char **argv) {
   g_option_context_add_main_entries(oc, entries, NULL);
   GError *error = NULL;
   if (!g_option_context_parse(oc, &argc, &argv, &error)) return sige_cli_fail(error);
-  if (!model_path || !labels || !out_path) {
-    fprintf(stderr, "sige render: --model, --labels and --out are required\n");
+  if (!labels || !out_path) {
+    fprintf(stderr, "sige render: --labels and --out are required\n");
     return 2;
   }
   /* before the model loads and runs, not after */
   if (!sige_png_check_writable(out_path, &error)) return sige_cli_fail(error);
   sige_device device;
   if (!sige_device_from_option("--device", device_name, &device, &error)) return sige_cli_fail(error);
+  if (!model_path && !(model_path = sige_cli_default_model(SIGE_INPUT_LABELS, &error)))
+    return sige_cli_fail(error);
   /* made before the model loads: the loading is the window over which
    * sige_ctx_fit_threads sees what else keeps the CPUs busy */
   g_autoptr(sige_ctx) ctx = sige_ctx_new_device(threads, device, &error);

@@ -16,7 +16,19 @@ typedef struct {
   GtkWidget *generation; /* the DDPM settings: insensitive for a GauGAN model */
   GtkWidget *steps, *strength, *seed;
   sige_generation_values shown; /* what they show for the settings as loaded */
+  sige_input_kind layer;        /* label map or picture: which default model */
 } Dialog;
+
+/* From GIMP's thumbnail, so that opening the dialog reads no full layer: a
+ * scaled label map blends colours only along boundaries, far below the
+ * fraction that makes a picture (sige_pixels_guess_input_kind). */
+static sige_input_kind guess_layer_kind(gint32 drawable) {
+  gint w = 256, h = 256, bpp = 0;
+  g_autofree guchar *data = gimp_drawable_get_thumbnail_data(drawable, &w, &h, &bpp);
+  if (!data || w <= 0 || h <= 0 || bpp < 1 || bpp > 4) return SIGE_INPUT_LABELS;
+  const sige_pixels px = {data, w, h, bpp, 8};
+  return sige_pixels_guess_input_kind(&px);
+}
 
 /* The values a run would use with the chosen model; a spin the user has
  * not changed follows the model. */
@@ -40,7 +52,7 @@ static void set_mode(Dialog *d, sige_input_kind mode) {
 
 static void update_kind(Dialog *d) {
   g_autofree gchar *path = gtk_file_chooser_get_filename(GTK_FILE_CHOOSER(d->chooser));
-  g_autofree gchar *resolved = path ? g_strdup(path) : sige_find_data_file(SIGE_DEFAULT_MODEL);
+  g_autofree gchar *resolved = path ? g_strdup(path) : sige_default_model_path(d->layer);
   g_autofree gchar *text = NULL;
   sige_input_kind mode = SIGE_INPUT_UNSUPPORTED;
   if (sige_regen_describe_model(resolved, &text, &mode)) set_mode(d, mode);
@@ -87,7 +99,7 @@ gboolean sige_dialog_run(gint32 image, gint32 drawable, SigeSettings *s) {
     gimp_ui_init("sparse-regenerate", FALSE);
     ui_ready = TRUE;
   }
-  Dialog d = {.s = s, .image = image, .drawable = drawable};
+  Dialog d = {.s = s, .image = image, .drawable = drawable, .layer = guess_layer_kind(drawable)};
   GtkWidget *dlg = gimp_dialog_new(_("Sparse Regenerate"), "sparse-regenerate", NULL, 0,
                                    gimp_standard_help_func, SIGE_RUN_PROC, _("_Cancel"),
                                    GTK_RESPONSE_CANCEL, _("_OK"), GTK_RESPONSE_OK, NULL);
@@ -110,7 +122,7 @@ gboolean sige_dialog_run(gint32 image, gint32 drawable, SigeSettings *s) {
   gtk_file_filter_set_name(f, _("safetensors weights"));
   gtk_file_filter_add_pattern(f, "*.safetensors");
   gtk_file_chooser_add_filter(GTK_FILE_CHOOSER(d.chooser), f);
-  g_autofree gchar *current = sige_resolve_model(s);
+  g_autofree gchar *current = sige_resolve_model(s, d.layer);
   if (current) gtk_file_chooser_set_filename(GTK_FILE_CHOOSER(d.chooser), current);
   g_signal_connect(d.chooser, "file-set", G_CALLBACK(on_model_set), &d);
   gimp_table_attach_aligned(GTK_TABLE(tab), 0, 0, _("_File:"), 0.0, 0.5, d.chooser, 1, FALSE);
@@ -222,7 +234,7 @@ gboolean sige_dialog_run(gint32 image, gint32 drawable, SigeSettings *s) {
   const gboolean ok = gimp_dialog_run(GIMP_DIALOG(dlg)) == GTK_RESPONSE_OK;
   if (ok) {
     g_autofree gchar *path = gtk_file_chooser_get_filename(GTK_FILE_CHOOSER(d.chooser));
-    g_autofree gchar *deflt = sige_find_data_file(SIGE_DEFAULT_MODEL);
+    g_autofree gchar *deflt = sige_default_model_path(d.layer);
     /* The default stays "" so that a reinstall elsewhere still finds it. */
     if (path && (!deflt || strcmp(path, deflt) != 0))
       g_strlcpy(s->model, path, sizeof s->model);

@@ -20,7 +20,22 @@ typedef struct {
   GtkWidget *chooser, *kind, *use_instance, *instance, *generation;
   sige_generation_values shown; /* what steps, strength and seed show */
   gboolean showing;             /* shown is in the config */
+  sige_input_kind layer;        /* label map or picture: which default model */
 } Dialog;
+
+/* From GIMP's thumbnail, so that opening the dialog reads no full layer: a
+ * scaled label map blends colours only along boundaries, far below the
+ * fraction that makes a picture (sige_pixels_guess_input_kind). */
+static sige_input_kind guess_layer_kind(GimpDrawable *drawable) {
+  gint w = 0, h = 0, bpp = 0;
+  g_autoptr(GBytes) bytes = gimp_drawable_get_thumbnail_data(drawable, 256, 256, &w, &h, &bpp);
+  gsize size = 0;
+  const guint8 *data = bytes ? g_bytes_get_data(bytes, &size) : NULL;
+  if (!data || w <= 0 || h <= 0 || bpp < 1 || bpp > 4 || size < (gsize)w * h * bpp)
+    return SIGE_INPUT_LABELS;
+  const sige_pixels px = {data, w, h, bpp, 8};
+  return sige_pixels_guess_input_kind(&px);
+}
 
 /* The config holds the scripts' stand-ins (0 = the default, -1 = the
  * session's seed); while the dialog is up it holds the values a run uses,
@@ -62,7 +77,7 @@ static void set_mode(Dialog *d, sige_input_kind mode) {
  * reinstall elsewhere still finds it) and its description into the label. */
 static void update_model(Dialog *d) {
   g_autofree gchar *path = gtk_file_chooser_get_filename(GTK_FILE_CHOOSER(d->chooser));
-  g_autofree gchar *deflt = sige_find_data_file(SIGE_DEFAULT_MODEL);
+  g_autofree gchar *deflt = sige_default_model_path(d->layer);
   const gboolean is_default = !path || (deflt && strcmp(path, deflt) == 0);
   g_object_set(d->config, "model", is_default ? "" : path, NULL);
   const gchar *resolved = path ? path : deflt;
@@ -109,7 +124,7 @@ static GtkWidget *model_frame(Dialog *d) {
   gtk_file_filter_set_name(f, _("safetensors weights"));
   gtk_file_filter_add_pattern(f, "*.safetensors");
   gtk_file_chooser_add_filter(GTK_FILE_CHOOSER(d->chooser), f);
-  g_autofree gchar *current = sige_resolve_model(&d->s);
+  g_autofree gchar *current = sige_resolve_model(&d->s, d->layer);
   if (current) gtk_file_chooser_set_filename(GTK_FILE_CHOOSER(d->chooser), current);
   g_signal_connect(d->chooser, "file-set", G_CALLBACK(on_model_set), d);
   gtk_widget_set_hexpand(d->chooser, TRUE);
@@ -148,10 +163,11 @@ gboolean sige_gimp3_dialog_run(GimpProcedure *procedure, GimpProcedureConfig *co
     gimp_ui_init("sparse-regenerate");
     ui_ready = TRUE;
   }
-  Dialog d = {.config = config, .image = image, .drawable = drawable};
+  Dialog d = {.config = config, .image = image, .drawable = drawable,
+              .layer = guess_layer_kind(drawable)};
   sige_gimp3_settings_from_config(config, &d.s);
   /* before the dialog's spins are made from the config */
-  g_autofree gchar *current = sige_resolve_model(&d.s);
+  g_autofree gchar *current = sige_resolve_model(&d.s, d.layer);
   update_generation(&d, current);
   GtkWidget *dlg = gimp_procedure_dialog_new(procedure, config, _("Sparse Regenerate"));
   GimpProcedureDialog *pd = GIMP_PROCEDURE_DIALOG(dlg);

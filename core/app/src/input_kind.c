@@ -21,3 +21,7 @@ sige_input_kind sige_model_input_kind(const sige_model *m, GError **error) {
               sige_model_kind_name(kind));
   return SIGE_INPUT_UNSUPPORTED;
 }
+
+const char *sige_default_model_name(sige_input_kind kind) {
+  return kind == SIGE_INPUT_IMAGE ? SIGE_DEFAULT_PICTURE_MODEL : SIGE_DEFAULT_LABEL_MODEL;
+}

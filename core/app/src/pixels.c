@@ -99,6 +99,13 @@ int64_t sige_labels_count_far(const sige_pixels *px) {
   return far;
 }
 
+sige_input_kind sige_pixels_guess_input_kind(const sige_pixels *px) {
+  if (px->bpp <= 2 || px->bits == 16) return SIGE_INPUT_LABELS;
+  const int64_t n = (int64_t)px->width * px->height;
+  return sige_labels_count_far(px) > SIGE_LABEL_FAR_FRACTION * n ? SIGE_INPUT_IMAGE
+                                                                 : SIGE_INPUT_LABELS;
+}
+
 sige_tensor *sige_image_from_pixels(const sige_pixels *px, GError **error) {
   if (px->bits == 16) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,

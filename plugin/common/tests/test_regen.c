@@ -214,12 +214,21 @@ static void test_helpers(void **state) {
   const guint8 want[4] = {5, 6, 9, 10};
   assert_memory_equal(part, want, 4);
   /* the shipped data, found through the compile-time data folder */
-  g_autofree gchar *model = sige_find_data_file(SIGE_DEFAULT_MODEL);
+  g_autofree gchar *model = sige_find_data_file(SIGE_DEFAULT_LABEL_MODEL);
   assert_non_null(model);
   SigeSettings s;
   sige_settings_defaults(&s);
-  g_autofree gchar *resolved = sige_resolve_model(&s);
+  g_autofree gchar *resolved = sige_resolve_model(&s, SIGE_INPUT_LABELS);
   assert_string_equal(resolved, model);
+  /* a picture gets the church DDPM, shipped beside it */
+  g_autofree gchar *picture_model = sige_find_data_file(SIGE_DEFAULT_PICTURE_MODEL);
+  assert_non_null(picture_model);
+  g_autofree gchar *for_picture = sige_resolve_model(&s, SIGE_INPUT_IMAGE);
+  assert_string_equal(for_picture, picture_model);
+  g_strlcpy(s.model, "/chosen.safetensors", sizeof s.model); /* a chosen model wins */
+  g_autofree gchar *chosen = sige_resolve_model(&s, SIGE_INPUT_IMAGE);
+  assert_string_equal(chosen, "/chosen.safetensors");
+  s.model[0] = '\0';
   sige_settings_add_recent(&s, "/a");
   sige_settings_add_recent(&s, "/b");
   sige_settings_add_recent(&s, "/a");
@@ -342,6 +351,34 @@ static void test_keep_untouched_geometry(void **state) {
   assert_int_equal(sige_edit_margin(256, 256), 16);
   assert_int_equal(sige_edit_margin(512, 256), 16);
   assert_int_equal(sige_edit_margin(32, 32), 4);
+}
+
+/* No model chosen: a label map runs the street GauGAN, a picture the
+ * church DDPM (SDEdit), each the shipped default for what the layer holds. */
+static void test_default_model_by_layer(void **state) {
+  (void)state;
+  SigeSettings s;
+  sige_settings_defaults(&s);
+  s.threads = 1;
+  s.steps = 2; /* DPM-Solver++'s least: 1 UNet evaluation at noise level 100 */
+  s.strength = 0.1;
+  GError *err = NULL;
+  g_autofree guint8 *labels = g_malloc(512 * 256 * 3); /* the street model's size */
+  const guint8 road[3] = {128, 64, 128}, car[3] = {0, 0, 142};
+  for (int i = 0; i < 512 * 256; i++) memcpy(labels + 3 * i, i % 512 < 320 ? road : car, 3);
+  const sige_pixels lab = {labels, 512, 256, 3, 8};
+  sige_regen_result *r = run(60, &lab, &s, 0, &err);
+  if (!r) fail_msg("%s", err->message);
+  assert_int_equal(r->mode, SIGE_INPUT_LABELS);
+  assert_true(g_str_has_suffix(r->model_path, "/" SIGE_DEFAULT_LABEL_MODEL));
+  sige_regen_result_free(r);
+  g_autofree guint8 *photo = picture(256, 256, 3); /* the church model's size */
+  const sige_pixels pic = {photo, 256, 256, 3, 8};
+  r = run(61, &pic, &s, 0, &err);
+  if (!r) fail_msg("%s", err->message);
+  assert_int_equal(r->mode, SIGE_INPUT_IMAGE);
+  assert_true(g_str_has_suffix(r->model_path, "/" SIGE_DEFAULT_PICTURE_MODEL));
+  sige_regen_result_free(r);
 }
 
 /* A photo on the GauGAN model: refused before any pass (no wait, no
@@ -470,7 +507,7 @@ int main(void) {
       cmocka_unit_test(test_what_voids_a_snapshot),
       cmocka_unit_test(test_keep_untouched_geometry),
       cmocka_unit_test(test_untouched_stay),
-      cmocka_unit_test(test_photo_as_labels),
+      cmocka_unit_test(test_default_model_by_layer), cmocka_unit_test(test_photo_as_labels),
       cmocka_unit_test(test_around_a_run),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

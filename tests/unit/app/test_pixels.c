@@ -216,6 +216,11 @@ static void test_photo_refused(void **state) {
   assert_true(want > (int64_t)n * 9 / 10);
   sige_pixels photo = {px, W, H, 3, 8};
   assert_int_equal(sige_labels_count_far(&photo), want);
+  /* what a layer with no model chosen gets: the picture model */
+  assert_int_equal(sige_pixels_guess_input_kind(&photo), SIGE_INPUT_IMAGE);
+  assert_string_equal(sige_default_model_name(SIGE_INPUT_IMAGE), "ddpm-church.safetensors");
+  const sige_pixels as_gray = {px, W, H, 1, 8}; /* gray values are class ids */
+  assert_int_equal(sige_pixels_guess_input_kind(&as_gray), SIGE_INPUT_LABELS);
   sige_input_report rep = {-1, -1, -1};
   GError *err = NULL;
   assert_null(sige_model_input_from_pixels(m, &photo, NULL, &rep, &err));
@@ -238,6 +243,9 @@ static void test_photo_refused(void **state) {
     g_autoptr(sige_tensor) t = sige_model_input_from_pixels(m, &photo, NULL, &rep, &err);
     if (!t) fail_msg("%s", err->message);
     assert_int_equal(rep.n_far, (int64_t)(n - n / 2));
+    /* half far is still a label map, and gets the label model */
+    assert_int_equal(sige_pixels_guess_input_kind(&photo), SIGE_INPUT_LABELS);
+    assert_string_equal(sige_default_model_name(SIGE_INPUT_LABELS), "gaugan-street.safetensors");
     assert_int_equal(rep.n_nearest, (int64_t)(n - n / 2));
   }
   px[3 * (n / 2 - 1)] = 255, px[3 * (n / 2 - 1) + 1] = 255, px[3 * (n / 2 - 1) + 2] = 255;

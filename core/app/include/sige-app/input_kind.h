@@ -17,4 +17,12 @@ typedef enum {
  * kind and the kinds that work. */
 sige_input_kind sige_model_input_kind(const sige_model *m, GError **error);
 
+/* The shipped default models (data/models): the street GauGAN for label
+ * maps, the church DDPM for pictures. */
+#define SIGE_DEFAULT_LABEL_MODEL "gaugan-street.safetensors"
+#define SIGE_DEFAULT_PICTURE_MODEL "ddpm-church.safetensors"
+
+/* The default model's file name for an input kind. */
+const char *sige_default_model_name(sige_input_kind kind);
+
 G_END_DECLS

@@ -42,6 +42,12 @@ typedef struct {
  * gray, whose values are class ids). */
 int64_t sige_labels_count_far(const sige_pixels *px);
 
+/* What a layer or file with no model chosen holds, by the same rule: a
+ * picture (SIGE_INPUT_IMAGE) when more than SIGE_LABEL_FAR_FRACTION of its
+ * RGB pixels are far from the palette, else a label map (gray and 16-bit
+ * layers hold class ids).  Chooses between the shipped default models. */
+sige_input_kind sige_pixels_guess_input_kind(const sige_pixels *px);
+
 /* Label map pixels -> class ids (w*h, newly allocated).  RGB(A): the
  * Cityscapes palette, exact colour -> id, other colours -> the nearest id
  * (counted in *n_nearest).  Gray(A): the gray value is the class id; a value
