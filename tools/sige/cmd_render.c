@@ -54,7 +54,7 @@ int sige_cmd_render(int argc, char **argv) {
   if (!sem) return sige_cli_fail(error);
   g_autoptr(sige_tensor) img = NULL;
   gint64 t0 = g_get_monotonic_time();
-  sige_ctx_fit_threads(ctx);
+  if (threads <= 0) sige_ctx_fit_threads(ctx); /* --threads N is kept as given */
   if (!sige_model_forward_dense(model, ctx, sem, 0, &img, &error)) return sige_cli_fail(error);
   double ms = (g_get_monotonic_time() - t0) / 1e3;
   if (!sige_cli_write_png(img, out_path, &error)) return sige_cli_fail(error);

@@ -103,7 +103,9 @@ gboolean sige_edit_session_options(const sige_model *m, const sige_edit_params *
   o->fp16_caches = p->fp16_caches;
   o->memory_budget = p->memory_budget;
   o->device = p->device;
-  o->follow_free_cpus = TRUE; /* a busy machine: fewer threads, not slower passes */
+  /* a busy machine: fewer threads, not slower passes; a count the user gave
+   * is kept (and with it the reduction order, so results repeat exactly) */
+  o->follow_free_cpus = p->n_threads <= 0;
   if (input != SIGE_INPUT_IMAGE) return TRUE;
   return sdedit_options(sige_model_get_kind(m), p, o, error);
 }

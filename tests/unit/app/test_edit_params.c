@@ -50,8 +50,14 @@ static void test_ddpm(void **state) {
   assert_true(o.fp16_caches);
   assert_int_equal(o.memory_budget, 1 << 20);
   assert_int_equal(o.device, SIGE_DEVICE_CPU);
-  /* the front-ends' sessions follow the free CPUs (issue #19, point 3) */
+  /* the front-ends' sessions follow the free CPUs (issue #19, point 3)
+   * unless a thread count was given */
   assert_true(o.follow_free_cpus);
+  p.n_threads = 2;
+  sige_session_options o2;
+  assert_true(sige_edit_session_options(m, &p, &o2, &err));
+  assert_false(o2.follow_free_cpus);
+  p.n_threads = 0;
   assert_int_equal(o.seed, 5);
   assert_int_equal(o.sampler.kind, SIGE_SAMPLER_DPM_SOLVER_PP);
   assert_int_equal(o.sampler.sample_steps, 10);
