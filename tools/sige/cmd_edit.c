@@ -23,8 +23,9 @@ int sige_cmd_edit(int argc, char **argv) {
   gboolean fp16 = FALSE, dense = FALSE;
   GOptionEntry entries[] = {
       {"model", 'm', 0, G_OPTION_ARG_STRING, &model_spec,
-       "spade:|gancomp:[CONFIG:]|ddpm:|pd:[HEAD_DIM:]WEIGHTS (CONFIG e.g. 32_32_32_48_32_24_24_32); "
-       "default: the shipped street GauGAN for a label map, the church DDPM for a picture",
+       "spade:|gancomp:[CONFIG:]|ddpm:|pd:[HEAD_DIM:]WEIGHTS (CONFIG e.g. 32_32_32_48_32_24_24_32), "
+       "or sd:FILE_OR_FOLDER (its options: sige edit --model sd: --help); default: the shipped "
+       "street GauGAN for a label map, the church DDPM for a picture",
        "SPEC"},
       {"original", 'a', 0, G_OPTION_ARG_FILENAME, &orig, "original label map (image for ddpm/pd) PNG", "FILE"},
       {"edited", 'b', 0, G_OPTION_ARG_FILENAME, &edited, "edited label map (image for ddpm/pd) PNG", "FILE"},

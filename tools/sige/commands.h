@@ -8,6 +8,10 @@ int sige_cmd_edit(int argc, char **argv);
 int sige_cmd_bench(int argc, char **argv);
 int sige_cmd_info(int argc, char **argv);
 int sige_cmd_convert(int argc, char **argv);
+/* Stable Diffusion (--model sd:...): sige edit (img2img) and sige inpaint. */
+int sige_cmd_edit_sd(int argc, char **argv, gboolean inpaint);
+/* Whether the arguments name an sd: model. */
+gboolean sige_cli_model_is_sd(int argc, char **argv);
 
 /* Prints "sige: <message>" to stderr and returns the exit status 1. */
 int sige_cli_fail(GError *error);

@@ -16,7 +16,8 @@ static void usage(FILE *f) {
         "\n"
         "Commands:\n"
         "  render           render a label map with a GauGAN (SPADE) model\n"
-        "  edit             regenerate only what changed between two label maps\n"
+        "  edit             regenerate only what changed between two label maps or pictures\n"
+        "  inpaint          regenerate a masked area with a Stable Diffusion model (sd:)\n"
         "  check-reference  recompute a reference case and compare (see docs/)\n"
         "  bench            time dense vs sparse passes of full-size models\n"
         "  info             describe a weights file (safetensors or PyTorch checkpoint)\n"
@@ -45,7 +46,10 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(cmd, "check-reference")) return sige_cmd_check_reference(argc - 1, argv + 1);
   if (!strcmp(cmd, "render")) return sige_cmd_render(argc - 1, argv + 1);
-  if (!strcmp(cmd, "edit")) return sige_cmd_edit(argc - 1, argv + 1);
+  if (!strcmp(cmd, "edit"))
+    return sige_cli_model_is_sd(argc - 1, argv + 1) ? sige_cmd_edit_sd(argc - 1, argv + 1, FALSE)
+                                                    : sige_cmd_edit(argc - 1, argv + 1);
+  if (!strcmp(cmd, "inpaint")) return sige_cmd_edit_sd(argc - 1, argv + 1, TRUE);
   if (!strcmp(cmd, "bench")) return sige_cmd_bench(argc - 1, argv + 1);
   if (!strcmp(cmd, "info")) return sige_cmd_info(argc - 1, argv + 1);
   if (!strcmp(cmd, "convert")) return sige_cmd_convert(argc - 1, argv + 1);

@@ -112,6 +112,9 @@ void sige_sd_pipeline_set_step_observer(sige_sd_pipeline *p, sige_sd_step_fn fn,
 int sige_sd_pipeline_steps(const sige_sd_pipeline *p);
 /* The sampler (schedule, timesteps), owned by the pipeline. */
 const sige_sampler *sige_sd_pipeline_sampler(const sige_sd_pipeline *p);
+/* Multiply-accumulates the pipeline's passes executed so far (a running
+ * total: callers take differences around a run). */
+guint64 sige_sd_pipeline_macs(const sige_sd_pipeline *p);
 
 /* The whole task with dense passes (img2img: image edited from; inpainting:
  * image and the image-size mask, 1 = regenerate).  *latent (optional)

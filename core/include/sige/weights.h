@@ -97,6 +97,9 @@ sige_dtype sige_weights_dtype(const sige_weights *w, const char *name);
 const char *const *sige_weights_names(const sige_weights *w, guint *n);
 /* __metadata__ entry or NULL. */
 const char *sige_weights_metadata(const sige_weights *w, const char *key);
+/* Sets (replaces) a __metadata__ entry: the sizes a model reads from it
+ * ("sige.latent_h", ...) when a front-end sizes a model to its picture. */
+void sige_weights_set_metadata(sige_weights *w, const char *key, const char *value);
 /* The path it was loaded from, or NULL. */
 const char *sige_weights_path(const sige_weights *w);
 

@@ -212,6 +212,8 @@ void sige_sd_pipeline_set_step_observer(sige_sd_pipeline *p, sige_sd_step_fn fn,
 int sige_sd_pipeline_steps(const sige_sd_pipeline *p) { return p->n_steps; }
 const sige_sampler *sige_sd_pipeline_sampler(const sige_sd_pipeline *p) { return p->sampler; }
 
+guint64 sige_sd_pipeline_macs(const sige_sd_pipeline *p) { return sige_ctx_macs(p->ctx); }
+
 /* The seeded noises the caller did not set, and the contexts' presence:
  * enc_noise from seed, the start noise from seed + 1, step i's q_sample
  * noise from seed + 2 + i. */

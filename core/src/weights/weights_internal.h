@@ -61,7 +61,6 @@ gboolean sige_weights_copy_rows(sige_weights *dst, const char *dst_name, const s
 void sige_weights_insert_with_dtype(sige_weights *w, const char *name, sige_tensor *t,
                                     sige_dtype dtype);
 void sige_weights_set_path(sige_weights *w, const char *path);
-void sige_weights_set_metadata(sige_weights *w, const char *key, const char *value);
 /* Parses a safetensors dtype string ("F16", ...); FALSE when not one of ours. */
 gboolean sige_dtype_from_name(const char *name, sige_dtype *out);
 /* Short, printable file name for error messages (basename of path). */

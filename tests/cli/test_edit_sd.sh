@@ -1,0 +1,66 @@
+#!/bin/sh
+# sige edit / sige inpaint with --model sd: end to end on a tiny SD
+# checkpoint made from the reference weights (UNet + VAE of sd-img2img-tiny,
+# text encoder of clip-text-tiny) through the real CLIP tokenizer, and the
+# refusals of bad inputs.
+# usage: test_edit_sd.sh SIGE PYTHON MAKE_SD_CHECKPOINTS.PY SD_CLI_UTIL.PY REFERENCE_DIR BPE_VOCAB
+set -u
+sige=$1 python=$2 script=$3 util=$4 ref=$5 vocab=$6
+tmp=$(mktemp -d) || exit 1
+trap 'rm -rf "$tmp"' EXIT
+n=0 failed=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+not_ok() { n=$((n + 1)); failed=1; echo "not ok $n - $1"; sed 's/^/# /' "$tmp/out"; }
+"$python" "$script" "$tmp/ck" "$ref" "$vocab" >"$tmp/out" 2>&1; rc=$?
+if [ "$rc" = 3 ]; then echo "1..0 # SKIP python3-torch missing"; exit 77; fi
+[ "$rc" = 0 ] || { echo "Bail out! $script failed: $(cat "$tmp/out")"; exit 1; }
+echo "1..12"
+"$python" "$util" inputs "$tmp" "$tmp/ck/sd_full.safetensors" || { echo "Bail out! inputs"; exit 1; }
+ck=sd:$tmp/sd.safetensors
+common="--prompt a,church --steps 8 --strength 0.5 --threads 1"
+run() { "$sige" "$@" >"$tmp/out" 2>&1; }
+# 1-3: img2img sparse: exit 0, 256 x 256, far pixels as the snapshot's result
+if run edit --model "$ck" $common --original "$tmp/a.png" --edited "$tmp/b.png" \
+     --out "$tmp/e.png" --dense-out "$tmp/e0.png" && grep -q "^edit (sparse)" "$tmp/out"; then
+  ok "edit sd: sparse runs"; else not_ok "edit sd: sparse runs"; fi
+cat "$tmp/out" | sed 's/^/# /'
+"$python" "$util" size "$tmp/e.png" 256 256 && ok "edit output is 256 x 256" || not_ok "edit output size"
+# The edit is rows/columns 24..40; the UNet's mask is dilated by 5 latent
+# pixels (40 px) and its pyramid reaches 1/4 of the latent (32 px cells), so
+# beyond 96 px nothing is recomputed: up to 1 level of 8-bit rounding noise
+# (measured 1) against the snapshot's own picture.
+"$python" "$util" compare "$tmp/e.png" "$tmp/e0.png" 0,96,0,96 1 >"$tmp/out" 2>&1 &&
+  ok "edit: far pixels equal the snapshot's result" || not_ok "edit: far pixels"
+# 4: --dense against sparse: SIGE's sparse passes reuse the snapshot's
+# normalisation statistics, so they differ near the edit (measured max 14,
+# mean 0.79 of 255): limits max 32 anywhere, mean 2
+if run edit --model "$ck" $common --original "$tmp/a.png" --edited "$tmp/b.png" \
+     --out "$tmp/ed.png" --dense && grep -q "^edit (full" "$tmp/out" &&
+   "$python" "$util" compare "$tmp/e.png" "$tmp/ed.png" 0,0,0,0 32 2 >"$tmp/out" 2>&1; then
+  ok "edit --dense close to sparse"; else not_ok "edit --dense close to sparse"; fi
+# 5-6: inpainting, sparse and dense
+if run inpaint --model "$ck" --prompt "a church" --steps 4 --threads 1 --original "$tmp/a.png" \
+     --mask "$tmp/m.png" --out "$tmp/i.png" && grep -Eq "^edit \(sparse\).*\(([2-9]|[1-9][0-9])\.[0-9]x fewer" "$tmp/out" &&
+   "$python" "$util" size "$tmp/i.png" 256 256; then
+  ok "inpaint sd: sparse, fewer MACs, 256 x 256"; else not_ok "inpaint sd: sparse"; fi
+if run inpaint --model "$ck" --prompt "a church" --steps 4 --threads 1 --original "$tmp/a.png" \
+     --mask "$tmp/m.png" --out "$tmp/id.png" --dense && "$python" "$util" size "$tmp/id.png" 256 256; then
+  ok "inpaint sd: --dense"; else not_ok "inpaint sd: --dense"; fi
+# 7-12: refusals, each naming what is wrong
+expect() { # description, status, pattern, command...
+  d=$1 st=$2 pat=$3; shift 3
+  "$sige" "$@" >"$tmp/out" 2>&1; rc=$?
+  if [ "$rc" = "$st" ] && grep -Eq -- "$pat" "$tmp/out"; then ok "$d"; else not_ok "$d (exit $rc)"; fi
+}
+expect "no prompt" 2 "--prompt is required" edit --model "$ck" -a "$tmp/a.png" -b "$tmp/b.png" -o "$tmp/x.png"
+expect "dpmsolver++ refused" 2 "ddim only.*DPM-Solver\+\+ is not implemented" \
+  edit --model "$ck" $common --sampler dpmsolver++ -a "$tmp/a.png" -b "$tmp/b.png" -o "$tmp/x.png"
+expect "size not a multiple of 8" 1 "odd.png: 100 x 100.*multiples of 8" \
+  edit --model "$ck" $common -a "$tmp/odd.png" -b "$tmp/odd.png" -o "$tmp/x.png"
+expect "size the checkpoint binds" 1 "sd_full.safetensors: the UNet is for 128 x 128 pictures.*sige.latent_h.*256 x 256" \
+  edit --model "sd:$tmp/ck/sd_full.safetensors" $common -a "$tmp/a.png" -b "$tmp/b.png" -o "$tmp/x.png"
+expect "no SD parts" 1 "no_sd.safetensors" \
+  edit --model "sd:$tmp/ck/no_sd.safetensors" $common -a "$tmp/a.png" -b "$tmp/b.png" -o "$tmp/x.png"
+expect "mask of another size" 1 "small.png.*128.*256" \
+  inpaint --model "$ck" --prompt x -a "$tmp/a.png" --mask "$tmp/small.png" -o "$tmp/x.png"
+exit $failed
