@@ -121,6 +121,17 @@ def paint_blob(img, rng):
     return out, m
 
 
+def reach_of(mask):
+    """The edit's reach: the mask grown by the model's receptive margin (1/16 of a side)."""
+    reach = mask.copy()
+    for _ in range(max(1, mask.shape[0] // 16)):
+        reach[1:] |= reach[:-1]
+        reach[:-1] |= reach[1:]
+        reach[:, 1:] |= reach[:, :-1]
+        reach[:, :-1] |= reach[:, 1:]
+    return reach
+
+
 def sh(cmd, env):
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
     if p.returncode:
@@ -191,15 +202,7 @@ def ddpm(a, env, tmp):
         sh([a.sige, "edit"] + common_args + ["-a", pa, "-b", pb, "-o", sparse], env)
         sh([a.sige, "edit"] + common_args + ["-a", pa, "-b", pb, "-o", dense, "--dense"], env)
         s, d = read_png(sparse)[..., :3], read_png(dense)[..., :3]
-        # the edit's reach: the mask grown by the model's receptive margin (1/16 of a side)
-        grow = max(1, img.shape[0] // 16)
-        reach = m.copy()
-        for _ in range(grow):
-            reach[1:] |= reach[:-1]
-            reach[:-1] |= reach[1:]
-            reach[:, 1:] |= reach[:, :-1]
-            reach[:, :-1] |= reach[:, 1:]
-        outside = ~reach
+        outside = ~reach_of(m)
         rows.append((sampler, float(m.mean()), psnr(s, d), ssim(s, d), psnr(s, img, outside)))
         if i < 3:
             diff = np.clip(np.abs(d.astype(int) - s.astype(int)) * 10, 0, 255).astype(np.uint8)

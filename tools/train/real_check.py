@@ -28,7 +28,7 @@ import tempfile
 
 import numpy as np
 
-from fidelity import figure, psnr, sh
+from fidelity import figure, psnr, reach_of, sh
 from palette import colourise
 from raster import read_png, write_png
 
@@ -84,14 +84,7 @@ def ddpm(a, env, tmp, src):
     painted = np.abs(o.astype(int) - e.astype(int)).max(axis=2) > 0
     change = float(np.abs(r.astype(int) - o.astype(int))[painted].mean())
     ok = check("the painted region changes", change > 10, f"mean change {change:.1f} levels over {100 * painted.mean():.1f} % of the pixels")
-    # outside: beyond the model's receptive margin (1/16 of a side), as fidelity.py
-    reach = painted.copy()
-    for _ in range(max(1, o.shape[0] // 16)):
-        reach[1:] |= reach[:-1]
-        reach[:-1] |= reach[1:]
-        reach[:, 1:] |= reach[:, :-1]
-        reach[:, :-1] |= reach[:, 1:]
-    p = psnr(r, o, ~reach)
+    p = psnr(r, o, ~reach_of(painted))
     ok &= check("the rest stays", p >= 30, f"{p:.1f} dB from the original outside the edit's reach")
     figure(os.path.join(a.out, "real-ddpm.png"), [[o, e, r]])
     return ok

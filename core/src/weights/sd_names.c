@@ -77,6 +77,21 @@ static gboolean unet_resnet(char **parts, int n, int from, GString *out, const c
   return TRUE;
 }
 
+/* A down or up block's slot j ("resnets" or "attentions" at parts[2]):
+ * the ldm block b's layer 0 or 1. */
+static gboolean unet_block_slot(char **parts, int n, GString *out, const char *b,
+                                gboolean *linear) {
+  if (!strcmp(parts[2], "resnets")) {
+    g_autofree char *ldm = g_strconcat(b, ".0", NULL);
+    return unet_resnet(parts, n, 4, out, ldm);
+  }
+  if (!strcmp(parts[2], "attentions")) {
+    g_autofree char *ldm = g_strconcat(b, ".1", NULL);
+    return unet_transformer(parts, n, 4, out, ldm, linear);
+  }
+  return FALSE;
+}
+
 gboolean sige_sd_unet_name(const sige_weights *w, const char *key, int res_blocks, GString *out,
                            gboolean *linear) {
   g_auto(GStrv) parts = g_strsplit(key, ".", 16);
@@ -123,15 +138,7 @@ gboolean sige_sd_unet_name(const sige_weights *w, const char *key, int res_block
     }
     if (j >= R) return FALSE;
     g_autofree char *b = g_strdup_printf("input_blocks.%d", 1 + i * (R + 1) + j);
-    if (!strcmp(parts[2], "resnets")) {
-      g_autofree char *ldm = g_strconcat(b, ".0", NULL);
-      return unet_resnet(parts, n, 4, out, ldm);
-    }
-    if (!strcmp(parts[2], "attentions")) {
-      g_autofree char *ldm = g_strconcat(b, ".1", NULL);
-      return unet_transformer(parts, n, 4, out, ldm, linear);
-    }
-    return FALSE;
+    return unet_block_slot(parts, n, out, b, linear);
   }
   const int k0 = i * (R + 1);
   if (!strcmp(parts[2], "upsamplers")) {
@@ -144,15 +151,7 @@ gboolean sige_sd_unet_name(const sige_weights *w, const char *key, int res_block
   }
   if (j > R) return FALSE;
   g_autofree char *b = g_strdup_printf("output_blocks.%d", k0 + j);
-  if (!strcmp(parts[2], "resnets")) {
-    g_autofree char *ldm = g_strconcat(b, ".0", NULL);
-    return unet_resnet(parts, n, 4, out, ldm);
-  }
-  if (!strcmp(parts[2], "attentions")) {
-    g_autofree char *ldm = g_strconcat(b, ".1", NULL);
-    return unet_transformer(parts, n, 4, out, ldm, linear);
-  }
-  return FALSE;
+  return unet_block_slot(parts, n, out, b, linear);
 }
 
 /* A VAE resnet: the same names but conv_shortcut */
