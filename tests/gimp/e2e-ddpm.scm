@@ -81,16 +81,3 @@
 (say "ddpm-wrong-size-layer-count" (n-layers small))
 (gimp-image-delete small)
 
-; no model chosen: a picture gets the shipped church DDPM (a label map the
-; street GauGAN, e2e.scm's first run)
-(define pic (car (gimp-image-new 256 256 RGB)))
-(define pic-src (car (gimp-layer-new pic 256 256 RGB-IMAGE "photo" 100 LAYER-MODE-NORMAL)))
-(gimp-image-insert-layer pic pic-src 0 0)
-(fill-rect pic pic-src '(96 128 176) 0 0 256 256)
-(fill-rect pic pic-src '(120 104 88) 0 170 256 86)
-(gimp-selection-none pic)
-(define out-default (catch -1 (car (plug-in-sparse-regenerate RUN-NONINTERACTIVE pic pic-src ""
-                                                              2 0.1 7))))
-(say "ddpm-default-result" (number->string out-default))
-(when (> out-default 0) (say "ddpm-default-name" (car (gimp-item-get-name out-default))))
-(gimp-image-delete pic)

@@ -11,6 +11,15 @@
 (define (regen img layer model)
   (catch -1 (car (plug-in-sparse-regenerate RUN-NONINTERACTIVE img layer model 0 0 -1))))
 
+; no model chosen (first, before any run makes one the last used): a
+; picture gets the shipped church DDPM, a label map (below) the street GauGAN
+(define pic (car (file-png-load RUN-NONINTERACTIVE (path "church256.png") "church256.png")))
+(define out-default (catch -1 (car (plug-in-sparse-regenerate RUN-NONINTERACTIVE pic
+                                      (car (gimp-image-get-active-layer pic)) "" 2 0.1 7))))
+(say "picture-default-result" (number->string out-default))
+(when (> out-default 0) (say "picture-default-name" (car (gimp-item-get-name out-default))))
+(gimp-image-delete pic)
+
 ; every step at top level, so that a failing step cannot skip the cleanup
 (define img (car (file-png-load RUN-NONINTERACTIVE (path "labels.png") "labels.png")))
 (define src (car (gimp-image-get-active-layer img)))
@@ -73,7 +82,8 @@
 ; a photo taken for a label map: refused before any pass, saying how many
 ; pixels are far from the palette; no new layer
 (define photo (car (file-png-load RUN-NONINTERACTIVE (path "photo.png") "photo.png")))
-(say "photo-result" (number->string (regen photo (car (gimp-image-get-active-layer photo)) "")))
+(say "photo-result" (number->string (regen photo (car (gimp-image-get-active-layer photo))
+                                           (path "street.safetensors"))))
 (say "photo-layer-count" (n-layers photo))
 (gimp-image-delete photo)
 

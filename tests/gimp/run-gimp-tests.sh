@@ -40,6 +40,10 @@ cp "$src/data/examples/street_labels.png" "$work/labels.png"
 cp "$src/tests/cli/data/photo_512x256.png" "$work/photo.png"
 # a corrupt model: a safetensors header length that points past the file
 head -c 4096 "$src/data/models/gaugan-demo.safetensors" > "$work/corrupt.safetensors"
+# the label model chosen explicitly where a photo must be taken for labels
+# (with no model chosen a photo gets the picture model)
+cp "$src/data/models/gaugan-street.safetensors" "$work/street.safetensors"
+cp "$src/tests/cli/data/church256_a.png" "$work/church256.png"
 
 # The DDPM cases need the reference weights; without them they fail (never
 # skip), and GIMP runs the GauGAN cases alone.
@@ -91,7 +95,10 @@ pass_rect() { sed -n "s/^sparse-regenerate: .*$3 \\([0-9]*\\),\\([0-9]*\\) \\([0
 check "gimp exits cleanly" eq "$rc" 0
 check "no leaked GEGL buffers" sh -c "! grep -q 'GeglBuffers leaked' '$work/gimp.log'"
 check "first run: full pass, one new layer" eq "$(result first-layer-count)" 2
-check "first run: layer named after the model" eq "$(result first-name)" "Sparse Regenerate (gaugan-street)"
+check "no model chosen, a picture: the shipped church DDPM runs" sh -c \
+  "[ '$(result picture-default-result)' -gt 0 ] && [ '$(result picture-default-name)' = 'Sparse Regenerate (ddpm-church)' ]"
+check "no model chosen, a label map: the shipped street GauGAN; layer named after it" \
+  eq "$(result first-name)" "Sparse Regenerate (gaugan-street)"
 check "first run: output above the source" eq "$(result first-position)" 0
 check "second run: same output layer, no new layer" \
   sh -c "[ '$(result second-layer)' = '$(result first-layer)' ] && [ '$(result second-layer-count)' = 2 ]"
@@ -168,8 +175,8 @@ if [ "$ddpm" = yes ]; then
     --edited "$work/ddpm-edited.png" --out "$work/cli-ddpm-edit.png" > "$work/cli-ddpm.log" 2>&1
   sed 's/^/# sige edit (ddpm): /' "$work/cli-ddpm.log"
   drect=$(sed -n 's/^changed region  x \([0-9]*\), y \([0-9]*\), \([0-9]*\) x \([0-9]*\)$/\1,\2,\3,\4/p' "$work/cli-ddpm.log")
-  check "ddpm passes: snapshot, sparse, sparse, new snapshot; the default model's snapshot" \
-    eq "$(passes image)" "full sparse sparse full full "
+  check "ddpm passes: (the default picture model's snapshot) snapshot, sparse, sparse, new snapshot" \
+    eq "$(passes image)" "full full sparse sparse full "
   check "ddpm first run: one new layer named after the model" sh -c \
     "[ '$(result ddpm-first-layer-count)' = 2 ] && [ '$(result ddpm-first-name)' = 'Sparse Regenerate (weights)' ]"
   check "ddpm first run: the output is the image itself (within 1 level)" \
@@ -192,7 +199,7 @@ if [ "$ddpm" = yes ]; then
     sh -c "! '$compare' '$work/ddpm-first.png' '$work/cli-ddpm-edit.png' --within '$reach2'"
   check "ddpm third run: every pixel more than 16 px from both edits as it was" \
     "$compare" "$work/ddpm-first.png" "$work/ddpm-third.png" --within "$reach2" --within "$reach3" --differ
-  rect3=$(pass_rect image 3 changed)
+  rect3=$(pass_rect image 4 changed) # pass 1: the default picture model's run
   check "ddpm third run: a local changed rectangle ($rect3)" \
     sh -c "[ -n '$rect3' ] && [ '$rect3' != '0,0,256,256' ] && [ '$rect3' != '0,0,0,0' ]"
   check "ddpm third run: pixels outside the changed rectangle untouched" \
@@ -208,8 +215,6 @@ if [ "$ddpm" = yes ]; then
     "[ '$(result ddpm-bad-steps-result)' = -1 ] && grep -qF 'error: $msg_steps' '$work/gimp.log'"
   check "ddpm wrong layer size: an error naming both sizes, no new layer" sh -c \
     "[ '$(result ddpm-wrong-size-result)' = -1 ] && [ '$(result ddpm-wrong-size-layer-count)' = 1 ] && grep -q 'error: The input is 128 x 96 pixels but the model expects 256 x 256' '$work/gimp.log'"
-  check "no model chosen, a picture: the shipped church DDPM runs" sh -c \
-    "[ '$(result ddpm-default-result)' -gt 0 ] && [ '$(result ddpm-default-name)' = 'Sparse Regenerate (ddpm-church)' ]"
   gimp_ms=$(sed -n 's/^sparse-regenerate: sparse pass \([0-9.]*\) ms (engine \([0-9.]*\) ms).*\[image\]$/\1 ms (engine \2 ms)/p' "$work/gimp.log" | head -n 1)
   cli_ms=$(sed -n 's/^edit (sparse) *\([0-9.]*\) ms.*/\1 ms/p' "$work/cli-ddpm.log")
   echo "# ddpm timing ($threads threads): GIMP second run $gimp_ms; sige edit sparse $cli_ms"

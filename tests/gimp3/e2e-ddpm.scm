@@ -73,16 +73,3 @@
 (say "ddpm-wrong-size-layer-count" (n-layers small))
 (gimp-image-delete small)
 
-; no model chosen: a picture gets the shipped church DDPM (a label map the
-; street GauGAN, e2e.scm's first run)
-(define pic (new-image 256 256 "photo"))
-(fill-rect pic (top-layer pic) '(96 128 176) 0 0 256 256)
-(fill-rect pic (top-layer pic) '(120 104 88) 0 170 256 86)
-(gimp-selection-none pic)
-(define out-default
-  (catch -1 (car (plug-in-sparse-regenerate #:run-mode RUN-NONINTERACTIVE #:image pic
-                                            #:drawables (vector (top-layer pic)) #:model ""
-                                            #:steps 2 #:strength 0.1 #:seed 7))))
-(say "ddpm-default-result" (number->string out-default))
-(when (> out-default 0) (say "ddpm-default-name" (car (gimp-item-get-name out-default))))
-(gimp-image-delete pic)

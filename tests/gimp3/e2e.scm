@@ -7,6 +7,17 @@
                                             #:drawables (vector layer) #:model model
                                             #:steps 0 #:strength 0 #:seed -1))))
 
+; no model chosen: a picture gets the shipped church DDPM, a label map
+; (below) the street GauGAN
+(define pic (car (gimp-file-load RUN-NONINTERACTIVE (path "church256.png"))))
+(define out-default
+  (catch -1 (car (plug-in-sparse-regenerate #:run-mode RUN-NONINTERACTIVE #:image pic
+                                            #:drawables (vector (selected-layer pic)) #:model ""
+                                            #:steps 2 #:strength 0.1 #:seed 7))))
+(say "picture-default-result" (number->string out-default))
+(when (> out-default 0) (say "picture-default-name" (car (gimp-item-get-name out-default))))
+(gimp-image-delete pic)
+
 ; every step at top level, so that a failing step cannot skip the cleanup
 (define img (car (gimp-file-load RUN-NONINTERACTIVE (path "labels.png"))))
 (define src (selected-layer img))
@@ -73,7 +84,7 @@
 
 ; a photo taken for a label map: refused before any pass, no new layer
 (define photo (car (gimp-file-load RUN-NONINTERACTIVE (path "photo.png"))))
-(say "photo-result" (number->string (regen photo (selected-layer photo) "")))
+(say "photo-result" (number->string (regen photo (selected-layer photo) (path "street.safetensors"))))
 (say "photo-layer-count" (n-layers photo))
 (gimp-image-delete photo)
 
