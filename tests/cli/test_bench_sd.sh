@@ -51,7 +51,7 @@ else not_ok "--json (exit $rc)"; fi
 "$sige" bench --sd-tiny --model ddpm --runs 1 >"$tmp/out" 2>&1 && rc=0 || rc=$?
 if [ "$rc" != 0 ] && grep -q -- "--sd-tiny needs --model sd" "$tmp/out"; then ok "--sd-tiny without sd refused"
 else not_ok "--sd-tiny with ddpm: exit $rc"; fi
-"$sige" bench --model sd --sd-tiny --sdedit 2 >"$tmp/out" 2>&1 && rc=0 || rc=$?
-if [ "$rc" != 0 ] && grep -q -- "--model sd takes" "$tmp/out"; then ok "--model sd --sdedit refused"
-else not_ok "--model sd --sdedit: exit $rc"; fi
+"$sige" bench --model sd --sd-tiny --layers >"$tmp/out" 2>&1 && rc=0 || rc=$?
+if [ "$rc" != 0 ] && grep -q -- "--model sd takes" "$tmp/out"; then ok "--model sd --layers refused"
+else not_ok "--model sd --layers: exit $rc"; fi
 exit $failed
