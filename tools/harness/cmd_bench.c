@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "bench_sd.h"
 #include "commands.h"
 #include "sige-app/names.h"
 #include "random_weights.h"
@@ -35,6 +36,7 @@ typedef struct {
   int sdedit_steps; /* > 0: also time a whole SDEdit edit (DDPM) */
   gboolean fp16;    /* sessions store their caches as fp16 */
   gboolean layers;  /* per layer group: the snapshot's full pass vs the sparse pass */
+  gboolean sd_tiny; /* --model sd at a test size */
   char *device_name;
   char *conv_name;              /* --conv */
   sige_conv_policy conv_policy; /* resolved */
@@ -335,7 +337,7 @@ static sige_model *build_model(const char *kind, uint64_t seed, const char *save
     return w ? sige_model_new_pd(&cfg, w, error) : NULL;
   }
   g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
-              "--model must be 'ddpm', 'pd', 'gaugan' or 'gancomp' (got '%s')", kind ? kind : "");
+              "--model must be 'ddpm', 'pd', 'gaugan', 'gancomp' or 'sd' (got '%s')", kind ? kind : "");
   return NULL;
 }
 
@@ -669,6 +671,25 @@ static gboolean run_bench(bench_opts *o, GError **error) {
     o->device = sige_ctx_device(probe);
     r.device_info = device_info = g_strdup(sige_ctx_device_info(probe));
   }
+  if (!g_strcmp0(o->model, "sd")) { /* bench_sd.c */
+    if (o->sdedit_steps > 0 || o->layers || o->mask || o->save_mask || o->save_weights ||
+        o->save_io || o->dense_only || o->sparse_only) {
+      g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+                  "--model sd takes --edit-ratio, --runs, --warmup, --threads, --seed, --json, "
+                  "--device, --conv, --fp16-caches and --sd-tiny only");
+      return FALSE;
+    }
+    const sige_bench_sd_opts so = {.edit_ratio = o->edit_ratio, .runs = o->runs,
+                                   .warmup = o->warmup, .threads = o->threads, .seed = o->seed,
+                                   .json = o->json, .tiny = o->sd_tiny, .fp16 = o->fp16,
+                                   .set_conv = o->conv_name != NULL,
+                                   .conv_policy = o->conv_policy, .device = o->device};
+    return sige_bench_sd(&so, error);
+  }
+  if (o->sd_tiny) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID, "--sd-tiny needs --model sd");
+    return FALSE;
+  }
   g_autoptr(sige_model) m = build_model(o->model, (uint64_t)o->seed, o->save_weights, error);
   if (!m) return FALSE;
   int64_t shape[4];
@@ -718,7 +739,11 @@ static gboolean parse_conv(bench_opts *o, GError **error) {
 int sige_cmd_bench(int argc, char **argv) {
   bench_opts o = {.edit_ratio = 0.012, .runs = 5, .warmup = 1, .threads = 0, .seed = 0};
   GOptionEntry entries[] = {
-      {"model", 0, 0, G_OPTION_ARG_STRING, &o.model, "ddpm, pd, gaugan or gancomp", "NAME"},
+      {"model", 0, 0, G_OPTION_ARG_STRING, &o.model,
+       "ddpm, pd, gaugan, gancomp or sd (Stable Diffusion 1.5: UNet step and VAE decoder)",
+       "NAME"},
+      {"sd-tiny", 0, 0, G_OPTION_ARG_NONE, &o.sd_tiny,
+       "--model sd at a test size (128 x 128, narrow layers)", NULL},
       {"edit-ratio", 0, 0, G_OPTION_ARG_DOUBLE, &o.edit_ratio,
        "fraction of the image the stroke mask covers (default 0.012)", "R"},
       {"runs", 0, 0, G_OPTION_ARG_INT, &o.runs, "timed runs (default 5)", "N"},
@@ -768,7 +793,7 @@ int sige_cmd_bench(int argc, char **argv) {
     rc = bench_conv_sweep(&o);
   } else if (!o.model) {
     rc = sige_cli_fail(
-        g_error_new(SIGE_ERROR, SIGE_ERROR_INVALID, "--model ddpm|pd|gaugan|gancomp is required"));
+        g_error_new(SIGE_ERROR, SIGE_ERROR_INVALID, "--model ddpm|pd|gaugan|gancomp|sd is required"));
   } else if (!run_bench(&o, &error)) {
     rc = sige_cli_fail(error);
   }

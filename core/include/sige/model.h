@@ -22,6 +22,7 @@
 #include <glib.h>
 #include "sige/context.h"
 #include "sige/sparse.h"
+#include "sige/stats.h"
 #include "sige/tensor.h"
 #include "sige/weights.h"
 
@@ -288,6 +289,16 @@ gboolean sige_model_forward_sparse_once(const sige_model *m, sige_ctx *ctx,
                                         float t, const sige_tensor *cond, const sige_mask *mask,
                                         gboolean fp16, sige_tensor **full_out, sige_tensor **out,
                                         GError **error);
+/* The same, with what each pass measured (stats may be NULL): stats[0] the
+ * recording pass, stats[1] the sparse one (its mask pyramid included):
+ * wall seconds and the MACs counted on ctx (sige bench times the SD parts
+ * with it: the session does not drive them). */
+gboolean sige_model_forward_sparse_once_stats(const sige_model *m, sige_ctx *ctx,
+                                              const sige_tensor *orig, const sige_tensor *edited,
+                                              float t, const sige_tensor *cond,
+                                              const sige_mask *mask, gboolean fp16,
+                                              sige_tensor **full_out, sige_tensor **out,
+                                              sige_session_stats stats[2], GError **error);
 
 /* ---- parameter lists ---------------------------------------------------- */
 /* Every checkpoint tensor a model reads, as the model declares it: the

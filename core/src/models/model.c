@@ -200,12 +200,22 @@ gboolean sige_model_forward_sparse_once(const sige_model *m, sige_ctx *ctx,
                                         float t, const sige_tensor *cond, const sige_mask *mask,
                                         gboolean fp16, sige_tensor **full_out, sige_tensor **out,
                                         GError **error) {
+  return sige_model_forward_sparse_once_stats(m, ctx, orig, edited, t, cond, mask, fp16, full_out,
+                                              out, NULL, error);
+}
+
+gboolean sige_model_forward_sparse_once_stats(const sige_model *m, sige_ctx *ctx,
+                                              const sige_tensor *orig, const sige_tensor *edited,
+                                              float t, const sige_tensor *cond,
+                                              const sige_mask *mask, gboolean fp16,
+                                              sige_tensor **full_out, sige_tensor **out,
+                                              sige_session_stats stats[2], GError **error) {
   *out = NULL;
   if (full_out) *full_out = NULL;
+  if (stats) memset(stats, 0, 2 * sizeof *stats);
+  g_autoptr(sige_mask_pyramid) pyr = NULL;
   sige_sparse_params p;
   sige_model_sparse_params(m, &p);
-  g_autoptr(sige_mask_pyramid) pyr =
-      sige_mask_pyramid_new(mask, p.min_h, p.min_w, p.pyramid_dilation, p.pyramid_threshold);
   sige_cache cache;
   sige_cache_init(&cache);
   sige_pass pass;
@@ -213,14 +223,31 @@ gboolean sige_model_forward_sparse_once(const sige_model *m, sige_ctx *ctx,
   pass.fp16 = fp16;
   pass.cond = cond;
   g_autoptr(sige_tensor) full = NULL;
+  const uint64_t macs0 = sige_ctx_macs(ctx);
+  gint64 t0 = g_get_monotonic_time();
   gboolean ok = sige_model_pass(m, &pass, orig, t, &full, error);
   sige_pass_clear(&pass);
+  if (stats) {
+    stats[0].seconds = (g_get_monotonic_time() - t0) / 1e6;
+    stats[0].macs = stats[0].dense_macs = sige_ctx_macs(ctx) - macs0;
+  }
   if (ok) {
+    /* the pyramid is part of the sparse pass's cost, as in a session */
+    const uint64_t macs1 = sige_ctx_macs(ctx);
+    t0 = g_get_monotonic_time();
+    pyr = sige_mask_pyramid_new(mask, p.min_h, p.min_w, p.pyramid_dilation, p.pyramid_threshold);
     sige_pass_init_sparse(&pass, ctx, &cache, pyr, NULL);
     pass.fp16 = fp16;
     pass.cond = cond;
     ok = sige_model_pass(m, &pass, edited, t, out, error);
     sige_pass_clear(&pass);
+    if (stats) {
+      stats[1].seconds = (g_get_monotonic_time() - t0) / 1e6;
+      stats[1].macs = sige_ctx_macs(ctx) - macs1;
+      stats[1].dense_macs = stats[0].macs;
+      stats[1].was_sparse = ok;
+      stats[1].edit_ratio = (double)sige_mask_count(mask) / ((double)mask->h * mask->w);
+    }
   }
   if (ok && full_out) *full_out = g_steal_pointer(&full);
   sige_cache_free_contents(&cache);
