@@ -31,15 +31,6 @@ typedef struct {
   double rss_mb;     /* peak RSS after this part */
 } part_result;
 
-static int cmp_double(const void *a, const void *b) {
-  const double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static double peak_rss_mb(void) {
   struct rusage ru;
@@ -146,9 +137,9 @@ static gboolean time_part(const sige_model *m, const sige_bench_sd_opts *o,
       sparse[i] = st[1].seconds * 1e3;
     }
   }
-  r->dense_ms = median(dense, o->runs);
-  r->record_ms = median(rec, o->runs);
-  r->sparse_ms = median(sparse, o->runs);
+  r->dense_ms = sige_bench_median(dense, o->runs);
+  r->record_ms = sige_bench_median(rec, o->runs);
+  r->sparse_ms = sige_bench_median(sparse, o->runs);
   r->mask_ratio = (double)sige_mask_count(mask) / ((double)mask->h * mask->w);
   r->rss_mb = peak_rss_mb();
   return TRUE;

@@ -17,6 +17,9 @@ typedef struct {
   sige_device device; /* resolved */
 } sige_bench_sd_opts;
 
+/* The median of v[0..n) (sorts v in place); the bench commands' one statistic. */
+double sige_bench_median(double *v, int n);
+
 /* Prints the report (text or one JSON object) on stdout. */
 gboolean sige_bench_sd(const sige_bench_sd_opts *o, GError **error);
 

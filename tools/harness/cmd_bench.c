@@ -71,7 +71,7 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-static double median(double *v, int n) {
+double sige_bench_median(double *v, int n) {
   qsort(v, (size_t)n, sizeof *v, cmp_double);
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
@@ -137,7 +137,7 @@ static int bench_sgemm(const bench_opts *o) {
                   N);
       if (r >= 0) t[r] = now_ms() - t0;
     }
-    const double ms = median(t, 5), gflops = 2.0 * M * N * (double)K / (ms * 1e6);
+    const double ms = sige_bench_median(t, 5), gflops = 2.0 * M * N * (double)K / (ms * 1e6);
     if (!o->json) {
       char name[64];
       snprintf(name, sizeof name, "%d x %d x %d", M, N, K);
@@ -360,7 +360,7 @@ static gboolean time_dense(const sige_model *m, const bench_opts *o, const sige_
     r->dense_mults = sige_ctx_mults(ctx);
     if (i >= 0) ms[i] = dt;
   }
-  r->dense_ms = median(ms, o->runs);
+  r->dense_ms = sige_bench_median(ms, o->runs);
   r->prepared_bytes += sige_ctx_prepared_bytes(ctx);
   return TRUE;
 }
@@ -431,7 +431,7 @@ static gboolean time_sparse(const sige_model *m, const bench_opts *o, const sige
   if (snapshot_dense_macs != r->dense_macs)
     g_warning("dense MACs differ: forward %" G_GUINT64_FORMAT ", session snapshot %" G_GUINT64_FORMAT,
               r->dense_macs, snapshot_dense_macs);
-  r->sparse_ms = median(ms, o->runs);
+  r->sparse_ms = sige_bench_median(ms, o->runs);
   r->have_sparse = TRUE;
   return TRUE;
 }
