@@ -8,16 +8,7 @@ set -u
 sige=$1
 tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT
-n=0 failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=1; echo "not ok $n - $1"; sed 's/^/# /' "$tmp/out"; }
-check() { # description, then grep -E patterns that must all match $tmp/out
-  d=$1; shift
-  for p in "$@"; do
-    if ! grep -Eq -- "$p" "$tmp/out"; then not_ok "$d (no '$p')"; return; fi
-  done
-  ok "$d"
-}
+. "$(dirname "$0")/tap-lib.sh"
 # sparse GMACs < dense GMACs (column 4 of the part's lines), both > 0
 fewer_macs() { # part
   awk -v p="$1" '$1 == p && $2 == "dense" { d = $4 } $1 == p && $2 == "sparse" { s = $4 }

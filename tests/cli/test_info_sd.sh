@@ -7,16 +7,7 @@ set -u
 sige=$1 python=$2 script=$3 ref=$4 vocab=$5
 tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT
-n=0 failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=1; echo "not ok $n - $1"; sed 's/^/# /' "$tmp/out"; }
-check() { # description, then grep -E patterns that must all match $tmp/out
-  d=$1; shift
-  for p in "$@"; do
-    if ! grep -Eq -- "$p" "$tmp/out"; then not_ok "$d (no '$p')"; return; fi
-  done
-  ok "$d"
-}
+. "$(dirname "$0")/tap-lib.sh"
 echo "1..4"
 if ! "$python" "$script" "$tmp/ck" "$ref" "$vocab" >"$tmp/out" 2>&1; then
   echo "Bail out! $script failed: $(cat "$tmp/out")"
