@@ -15,8 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
+#include "bench_report.h"
 #include "random_weights.h"
 #include "sige/error.h"
 #include "sige/model.h"
@@ -31,12 +31,6 @@ typedef struct {
   double rss_mb;     /* peak RSS after this part */
 } part_result;
 
-
-static double peak_rss_mb(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (double)ru.ru_maxrss / 1024.0; /* Linux reports KiB */
-}
 
 /* SD 1.5 (v1-inference.yaml) or, with --sd-tiny, the same layout small
  * enough for a test: two levels of one block, width 32, 2 heads, a
@@ -141,7 +135,7 @@ static gboolean time_part(const sige_model *m, const sige_bench_sd_opts *o,
   r->record_ms = sige_bench_median(rec, o->runs);
   r->sparse_ms = sige_bench_median(sparse, o->runs);
   r->mask_ratio = (double)sige_mask_count(mask) / ((double)mask->h * mask->w);
-  r->rss_mb = peak_rss_mb();
+  r->rss_mb = bench_peak_rss_mb();
   return TRUE;
 }
 
@@ -203,38 +197,22 @@ static gboolean run_decoder(const sige_bench_sd_opts *o, const guint8 *stroke, i
   return time_part(m, o, z, e, 0.0f, NULL, mask, r, threads, error);
 }
 
-static char *cpu_model(void) {
-  g_autofree char *text = NULL;
-  if (!g_file_get_contents("/proc/cpuinfo", &text, NULL, NULL)) return g_strdup("unknown");
-  const char *p = strstr(text, "model name");
-  const char *colon = p ? strchr(p, ':') : NULL;
-  if (!colon) return g_strdup("unknown");
-  const char *end = strchr(colon, '\n');
-  g_autofree char *v = g_strndup(colon + 1, end ? (gsize)(end - colon - 1) : strlen(colon + 1));
-  return g_strstrip(g_strdup(v));
-}
-
-static void add_num(JsonBuilder *jb, const char *name, double v) {
-  json_builder_set_member_name(jb, name);
-  json_builder_add_double_value(jb, v);
-}
-
 static void add_part(JsonBuilder *jb, const part_result *r) {
   json_builder_set_member_name(jb, r->name);
   json_builder_begin_object(jb);
-  add_num(jb, "dense_ms", r->dense_ms);
-  add_num(jb, "record_ms", r->record_ms);
-  add_num(jb, "sparse_ms", r->sparse_ms);
+  bench_json_num(jb, "dense_ms", r->dense_ms);
+  bench_json_num(jb, "record_ms", r->record_ms);
+  bench_json_num(jb, "sparse_ms", r->sparse_ms);
   json_builder_set_member_name(jb, "dense_macs");
   json_builder_add_int_value(jb, (gint64)r->dense_macs);
   json_builder_set_member_name(jb, "sparse_macs");
   json_builder_add_int_value(jb, (gint64)r->sparse_macs);
-  add_num(jb, "dense_gmacs", r->dense_macs / 1e9);
-  add_num(jb, "sparse_gmacs", r->sparse_macs / 1e9);
-  add_num(jb, "mac_ratio", (double)r->dense_macs / (double)r->sparse_macs);
-  add_num(jb, "speedup", r->dense_ms / r->sparse_ms);
-  add_num(jb, "mask_ratio", r->mask_ratio);
-  add_num(jb, "peak_rss_mb", r->rss_mb);
+  bench_json_num(jb, "dense_gmacs", r->dense_macs / 1e9);
+  bench_json_num(jb, "sparse_gmacs", r->sparse_macs / 1e9);
+  bench_json_num(jb, "mac_ratio", (double)r->dense_macs / (double)r->sparse_macs);
+  bench_json_num(jb, "speedup", r->dense_ms / r->sparse_ms);
+  bench_json_num(jb, "mask_ratio", r->mask_ratio);
+  bench_json_num(jb, "peak_rss_mb", r->rss_mb);
   json_builder_end_object(jb);
 }
 
@@ -271,7 +249,7 @@ gboolean sige_bench_sd(const sige_bench_sd_opts *o, GError **error) {
   if (!run_unet(o, stroke, ih, iw, &unet, &threads, error) ||
       !run_decoder(o, stroke, ih, iw, &dec, &threads, error))
     return FALSE;
-  g_autofree char *cpu = cpu_model();
+  g_autofree char *cpu = bench_cpu_model();
   const char *arch = o->tiny ? "tiny SD layout (test size)" : "Stable Diffusion 1.5";
   if (o->json) {
     g_autoptr(JsonBuilder) jb = json_builder_new();
@@ -286,19 +264,16 @@ gboolean sige_bench_sd(const sige_bench_sd_opts *o, GError **error) {
     json_builder_add_int_value(jb, ih);
     json_builder_set_member_name(jb, "latent");
     json_builder_add_int_value(jb, uc.latent_h);
-    add_num(jb, "requested_ratio", o->edit_ratio);
-    add_num(jb, "stroke_ratio", stroke_ratio);
+    bench_json_num(jb, "requested_ratio", o->edit_ratio);
+    bench_json_num(jb, "stroke_ratio", stroke_ratio);
     add_part(jb, &unet);
     add_part(jb, &dec);
-    add_num(jb, "peak_rss_mb", peak_rss_mb());
+    bench_json_num(jb, "peak_rss_mb", bench_peak_rss_mb());
     json_builder_set_member_name(jb, "fp16_caches");
     json_builder_add_boolean_value(jb, o->fp16);
     json_builder_set_member_name(jb, "cpu");
     json_builder_add_string_value(jb, cpu);
-    json_builder_end_object(jb);
-    g_autoptr(JsonNode) root = json_builder_get_root(jb);
-    g_autofree char *s = json_to_string(root, FALSE);
-    printf("%s\n", s);
+    bench_json_print(jb);
     return TRUE;
   }
   printf("model sd: %s, random weights (seed %" G_GINT64_FORMAT "), %d thread(s), median of %d "
@@ -312,6 +287,6 @@ gboolean sige_bench_sd(const sige_bench_sd_opts *o, GError **error) {
   print_part(&unet);
   print_part(&dec);
   printf("\nrecord: the full pass that keeps the caches the sparse pass reads\n");
-  printf("peak RSS %.0f MB\n", peak_rss_mb());
+  printf("peak RSS %.0f MB\n", bench_peak_rss_mb());
   return TRUE;
 }

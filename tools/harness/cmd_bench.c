@@ -11,8 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
+#include "bench_report.h"
 #include "bench_sd.h"
 #include "commands.h"
 #include "sige-app/names.h"
@@ -80,27 +80,6 @@ static double now_ms(void) {
   return (double)g_get_monotonic_time() / 1000.0;
 }
 
-static double peak_rss_mb(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (double)ru.ru_maxrss / 1024.0; /* Linux reports KiB */
-}
-
-static char *cpu_model(void) {
-  g_autofree char *text = NULL;
-  if (!g_file_get_contents("/proc/cpuinfo", &text, NULL, NULL)) return g_strdup("unknown");
-  for (char *line = text; line && *line;) {
-    char *nl = strchr(line, '\n');
-    if (nl) *nl = '\0';
-    if (g_str_has_prefix(line, "model name")) {
-      const char *colon = strchr(line, ':');
-      if (colon) return g_strstrip(g_strdup(colon + 1));
-    }
-    line = nl ? nl + 1 : NULL;
-  }
-  return g_strdup("unknown");
-}
-
 /* ---- sgemm alone --------------------------------------------------------- */
 
 static int bench_sgemm(const bench_opts *o) {
@@ -160,7 +139,7 @@ static int bench_sgemm(const bench_opts *o) {
     sige_aligned_free(c);
   }
   json_builder_end_array(jb);
-  g_autofree char *cpu = cpu_model();
+  g_autofree char *cpu = bench_cpu_model();
   json_builder_set_member_name(jb, "cpu");
   json_builder_add_string_value(jb, cpu);
   json_builder_end_object(jb);
@@ -486,11 +465,6 @@ static gboolean time_sdedit(const sige_model *m, const bench_opts *o, const sige
   return TRUE;
 }
 
-static void add_num(JsonBuilder *jb, const char *name, double v) {
-  json_builder_set_member_name(jb, name);
-  json_builder_add_double_value(jb, v);
-}
-
 /* --layers: where the sparse pass spends its time, group by group (the full
  * column is the snapshot's recording pass, one run). */
 /* The convolution algorithms of a group, e.g. "wino4+1x1". */
@@ -556,7 +530,7 @@ static void add_groups(JsonBuilder *jb, const bench_result *r) {
 }
 
 static void report(const bench_opts *o, const bench_result *r) {
-  g_autofree char *cpu = cpu_model();
+  g_autofree char *cpu = bench_cpu_model();
   const double dg = r->dense_macs / 1e9, sg = r->sparse_macs / 1e9;
   const double dense_gflops = 2.0 * dg / (r->dense_ms / 1e3);
   if (o->json) {
@@ -578,47 +552,44 @@ static void report(const bench_opts *o, const bench_result *r) {
     json_builder_add_int_value(jb, o->seed);
     json_builder_set_member_name(jb, "dense_only");
     json_builder_add_boolean_value(jb, !r->have_sparse);
-    add_num(jb, "edit_ratio_requested", r->requested_ratio);
-    add_num(jb, "dense_gmacs", dg);
+    bench_json_num(jb, "edit_ratio_requested", r->requested_ratio);
+    bench_json_num(jb, "dense_gmacs", dg);
     json_builder_set_member_name(jb, "conv");
     json_builder_add_string_value(jb, o->conv_name ? o->conv_name : "auto");
-    add_num(jb, "winograd_weights_mb", r->prepared_bytes / 1048576.0);
+    bench_json_num(jb, "winograd_weights_mb", r->prepared_bytes / 1048576.0);
     if (!o->sparse_only) {
-      add_num(jb, "dense_gmults", r->dense_mults / 1e9);
-      add_num(jb, "dense_ms", r->dense_ms);
-      add_num(jb, "dense_gflops", dense_gflops);
+      bench_json_num(jb, "dense_gmults", r->dense_mults / 1e9);
+      bench_json_num(jb, "dense_ms", r->dense_ms);
+      bench_json_num(jb, "dense_gflops", dense_gflops);
     }
     if (r->have_sparse) {
-      add_num(jb, "edit_ratio_stroke", r->stroke_ratio);
-      add_num(jb, "edit_ratio", r->edit_ratio);
-      add_num(jb, "sparse_ms", r->sparse_ms);
-      if (!o->sparse_only) add_num(jb, "speedup", r->dense_ms / r->sparse_ms);
-      add_num(jb, "sparse_gmacs", sg);
-      add_num(jb, "sparse_gmults", r->sparse_mults / 1e9);
-      add_num(jb, "mac_ratio", dg / sg);
+      bench_json_num(jb, "edit_ratio_stroke", r->stroke_ratio);
+      bench_json_num(jb, "edit_ratio", r->edit_ratio);
+      bench_json_num(jb, "sparse_ms", r->sparse_ms);
+      if (!o->sparse_only) bench_json_num(jb, "speedup", r->dense_ms / r->sparse_ms);
+      bench_json_num(jb, "sparse_gmacs", sg);
+      bench_json_num(jb, "sparse_gmults", r->sparse_mults / 1e9);
+      bench_json_num(jb, "mac_ratio", dg / sg);
     }
     if (r->have_sdedit) {
       json_builder_set_member_name(jb, "sdedit_steps");
       json_builder_add_int_value(jb, o->sdedit_steps);
-      add_num(jb, "sdedit_dense_ms", r->sdedit_dense_ms);
-      add_num(jb, "sdedit_snapshot_ms", r->sdedit_snapshot_ms);
-      add_num(jb, "sdedit_sparse_ms", r->sdedit_sparse_ms);
-      add_num(jb, "sdedit_speedup", r->sdedit_dense_ms / r->sdedit_sparse_ms);
-      add_num(jb, "sdedit_dense_gmacs", r->sdedit_dense_macs / 1e9);
-      add_num(jb, "sdedit_sparse_gmacs", r->sdedit_sparse_macs / 1e9);
-      add_num(jb, "sdedit_cache_mb", r->sdedit_cache_bytes / 1048576.0);
+      bench_json_num(jb, "sdedit_dense_ms", r->sdedit_dense_ms);
+      bench_json_num(jb, "sdedit_snapshot_ms", r->sdedit_snapshot_ms);
+      bench_json_num(jb, "sdedit_sparse_ms", r->sdedit_sparse_ms);
+      bench_json_num(jb, "sdedit_speedup", r->sdedit_dense_ms / r->sdedit_sparse_ms);
+      bench_json_num(jb, "sdedit_dense_gmacs", r->sdedit_dense_macs / 1e9);
+      bench_json_num(jb, "sdedit_sparse_gmacs", r->sdedit_sparse_macs / 1e9);
+      bench_json_num(jb, "sdedit_cache_mb", r->sdedit_cache_bytes / 1048576.0);
       json_builder_set_member_name(jb, "fp16_caches");
       json_builder_add_boolean_value(jb, o->fp16);
     }
     if (r->full_groups && r->sparse_groups) add_groups(jb, r);
-    add_num(jb, "peak_rss_dense_mb", r->rss_dense_mb);
-    add_num(jb, "peak_rss_mb", r->rss_peak_mb);
+    bench_json_num(jb, "peak_rss_dense_mb", r->rss_dense_mb);
+    bench_json_num(jb, "peak_rss_mb", r->rss_peak_mb);
     json_builder_set_member_name(jb, "cpu");
     json_builder_add_string_value(jb, cpu);
-    json_builder_end_object(jb);
-    g_autoptr(JsonNode) root = json_builder_get_root(jb);
-    g_autofree char *s = json_to_string(root, FALSE);
-    printf("%s\n", s);
+    bench_json_print(jb);
     return;
   }
   printf("model %s, %d thread(s), median of %d run(s) after %d warm-up(s)\ncpu %s\ndevice %s\n\n",
@@ -712,11 +683,11 @@ static gboolean run_bench(bench_opts *o, GError **error) {
   /* DDPM: timestep 500; PD: log-SNR 0 (the middle of its schedule) */
   const float t = sige_model_get_kind(m) == SIGE_MODEL_DDPM_UNET ? 500.0f : 0.0f;
   if (!o->sparse_only && !time_dense(m, o, orig, t, &r, error)) return FALSE;
-  r.rss_dense_mb = peak_rss_mb();
+  r.rss_dense_mb = bench_peak_rss_mb();
   if (o->save_io && !save_io(m, o, orig, t, error)) return FALSE;
   if (!o->dense_only && !time_sparse(m, o, orig, edited, t, &r, error)) return FALSE;
   if (o->sdedit_steps > 0 && !time_sdedit(m, o, orig, edited, &r, error)) return FALSE;
-  r.rss_peak_mb = peak_rss_mb();
+  r.rss_peak_mb = bench_peak_rss_mb();
   report(o, &r);
   if (r.full_groups) g_array_free(r.full_groups, TRUE);
   if (r.sparse_groups) g_array_free(r.sparse_groups, TRUE);
