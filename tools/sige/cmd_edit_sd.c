@@ -58,10 +58,10 @@ int sige_cmd_edit_sd(int argc, char **argv, gboolean inpaint) {
       {"prompt", 'p', 0, G_OPTION_ARG_STRING, &prompt, "what the picture shows (required)", "TEXT"},
       {"negative-prompt", 0, 0, G_OPTION_ARG_STRING, &negative, "what to steer away from (default: empty)", "TEXT"},
       {"guidance", 0, 0, G_OPTION_ARG_DOUBLE, &guidance, "classifier-free guidance scale (default 7.5)", "G"},
-      {"steps", 0, 0, G_OPTION_ARG_STRING, &steps_text, "DDIM steps of the whole schedule (default 50)", "N"},
+      {"steps", 0, 0, G_OPTION_ARG_STRING, &steps_text, "steps of the whole schedule (default 50)", "N"},
       {"strength", 0, 0, G_OPTION_ARG_STRING, &strength_text,
        "edit: the fraction of the steps run, (0, 1] (default 0.75)", "S"},
-      {"sampler", 0, 0, G_OPTION_ARG_STRING, &sampler, "ddim (the only one for SD so far)", "NAME"},
+      {"sampler", 0, 0, G_OPTION_ARG_STRING, &sampler, "ddim or dpmsolver++ (default ddim)", "NAME"},
       {"seed", 0, 0, G_OPTION_ARG_INT64, &seed, "noise seed (default 0)", "N"},
       {"original", 'a', 0, G_OPTION_ARG_FILENAME, &orig, "original picture (PNG, sides multiples of 8)", "FILE"},
       {"edited", 'b', 0, G_OPTION_ARG_FILENAME, &edited, "edit: the edited picture (PNG)", "FILE"},
@@ -105,11 +105,11 @@ int sige_cmd_edit_sd(int argc, char **argv, gboolean inpaint) {
       (strength_text && !sige_edit_strength_parse("--strength", strength_text, &prm.strength, &error)))
     return sige_cli_fail(error) + 1;
   if (sampler) {
-    sige_sampler_kind kind;
-    if (!sige_sampler_kind_parse("--sampler", sampler, &kind, &error)) return sige_cli_fail(error) + 1;
-    if (kind != SIGE_SAMPLER_DDIM) {
-      fprintf(stderr, "%s: --sampler %s: the Stable Diffusion pipeline implements ddim only "
-                      "(DPM-Solver++ is not implemented for SD yet)\n", cmd, sampler);
+    if (!sige_sampler_kind_parse("--sampler", sampler, &prm.sampler, &error))
+      return sige_cli_fail(error) + 1;
+    if (!sige_edit_sampler_fits(SIGE_MODEL_SD_UNET, prm.sampler)) {
+      fprintf(stderr, "%s: --sampler %s: Stable Diffusion runs ddim or dpmsolver++\n", cmd,
+              sampler);
       return 2;
     }
   }
@@ -182,9 +182,9 @@ int sige_cmd_edit_sd(int argc, char **argv, gboolean inpaint) {
   if (!sige_cli_write_png(out, out_path, &error) ||
       (dense_out && !sige_cli_write_png(first, dense_out, &error)))
     goto done;
-  printf("task            %s, %d of %d DDIM steps, guidance %g, seed %" G_GINT64_FORMAT "\n",
-         inpaint ? "inpainting" : "img2img", sige_sd_pipeline_steps(p), prm.steps, prm.guidance,
-         seed);
+  printf("task            %s, %d of %d %s steps, guidance %g, seed %" G_GINT64_FORMAT "\n",
+         inpaint ? "inpainting" : "img2img", sige_sd_pipeline_steps(p), prm.steps,
+         sige_sampler_kind_name(prm.sampler), prm.guidance, seed);
   printf("snapshot (full) %8.1f ms  %8.2f GMACs\n", snap_s * 1e3, snap_macs / 1e9);
   printf("edit (%s) %8.1f ms  %8.2f GMACs  (%.1fx fewer MACs)\n", dense ? "full  " : "sparse",
          edit_s * 1e3, edit_macs / 1e9, edit_macs ? (double)snap_macs / edit_macs : 0.0);

@@ -24,6 +24,7 @@ void sige_edit_params_init(sige_edit_params *p) {
 gboolean sige_edit_sampler_fits(sige_model_kind model, sige_sampler_kind sampler) {
   switch (model) {
     case SIGE_MODEL_DDPM_UNET:
+    case SIGE_MODEL_SD_UNET: /* the SD pipeline's sige_sd_params.sampler */
       return sampler == SIGE_SAMPLER_DDIM || sampler == SIGE_SAMPLER_DPM_SOLVER_PP;
     case SIGE_MODEL_PD_UNET: /* distilled for its own 8-level sampler */
       return sampler == SIGE_SAMPLER_PD;

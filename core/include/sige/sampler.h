@@ -97,6 +97,16 @@ typedef struct {
    * would index past its arrays at strength 1).  Default FALSE: the start
    * level is alpha_bar(0). */
   gboolean start_one_stride_early;
+  /* DPM-Solver++ on DDIM's grid (Stable Diffusion): one update out of every
+   * timestep as DDIM makes (steps = len(seq), the last one to timestep
+   * -1 + timestep_offset), with x of step i at alpha_bar(i) = a[t_i]
+   * itself, the level the model is told and the SDEdit start and the
+   * inpainting blend are computed at; timestep_offset and
+   * start_one_stride_early then apply as for DDIM, and sample_steps may be
+   * 1 (a first-order step).  An update into a clean level (a = 1) is first
+   * order: it returns the data prediction.  Default FALSE: the demo's
+   * continuous-time placement above. */
+  gboolean dpm_ddim_grid;
 } sige_sampler_config;
 
 /* The interactive demo's settings: linear 1e-4..0.02 over 1000, 10 steps
@@ -108,14 +118,14 @@ typedef struct sige_sampler sige_sampler;
 
 /* Validates c (SIGE_ERROR_INVALID naming the field): total_steps >= 1,
  * 0 < beta_start <= beta_end < 1, 1 <= sample_steps <= noise_level <=
- * total_steps; DPM-Solver++: order 1..3 and sample_steps >= 2. */
+ * total_steps; DPM-Solver++: order 1..3 and sample_steps >= 2 (1 on DDIM's grid). */
 sige_sampler *sige_sampler_new(const sige_sampler_config *c, GError **error);
 void sige_sampler_free(sige_sampler *s);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sige_sampler, sige_sampler_free)
 
 sige_sampler_kind sige_sampler_get_kind(const sige_sampler *s);
 /* Number of model evaluations = updates (see above: DDIM len(seq),
- * DPM-Solver++ len(seq) - 1). */
+ * DPM-Solver++ len(seq) - 1, or len(seq) on DDIM's grid). */
 int sige_sampler_steps(const sige_sampler *s);
 /* Integer timestep of step i, i in 0..steps (at i = steps: -1 for DDIM,
  * 0 for DPM-Solver++). */

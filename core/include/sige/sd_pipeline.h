@@ -19,6 +19,19 @@
  *   img2img:   t_enc = int(strength * steps) DDIM steps from
  *              x = sqrt(a) encode(image) + sqrt(1 - a) noise, a the level one
  *              DDIM stride above the first step (the published off-by-one);
+ *   DPM-Solver++ (sampler SIGE_SAMPLER_DPM_SOLVER_PP): the multistep
+ *              DPM-Solver++(2M) (data prediction, the "dpmsolver" second-
+ *              order form, first order for the first step and, under 10
+ *              steps, the last) on the same timesteps, levels and start as
+ *              DDIM (sige_sampler_config.dpm_ddim_grid): the same number of
+ *              guided UNet evaluations, the last update to a[0] as DDIM's.
+ *              It is fed the guided eps.  Its history (the previous step's
+ *              data prediction) is rebuilt by every run, which starts at
+ *              step 0, from that run's own eps: a snapshot records the
+ *              original's trajectory, a sparse run's history follows its
+ *              own (equal to the snapshot's outside the edit's reach, the
+ *              update being elementwise), and a failed or cancelled run
+ *              leaves nothing behind that the next one reads.
  *   inpaint:   every DDIM step from x = noise (x_T); before each step
  *              x = q_sample(encode(image), t, q_noise_k) (1 - m) + x m with
  *              m the mask at the latent's size (1 = regenerate); no blend
@@ -50,9 +63,11 @@ typedef enum { SIGE_SD_IMG2IMG, SIGE_SD_INPAINT } sige_sd_task;
 typedef struct {
   sige_sd_task task;
   double guidance;       /* classifier-free guidance scale (7.5); 1: the prompt branch only */
-  int steps;             /* DDIM steps of the whole schedule (50) */
+  int steps;             /* steps of the whole schedule (50) */
   double strength;       /* img2img: the fraction of steps run, (0, 1] (0.75) */
-  sige_sampler_kind sampler; /* SIGE_SAMPLER_DDIM (the only one so far) */
+  /* SIGE_SAMPLER_DDIM or SIGE_SAMPLER_DPM_SOLVER_PP (names and parsing:
+   * sige_sampler_kind_name / _parse of sige-app/names.h) */
+  sige_sampler_kind sampler;
   guint64 seed;          /* of the encoder, start and q_sample noises */
   double scale_factor;   /* 0.18215 */
   int n_threads;         /* <= 0: SIGE_NUM_THREADS or all cores */
@@ -64,6 +79,9 @@ typedef struct {
   int inpaint_min_res;
 } sige_sd_params;
 void sige_sd_params_init(sige_sd_params *p);
+/* The sampler configuration the pipeline runs for p (its schedule, grid
+ * and start level; not validated: sige_sampler_new does that). */
+void sige_sd_sampler_config(const sige_sd_params *p, sige_sampler_config *c);
 
 /* The models (borrowed: they must outlive the pipeline). */
 typedef struct {

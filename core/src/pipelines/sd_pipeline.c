@@ -30,11 +30,9 @@ static gboolean invalid(GError **error, const char *fmt, ...) {
 static gboolean check_params(const sige_sd_params *p, GError **error) {
   if (p->task != SIGE_SD_IMG2IMG && p->task != SIGE_SD_INPAINT)
     return invalid(error, "task %d is not img2img or inpainting", (int)p->task);
-  if (p->sampler != SIGE_SAMPLER_DDIM) {
-    g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
-                "SD pipeline: only the DDIM sampler is implemented (DPM-Solver++ is not yet)");
-    return FALSE;
-  }
+  if (p->sampler != SIGE_SAMPLER_DDIM && p->sampler != SIGE_SAMPLER_DPM_SOLVER_PP)
+    return invalid(error, "sampler %d is not DDIM or DPM-Solver++ (the PD sampler is for PD "
+                   "UNets)", (int)p->sampler);
   if (!(p->guidance >= 0.0 && p->guidance <= 100.0))
     return invalid(error, "guidance %g is outside 0..100", p->guidance);
   if (p->steps < 1 || p->steps > 1000)
@@ -49,10 +47,15 @@ static gboolean check_params(const sige_sd_params *p, GError **error) {
   return TRUE;
 }
 
-/* The ldm DDIM schedule of the task (see sige/sampler.h). */
-static sige_sampler *make_sampler(const sige_sd_params *p, GError **error) {
+void sige_sd_sampler_config(const sige_sd_params *p, sige_sampler_config *c_out) {
+  const gboolean dpm = p->sampler == SIGE_SAMPLER_DPM_SOLVER_PP;
   sige_sampler_config c;
-  sige_sampler_config_init(&c, SIGE_SAMPLER_DDIM);
+  sige_sampler_config_init(&c, dpm ? SIGE_SAMPLER_DPM_SOLVER_PP : SIGE_SAMPLER_DDIM);
+  /* DPM-Solver++ (2M, the lower-order final step of the published solver)
+   * on DDIM's timesteps: the same model evaluations, caches and strength */
+  c.dpm_ddim_grid = dpm;
+  c.order = 2;
+  c.lower_order_final = TRUE;
   c.total_steps = 1000;
   c.beta_start = 0.00085;
   c.beta_end = 0.012;
@@ -69,6 +72,12 @@ static sige_sampler *make_sampler(const sige_sd_params *p, GError **error) {
     c.noise_level = c.total_steps;
     c.sample_steps = p->steps;
   }
+  *c_out = c;
+}
+
+static sige_sampler *make_sampler(const sige_sd_params *p, GError **error) {
+  sige_sampler_config c;
+  sige_sd_sampler_config(p, &c);
   return sige_sampler_new(&c, error);
 }
 

@@ -1,4 +1,5 @@
-/* The SD tasks' loops: encode, DDIM with classifier-free guidance, decode,
+/* The SD tasks' loops: encode, DDIM or DPM-Solver++ with classifier-free
+ * guidance, decode,
  * each model pass dense, recording or sparse as the run says (see
  * sige/sd_pipeline.h for the published semantics reproduced here). */
 #include <math.h>
@@ -125,7 +126,8 @@ static void observe_step(sd_run *r, int i, const sige_tensor *x_in, sige_tensor 
   p->observer(&info, p->observer_data);
 }
 
-/* DDIM from x (in place): per step the guided eps and the update; for
+/* The sampler (DDIM or DPM-Solver++) from x (in place): per step the guided
+ * eps and the update (DPM-Solver++'s history restarts at step 0); for
  * inpainting (m != NULL) x is first blended with q_sample(init, t) outside
  * m.  A recording inpainting run records on q_sample(init, t) itself and
  * leaves x alone. */

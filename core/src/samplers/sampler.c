@@ -70,12 +70,16 @@ static gboolean validate(const sige_sampler_config *c, GError **error) {
     why = "noise_level must be <= total_steps";
   else if (c->kind == SIGE_SAMPLER_DPM_SOLVER_PP && (c->order < 1 || c->order > SIGE_SAMPLER_MAX_ORDER))
     why = "DPM-Solver++ order must be 1, 2 or 3";
-  else if (c->kind == SIGE_SAMPLER_DPM_SOLVER_PP && c->sample_steps < 2)
+  else if (c->kind == SIGE_SAMPLER_DPM_SOLVER_PP && !c->dpm_ddim_grid && c->sample_steps < 2)
     why = "DPM-Solver++ needs sample_steps >= 2 (it updates between timesteps)";
+  else if (c->dpm_ddim_grid && c->kind != SIGE_SAMPLER_DPM_SOLVER_PP)
+    why = "dpm_ddim_grid is a DPM-Solver++ setting";
   else if (c->beta_schedule != SIGE_BETA_LINEAR && c->beta_schedule != SIGE_BETA_SCALED_LINEAR)
     why = "beta_schedule is not linear or scaled_linear";
-  else if ((c->timestep_offset != 0 || c->start_one_stride_early) && c->kind != SIGE_SAMPLER_DDIM)
-    why = "timestep_offset and start_one_stride_early are DDIM settings (Stable Diffusion's)";
+  else if ((c->timestep_offset != 0 || c->start_one_stride_early) && c->kind != SIGE_SAMPLER_DDIM &&
+           !(c->kind == SIGE_SAMPLER_DPM_SOLVER_PP && c->dpm_ddim_grid))
+    why = "timestep_offset and start_one_stride_early are settings of DDIM and of DPM-Solver++ on "
+          "DDIM's grid (Stable Diffusion's)";
   else if (c->timestep_offset < 0 || c->timestep_offset > 1)
     why = "timestep_offset must be 0 or 1";
   if (why) {
@@ -119,9 +123,16 @@ static void build_dpm_schedule(sige_sampler *s) {
   s->solver_sigma = g_new(double, s->steps + 1);
   s->solver_lambda = g_new(double, s->steps + 1);
   for (int i = 0; i <= s->steps; i++) {
-    /* the published conversion of an integer t */
-    double tc = (double)(s->timesteps[i] + 1) / total + 1.0 / s->schedule_n;
-    double la = interp_log_alpha(s, tc);
+    double la;
+    if (s->cfg.dpm_ddim_grid) {
+      const int t = s->timesteps[i];
+      la = t < 0 ? 0.0 : 0.5 * log(s->alphas_cumprod[t]);
+    } else {
+      /* the published conversion of an integer t */
+      double tc = (double)(s->timesteps[i] + 1) / total + 1.0 / s->schedule_n;
+      la = interp_log_alpha(s, tc);
+    }
+    /* a clean level (la = 0) gives sigma 0 and lambda +inf: see dpm_step_order */
     double log_sigma = 0.5 * log(-expm1(2.0 * la));
     s->solver_log_alpha[i] = la;
     s->solver_sigma[i] = exp(log_sigma);
@@ -141,7 +152,7 @@ sige_sampler *sige_sampler_new(const sige_sampler_config *c, GError **error) {
    * demo's DPM-Solver++ updates between consecutive timesteps only and stops
    * at the smallest: its model evaluation there is never used, so it is not
    * a step here. */
-  s->steps = c->kind == SIGE_SAMPLER_DPM_SOLVER_PP ? s->n_seq - 1 : s->n_seq;
+  s->steps = c->kind == SIGE_SAMPLER_DPM_SOLVER_PP && !c->dpm_ddim_grid ? s->n_seq - 1 : s->n_seq;
   s->timesteps = g_new(int, s->n_seq + 1);
   for (int i = 0; i < s->n_seq; i++)
     s->timesteps[i] = (s->n_seq - 1 - i) * skip + c->timestep_offset;
@@ -240,6 +251,11 @@ static void ddim_update(const sige_sampler *s, int i, float *x, const float *eps
 /* The order the published multistep loop uses for the update out of step i. */
 static int dpm_step_order(const sige_sampler *s, int i) {
   const int order = s->cfg.order;
+  /* into a clean level h is infinite and the higher-order corrections
+   * (1 / r0 = h / h_0) are not defined; the first-order update is the data
+   * prediction itself */
+  if (s->solver_sigma[i + 1] == 0.0)
+    return 1;
   if (i + 1 < order)
     return i + 1; /* not enough history yet */
   /* the published rule, counted in its timesteps (n_seq): the update into
@@ -262,6 +278,11 @@ static void dpm_update(const sige_sampler *s, int i, float *x, size_t n) {
   const double phi_1 = expm1(-h);
   const float *m0 = s->history[s->n_history - 1]->data;
 
+  if (order == 1 && s->solver_sigma[i + 1] == 0.0) {
+    for (size_t k = 0; k < n; k++)
+      x[k] = (float)(alpha_t * m0[k]);
+    return;
+  }
   if (order == 1) {
     for (size_t k = 0; k < n; k++)
       x[k] = (float)(ratio * x[k] - alpha_t * phi_1 * m0[k]);

@@ -97,6 +97,10 @@ static void test_ddpm(void **state) {
   expect_refused(m, &p, "sampler pd", "ddim or dpmsolver++");
   assert_false(sige_edit_sampler_fits(SIGE_MODEL_DDPM_UNET, SIGE_SAMPLER_PD));
   assert_true(sige_edit_sampler_fits(SIGE_MODEL_DDPM_UNET, SIGE_SAMPLER_DDIM));
+  /* the SD pipeline runs both solvers, not PD's */
+  assert_true(sige_edit_sampler_fits(SIGE_MODEL_SD_UNET, SIGE_SAMPLER_DDIM));
+  assert_true(sige_edit_sampler_fits(SIGE_MODEL_SD_UNET, SIGE_SAMPLER_DPM_SOLVER_PP));
+  assert_false(sige_edit_sampler_fits(SIGE_MODEL_SD_UNET, SIGE_SAMPLER_PD));
 
   /* the options make a working SDEdit session: the snapshot is the image */
   p.steps = 2, p.strength = 0.1, p.sampler = SIGE_SAMPLER_DDIM, p.memory_budget = 0,

@@ -32,8 +32,8 @@ typedef struct {
 /* The defaults above (device auto, seed 0). */
 void sige_edit_params_init(sige_edit_params *p);
 
-/* Whether a model kind runs a sampler: DDPM UNets DDIM and DPM-Solver++,
- * PD UNets the PD sampler, label-map models none. */
+/* Whether a model kind runs a sampler: DDPM and SD UNets DDIM and
+ * DPM-Solver++, PD UNets the PD sampler, label-map models none. */
 gboolean sige_edit_sampler_fits(sige_model_kind model, sige_sampler_kind sampler);
 
 /* Session options for p on model m.  The rules (SIGE_ERROR_INVALID naming
