@@ -8,9 +8,7 @@ set -u
 sige=$1 python=$2 script=$3 util=$4 ref=$5 vocab=$6
 tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT
-n=0 failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=1; echo "not ok $n - $1"; sed 's/^/# /' "$tmp/out"; }
+. "$(dirname "$0")/tap-lib.sh"
 "$python" "$script" "$tmp/ck" "$ref" "$vocab" >"$tmp/out" 2>&1; rc=$?
 if [ "$rc" = 3 ]; then echo "1..0 # SKIP python3-torch missing"; exit 77; fi
 [ "$rc" = 0 ] || { echo "Bail out! $script failed: $(cat "$tmp/out")"; exit 1; }
