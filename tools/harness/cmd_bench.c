@@ -495,7 +495,7 @@ static void add_num(JsonBuilder *jb, const char *name, double v) {
  * column is the snapshot's recording pass, one run). */
 /* The convolution algorithms of a group, e.g. "wino4+1x1". */
 static const char *algo_names(unsigned algos, char *buf, size_t len) {
-  static const char *const names[] = {"im2col", "1x1", "dw", "smallc", "wino4", "wino2"};
+  static const char *const names[] = {"im2col", "1x1", "dw", "smallc", "wino4", "wino2", "wino4f"};
   buf[0] = '\0';
   for (size_t i = 0; i < G_N_ELEMENTS(names); i++)
     if (algos & (1u << i)) {
