@@ -258,10 +258,14 @@ static gboolean conv_im2col(sige_ctx *ctx, const conv_job *j, gboolean cnhw, GEr
 #define WINO_MIN_CIN 128
 #define WINO_MIN_COUT 128
 #define WINO_MIN_TILES 16
-/* The fused sparse path (sige_sparse_conv): no block batch is written or
- * read, so the transforms cost less than in the unfused kernel. */
+/* The fused sparse path (sige_sparse_conv), from `sige bench --conv-sweep
+ * --chain-only` (docs/PERFORMANCE.md, "Fused into the gather and the
+ * scatter"): with 128 channels and more it tied or beat the unfused im2col
+ * chain from 8 blocks on; below that, and below 128 channels from 32
+ * blocks on, im2col won: a few blocks cannot hide reading the transformed
+ * weights, 4x the 3x3 weights. */
 #define WINO_FUSED_MIN_C 128
-#define WINO_FUSED_MIN_TILES 16
+#define WINO_FUSED_MIN_TILES 8
 int sige_cpu_winograd_rule(const sige_ctx *ctx, int kh, int kw, int stride, int groups, int cin,
                            int cout, uint64_t tiles, gboolean fused) {
   const sige_conv_policy pol = sige_ctx_conv_policy(ctx);

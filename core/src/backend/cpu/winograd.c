@@ -384,9 +384,21 @@ static void fused_input(const fused_job *f, int p0, int np, float *v) {
         c_hi = MIN(c_hi, f->lw - x0);
         const size_t plane_at = (size_t)ci * f->splane;
         const float s = io->scale ? io->scale[ci] : 1.0f, sh = io->shift ? io->shift[ci] : 0.0f;
+        const gboolean direct = !io->map && io->src->storage == SIGE_STORAGE_F32;
+        /* the common case, a whole window of a float map: transform in place */
+        if (direct && !affine && r_lo == 0 && c_lo == 0 && r_hi == 6 && c_hi == 6) {
+          in_tf4(io->src->data + plane_at + (size_t)y0 * f->sw + x0, f->sw,
+                 v + (size_t)ci * np + q, vs);
+          continue;
+        }
         for (int r = r_lo; r < r_hi; r++) {
           float *row = d + r * 6;
-          for (int c = c_lo; c < c_hi; c++) row[c] = src_at(f, plane_at, y0 + r, x0 + c);
+          if (direct) {
+            const float *srow = io->src->data + plane_at + (size_t)(y0 + r) * f->sw + x0;
+            for (int c = c_lo; c < c_hi; c++) row[c] = srow[c];
+          } else {
+            for (int c = c_lo; c < c_hi; c++) row[c] = src_at(f, plane_at, y0 + r, x0 + c);
+          }
           if (affine) {
             for (int c = c_lo; c < c_hi; c++) row[c] = row[c] * s + sh;
             sige_act_inplace(row + c_lo, (size_t)MAX(0, c_hi - c_lo), io->act_in);
