@@ -23,6 +23,7 @@
 #include "sige/ops.h"
 #include "sige/sampler.h"
 #include "sige/session.h"
+#include "sige/sparse.h"
 #include "stroke_mask.h"
 
 typedef struct {
@@ -31,7 +32,7 @@ typedef struct {
   double edit_ratio;
   int runs, warmup, threads;
   gint64 seed;
-  gboolean json, dense_only, sparse_only, sgemm, conv_sweep;
+  gboolean json, dense_only, sparse_only, sgemm, conv_sweep, chain_only;
   gboolean follow_free; /* --follow-free-cpus */
   int sdedit_steps; /* > 0: also time a whole SDEdit edit (DDPM) */
   gboolean fp16;    /* sessions store their caches as fp16 */
@@ -175,6 +176,8 @@ static double time_conv(sige_ctx *ctx, sige_conv_policy pol, const sige_tensor *
   return best;
 }
 
+static void sweep_chain(const bench_opts *o, sige_ctx *ctx, sige_rng *rng);
+
 static int bench_conv_sweep(const bench_opts *o) {
   static const int chans[] = {16, 32, 64, 128, 256, 512, 1024};
   /* map side (dense) or block count (sparse) */
@@ -186,7 +189,7 @@ static int bench_conv_sweep(const bench_opts *o) {
          sige_ctx_threads(ctx));
   printf("%-6s %5s %6s %9s %9s %9s  %s\n", "kind", "C", "size", "im2col", "wino4", "wino2",
          "best");
-  for (int kind = 0; kind < 2; kind++)
+  for (int kind = 0; kind < (o->chain_only ? 0 : 2); kind++)
     for (size_t ci = 0; ci < G_N_ELEMENTS(chans); ci++)
       for (int si = 0; si < 4; si++) {
         const int c = chans[ci], s = sizes[kind][si];
@@ -214,7 +217,84 @@ static int bench_conv_sweep(const bench_opts *o) {
         printf("%-6s %5d %6d %9.2f %9.2f %9.2f  %s\n", kind ? "blocks" : "map", c, s, ms[0],
                ms[1], ms[2], names[best]);
       }
+  sweep_chain(o, ctx, &rng);
   return 0;
+}
+
+/* The sparse chain of one 3x3 layer on nb 6x6 blocks spread over a map
+ * (each block's 4x4 output tile apart): gather + conv + scatter with a
+ * residual, as a sparse pass runs it.  unfused: sige_gather, sige_conv2d
+ * with the policy's algorithm, sige_scatter; fused: sige_sparse_conv
+ * (Winograd with the transforms inside the gather and the scatter).  The
+ * fastest of 9 after a warm-up, ms (the small cases take microseconds, so
+ * one descheduling on a loaded machine costs more than the case). */
+static double time_chain(sige_ctx *ctx, sige_conv_policy pol, gboolean fused,
+                         const sige_tensor *src, const sige_tensor *w, const sige_tensor *b,
+                         const sige_block_geometry *g, const sige_active_blocks *ab,
+                         sige_tensor *gathered, sige_tensor *convout, sige_tensor *dst) {
+  sige_ctx_set_conv_policy(ctx, pol);
+  const sige_conv2d_params p = sige_conv2d_params_simple(1, 0);
+  const sige_sparse_conv_io io = {.src = src, .weight = w, .bias = b, .residual = src};
+  double best = G_MAXDOUBLE;
+  for (int r = -1; r < 9; r++) {
+    const double t0 = now_ms();
+    if (fused) {
+      if (!sige_sparse_conv(ctx, &io, g, ab, dst, NULL)) return -1;
+    } else {
+      sige_gather(ctx, src, NULL, g, ab, NULL, NULL, SIGE_ACT_NONE, gathered);
+      if (!sige_conv2d(ctx, gathered, w, b, &p, convout, NULL)) return -1;
+      sige_scatter(ctx, convout, g, ab, src, NULL, dst);
+    }
+    if (r >= 0) best = MIN(best, now_ms() - t0);
+  }
+  return best;
+}
+
+static void sweep_chain(const bench_opts *o, sige_ctx *ctx, sige_rng *rng) {
+  static const int chans[] = {32, 64, 96, 128, 192, 256, 512, 1024};
+  static const int counts[] = {1, 2, 4, 8, 16, 32, 64, 256, 1024};
+  (void)o;
+  printf("\nsparse chain: gather + 3x3 conv + scatter (residual) of nb 6x6 blocks, C -> C;"
+         " ms: unfused im2col, unfused wino4, fused wino4; best\n");
+  printf("%-6s %5s %6s %9s %9s %9s  %s\n", "kind", "C", "blocks", "im2col", "wino4", "fused",
+         "best");
+  sige_block_geometry g;
+  sige_block_geometry_init(&g, 3, 1, 1, 6);
+  for (size_t ci = 0; ci < G_N_ELEMENTS(chans); ci++)
+    for (size_t ni = 0; ni < G_N_ELEMENTS(counts); ni++) {
+      const int c = chans[ci], nb = counts[ni];
+      if ((double)c * c * 9 * nb * 16 / 1e9 > 6) continue;
+      int side = 1;
+      while (side * side < nb) side++;
+      const int hw = 4 * side + 4; /* a margin: blocks off the map's edges */
+      g_autoptr(sige_tensor) src = sige_tensor_new4(1, c, hw, hw, NULL);
+      g_autoptr(sige_tensor) dst = sige_tensor_new4(1, c, hw, hw, NULL);
+      g_autoptr(sige_tensor) w = sige_tensor_new4(c, c, 3, 3, NULL);
+      int64_t bs[1] = {c};
+      g_autoptr(sige_tensor) b = sige_tensor_new(1, bs, NULL);
+      g_autoptr(sige_tensor) gathered = sige_tensor_new4(nb, c, 6, 6, NULL);
+      g_autoptr(sige_tensor) convout = sige_tensor_new4(nb, c, 4, 4, NULL);
+      if (!src || !dst || !w || !b || !gathered || !convout) return;
+      gathered->layout = convout->layout = SIGE_LAYOUT_CNHW;
+      for (size_t i = 0; i < src->numel; i++) src->data[i] = (float)sige_rng_uniform(rng) - 0.5f;
+      for (size_t i = 0; i < w->numel; i++) w->data[i] = (float)sige_rng_uniform(rng) - 0.5f;
+      g_autofree int *corners = g_new(int, 2 * nb);
+      for (int k = 0; k < nb; k++) {
+        corners[2 * k] = 4 * (k / side) + 1;
+        corners[2 * k + 1] = 4 * (k % side) + 1;
+      }
+      const sige_active_blocks ab = {nb, corners};
+      const double ms[3] = {
+          time_chain(ctx, SIGE_CONV_POLICY_IM2COL, FALSE, src, w, b, &g, &ab, gathered, convout, dst),
+          time_chain(ctx, SIGE_CONV_POLICY_WINO4, FALSE, src, w, b, &g, &ab, gathered, convout, dst),
+          time_chain(ctx, SIGE_CONV_POLICY_WINO4, TRUE, src, w, b, &g, &ab, gathered, convout, dst)};
+      int best = 0;
+      for (int a = 1; a < 3; a++)
+        if (ms[a] < ms[best]) best = a;
+      static const char *const names[] = {"im2col", "wino4", "fused"};
+      printf("%-6s %5d %6d %9.3f %9.3f %9.3f  %s\n", "chain", c, nb, ms[0], ms[1], ms[2],
+             names[best]);
+    }
 }
 
 /* ---- inputs ---------------------------------------------------------------- */
@@ -469,7 +549,7 @@ static gboolean time_sdedit(const sige_model *m, const bench_opts *o, const sige
  * column is the snapshot's recording pass, one run). */
 /* The convolution algorithms of a group, e.g. "wino4+1x1". */
 static const char *algo_names(unsigned algos, char *buf, size_t len) {
-  static const char *const names[] = {"im2col", "1x1", "dw", "smallc", "wino4", "wino2"};
+  static const char *const names[] = {"im2col", "1x1", "dw", "smallc", "wino4", "wino2", "wino4f"};
   buf[0] = '\0';
   for (size_t i = 0; i < G_N_ELEMENTS(names); i++)
     if (algos & (1u << i)) {
@@ -743,7 +823,10 @@ int sige_cmd_bench(int argc, char **argv) {
       {"follow-free-cpus", 0, 0, G_OPTION_ARG_NONE, &o.follow_free,
        "before each pass, use only the free CPUs (at most --threads), as the front-ends do", NULL},
       {"conv-sweep", 0, 0, G_OPTION_ARG_NONE, &o.conv_sweep,
-       "time 3x3 convs with im2col, Winograd F(4x4) and F(2x2) over channels and sizes", NULL},
+       "time 3x3 convs with im2col, Winograd F(4x4) and F(2x2) over channels and sizes, then "
+       "the sparse chain (gather, conv, scatter) unfused and fused", NULL},
+      {"chain-only", 0, 0, G_OPTION_ARG_NONE, &o.chain_only,
+       "with --conv-sweep: only the sparse chain", NULL},
       {"sdedit", 0, 0, G_OPTION_ARG_INT, &o.sdedit_steps,
        "DDPM: also time a whole N-step SDEdit edit dense vs sparse", "N"},
       {NULL, 0, 0, 0, NULL, NULL, NULL}};

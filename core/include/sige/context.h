@@ -66,6 +66,7 @@ typedef enum {
   SIGE_CONV_SMALL_COUT = 1 << 3, /* direct loop for <= 4 output channels */
   SIGE_CONV_WINO4 = 1 << 4,      /* Winograd F(4x4, 3x3) */
   SIGE_CONV_WINO2 = 1 << 5,      /* Winograd F(2x2, 3x3) */
+  SIGE_CONV_WINO4_FUSED = 1 << 6, /* F(4x4) inside a sparse gather / scatter (sige_sparse_conv) */
 } sige_conv_algo;
 
 /* A convolution that counted `macs` direct-convolution MACs (added to

@@ -127,6 +127,33 @@ void sige_scatter_block_residual(sige_ctx *ctx, const sige_tensor *main_blocks,
                                  const sige_block_geometry *g_sc, const sige_active_blocks *ab_sc,
                                  sige_tensor *dst, sige_tensor *res_cache);
 
+/* A 3x3 stride-1 convolution of the active blocks of g (g->kernel 3,
+ * g->stride 1), fused with the gather before it and the scatter after it.
+ * Input: src read as sige_gather(src, map, g, ab, scale, shift, act_in)
+ * reads it, or (src NULL) blocks, a gathered CNHW [Cin][nb][b][b] batch.
+ * Output: y = act_out(conv(input, weight, no padding) + bias), written as
+ * sige_scatter(y, g, ab, residual, rmap, dst) writes it.  The result is
+ * that of those ops in sequence up to the convolution's rounding: the CPU
+ * runs the layers its rule gives Winograd F(4x4, 3x3) with the input
+ * transform inside the gather and the output transform inside the
+ * scatter, without forming either block batch; other layers and other
+ * backends run the ops one after the other.  src must not be dst. */
+typedef struct {
+  const sige_tensor *src;        /* full NCHW [1, Cin, H, W], F32 or F16; or NULL */
+  const sige_resample_map *map;  /* src read through it; NULL: as is */
+  const float *scale, *shift;    /* per input channel, may be NULL */
+  sige_act act_in;
+  const sige_tensor *blocks;     /* when src is NULL */
+  const sige_tensor *weight;     /* [Cout, Cin, 3, 3] */
+  const sige_tensor *bias;       /* [Cout] or NULL */
+  sige_act act_out;
+  const sige_tensor *residual;   /* full, dst's logical size through rmap; may be NULL */
+  const sige_resample_map *rmap;
+} sige_sparse_conv_io;
+gboolean sige_sparse_conv(sige_ctx *ctx, const sige_sparse_conv_io *io,
+                          const sige_block_geometry *g, const sige_active_blocks *ab,
+                          sige_tensor *dst, GError **error);
+
 /* ---- undo log ------------------------------------------------------------
  * Sparse passes write into cached activations in place.  Before each write
  * the engine saves the region it will overwrite; a cancelled or failed pass

@@ -106,6 +106,10 @@ typedef void sige_scatter_fn(sige_ctx *ctx, const sige_tensor *blocks,
                              const sige_block_geometry *g, const sige_active_blocks *ab,
                              const sige_tensor *residual, const sige_resample_map *rmap,
                              sige_tensor *dst);
+/* sige_sparse_conv, arguments checked (sparse.h) */
+typedef gboolean sige_sparse_conv_fn(sige_ctx *ctx, const sige_sparse_conv_io *io,
+                                     const sige_block_geometry *g, const sige_active_blocks *ab,
+                                     sige_tensor *dst, GError **error);
 /* The shortcut half of sige_scatter_block_residual (the public op scatters
  * the main blocks over the cached residual first): in the shortcut blocks,
  * dst += blocks - res_cache, then res_cache = blocks.  Output tiles of one
@@ -159,6 +163,7 @@ typedef void sige_undo_unpack_fn(sige_backend *be, void *base, int esize, int c,
   X(o, gather, sige_gather_fn)                                                                     \
   X(o, scatter, sige_scatter_fn)                                                                   \
   X(o, block_residual, sige_block_residual_fn)                                                     \
+  X(o, sparse_conv, sige_sparse_conv_fn)                                                           \
   X(o, undo_pack, sige_undo_pack_fn)                                                               \
   X(o, undo_unpack, sige_undo_unpack_fn)
 

@@ -418,3 +418,80 @@ gboolean sige_pass_stats(sige_pass *pass, int C, float *scale, float *shift, GEr
   memcpy(shift, v + C, sizeof(float) * C);
   return TRUE;
 }
+
+/* The sparse half of the two conv_scatter primitives: the geometry and
+ * conv must be those sige_sparse_conv takes, else the caller runs the
+ * primitives one by one. */
+static gboolean fusable(const sige_conv_layer *conv, const sige_block_geometry *g) {
+  const sige_conv2d_params *p = &conv->params;
+  return g->kernel == 3 && g->stride == 1 && g->out_block == g->block - 2 && conv->kernel == 3 &&
+         SIGE_H(conv->weight) == 3 && SIGE_W(conv->weight) == 3 && p->stride_h == 1 &&
+         p->stride_w == 1 && p->groups == 1 && conv->weight->storage == SIGE_STORAGE_F32;
+}
+
+static sige_tensor *sparse_conv_scatter(sige_pass *pass, const sige_sparse_conv_io *io,
+                                        const sige_block_geometry *g, GError **error) {
+  sige_tensor *dst = slot_lookup(pass, error);
+  const sige_active_blocks *ab =
+      dst ? sige_pass_blocks(pass, SIGE_H(dst) * g->stride, SIGE_W(dst) * g->stride, g, error)
+          : NULL;
+  gboolean ok = ab != NULL;
+  if (ok && ab->n > 0) {
+    ok = !pass->undo || sige_undo_log_save_blocks(pass->undo, dst, g, ab, error);
+    if (ok) ok = sige_sparse_conv(pass->ctx, io, g, ab, dst, error);
+  }
+  return ok ? view_of(dst) : NULL;
+}
+
+sige_tensor *sige_pass_conv_scatter(sige_pass *pass, const sige_conv_layer *conv, sige_tensor *x,
+                                    sige_act act_out, const sige_block_geometry *g,
+                                    const sige_tensor *residual, const sige_resample_map *rmap,
+                                    GError **error) {
+  if (sige_pass_is_sparse(pass) && fusable(conv, g)) {
+    const sige_sparse_conv_io io = {.blocks = x, .weight = conv->weight, .bias = conv->bias,
+                                    .act_out = act_out, .residual = residual, .rmap = rmap};
+    sige_tensor *out = sparse_conv_scatter(pass, &io, g, error);
+    sige_tensor_free(x);
+    return out;
+  }
+  sige_tensor *y = sige_pass_conv(pass, conv, x, error);
+  sige_tensor_free(x);
+  if (!y) return NULL;
+  if (act_out != SIGE_ACT_NONE) sige_activation(pass->ctx, y, act_out, y);
+  return sige_pass_scatter(pass, g, y, residual, rmap, error);
+}
+
+sige_tensor *sige_pass_gather_conv_scatter(sige_pass *pass, const sige_block_geometry *g,
+                                           const sige_tensor *src, const sige_resample_map *map,
+                                           const float *scale, const float *shift,
+                                           sige_act act_in, const sige_conv_layer *conv,
+                                           sige_act act_out, const sige_tensor *residual,
+                                           const sige_resample_map *rmap, GError **error) {
+  if (sige_pass_is_sparse(pass) && fusable(conv, g)) {
+    const sige_sparse_conv_io io = {.src = src, .map = map, .scale = scale, .shift = shift,
+                                    .act_in = act_in, .weight = conv->weight, .bias = conv->bias,
+                                    .act_out = act_out, .residual = residual, .rmap = rmap};
+    return sparse_conv_scatter(pass, &io, g, error);
+  }
+  sige_tensor *x = sige_pass_gather(pass, g, src, map, scale, shift, act_in, error);
+  return x ? sige_pass_conv_scatter(pass, conv, x, act_out, g, residual, rmap, error) : NULL;
+}
+
+sige_tensor *sige_pass_conv_scatter_gather(sige_pass *pass, const sige_conv_layer *conv,
+                                           sige_tensor *x, sige_act act_out,
+                                           const sige_block_geometry *g_in,
+                                           const sige_block_geometry *g_out, const float *scale,
+                                           const float *shift, sige_act act, GError **error) {
+  if (sige_pass_is_sparse(pass) && fusable(conv, g_in)) {
+    sige_tensor *full = sige_pass_conv_scatter(pass, conv, x, act_out, g_in, NULL, NULL, error);
+    if (!full) return NULL;
+    sige_tensor *out = sige_pass_gather(pass, g_out, full, NULL, scale, shift, act, error);
+    sige_tensor_free(full);
+    return out;
+  }
+  sige_tensor *y = sige_pass_conv(pass, conv, x, error);
+  sige_tensor_free(x);
+  if (!y) return NULL;
+  if (act_out != SIGE_ACT_NONE) sige_activation(pass->ctx, y, act_out, y);
+  return sige_pass_scatter_gather(pass, g_in, y, g_out, scale, shift, act, error);
+}

@@ -118,6 +118,32 @@ sige_tensor *sige_pass_scatter_gather(sige_pass *pass, const sige_block_geometry
 sige_tensor *sige_pass_scatter(sige_pass *pass, const sige_block_geometry *g, sige_tensor *x,
                               const sige_tensor *residual, const sige_resample_map *rmap,
                               GError **error);
+/* y = act_out(conv(x)) then sige_pass_scatter(g, y, residual, rmap), for
+ * a 3x3 stride-1 conv of geometry g.  Sparse: one sige_sparse_conv from the
+ * block batch x (the CPU fuses the output transform of Winograd layers
+ * into the scatter).  Takes ownership of x. */
+sige_tensor *sige_pass_conv_scatter(sige_pass *pass, const sige_conv_layer *conv, sige_tensor *x,
+                                    sige_act act_out, const sige_block_geometry *g,
+                                    const sige_tensor *residual, const sige_resample_map *rmap,
+                                    GError **error);
+/* sige_pass_gather(g, src, map, scale, shift, act_in), then as
+ * sige_pass_conv_scatter.  Sparse: one sige_sparse_conv reading src (the
+ * CPU fuses the input transform into the gather too). */
+sige_tensor *sige_pass_gather_conv_scatter(sige_pass *pass, const sige_block_geometry *g,
+                                           const sige_tensor *src, const sige_resample_map *map,
+                                           const float *scale, const float *shift,
+                                           sige_act act_in, const sige_conv_layer *conv,
+                                           sige_act act_out, const sige_tensor *residual,
+                                           const sige_resample_map *rmap, GError **error);
+
+/* y = act_out(conv(x)) then sige_pass_scatter_gather(g_in, y, g_out, scale,
+ * shift, act); sparse: sige_pass_conv_scatter, then the gather of g_out
+ * from the updated cache.  Takes ownership of x. */
+sige_tensor *sige_pass_conv_scatter_gather(sige_pass *pass, const sige_conv_layer *conv,
+                                           sige_tensor *x, sige_act act_out,
+                                           const sige_block_geometry *g_in,
+                                           const sige_block_geometry *g_out, const float *scale,
+                                           const float *shift, sige_act act, GError **error);
 /* Block output = main + shortcut (a 1x1 shortcut conv of geometry g_sc):
  * uses two slots (output, shortcut residual).  Takes ownership of main and
  * shortcut; the result may be a view on the cache (read only, F16 in sparse

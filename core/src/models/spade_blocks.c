@@ -270,6 +270,15 @@ static sige_tensor *separable_head(const sige_spade_generator *g, const sige_spa
   return g_steal_pointer(&dw);
 }
 
+/* A view on t that its taker may free (t stays with its owner). */
+static sige_tensor *borrow(const sige_tensor *t) {
+  sige_tensor *v = sige_tensor_view(t->data, t->ndim, t->shape);
+  v->layout = t->layout;
+  v->storage = t->storage;
+  v->backend = t->backend;
+  return v;
+}
+
 /* gamma | beta of norm i from its activations, scattered and gathered to
  * g_out. */
 static sige_tensor *norm_gamma_beta(const sige_spade_generator *g, const sige_spade_block *b,
@@ -279,9 +288,9 @@ static sige_tensor *norm_gamma_beta(const sige_spade_generator *g, const sige_sp
   if (g->norm_kind == SIGE_SPADE_NORM_SEPARABLE &&
       !(actv = head = separable_head(g, b, i, pass, actv, error)))
     return NULL;
-  sige_tensor *t = sige_pass_conv(pass, &b->gb[i], actv, error);
-  if (!t) return NULL;
-  return sige_pass_scatter_gather(pass, &g->g_main, t, g_out, NULL, NULL, SIGE_ACT_NONE, error);
+  sige_tensor *in = head ? g_steal_pointer(&head) : borrow(actv);
+  return sige_pass_conv_scatter_gather(pass, &b->gb[i], in, SIGE_ACT_NONE, &g->g_main, g_out, NULL,
+                                       NULL, SIGE_ACT_NONE, error);
 }
 
 /* x * (1 + gamma) + beta with gamma | beta stacked along channels of gb. */
@@ -335,10 +344,8 @@ static sige_tensor *block_forward(const sige_spade_generator *g, const sige_spad
   modulate(pass, dx, gb0);
   g_clear_pointer(&gb0, sige_tensor_free);
   sige_activation(pass->ctx, dx, SIGE_ACT_LEAKY_RELU, dx);
-  TRY(t = sige_pass_conv(pass, &b->conv_0, dx, error));
-  sige_tensor_free(dx);
-  dx = sige_pass_scatter_gather(pass, gm, g_steal_pointer(&t), gm, b->bn_scale[1], b->bn_shift[1],
-                               SIGE_ACT_NONE, error);
+  dx = sige_pass_conv_scatter_gather(pass, &b->conv_0, g_steal_pointer(&dx), SIGE_ACT_NONE, gm, gm,
+                                     b->bn_scale[1], b->bn_shift[1], SIGE_ACT_NONE, error);
   TRY(dx);
   TRY(gb1 = norm_gamma_beta(g, b, 1, pass, a1, gm, error));
   /* with fp16 caches the full pass goes on with owned float32 copies of what
@@ -351,6 +358,11 @@ static sige_tensor *block_forward(const sige_spade_generator *g, const sige_spad
   modulate(pass, dx, gb1);
   g_clear_pointer(&gb1, sige_tensor_free);
   sige_activation(pass->ctx, dx, SIGE_ACT_LEAKY_RELU, dx);
+  if (!b->learned_shortcut) {
+    out = sige_pass_conv_scatter(pass, &b->conv_1, g_steal_pointer(&dx), SIGE_ACT_NONE, gm, x, xmap,
+                                 error);
+    goto out;
+  }
   TRY(t = sige_pass_conv(pass, &b->conv_1, dx, error));
 
   if (b->learned_shortcut)

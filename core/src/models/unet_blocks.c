@@ -257,7 +257,27 @@ sige_tensor *sige_unet_resblock_forward(const sige_unet_norms *n, const sige_une
       break;
     }
   }
-  if (!h || !(t = sige_pass_conv(pass, &b->conv1, h, error))) goto out;
+  if (!h) goto out;
+  /* Sparse with frozen statistics and no shortcut conv: conv1's blocks go
+   * straight into its cache slot and conv2 reads its input from there
+   * (the CPU fuses the Winograd transforms into those scatters and
+   * gathers); the block outputs are the same as below. */
+  if (!dense && !n->fresh_stats && !b->nin.weight) {
+    if (!norm_stats(n, pass, h, b->n2_g, b->n2_b, temb, s2, sh2, error)) goto out;
+    g_autoptr(sige_tensor) mid = sige_pass_conv_scatter(pass, &b->conv1, g_steal_pointer(&h),
+                                                        SIGE_ACT_NONE, &geo->main, NULL, NULL,
+                                                        error);
+    if (!mid) goto out;
+    const sige_tensor *r = x;
+    const sige_resample_map *rmap = b->resample == SIGE_UNET_RESAMPLE_UP ? &map : NULL;
+    if (b->resample == SIGE_UNET_RESAMPLE_DOWN &&
+        !(r = res = pooled(pass, x, NULL, NULL, SIGE_ACT_NONE, error)))
+      goto out;
+    out = sige_pass_gather_conv_scatter(pass, &geo->main, mid, NULL, s2, sh2, SIGE_ACT_SWISH,
+                                        &b->conv2, SIGE_ACT_NONE, r, rmap, error);
+    goto out;
+  }
+  if (!(t = sige_pass_conv(pass, &b->conv1, h, error))) goto out;
   g_clear_pointer(&h, sige_tensor_free);
   /* the time embedding is folded into norm2's scale and shift */
   if (!norm_stats(n, pass, t, b->n2_g, b->n2_b, temb, s2, sh2, error)) goto out;

@@ -3,6 +3,7 @@
  * them (cpu/gather_scatter.c, device/dev_sparse.c). */
 #include "../backend/backend_impl.h"
 #include "sparse_internal.h"
+#include "sige/error.h"
 
 static gboolean is_block_batch(const sige_tensor *t, int nb, int c, int side) {
   return t->ndim == 4 && t->layout == SIGE_LAYOUT_CNHW && SIGE_N(t) == nb && SIGE_C(t) == c &&
@@ -73,4 +74,72 @@ void sige_scatter_block_residual(sige_ctx *ctx, const sige_tensor *main_blocks,
 sige_tensor *sige_sparse_materialize(const sige_tensor *src, const sige_resample_map *map,
                                      GError **error) {
   return sige_tensor_iface(src)->materialize(src, map, error);
+}
+
+gboolean sige_sparse_conv_unfused(sige_ctx *ctx, const sige_sparse_conv_io *io,
+                                  const sige_block_geometry *g, const sige_active_blocks *ab,
+                                  sige_tensor *dst, GError **error) {
+  if (ab->n == 0) return TRUE;
+  const int cin = SIGE_C(io->weight), cout = SIGE_N(io->weight), o = g->out_block;
+  g_autoptr(sige_tensor) in = NULL;
+  const sige_tensor *x = io->blocks;
+  if (io->src) {
+    if (!(in = sige_tensor_new4_like(dst, ab->n, cin, g->block, g->block, error))) return FALSE;
+    in->layout = SIGE_LAYOUT_CNHW;
+    sige_gather(ctx, io->src, io->map, g, ab, io->scale, io->shift, io->act_in, in);
+    x = in;
+  }
+  g_autoptr(sige_tensor) y = sige_tensor_new4_like(dst, ab->n, cout, o, o, error);
+  if (!y) return FALSE;
+  y->layout = SIGE_LAYOUT_CNHW;
+  const sige_conv2d_params p = sige_conv2d_params_simple(1, 0);
+  if (!sige_conv2d(ctx, x, io->weight, io->bias, &p, y, error)) return FALSE;
+  if (io->act_out != SIGE_ACT_NONE) sige_activation(ctx, y, io->act_out, y);
+  sige_scatter(ctx, y, g, ab, io->residual, io->rmap, dst);
+  return TRUE;
+}
+
+static gboolean sparse_conv_refuse(GError **error, const char *what) {
+  g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID, "sparse_conv: %s", what);
+  return FALSE;
+}
+
+gboolean sige_sparse_conv(sige_ctx *ctx, const sige_sparse_conv_io *io,
+                          const sige_block_geometry *g, const sige_active_blocks *ab,
+                          sige_tensor *dst, GError **error) {
+  if (!ctx || !io || !g || !ab || !dst || !io->weight)
+    return sparse_conv_refuse(error, "missing context, arguments, geometry, blocks, weight or dst");
+  if (g->kernel != 3 || g->stride != 1 || g->out_block != g->block - 2)
+    return sparse_conv_refuse(error, "the geometry is not that of a 3x3 stride-1 conv");
+  if (!is_full(dst)) return sparse_conv_refuse(error, "dst must be a full [1, C, H, W] tensor");
+  const sige_tensor *w = io->weight;
+  if (w->ndim != 4 || SIGE_H(w) != 3 || SIGE_W(w) != 3 || w->storage != SIGE_STORAGE_F32 ||
+      SIGE_N(w) != SIGE_C(dst))
+    return sparse_conv_refuse(error, "weight must be F32 [C_dst, Cin, 3, 3]");
+  if (io->bias && (io->bias->numel != (size_t)SIGE_N(w) || io->bias->storage != SIGE_STORAGE_F32))
+    return sparse_conv_refuse(error, "bias must hold one float per output channel");
+  const int cin = SIGE_C(w);
+  if (!io->src == !io->blocks)
+    return sparse_conv_refuse(error, "give either a source tensor or gathered blocks");
+  if (io->src) {
+    if (!is_full(io->src) || SIGE_C(io->src) != cin || !map_ok(io->map, io->src))
+      return sparse_conv_refuse(error, "src must be a full [1, Cin, H, W] tensor (map in range)");
+    if (io->src == dst || io->src->data == dst->data)
+      return sparse_conv_refuse(error, "src must not be dst");
+    if ((io->map ? io->map->h : SIGE_H(io->src)) != SIGE_H(dst) ||
+        (io->map ? io->map->w : SIGE_W(io->src)) != SIGE_W(dst))
+      return sparse_conv_refuse(error, "src must have dst's logical size");
+  } else if (!is_block_batch(io->blocks, ab->n, cin, g->block)) {
+    return sparse_conv_refuse(error, "blocks must be a CNHW [Cin][nb][b][b] F32 batch");
+  }
+  const sige_tensor *res = io->residual;
+  if (res) {
+    if (!is_full(res) || SIGE_C(res) != SIGE_C(dst) || !map_ok(io->rmap, res))
+      return sparse_conv_refuse(error, "residual must be a full tensor of dst's channels");
+    if (io->rmap ? (io->rmap->h != SIGE_H(dst) || io->rmap->w != SIGE_W(dst))
+                 : (SIGE_H(res) != SIGE_H(dst) || SIGE_W(res) != SIGE_W(dst)))
+      return sparse_conv_refuse(error, "residual must have dst's logical size");
+  }
+  if (ab->n == 0) return TRUE;
+  return sige_tensor_iface(dst)->sparse_conv(ctx, io, g, ab, dst, error);
 }

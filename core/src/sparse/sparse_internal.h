@@ -9,6 +9,12 @@
 sige_tensor *sige_sparse_materialize(const sige_tensor *src, const sige_resample_map *map,
                                      GError **error);
 
+/* sige_sparse_conv as the ops it fuses, one after the other, on any
+ * backend (arguments checked): what backends without a fused kernel run. */
+gboolean sige_sparse_conv_unfused(sige_ctx *ctx, const sige_sparse_conv_io *io,
+                                  const sige_block_geometry *g, const sige_active_blocks *ab,
+                                  sige_tensor *dst, GError **error);
+
 /* The clipped output tile of one active block in a [*, *, h, w] tensor:
  * rows [r0, r0 + rows), cols [c0, c0 + cols).  rows or cols is 0 when the
  * tile lies outside the tensor. */

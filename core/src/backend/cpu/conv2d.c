@@ -5,6 +5,7 @@
 
 #include "../../short_copy.h"
 #include "../im2col_tiling.h"
+#include "../../sparse/sparse_internal.h"
 #include "cpu_internal.h"
 #include "sige/error.h"
 #include "winograd.h"
@@ -257,17 +258,48 @@ static gboolean conv_im2col(sige_ctx *ctx, const conv_job *j, gboolean cnhw, GEr
 #define WINO_MIN_CIN 128
 #define WINO_MIN_COUT 128
 #define WINO_MIN_TILES 16
-static int winograd_tile(const sige_ctx *ctx, const conv_job *j) {
+/* The fused sparse path (sige_sparse_conv), from `sige bench --conv-sweep
+ * --chain-only` (docs/PERFORMANCE.md, "Fused into the gather and the
+ * scatter"): with 128 channels and more it tied or beat the unfused im2col
+ * chain from 8 blocks on; below that, and below 128 channels from 32
+ * blocks on, im2col won: a few blocks cannot hide reading the transformed
+ * weights, 4x the 3x3 weights. */
+#define WINO_FUSED_MIN_C 128
+#define WINO_FUSED_MIN_TILES 8
+int sige_cpu_winograd_rule(const sige_ctx *ctx, int kh, int kw, int stride, int groups, int cin,
+                           int cout, uint64_t tiles, gboolean fused) {
   const sige_conv_policy pol = sige_ctx_conv_policy(ctx);
   if (pol == SIGE_CONV_POLICY_IM2COL) return 0;
-  if (j->kh != 3 || j->kw != 3 || j->p->stride_h != 1 || j->p->stride_w != 1 || j->groups != 1 ||
-      j->cout <= SMALL_COUT_MAX)
-    return 0;
+  if (kh != 3 || kw != 3 || stride != 1 || groups != 1 || cout <= SMALL_COUT_MAX) return 0;
   if (pol == SIGE_CONV_POLICY_WINO4) return 4;
-  if (pol == SIGE_CONV_POLICY_WINO2) return 2;
-  const uint64_t tiles = (uint64_t)j->n * (uint64_t)((j->ho + 3) / 4) * (uint64_t)((j->wo + 3) / 4);
-  if (j->cin < WINO_MIN_CIN || j->cout < WINO_MIN_COUT || tiles < WINO_MIN_TILES) return 0;
+  if (pol == SIGE_CONV_POLICY_WINO2) return fused ? 0 : 2; /* the fused path is F(4x4) only */
+  if (fused)
+    return cin >= WINO_FUSED_MIN_C && cout >= WINO_FUSED_MIN_C && tiles >= WINO_FUSED_MIN_TILES
+               ? 4
+               : 0;
+  if (cin < WINO_MIN_CIN || cout < WINO_MIN_COUT || tiles < WINO_MIN_TILES) return 0;
   return 4;
+}
+
+static int winograd_tile(const sige_ctx *ctx, const conv_job *j) {
+  if (j->p->stride_h != j->p->stride_w) return 0;
+  const uint64_t tiles = (uint64_t)j->n * (uint64_t)((j->ho + 3) / 4) * (uint64_t)((j->wo + 3) / 4);
+  return sige_cpu_winograd_rule(ctx, j->kh, j->kw, j->p->stride_h, j->groups, j->cin, j->cout,
+                                tiles, FALSE);
+}
+
+gboolean sige_cpu_sparse_conv(sige_ctx *ctx, const sige_sparse_conv_io *io,
+                              const sige_block_geometry *g, const sige_active_blocks *ab,
+                              sige_tensor *dst, GError **error) {
+  const int cin = SIGE_C(io->weight), cout = SIGE_N(io->weight), o = g->out_block;
+  const uint64_t tps = (uint64_t)(o + 3) / 4, tiles = (uint64_t)ab->n * tps * tps;
+  if (sige_cpu_winograd_rule(ctx, 3, 3, 1, 1, cin, cout, tiles, TRUE) != 4)
+    return sige_sparse_conv_unfused(ctx, io, g, ab, dst, error);
+  uint64_t mults = 0;
+  if (!sige_cpu_sparse_conv_winograd(ctx, io, g, ab, dst, &mults, error)) return FALSE;
+  const uint64_t macs = (uint64_t)ab->n * (uint64_t)cout * (uint64_t)cin * 9u * (uint64_t)o * o;
+  sige_ctx_add_conv(ctx, SIGE_CONV_WINO4_FUSED, macs, mults);
+  return TRUE;
 }
 
 gboolean sige_cpu_conv2d(sige_ctx *ctx, const sige_tensor *x, const sige_tensor *weight,

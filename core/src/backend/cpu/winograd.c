@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "../../buffer.h"
+#include "../../sparse/sparse_internal.h"
 #include "cpu_internal.h"
 #include "sige/error.h"
 #include "winograd.h"
@@ -195,6 +196,23 @@ static inline void out_tf2(const float *s, size_t ss, float o[4][4]) {
   }
 }
 
+/* mm[k] = U[k] v[k] for the alpha^2 planes k of a chunk of np tiles (v:
+ * [alpha^2][Cin][np], mm: [alpha^2][Cout][np]).  The one place that reads
+ * the transformed weights, so that their storage can change here alone.
+ * The products are independent: one single-threaded GEMM per task, handed
+ * out dynamically so that a thread slowed by another process only takes
+ * fewer of them. */
+static void transformed_gemms(const wino_weights *ww, int a2, int np, const float *v, float *mm,
+                              int threads) {
+  const size_t pairs = (size_t)ww->cout * (size_t)ww->cin;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+  for (int k = 0; k < a2; k++) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ww->cout, np, ww->cin, 1.0f,
+                ww->u + (size_t)k * pairs, ww->cin, v + (size_t)k * ww->cin * np, np, 0.0f,
+                mm + (size_t)k * ww->cout * np, np);
+  }
+}
+
 typedef struct {
   const float *x;
   float *out;
@@ -308,17 +326,184 @@ gboolean sige_cpu_conv_winograd(sige_ctx *ctx, const sige_tensor *x, const sige_
   for (int p0 = 0; p0 < (int)total; p0 += chunk) {
     const int np = MIN(chunk, (int)total - p0);
     input_transform(&j, p0, np, v);
-    /* the alpha^2 products are independent: one single-threaded GEMM per
-     * task, handed out dynamically so that a thread slowed by another
-     * process only takes fewer of them */
-#pragma omp parallel for num_threads(j.threads) schedule(dynamic, 1)
-    for (int k = 0; k < a2; k++) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j.cout, np, j.cin, 1.0f,
-                  ww->u + (size_t)k * pairs, j.cin, v + (size_t)k * j.cin * np, np, 0.0f,
-                  mm + (size_t)k * j.cout * np, np);
-    }
+    transformed_gemms(ww, a2, np, v, mm, j.threads);
     output_transform(&j, p0, np, mm);
   }
   *mults = (uint64_t)a2 * pairs * total;
+  return TRUE;
+}
+
+/* ---- the fused sparse conv: gather + input transform, GEMMs, output
+ * transform + scatter ----------------------------------------------------
+ * A block of side b gives an o x o output, o = b - 2, cut into ceil(o/4)^2
+ * F(4x4) tiles (one for the models' 6x6 blocks).  Tile (ty, tx) of a block
+ * reads block rows and columns [4t, 4t + 6): what lies past the block's
+ * b x b window or outside the logical source is zero, as in the gathered
+ * batch; only the tile's outputs inside the o x o block are written. */
+typedef struct {
+  const sige_sparse_conv_io *io;
+  const sige_active_blocks *ab;
+  const sige_block_geometry *g;
+  sige_tensor *dst;
+  int cin, cout, b, o, tps, tpb;
+  int lh, lw, sw;     /* source: logical size, row length of the storage */
+  size_t splane;      /* source channel plane */
+  int h, w, rw;       /* dst size, residual row length */
+  size_t rplane;
+  int threads;
+} fused_job;
+
+static inline float src_at(const fused_job *f, size_t plane_at, int y, int x) {
+  const sige_sparse_conv_io *io = f->io;
+  if (io->map) {
+    y = io->map->rows[y];
+    x = io->map->cols[x];
+  }
+  const size_t at = plane_at + (size_t)y * f->sw + x;
+  return io->src->storage == SIGE_STORAGE_F16 ? sige_f16_to_f32(io->src->data16[at])
+                                              : io->src->data[at];
+}
+
+static void fused_input(const fused_job *f, int p0, int np, float *v) {
+  const sige_sparse_conv_io *io = f->io;
+  const size_t vs = (size_t)f->cin * (size_t)np;
+  const gboolean affine = io->scale || io->shift || io->act_in != SIGE_ACT_NONE;
+#pragma omp parallel for collapse(2) num_threads(f->threads) schedule(static)
+  for (int ci = 0; ci < f->cin; ci++) {
+    for (int q = 0; q < np; q++) {
+      const int p = p0 + q, blk = p / f->tpb, t = p % f->tpb;
+      const int br0 = (t / f->tps) * 4, bc0 = (t % f->tps) * 4;
+      /* the window's rows / cols inside the block and the logical source */
+      int r_lo = 0, r_hi = MIN(6, f->b - br0), c_lo = 0, c_hi = MIN(6, f->b - bc0);
+      float d[36] = {0};
+      if (io->src) {
+        const int y0 = f->ab->corners[2 * blk] + br0, x0 = f->ab->corners[2 * blk + 1] + bc0;
+        r_lo = MAX(0, -y0);
+        r_hi = MIN(r_hi, f->lh - y0);
+        c_lo = MAX(0, -x0);
+        c_hi = MIN(c_hi, f->lw - x0);
+        const size_t plane_at = (size_t)ci * f->splane;
+        const float s = io->scale ? io->scale[ci] : 1.0f, sh = io->shift ? io->shift[ci] : 0.0f;
+        const gboolean direct = !io->map && io->src->storage == SIGE_STORAGE_F32;
+        /* the common case, a whole window of a float map: transform in place */
+        if (direct && !affine && r_lo == 0 && c_lo == 0 && r_hi == 6 && c_hi == 6) {
+          in_tf4(io->src->data + plane_at + (size_t)y0 * f->sw + x0, f->sw,
+                 v + (size_t)ci * np + q, vs);
+          continue;
+        }
+        for (int r = r_lo; r < r_hi; r++) {
+          float *row = d + r * 6;
+          if (direct) {
+            const float *srow = io->src->data + plane_at + (size_t)(y0 + r) * f->sw + x0;
+            for (int c = c_lo; c < c_hi; c++) row[c] = srow[c];
+          } else {
+            for (int c = c_lo; c < c_hi; c++) row[c] = src_at(f, plane_at, y0 + r, x0 + c);
+          }
+          if (affine) {
+            for (int c = c_lo; c < c_hi; c++) row[c] = row[c] * s + sh;
+            sige_act_inplace(row + c_lo, (size_t)MAX(0, c_hi - c_lo), io->act_in);
+          }
+        }
+      } else {
+        const float *bp =
+            io->blocks->data + (((size_t)ci * f->ab->n + blk) * f->b + br0) * f->b + bc0;
+        for (int r = r_lo; r < r_hi; r++)
+          for (int c = c_lo; c < c_hi; c++) d[r * 6 + c] = bp[(size_t)r * f->b + c];
+      }
+      in_tf4(d, 6, v + (size_t)ci * np + q, vs);
+    }
+  }
+}
+
+static void fused_output(const fused_job *f, int p0, int np, const float *mm) {
+  const sige_sparse_conv_io *io = f->io;
+  const size_t ss = (size_t)f->cout * (size_t)np;
+  const sige_tensor *res = io->residual;
+  const gboolean half = f->dst->storage == SIGE_STORAGE_F16;
+#pragma omp parallel for collapse(2) num_threads(f->threads) schedule(static)
+  for (int co = 0; co < f->cout; co++) {
+    for (int q = 0; q < np; q++) {
+      const int p = p0 + q, blk = p / f->tpb, t = p % f->tpb;
+      const sige_tile bt = sige_block_tile(f->g, f->ab->corners + 2 * blk, f->h, f->w);
+      if (bt.rows == 0) continue;
+      /* the tile's outputs, block-local, clipped to the block and dst */
+      const int i0 = (t / f->tps) * 4, j0 = (t % f->tps) * 4;
+      const int ilo = MAX(i0, bt.br), ihi = MIN(MIN(i0 + 4, f->o), bt.br + bt.rows);
+      const int jlo = MAX(j0, bt.bc), jhi = MIN(MIN(j0 + 4, f->o), bt.bc + bt.cols);
+      if (ilo >= ihi || jlo >= jhi) continue;
+      float o[4][4];
+      out_tf4(mm + (size_t)co * np + q, ss, o);
+      const float bias = io->bias ? io->bias->data[co] : 0.0f;
+      for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) o[i][j] += bias;
+      sige_act_inplace(&o[0][0], 16, io->act_out);
+      const int oy = bt.r0 - bt.br, ox = bt.c0 - bt.bc; /* dst position of block (0, 0) */
+      for (int i = ilo; i < ihi; i++) {
+        const int y = oy + i;
+        const size_t at = ((size_t)co * f->h + y) * f->w;
+        size_t rrow = 0;
+        if (res) rrow = (size_t)co * f->rplane + (size_t)(io->rmap ? io->rmap->rows[y] : y) * f->rw;
+        for (int j = jlo; j < jhi; j++) {
+          const int x = ox + j;
+          float val = o[i - i0][j - j0];
+          if (res) {
+            const size_t ra = rrow + (size_t)(io->rmap ? io->rmap->cols[x] : x);
+            val = val + (res->storage == SIGE_STORAGE_F16 ? sige_f16_to_f32(res->data16[ra])
+                                                          : res->data[ra]);
+          }
+          if (half)
+            f->dst->data16[at + x] = sige_f32_to_f16(val);
+          else
+            f->dst->data[at + x] = val;
+        }
+      }
+    }
+  }
+}
+
+gboolean sige_cpu_sparse_conv_winograd(sige_ctx *ctx, const sige_sparse_conv_io *io,
+                                       const sige_block_geometry *g,
+                                       const sige_active_blocks *ab, sige_tensor *dst,
+                                       uint64_t *mults, GError **error) {
+  const wino_weights *ww = prepared_weights(ctx, io->weight, 4, error);
+  if (!ww) return FALSE;
+  fused_job f = {
+      .io = io, .ab = ab, .g = g, .dst = dst,
+      .cin = SIGE_C(io->weight), .cout = SIGE_N(io->weight),
+      .b = g->block, .o = g->out_block,
+      .h = SIGE_H(dst), .w = SIGE_W(dst),
+      .threads = sige_ctx_threads(ctx),
+  };
+  f.tps = (f.o + 3) / 4;
+  f.tpb = f.tps * f.tps;
+  if (io->src) {
+    f.lh = io->map ? io->map->h : SIGE_H(io->src);
+    f.lw = io->map ? io->map->w : SIGE_W(io->src);
+    f.sw = SIGE_W(io->src);
+    f.splane = (size_t)SIGE_H(io->src) * (size_t)f.sw;
+  }
+  if (io->residual) {
+    f.rw = SIGE_W(io->residual);
+    f.rplane = (size_t)SIGE_H(io->residual) * (size_t)f.rw;
+  }
+  const int a2 = 36;
+  const size_t total = (size_t)ab->n * (size_t)f.tpb;
+  if (total > G_MAXINT) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID, "sparse_conv: %zu Winograd tiles is too many",
+                total);
+    return FALSE;
+  }
+  const int chunk = chunk_tiles(a2, f.cin, f.cout, total);
+  float *v = sige_ctx_scratch(ctx, 0, (size_t)a2 * f.cin * chunk, error);
+  if (!v) return FALSE;
+  float *mm = sige_ctx_scratch(ctx, 1, (size_t)a2 * f.cout * chunk, error);
+  if (!mm) return FALSE;
+  for (int p0 = 0; p0 < (int)total; p0 += chunk) {
+    const int np = MIN(chunk, (int)total - p0);
+    fused_input(&f, p0, np, v);
+    transformed_gemms(ww, a2, np, v, mm, f.threads);
+    fused_output(&f, p0, np, mm);
+  }
+  *mults = (uint64_t)a2 * (uint64_t)f.cout * (uint64_t)f.cin * total;
   return TRUE;
 }

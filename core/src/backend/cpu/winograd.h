@@ -14,3 +14,19 @@ G_GNUC_INTERNAL gboolean sige_cpu_conv_winograd(sige_ctx *ctx, const sige_tensor
                                                 const sige_conv2d_params *p, int m,
                                                 sige_tensor *out, uint64_t *mults,
                                                 GError **error);
+
+/* sige_sparse_conv with F(4x4, 3x3): the input transform reads the source
+ * (or the gathered batch) directly, the output transform writes dst
+ * (bias, act_out, residual, F16 rounding) directly. */
+G_GNUC_INTERNAL gboolean sige_cpu_sparse_conv_winograd(sige_ctx *ctx, const sige_sparse_conv_io *io,
+                                                       const sige_block_geometry *g,
+                                                       const sige_active_blocks *ab,
+                                                       sige_tensor *dst, uint64_t *mults,
+                                                       GError **error);
+
+/* The tile side (4 or 2) the rule gives a 3x3 conv, 0 for none: kernel,
+ * stride and groups as conv2d's; fused: the sparse conv's fused path (F(4x4)
+ * only). */
+G_GNUC_INTERNAL int sige_cpu_winograd_rule(const sige_ctx *ctx, int kh, int kw, int stride,
+                                           int groups, int cin, int cout, uint64_t tiles,
+                                           gboolean fused);

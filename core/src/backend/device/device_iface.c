@@ -2,6 +2,7 @@
  * differ only in their primitives): memory through the caching allocator,
  * the ops of dev_*.c. */
 #include "device_impl.h"
+#include "../../sparse/sparse_internal.h"
 
 static sige_dev_backend *dev(sige_backend *be) { return (sige_dev_backend *)be; }
 
@@ -63,3 +64,10 @@ const sige_backend_iface sige_device_iface = {
     .destroy = dev_destroy,
     SIGE_BACKEND_ENTRIES(sige_dev_mem, sige_dev)
 };
+
+/* the device keeps the unfused gather, im2col + SGEMM conv and scatter */
+gboolean sige_dev_sparse_conv(sige_ctx *ctx, const sige_sparse_conv_io *io,
+                              const sige_block_geometry *g, const sige_active_blocks *ab,
+                              sige_tensor *dst, GError **error) {
+  return sige_sparse_conv_unfused(ctx, io, g, ab, dst, error);
+}
