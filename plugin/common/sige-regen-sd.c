@@ -288,7 +288,7 @@ sige_regen_result *sige_regen_sd_process(const sige_regen_request *rq,
   const sige_pixels *src = rq->source;
   const char *name = rq->layer_name ? rq->layer_name : "";
   const int w = src->width, h = src->height;
-  if (src->bpp != 3 || src->bits != 8) {
+  if (src->bpp != 3 || src->bits == 16) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
                 _("Stable Diffusion regenerates an RGB picture; the layer \"%s\" is not one "
                   "(grayscale or indexed). Convert the image with Image > Mode > RGB and run it "

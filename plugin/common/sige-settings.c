@@ -41,6 +41,52 @@ gchar *sige_resolve_model(const SigeSettings *s, sige_input_kind layer) {
   return sige_default_model_path(layer);
 }
 
+gboolean sige_settings_set_sd(SigeSettings *s, const gchar *model, gint steps, gdouble strength,
+                              gint seed, const gchar *prompt, const gchar *negative,
+                              gdouble guidance, const gchar *sampler, GError **error) {
+  const gchar *bad = NULL, *expected = NULL;
+  if (model && strlen(model) >= SIGE_PATH_MAX)
+    bad = "model", expected = _("a file name shorter than 1024 bytes");
+  else if (steps < 0 || steps > 1000)
+    bad = "steps", expected = _("0 (the default) to 1000");
+  else if (!(strength >= 0 && strength <= 1))
+    bad = "strength", expected = _("0 (the default) to 1");
+  else if (seed < -1)
+    bad = "seed", expected = _("-1 (the session's) or a number >= 0");
+  else if ((prompt && strlen(prompt) >= SIGE_PROMPT_MAX) ||
+           (prompt && !g_utf8_validate(prompt, -1, NULL)))
+    bad = "prompt", expected = _("UTF-8 text shorter than 1024 bytes");
+  else if ((negative && strlen(negative) >= SIGE_PROMPT_MAX) ||
+           (negative && !g_utf8_validate(negative, -1, NULL)))
+    bad = "negative-prompt", expected = _("UTF-8 text shorter than 1024 bytes");
+  else if (!(guidance >= 0 && guidance <= 100))
+    bad = "guidance", expected = _("0 to 100");
+  gint choice = s->sd_sampler;
+  if (!bad && sampler && *sampler) {
+    if (!g_ascii_strcasecmp(sampler, "ddim"))
+      choice = SIGE_SAMPLER_CHOICE_DDIM;
+    else if (!g_ascii_strcasecmp(sampler, "dpmsolver++") ||
+             !g_ascii_strcasecmp(sampler, "dpm-solver++"))
+      choice = SIGE_SAMPLER_CHOICE_DPM_SOLVER_PP;
+    else
+      bad = "sampler", expected = _("\"ddim\" or \"dpmsolver++\"");
+  }
+  if (bad) {
+    g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                _("plug-in-sparse-regenerate-sd: the argument %s takes %s."), bad, expected);
+    return FALSE;
+  }
+  if (model && *model) g_strlcpy(s->model, model, sizeof s->model);
+  s->steps = steps;
+  s->strength = strength;
+  if (seed != -1) s->seed = seed;
+  g_strlcpy(s->prompt, prompt ? prompt : "", sizeof s->prompt);
+  g_strlcpy(s->negative_prompt, negative ? negative : "", sizeof s->negative_prompt);
+  s->guidance = guidance;
+  s->sd_sampler = choice;
+  return TRUE;
+}
+
 gchar *sige_settings_recent_label(const gchar *path) {
   g_autofree gchar *base = g_path_get_basename(path);
   g_autofree gchar *dir = g_path_get_dirname(path);

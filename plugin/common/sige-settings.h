@@ -50,6 +50,15 @@ gchar *sige_default_model_path(sige_input_kind layer);
 /* s->model, else the default for `layer` (newly allocated; NULL if missing). */
 gchar *sige_resolve_model(const SigeSettings *s, sige_input_kind layer);
 
+/* The procedures' Stable Diffusion arguments into *s (both GIMPs): model
+ * ("" keeps the last), steps / strength (0 = the default), seed (-1 =
+ * the session's), prompt, negative prompt (NULL = ""), guidance (0..100),
+ * sampler ("ddim", "dpmsolver++" or "dpm-solver++"; "" or NULL keeps the
+ * last).  FALSE with *error naming the argument and what it takes. */
+gboolean sige_settings_set_sd(SigeSettings *s, const gchar *model, gint steps, gdouble strength,
+                              gint seed, const gchar *prompt, const gchar *negative,
+                              gdouble guidance, const gchar *sampler, GError **error);
+
 /* What Recent shows for a model: the file name and, after a dash, the last
  * two folders ("weights.safetensors — …/models/church"), so that files of
  * the same name can be told apart.  Newly allocated. */
