@@ -64,12 +64,13 @@
 (when (> out4 0) (save img out4 "sd-inpaint2.png"))
 (gimp-selection-none img)
 
-; a sampler name the procedure does not know: refused
-(say "sd-bad-sampler-result"
+; DPM-Solver++: refused with a message while the SD pipeline has only DDIM
+(say "sd-dpm-result"
      (number->string (catch -1 (car (plug-in-sparse-regenerate
                                      #:run-mode RUN-NONINTERACTIVE #:image img
-                                     #:drawables (vector src) #:model sd-model
-                                     #:prompt "x" #:sd-sampler "euler")))))
+                                     #:drawables (vector src) #:model sd-model #:steps 4
+                                     #:strength 0.5 #:seed 3 #:prompt "x"
+                                     #:sd-sampler "dpmsolver++")))))
 (gimp-image-delete img)
 
 ; a layer whose sides are not multiples of 8: an error naming the layer
