@@ -36,7 +36,7 @@ install_one() { # binary, plug-in folder
   fi
   cp "$1" "$2/sparse-regenerate.tmp" && mv "$2/sparse-regenerate.tmp" "$2/sparse-regenerate"
   cp "$src/data/models/gaugan-street.safetensors" "$src/data/models/ddpm-church.safetensors" \
-    "$src/data/palettes/Cityscapes.gpl" "$2/"
+    "$src/data/palettes/Cityscapes.gpl" "$src/data/clip/bpe_simple_vocab_16e6.txt.gz" "$2/"
   for mo in "$build"/po/*/LC_MESSAGES/sparse-regenerate.mo; do
     [ -f "$mo" ] || continue
     lang=$(basename "$(dirname "$(dirname "$mo")")")

@@ -4,6 +4,10 @@
 #pragma once
 
 #define SIGE_RUN_PROC "plug-in-sparse-regenerate"
+/* SIGE_RUN_PROC's arguments and the Stable Diffusion ones after them
+ * (GIMP 2.10's Script-Fu refuses a call with fewer arguments than the
+ * procedure has, so the old procedure keeps its seven). */
+#define SIGE_RUN_SD_PROC "plug-in-sparse-regenerate-sd"
 #define SIGE_RESET_PROC "plug-in-sparse-regenerate-reset"
 #define SIGE_LIVE_PROC "plug-in-sparse-regenerate-live"
 #define SIGE_EXTENSION_PROC "extension-sparse-regenerate"

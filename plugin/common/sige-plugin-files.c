@@ -25,7 +25,7 @@ gchar *sige_find_data_file(const gchar *name) {
     if (g_file_test(p, G_FILE_TEST_IS_REGULAR)) return p;
     g_free(p);
   }
-  const char *subdirs[] = {"models", "palettes", ""};
+  const char *subdirs[] = {"models", "palettes", "clip", ""};
   for (guint i = 0; i < G_N_ELEMENTS(subdirs) && *SIGE_PLUGIN_DATADIR; i++) {
     gchar *p = g_build_filename(SIGE_PLUGIN_DATADIR, subdirs[i], name, NULL);
     if (g_file_test(p, G_FILE_TEST_IS_REGULAR)) return p;

@@ -1,4 +1,5 @@
 #include "sige-regen.h"
+#include "sige-regen-private.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -7,26 +8,18 @@
 #include "sige-i18n.h"
 #include "sige-model-cache.h"
 #include "sige/error.h"
+#include "sige/sd_checkpoint.h"
 
-/* What a table entry holds: the engine session, the model it borrows and
- * the options it was made with (to notice settings that void its caches). */
-typedef struct {
-  sige_session *session;
-  sige_model_ref *model;
-  gchar *model_path;
-  sige_session_options opts;
-  /* SDEdit: the snapshot's source and output, and the last output given
-   * (width * height * bpp each, NULL for label maps) */
-  guint8 *base_src, *base_out, *last_out;
-} Payload;
+typedef sige_regen_payload Payload;
 
-static void payload_free(gpointer p) {
+void sige_regen_payload_free(gpointer p) {
   Payload *pl = p;
   g_free(pl->base_src);
   g_free(pl->base_out);
   g_free(pl->last_out);
-  sige_session_free(pl->session);
-  sige_model_ref_unref(pl->model);
+  if (pl->session) sige_session_free(pl->session);
+  if (pl->model) sige_model_ref_unref(pl->model);
+  if (pl->sd) sige_regen_sd_state_free(pl->sd);
   g_free(pl->model_path);
   g_free(pl);
 }
@@ -89,6 +82,9 @@ struct sige_pass {
   gint done;
   gint permille;
   const char *device_info;
+  /* instead of the session's pass (sige_regen_run_job) */
+  sige_regen_job_fn job;
+  gpointer job_data;
 };
 
 gboolean sige_pass_done(const sige_pass *p) { return g_atomic_int_get(&p->done); }
@@ -103,7 +99,9 @@ static void pass_progress(double fraction, void *data) {
 
 static gpointer pass_thread(gpointer data) {
   sige_pass *p = data;
-  if (p->full) {
+  if (p->job) {
+    p->ok = p->job(p->job_data, pass_progress, p, &p->cancel, &p->error);
+  } else if (p->full) {
     p->ok = sige_session_snapshot_full(p->session, p->input, pass_progress, p, &p->cancel,
                                        &p->output, &p->error);
     if (p->ok) p->changed = (sige_rect){0, 0, SIGE_W(p->output), SIGE_H(p->output)};
@@ -128,6 +126,15 @@ static gboolean run_pass(sige_pass *p, const sige_regen_host *host, const char *
     default_wait(p, what, host->data);
   g_thread_join(t);
   return p->ok;
+}
+
+gboolean sige_regen_run_job(const sige_regen_host *host, const char *what, gboolean full,
+                            const char *device_info, sige_regen_job_fn fn, gpointer data,
+                            GError **error) {
+  sige_pass pass = {.full = full, .device_info = device_info, .job = fn, .job_data = data};
+  if (run_pass(&pass, host, what)) return TRUE;
+  g_propagate_error(error, pass.error);
+  return FALSE;
 }
 
 /* ---- the run ------------------------------------------------------------ */
@@ -160,8 +167,7 @@ static void edit_params_from_settings(const sige_model *model, const SigeSetting
   params->device = (sige_device)s->device;
 }
 
-/* The layer's session: by the tag's id, checked against this layer. */
-static sige_session_entry *find_session(sige_session_table *t, const sige_regen_request *rq) {
+sige_session_entry *sige_regen_find_session(sige_session_table *t, const sige_regen_request *rq) {
   sige_session_entry *e = NULL;
   if (rq->tagged_session) e = sige_session_table_lookup(t, rq->tagged_session);
   if (!e) e = sige_session_table_find(t, rq->image_id, rq->layer_id);
@@ -210,10 +216,11 @@ sige_regen_result *sige_regen_process(const sige_regen_request *rq, const sige_r
                 sige_default_model_name(layer_kind));
     return NULL;
   }
+  if (sige_regen_sd_wanted(model_path)) return sige_regen_sd_process(rq, host, model_path, error);
   sige_session_table *t = sige_regen_sessions();
   sige_session_table_set_budget(t, (size_t)MAX(s->budget_mib, 1) << 20);
 
-  sige_session_entry *e = find_session(t, rq);
+  sige_session_entry *e = sige_regen_find_session(t, rq);
   if (e && (e->width != src->width || e->height != src->height || e->bpp != src->bpp)) {
     say(host, _("Sparse Regenerate: the layer's size or type changed since the snapshot; "
                 "taking a new snapshot (full pass)."));
@@ -310,7 +317,7 @@ sige_regen_result *sige_regen_process(const sige_regen_request *rq, const sige_r
     pl->model_path = g_strdup(model_path);
     pl->opts = opts;
     e = sige_session_table_insert(t, rq->image_id, rq->layer_id, src->width, src->height,
-                                  src->bpp, pl, 0, payload_free);
+                                  src->bpp, pl, 0, sige_regen_payload_free);
   } else {
     sige_model_ref_unref(mref);
   }
@@ -370,6 +377,10 @@ sige_regen_result *sige_regen_process(const sige_regen_request *rq, const sige_r
 }
 
 void sige_regen_finish(sige_regen_result *r, sige_rect written) {
+  if (r->sd) {
+    sige_regen_sd_finish(r, written);
+    return;
+  }
   sige_session_table *t = sige_regen_sessions();
   sige_session_entry *e = r->entry;
   Payload *pl = e->payload;
@@ -392,10 +403,31 @@ void sige_regen_finish(sige_regen_result *r, sige_rect written) {
   sige_regen_result_free(r);
 }
 
+gboolean sige_regen_model_is_sd(const char *resolved) {
+  return resolved && sige_regen_sd_wanted(resolved);
+}
+
 gboolean sige_regen_describe_model(const char *resolved, gchar **text, sige_input_kind *mode) {
   if (!resolved) {
     *text = g_strdup(_("No model chosen (the default model is missing)"));
     return FALSE;
+  }
+  if (sige_regen_sd_wanted(resolved)) {
+    /* the parts are sized to the layer when a run loads them */
+    const char *path = g_str_has_prefix(resolved, "sd:") ? resolved + 3 : resolved;
+    GError *err = NULL;
+    sige_sd_checkpoint *ck = sige_sd_checkpoint_open(path, &err);
+    if (!ck) {
+      *text = g_strdup_printf(_("Not a model this build reads: %s"), err->message);
+      g_error_free(err);
+      return FALSE;
+    }
+    *text = g_strdup_printf(_("Stable Diffusion 1.x checkpoint (%s); the layer is a picture "
+                              "with sides multiples of 8"),
+                            sige_sd_checkpoint_format(ck));
+    sige_sd_checkpoint_free(ck);
+    *mode = SIGE_INPUT_IMAGE;
+    return TRUE;
   }
   GError *err = NULL;
   sige_model_ref *r = sige_model_cache_get(resolved, &err);
@@ -431,6 +463,13 @@ double sige_regen_output_opacity(const sige_regen_result *r) {
 
 gchar *sige_regen_run_note(const sige_regen_result *r, const char *layer_name) {
   if (!r->full || r->mode != SIGE_INPUT_IMAGE) return NULL;
+  if (r->sd)
+    return g_strdup_printf(
+        _("Sparse Regenerate: Stable Diffusion snapshot taken; the output is the picture "
+          "redrawn from the prompt.\nNext: paint on the picture (the layer \"%s\") and run "
+          "Sparse Regenerate again (Filters > Repeat, Ctrl+F); only what you painted and its "
+          "surroundings are regenerated. With a selection, the selection is inpainted."),
+        layer_name ? layer_name : "");
   /* Two lines on purpose: GIMP shows a one-line message in the status bar,
    * where the next progress text overwrites it at once. */
   return g_strdup_printf(
@@ -454,6 +493,13 @@ void sige_regen_generation_values(const char *model_path, const SigeSettings *s,
       sessions ? sige_session_table_find(sessions, image_id, layer_id) : NULL;
   if (s->seed < 0 && e) v->seed = (int)MIN(((Payload *)e->payload)->opts.seed, G_MAXINT);
 
+  if (model_path && sige_regen_sd_wanted(model_path)) {
+    /* the SD pipeline's defaults (sige_sd_params_init) */
+    v->steps = s->steps > 0 ? s->steps : 50;
+    v->strength = s->strength > 0 ? s->strength : 0.75;
+    if (s->seed < 0 && e) v->seed = (int)MIN(((Payload *)e->payload)->opts.seed, G_MAXINT);
+    return;
+  }
   sige_model_ref *ref = model_path ? sige_model_cache_get(model_path, NULL) : NULL;
   if (!ref) return;
   const sige_model *model = sige_model_ref_model(ref);

@@ -38,6 +38,10 @@ typedef struct {
   const sige_pixels *source;    /* the layer, without alpha */
   const sige_pixels *instance;  /* GauGAN instance layer, or NULL */
   const SigeSettings *settings;
+  /* Stable Diffusion: the image's selection over the layer (1 byte per
+   * pixel, layer-sized; > 127 = inpaint here), or NULL / all 0 for img2img */
+  const sige_pixels *mask;
+  const char *layer_name; /* for messages; NULL = "the layer" */
 } sige_regen_request;
 
 typedef struct {
@@ -50,6 +54,7 @@ typedef struct {
   /* private */
   gint64 t_start;
   int mode;
+  gboolean sd; /* a Stable Diffusion run (sige-regen-sd.c) */
 } sige_regen_result;
 
 /* The process-wide table of editing sessions. */
@@ -118,6 +123,10 @@ void sige_regen_generation_store(const sige_generation_values *shown,
  * is what the run would do anyway; the model cache keeps it only while a
  * session uses it. */
 gboolean sige_regen_describe_model(const char *resolved, gchar **text, sige_input_kind *mode);
+/* Whether the model (resolved) is a Stable Diffusion checkpoint ("sd:PATH",
+ * or a file or diffusers folder with an SD UNet): the dialogs then show the
+ * prompt and the SD settings. */
+gboolean sige_regen_model_is_sd(const char *resolved);
 
 /* The rectangle r of a w-pixel-wide buffer of bpp bytes per pixel, packed. */
 guint8 *sige_pixels_crop(const guint8 *full, int width, int bpp, sige_rect r);

@@ -14,6 +14,8 @@ void sige_settings_defaults(SigeSettings *s) {
   s->device = SIGE_DEVICE_AUTO; /* CUDA when a device is present, else the CPU */
   s->budget_mib = 4096;
   s->instance_layer = -1;
+  s->guidance = 7.5;
+  s->sd_sampler = SIGE_SAMPLER_CHOICE_DDIM; /* the SD pipeline's only one so far */
 }
 
 void sige_settings_add_recent(SigeSettings *s, const gchar *path) {
@@ -37,6 +39,52 @@ gchar *sige_default_model_path(sige_input_kind layer) {
 gchar *sige_resolve_model(const SigeSettings *s, sige_input_kind layer) {
   if (s->model[0]) return g_strdup(s->model);
   return sige_default_model_path(layer);
+}
+
+gboolean sige_settings_set_sd(SigeSettings *s, const gchar *model, gint steps, gdouble strength,
+                              gint seed, const gchar *prompt, const gchar *negative,
+                              gdouble guidance, const gchar *sampler, GError **error) {
+  const gchar *bad = NULL, *expected = NULL;
+  if (model && strlen(model) >= SIGE_PATH_MAX)
+    bad = "model", expected = _("a file name shorter than 1024 bytes");
+  else if (steps < 0 || steps > 1000)
+    bad = "steps", expected = _("0 (the default) to 1000");
+  else if (!(strength >= 0 && strength <= 1))
+    bad = "strength", expected = _("0 (the default) to 1");
+  else if (seed < -1)
+    bad = "seed", expected = _("-1 (the session's) or a number >= 0");
+  else if ((prompt && strlen(prompt) >= SIGE_PROMPT_MAX) ||
+           (prompt && !g_utf8_validate(prompt, -1, NULL)))
+    bad = "prompt", expected = _("UTF-8 text shorter than 1024 bytes");
+  else if ((negative && strlen(negative) >= SIGE_PROMPT_MAX) ||
+           (negative && !g_utf8_validate(negative, -1, NULL)))
+    bad = "negative-prompt", expected = _("UTF-8 text shorter than 1024 bytes");
+  else if (!(guidance >= 0 && guidance <= 100))
+    bad = "guidance", expected = _("0 to 100");
+  gint choice = s->sd_sampler;
+  if (!bad && sampler && *sampler) {
+    if (!g_ascii_strcasecmp(sampler, "ddim"))
+      choice = SIGE_SAMPLER_CHOICE_DDIM;
+    else if (!g_ascii_strcasecmp(sampler, "dpmsolver++") ||
+             !g_ascii_strcasecmp(sampler, "dpm-solver++"))
+      choice = SIGE_SAMPLER_CHOICE_DPM_SOLVER_PP;
+    else
+      bad = "sampler", expected = _("\"ddim\" or \"dpmsolver++\"");
+  }
+  if (bad) {
+    g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                _("plug-in-sparse-regenerate-sd: the argument %s takes %s."), bad, expected);
+    return FALSE;
+  }
+  if (model && *model) g_strlcpy(s->model, model, sizeof s->model);
+  s->steps = steps;
+  s->strength = strength;
+  if (seed != -1) s->seed = seed;
+  g_strlcpy(s->prompt, prompt ? prompt : "", sizeof s->prompt);
+  g_strlcpy(s->negative_prompt, negative ? negative : "", sizeof s->negative_prompt);
+  s->guidance = guidance;
+  s->sd_sampler = choice;
+  return TRUE;
 }
 
 gchar *sige_settings_recent_label(const gchar *path) {
@@ -110,6 +158,20 @@ static gboolean get_name(GKeyFile *kf, const gchar *path, const gchar *key,
   return FALSE;
 }
 
+static gboolean get_text(GKeyFile *kf, const gchar *path, const gchar *key, gchar *out,
+                         gsize size, GString *problems) {
+  if (!g_key_file_has_key(kf, GROUP, key, NULL)) return TRUE;
+  g_autofree gchar *v = g_key_file_get_string(kf, GROUP, key, NULL);
+  if (!v || strlen(v) >= size) {
+    g_autofree gchar *what =
+        g_strdup_printf(_("expected a text (UTF-8, shorter than %u bytes)"), (guint)size);
+    note(problems, path, key, what);
+    return FALSE;
+  }
+  g_strlcpy(out, v, size);
+  return TRUE;
+}
+
 static gboolean get_path(GKeyFile *kf, const gchar *path, const gchar *key, gchar *out,
                          GString *problems) {
   if (!g_key_file_has_key(kf, GROUP, key, NULL)) return TRUE;
@@ -156,6 +218,14 @@ gboolean sige_settings_load_file(SigeSettings *s, const gchar *path, GError **wa
   ok &= get_name(kf, path, "device", dev_names, G_N_ELEMENTS(device_names), &device, problems);
   ok &= get_int(kf, path, "threads", 0, 256, &s->threads, problems);
   ok &= get_int(kf, path, "budget-mib", 64, 1 << 20, &s->budget_mib, problems);
+  gint sd_sampler = s->sd_sampler;
+  ok &= get_text(kf, path, "prompt", s->prompt, sizeof s->prompt, problems);
+  ok &= get_text(kf, path, "negative-prompt", s->negative_prompt, sizeof s->negative_prompt,
+                 problems);
+  ok &= get_double(kf, path, "guidance", 0, 100, &s->guidance, problems);
+  ok &= get_name(kf, path, "sd-sampler", sampler_names, G_N_ELEMENTS(sampler_names), &sd_sampler,
+                 problems);
+  s->sd_sampler = sd_sampler;
   s->sampler = sampler;
   s->precision = precision;
   s->device = (gint)device_names[device].device;
@@ -202,6 +272,11 @@ gboolean sige_settings_save_file(const SigeSettings *s, const gchar *path, GErro
       g_key_file_set_string(kf, GROUP, "device", device_names[i].name);
   g_key_file_set_integer(kf, GROUP, "threads", s->threads);
   g_key_file_set_integer(kf, GROUP, "budget-mib", s->budget_mib);
+  g_key_file_set_string(kf, GROUP, "prompt", s->prompt);
+  g_key_file_set_string(kf, GROUP, "negative-prompt", s->negative_prompt);
+  set_double(kf, "guidance", s->guidance);
+  if (s->sd_sampler >= 0 && s->sd_sampler < (gint)G_N_ELEMENTS(sampler_names))
+    g_key_file_set_string(kf, GROUP, "sd-sampler", sampler_names[s->sd_sampler]);
   const gchar *recent[SIGE_N_RECENT];
   gsize n = 0;
   for (int i = 0; i < SIGE_N_RECENT && s->recent[i][0]; i++) recent[n++] = s->recent[i];

@@ -11,6 +11,7 @@ G_BEGIN_DECLS
 
 #define SIGE_N_RECENT 5
 #define SIGE_PATH_MAX 1024
+#define SIGE_PROMPT_MAX 1024
 
 typedef enum { SIGE_PRECISION_F32, SIGE_PRECISION_F16 } SigePrecision;
 /* The dialog's order; the engine's sige_sampler_kind is mapped explicitly so
@@ -30,6 +31,12 @@ typedef struct {
   gint budget_mib;            /* memory budget of all sessions */
   gint instance_layer;        /* GauGAN instance layer id, -1 = none (per run) */
   gchar recent[SIGE_N_RECENT][SIGE_PATH_MAX];
+  /* Stable Diffusion (steps, strength and seed are the fields above; their
+   * 0 / -1 stand for SD's own defaults, 50 steps and 0.75) */
+  gchar prompt[SIGE_PROMPT_MAX];          /* what the picture shows */
+  gchar negative_prompt[SIGE_PROMPT_MAX]; /* what to steer away from */
+  gdouble guidance;                       /* classifier-free guidance scale (7.5) */
+  gint sd_sampler;                        /* SigeSamplerChoice (DDIM) */
 } SigeSettings;
 
 void sige_settings_defaults(SigeSettings *s);
@@ -42,6 +49,15 @@ void sige_settings_add_recent(SigeSettings *s, const gchar *path);
 gchar *sige_default_model_path(sige_input_kind layer);
 /* s->model, else the default for `layer` (newly allocated; NULL if missing). */
 gchar *sige_resolve_model(const SigeSettings *s, sige_input_kind layer);
+
+/* The procedures' Stable Diffusion arguments into *s (both GIMPs): model
+ * ("" keeps the last), steps / strength (0 = the default), seed (-1 =
+ * the session's), prompt, negative prompt (NULL = ""), guidance (0..100),
+ * sampler ("ddim", "dpmsolver++" or "dpm-solver++"; "" or NULL keeps the
+ * last).  FALSE with *error naming the argument and what it takes. */
+gboolean sige_settings_set_sd(SigeSettings *s, const gchar *model, gint steps, gdouble strength,
+                              gint seed, const gchar *prompt, const gchar *negative,
+                              gdouble guidance, const gchar *sampler, GError **error);
 
 /* What Recent shows for a model: the file name and, after a dash, the last
  * two folders ("weights.safetensors — …/models/church"), so that files of

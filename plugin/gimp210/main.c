@@ -33,6 +33,20 @@ static const GimpParamDef run_args[] = {
     {GIMP_PDB_FLOAT, "strength", "Edit strength (DDPM SDEdit), 0..1; 0 = the default (0.75)"},
     {GIMP_PDB_INT32, "seed", "Noise seed (DDPM); -1 = keep the session's"},
 };
+/* run_args, then the Stable Diffusion settings */
+static const GimpParamDef run_sd_args[] = {
+    {GIMP_PDB_INT32, "run-mode", "The run mode { RUN-INTERACTIVE (0), RUN-NONINTERACTIVE (1) }"},
+    {GIMP_PDB_IMAGE, "image", "Input image"},
+    {GIMP_PDB_DRAWABLE, "drawable", "The picture layer to regenerate from (sides multiples of 8)"},
+    {GIMP_PDB_STRING, "model", "Stable Diffusion checkpoint: sd:FILE_OR_FOLDER or an SD .safetensors/.ckpt file; \"\" = the last used"},
+    {GIMP_PDB_INT32, "steps", "DDIM steps of the whole schedule; 0 = the default (50)"},
+    {GIMP_PDB_FLOAT, "strength", "img2img: the fraction of the steps run, 0..1; 0 = the default (0.75)"},
+    {GIMP_PDB_INT32, "seed", "Noise seed; -1 = keep the session's"},
+    {GIMP_PDB_STRING, "prompt", "What the picture shows"},
+    {GIMP_PDB_STRING, "negative-prompt", "What to steer away from (\"\" = nothing)"},
+    {GIMP_PDB_FLOAT, "guidance", "Classifier-free guidance scale, 0..100 (7.5)"},
+    {GIMP_PDB_STRING, "sampler", "\"ddim\" or \"dpmsolver++\" (\"\" = the last used)"},
+};
 static const GimpParamDef run_returns[] = {
     {GIMP_PDB_LAYER, "layer", "The output layer"},
 };
@@ -71,6 +85,16 @@ static void install_procedures(void) {
       N_("Sparse _Regenerate..."), "RGB*, GRAY*, INDEXED*", GIMP_TEMPORARY, G_N_ELEMENTS(run_args),
       G_N_ELEMENTS(run_returns), run_args, run_returns, run_temp);
   gimp_plugin_menu_register(SIGE_RUN_PROC, SIGE_MENU_PATH);
+  gimp_install_temp_proc(
+      SIGE_RUN_SD_PROC,
+      N_("Regenerate the picture with a Stable Diffusion checkpoint and a prompt, recomputing "
+         "only what changed; with a selection, inpaint the selection"),
+      "The arguments of " SIGE_RUN_PROC " and the Stable Diffusion settings after them. The "
+      "first run on a layer takes a snapshot (img2img of the whole picture); later runs "
+      "regenerate only what the edit reaches. With a selection the selection is inpainted.",
+      "Sparse Regenerate authors", "Sparse Regenerate authors", "2024", NULL,
+      "RGB*, GRAY*, INDEXED*", GIMP_TEMPORARY, G_N_ELEMENTS(run_sd_args),
+      G_N_ELEMENTS(run_returns), run_sd_args, run_returns, run_temp);
   gimp_install_temp_proc(
       SIGE_RESET_PROC,
       N_("Forget the snapshot of this layer (the label map or picture Sparse Regenerate ran on) "
@@ -250,6 +274,18 @@ static void run_temp_body(const gchar *name, gint nparams, const GimpParam *para
     const gint32 source = sige_gimp210_source_layer(image, drawable, NULL);
     if (!sige_dialog_run(image, source > 0 ? source : drawable, &s)) {
       values[0].data.d_status = GIMP_PDB_CANCEL;
+      return;
+    }
+  } else if (mode == GIMP_RUN_NONINTERACTIVE && strcmp(name, SIGE_RUN_SD_PROC) == 0) {
+    GError *error = NULL;
+    if (nparams != G_N_ELEMENTS(run_sd_args) ||
+        !sige_settings_set_sd(&s, param[3].data.d_string, param[4].data.d_int32,
+                              param[5].data.d_float, param[6].data.d_int32, param[7].data.d_string,
+                              param[8].data.d_string, param[9].data.d_float,
+                              param[10].data.d_string, &error)) {
+      set_error(values, nreturn_vals, GIMP_PDB_CALLING_ERROR,
+                error ? error->message : _("plug-in-sparse-regenerate-sd takes 11 arguments."));
+      g_clear_error(&error);
       return;
     }
   } else if (mode == GIMP_RUN_NONINTERACTIVE) {

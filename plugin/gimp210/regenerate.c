@@ -70,6 +70,25 @@ static guint8 *read_layer(gint32 drawable, sige_pixels *px) {
   return data;
 }
 
+/* The selection over the layer (1 byte per pixel, 0 outside the image),
+ * or NULL when nothing is selected: a Stable Diffusion run inpaints it. */
+static guint8 *read_selection(gint32 image, gint32 drawable, sige_pixels *px) {
+  if (gimp_selection_is_empty(image)) return NULL;
+  gint offx = 0, offy = 0;
+  gimp_drawable_offsets(drawable, &offx, &offy);
+  px->width = gimp_drawable_width(drawable);
+  px->height = gimp_drawable_height(drawable);
+  px->bpp = 1;
+  px->bits = 8;
+  guint8 *data = g_malloc((size_t)px->width * px->height);
+  GeglBuffer *buf = gimp_drawable_get_buffer(gimp_image_get_selection(image));
+  gegl_buffer_get(buf, GEGL_RECTANGLE(offx, offy, px->width, px->height), 1.0,
+                  babl_format("Y u8"), data, GEGL_AUTO_ROWSTRIDE, GEGL_ABYSS_NONE);
+  g_object_unref(buf);
+  px->data = data;
+  return data;
+}
+
 /* Writes r of the output into the layer.  Through the shadow buffer, whose
  * merge is what GIMP records for undo; merge applies the shadow inside the
  * selection, so the selection is set to r for the merge and restored after
@@ -188,12 +207,15 @@ gint32 sige_gimp210_regenerate_host(gint32 image, gint32 drawable, const SigeSet
   }
   drawable = sige_gimp210_source_layer(image, drawable, error);
   if (drawable < 0) return -1;
-  sige_pixels src, inst;
+  sige_pixels src = {0}, inst = {0};
   g_autofree guint8 *src_data = read_layer(drawable, &src);
   g_autofree guint8 *inst_data = NULL;
   if (s->instance_layer > 0 && gimp_item_is_valid(s->instance_layer) &&
       gimp_item_get_image(s->instance_layer) == image)
     inst_data = read_layer(s->instance_layer, &inst);
+  sige_pixels sel;
+  g_autofree guint8 *sel_data = read_selection(image, drawable, &sel);
+  g_autofree gchar *layer_name = gimp_item_get_name(drawable);
 
   const sige_regen_request rq = {
       .image_id = image,
@@ -202,6 +224,8 @@ gint32 sige_gimp210_regenerate_host(gint32 image, gint32 drawable, const SigeSet
       .source = &src,
       .instance = inst_data ? &inst : NULL,
       .settings = s,
+      .mask = sel_data ? &sel : NULL,
+      .layer_name = layer_name,
   };
   sige_regen_result *r = sige_regen_process(&rq, host, error);
   if (!r) return -1;

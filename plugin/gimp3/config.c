@@ -17,11 +17,15 @@ static void recent_from_string(const gchar *text, SigeSettings *s) {
 
 void sige_gimp3_settings_from_config(GimpProcedureConfig *config, SigeSettings *s) {
   sige_settings_defaults(s);
-  g_autofree gchar *model = NULL, *recent = NULL;
+  g_autofree gchar *model = NULL, *recent = NULL, *prompt = NULL, *negative = NULL;
   gint budget = 0;
   g_object_get(config, "model", &model, "steps", &s->steps, "strength", &s->strength, "seed",
                &s->seed, "threshold", &s->threshold, "threads", &s->threads, "budget-mib",
-               &budget, "recent-models", &recent, NULL);
+               &budget, "recent-models", &recent, "prompt", &prompt, "negative-prompt",
+               &negative, "guidance", &s->guidance, NULL);
+  if (prompt) g_strlcpy(s->prompt, prompt, sizeof s->prompt);
+  if (negative) g_strlcpy(s->negative_prompt, negative, sizeof s->negative_prompt);
+  s->sd_sampler = gimp_procedure_config_get_choice_id(config, "sd-sampler");
   if (model && strlen(model) < SIGE_PATH_MAX) g_strlcpy(s->model, model, sizeof s->model);
   s->budget_mib = budget;
   s->sampler = gimp_procedure_config_get_choice_id(config, "sampler");

@@ -218,6 +218,32 @@ static void add_regenerate(GimpPlugIn *plug_in) {
                                   _("DDPM noise seed; -1 keeps the session's (0 for a new one). "
                                     "Changing it takes a new snapshot."),
                                   -1, G_MAXINT, -1, G_PARAM_READWRITE);
+  /* Stable Diffusion (after the others: scripts name their arguments, and
+   * the ones they leave out take these defaults) */
+  gimp_procedure_add_string_argument(
+      p, "prompt", _("P_rompt"),
+      _("Stable Diffusion: what the picture shows, in English words (\"a stone church at dusk, "
+        "oil painting\"). Changing it takes a new snapshot."),
+      "", G_PARAM_READWRITE);
+  gimp_procedure_add_string_argument(
+      p, "negative-prompt", _("Negative prompt"),
+      _("Stable Diffusion: what to steer away from (\"blurry, text\"); may be empty. Changing "
+        "it takes a new snapshot."),
+      "", G_PARAM_READWRITE);
+  gimp_procedure_add_double_argument(
+      p, "guidance", _("G_uidance"),
+      _("Stable Diffusion: how closely the picture follows the prompt (classifier-free "
+        "guidance; 7.5 is usual, 1 ignores the negative prompt and halves the work). Changing it "
+        "takes a new snapshot."),
+      0.0, 100.0, 7.5, G_PARAM_READWRITE);
+  gimp_procedure_add_choice_argument(
+      p, "sd-sampler", _("Samp_ler"),
+      _("Stable Diffusion sampler. DDIM is the published one; a sampler this version does not "
+        "have for Stable Diffusion is refused with a message. Changing it takes a new snapshot."),
+      gimp_choice_new_with_values("ddim", SIGE_SAMPLER_CHOICE_DDIM, _("DDIM"), NULL,
+                                  "dpmsolver++", SIGE_SAMPLER_CHOICE_DPM_SOLVER_PP,
+                                  _("DPM-Solver++"), NULL, NULL),
+      "ddim", G_PARAM_READWRITE);
   gimp_procedure_add_layer_return_value(p, "layer", "Layer", "The output layer", FALSE,
                                         G_PARAM_READWRITE);
 

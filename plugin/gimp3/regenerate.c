@@ -67,6 +67,25 @@ static guint8 *read_layer(GimpDrawable *drawable, sige_pixels *px) {
   return data;
 }
 
+/* The selection over the layer (1 byte per pixel, 0 outside the image),
+ * or NULL when nothing is selected: a Stable Diffusion run inpaints it. */
+static guint8 *read_selection(GimpImage *image, GimpDrawable *drawable, sige_pixels *px) {
+  if (gimp_selection_is_empty(image)) return NULL;
+  gint offx = 0, offy = 0;
+  gimp_drawable_get_offsets(drawable, &offx, &offy);
+  px->width = gimp_drawable_get_width(drawable);
+  px->height = gimp_drawable_get_height(drawable);
+  px->bpp = 1;
+  px->bits = 8;
+  guint8 *data = g_malloc((size_t)px->width * px->height);
+  GeglBuffer *buf = gimp_drawable_get_buffer(GIMP_DRAWABLE(gimp_image_get_selection(image)));
+  gegl_buffer_get(buf, GEGL_RECTANGLE(offx, offy, px->width, px->height), 1.0,
+                  babl_format("Y u8"), data, GEGL_AUTO_ROWSTRIDE, GEGL_ABYSS_NONE);
+  g_object_unref(buf);
+  px->data = data;
+  return data;
+}
+
 /* Writes r of the output into the layer.  Through the shadow buffer, whose
  * merge is what GIMP records for undo; merge applies the shadow inside the
  * selection, so the selection is set to r for the merge and restored after
@@ -189,8 +208,10 @@ GimpLayer *sige_gimp3_regenerate_host(GimpImage *image, GimpDrawable *drawable,
   drawable = sige_gimp3_source_layer(image, drawable, error);
   if (!drawable) return NULL;
   item = GIMP_ITEM(drawable);
-  sige_pixels src, inst;
+  sige_pixels src = {0}, inst = {0}, sel = {0};
   g_autofree guint8 *src_data = read_layer(drawable, &src);
+  g_autofree guint8 *sel_data = read_selection(image, drawable, &sel);
+  g_autofree gchar *layer_name = gimp_item_get_name(item);
   g_autofree guint8 *inst_data = NULL;
   if (instance && gimp_item_is_valid(GIMP_ITEM(instance)) &&
       gimp_item_get_image(GIMP_ITEM(instance)) == image)
@@ -204,6 +225,8 @@ GimpLayer *sige_gimp3_regenerate_host(GimpImage *image, GimpDrawable *drawable,
       .source = &src,
       .instance = inst_data ? &inst : NULL,
       .settings = s,
+      .mask = sel_data ? &sel : NULL,
+      .layer_name = layer_name,
   };
   sige_regen_result *r = sige_regen_process(&rq, host, error);
   if (!r) return NULL;

@@ -213,6 +213,20 @@ else
   not_ok "ddpm: the reference weights $ddpm_model are missing (get ../shared/reference or configure -Dreference_dir=...)"
 fi
 
+# Stable Diffusion: the tiny checkpoint of the reference weights (as in
+# e2e-sd.scm), 4 DDIM steps at strength 0.5.  The edit leaves a rectangle
+# selected, so that run 2 inpaints it (a new inpainting snapshot and the
+# sparse inpainting); run 3 and the run with nothing to do are sparse
+# inpaintings of the same selection.
+sd_model=$work/tiny-sd.safetensors
+if "$build/plugin/common/tests/make_sd_tiny" "$ref" "$sd_model" > "$work/make-sd.log" 2>&1; then
+  undo_case sd \
+    "(define sd-new (church-image)) (define sd-img (car sd-new)) (define sd-src (cadr sd-new))" \
+    "\"sd:$sd_model\" 4 0.5 3" "'(250 20 20) 16 16 16 16 192 192 32 32"
+else
+  not_ok "sd: no tiny checkpoint: $(cat "$work/make-sd.log")"
+fi
+
 # ---- the end ------------------------------------------------------------
 gimp_quit_checks
 gui_finish "undo test: $(elapsed "$t_start") s in all"

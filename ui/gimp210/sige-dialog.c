@@ -15,6 +15,8 @@ typedef struct {
   GtkWidget *chooser, *recent, *kind, *use_instance, *instance;
   GtkWidget *generation; /* the DDPM settings: insensitive for a GauGAN model */
   GtkWidget *steps, *strength, *seed;
+  GtkWidget *sampler_row[2];    /* the DDPM sampler's label and combo: hidden for SD */
+  GtkWidget *sd;                /* Stable Diffusion: shown for an SD checkpoint only */
   sige_generation_values shown; /* what they show for the settings as loaded */
   sige_input_kind layer;        /* label map or picture: which default model */
 } Dialog;
@@ -57,6 +59,11 @@ static void update_kind(Dialog *d) {
   sige_input_kind mode = SIGE_INPUT_UNSUPPORTED;
   if (sige_regen_describe_model(resolved, &text, &mode)) set_mode(d, mode);
   gtk_label_set_text(GTK_LABEL(d->kind), text);
+  if (d->sd) {
+    const gboolean sd = sige_regen_model_is_sd(resolved);
+    gtk_widget_set_visible(d->sd, sd);
+    for (int i = 0; i < 2; i++) gtk_widget_set_visible(d->sampler_row[i], !sd);
+  }
   update_generation(d, resolved);
 }
 
@@ -119,8 +126,9 @@ gboolean sige_dialog_run(gint32 image, gint32 drawable, SigeSettings *s) {
   gtk_container_add(GTK_CONTAINER(frame), tab);
   d.chooser = gtk_file_chooser_button_new(_("Choose a model"), GTK_FILE_CHOOSER_ACTION_OPEN);
   GtkFileFilter *f = gtk_file_filter_new();
-  gtk_file_filter_set_name(f, _("safetensors weights"));
+  gtk_file_filter_set_name(f, _("Weights (safetensors; Stable Diffusion .ckpt)"));
   gtk_file_filter_add_pattern(f, "*.safetensors");
+  gtk_file_filter_add_pattern(f, "*.ckpt");
   gtk_file_chooser_add_filter(GTK_FILE_CHOOSER(d.chooser), f);
   g_autofree gchar *current = sige_resolve_model(s, d.layer);
   if (current) gtk_file_chooser_set_filename(GTK_FILE_CHOOSER(d.chooser), current);
@@ -175,13 +183,57 @@ gboolean sige_dialog_run(gint32 image, gint32 drawable, SigeSettings *s) {
   gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(sampler), _("DPM-Solver++"));
   gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(sampler), _("DDIM"));
   gtk_combo_box_set_active(GTK_COMBO_BOX(sampler), s->sampler);
-  gimp_table_attach_aligned(GTK_TABLE(tab), 0, 3, _("Sa_mpler:"), 0.0, 0.5, sampler, 1, FALSE);
+  d.sampler_row[0] =
+      gimp_table_attach_aligned(GTK_TABLE(tab), 0, 3, _("Sa_mpler:"), 0.0, 0.5, sampler, 1, FALSE);
+  d.sampler_row[1] = sampler;
   gimp_help_set_help_data(sampler,
                           _("DDPM sampler. DPM-Solver++ (the interactive demo's) keeps a faint "
                             "noise trace everywhere after the first edit; DDIM leaves the "
                             "unedited pixels exactly as they were."),
                           NULL);
-  update_kind(&d);
+
+  /* Stable Diffusion: the prompt and what goes with it (Steps, Strength
+   * and Seed above are SD's too) */
+  frame = gimp_frame_new(_("Stable Diffusion"));
+  d.sd = frame;
+  gtk_box_pack_start(GTK_BOX(vbox), frame, FALSE, FALSE, 0);
+  tab = gtk_table_new(4, 2, FALSE);
+  gtk_table_set_col_spacings(GTK_TABLE(tab), 6);
+  gtk_table_set_row_spacings(GTK_TABLE(tab), 6);
+  gtk_container_add(GTK_CONTAINER(frame), tab);
+  GtkWidget *prompt = gtk_entry_new();
+  gtk_entry_set_max_length(GTK_ENTRY(prompt), SIGE_PROMPT_MAX - 1);
+  gtk_entry_set_width_chars(GTK_ENTRY(prompt), 40);
+  gtk_entry_set_text(GTK_ENTRY(prompt), s->prompt);
+  gimp_table_attach_aligned(GTK_TABLE(tab), 0, 0, _("_Prompt:"), 0.0, 0.5, prompt, 1, FALSE);
+  gimp_help_set_help_data(prompt,
+                          _("What the picture shows, in English words (\"a stone church at "
+                            "dusk, oil painting\"). Changing it takes a new snapshot."),
+                          NULL);
+  GtkWidget *negative = gtk_entry_new();
+  gtk_entry_set_max_length(GTK_ENTRY(negative), SIGE_PROMPT_MAX - 1);
+  gtk_entry_set_text(GTK_ENTRY(negative), s->negative_prompt);
+  gimp_table_attach_aligned(GTK_TABLE(tab), 0, 1, _("_Negative prompt:"), 0.0, 0.5, negative, 1,
+                            FALSE);
+  gimp_help_set_help_data(negative,
+                          _("What to steer away from (\"blurry, text\"); may be empty. "
+                            "Changing it takes a new snapshot."),
+                          NULL);
+  GtkWidget *guidance = spin(tab, 2, _("_Guidance:"), s->guidance, 0, 100, 0.5, 1,
+                             _("How closely the picture follows the prompt (classifier-free "
+                               "guidance; 7.5 is usual, 1 ignores the negative prompt and "
+                               "halves the work). Changing it takes a new snapshot."));
+  GtkWidget *sd_sampler = gtk_combo_box_text_new();
+  gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(sd_sampler), _("DPM-Solver++"));
+  gtk_combo_box_text_append_text(GTK_COMBO_BOX_TEXT(sd_sampler), _("DDIM"));
+  gtk_combo_box_set_active(GTK_COMBO_BOX(sd_sampler), s->sd_sampler);
+  gimp_table_attach_aligned(GTK_TABLE(tab), 0, 3, _("Samp_ler:"), 0.0, 0.5, sd_sampler, 1,
+                            FALSE);
+  gimp_help_set_help_data(sd_sampler,
+                          _("Stable Diffusion sampler. DDIM is the published one; a sampler "
+                            "this version does not have for Stable Diffusion is refused with a "
+                            "message. Changing it takes a new snapshot."),
+                          NULL);
 
   /* Engine */
   frame = gimp_frame_new(_("Engine"));
@@ -231,6 +283,7 @@ gboolean sige_dialog_run(gint32 image, gint32 drawable, SigeSettings *s) {
   gtk_box_pack_start(GTK_BOX(vbox), reset, FALSE, FALSE, 0);
 
   gtk_widget_show_all(dlg);
+  update_kind(&d); /* after show_all: which of the frames stay hidden */
   const gboolean ok = gimp_dialog_run(GIMP_DIALOG(dlg)) == GTK_RESPONSE_OK;
   if (ok) {
     g_autofree gchar *path = gtk_file_chooser_get_filename(GTK_FILE_CHOOSER(d.chooser));
@@ -247,6 +300,11 @@ gboolean sige_dialog_run(gint32 image, gint32 drawable, SigeSettings *s) {
     };
     sige_regen_generation_store(&d.shown, &chosen, s);
     s->sampler = gtk_combo_box_get_active(GTK_COMBO_BOX(sampler));
+    g_strlcpy(s->prompt, gtk_entry_get_text(GTK_ENTRY(prompt)), sizeof s->prompt);
+    g_strlcpy(s->negative_prompt, gtk_entry_get_text(GTK_ENTRY(negative)),
+              sizeof s->negative_prompt);
+    s->guidance = gtk_spin_button_get_value(GTK_SPIN_BUTTON(guidance));
+    s->sd_sampler = gtk_combo_box_get_active(GTK_COMBO_BOX(sd_sampler));
     s->threshold = gtk_spin_button_get_value(GTK_SPIN_BUTTON(threshold));
     s->precision = gtk_combo_box_get_active(GTK_COMBO_BOX(precision));
     const gint di = gtk_combo_box_get_active(GTK_COMBO_BOX(device));

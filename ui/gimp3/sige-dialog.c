@@ -18,6 +18,7 @@ typedef struct {
   GimpImage *image;
   GimpDrawable *drawable;
   GtkWidget *chooser, *kind, *use_instance, *instance, *generation;
+  GtkWidget *sd, *sampler; /* Stable Diffusion's frame, the DDPM sampler: one shown */
   sige_generation_values shown; /* what steps, strength and seed show */
   gboolean showing;             /* shown is in the config */
   sige_input_kind layer;        /* label map or picture: which default model */
@@ -85,6 +86,11 @@ static void update_model(Dialog *d) {
   sige_input_kind mode = SIGE_INPUT_UNSUPPORTED;
   if (sige_regen_describe_model(resolved, &text, &mode)) set_mode(d, mode);
   gtk_label_set_text(GTK_LABEL(d->kind), text);
+  if (d->sd) {
+    const gboolean sd = sige_regen_model_is_sd(resolved);
+    gtk_widget_set_visible(d->sd, sd);
+    gtk_widget_set_visible(d->sampler, !sd);
+  }
   update_generation(d, resolved);
 }
 
@@ -121,8 +127,9 @@ static GtkWidget *model_frame(Dialog *d) {
 
   d->chooser = gtk_file_chooser_button_new(_("Choose a model"), GTK_FILE_CHOOSER_ACTION_OPEN);
   GtkFileFilter *f = gtk_file_filter_new();
-  gtk_file_filter_set_name(f, _("safetensors weights"));
+  gtk_file_filter_set_name(f, _("Weights (safetensors; Stable Diffusion .ckpt)"));
   gtk_file_filter_add_pattern(f, "*.safetensors");
+  gtk_file_filter_add_pattern(f, "*.ckpt");
   gtk_file_chooser_add_filter(GTK_FILE_CHOOSER(d->chooser), f);
   g_autofree gchar *current = sige_resolve_model(&d->s, d->layer);
   if (current) gtk_file_chooser_set_filename(GTK_FILE_CHOOSER(d->chooser), current);
@@ -181,7 +188,14 @@ gboolean sige_gimp3_dialog_run(GimpProcedure *procedure, GimpProcedureConfig *co
   gimp_procedure_dialog_fill_box(pd, "engine-box", "threshold", "precision", "device", "threads",
                                  "budget-mib", NULL);
   gimp_procedure_dialog_fill_frame(pd, "engine-frame", "engine-title", FALSE, "engine-box");
-  gimp_procedure_dialog_fill(pd, "generation-frame", "engine-frame", NULL);
+  /* Stable Diffusion: shown for an SD checkpoint only (Steps, Strength and
+   * Seed above are SD's too) */
+  gimp_procedure_dialog_get_label(pd, "sd-title", _("Stable Diffusion"), FALSE, FALSE);
+  gimp_procedure_dialog_fill_box(pd, "sd-box", "prompt", "negative-prompt", "guidance",
+                                 "sd-sampler", NULL);
+  d.sd = gimp_procedure_dialog_fill_frame(pd, "sd-frame", "sd-title", FALSE, "sd-box");
+  d.sampler = gimp_procedure_dialog_get_widget(pd, "sampler", G_TYPE_NONE);
+  gimp_procedure_dialog_fill(pd, "generation-frame", "sd-frame", "engine-frame", NULL);
 
   /* The custom parts around what the config's properties give. */
   GtkWidget *area = gtk_dialog_get_content_area(GTK_DIALOG(dlg));

@@ -133,6 +133,9 @@ const sige_sampler *sige_sd_pipeline_sampler(const sige_sd_pipeline *p);
 /* Multiply-accumulates the pipeline's passes executed so far (a running
  * total: callers take differences around a run). */
 guint64 sige_sd_pipeline_macs(const sige_sd_pipeline *p);
+/* Bytes the snapshot's caches hold (0 before a snapshot): what a front-end
+ * counts against its memory budget. */
+size_t sige_sd_pipeline_cache_bytes(const sige_sd_pipeline *p);
 
 /* The whole task with dense passes (img2img: image edited from; inpainting:
  * image and the image-size mask, 1 = regenerate).  *latent (optional)

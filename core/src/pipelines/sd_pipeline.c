@@ -223,6 +223,13 @@ const sige_sampler *sige_sd_pipeline_sampler(const sige_sd_pipeline *p) { return
 
 guint64 sige_sd_pipeline_macs(const sige_sd_pipeline *p) { return sige_ctx_macs(p->ctx); }
 
+size_t sige_sd_pipeline_cache_bytes(const sige_sd_pipeline *p) {
+  if (!p->has_snapshot) return 0;
+  size_t n = sige_cache_bytes(&p->enc_cache) + sige_cache_bytes(&p->dec_cache);
+  for (int i = 0; i < 2 * p->n_steps; i++) n += sige_cache_bytes(&p->unet_caches[i]);
+  return n;
+}
+
 /* The seeded noises the caller did not set, and the contexts' presence:
  * enc_noise from seed, the start noise from seed + 1, step i's q_sample
  * noise from seed + 2 + i. */

@@ -39,6 +39,11 @@ static void test_round_trip(void **state) {
   a.threads = 3;
   a.budget_mib = 777;
   a.instance_layer = 42; /* per run: not kept */
+  /* Stable Diffusion: prompts with the keyfile's separators and a newline */
+  g_strlcpy(a.prompt, "a church; at night,\nstars \xe2\x98\x85 = 1", SIGE_PROMPT_MAX);
+  g_strlcpy(a.negative_prompt, "blurry #low quality", SIGE_PROMPT_MAX);
+  a.guidance = 4.25;
+  a.sd_sampler = SIGE_SAMPLER_CHOICE_DPM_SOLVER_PP;
   /* a ';' is the keyfile's list separator: it must survive in a path */
   sige_settings_add_recent(&a, "/m/church/weights.safetensors");
   sige_settings_add_recent(&a, "/m/odd;name/weights.safetensors");
@@ -58,6 +63,10 @@ static void test_round_trip(void **state) {
   assert_int_equal(b.sampler, SIGE_SAMPLER_CHOICE_DDIM);
   assert_true(b.threshold == 0.35);
   assert_int_equal(b.precision, SIGE_PRECISION_F16);
+  assert_string_equal(b.prompt, a.prompt);
+  assert_string_equal(b.negative_prompt, a.negative_prompt);
+  assert_true(b.guidance == 4.25);
+  assert_int_equal(b.sd_sampler, SIGE_SAMPLER_CHOICE_DPM_SOLVER_PP);
   assert_int_equal(b.device, SIGE_DEVICE_CPU);
   assert_int_equal(b.threads, 3);
   assert_int_equal(b.budget_mib, 777);
@@ -130,7 +139,8 @@ static void test_bad_values(void **state) {
   g_autofree gchar *path = tmp_path();
   write_file(path,
              "[settings]\nthreshold=lots\ndevice=gpu\nbudget-mib=12\nsteps=10\n"
-             "sampler=ddim\nstrength=nan\nrecent=/a/b/c.safetensors;\n",
+             "sampler=ddim\nstrength=nan\nrecent=/a/b/c.safetensors;\nguidance=101\n"
+             "sd-sampler=euler\nprompt=a barn\n",
              -1);
   SigeSettings s, d;
   sige_settings_defaults(&d);
@@ -143,6 +153,11 @@ static void test_bad_values(void **state) {
   assert_non_null(strstr(e->message, "budget-mib"));
   assert_non_null(strstr(e->message, "strength"));
   assert_null(strstr(e->message, "steps"));
+  assert_non_null(strstr(e->message, "guidance: expected a number from 0 to 100"));
+  assert_non_null(strstr(e->message, "sd-sampler: expected one of dpm-solver++, ddim; using ddim"));
+  assert_true(s.guidance == d.guidance);
+  assert_int_equal(s.sd_sampler, SIGE_SAMPLER_CHOICE_DDIM);
+  assert_string_equal(s.prompt, "a barn");
   assert_true(s.threshold == d.threshold);
   assert_int_equal(s.device, d.device);
   assert_int_equal(s.budget_mib, d.budget_mib);

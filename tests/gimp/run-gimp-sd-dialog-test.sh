@@ -1,0 +1,70 @@
+#!/bin/sh
+# The dialog with a Stable Diffusion checkpoint in the GIMP 2.10 GUI (TAP
+# output): with an SD model remembered, the dialog opens on a picture with
+# the Stable Diffusion settings; a prompt typed into it (Alt+P, the Prompt
+# field) is what the run uses and what is remembered, and the run is an SD
+# img2img snapshot.  A screenshot of the dialog goes to
+# $SIGE_SCREENSHOT_DIR/sd-dialog.png when that is set.
+#   run-gimp-sd-dialog-test.sh SOURCE_DIR BUILD_DIR SF_CLIENT_EXE
+# Driven through the Script-Fu server (sf_client) and xdotool, as
+# run-gimp-undo-test.sh; run it alone (a display, a port, keystrokes).
+set -u
+src=$1 build=$2 client=$3
+. "$(dirname "$0")/gui-lib.sh"
+gui_init sd-dialog
+gimp_setup
+sd_model=$work/tiny-sd.safetensors
+"$build/plugin/common/tests/make_sd_tiny" "$ref" "$sd_model" > "$work/make-sd.log" 2>&1 ||
+  bail "no tiny SD checkpoint: $(cat "$work/make-sd.log")"
+# 4 DDIM steps at strength 0.5 keep the run short
+printf '[settings]\nmodel=%s\nsteps=4\nstrength=0.5\nseed=3\nprompt=a church\nnegative-prompt=blurry\nsd-sampler=ddim\n' \
+  "$sd_model" > "$profile/sparse-regenerate.ini"
+
+start_xvfb 300
+start_gimp 280 -d
+
+img=$(sf 60 "(let* ((img (car (gimp-image-new 256 256 RGB)))
+                    (l (car (gimp-layer-new img 256 256 RGB-IMAGE \"picture\" 100 LAYER-MODE-NORMAL))))
+               (gimp-image-insert-layer img l 0 0)
+               (gimp-context-set-foreground '(96 128 176))
+               (gimp-drawable-fill l FILL-FOREGROUND)
+               (gimp-display-new img) img)")
+"$client" "$port" 280 "(plug-in-sparse-regenerate RUN-INTERACTIVE $img (car (gimp-image-get-active-layer $img)) \"\" 0 0 -1)" \
+  > "$work/dialog.out" 2>&1 &
+dialog_pid=$!
+bg_pids=$dialog_pid
+dlg=''
+deadline=$(($(date +%s) + 60))
+while [ -z "$dlg" ] && [ "$(date +%s)" -lt $deadline ]; do
+  dlg=$(xdotool search --onlyvisible --name '^Sparse Regenerate$' 2>/dev/null | head -n 1)
+  [ -z "$dlg" ] && sleep 0.2
+done
+if [ -z "$dlg" ]; then
+  not_ok "the dialog opens"
+else
+  ok "the dialog opens (window $dlg)"
+  sleep 1 # GTK maps the window before it takes keys
+  [ -n "${SIGE_SCREENSHOT_DIR:-}" ] && import -window root "$SIGE_SCREENSHOT_DIR/sd-dialog.png" 2>/dev/null
+  timeout 10 xdotool windowfocus --sync "$dlg" > /dev/null 2>&1
+  # Alt+P focuses the Prompt field (selecting its text); typing replaces it
+  xdotool key --clearmodifiers alt+p
+  sleep 0.3
+  xdotool key --clearmodifiers ctrl+a
+  xdotool type --delay 20 "a red barn"
+  sleep 0.3
+  [ -n "${SIGE_SCREENSHOT_DIR:-}" ] && import -window root "$SIGE_SCREENSHOT_DIR/sd-dialog-typed.png" 2>/dev/null
+  xdotool key --clearmodifiers alt+o
+fi
+deadline=$(($(date +%s) + 200))
+while kill -0 "$dialog_pid" 2>/dev/null && [ "$(date +%s)" -lt $deadline ]; do sleep 0.5; done
+wait "$dialog_pid" 2>/dev/null
+bg_pids=''
+check "the run is a Stable Diffusion img2img snapshot" \
+  grep -q '^sparse-regenerate: full pass .*\[sd-img2img\]$' "$work/gimp.log"
+check "the prompt typed in the dialog is remembered" \
+  grep -q '^prompt=a red barn$' "$profile/sparse-regenerate.ini"
+check "the negative prompt shown is kept" \
+  grep -q '^negative-prompt=blurry$' "$profile/sparse-regenerate.ini"
+check "the output layer was added" eq "$(flat "$(sf 30 "(car (gimp-image-get-layers $img))")")" 2
+gimp_quit
+gui_finish "sd dialog test: $(elapsed "$t_start") s in all"
