@@ -258,16 +258,7 @@ static sige_regen_sd_state *state_new(const char *ck, const sige_regen_request *
   st->prm.inpaint_min_res = MAX(1, MIN(st->prm.inpaint_min_res, MIN(last_h, last_w)));
   const sige_sd_models models = {m->unet, m->encoder, m->decoder};
   g_autoptr(sige_tensor) cond = NULL, uncond = NULL;
-  if (!(st->pipe = sige_sd_pipeline_new(&models, &st->prm, &err))) {
-    if (g_error_matches(err, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED) &&
-        prm->sampler != SIGE_SAMPLER_DDIM)
-      g_set_error(error, SIGE_ERROR, SIGE_ERROR_UNSUPPORTED,
-                  _("The sampler DPM-Solver++ is not available for Stable Diffusion in this "
-                    "version (%s); choose DDIM as the sampler."),
-                  err->message);
-    else
-      g_propagate_error(error, g_steal_pointer(&err));
-    g_clear_error(&err);
+  if (!(st->pipe = sige_sd_pipeline_new(&models, &st->prm, error))) {
     sige_regen_sd_state_free(st);
     return NULL;
   }

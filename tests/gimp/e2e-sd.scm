@@ -74,7 +74,7 @@
 (say "sd-bad-sampler-result"
      (number->string (catch -1 (car (plug-in-sparse-regenerate-sd RUN-NONINTERACTIVE img src
                                                                   sd-model 4 0.5 3 "x" "" 7.5 "euler")))))
-; DPM-Solver++: refused with a message while the SD pipeline has only DDIM
+; DPM-Solver++: a run (a new snapshot: the sampler changed)
 (say "sd-dpm-result"
      (number->string (catch -1 (car (plug-in-sparse-regenerate-sd RUN-NONINTERACTIVE img src
                                                                   sd-model 4 0.5 3 "x" "" 7.5 "dpmsolver++")))))

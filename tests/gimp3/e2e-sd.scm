@@ -64,7 +64,7 @@
 (when (> out4 0) (save img out4 "sd-inpaint2.png"))
 (gimp-selection-none img)
 
-; DPM-Solver++: refused with a message while the SD pipeline has only DDIM
+; DPM-Solver++: a run (a new snapshot: the sampler changed)
 (say "sd-dpm-result"
      (number->string (catch -1 (car (plug-in-sparse-regenerate
                                      #:run-mode RUN-NONINTERACTIVE #:image img
