@@ -301,6 +301,12 @@ static void modulate(sige_pass *pass, sige_tensor *x, const sige_tensor *gb) {
   sige_spade_modulate(pass->ctx, x, gamma, beta, x);
 }
 
+/* Channels [c0, c0 + nc) of an F16 cache slot as an owned F32 tensor. */
+static sige_tensor *widen_channels(const sige_tensor *slot, int c0, int nc, GError **error) {
+  g_autoptr(sige_tensor) v = sige_channel_view(slot, c0, nc);
+  return sige_tensor_to_f32(v, error);
+}
+
 #define TRY(expr)          \
   do {                     \
     if (!(expr)) goto out; \
@@ -323,14 +329,28 @@ static sige_tensor *block_forward(const sige_spade_generator *g, const sige_spad
   actvs = sige_pass_scatter_gather(pass, gm, g_steal_pointer(&t), gm, NULL, NULL, SIGE_ACT_NONE,
                                   error);
   TRY(actvs);
-  a0 = sige_channel_view(actvs, 0, b->hidden);
-  a1 = sige_channel_view(actvs, b->hidden, b->hidden);
+  /* A recording pass with fp16 caches goes on with float32 copies of what it
+   * records; these are the hidden activations of all norms (384 channels,
+   * 201 MB at 256x512 for GauGAN), the largest tensor of a block.  Their
+   * values are exactly the half ones of the slot just recorded, so each norm
+   * widens its own third from the slot when it needs it instead. */
+  const sige_tensor *rec = NULL;
+  if (sige_pass_records(pass) && pass->fp16) {
+    rec = g_ptr_array_index(pass->cache->slots, pass->next_slot - 1);
+    g_clear_pointer(&actvs, sige_tensor_free);
+  }
+  if (!rec) {
+    a0 = sige_channel_view(actvs, 0, b->hidden);
+    a1 = sige_channel_view(actvs, b->hidden, b->hidden);
+  }
 
   if (b->learned_shortcut) {
-    as = sige_channel_view(actvs, 2 * b->hidden, b->hidden);
+    TRY(as = rec ? widen_channels(rec, 2 * b->hidden, b->hidden, error)
+                 : sige_channel_view(actvs, 2 * b->hidden, b->hidden));
     TRY(xs = sige_pass_gather(pass, gs, x, xmap, b->bn_scale[2], b->bn_shift[2], SIGE_ACT_NONE,
                              error));
     TRY(gbs = norm_gamma_beta(g, b, 2, pass, as, gs, error));
+    if (rec) g_clear_pointer(&as, sige_tensor_free);
     modulate(pass, xs, gbs);
     g_clear_pointer(&gbs, sige_tensor_free);
     TRY(t = sige_pass_conv(pass, &b->conv_s, xs, error));
@@ -340,13 +360,16 @@ static sige_tensor *block_forward(const sige_spade_generator *g, const sige_spad
 
   TRY(dx = sige_pass_gather(pass, gm, x, xmap, b->bn_scale[0], b->bn_shift[0], SIGE_ACT_NONE,
                            error));
+  if (rec) TRY(a0 = widen_channels(rec, 0, b->hidden, error));
   TRY(gb0 = norm_gamma_beta(g, b, 0, pass, a0, gm, error));
+  if (rec) g_clear_pointer(&a0, sige_tensor_free);
   modulate(pass, dx, gb0);
   g_clear_pointer(&gb0, sige_tensor_free);
   sige_activation(pass->ctx, dx, SIGE_ACT_LEAKY_RELU, dx);
   dx = sige_pass_conv_scatter_gather(pass, &b->conv_0, g_steal_pointer(&dx), SIGE_ACT_NONE, gm, gm,
                                      b->bn_scale[1], b->bn_shift[1], SIGE_ACT_NONE, error);
   TRY(dx);
+  if (rec) TRY(a1 = widen_channels(rec, b->hidden, b->hidden, error));
   TRY(gb1 = norm_gamma_beta(g, b, 1, pass, a1, gm, error));
   /* with fp16 caches the full pass goes on with owned float32 copies of what
    * it records: drop each as soon as it is used, or the largest block holds

@@ -47,6 +47,10 @@ static void conv_reference(const sige_tensor *x, const sige_tensor *wt, const si
         }
 }
 
+/* The largest error / conv_reference's own tolerance since it was reset:
+ * what the Winograd tests print, to show their margin. */
+static double worst_ratio;
+
 /* tol_scale widens conv_reference's tolerance (Winograd, below); algo: the
  * sige_conv_algo bit the call must report, 0 for any. */
 static void run_case_as(sige_ctx *ctx, const conv_case *cc, uint64_t seed, double tol_scale,
@@ -83,7 +87,10 @@ static void run_case_as(sige_ctx *ctx, const conv_case *cc, uint64_t seed, doubl
 
   double *ref = g_new(double, out->numel), *tol = g_new(double, out->numel);
   conv_reference(x, wt, b, &cc->p, out, ref, tol);
-  for (size_t i = 0; i < out->numel; i++) tol[i] *= tol_scale;
+  for (size_t i = 0; i < out->numel; i++) {
+    if (tol[i] > 0) worst_ratio = MAX(worst_ratio, fabs(out->data[i] - ref[i]) / tol[i]);
+    tol[i] *= tol_scale;
+  }
   ot_expect_within(cc->name, out->data, ref, tol, out->numel);
   g_free(ref);
   g_free(tol);
@@ -206,8 +213,9 @@ static void test_conv2d_shape_errors(void **state) {
  * the output transform sums alpha^2 products with weights up to 8^2 (A^T):
  * the float32 error of an output is that of the direct sum times a growth
  * factor.  Measured on these cases the worst error / direct tolerance is
- * 0.26 for F(2x2) and 7.3 for F(4x4); the factors below leave a
- * margin of >= 4x.  A wrong tap, tile offset or border costs a whole
+ * 0.26 for F(2x2) and 10.9 for F(4x4) (7.3 while the transformed weights
+ * were made in double; the tests print it); the factors below leave a
+ * margin of >= 2.9x.  A wrong tap, tile offset or border costs a whole
  * product term (about mag / K, K = 9 Cin <= 360 here), far above the
  * widened tolerance (32 * 2 sqrt(K) eps mag = 1.5e-4 mag < mag / 360). */
 #define WINO2_TOL 2.0
@@ -230,6 +238,7 @@ static void wino_cases(sige_ctx *ctx, sige_conv_policy pol) {
       {"wino CNHW p1 N3", 3, 5, 9, 8, 13, 3, 3, P(1, 1, 1, 1, 1, 1, 1), TRUE, CNHW},
   };
   sige_ctx_set_conv_policy(ctx, pol);
+  worst_ratio = 0;
   for (size_t i = 0; i < G_N_ELEMENTS(fixed); i++) run_case_as(ctx, &fixed[i], 300 + i, tol, algo);
   /* random shapes, borders and batches */
   uint64_t rng = 4242 + (uint64_t)pol;
@@ -251,6 +260,9 @@ static void wino_cases(sige_ctx *ctx, sige_conv_policy pol) {
     }
     run_case_as(ctx, &cc, 500 + (uint64_t)i, tol, algo);
   }
+  print_message("F(%dx%d): worst error %.2f x the direct tolerance (allowed %.0f x)\n",
+                pol == SIGE_CONV_POLICY_WINO4 ? 4 : 2, pol == SIGE_CONV_POLICY_WINO4 ? 4 : 2,
+                worst_ratio, tol);
   sige_ctx_set_conv_policy(ctx, SIGE_CONV_POLICY_AUTO);
 }
 
@@ -269,10 +281,11 @@ static void test_conv2d_winograd_chunks(void **state) {
   sige_ctx_set_conv_policy(*state, SIGE_CONV_POLICY_AUTO);
 }
 
-/* The transformed weights are kept on the weight tensor: new contents in
- * the same tensor must be noticed, and a tensor freed with them must not
- * leak (valgrind / ASan runs of this test). */
-static void test_conv2d_winograd_weight_cache(void **state) {
+/* The transformed weights are made per call, a band of output channels at
+ * a time, and not kept (they were 4x the 3x3 weights: 670 MiB for GauGAN):
+ * nothing may be left on the weight tensor or counted as prepared, and new
+ * contents of the same tensor must be used at once. */
+static void test_conv2d_winograd_weights_not_kept(void **state) {
   sige_ctx *ctx = *state;
   uint64_t rng = 77;
   sige_tensor *x = ot_new4(1, 8, 9, 9, NCHW);
@@ -291,14 +304,31 @@ static void test_conv2d_winograd_weight_cache(void **state) {
     sige_ctx_set_conv_policy(ctx, SIGE_CONV_POLICY_WINO4);
     for (size_t i = 0; i < out->numel; i++) assert_true(fabsf(out->data[i] - ref->data[i]) < 1e-4f);
   }
-  assert_non_null(w->derived);
-  /* 36 transformed products per (Cout, Cin) pair, made once per contents */
-  assert_int_equal(sige_ctx_prepared_bytes(ctx) - before, 3u * 36 * 16 * 8 * sizeof(float));
+  assert_null(w->derived);
+  assert_int_equal(sige_ctx_prepared_bytes(ctx) - before, 0);
   sige_ctx_set_conv_policy(ctx, SIGE_CONV_POLICY_AUTO);
   sige_tensor_free(ref);
   sige_tensor_free(out);
   sige_tensor_free(w);
   sige_tensor_free(x);
+}
+
+/* Output channels in several bands (at most 64 rows each) with a partial
+ * last one, and input channels that do not fill the transform's 8 lanes:
+ * every band's rows and every lane must land in their own place. */
+static void test_conv2d_winograd_bands(void **state) {
+  const conv_case cases[] = {
+      {"wino bands 37->150 map", 2, 37, 13, 11, 150, 3, 3, P(1, 1, 1, 1, 1, 1, 1), TRUE, NCHW},
+      {"wino bands 131->133 blocks", 20, 131, 6, 6, 133, 3, 3, P(1, 1, 0, 0, 0, 0, 1), TRUE,
+       CNHW},
+  };
+  for (int pol = 0; pol < 2; pol++) {
+    sige_ctx_set_conv_policy(*state, pol ? SIGE_CONV_POLICY_WINO2 : SIGE_CONV_POLICY_WINO4);
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++)
+      run_case_as(*state, &cases[i], 40 + i, pol ? WINO2_TOL : WINO4_TOL,
+                  pol ? SIGE_CONV_WINO2 : SIGE_CONV_WINO4);
+  }
+  sige_ctx_set_conv_policy(*state, SIGE_CONV_POLICY_AUTO);
 }
 
 /* The measured rule: Winograd for wide stride-1 3x3 layers, im2col for
@@ -335,7 +365,8 @@ int main(void) {
       cmocka_unit_test(test_conv2d_winograd4),
       cmocka_unit_test(test_conv2d_winograd2),
       cmocka_unit_test(test_conv2d_winograd_chunks),
-      cmocka_unit_test(test_conv2d_winograd_weight_cache),
+      cmocka_unit_test(test_conv2d_winograd_weights_not_kept),
+      cmocka_unit_test(test_conv2d_winograd_bands),
       cmocka_unit_test(test_conv2d_rule),
   };
   return cmocka_run_group_tests_name("ops_conv2d", tests, ot_setup_ctx, ot_teardown_ctx);
