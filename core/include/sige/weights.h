@@ -90,6 +90,21 @@ gboolean sige_weights_read_f32(const sige_weights *w, const char *name, float *d
  * what a model keeps as its own parameter. */
 sige_tensor *sige_weights_read_tensor(const sige_weights *w, const char *name, int ndim,
                                       const int64_t *shape, GError **error);
+/* Like read_tensor, but a tensor whose file dtype is F16 stays F16 in
+ * memory (storage F16, the file's bits), and a BF16 one too when every
+ * value is exactly an F16 (else it is widened to F32, as are all other
+ * dtypes): what models keep as their conv, linear and embedding weights
+ * when half weights are kept (sige_weights_keep_half).  Values are the
+ * same either way: F16 -> F32 is exact. */
+sige_tensor *sige_weights_read_tensor_half(const sige_weights *w, const char *name, int ndim,
+                                           const int64_t *shape, GError **error);
+/* Whether models loaded from now on keep half-precision weights half
+ * (TRUE: half the memory, widened per use by the ops) or widen them to
+ * float32 at load (FALSE: the old behaviour, a little faster per pass).
+ * Default: the environment variable SIGE_HALF_WEIGHTS=keep|widen, else
+ * keep.  Process-wide; set it before loading, not during a load. */
+gboolean sige_weights_keep_half(void);
+void sige_weights_set_keep_half(gboolean keep);
 gboolean sige_weights_contains(const sige_weights *w, const char *name);
 /* The dtype the tensor had in its file. */
 sige_dtype sige_weights_dtype(const sige_weights *w, const char *name);

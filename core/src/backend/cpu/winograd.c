@@ -42,12 +42,16 @@ static void wino_weights_free(struct sige_tensor_derived *d) {
  * size, enough to notice weights overwritten after a conv used them (tests
  * refill tensors) without reading them all on every call. */
 static guint64 fingerprint(const sige_tensor *t) {
-  guint64 h = 1469598103934665603ull ^ t->numel;
+  guint64 h = 1469598103934665603ull ^ t->numel ^ ((guint64)t->storage << 40);
   const size_t n = t->numel;
   for (size_t i = 0; i < 61 && n > 0; i++) {
     const size_t at = i * (n - 1) / 60;
-    guint32 bits;
-    memcpy(&bits, t->data + at, sizeof bits);
+    guint32 bits = 0;
+    /* half weights (storage F16) are 2 bytes a value */
+    if (t->storage == SIGE_STORAGE_F16)
+      bits = t->data16[at];
+    else
+      memcpy(&bits, t->data + at, sizeof bits);
     h = (h ^ bits) * 1099511628211ull;
   }
   return h;
@@ -101,7 +105,16 @@ static const wino_weights *prepared_weights(sige_ctx *ctx, const sige_tensor *we
   w->cout = cout;
   w->cin = cin;
 #pragma omp parallel for num_threads(sige_ctx_threads(ctx)) schedule(static)
-  for (size_t pc = 0; pc < pairs; pc++) transform_kernel(m, weight->data + pc * 9, w->u + pc, pairs);
+  for (size_t pc = 0; pc < pairs; pc++) {
+    /* half weights (storage F16): the kernel's 9 values widened first */
+    float g[9];
+    const float *src = g;
+    if (weight->storage == SIGE_STORAGE_F16)
+      sige_f16_to_f32_n(weight->data16 + pc * 9, g, 9);
+    else
+      src = weight->data + pc * 9;
+    transform_kernel(m, src, w->u + pc, pairs);
+  }
   /* replace what was there (another m, or stale contents); a context runs
    * its ops one at a time, and a model's weights serve one context */
   if (g_atomic_pointer_compare_and_exchange(&wt->derived, (struct sige_tensor_derived *)have,
