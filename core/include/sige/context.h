@@ -100,4 +100,10 @@ sige_conv_policy sige_ctx_conv_policy(const sige_ctx *ctx);
 size_t sige_ctx_prepared_bytes(const sige_ctx *ctx);
 void sige_ctx_add_prepared_bytes(sige_ctx *ctx, size_t bytes);
 
+/* Half weights (sige_weights_keep_half) widened per use by this context's
+ * ops: values and nanoseconds spent, since it was made; never reset.  What
+ * keeping weights half costs in time (docs/PERFORMANCE.md). */
+void sige_ctx_widen_stats(const sige_ctx *ctx, uint64_t *values, uint64_t *ns);
+void sige_ctx_add_widen(sige_ctx *ctx, uint64_t values, uint64_t ns);
+
 G_END_DECLS

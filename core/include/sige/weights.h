@@ -1,9 +1,10 @@
 /* A weights index: name -> dtype (as in the file), shape, and where the
  * bytes are, filled by one reader per file format.  Loading converts
- * nothing: a model fills its own float32 tensors straight from the file
- * with sige_weights_read_f32 / sige_weights_read_tensor (F16/BF16/F64/
- * integers converted then), so loading a model costs its tensors and one
- * small buffer, not a float32 copy of the whole file.
+ * nothing: a model fills its own tensors straight from the file with
+ * sige_weights_read_f32 / sige_weights_read_tensor (F16/BF16/F64/integers
+ * converted then) or sige_weights_read_tensor_half (F16 weights kept F16),
+ * so loading a model costs its tensors and one tensor's buffer, not a
+ * float32 copy of the whole file.
  *
  * The index keeps the file open (read with pread; a file that becomes
  * shorter after loading gives a read error, never a signal) until it is
