@@ -38,6 +38,7 @@ struct sige_ctx {
   uint64_t saved; /* multiplications the convolutions did not execute */
   unsigned algos;
   size_t prepared_bytes;
+  uint64_t widened_values, widen_ns;
   sige_conv_policy conv_policy;
 };
 
@@ -273,6 +274,18 @@ void sige_ctx_set_conv_policy(sige_ctx *ctx, sige_conv_policy policy) {
   ctx->conv_policy = policy;
 }
 sige_conv_policy sige_ctx_conv_policy(const sige_ctx *ctx) { return ctx->conv_policy; }
+
+void sige_ctx_widen_stats(const sige_ctx *ctx, uint64_t *values, uint64_t *ns) {
+  if (values) *values = ctx->widened_values;
+  if (ns) *ns = ctx->widen_ns;
+}
+
+void sige_ctx_add_widen(sige_ctx *ctx, uint64_t values, uint64_t ns) {
+#pragma omp atomic
+  ctx->widened_values += values;
+#pragma omp atomic
+  ctx->widen_ns += ns;
+}
 
 void sige_ctx_add_prepared_bytes(sige_ctx *ctx, size_t bytes) {
 #pragma omp atomic

@@ -38,10 +38,11 @@ const char *sige_ctx_device_info(const sige_ctx *ctx);
 sige_backend *sige_ctx_backend(const sige_ctx *ctx);
 
 /* A 64-byte aligned scratch buffer of at least n_floats, owned by the context
- * and reused across calls (its contents are undefined).  Each slot (0..3) is an
- * independent buffer so that an op can hold two at once.  NULL + GError on OOM. */
+ * and reused across calls (its contents are undefined).  Each slot (0..4) is an
+ * independent buffer so that an op can hold two at once (slot 4: the CPU's
+ * widened half weights).  NULL + GError on OOM. */
 float *sige_ctx_scratch(sige_ctx *ctx, int slot, size_t n_floats, GError **error);
-#define SIGE_CTX_SCRATCH_SLOTS 4
+#define SIGE_CTX_SCRATCH_SLOTS 5
 
 /* Follows what the CPUs have free: from the busy time of other processes
  * at nice <= 0 on this process's CPUs since the last call (/proc/stat; a
@@ -99,5 +100,11 @@ sige_conv_policy sige_ctx_conv_policy(const sige_ctx *ctx);
  * this context made and keep on the weight tensors; never reset. */
 size_t sige_ctx_prepared_bytes(const sige_ctx *ctx);
 void sige_ctx_add_prepared_bytes(sige_ctx *ctx, size_t bytes);
+
+/* Half weights (sige_weights_keep_half) widened per use by this context's
+ * ops: values and nanoseconds spent, since it was made; never reset.  What
+ * keeping weights half costs in time (docs/PERFORMANCE.md). */
+void sige_ctx_widen_stats(const sige_ctx *ctx, uint64_t *values, uint64_t *ns);
+void sige_ctx_add_widen(sige_ctx *ctx, uint64_t values, uint64_t ns);
 
 G_END_DECLS

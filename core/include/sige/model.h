@@ -239,6 +239,11 @@ sige_model *sige_model_new_from_weights_kind(const sige_weights *w, const char *
 gboolean sige_model_describe_weights(const sige_weights *w, const char *path, GString *out,
                                      GString *kinds, GError **error);
 void sige_model_free(sige_model *m);
+/* The bytes of the checkpoint tensors the model loaded, as it stores them
+ * (float32: 4 per value; half weights kept half, sige_weights_keep_half:
+ * 2).  Not counted: fusions made after loading, Winograd-transformed
+ * weights (sige_ctx_prepared_bytes), a device's copies. */
+size_t sige_model_weight_bytes(const sige_model *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sige_model, sige_model_free)
 
 sige_model_kind sige_model_get_kind(const sige_model *m);

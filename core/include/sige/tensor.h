@@ -5,9 +5,12 @@
  * layer.  A tensor either owns its memory or is a view into another buffer.
  *
  * A tensor may instead store its elements as IEEE half (storage F16, data16):
- * only the activation caches do, to halve their memory.  Every dense op
- * refuses F16 tensors; the sparse kernels (gather, scatter, the undo log) read
- * and write them, and sige_tensor_to_f32 converts one for anything else.
+ * the activation caches do (fp16 caches), and the conv, linear and embedding
+ * weights of models loaded from F16 files (sige_weights_keep_half), to halve
+ * their memory.  Dense ops refuse F16 activations; conv2d, linear, the
+ * attention ops and token_embedding take F16 weights and widen them per use;
+ * the sparse kernels (gather, scatter, the undo log) read and write F16
+ * caches, and sige_tensor_to_f32 converts one for anything else.
  *
  * A tensor lives in host memory (backend NULL) or in the memory of a compute
  * device (device.h): then data is a device address that only the device

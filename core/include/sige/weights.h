@@ -1,9 +1,10 @@
 /* A weights index: name -> dtype (as in the file), shape, and where the
  * bytes are, filled by one reader per file format.  Loading converts
- * nothing: a model fills its own float32 tensors straight from the file
- * with sige_weights_read_f32 / sige_weights_read_tensor (F16/BF16/F64/
- * integers converted then), so loading a model costs its tensors and one
- * small buffer, not a float32 copy of the whole file.
+ * nothing: a model fills its own tensors straight from the file with
+ * sige_weights_read_f32 / sige_weights_read_tensor (F16/BF16/F64/integers
+ * converted then) or sige_weights_read_tensor_half (F16 weights kept F16),
+ * so loading a model costs its tensors and one tensor's buffer, not a
+ * float32 copy of the whole file.
  *
  * The index keeps the file open (read with pread; a file that becomes
  * shorter after loading gives a read error, never a signal) until it is
@@ -90,6 +91,21 @@ gboolean sige_weights_read_f32(const sige_weights *w, const char *name, float *d
  * what a model keeps as its own parameter. */
 sige_tensor *sige_weights_read_tensor(const sige_weights *w, const char *name, int ndim,
                                       const int64_t *shape, GError **error);
+/* Like read_tensor, but a tensor whose file dtype is F16 stays F16 in
+ * memory (storage F16, the file's bits), and a BF16 one too when every
+ * value is exactly an F16 (else it is widened to F32, as are all other
+ * dtypes): what models keep as their conv, linear and embedding weights
+ * when half weights are kept (sige_weights_keep_half).  Values are the
+ * same either way: F16 -> F32 is exact. */
+sige_tensor *sige_weights_read_tensor_half(const sige_weights *w, const char *name, int ndim,
+                                           const int64_t *shape, GError **error);
+/* Whether models loaded from now on keep half-precision weights half
+ * (TRUE: half the memory, widened per use by the ops) or widen them to
+ * float32 at load (FALSE: the old behaviour, a little faster per pass).
+ * Default: the environment variable SIGE_HALF_WEIGHTS=keep|widen, else
+ * keep.  Process-wide; set it before loading, not during a load. */
+gboolean sige_weights_keep_half(void);
+void sige_weights_set_keep_half(gboolean keep);
 gboolean sige_weights_contains(const sige_weights *w, const char *name);
 /* The dtype the tensor had in its file. */
 sige_dtype sige_weights_dtype(const sige_weights *w, const char *name);

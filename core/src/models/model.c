@@ -69,7 +69,8 @@ static sige_model *model_new(const sige_model_class *cls, const void *cfg, const
   g_autoptr(sige_param_list) l = sige_param_list_new();
   void *impl = cls->declare(cfg, l, error);
   if (!impl) return NULL;
-  if (!sige_param_list_load(l, w, error) || (cls->finish && !cls->finish(impl, error))) {
+  size_t bytes = 0;
+  if (!sige_param_list_load(l, w, &bytes, error) || (cls->finish && !cls->finish(impl, error))) {
     cls->free(impl);
     return NULL;
   }
@@ -77,8 +78,11 @@ static sige_model *model_new(const sige_model_class *cls, const void *cfg, const
   m->cls = cls;
   m->cfg = g_memdup2(cfg, cls->config_size);
   m->impl = impl;
+  m->weight_bytes = bytes;
   return m;
 }
+
+size_t sige_model_weight_bytes(const sige_model *m) { return m ? m->weight_bytes : 0; }
 
 sige_model *sige_model_new_spade(const sige_spade_config *cfg, const sige_weights *w,
                                  GError **error) {

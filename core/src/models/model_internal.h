@@ -9,6 +9,7 @@ struct sige_model {
   const sige_model_class *cls;
   void *cfg;  /* a copy of the class's config */
   void *impl; /* the class's implementation */
+  size_t weight_bytes; /* what the parameter list loaded (sige_model_weight_bytes) */
 };
 
 /* Loading helpers: errors name the tensor. */

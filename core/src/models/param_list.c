@@ -140,7 +140,11 @@ void sige_params_norm(sige_param_list *l, sige_tensor **g_dst, sige_tensor **b_d
   view_add(l, SIGE_PARAM_NORM_BIAS, 1, shape, s->key, ".bias");
 }
 
-gboolean sige_param_list_load(const sige_param_list *l, const sige_weights *w, GError **error) {
+static size_t bytes_of(const sige_tensor *t) { return t ? sige_tensor_bytes(t) : 0; }
+
+gboolean sige_param_list_load(const sige_param_list *l, const sige_weights *w, size_t *bytes,
+                              GError **error) {
+  size_t total = 0;
   for (guint i = 0; i < l->slots->len; i++) {
     const slot *s = &g_array_index(l->slots, slot, i);
     gboolean ok = TRUE;
@@ -160,6 +164,20 @@ gboolean sige_param_list_load(const sige_param_list *l, const sige_weights *w, G
         break;
     }
     if (!ok) return FALSE;
+    switch (s->kind) {
+      case SLOT_CONV:
+        total += bytes_of(((sige_conv_layer *)s->dst)->weight) +
+                 bytes_of(((sige_conv_layer *)s->dst)->bias);
+        break;
+      case SLOT_NORM:
+        total += bytes_of(*(sige_tensor **)s->dst) + bytes_of(*(sige_tensor **)s->dst2);
+        break;
+      case SLOT_VECTOR:
+      case SLOT_MATRIX:
+        total += bytes_of(*(sige_tensor **)s->dst);
+        break;
+    }
   }
+  if (bytes) *bytes = total;
   return TRUE;
 }

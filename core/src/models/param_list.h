@@ -27,5 +27,8 @@ void sige_params_norm(sige_param_list *l, sige_tensor **g_dst, sige_tensor **b_d
 sige_param_list *sige_param_list_new(void);
 /* Loads every declared tensor into its destination, in declaration order;
  * the error names the missing or mis-shaped tensor.  On failure what was
- * loaded stays with its owner (the model frees it). */
-gboolean sige_param_list_load(const sige_param_list *l, const sige_weights *w, GError **error);
+ * loaded stays with its owner (the model frees it).  *bytes (may be NULL):
+ * the bytes of the tensors loaded, as stored (F16 weights count 2 per
+ * value). */
+gboolean sige_param_list_load(const sige_param_list *l, const sige_weights *w, size_t *bytes,
+                              GError **error);

@@ -59,7 +59,9 @@ gboolean sige_load_conv(const sige_weights *w, const char *prefix, int cout, int
   if (sige_weights_contains(w, n_orig)) {
     out->weight = spectral_weight(w, prefix, cout, (int64_t)cin * k * k, shape, error);
   } else {
-    out->weight = sige_weights_read_tensor(w, n_w, 4, shape, error);
+    /* a spectral-norm weight is divided by sigma: not an F16 value any more */
+    out->weight = sige_weights_keep_half() ? sige_weights_read_tensor_half(w, n_w, 4, shape, error)
+                                           : sige_weights_read_tensor(w, n_w, 4, shape, error);
   }
   if (!out->weight) return FALSE;
   if (bias) {
@@ -77,11 +79,30 @@ gboolean sige_load_conv(const sige_weights *w, const char *prefix, int cout, int
 
 gboolean sige_conv_concat(sige_conv_layer *parts, int n, sige_conv_layer *out, GError **error) {
   int64_t cout = 0;
-  for (int i = 0; i < n; i++) cout += parts[i].weight->shape[0];
+  /* half weights stay half when every part is (a BF16 file may have left
+   * one part float32): then the parts are widened */
+  gboolean half = TRUE;
+  for (int i = 0; i < n; i++) {
+    cout += parts[i].weight->shape[0];
+    half = half && parts[i].weight->storage == SIGE_STORAGE_F16;
+  }
+  for (int i = 0; i < n && !half; i++) {
+    if (parts[i].weight->storage == SIGE_STORAGE_F32) continue;
+    sige_tensor *f = sige_tensor_to_f32(parts[i].weight, error);
+    if (!f) return FALSE;
+    sige_tensor_free(parts[i].weight);
+    parts[i].weight = f;
+  }
   const sige_tensor *w0 = parts[0].weight;
   int64_t shape[4] = {cout, w0->shape[1], w0->shape[2], w0->shape[3]};
   memset(out, 0, sizeof *out);
   out->weight = sige_tensor_new(4, shape, error);
+  if (out->weight && half) {
+    /* the same bytes as F16: a new tensor of that storage */
+    sige_tensor *h = sige_tensor_to_f16(out->weight, error);
+    sige_tensor_free(out->weight);
+    out->weight = h;
+  }
   int64_t bshape[1] = {cout};
   out->bias = out->weight ? sige_tensor_new(1, bshape, error) : NULL;
   if (!out->weight || !out->bias) {
@@ -89,8 +110,10 @@ gboolean sige_conv_concat(sige_conv_layer *parts, int n, sige_conv_layer *out, G
     return FALSE;
   }
   size_t woff = 0, boff = 0;
+  const size_t es = sige_tensor_elem_size(out->weight);
   for (int i = 0; i < n; i++) {
-    memcpy(out->weight->data + woff, parts[i].weight->data, parts[i].weight->numel * sizeof(float));
+    memcpy((char *)out->weight->data + woff * es, parts[i].weight->data,
+           parts[i].weight->numel * es);
     woff += parts[i].weight->numel;
     size_t nb = (size_t)parts[i].weight->shape[0];
     if (parts[i].bias) memcpy(out->bias->data + boff, parts[i].bias->data, nb * sizeof(float));
@@ -105,7 +128,8 @@ gboolean sige_conv_concat(sige_conv_layer *parts, int n, sige_conv_layer *out, G
 sige_tensor *sige_load_matrix(const sige_weights *w, const char *name, int rows, int cols,
                               GError **error) {
   int64_t shape[2] = {rows, cols};
-  return sige_weights_read_tensor(w, name, 2, shape, error);
+  return sige_weights_keep_half() ? sige_weights_read_tensor_half(w, name, 2, shape, error)
+                                  : sige_weights_read_tensor(w, name, 2, shape, error);
 }
 
 gboolean sige_load_norm(const sige_weights *w, const char *prefix, int c, sige_tensor **g,

@@ -80,7 +80,8 @@ gboolean sige_multihead_attention(sige_ctx *ctx, const sige_tensor *x, const sig
                                   GError **error) {
   g_return_val_if_fail(ctx && x && qkv_w && proj_w && scale && shift && out, FALSE);
   g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
-  if (!sige_ops_check_f32(error, "multihead_attention", x, out, qkv_w, proj_w)) return FALSE;
+  /* qkv_w and proj_w may be kept half: backends widen them */
+  if (!sige_ops_check_f32(error, "multihead_attention", x, out, qkv_b, proj_b)) return FALSE;
   const int C = SIGE_C(x), d = head_dim;
   if (!sige_ops_is4(x) || SIGE_N(x) != 1 || x->layout != SIGE_LAYOUT_NCHW ||
       !sige_tensor_same_shape(x, out) || out->layout != SIGE_LAYOUT_NCHW || heads < 1 ||

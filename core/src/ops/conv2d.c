@@ -73,7 +73,8 @@ gboolean sige_conv2d(sige_ctx *ctx, const sige_tensor *x, const sige_tensor *wei
                      GError **error) {
   g_return_val_if_fail(ctx && x && weight && p && out, FALSE);
   g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
-  if (!sige_ops_check_f32(error, "conv2d", x, weight, bias, out)) return FALSE;
+  /* weights may be kept half (sige_weights_keep_half): backends widen them */
+  if (!sige_ops_check_f32(error, "conv2d", x, bias, out, NULL)) return FALSE;
   if (!check_conv(x, weight, bias, p, out, error)) return FALSE;
   return sige_tensor_iface(x)->conv2d(ctx, x, weight, bias, p, out, error);
 }

@@ -5,7 +5,8 @@ gboolean sige_linear(sige_ctx *ctx, const sige_tensor *x, const sige_tensor *wei
                      const sige_tensor *bias, sige_tensor *out, GError **error) {
   g_return_val_if_fail(ctx && x && weight && out, FALSE);
   g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
-  if (!sige_ops_check_f32(error, "linear", x, weight, bias, out)) return FALSE;
+  /* weights may be kept half (sige_weights_keep_half): backends widen them */
+  if (!sige_ops_check_f32(error, "linear", x, bias, out, NULL)) return FALSE;
   if (x->ndim != 2 || weight->ndim != 2 || out->ndim != 2) {
     sige_ops_shape_error(error, "linear", "x, weight and out must be 2-D", x, "x", weight,
                          "weight", out, "out");

@@ -551,3 +551,51 @@ sige_tensor *sige_weights_read_tensor(const sige_weights *w, const char *name, i
   }
   return g_steal_pointer(&t);
 }
+
+/* ---- half-precision model weights ---------------------------------------- */
+
+/* -1: not decided yet (the environment decides on first use) */
+static gint keep_half_state = -1;
+
+gboolean sige_weights_keep_half(void) {
+  gint v = g_atomic_int_get(&keep_half_state);
+  if (v < 0) {
+    const char *env = g_getenv("SIGE_HALF_WEIGHTS");
+    v = 1;
+    if (env && !strcmp(env, "widen"))
+      v = 0;
+    else if (env && *env && strcmp(env, "keep"))
+      g_warning("SIGE_HALF_WEIGHTS=%s is not keep or widen; keeping half weights half", env);
+    g_atomic_int_set(&keep_half_state, v);
+  }
+  return v != 0;
+}
+
+void sige_weights_set_keep_half(gboolean keep) { g_atomic_int_set(&keep_half_state, keep ? 1 : 0); }
+
+/* TRUE when every value of the F16 tensor h widens back to f's bits. */
+static gboolean half_is_exact(const sige_tensor *f, const sige_tensor *h) {
+  float buf[1024];
+  for (size_t i = 0; i < f->numel; i += G_N_ELEMENTS(buf)) {
+    const size_t n = MIN(G_N_ELEMENTS(buf), f->numel - i);
+    sige_f16_to_f32_n(h->data16 + i, buf, n);
+    if (memcmp(buf, f->data + i, n * sizeof(float))) return FALSE;
+  }
+  return TRUE;
+}
+
+sige_tensor *sige_weights_read_tensor_half(const sige_weights *w, const char *name, int ndim,
+                                           const int64_t *shape, GError **error) {
+  /* read as float32 (strides, sources and the NaN check as for any
+   * tensor), then narrowed: the transient float32 copy is one tensor's */
+  g_autoptr(sige_tensor) f = sige_weights_read_tensor(w, name, ndim, shape, error);
+  if (!f) return NULL;
+  const sige_dtype dt = sige_weights_dtype(w, name);
+  if (dt != SIGE_DTYPE_F16 && dt != SIGE_DTYPE_BF16) return g_steal_pointer(&f);
+  g_autoptr(sige_tensor) h = sige_tensor_to_f16(f, error);
+  if (!h) return NULL;
+  /* F16 bits widened and narrowed again are the same bits; a BF16 value
+   * may lie outside F16's range or below its precision */
+  if (dt == SIGE_DTYPE_BF16 && !half_is_exact(f, h)) return g_steal_pointer(&f);
+  return g_steal_pointer(&h);
+}

@@ -68,7 +68,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "load_rss: %s\n", error->message);
     return 1;
   }
-  printf("rss_before_kib %ld\nrss_after_kib %ld\npeak_kib %ld\n", before, status_kib("VmRSS"),
-         status_kib("VmHWM"));
+  printf("rss_before_kib %ld\nrss_after_kib %ld\npeak_kib %ld\nweight_bytes %zu\nkeep_half %d\n",
+         before, status_kib("VmRSS"), status_kib("VmHWM"), sige_model_weight_bytes(m),
+         sige_weights_keep_half());
   return 0;
 }

@@ -27,9 +27,18 @@ static void softmax_rows(sige_ctx *ctx, float *s, int rows, int cols) {
 }
 
 /* scale/shift: per (sample, channel) when per_sample, else per channel. */
-gboolean sige_cpu_attention(sige_ctx *ctx, const sige_tensor *x, const sige_attention_params *p,
+gboolean sige_cpu_attention(sige_ctx *ctx, const sige_tensor *x, const sige_attention_params *p_in,
                             const float *scale, const float *shift, gboolean per_sample,
                             sige_tensor *out, GError **error) {
+  /* half weights widened for the call (C x C each: small next to the maps) */
+  g_autoptr(sige_tensor) qw = NULL, kw = NULL, vw = NULL, pw = NULL;
+  sige_attention_params pf = *p_in;
+  if (!(pf.q_w = sige_cpu_param_f32(p_in->q_w, &qw, error)) ||
+      !(pf.k_w = sige_cpu_param_f32(p_in->k_w, &kw, error)) ||
+      !(pf.v_w = sige_cpu_param_f32(p_in->v_w, &vw, error)) ||
+      !(pf.proj_w = sige_cpu_param_f32(p_in->proj_w, &pw, error)))
+    return FALSE;
+  const sige_attention_params *p = &pf;
   const int n_img = SIGE_N(x), c = SIGE_C(x);
   const int hw = SIGE_H(x) * SIGE_W(x);
   const size_t chw = (size_t)c * hw;
@@ -83,11 +92,15 @@ gboolean sige_cpu_attention(sige_ctx *ctx, const sige_tensor *x, const sige_atte
   return TRUE;
 }
 
-gboolean sige_cpu_multihead_attention(sige_ctx *ctx, const sige_tensor *x, const sige_tensor *qkv_w,
-                                      const sige_tensor *qkv_b, const sige_tensor *proj_w,
-                                      const sige_tensor *proj_b, int heads, int head_dim,
-                                      const float *scale, const float *shift, sige_tensor *out,
-                                      GError **error) {
+gboolean sige_cpu_multihead_attention(sige_ctx *ctx, const sige_tensor *x,
+                                      const sige_tensor *qkv_w_in, const sige_tensor *qkv_b,
+                                      const sige_tensor *proj_w_in, const sige_tensor *proj_b,
+                                      int heads, int head_dim, const float *scale,
+                                      const float *shift, sige_tensor *out, GError **error) {
+  g_autoptr(sige_tensor) qkv_tmp = NULL, proj_tmp = NULL;
+  const sige_tensor *qkv_w = sige_cpu_param_f32(qkv_w_in, &qkv_tmp, error);
+  const sige_tensor *proj_w = qkv_w ? sige_cpu_param_f32(proj_w_in, &proj_tmp, error) : NULL;
+  if (!proj_w) return FALSE;
   const int C = SIGE_C(x), hw = SIGE_H(x) * SIGE_W(x), d = head_dim;
   const size_t chw = (size_t)C * hw;
   g_autofree float *h = g_try_new(float, chw);

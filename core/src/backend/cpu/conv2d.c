@@ -322,6 +322,10 @@ gboolean sige_cpu_conv2d(sige_ctx *ctx, const sige_tensor *x, const sige_tensor 
   uint64_t mults = macs;
   sige_conv_algo algo = SIGE_CONV_IM2COL;
   const int wino = winograd_tile(ctx, &j);
+  /* Winograd transforms the weights itself, per call (half ones widened
+   * there); the other paths read them: half ones are widened for this call */
+  if (!wino && weight->storage != SIGE_STORAGE_F32 && !(j.w = sige_cpu_weight_f32(ctx, weight, error)))
+    return FALSE;
   gboolean ok = TRUE;
   if (wino) {
     algo = wino == 4 ? SIGE_CONV_WINO4 : SIGE_CONV_WINO2;

@@ -30,6 +30,21 @@ static inline float *sige_cpu_plane(const sige_tensor *t, int n, int c) {
 G_GNUC_INTERNAL void sige_cpu_affine_act(const float *x, float *y, size_t n, float s, float b,
                                          sige_act act);
 
+/* Half weights (storage F16, sige_weights_keep_half) as float32.
+ * sige_cpu_weight_f32: w's data when it is F32, else its values widened
+ * into the context's weight scratch, valid until the next call (one weight
+ * at a time: what conv2d and linear need); NULL + GError on OOM.
+ * sige_cpu_param_f32: t when F32, else an owned widened copy stored in *tmp
+ * (for ops that read several small weights at once: attention); NULL +
+ * GError on OOM.  sige_cpu_widen: n values, parallel over the context's
+ * threads. */
+#define SIGE_CPU_WEIGHT_SLOT 4
+G_GNUC_INTERNAL const float *sige_cpu_weight_f32(sige_ctx *ctx, const sige_tensor *w,
+                                                 GError **error);
+G_GNUC_INTERNAL const sige_tensor *sige_cpu_param_f32(const sige_tensor *t, sige_tensor **tmp,
+                                                      GError **error);
+G_GNUC_INTERNAL void sige_cpu_widen(sige_ctx *ctx, const uint16_t *src, float *dst, size_t n);
+
 /* The entries of sige_cpu_iface, sige_cpu_<slot> for each slot
  * (backend_impl.h gives their types and contracts). */
 SIGE_BACKEND_DECLARE(sige_cpu, sige_cpu)

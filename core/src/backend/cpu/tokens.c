@@ -35,12 +35,33 @@ void sige_cpu_layer_norm(sige_ctx *ctx, const sige_tensor *x, const sige_tensor 
 void sige_cpu_token_embedding(sige_ctx *ctx, const sige_tensor *table, const int32_t *ids, int n,
                               int tokens, const sige_tensor *pos, sige_tensor *out) {
   const int64_t c = table->shape[1], rows = (int64_t)n * tokens;
+  const gboolean t16 = table->storage == SIGE_STORAGE_F16;
+  const gboolean p16 = pos && pos->storage == SIGE_STORAGE_F16;
 #pragma omp parallel for num_threads(sige_ctx_threads(ctx)) schedule(static)
   for (int64_t r = 0; r < rows; r++) {
-    const float *e = table->data + (int64_t)ids[r] * c;
-    const float *p = pos ? pos->data + (r % tokens) * c : NULL;
     float *y = out->data + r * c;
-    for (int64_t i = 0; i < c; i++) y[i] = p ? e[i] + p[i] : e[i];
+    /* half tables: only the rows read are widened (out serves as the
+     * row's buffer, the position row is added in pieces) */
+    const float *e = y;
+    if (t16)
+      sige_f16_to_f32_n(table->data16 + (int64_t)ids[r] * c, y, (size_t)c);
+    else
+      e = table->data + (int64_t)ids[r] * c;
+    if (!pos) {
+      if (e != y) memcpy(y, e, (size_t)c * sizeof(float));
+      continue;
+    }
+    if (!p16) {
+      const float *p = pos->data + (r % tokens) * c;
+      for (int64_t i = 0; i < c; i++) y[i] = e[i] + p[i];
+      continue;
+    }
+    float pb[256];
+    for (int64_t i0 = 0; i0 < c; i0 += 256) {
+      const int64_t m = MIN(256, c - i0);
+      sige_f16_to_f32_n(pos->data16 + (r % tokens) * c + i0, pb, (size_t)m);
+      for (int64_t i = 0; i < m; i++) y[i0 + i] = e[i0 + i] + pb[i];
+    }
   }
 }
 

@@ -88,11 +88,13 @@ static size_t band_ld(int cin) { return (size_t)cin + 16; }
  * F(4x4): G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6;
  *              1/24 -1/12 1/6; 0 0 1],
  * F(2x2): G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. */
-static void transform_band(int m, const float *weight, int cin, int co0, int rows, float *u) {
+static void transform_band(int m, const sige_tensor *weight, int cin, int co0, int rows,
+                           float *u) {
   const int a = m + 2;
   const size_t ld = band_ld(cin), row_floats = (size_t)a * a * ld;
+  const gboolean half = weight->storage == SIGE_STORAGE_F16; /* half weights, widened here */
   for (int r = 0; r < rows; r++) {
-    const float *wrow = weight + (size_t)(co0 + r) * (size_t)cin * 9;
+    const size_t row_at = (size_t)(co0 + r) * (size_t)cin * 9;
     for (int ci0 = 0; ci0 < cin; ci0 += WT_LANES) {
       const int nl = MIN(WT_LANES, cin - ci0);
       float g[9][WT_LANES] __attribute__((aligned(32)));
@@ -100,7 +102,10 @@ static void transform_band(int m, const float *weight, int cin, int co0, int row
       float o[6][6][WT_LANES] __attribute__((aligned(32)));
       if (nl < WT_LANES) memset(g, 0, sizeof g);
       for (int l = 0; l < nl; l++)
-        for (int q = 0; q < 9; q++) g[q][l] = wrow[(size_t)(ci0 + l) * 9 + q];
+        for (int q = 0; q < 9; q++) {
+          const size_t at = row_at + (size_t)(ci0 + l) * 9 + q;
+          g[q][l] = half ? sige_f16_to_f32(weight->data16[at]) : weight->data[at];
+        }
       /* t = G g (columns of g: taps j, 3 + j, 6 + j), then o = t G^T */
       for (int j = 0; j < 3; j++) {
         if (m == 4)
@@ -229,7 +234,7 @@ static void transformed_gemms(int m, const sige_tensor *weight, int cin, int cou
   for (int b = 0; b < nbands; b++) {
     const int co0 = b * band, rows = MIN(band, cout - co0);
     float *u = ub + (size_t)omp_get_thread_num() * band_floats;
-    transform_band(m, weight->data, cin, co0, rows, u);
+    transform_band(m, weight, cin, co0, rows, u);
     for (int k = 0; k < a2; k++)
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, np, cin, 1.0f,
                   u + (size_t)k * ld, (int)((size_t)a2 * ld), v + (size_t)k * cin * np, np, 0.0f,

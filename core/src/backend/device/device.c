@@ -153,12 +153,17 @@ void sige_dev_free(sige_dev_backend *be, void *p) {
 
 const float *sige_dev_param(sige_dev_backend *be, const sige_tensor *t) {
   if (!t) return NULL;
-  if (t->backend == &be->base) return t->data;
-  if (t->backend || t->storage != SIGE_STORAGE_F32) {
+  if (t->backend == &be->base && t->storage == SIGE_STORAGE_F32) return t->data;
+  if (t->backend) {
     sige_dev_fail(be, "a parameter tensor is on another device or not float32");
     return NULL;
   }
-  const size_t bytes = sige_tensor_bytes(t);
+  /* Half weights kept half on the host (sige_weights_keep_half) are
+   * widened on upload: the device keeps float32, so its kernels and GEMMs
+   * are those of float32 weights.  The mirror is keyed by the host data
+   * and sized in float32 bytes. */
+  const gboolean half = t->storage == SIGE_STORAGE_F16;
+  const size_t bytes = t->numel * sizeof(float);
   mirror *m = g_hash_table_lookup(be->mirrors, t->data);
   if (m && m->bytes == bytes) return m->dev;
   if (m) { /* same address, other size: the old parameter is gone */
@@ -172,7 +177,18 @@ const float *sige_dev_param(sige_dev_backend *be, const sige_tensor *t) {
     g_error_free(err);
     return NULL;
   }
-  if (!be->prims->upload(be, dev, t->data, bytes)) {
+  float *wide = NULL;
+  if (half && !(wide = g_try_malloc(bytes))) {
+    sige_dev_free(be, dev);
+    sige_dev_fail(be, "out of host memory widening a %zu MiB half-precision parameter",
+                  bytes >> 20);
+    return NULL;
+  }
+  if (half) sige_f16_to_f32_n(t->data16, wide, t->numel);
+  /* the upload may reuse its source as soon as it returns */
+  const gboolean up = be->prims->upload(be, dev, half ? wide : t->data, bytes);
+  g_free(wide);
+  if (!up) {
     sige_dev_free(be, dev);
     return NULL;
   }

@@ -105,8 +105,9 @@ void sige_dev_free(sige_dev_backend *be, void *p);
 /* The device copy of a parameter tensor (weights, biases, norm affines):
  * its own data when it already lives on be; a host tensor is uploaded once
  * and mirrored, keyed by its data pointer (so parameters must not change or
- * be freed while the backend lives).  NULL for NULL; NULL + latched failure
- * when it cannot be uploaded. */
+ * be freed while the backend lives); a host F16 tensor (half weights kept
+ * half) is widened on upload, so device kernels read float32 always.  NULL
+ * for NULL; NULL + latched failure when it cannot be uploaded. */
 const float *sige_dev_param(sige_dev_backend *be, const sige_tensor *t);
 
 /* Small host arrays (block corners, index maps, per-channel scale / shift)
