@@ -238,8 +238,8 @@ static void add_regenerate(GimpPlugIn *plug_in) {
       0.0, 100.0, 7.5, G_PARAM_READWRITE);
   gimp_procedure_add_choice_argument(
       p, "sd-sampler", _("Samp_ler"),
-      _("Stable Diffusion sampler. DDIM is the published one; a sampler this version does not "
-        "have for Stable Diffusion is refused with a message. Changing it takes a new snapshot."),
+      _("Stable Diffusion sampler: DDIM (the published one) or DPM-Solver++ (2M: the same steps "
+        "and cost, a higher-order update). Changing it takes a new snapshot."),
       gimp_choice_new_with_values("ddim", SIGE_SAMPLER_CHOICE_DDIM, _("DDIM"), NULL,
                                   "dpmsolver++", SIGE_SAMPLER_CHOICE_DPM_SOLVER_PP,
                                   _("DPM-Solver++"), NULL, NULL),

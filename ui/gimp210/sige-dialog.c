@@ -230,9 +230,9 @@ gboolean sige_dialog_run(gint32 image, gint32 drawable, SigeSettings *s) {
   gimp_table_attach_aligned(GTK_TABLE(tab), 0, 3, _("Samp_ler:"), 0.0, 0.5, sd_sampler, 1,
                             FALSE);
   gimp_help_set_help_data(sd_sampler,
-                          _("Stable Diffusion sampler. DDIM is the published one; a sampler "
-                            "this version does not have for Stable Diffusion is refused with a "
-                            "message. Changing it takes a new snapshot."),
+                          _("Stable Diffusion sampler: DDIM (the published one) or "
+                            "DPM-Solver++ (2M: the same steps and cost, a higher-order "
+                            "update). Changing it takes a new snapshot."),
                           NULL);
 
   /* Engine */
