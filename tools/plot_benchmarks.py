@@ -83,9 +83,9 @@ def sige_peer_plot(peers, png):
     a2.grid(True, axis="y", alpha=0.3)
     a2.legend(fontsize=8)
     r0 = peers[0]
+    loads = [r[k] for r in peers for k in ("load_start", "load_end")]
     fig.suptitle(f'ours vs published SIGE (PyTorch), same weights and masks, {r0.get("cpu", "?")}, '
-                 f'{r0["threads"]} threads, load {min(r["load_start"] for r in peers):.1f}-'
-                 f'{max(r["load_end"] for r in peers):.1f}')
+                 f'{r0["threads"]} threads, load {min(loads):.1f}-{max(loads):.1f}')
     fig.tight_layout()
     fig.savefig(png, dpi=100)
 

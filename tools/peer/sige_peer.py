@@ -261,7 +261,7 @@ def theirs(args):
         if args.check:
             y_dense = y_dense.numpy().copy()
             rec["theirs_dense_macs"] = count_macs(lambda: call(dense, x0))
-        del dense
+        dense = None  # frees their dense model before the SIGE one is built
         net = load_strict(sige_ctor(), state)
         del state
         net.set_mode("full")  # their snapshot: caches every scattered output
@@ -275,6 +275,11 @@ def theirs(args):
             rec["theirs_sparse_macs"] = count_macs(lambda: call(net, x1))
             rec["theirs_dilated_ratio"] = float(dil.float().mean())
             rec.update(compare("dense", y_dense, io["output"]))
+            y_published = y_sparse.numpy().copy()
+            if attn_cache_fix(net):  # DDPM: see attn_cache_fix; the timed passes ran as published
+                rec.update({f"published_{k}": v for k, v in
+                            compare("sparse", y_published, io["output_sparse"]).items()})
+                y_sparse = call(net, x1)
             rec.update(compare("sparse", y_sparse.numpy(), io["output_sparse"]))
             # where the sparse pass recomputed (our sparse output moved away from
             # our dense output of the original): the max above may lie outside
@@ -285,6 +290,25 @@ def theirs(args):
                 np.max(np.abs(y_sparse.numpy() - io["output_sparse"])[changed], initial=0.0))
             rec.update(mask_check(args.model, diff.numpy(), os.path.join(args.dir, "mask.png")))
     print(json.dumps(rec))
+
+
+def attn_cache_fix(net):
+    """Their SIGEFusedAttnBlock keeps its GroupNorm scale/shift of the full
+    pass as a tensor (`self.scales, self.shifts = scale, shift`) but reads
+    `self.scales[cache_id]` in sparse mode: element 0, so in the sparse pass
+    every channel of the attention blocks below the sparse resolution (16 x 16
+    and 8 x 8 in DDPM) gets channel 0's scale and shift.  Their residual
+    blocks key the same caches by cache id.  This keys the attention caches
+    the same way (no change to the work done) so that the outputs can be
+    compared; the sparse output as published is reported beside it.
+    Returns whether anything was changed."""
+    import torch
+    changed = False
+    for m in net.modules():
+        if type(m).__name__ == "SIGEFusedAttnBlock" and torch.is_tensor(m.scales):
+            m.scales, m.shifts = {m.cache_id: m.scales}, {m.cache_id: m.shifts}
+            changed = True
+    return changed
 
 
 def compare(what, theirs_y, ours_y):
@@ -365,6 +389,9 @@ def case(args, checkout):
         "load_start": load_start, "load_end": os.getloadavg()[0],
         "cpu": prep.get("cpu"), "checkout": checkout,
     }
+    for k in ("published_sparse_max_abs_diff", "published_sparse_agree"):
+        if k in checks:
+            out[k] = checks[k]
     for k in ("dense_max_abs_diff", "dense_output_range", "dense_agree", "sparse_max_abs_diff",
               "sparse_output_range", "sparse_agree", "sparse_changed_pixels", "sparse_max_abs_diff_changed",
               "stroke_pixels", "difference_pixels", "mask_agree"):
@@ -393,9 +420,12 @@ def check_names(args, checkout):
         problems += numeric_check(args.model, theirs_dense, ours)
     for p in problems:
         print(f"sige_peer: {args.model}: {p}", file=sys.stderr)
+    if problems:
+        print(f"{args.model}: mapping check FAILED")
+        return 1
     print(f"{args.model}: {len(ours)} of our tensors -> {len(pairs)} of theirs, loaded strictly "
-          f"into their dense and SIGE models" + ("" if problems else "; small dense forward agrees"))
-    return 1 if problems else 0
+          f"into their dense and SIGE models; small dense forward agrees")
+    return 0
 
 
 def numeric_check(model, theirs_dense, ours):
