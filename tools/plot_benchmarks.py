@@ -2,7 +2,7 @@
 """Plot and tabulate the JSON lines of tools/run_benchmarks.sh.
 
     /usr/bin/python3 tools/plot_benchmarks.py docs/benchmarks/results.jsonl \
-        [--png docs/benchmarks/speedup.png]
+        [--png docs/benchmarks/speedup.png] [--peer-png docs/benchmarks/sige-peer.png]
 
 Writes speedup and MAC ratio vs edit ratio (one line per model) and prints
 the markdown tables that docs/BENCHMARKS.md quotes.  Only what is in the
@@ -36,10 +36,66 @@ def table(header, rows):
     return "\n".join(lines)
 
 
+def sige_peer_table(peers):
+    """Ours vs the published SIGE implementation (tools/peer/sige_peer.py)."""
+    return table(
+        ["model", "edit (stroke / dilated)", "ours dense ms", "ours sparse ms", "theirs dense ms",
+         "theirs sparse ms", "sparse theirs / ours", "dense theirs / ours", "GMACs dense ours / theirs",
+         "GMACs sparse ours / theirs", "peak RSS MB ours / theirs", "max diff dense / sparse (of range)",
+         "agree"],
+        [[r["model"], f'{100 * r["edit_ratio_stroke"]:.2f}% / {100 * r["edit_ratio_dilated"]:.2f}%',
+          f'{r["ours_dense_ms"]:.0f}', f'{r["ours_sparse_ms"]:.0f}', f'{r["theirs_dense_ms"]:.0f}',
+          f'{r["theirs_sparse_ms"]:.0f}', f'{r["theirs_sparse_ms"] / r["ours_sparse_ms"]:.2f}x',
+          f'{r["theirs_dense_ms"] / r["ours_dense_ms"]:.2f}x',
+          f'{r["ours_dense_gmacs"]:.2f} / {r["theirs_dense_gmacs"]:.2f}',
+          f'{r["ours_sparse_gmacs"]:.2f} / {r["theirs_sparse_gmacs"]:.2f}',
+          f'{r["ours_peak_rss_mb"]:.0f} / {r["theirs_peak_rss_mb"]:.0f}',
+          f'{r["dense_max_abs_diff"] / r["dense_output_range"]:.1e} / '
+          f'{r["sparse_max_abs_diff"] / r["sparse_output_range"]:.1e}',
+          "yes" if r["agree"] else "NO"] for r in peers])
+
+
+def sige_peer_plot(peers, png):
+    """Grouped bars per case: time (log) and peak RSS, ours and theirs."""
+    labels = [f'{r["model"]}\n{100 * r["edit_ratio_requested"]:g}%' for r in peers]
+    series = [("ours dense", "ours_dense_ms", "#9ecae1"), ("ours sparse", "ours_sparse_ms", "#3182bd"),
+              ("theirs dense", "theirs_dense_ms", "#fdae6b"), ("theirs sparse", "theirs_sparse_ms", "#e6550d")]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [2, 1]})
+    width = 0.8 / len(series)
+    for i, (name, key, colour) in enumerate(series):
+        xs = [j + (i - 1.5) * width for j in range(len(peers))]
+        a1.bar(xs, [r[key] for r in peers], width, label=name, color=colour)
+    a1.set_yscale("log")
+    a1.set_ylabel("ms per pass (median)")
+    a1.set_xticks(range(len(peers)))
+    a1.set_xticklabels(labels)
+    a1.grid(True, axis="y", which="both", alpha=0.3)
+    a1.legend(fontsize=8)
+    models = sorted({r["model"] for r in peers})
+    rss = {m: [r for r in peers if r["model"] == m] for m in models}
+    for i, (name, key, colour) in enumerate((("ours", "ours_peak_rss_mb", "#3182bd"),
+                                             ("theirs", "theirs_peak_rss_mb", "#e6550d"))):
+        xs = [j + (i - 0.5) * 0.35 for j in range(len(models))]
+        a2.bar(xs, [max(r[key] for r in rss[m]) for m in models], 0.35, label=name, color=colour)
+    a2.set_xticks(range(len(models)))
+    a2.set_xticklabels(models)
+    a2.set_ylabel("peak RSS MB (largest edit)")
+    a2.grid(True, axis="y", alpha=0.3)
+    a2.legend(fontsize=8)
+    r0 = peers[0]
+    loads = [r[k] for r in peers for k in ("load_start", "load_end")]
+    fig.suptitle(f'ours vs published SIGE (PyTorch), same weights and masks, {r0.get("cpu", "?")}, '
+                 f'{r0["threads"]} threads, load {min(loads):.1f}-{max(loads):.1f}')
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("results")
     ap.add_argument("--png", default=None, help="where to write the plot (default: none)")
+    ap.add_argument("--peer-png", default=None,
+                    help="where to write the plot of tools/peer/sige_peer.py's records (default: none)")
     args = ap.parse_args()
     recs = defaultdict(list)
     with open(args.results) as f:
@@ -78,6 +134,13 @@ def main():
                       f'{r["torch_ms"]:.0f}', f'{r["ratio"]:.2f}', f'{r["max_abs_diff"]:.2e}',
                       f'{r["output_range"]:.3g}', "yes" if r["agree"] else "NO"]
                      for r in recs["peer"]]))
+
+    peers = sorted(recs["sige_peer"], key=lambda r: (r["model"], r["edit_ratio_requested"]))
+    if peers:
+        print(sige_peer_table(peers))
+        print()
+    if args.peer_png and peers:
+        sige_peer_plot(peers, args.peer_png)
 
     if args.png and sparse:
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))

@@ -425,14 +425,17 @@ static gboolean time_dense(const sige_model *m, const bench_opts *o, const sige_
 }
 
 /* One more dense forward of x, written with its input and timestep: the
- * reference output another implementation compares against (untimed). */
+ * reference output another implementation compares against (untimed).
+ * With a sparse run, also the edited input and the session's sparse output
+ * for it, so that a peer's sparse pass on the same pair can be checked. */
 static gboolean save_io(const sige_model *m, const bench_opts *o, const sige_tensor *x, float t,
-                        GError **error) {
+                        const sige_tensor *edited, sige_tensor *sparse_out, GError **error) {
+  g_autoptr(sige_weights) io = sige_weights_new();
+  if (sparse_out) sige_weights_insert(io, "output_sparse", sparse_out); /* io owns it from here */
   g_autoptr(sige_ctx) ctx = sige_ctx_new(o->threads);
-  sige_tensor *out = NULL, *in = NULL, *ts = NULL;
+  sige_tensor *out = NULL, *in = NULL, *ts = NULL, *ed = NULL;
   int64_t one[1] = {1};
   if (!sige_model_forward_dense(m, ctx, x, t, &out, error)) return FALSE;
-  g_autoptr(sige_weights) io = sige_weights_new();
   sige_weights_insert(io, "output", out);
   if (!(in = sige_tensor_dup(x, error)) || !(ts = sige_tensor_new(1, one, error))) {
     sige_tensor_free(in);
@@ -441,12 +444,18 @@ static gboolean save_io(const sige_model *m, const bench_opts *o, const sige_ten
   sige_weights_insert(io, "input", in);
   ts->data[0] = t;
   sige_weights_insert(io, "timestep", ts);
+  if (sparse_out) {
+    if (!(ed = sige_tensor_dup(edited, error))) return FALSE;
+    sige_weights_insert(io, "edited", ed);
+  }
   return sige_weights_save_safetensors(io, o->save_io, SIGE_DTYPE_F32, NULL, error);
 }
 
+/* sparse_out (optional): the output of one more, untimed, original -> edited
+ * pass after the timed ones. */
 static gboolean time_sparse(const sige_model *m, const bench_opts *o, const sige_tensor *orig,
                             const sige_tensor *edited, float t, bench_result *r,
-                            GError **error) {
+                            sige_tensor **sparse_out, GError **error) {
   sige_session_options so;
   sige_session_options_init(&so);
   so.n_threads = o->threads;
@@ -492,7 +501,8 @@ static gboolean time_sparse(const sige_model *m, const bench_opts *o, const sige
               r->dense_macs, snapshot_dense_macs);
   r->sparse_ms = sige_bench_median(ms, o->runs);
   r->have_sparse = TRUE;
-  return TRUE;
+  return !sparse_out ||
+         sige_session_regenerate(s, edited, NULL, NULL, NULL, sparse_out, NULL, error);
 }
 
 /* A whole SDEdit edit (DPM-Solver++, the demo's noise level 750): dense =
@@ -764,10 +774,17 @@ static gboolean run_bench(bench_opts *o, GError **error) {
   const float t = sige_model_get_kind(m) == SIGE_MODEL_DDPM_UNET ? 500.0f : 0.0f;
   if (!o->sparse_only && !time_dense(m, o, orig, t, &r, error)) return FALSE;
   r.rss_dense_mb = bench_peak_rss_mb();
-  if (o->save_io && !save_io(m, o, orig, t, error)) return FALSE;
-  if (!o->dense_only && !time_sparse(m, o, orig, edited, t, &r, error)) return FALSE;
-  if (o->sdedit_steps > 0 && !time_sdedit(m, o, orig, edited, &r, error)) return FALSE;
+  sige_tensor *sparse_out = NULL; /* --save-io: owned by save_io's file once written */
+  if (!o->dense_only &&
+      !time_sparse(m, o, orig, edited, t, &r, o->save_io ? &sparse_out : NULL, error))
+    return FALSE;
+  if (o->sdedit_steps > 0 && !time_sdedit(m, o, orig, edited, &r, error)) {
+    sige_tensor_free(sparse_out);
+    return FALSE;
+  }
   r.rss_peak_mb = bench_peak_rss_mb();
+  /* after the peak is read: the extra dense pass is not part of the figures */
+  if (o->save_io && !save_io(m, o, orig, t, edited, sparse_out, error)) return FALSE;
   report(o, &r);
   if (r.full_groups) g_array_free(r.full_groups, TRUE);
   if (r.sparse_groups) g_array_free(r.sparse_groups, TRUE);
@@ -807,7 +824,8 @@ int sige_cmd_bench(int argc, char **argv) {
       {"save-weights", 0, 0, G_OPTION_ARG_FILENAME, &o.save_weights,
        "write the random weights as safetensors (F32)", "FILE"},
       {"save-io", 0, 0, G_OPTION_ARG_FILENAME, &o.save_io,
-       "write input, timestep and one dense output as safetensors", "FILE"},
+       "write input, timestep and one dense output as safetensors (with a sparse run also "
+       "the edited input and its sparse output)", "FILE"},
       {"json", 0, 0, G_OPTION_ARG_NONE, &o.json, "print one JSON object", NULL},
       {"dense-only", 0, 0, G_OPTION_ARG_NONE, &o.dense_only, "time the dense forward only", NULL},
       {"sparse-only", 0, 0, G_OPTION_ARG_NONE, &o.sparse_only,
