@@ -37,7 +37,7 @@ struct sige_ctx {
   uint64_t macs;
   uint64_t saved; /* multiplications the convolutions did not execute */
   unsigned algos;
-  size_t prepared_bytes;
+  size_t prepared_bytes, winograd_keep_bytes;
   uint64_t widened_values, widen_ns;
   sige_conv_policy conv_policy;
 };
@@ -98,9 +98,22 @@ static sige_conv_policy default_conv_policy(void) {
   return SIGE_CONV_POLICY_AUTO;
 }
 
+/* SIGE_WINOGRAD_KEEP_MB: the starting limit of kept Winograd weights. */
+static size_t default_winograd_keep_bytes(void) {
+  const char *env = g_getenv("SIGE_WINOGRAD_KEEP_MB");
+  if (env && *env) {
+    char *end = NULL;
+    const guint64 mb = g_ascii_strtoull(env, &end, 10);
+    if (end && !*end && mb <= ((guint64)1 << 30)) return (size_t)mb << 20;
+    g_warning("SIGE_WINOGRAD_KEEP_MB=%s is not a number of MiB; using 1024", env);
+  }
+  return (size_t)1024 << 20;
+}
+
 sige_ctx *sige_ctx_new(int n_threads) {
   sige_ctx *ctx = g_new0(sige_ctx, 1);
   ctx->conv_policy = default_conv_policy();
+  ctx->winograd_keep_bytes = default_winograd_keep_bytes();
   ctx->n_threads = n_threads > 0 ? n_threads : default_threads();
   guint64 limit;
   const int cap = thread_cap(&limit);
@@ -286,6 +299,11 @@ void sige_ctx_add_widen(sige_ctx *ctx, uint64_t values, uint64_t ns) {
 #pragma omp atomic
   ctx->widen_ns += ns;
 }
+
+void sige_ctx_set_winograd_keep_bytes(sige_ctx *ctx, size_t bytes) {
+  ctx->winograd_keep_bytes = bytes;
+}
+size_t sige_ctx_winograd_keep_bytes(const sige_ctx *ctx) { return ctx->winograd_keep_bytes; }
 
 void sige_ctx_add_prepared_bytes(sige_ctx *ctx, size_t bytes) {
 #pragma omp atomic

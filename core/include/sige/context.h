@@ -101,6 +101,15 @@ sige_conv_policy sige_ctx_conv_policy(const sige_ctx *ctx);
 size_t sige_ctx_prepared_bytes(const sige_ctx *ctx);
 void sige_ctx_add_prepared_bytes(sige_ctx *ctx, size_t bytes);
 
+/* Winograd-transformed weights (4x the bytes of a 3x3 layer's weights for
+ * F(4x4)) are kept on the weight tensors while this context's prepared
+ * bytes stay within this limit, and made per call beyond it: less memory,
+ * more time (docs/PERFORMANCE.md, "Kept or per-call Winograd weights").
+ * A new context starts with the environment's SIGE_WINOGRAD_KEEP_MB
+ * (MiB, 0 = never keep), else 1024 MiB: all of GauGAN's and DDPM's. */
+void sige_ctx_set_winograd_keep_bytes(sige_ctx *ctx, size_t bytes);
+size_t sige_ctx_winograd_keep_bytes(const sige_ctx *ctx);
+
 /* Half weights (sige_weights_keep_half) widened per use by this context's
  * ops: values and nanoseconds spent, since it was made; never reset.  What
  * keeping weights half costs in time (docs/PERFORMANCE.md). */

@@ -285,7 +285,12 @@ static void test_conv2d_winograd_chunks(void **state) {
  * a time, and not kept (they were 4x the 3x3 weights: 670 MiB for GauGAN):
  * nothing may be left on the weight tensor or counted as prepared, and new
  * contents of the same tensor must be used at once. */
-static void test_conv2d_winograd_weights_not_kept(void **state) {
+/* Within the context's limit the transformed weights are made once, kept
+ * on the tensor and counted; weights refilled after a call are noticed (the
+ * fingerprint) and transformed again.  With a limit of 0 nothing stays on
+ * the tensor and nothing is counted.  Either way the result is the im2col
+ * one within the F(4x4) tolerance of these 8-channel sums (1e-4). */
+static void test_conv2d_winograd_weights_kept_within_limit(void **state) {
   sige_ctx *ctx = *state;
   uint64_t rng = 77;
   sige_tensor *x = ot_new4(1, 8, 9, 9, NCHW);
@@ -294,18 +299,29 @@ static void test_conv2d_winograd_weights_not_kept(void **state) {
   sige_tensor *ref = ot_new4(1, 16, 9, 9, NCHW);
   const sige_conv2d_params p = sige_conv2d_params_simple(1, 1);
   ot_fill(x, &rng, -1, 1);
-  sige_ctx_set_conv_policy(ctx, SIGE_CONV_POLICY_WINO4);
-  const size_t before = sige_ctx_prepared_bytes(ctx);
-  for (int round = 0; round < 3; round++) {
-    ot_fill(w, &rng, -0.5f, 0.5f);
-    assert_true(sige_conv2d(ctx, x, w, NULL, &p, out, NULL));
-    sige_ctx_set_conv_policy(ctx, SIGE_CONV_POLICY_IM2COL);
-    assert_true(sige_conv2d(ctx, x, w, NULL, &p, ref, NULL));
+  const size_t limit = sige_ctx_winograd_keep_bytes(ctx);
+  for (int keep = 0; keep < 2; keep++) {
+    sige_ctx_set_winograd_keep_bytes(ctx, keep ? (size_t)64 << 20 : 0);
     sige_ctx_set_conv_policy(ctx, SIGE_CONV_POLICY_WINO4);
-    for (size_t i = 0; i < out->numel; i++) assert_true(fabsf(out->data[i] - ref->data[i]) < 1e-4f);
+    const size_t before = sige_ctx_prepared_bytes(ctx);
+    for (int round = 0; round < 3; round++) {
+      ot_fill(w, &rng, -0.5f, 0.5f);
+      assert_true(sige_conv2d(ctx, x, w, NULL, &p, out, NULL));
+      if (keep) assert_non_null(w->derived);
+      sige_ctx_set_conv_policy(ctx, SIGE_CONV_POLICY_IM2COL);
+      assert_true(sige_conv2d(ctx, x, w, NULL, &p, ref, NULL));
+      sige_ctx_set_conv_policy(ctx, SIGE_CONV_POLICY_WINO4);
+      for (size_t i = 0; i < out->numel; i++)
+        assert_true(fabsf(out->data[i] - ref->data[i]) < 1e-4f);
+    }
+    if (keep) {
+      assert_true(sige_ctx_prepared_bytes(ctx) > before); /* 3 refills: made 3 times */
+    } else {
+      assert_null(w->derived);
+      assert_int_equal(sige_ctx_prepared_bytes(ctx) - before, 0);
+    }
   }
-  assert_null(w->derived);
-  assert_int_equal(sige_ctx_prepared_bytes(ctx) - before, 0);
+  sige_ctx_set_winograd_keep_bytes(ctx, limit);
   sige_ctx_set_conv_policy(ctx, SIGE_CONV_POLICY_AUTO);
   sige_tensor_free(ref);
   sige_tensor_free(out);
@@ -365,7 +381,7 @@ int main(void) {
       cmocka_unit_test(test_conv2d_winograd4),
       cmocka_unit_test(test_conv2d_winograd2),
       cmocka_unit_test(test_conv2d_winograd_chunks),
-      cmocka_unit_test(test_conv2d_winograd_weights_not_kept),
+      cmocka_unit_test(test_conv2d_winograd_weights_kept_within_limit),
       cmocka_unit_test(test_conv2d_winograd_bands),
       cmocka_unit_test(test_conv2d_rule),
   };

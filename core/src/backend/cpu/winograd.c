@@ -14,8 +14,9 @@
  * tiles when b - 2 is a multiple of m, and partial tiles otherwise (their
  * patch reads zeros past the block and only the valid outputs are kept).
  *
- * The transformed weights are made per call, a band of output channels at
- * a time (see transform_band), and not kept. */
+ * The transformed weights are kept on the weight tensor while the
+ * context's limit allows (sige_ctx_set_winograd_keep_bytes), else made per
+ * call, a band of output channels at a time (see transform_band). */
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
@@ -26,11 +27,13 @@
 #include "sige/error.h"
 #include "winograd.h"
 
-/* The weights are transformed per call, one band of output channels at a
- * time, into a per-thread buffer that the band's alpha^2 GEMMs then read
- * from the caches.  Keeping the whole transformed layer instead (alpha^2 x
- * Cout x Cin floats: 4x the 3x3 weights, 670 MiB for GauGAN at ngf 64)
- * was what kept a GauGAN session far above 1 GB.  A band costs about
+/* Beyond the context's limit of kept weights, the weights are transformed
+ * per call, one band of output channels at a time, into a per-thread buffer
+ * that the band's alpha^2 GEMMs then read from the caches.  Keeping the
+ * whole transformed layer (alpha^2 x Cout x Cin floats: 4x the 3x3
+ * weights, 670 MiB for GauGAN at ngf 64) is what kept a GauGAN session far
+ * above 1 GB; making them per call made a DDPM sparse step 1.7x slower
+ * (few tiles per call to spread the transform over), hence the limit.  A band costs about
  * 11 ns of CPU per channel pair here (measured alone, a loaded machine),
  * about 45 ms per GauGAN pass on one thread; and the GEMMs read it from the
  * caches instead of 144 bytes per channel pair from memory.  The float32
@@ -210,31 +213,115 @@ static inline void out_tf2(const float *s, size_t ss, float o[4][4]) {
   }
 }
 
-/* The per-thread buffers of transform_band's bands. */
-static float *band_scratch(sige_ctx *ctx, int m, int cin, int cout, int threads, GError **error) {
+/* A layer's transformed weights kept on its weight tensor: every band as
+ * transform_band writes it, one after the other. */
+typedef struct {
+  struct sige_tensor_derived base;
+  int m;
+  float *u;
+} wino_kept;
+
+static void wino_kept_free(struct sige_tensor_derived *d) {
+  wino_kept *w = (wino_kept *)d;
+  sige_aligned_free(w->u);
+  g_free(w);
+}
+
+/* A fingerprint of the contents: 61 samples spread over the tensor and its
+ * size, enough to notice weights overwritten after a conv used them (tests
+ * refill tensors) without reading them all on every call. */
+static guint64 fingerprint(const sige_tensor *t) {
+  guint64 h = 1469598103934665603ull ^ t->numel ^ ((guint64)t->storage << 40);
+  const size_t n = t->numel;
+  for (size_t i = 0; i < 61 && n > 0; i++) {
+    const size_t at = i * (n - 1) / 60;
+    guint32 bits = 0;
+    if (t->storage == SIGE_STORAGE_F16) /* half weights: 2 bytes a value */
+      bits = t->data16[at];
+    else
+      memcpy(&bits, t->data + at, sizeof bits);
+    h = (h ^ bits) * 1099511628211ull;
+  }
+  return h;
+}
+
+/* Where a layer's transformed weights come from for one call: kept on the
+ * tensor (made once while the context's limit allows), or made per call a
+ * band at a time into per-thread buffers. */
+typedef struct {
+  const float *kept; /* all bands, or NULL */
+  float *ub;         /* per-thread band buffers when not kept */
+} wino_u;
+
+static const float *kept_weights(sige_ctx *ctx, const sige_tensor *weight, int m) {
+  sige_tensor *wt = (sige_tensor *)weight; /* derived data is a cache, not the contents */
+  const guint64 fp = fingerprint(weight);
+  wino_kept *have = (wino_kept *)g_atomic_pointer_get(&wt->derived);
+  if (have && have->base.destroy == wino_kept_free && have->m == m &&
+      have->base.fingerprint == fp)
+    return have->u;
+  const int cout = SIGE_N(weight), cin = SIGE_C(weight), a2 = (m + 2) * (m + 2);
+  const int band = band_rows(cout), nbands = (cout + band - 1) / band;
+  const size_t band_floats = (size_t)a2 * (size_t)band * band_ld(cin);
+  const size_t bytes = (size_t)nbands * band_floats * sizeof(float);
+  if (sige_ctx_prepared_bytes(ctx) + bytes > sige_ctx_winograd_keep_bytes(ctx)) return NULL;
+  float *u = sige_aligned_alloc(bytes);
+  if (!u) return NULL; /* per call instead: less memory */
+#pragma omp parallel for num_threads(sige_ctx_threads(ctx)) schedule(dynamic, 1)
+  for (int b = 0; b < nbands; b++)
+    transform_band(m, weight, cin, b * band, MIN(band, cout - b * band),
+                   u + (size_t)b * band_floats);
+  wino_kept *w = g_new0(wino_kept, 1);
+  w->base.destroy = wino_kept_free;
+  w->base.bytes = bytes;
+  w->base.fingerprint = fp;
+  w->m = m;
+  w->u = u;
+  /* replace what was there (another m, or stale contents); a context runs
+   * its ops one at a time, and a model's weights serve one context */
+  if (g_atomic_pointer_compare_and_exchange(&wt->derived, (struct sige_tensor_derived *)have,
+                                            (struct sige_tensor_derived *)w)) {
+    if (have) have->base.destroy(&have->base);
+    sige_ctx_add_prepared_bytes(ctx, bytes);
+    return u;
+  }
+  wino_kept_free(&w->base);
+  return NULL;
+}
+
+static gboolean wino_u_prepare(sige_ctx *ctx, int m, const sige_tensor *weight, int threads,
+                               wino_u *wu, GError **error) {
+  wu->ub = NULL;
+  if ((wu->kept = kept_weights(ctx, weight, m))) return TRUE;
   const size_t a2 = (size_t)(m + 2) * (size_t)(m + 2);
-  return sige_ctx_scratch(ctx, 2, a2 * (size_t)band_rows(cout) * band_ld(cin) * (size_t)threads,
-                          error);
+  wu->ub = sige_ctx_scratch(
+      ctx, 2, a2 * (size_t)band_rows(SIGE_N(weight)) * band_ld(SIGE_C(weight)) * (size_t)threads,
+      error);
+  return wu->ub != NULL;
 }
 
 /* mm[k] = U[k] v[k] for the alpha^2 planes k of a chunk of np tiles (v:
- * [alpha^2][Cin][np], mm: [alpha^2][Cout][np]), U the weights transformed
- * here, a band of output channels at a time into ub (band_scratch): the one
- * place that makes and reads the transformed weights, for the dense and the
- * fused sparse path alike.  A band's alpha^2 products are independent of
- * the other bands': one band per task (its weights transformed by the
- * thread that runs its single-threaded GEMMs), handed out dynamically so
- * that a thread slowed by another process only takes fewer of them. */
+ * [alpha^2][Cin][np], mm: [alpha^2][Cout][np]), U the kept transformed
+ * weights or those made here, a band of output channels at a time: the one
+ * place that reads the transformed weights, for the dense and the fused
+ * sparse path alike.  A band's alpha^2 products are independent of the
+ * other bands': one band per task (made by the thread that runs its
+ * single-threaded GEMMs), handed out dynamically so that a thread slowed by
+ * another process only takes fewer of them. */
 static void transformed_gemms(int m, const sige_tensor *weight, int cin, int cout, int np,
-                              const float *v, float *mm, float *ub, int threads) {
+                              const float *v, float *mm, const wino_u *wu, int threads) {
   const int a2 = (m + 2) * (m + 2);
   const int band = band_rows(cout), nbands = (cout + band - 1) / band;
   const size_t ld = band_ld(cin), band_floats = (size_t)a2 * (size_t)band * ld;
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
   for (int b = 0; b < nbands; b++) {
     const int co0 = b * band, rows = MIN(band, cout - co0);
-    float *u = ub + (size_t)omp_get_thread_num() * band_floats;
-    transform_band(m, weight, cin, co0, rows, u);
+    const float *u = wu->kept ? wu->kept + (size_t)b * band_floats : NULL;
+    if (!u) {
+      float *mine = wu->ub + (size_t)omp_get_thread_num() * band_floats;
+      transform_band(m, weight, cin, co0, rows, mine);
+      u = mine;
+    }
     for (int k = 0; k < a2; k++)
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, np, cin, 1.0f,
                   u + (size_t)k * ld, (int)((size_t)a2 * ld), v + (size_t)k * cin * np, np, 0.0f,
@@ -350,12 +437,12 @@ gboolean sige_cpu_conv_winograd(sige_ctx *ctx, const sige_tensor *x, const sige_
   float *mm = sige_ctx_scratch(ctx, 1, (size_t)a2 * j.cout * chunk, error);
   if (!mm) return FALSE;
   const size_t pairs = (size_t)j.cout * (size_t)j.cin;
-  float *ub = band_scratch(ctx, m, j.cin, j.cout, j.threads, error);
-  if (!ub) return FALSE;
+  wino_u wu;
+  if (!wino_u_prepare(ctx, m, weight, j.threads, &wu, error)) return FALSE;
   for (int p0 = 0; p0 < (int)total; p0 += chunk) {
     const int np = MIN(chunk, (int)total - p0);
     input_transform(&j, p0, np, v);
-    transformed_gemms(m, weight, j.cin, j.cout, np, v, mm, ub, j.threads);
+    transformed_gemms(m, weight, j.cin, j.cout, np, v, mm, &wu, j.threads);
     output_transform(&j, p0, np, mm);
   }
   *mults = (uint64_t)a2 * pairs * total;
@@ -525,12 +612,12 @@ gboolean sige_cpu_sparse_conv_winograd(sige_ctx *ctx, const sige_sparse_conv_io 
   if (!v) return FALSE;
   float *mm = sige_ctx_scratch(ctx, 1, (size_t)a2 * f.cout * chunk, error);
   if (!mm) return FALSE;
-  float *ub = band_scratch(ctx, 4, f.cin, f.cout, f.threads, error);
-  if (!ub) return FALSE;
+  wino_u wu;
+  if (!wino_u_prepare(ctx, 4, io->weight, f.threads, &wu, error)) return FALSE;
   for (int p0 = 0; p0 < (int)total; p0 += chunk) {
     const int np = MIN(chunk, (int)total - p0);
     fused_input(&f, p0, np, v);
-    transformed_gemms(4, io->weight, f.cin, f.cout, np, v, mm, ub, f.threads);
+    transformed_gemms(4, io->weight, f.cin, f.cout, np, v, mm, &wu, f.threads);
     fused_output(&f, p0, np, mm);
   }
   *mults = (uint64_t)a2 * (uint64_t)f.cout * (uint64_t)f.cin * total;
