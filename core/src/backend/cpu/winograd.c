@@ -32,8 +32,9 @@
  * that the band's alpha^2 GEMMs then read from the caches.  Keeping the
  * whole transformed layer (alpha^2 x Cout x Cin floats: 4x the 3x3
  * weights, 670 MiB for GauGAN at ngf 64) is what kept a GauGAN session far
- * above 1 GB; making them per call made a DDPM sparse step 1.7x slower
- * (few tiles per call to spread the transform over), hence the limit.  A band costs about
+ * above 1 GB; making them per call made a DDPM step's dense pass 1.5x and
+ * its sparse pass 1.08x slower (2392 / 585 ms against 1594 / 540 kept,
+ * quiet machine), hence the limit.  A band costs about
  * 11 ns of CPU per channel pair here (measured alone, a loaded machine),
  * about 45 ms per GauGAN pass on one thread; and the GEMMs read it from the
  * caches instead of 144 bytes per channel pair from memory.  The float32
@@ -213,8 +214,9 @@ static inline void out_tf2(const float *s, size_t ss, float o[4][4]) {
   }
 }
 
-/* A layer's transformed weights kept on its weight tensor: every band as
- * transform_band writes it, one after the other. */
+/* A layer's transformed weights kept on its weight tensor, [alpha^2][Cout]
+ * rows of band_ld(Cin) floats: product k's [Cout x Cin] matrix is
+ * contiguous, which its GEMMs read faster than a band's interleaved rows. */
 typedef struct {
   struct sige_tensor_derived base;
   int m;
@@ -262,15 +264,26 @@ static const float *kept_weights(sige_ctx *ctx, const sige_tensor *weight, int m
     return have->u;
   const int cout = SIGE_N(weight), cin = SIGE_C(weight), a2 = (m + 2) * (m + 2);
   const int band = band_rows(cout), nbands = (cout + band - 1) / band;
-  const size_t band_floats = (size_t)a2 * (size_t)band * band_ld(cin);
-  const size_t bytes = (size_t)nbands * band_floats * sizeof(float);
+  const size_t ld = band_ld(cin), band_floats = (size_t)a2 * (size_t)band * ld;
+  const size_t bytes = (size_t)a2 * (size_t)cout * ld * sizeof(float);
   if (sige_ctx_prepared_bytes(ctx) + bytes > sige_ctx_winograd_keep_bytes(ctx)) return NULL;
   float *u = sige_aligned_alloc(bytes);
-  if (!u) return NULL; /* per call instead: less memory */
+  float *tmp = u ? g_try_malloc(band_floats * sizeof(float) * (size_t)sige_ctx_threads(ctx)) : NULL;
+  if (!tmp) { /* per call instead: less memory */
+    sige_aligned_free(u);
+    return NULL;
+  }
 #pragma omp parallel for num_threads(sige_ctx_threads(ctx)) schedule(dynamic, 1)
-  for (int b = 0; b < nbands; b++)
-    transform_band(m, weight, cin, b * band, MIN(band, cout - b * band),
-                   u + (size_t)b * band_floats);
+  for (int b = 0; b < nbands; b++) {
+    const int co0 = b * band, rows = MIN(band, cout - co0);
+    float *t = tmp + (size_t)omp_get_thread_num() * band_floats;
+    transform_band(m, weight, cin, co0, rows, t);
+    for (int r = 0; r < rows; r++)
+      for (int k = 0; k < a2; k++)
+        memcpy(u + ((size_t)k * cout + co0 + r) * ld, t + ((size_t)r * a2 + k) * ld,
+               (size_t)cin * sizeof(float));
+  }
+  g_free(tmp);
   wino_kept *w = g_new0(wino_kept, 1);
   w->base.destroy = wino_kept_free;
   w->base.bytes = bytes;
@@ -313,15 +326,21 @@ static void transformed_gemms(int m, const sige_tensor *weight, int cin, int cou
   const int a2 = (m + 2) * (m + 2);
   const int band = band_rows(cout), nbands = (cout + band - 1) / band;
   const size_t ld = band_ld(cin), band_floats = (size_t)a2 * (size_t)band * ld;
+  if (wu->kept) {
+    /* kept: one GEMM per product over all of Cout, so that each v[k] is
+     * packed once, not once per band */
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+    for (int k = 0; k < a2; k++)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cout, np, cin, 1.0f,
+                  wu->kept + (size_t)k * cout * ld, (int)ld, v + (size_t)k * cin * np, np, 0.0f,
+                  mm + (size_t)k * cout * np, np);
+    return;
+  }
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
   for (int b = 0; b < nbands; b++) {
     const int co0 = b * band, rows = MIN(band, cout - co0);
-    const float *u = wu->kept ? wu->kept + (size_t)b * band_floats : NULL;
-    if (!u) {
-      float *mine = wu->ub + (size_t)omp_get_thread_num() * band_floats;
-      transform_band(m, weight, cin, co0, rows, mine);
-      u = mine;
-    }
+    float *u = wu->ub + (size_t)omp_get_thread_num() * band_floats;
+    transform_band(m, weight, cin, co0, rows, u);
     for (int k = 0; k < a2; k++)
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, np, cin, 1.0f,
                   u + (size_t)k * ld, (int)((size_t)a2 * ld), v + (size_t)k * cin * np, np, 0.0f,
