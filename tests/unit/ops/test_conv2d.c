@@ -329,7 +329,7 @@ static void test_conv2d_winograd_weights_kept_within_limit(void **state) {
   sige_tensor_free(x);
 }
 
-/* Output channels in several bands (at most 64 rows each) with a partial
+/* Output channels in several bands (at most 128 rows each) with a partial
  * last one, and input channels that do not fill the transform's 8 lanes:
  * every band's rows and every lane must land in their own place. */
 static void test_conv2d_winograd_bands(void **state) {
@@ -338,12 +338,19 @@ static void test_conv2d_winograd_bands(void **state) {
       {"wino bands 131->133 blocks", 20, 131, 6, 6, 133, 3, 3, P(1, 1, 0, 0, 0, 0, 1), TRUE,
        CNHW},
   };
-  for (int pol = 0; pol < 2; pol++) {
-    sige_ctx_set_conv_policy(*state, pol ? SIGE_CONV_POLICY_WINO2 : SIGE_CONV_POLICY_WINO4);
-    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++)
-      run_case_as(*state, &cases[i], 40 + i, pol ? WINO2_TOL : WINO4_TOL,
-                  pol ? SIGE_CONV_WINO2 : SIGE_CONV_WINO4);
+  /* both where the transformed weights come from: kept (one GEMM per
+   * product over all of Cout) and made per call (a band at a time) */
+  const size_t limit = sige_ctx_winograd_keep_bytes(*state);
+  for (int keep = 0; keep < 2; keep++) {
+    sige_ctx_set_winograd_keep_bytes(*state, keep ? limit : 0);
+    for (int pol = 0; pol < 2; pol++) {
+      sige_ctx_set_conv_policy(*state, pol ? SIGE_CONV_POLICY_WINO2 : SIGE_CONV_POLICY_WINO4);
+      for (size_t i = 0; i < G_N_ELEMENTS(cases); i++)
+        run_case_as(*state, &cases[i], 40 + i, pol ? WINO2_TOL : WINO4_TOL,
+                    pol ? SIGE_CONV_WINO2 : SIGE_CONV_WINO4);
+    }
   }
+  sige_ctx_set_winograd_keep_bytes(*state, limit);
   sige_ctx_set_conv_policy(*state, SIGE_CONV_POLICY_AUTO);
 }
 
