@@ -5,7 +5,9 @@
 # field) is what the run uses and what is remembered, and the run is an SD
 # img2img snapshot.  Then a diffusers folder (made by make_sd_tiny
 # --diffusers) chosen with the dialog's "Diffusers folder..." button is the
-# model of the next run and is remembered as sd:FOLDER.  Screenshots of the
+# model of the next run and is remembered as sd:FOLDER.  Last, live mode
+# with that model: a change of the picture gets a sparse SD update.
+# Screenshots of the
 # dialog go to $SIGE_SCREENSHOT_DIR (sd-dialog*.png) when that is set.
 #   run-gimp-sd-dialog-test.sh SOURCE_DIR BUILD_DIR SF_CLIENT_EXE
 # Driven through the Script-Fu server (sf_client) and xdotool, as
@@ -131,5 +133,57 @@ check "the folder's model ran: a new Stable Diffusion img2img snapshot" \
   sh -c "[ $(passes) -eq $((passes_before + 1)) ] && grep '^sparse-regenerate: .* pass ' '$work/gimp.log' | tail -n 1 | grep -q '^sparse-regenerate: full pass .*\[sd-img2img\]\$'"
 check "the run with the folder reported no error" \
   sh -c "! grep -qi 'error' '$work/dialog2.out'"
+
+# Live mode with the Stable Diffusion model of the last run (the folder):
+# started from the command search (as from the menu; the procedure runs
+# until stopped, the Script-Fu server answers meanwhile), a rectangle
+# filled into the picture (one Script-Fu request: the selection is gone
+# again before live mode's next read) is followed by a sparse SD img2img
+# update; Escape in its window stops it.
+logged() { grep -q "$1" "$work/gimp.log"; }
+wait_for() {
+  wf_deadline=$(($(date +%s) + $1)); shift
+  until "$@"; do
+    [ "$(date +%s)" -lt $wf_deadline ] || return 1
+    sleep 0.1
+  done
+}
+live_started=no
+if win=$(image_window "$img"); then
+  press "$win" slash
+  sw=$(find_named '^Search Actions$')
+  if [ -n "$sw" ]; then
+    timeout 10 xdotool windowfocus --sync "$sw" > /dev/null 2>&1
+    xdotool type --delay 20 "Sparse Regenerate Live"
+    sleep 1
+    xdotool key Return
+    wait_for 120 logged 'sparse-regenerate: live: watching layer' && live_started=yes
+  fi
+fi
+if [ "$live_started" = yes ]; then
+  ok "live mode starts with a Stable Diffusion model"
+  n_sd=$(grep -c '^sparse-regenerate: sparse pass .*\[sd-img2img\]$' "$work/gimp.log")
+  # the start's own update (nothing to do) is the first
+  n_up=$(grep -c 'sparse-regenerate: live update ' "$work/gimp.log")
+  sf 30 "(let ((l (car (gimp-image-get-active-layer $img))))
+           (gimp-image-select-rectangle $img CHANNEL-OP-REPLACE 24 24 16 16)
+           (gimp-context-set-foreground '(250 20 20))
+           (gimp-edit-fill l FILL-FOREGROUND)
+           (gimp-selection-none $img))" > /dev/null
+  if wait_for 120 logged "sparse-regenerate: live update $((n_up + 1)) done"; then
+    ok "a change of the picture is followed by a live update"
+  else
+    not_ok "a change of the picture is followed by a live update within 120 s"
+  fi
+  check "the live update is a sparse Stable Diffusion img2img pass" \
+    eq "$(grep -c '^sparse-regenerate: sparse pass .*\[sd-img2img\]$' "$work/gimp.log")" $((n_sd + 1))
+  [ -n "${SIGE_SCREENSHOT_DIR:-}" ] && import -window root "$SIGE_SCREENSHOT_DIR/sd-live.png" 2>/dev/null
+  lw=$(find_named '^Sparse Regenerate Live$')
+  press "$lw" Escape
+  if wait_for 20 logged 'sparse-regenerate: live: stopped'; then ok "Escape stops live mode"; else not_ok "Escape stops live mode"; fi
+  check "no live update failed" sh -c "! grep -q 'sparse-regenerate: live: error' '$work/gimp.log'"
+else
+  not_ok "live mode starts with a Stable Diffusion model (within 120 s)"
+fi
 gimp_quit
 gui_finish "sd dialog test: $(elapsed "$t_start") s in all"
