@@ -41,6 +41,16 @@ static void sd_models_unref(SdModels *sm) {
   g_free(sm);
 }
 
+/* The weights the parts hold (the text encoder's too): what the session
+ * budget counts once for all the sessions of these models. */
+static size_t sd_models_bytes(const SdModels *sm) {
+  const sige_model *parts[] = {sm->m.unet, sm->m.encoder, sm->m.decoder, sm->m.text};
+  size_t n = 0;
+  for (guint i = 0; i < G_N_ELEMENTS(parts); i++)
+    if (parts[i]) n += sige_model_weight_bytes(parts[i]);
+  return n;
+}
+
 static SdModels *sd_models_get(const char *path, int width, int height, GError **error) {
   if (!loaded_models) loaded_models = g_ptr_array_new();
   for (guint i = 0; i < loaded_models->len; i++) {
@@ -493,6 +503,7 @@ void sige_regen_sd_finish(sige_regen_result *r, sige_rect written) {
   const sige_regen_sd_state *st = ((sige_regen_payload *)e->payload)->sd;
   const size_t cache = sige_sd_pipeline_cache_bytes(st->pipe) + 3 * (size_t)r->width * r->height * 3;
   sige_session_table_set_bytes(t, e, cache);
+  sige_session_table_set_shared(t, e, st->models, sd_models_bytes(st->models));
   const guint evicted = sige_session_table_evict(t, e->id);
   const double total_ms = (g_get_monotonic_time() - r->t_start) / 1000.0;
   /* the line of sige_regen_finish, with the task as the mode */

@@ -389,6 +389,10 @@ void sige_regen_finish(sige_regen_result *r, sige_rect written) {
   const size_t cache = sige_session_cache_bytes(pl->session) +
                        (pl->base_src ? 3 * (size_t)r->width * r->height * r->bpp : 0);
   sige_session_table_set_bytes(t, e, cache);
+  /* the model's weights count against the budget too, once for all the
+   * sessions that share it */
+  sige_session_table_set_shared(t, e, pl->model,
+                                sige_model_weight_bytes(sige_model_ref_model(pl->model)));
   guint evicted = sige_session_table_evict(t, id);
   const double total_ms = (g_get_monotonic_time() - r->t_start) / 1000.0;
   /* One line per run on stderr: what the tests and benchmarks read. */

@@ -76,6 +76,13 @@ void sige_session_table_set_bytes(sige_session_table *t, sige_session_entry *e, 
   e->bytes = bytes;
 }
 
+void sige_session_table_set_shared(sige_session_table *t, sige_session_entry *e,
+                                   gconstpointer key, size_t bytes) {
+  (void)t;
+  e->shared = key;
+  e->shared_bytes = key ? bytes : 0;
+}
+
 gboolean sige_session_table_remove(sige_session_table *t, guint32 id) {
   return g_hash_table_remove(t->by_id, GUINT_TO_POINTER(id));
 }
@@ -105,10 +112,15 @@ guint sige_session_table_prune(sige_session_table *t,
 
 size_t sige_session_table_bytes(const sige_session_table *t) {
   size_t total = 0;
+  g_autoptr(GHashTable) seen = g_hash_table_new(g_direct_hash, g_direct_equal);
   GHashTableIter it;
   gpointer v;
   g_hash_table_iter_init(&it, t->by_id);
-  while (g_hash_table_iter_next(&it, NULL, &v)) total += ((sige_session_entry *)v)->bytes;
+  while (g_hash_table_iter_next(&it, NULL, &v)) {
+    const sige_session_entry *e = v;
+    total += e->bytes;
+    if (e->shared && g_hash_table_add(seen, (gpointer)e->shared)) total += e->shared_bytes;
+  }
   return total;
 }
 

@@ -3,7 +3,10 @@
  *
  * The table knows nothing about GIMP or libsige sessions: an entry holds an
  * opaque payload, its size in bytes and a destroy function, so that a GIMP 3
- * front-end (or a unit test) can reuse it as is.  Ids are never reused, so a
+ * front-end (or a unit test) can reuse it as is.  What several sessions
+ * share (a model's weights) is counted once: an entry names it by a key
+ * and its size, and the total adds each key's size once, so that evicting
+ * the last session of a model counts the model's memory as freed.  Ids are never reused, so a
  * stale id kept in a layer parasite can never find somebody else's session. */
 #pragma once
 #include <glib.h>
@@ -22,6 +25,8 @@ typedef struct {
   gpointer payload;     /* owned, freed with payload_free */
   size_t bytes;         /* what the payload holds; counts against the budget */
   int output_layer_id;  /* the front-end's output layer, or -1 */
+  gconstpointer shared; /* what the payload shares with other entries (a model), or NULL */
+  size_t shared_bytes;  /* its size, counted once however many entries share it */
   /* private */
   guint64 last_used;
   GDestroyNotify payload_free;
@@ -46,6 +51,10 @@ sige_session_entry *sige_session_table_lookup(sige_session_table *t, guint32 id)
 sige_session_entry *sige_session_table_find(sige_session_table *t, int image_id, int layer_id);
 
 void sige_session_table_set_bytes(sige_session_table *t, sige_session_entry *e, size_t bytes);
+/* The entry shares `key` (a loaded model, say), of `bytes` bytes, with the
+ * entries that name the same key; NULL: nothing shared. */
+void sige_session_table_set_shared(sige_session_table *t, sige_session_entry *e,
+                                   gconstpointer key, size_t bytes);
 gboolean sige_session_table_remove(sige_session_table *t, guint32 id);
 /* Removes every session of an image (the image was closed).  Returns how many. */
 guint sige_session_table_drop_image(sige_session_table *t, int image_id);
@@ -58,6 +67,7 @@ guint sige_session_table_prune(sige_session_table *t,
  * within the budget.  Returns how many were evicted. */
 guint sige_session_table_evict(sige_session_table *t, guint32 protect_id);
 
+/* The entries' own bytes plus each shared key's bytes once. */
 size_t sige_session_table_bytes(const sige_session_table *t);
 guint sige_session_table_size(const sige_session_table *t);
 

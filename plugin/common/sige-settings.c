@@ -41,6 +41,17 @@ gchar *sige_resolve_model(const SigeSettings *s, sige_input_kind layer) {
   return sige_default_model_path(layer);
 }
 
+gboolean sige_settings_sd_sampler_from_name(const gchar *name, gint *choice) {
+  if (!name) return FALSE;
+  if (!g_ascii_strcasecmp(name, "ddim"))
+    *choice = SIGE_SAMPLER_CHOICE_DDIM;
+  else if (!g_ascii_strcasecmp(name, "dpmsolver++") || !g_ascii_strcasecmp(name, "dpm-solver++"))
+    *choice = SIGE_SAMPLER_CHOICE_DPM_SOLVER_PP;
+  else
+    return FALSE;
+  return TRUE;
+}
+
 gboolean sige_settings_set_sd(SigeSettings *s, const gchar *model, gint steps, gdouble strength,
                               gint seed, const gchar *prompt, const gchar *negative,
                               gdouble guidance, const gchar *sampler, GError **error) {
@@ -62,15 +73,8 @@ gboolean sige_settings_set_sd(SigeSettings *s, const gchar *model, gint steps, g
   else if (!(guidance >= 0 && guidance <= 100))
     bad = "guidance", expected = _("0 to 100");
   gint choice = s->sd_sampler;
-  if (!bad && sampler && *sampler) {
-    if (!g_ascii_strcasecmp(sampler, "ddim"))
-      choice = SIGE_SAMPLER_CHOICE_DDIM;
-    else if (!g_ascii_strcasecmp(sampler, "dpmsolver++") ||
-             !g_ascii_strcasecmp(sampler, "dpm-solver++"))
-      choice = SIGE_SAMPLER_CHOICE_DPM_SOLVER_PP;
-    else
-      bad = "sampler", expected = _("\"ddim\" or \"dpmsolver++\"");
-  }
+  if (!bad && sampler && *sampler && !sige_settings_sd_sampler_from_name(sampler, &choice))
+    bad = "sampler", expected = _("\"ddim\" or \"dpmsolver++\"");
   if (bad) {
     g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                 _("plug-in-sparse-regenerate-sd: the argument %s takes %s."), bad, expected);

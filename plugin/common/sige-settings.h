@@ -55,6 +55,11 @@ gchar *sige_resolve_model(const SigeSettings *s, sige_input_kind layer);
  * the session's), prompt, negative prompt (NULL = ""), guidance (0..100),
  * sampler ("ddim", "dpmsolver++" or "dpm-solver++"; "" or NULL keeps the
  * last).  FALSE with *error naming the argument and what it takes. */
+/* The SigeSamplerChoice a script's sampler name means ("ddim", "dpmsolver++"
+ * or "dpm-solver++", any case); FALSE for any other name. */
+gboolean sige_settings_sd_sampler_from_name(const gchar *name, gint *choice);
+/* What sige_settings_sd_sampler_from_name accepts, for messages. */
+#define SIGE_SD_SAMPLER_NAMES "\"ddim\" or \"dpmsolver++\""
 gboolean sige_settings_set_sd(SigeSettings *s, const gchar *model, gint steps, gdouble strength,
                               gint seed, const gchar *prompt, const gchar *negative,
                               gdouble guidance, const gchar *sampler, GError **error);

@@ -65,6 +65,9 @@ static GimpValueArray *run_regenerate(GimpProcedure *procedure, GimpRunMode mode
   GimpDrawable *drawable = single_drawable(drawables, &error);
   if (!drawable) return fail(procedure, mode, GIMP_PDB_CALLING_ERROR, error);
 
+  if (!sige_gimp3_config_take_sd_sampler(config, &error))
+    return fail(procedure, mode, GIMP_PDB_CALLING_ERROR, error);
+
   GimpLayer *instance = NULL;
   /* the dialog shows (and resets) the session of the layer the run uses */
   GimpDrawable *source = sige_gimp3_source_layer(image, drawable, NULL);
@@ -236,18 +239,28 @@ static void add_regenerate(GimpPlugIn *plug_in) {
         "guidance; 7.5 is usual, 1 ignores the negative prompt and halves the work). Changing it "
         "takes a new snapshot."),
       0.0, 100.0, 7.5, G_PARAM_READWRITE);
-  gimp_procedure_add_choice_argument(
-      p, "sd-sampler", _("Samp_ler"),
+  /* A string, not a choice: a choice argument's unknown value is replaced
+   * by its default in the caller (Script-Fu logs a GLib CRITICAL and goes
+   * on), so the run could never refuse it.  The dialog shows the aux
+   * choice sd-sampler-choice, which a valid name given here updates. */
+  gimp_procedure_add_string_argument(
+      p, "sd-sampler", _("Sampler"),
+      _("Stable Diffusion sampler: \"ddim\" (the published one) or \"dpmsolver++\" (2M: the "
+        "same steps and cost, a higher-order update); \"\" = the last used (DDIM at first). "
+        "Changing it takes a new snapshot."),
+      "", G_PARAM_READWRITE);
+  gimp_procedure_add_layer_return_value(p, "layer", "Layer", "The output layer", FALSE,
+                                        G_PARAM_READWRITE);
+
+  /* Dialog-only settings: remembered by the config, defaults in scripts. */
+  gimp_procedure_add_choice_aux_argument(
+      p, "sd-sampler-choice", _("Samp_ler"),
       _("Stable Diffusion sampler: DDIM (the published one) or DPM-Solver++ (2M: the same steps "
         "and cost, a higher-order update). Changing it takes a new snapshot."),
       gimp_choice_new_with_values("ddim", SIGE_SAMPLER_CHOICE_DDIM, _("DDIM"), NULL,
                                   "dpmsolver++", SIGE_SAMPLER_CHOICE_DPM_SOLVER_PP,
                                   _("DPM-Solver++"), NULL, NULL),
       "ddim", G_PARAM_READWRITE);
-  gimp_procedure_add_layer_return_value(p, "layer", "Layer", "The output layer", FALSE,
-                                        G_PARAM_READWRITE);
-
-  /* Dialog-only settings: remembered by the config, defaults in scripts. */
   gimp_procedure_add_choice_aux_argument(
       p, "sampler", _("Sa_mpler"),
       _("DDPM sampler. DPM-Solver++ (the interactive demo's) keeps a faint noise trace "

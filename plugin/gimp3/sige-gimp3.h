@@ -21,6 +21,10 @@ void sige_gimp3_add_procedures(GimpPlugIn *plug_in);
 void sige_gimp3_settings_from_config(GimpProcedureConfig *config, SigeSettings *s);
 /* Puts the model first in the config's recent models. */
 void sige_gimp3_config_add_recent(GimpProcedureConfig *config, const gchar *model);
+/* A script's sd-sampler name ("" = keep the last): checked (an unknown name
+ * is an error naming the argument and the names it takes) and moved into
+ * the dialog's sd-sampler-choice, which the run reads. */
+gboolean sige_gimp3_config_take_sd_sampler(GimpProcedureConfig *config, GError **error);
 
 /* Runs the model on the layer and returns the output layer, or NULL with
  * *error set. */

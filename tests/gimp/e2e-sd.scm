@@ -70,10 +70,14 @@
 (when (> out4 0) (save img out4 "sd-inpaint2.png"))
 (gimp-selection-none img)
 
-; a sampler name the procedure does not know: a calling error
+; a sampler name the procedure does not know: a calling error; the layers
+; stay as they were
+(save img out1 "sd-pre-bad-sampler.png")
 (say "sd-bad-sampler-result"
      (number->string (catch -1 (car (plug-in-sparse-regenerate-sd RUN-NONINTERACTIVE img src
                                                                   sd-model 4 0.5 3 "x" "" 7.5 "euler")))))
+(say "sd-bad-sampler-layer-count" (n-layers img))
+(save img out1 "sd-post-bad-sampler.png")
 ; DPM-Solver++: a run (a new snapshot: the sampler changed)
 (say "sd-dpm-result"
      (number->string (catch -1 (car (plug-in-sparse-regenerate-sd RUN-NONINTERACTIVE img src

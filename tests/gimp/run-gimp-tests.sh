@@ -267,10 +267,16 @@ if [ "$sd" = yes ]; then
   # GIMP 2.10: the seven-argument procedure; GIMP 3: the same arguments again
   check "sd the seven-argument procedure goes on with the remembered prompt (nothing to do)" \
     eq "$(result sd-old-proc-layer)" "$(result sd-first-layer)"
+  # GIMP 2.10's argument is "sampler", GIMP 3's "sd-sampler"
   if [ "$gimp" = 2.10 ]; then
-    check "sd unknown sampler: a calling error naming the argument" sh -c \
-      "[ '$(result sd-bad-sampler-result)' = -1 ] && grep -q 'the argument sampler takes' '$work/gimp.log'"
+    bad_sampler='the argument sampler takes "ddim" or "dpmsolver++"'
+  else
+    bad_sampler='the argument sd-sampler takes "ddim" or "dpmsolver++" (or "" for the last used), not "euler"'
   fi
+  check "sd unknown sampler: a calling error naming the argument and the names it takes" sh -c \
+    "[ '$(result sd-bad-sampler-result)' = -1 ] && grep -qF '$bad_sampler' '$work/gimp.log'"
+  check "sd unknown sampler: no new layer, the output layer untouched" sh -c \
+    "[ '$(result sd-bad-sampler-layer-count)' = 2 ] && '$compare' '$work/sd-pre-bad-sampler.png' '$work/sd-post-bad-sampler.png' --max-diff 0"
   check "sd DPM-Solver++: runs and gives an output layer" sh -c \
     "[ '$(result sd-dpm-result)' -gt 0 ]"
   check "sd odd layer size: an error naming the layer and the sizes, no new layer" sh -c \

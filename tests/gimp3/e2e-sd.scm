@@ -64,6 +64,17 @@
 (when (> out4 0) (save img out4 "sd-inpaint2.png"))
 (gimp-selection-none img)
 
+; a sampler name the procedure does not know: a calling error naming the
+; argument and the names it takes; the layers stay as they were
+(save img out1 "sd-pre-bad-sampler.png")
+(say "sd-bad-sampler-result"
+     (number->string (catch -1 (car (plug-in-sparse-regenerate
+                                     #:run-mode RUN-NONINTERACTIVE #:image img
+                                     #:drawables (vector src) #:model sd-model #:steps 4
+                                     #:strength 0.5 #:seed 3 #:prompt "x"
+                                     #:sd-sampler "euler")))))
+(say "sd-bad-sampler-layer-count" (n-layers img))
+(save img out1 "sd-post-bad-sampler.png")
 ; DPM-Solver++: a run (a new snapshot: the sampler changed)
 (say "sd-dpm-result"
      (number->string (catch -1 (car (plug-in-sparse-regenerate

@@ -13,6 +13,9 @@ typedef struct {
   SigeSettings *s;
   gint32 image, drawable;
   GtkWidget *chooser, *recent, *kind, *use_instance, *instance;
+  /* "sd:FOLDER" while a diffusers folder is the model (the file chooser
+   * then shows none), else NULL */
+  gchar *folder;
   GtkWidget *generation; /* the DDPM settings: insensitive for a GauGAN model */
   GtkWidget *steps, *strength, *seed;
   GtkWidget *sampler_row[2];    /* the DDPM sampler's label and combo: hidden for SD */
@@ -52,13 +55,26 @@ static void set_mode(Dialog *d, sige_input_kind mode) {
   gtk_widget_set_sensitive(d->instance, mode != SIGE_INPUT_IMAGE);
 }
 
+/* The model the dialog shows: the folder, else the chosen file (NULL: none). */
+static gchar *chosen_model(Dialog *d) {
+  if (d->folder) return g_strdup(d->folder);
+  return gtk_file_chooser_get_filename(GTK_FILE_CHOOSER(d->chooser));
+}
+
 static void update_kind(Dialog *d) {
-  g_autofree gchar *path = gtk_file_chooser_get_filename(GTK_FILE_CHOOSER(d->chooser));
+  g_autofree gchar *path = chosen_model(d);
   g_autofree gchar *resolved = path ? g_strdup(path) : sige_default_model_path(d->layer);
   g_autofree gchar *text = NULL;
   sige_input_kind mode = SIGE_INPUT_UNSUPPORTED;
   if (sige_regen_describe_model(resolved, &text, &mode)) set_mode(d, mode);
-  gtk_label_set_text(GTK_LABEL(d->kind), text);
+  if (d->folder) {
+    /* the file chooser shows none: say which folder it is */
+    g_autofree gchar *shown = g_filename_display_name(d->folder + 3);
+    g_autofree gchar *both = g_strdup_printf(_("Folder %s: %s"), shown, text);
+    gtk_label_set_text(GTK_LABEL(d->kind), both);
+  } else {
+    gtk_label_set_text(GTK_LABEL(d->kind), text);
+  }
   if (d->sd) {
     const gboolean sd = sige_regen_model_is_sd(resolved);
     gtk_widget_set_visible(d->sd, sd);
@@ -67,16 +83,63 @@ static void update_kind(Dialog *d) {
   update_generation(d, resolved);
 }
 
+/* A model given as "sd:PATH" names a diffusers folder when PATH is one;
+ * the file chooser cannot show a folder as its choice. */
+static gboolean is_sd_folder(const gchar *model) {
+  return model && g_str_has_prefix(model, "sd:") && g_file_test(model + 3, G_FILE_TEST_IS_DIR);
+}
+
+/* Shows `model` (a file, "sd:FILE" or "sd:FOLDER") as the choice. */
+static void show_model(Dialog *d, const gchar *model) {
+  g_clear_pointer(&d->folder, g_free);
+  if (is_sd_folder(model)) {
+    d->folder = g_strdup(model);
+    gtk_file_chooser_unselect_all(GTK_FILE_CHOOSER(d->chooser));
+  } else if (model) {
+    const gchar *file = g_str_has_prefix(model, "sd:") ? model + 3 : model;
+    gtk_file_chooser_set_filename(GTK_FILE_CHOOSER(d->chooser), file);
+  }
+}
+
 static void on_model_set(GtkFileChooserButton *b, Dialog *d) {
   (void)b;
+  g_clear_pointer(&d->folder, g_free);
   update_kind(d);
 }
 
 static void on_recent(GtkComboBox *c, Dialog *d) {
   const gint i = gtk_combo_box_get_active(c);
   if (i < 0 || i >= SIGE_N_RECENT || !d->s->recent[i][0]) return;
-  gtk_file_chooser_set_filename(GTK_FILE_CHOOSER(d->chooser), d->s->recent[i]);
+  show_model(d, d->s->recent[i]);
   update_kind(d);
+}
+
+/* A diffusers Stable Diffusion model is a folder (model_index.json, unet/,
+ * vae/, text_encoder/...), which a file chooser in open mode cannot pick;
+ * it becomes the model as "sd:FOLDER", as scripts name it. */
+static void on_choose_folder(GtkButton *b, Dialog *d) {
+  GtkWidget *top = gtk_widget_get_toplevel(GTK_WIDGET(b));
+  GtkWidget *fc = gtk_file_chooser_dialog_new(
+      _("Choose a Stable Diffusion folder (diffusers)"), GTK_WINDOW(top),
+      GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER, _("_Cancel"), GTK_RESPONSE_CANCEL, _("_Select"),
+      GTK_RESPONSE_ACCEPT, NULL);
+  gtk_dialog_set_default_response(GTK_DIALOG(fc), GTK_RESPONSE_ACCEPT);
+  /* where the models are: the chosen folder, else the chosen file's */
+  g_autofree gchar *file = gtk_file_chooser_get_filename(GTK_FILE_CHOOSER(d->chooser));
+  g_autofree gchar *near = file ? g_path_get_dirname(file) : NULL;
+  if (d->folder)
+    gtk_file_chooser_set_filename(GTK_FILE_CHOOSER(fc), d->folder + 3);
+  else if (near)
+    gtk_file_chooser_set_current_folder(GTK_FILE_CHOOSER(fc), near);
+  if (gtk_dialog_run(GTK_DIALOG(fc)) == GTK_RESPONSE_ACCEPT) {
+    g_autofree gchar *dir = gtk_file_chooser_get_filename(GTK_FILE_CHOOSER(fc));
+    if (dir) {
+      g_autofree gchar *model = g_strconcat("sd:", dir, NULL);
+      show_model(d, model);
+      update_kind(d);
+    }
+  }
+  gtk_widget_destroy(fc);
 }
 
 static void on_reset(GtkButton *b, Dialog *d) {
@@ -131,9 +194,20 @@ gboolean sige_dialog_run(gint32 image, gint32 drawable, SigeSettings *s) {
   gtk_file_filter_add_pattern(f, "*.ckpt");
   gtk_file_chooser_add_filter(GTK_FILE_CHOOSER(d.chooser), f);
   g_autofree gchar *current = sige_resolve_model(s, d.layer);
-  if (current) gtk_file_chooser_set_filename(GTK_FILE_CHOOSER(d.chooser), current);
+  show_model(&d, current);
   g_signal_connect(d.chooser, "file-set", G_CALLBACK(on_model_set), &d);
-  gimp_table_attach_aligned(GTK_TABLE(tab), 0, 0, _("_File:"), 0.0, 0.5, d.chooser, 1, FALSE);
+  GtkWidget *file_row = gtk_hbox_new(FALSE, 6);
+  gtk_box_pack_start(GTK_BOX(file_row), d.chooser, TRUE, TRUE, 0);
+  GtkWidget *folder = gtk_button_new_with_mnemonic(_("Diff_users folder\u2026"));
+  gimp_help_set_help_data(folder,
+                          _("Choose a folder holding a Stable Diffusion model in the diffusers "
+                            "layout (model_index.json, unet/, vae/, text_encoder/)"),
+                          NULL);
+  g_signal_connect(folder, "clicked", G_CALLBACK(on_choose_folder), &d);
+  gtk_box_pack_start(GTK_BOX(file_row), folder, FALSE, FALSE, 0);
+  GtkWidget *file_label =
+      gimp_table_attach_aligned(GTK_TABLE(tab), 0, 0, _("_File:"), 0.0, 0.5, file_row, 1, FALSE);
+  gtk_label_set_mnemonic_widget(GTK_LABEL(file_label), d.chooser);
   d.recent = gtk_combo_box_text_new();
   for (int i = 0; i < SIGE_N_RECENT && s->recent[i][0]; i++) {
     g_autofree gchar *base = sige_settings_recent_label(s->recent[i]);
@@ -286,7 +360,7 @@ gboolean sige_dialog_run(gint32 image, gint32 drawable, SigeSettings *s) {
   update_kind(&d); /* after show_all: which of the frames stay hidden */
   const gboolean ok = gimp_dialog_run(GIMP_DIALOG(dlg)) == GTK_RESPONSE_OK;
   if (ok) {
-    g_autofree gchar *path = gtk_file_chooser_get_filename(GTK_FILE_CHOOSER(d.chooser));
+    g_autofree gchar *path = chosen_model(&d);
     g_autofree gchar *deflt = sige_default_model_path(d.layer);
     /* The default stays "" so that a reinstall elsewhere still finds it. */
     if (path && (!deflt || strcmp(path, deflt) != 0))
@@ -317,5 +391,6 @@ gboolean sige_dialog_run(gint32 image, gint32 drawable, SigeSettings *s) {
       s->instance_layer = inst;
   }
   gtk_widget_destroy(dlg);
+  g_free(d.folder);
   return ok;
 }

@@ -18,6 +18,9 @@ typedef struct {
   GimpImage *image;
   GimpDrawable *drawable;
   GtkWidget *chooser, *kind, *use_instance, *instance, *generation;
+  /* "sd:FOLDER" while a diffusers folder is the model (the file chooser
+   * then shows none), else NULL */
+  gchar *folder;
   GtkWidget *sd, *sampler; /* Stable Diffusion's frame, the DDPM sampler: one shown */
   sige_generation_values shown; /* what steps, strength and seed show */
   gboolean showing;             /* shown is in the config */
@@ -77,7 +80,8 @@ static void set_mode(Dialog *d, sige_input_kind mode) {
 /* The chosen file into the config ("" for the shipped default, so that a
  * reinstall elsewhere still finds it) and its description into the label. */
 static void update_model(Dialog *d) {
-  g_autofree gchar *path = gtk_file_chooser_get_filename(GTK_FILE_CHOOSER(d->chooser));
+  g_autofree gchar *path = d->folder ? g_strdup(d->folder)
+                                     : gtk_file_chooser_get_filename(GTK_FILE_CHOOSER(d->chooser));
   g_autofree gchar *deflt = sige_default_model_path(d->layer);
   const gboolean is_default = !path || (deflt && strcmp(path, deflt) == 0);
   g_object_set(d->config, "model", is_default ? "" : path, NULL);
@@ -85,7 +89,14 @@ static void update_model(Dialog *d) {
   g_autofree gchar *text = NULL;
   sige_input_kind mode = SIGE_INPUT_UNSUPPORTED;
   if (sige_regen_describe_model(resolved, &text, &mode)) set_mode(d, mode);
-  gtk_label_set_text(GTK_LABEL(d->kind), text);
+  if (d->folder) {
+    /* the file chooser shows none: say which folder it is */
+    g_autofree gchar *shown = g_filename_display_name(d->folder + 3);
+    g_autofree gchar *both = g_strdup_printf(_("Folder %s: %s"), shown, text);
+    gtk_label_set_text(GTK_LABEL(d->kind), both);
+  } else {
+    gtk_label_set_text(GTK_LABEL(d->kind), text);
+  }
   if (d->sd) {
     const gboolean sd = sige_regen_model_is_sd(resolved);
     gtk_widget_set_visible(d->sd, sd);
@@ -94,16 +105,58 @@ static void update_model(Dialog *d) {
   update_generation(d, resolved);
 }
 
+/* Shows `model` (a file, "sd:FILE" or "sd:FOLDER") as the choice; the
+ * file chooser cannot show a folder as its choice. */
+static void show_model(Dialog *d, const gchar *model) {
+  g_clear_pointer(&d->folder, g_free);
+  if (model && g_str_has_prefix(model, "sd:") && g_file_test(model + 3, G_FILE_TEST_IS_DIR)) {
+    d->folder = g_strdup(model);
+    gtk_file_chooser_unselect_all(GTK_FILE_CHOOSER(d->chooser));
+  } else if (model) {
+    const gchar *file = g_str_has_prefix(model, "sd:") ? model + 3 : model;
+    gtk_file_chooser_set_filename(GTK_FILE_CHOOSER(d->chooser), file);
+  }
+}
+
 static void on_model_set(GtkFileChooserButton *b, Dialog *d) {
   (void)b;
+  g_clear_pointer(&d->folder, g_free);
   update_model(d);
 }
 
 static void on_recent(GtkComboBox *c, Dialog *d) {
   const gint i = gtk_combo_box_get_active(c);
   if (i < 0 || i >= SIGE_N_RECENT || !d->s.recent[i][0]) return;
-  gtk_file_chooser_set_filename(GTK_FILE_CHOOSER(d->chooser), d->s.recent[i]);
+  show_model(d, d->s.recent[i]);
   update_model(d);
+}
+
+/* A diffusers Stable Diffusion model is a folder, which a file chooser in
+ * open mode cannot pick; it becomes the model as "sd:FOLDER", as scripts
+ * name it. */
+static void on_choose_folder(GtkButton *b, Dialog *d) {
+  GtkWidget *top = gtk_widget_get_toplevel(GTK_WIDGET(b));
+  GtkWidget *fc = gtk_file_chooser_dialog_new(
+      _("Choose a Stable Diffusion folder (diffusers)"), GTK_WINDOW(top),
+      GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER, _("_Cancel"), GTK_RESPONSE_CANCEL, _("_Select"),
+      GTK_RESPONSE_ACCEPT, NULL);
+  gtk_dialog_set_default_response(GTK_DIALOG(fc), GTK_RESPONSE_ACCEPT);
+  /* where the models are: the chosen folder, else the chosen file's */
+  g_autofree gchar *file = gtk_file_chooser_get_filename(GTK_FILE_CHOOSER(d->chooser));
+  g_autofree gchar *near = file ? g_path_get_dirname(file) : NULL;
+  if (d->folder)
+    gtk_file_chooser_set_filename(GTK_FILE_CHOOSER(fc), d->folder + 3);
+  else if (near)
+    gtk_file_chooser_set_current_folder(GTK_FILE_CHOOSER(fc), near);
+  if (gtk_dialog_run(GTK_DIALOG(fc)) == GTK_RESPONSE_ACCEPT) {
+    g_autofree gchar *dir = gtk_file_chooser_get_filename(GTK_FILE_CHOOSER(fc));
+    if (dir) {
+      g_autofree gchar *model = g_strconcat("sd:", dir, NULL);
+      show_model(d, model);
+      update_model(d);
+    }
+  }
+  gtk_widget_destroy(fc);
 }
 
 static void on_reset(GtkButton *b, Dialog *d) {
@@ -132,10 +185,22 @@ static GtkWidget *model_frame(Dialog *d) {
   gtk_file_filter_add_pattern(f, "*.ckpt");
   gtk_file_chooser_add_filter(GTK_FILE_CHOOSER(d->chooser), f);
   g_autofree gchar *current = sige_resolve_model(&d->s, d->layer);
-  if (current) gtk_file_chooser_set_filename(GTK_FILE_CHOOSER(d->chooser), current);
+  show_model(d, current);
   g_signal_connect(d->chooser, "file-set", G_CALLBACK(on_model_set), d);
   gtk_widget_set_hexpand(d->chooser, TRUE);
-  gimp_grid_attach_aligned(GTK_GRID(grid), 0, 0, _("_File:"), 0.0, 0.5, d->chooser, 1);
+  GtkWidget *file_row = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
+  gtk_box_pack_start(GTK_BOX(file_row), d->chooser, TRUE, TRUE, 0);
+  /* no mnemonic: most of its letters are the other fields' already */
+  GtkWidget *folder = gtk_button_new_with_label(_("Diffusers folder\u2026"));
+  gimp_help_set_help_data(folder,
+                          _("Choose a folder holding a Stable Diffusion model in the diffusers "
+                            "layout (model_index.json, unet/, vae/, text_encoder/)"),
+                          NULL);
+  g_signal_connect(folder, "clicked", G_CALLBACK(on_choose_folder), d);
+  gtk_box_pack_start(GTK_BOX(file_row), folder, FALSE, FALSE, 0);
+  GtkWidget *file_label =
+      gimp_grid_attach_aligned(GTK_GRID(grid), 0, 0, _("_File:"), 0.0, 0.5, file_row, 1);
+  gtk_label_set_mnemonic_widget(GTK_LABEL(file_label), d->chooser);
 
   GtkWidget *recent = gtk_combo_box_text_new();
   for (int i = 0; i < SIGE_N_RECENT && d->s.recent[i][0]; i++) {
@@ -192,7 +257,7 @@ gboolean sige_gimp3_dialog_run(GimpProcedure *procedure, GimpProcedureConfig *co
    * Seed above are SD's too) */
   gimp_procedure_dialog_get_label(pd, "sd-title", _("Stable Diffusion"), FALSE, FALSE);
   gimp_procedure_dialog_fill_box(pd, "sd-box", "prompt", "negative-prompt", "guidance",
-                                 "sd-sampler", NULL);
+                                 "sd-sampler-choice", NULL);
   d.sd = gimp_procedure_dialog_fill_frame(pd, "sd-frame", "sd-title", FALSE, "sd-box");
   d.sampler = gimp_procedure_dialog_get_widget(pd, "sampler", G_TYPE_NONE);
   gimp_procedure_dialog_fill(pd, "generation-frame", "sd-frame", "engine-frame", NULL);
@@ -220,5 +285,6 @@ gboolean sige_gimp3_dialog_run(GimpProcedure *procedure, GimpProcedureConfig *co
       gimp_int_combo_box_get_active(GIMP_INT_COMBO_BOX(d.instance), &id))
     *instance = gimp_layer_get_by_id(id);
   gtk_widget_destroy(dlg);
+  g_free(d.folder);
   return ok;
 }

@@ -14,7 +14,9 @@
 #include "random_weights.h"
 #include "sige-plugin-files.h"
 #include "sige-regen.h"
+#include "sige-session-table.h"
 #include "sige/error.h"
+#include "sige/model.h"
 
 static gchar *tmp_dir, *model_path;
 static GPtrArray *messages;
@@ -107,7 +109,16 @@ static void test_snapshot_sparse_none(void **state) {
   const guint32 id = sige_regen_tag_parse(tag, strlen(tag));
   assert_int_equal(id, r->entry->id);
   r->entry->output_layer_id = 11;
+  sige_session_entry *entry = r->entry;
   sige_regen_finish(r, (sige_rect){0, 0, 32, 32});
+  /* the session budget counts the model's weights beside the caches */
+  {
+    g_autoptr(sige_model) m = sige_model_load(model_path, NULL);
+    assert_non_null(m);
+    assert_true(sige_model_weight_bytes(m) > 0);
+    assert_int_equal(entry->shared_bytes, sige_model_weight_bytes(m));
+    assert_non_null(entry->shared);
+  }
 
   /* an edit: a sparse pass of the same session, local */
   for (int y = 20; y < 26; y++) memset(px + (y * 32 + 20) * 3, 250, 6 * 3);

@@ -16,7 +16,10 @@
 #include <glib/gstdio.h>
 #include <math.h>
 
+#include "sige-app/sd_app.h"
+#include "sige-plugin-files.h"
 #include "sige-regen.h"
+#include "sige-session-table.h"
 #include "sige/error.h"
 
 #define W 256
@@ -364,6 +367,57 @@ static void test_refusals(void **state) {
   sige_regen_reset(1, 40);
 }
 
+static gboolean keep_none(const sige_session_entry *e, gpointer data) {
+  (void)e, (void)data;
+  return FALSE;
+}
+
+/* The session budget counts the models' weights, once for the sessions
+ * that share them: two layers of one checkpoint and size hold the caches
+ * of each plus the weights once, and a budget that holds the caches but
+ * not the weights as well evicts the older session. */
+static void test_budget_counts_weights(void **state) {
+  (void)state;
+  SigeSettings s;
+  settings(&s);
+  g_autofree guint8 *a = picture(W, H, 3);
+  sige_pixels src = {a, W, H, 3, 8};
+  GError *err = NULL;
+  /* the other tests' sessions out of the way */
+  sige_session_table_prune(sige_regen_sessions(), keep_none, NULL);
+  for (int layer = 50; layer <= 51; layer++) {
+    sige_regen_result *r = run(layer, &src, NULL, &s, &err);
+    assert_non_null(r);
+    sige_regen_finish(r, (sige_rect){0, 0, W, H});
+  }
+  /* what the parts hold, from a load of our own through the public API */
+  g_autofree gchar *vocab = sige_find_data_file("bpe_simple_vocab_16e6.txt.gz");
+  sige_sd_app_models m = {0};
+  assert_true(sige_sd_app_load(ck_path, W, H, vocab, &m, &err));
+  const size_t weights = sige_model_weight_bytes(m.unet) + sige_model_weight_bytes(m.encoder) +
+                         sige_model_weight_bytes(m.decoder) + sige_model_weight_bytes(m.text);
+  sige_sd_app_models_clear(&m);
+  assert_true(weights > 1000000); /* the tiny checkpoint: about 7 MB of F16 */
+
+  sige_session_table *t = sige_regen_sessions();
+  sige_session_entry *e0 = sige_session_table_find(t, 1, 50);
+  sige_session_entry *e1 = sige_session_table_find(t, 1, 51);
+  assert_non_null(e0);
+  assert_non_null(e1);
+  assert_int_equal(e0->shared_bytes, weights);
+  assert_ptr_equal(e0->shared, e1->shared);
+  assert_int_equal(sige_session_table_size(t), 2);
+  assert_int_equal(sige_session_table_bytes(t), e0->bytes + e1->bytes + weights);
+
+  /* the caches fit, the caches and the weights do not: the older goes */
+  sige_session_table_set_budget(t, e0->bytes + e1->bytes + weights - 1);
+  const guint32 old_id = e0->id;
+  assert_true(sige_session_table_evict(t, e1->id) >= 1);
+  assert_null(sige_session_table_lookup(t, old_id));
+  assert_non_null(sige_session_table_find(t, 1, 51));
+  sige_regen_reset(1, 51);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: test_plugin_regen_sd MAKE_SD_TINY\n");
@@ -374,6 +428,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_img2img),
       cmocka_unit_test(test_inpaint),
       cmocka_unit_test(test_refusals),
+      cmocka_unit_test(test_budget_counts_weights),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

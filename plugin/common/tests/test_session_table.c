@@ -70,6 +70,37 @@ static void test_lru_eviction(void **state) {
   assert_int_equal(sige_session_table_size(t), 1);
 }
 
+/* Shared bytes (a model's weights) count once per key, and eviction frees
+ * them only with the last entry that shares them. */
+static void test_shared_bytes(void **state) {
+  (void)state;
+  reset();
+  static const int model_x = 1, model_y = 2; /* two keys */
+  g_autoptr(sige_session_table) t = sige_session_table_new(10000);
+  sige_session_entry *a = sige_session_table_insert(t, 1, 1, 1, 1, 1, GINT_TO_POINTER(1), 100, count_free);
+  sige_session_entry *b = sige_session_table_insert(t, 1, 2, 1, 1, 1, GINT_TO_POINTER(2), 100, count_free);
+  sige_session_entry *c = sige_session_table_insert(t, 1, 3, 1, 1, 1, GINT_TO_POINTER(3), 100, count_free);
+  sige_session_table_set_shared(t, a, &model_x, 600);
+  sige_session_table_set_shared(t, b, &model_x, 600);
+  sige_session_table_set_shared(t, c, &model_y, 500);
+  assert_int_equal(sige_session_table_bytes(t), 300 + 600 + 500);
+  /* over a budget of 1000: a goes (oldest), x is still b's, so b goes too */
+  const guint32 ida = a->id, idb = b->id, idc = c->id;
+  sige_session_table_set_budget(t, 1000);
+  assert_int_equal(sige_session_table_evict(t, idc), 2);
+  assert_null(sige_session_table_lookup(t, ida));
+  assert_null(sige_session_table_lookup(t, idb));
+  assert_int_equal(sige_session_table_bytes(t), 100 + 500);
+  /* the caches alone fit: without the weights nothing would go */
+  sige_session_entry *d = sige_session_table_insert(t, 1, 4, 1, 1, 1, GINT_TO_POINTER(4), 100, count_free);
+  sige_session_table_set_shared(t, d, &model_x, 600);
+  assert_int_equal(sige_session_table_evict(t, d->id), 1);
+  assert_null(sige_session_table_lookup(t, idc));
+  /* NULL: nothing shared */
+  sige_session_table_set_shared(t, d, NULL, 600);
+  assert_int_equal(sige_session_table_bytes(t), 100);
+}
+
 static void test_drop_image(void **state) {
   (void)state;
   reset();
@@ -89,6 +120,7 @@ int main(void) {
       cmocka_unit_test(test_insert_lookup),
       cmocka_unit_test(test_ids_never_reused),
       cmocka_unit_test(test_lru_eviction),
+      cmocka_unit_test(test_shared_bytes),
       cmocka_unit_test(test_drop_image),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
