@@ -86,7 +86,8 @@ case "${1:-}" in
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
       meson test -C build-sanitize --print-errorlogs --timeout-multiplier 4
     # libFuzzer on the readers (weights, images, case.json), model building and
-    # the session API: each target for its seconds in tools/fuzz.sh, 7 minutes in all
+    # the session API: each target for its seconds in tools/fuzz.sh, two at a time,
+    # about 20 minutes in all
     tools/fuzz.sh
     # the GIMP 3 plug-in end to end, built and run in a Debian 13 chroot kept in
     # /var/cache/sparse-regenerate/trixie (made on the first run, about 7 minutes);

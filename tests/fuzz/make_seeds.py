@@ -15,8 +15,9 @@ fuzzers start from inputs that reach deep into each reader:
                      legacy (_use_new_zipfile_serialization=False) file
   fuzz_png/          PNGs in the stored formats (gray 1/4/8/16-bit, gray+alpha,
                      RGB, RGBA, palette, interlaced), made with ImageMagick's convert
-  fuzz_model_load/   a SPADE generator's weights (tools/peer's module) at ngf 1,
-                     F16, with the sige.* metadata (larger: up to MAX_MODEL_SEED;
+  fuzz_model_load/   a SPADE generator's weights (tools/peer's module) at ngf 2
+                     (the smallest the engine builds), 3 classes, 32x32, F16,
+                     with the sige.* metadata (larger: up to MAX_MODEL_SEED;
                      the smallest DDPM UNet, ch 32 for GroupNorm's 32 groups,
                      is 333 KB)
 """
@@ -164,8 +165,14 @@ def model_seeds():
 
     torch.manual_seed(0)
     return {
-        "spade_ngf1.safetensors": f16(SPADEGenerator(ngf=1, crop_size=64),
-                                      {"sige.model": "spade-generator", "sige.crop_size": "64"}),
+        # ngf 2: the engine refuses ngf 1 (before any weight is read), so
+        # a seed at ngf 1 never reached parameter loading; 3 classes, 32x32
+        # output (latent 1x1, 5 upsampling layers) keep it small
+        "spade_ngf2.safetensors": f16(
+            SPADEGenerator(ngf=2, label_nc=3, crop_size=32, aspect_ratio=1.0,
+                           num_upsampling_layers=5),
+            {"sige.model": "spade-generator", "sige.crop_size": "32",
+             "sige.aspect_ratio": "1", "sige.num_upsampling_layers": "5"}),
     }
 
 

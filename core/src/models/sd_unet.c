@@ -130,18 +130,27 @@ static gboolean tr_declare(sige_param_list *l, const sd_unet *u, sige_unet_trans
                                        error);
 }
 
+/* Widths, sizes and counts far above SD 1.x's (its widest level has 1280
+ * channels, its context 768) and far below where the int products of the
+ * declarations overflow (4 * model_channels, channel_mult * model_channels,
+ * the GEGLU's 8 * width).  Found by fuzz_case_json: a channel_mult of
+ * 1111111111 in a case.json (crashes/fuzz_case_json/ubsan-sd-channel-mult-overflow.json). */
+#define SD_MAX_WIDTH 65536
 static gboolean check_config(const sige_sd_unet_config *c, GError **error) {
   const char *field = NULL;
-  if (c->model_channels < 1) field = "model_channels";
+  if (c->model_channels < 1 || c->model_channels > SD_MAX_WIDTH) field = "model_channels";
   else if (c->n_channel_mult < 1 || c->n_channel_mult > 8) field = "channel_mult";
-  else if (c->num_res_blocks < 1) field = "num_res_blocks";
+  else if (c->num_res_blocks < 1 || c->num_res_blocks > 64) field = "num_res_blocks";
   else if (c->n_attention_resolutions < 0 || c->n_attention_resolutions > 8)
     field = "attention_resolutions";
-  else if (c->num_heads < 1) field = "num_heads";
-  else if (c->transformer_depth < 1) field = "transformer_depth";
-  else if (c->context_dim < 1) field = "context_dim";
-  else if (c->in_channels < 1 || c->out_channels < 1) field = "in_channels/out_channels";
-  else if (c->latent_h < 1 || c->latent_w < 1 ||
+  else if (c->num_heads < 1 || c->num_heads > SD_MAX_WIDTH) field = "num_heads";
+  else if (c->transformer_depth < 1 || c->transformer_depth > 64) field = "transformer_depth";
+  else if (c->context_dim < 1 || c->context_dim > SD_MAX_WIDTH) field = "context_dim";
+  else if (c->in_channels < 1 || c->out_channels < 1 || c->in_channels > SD_MAX_WIDTH ||
+           c->out_channels > SD_MAX_WIDTH)
+    field = "in_channels/out_channels";
+  else if (c->latent_h < 1 || c->latent_w < 1 || c->latent_h > SD_MAX_WIDTH ||
+           c->latent_w > SD_MAX_WIDTH ||
            c->latent_h % (1 << (c->n_channel_mult - 1)) ||
            c->latent_w % (1 << (c->n_channel_mult - 1)))
     field = "latent_h/latent_w (multiples of 2^(levels - 1))";
@@ -152,7 +161,8 @@ static gboolean check_config(const sige_sd_unet_config *c, GError **error) {
   else if (!(c->groupnorm_eps > 0) || !(c->transformer_norm_eps > 0) || !(c->layernorm_eps > 0))
     field = "groupnorm_eps/transformer_norm_eps/layernorm_eps";
   for (int i = 0; !field && i < c->n_channel_mult; i++)
-    if (c->channel_mult[i] < 1) field = "channel_mult";
+    if (c->channel_mult[i] < 1 || (gint64)c->channel_mult[i] * c->model_channels > SD_MAX_WIDTH)
+      field = "channel_mult (times model_channels, 1 to 65536)";
   if (!field) return TRUE;
   g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
               "SD UNet config: %s out of range (model_channels %d, %d levels, num_res_blocks %d, "
