@@ -98,6 +98,11 @@ sige_tensor *sige_tensor_new4_uninit(int n, int c, int h, int w, GError **error)
   return tensor_alloc(4, s, FALSE, error);
 }
 
+sige_tensor *sige_tensor_new4_f16_uninit(int n, int c, int h, int w, GError **error) {
+  int64_t s[4] = {n, c, h, w};
+  return tensor_alloc_as(4, s, SIGE_STORAGE_F16, FALSE, error);
+}
+
 sige_tensor *sige_tensor_view(float *data, int ndim, const int64_t *shape) {
   sige_tensor *t = tensor_shell(ndim, shape, NULL);
   if (!t) return NULL;

@@ -118,6 +118,8 @@ int sige_cmd_edit(int argc, char **argv) {
     sige_edit_explain_nomem(&error, SIGE_EDIT_PHASE_SNAPSHOT, &params, SIGE_EDIT_UI_CLI);
     return sige_cli_fail(error);
   }
+  /* the session keeps its own copy of the current input */
+  g_clear_pointer(&a, sige_tensor_free);
   const sige_session_stats st0 = *sige_session_last_stats(s);
   sige_rect r;
   if (!sige_session_regenerate(s, b, NULL, NULL, NULL, &out, &r, &error)) {

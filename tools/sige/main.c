@@ -1,6 +1,7 @@
 /* sige: the command-line front-end of Sparse Regenerate. */
 #include <malloc.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "commands.h"
@@ -32,9 +33,13 @@ static void usage(FILE *f) {
 int main(int argc, char **argv) {
   /* Activations are large and short-lived: keep freed blocks in the heap
    * instead of returning them to the kernel, so that each new tensor does not
-   * pay for page faults and zeroing (this halved a GauGAN pass here). */
-  mallopt(M_MMAP_THRESHOLD, 1 << 30);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+   * pay for page faults and zeroing (this halved a GauGAN pass here).  The
+   * price is memory: freed activations stay between long-lived cache slots.
+   * glibc's own variables override this: MALLOC_MMAP_THRESHOLD_=33554432
+   * returns blocks of 32 MiB and more, less memory for more page faults
+   * (measured in docs/PERFORMANCE.md, "Under 1 GB"). */
+  if (!getenv("MALLOC_MMAP_THRESHOLD_")) mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  if (!getenv("MALLOC_TRIM_THRESHOLD_")) mallopt(M_TRIM_THRESHOLD, 1 << 30);
   if (argc < 2) {
     usage(stderr);
     return 2;

@@ -67,6 +67,8 @@ sige_tensor *sige_tensor_new4(int n, int c, int h, int w, GError **error);
 /* Same as new4 but the contents are left uninitialised (for outputs that are
  * fully overwritten). */
 sige_tensor *sige_tensor_new4_uninit(int n, int c, int h, int w, GError **error);
+/* The same with F16 storage (an fp16 cache slot filled band by band). */
+sige_tensor *sige_tensor_new4_f16_uninit(int n, int c, int h, int w, GError **error);
 /* An uninitialised F32 [n, c, h, w] tensor where `like` lives (host or its
  * device): what a model allocates for a result computed from `like`. */
 sige_tensor *sige_tensor_new4_like(const sige_tensor *like, int n, int c, int h, int w,

@@ -162,6 +162,15 @@ static sige_tensor *slot_record(sige_pass *pass, sige_tensor *value, GError **er
   return value;
 }
 
+sige_tensor *sige_pass_record_f16_slot(sige_pass *pass, int c, int h, int w, GError **error) {
+  g_return_val_if_fail(sige_pass_records(pass) && pass->fp16, NULL);
+  sige_tensor *half = sige_tensor_new4_f16_uninit(1, c, h, w, error);
+  if (!half) return NULL;
+  g_ptr_array_add(pass->cache->slots, half);
+  pass->next_slot++;
+  return half;
+}
+
 static sige_tensor *slot_lookup(sige_pass *pass, GError **error) {
   if (!pass->cache || pass->next_slot >= pass->cache->slots->len) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,

@@ -161,6 +161,15 @@ sige_tensor *sige_pass_gather_cat(sige_pass *pass, const sige_block_geometry *g,
                                  const sige_tensor *dense_cat, const float *scale,
                                  const float *shift, sige_act act, GError **error);
 
+/* A recording pass with fp16 caches: appends the next cache slot as an
+ * uninitialised F16 [1, c, h, w] tensor, owned by the cache, for a model
+ * that computes a layer in row bands and writes each band's half values
+ * into it (sige_f32_to_f16_n, the rounding slot_record uses), so that no
+ * float32 copy of the whole layer exists.  The model must fill every
+ * element before the pass ends; the slot order is the one the unbanded
+ * primitives would record in. */
+sige_tensor *sige_pass_record_f16_slot(sige_pass *pass, int c, int h, int w, GError **error);
+
 /* Normalisation statistics frozen by the full pass.  When this returns TRUE
  * the caller computes scale/shift (C floats each) from the current input and
  * then calls sige_pass_stats_done; when FALSE (sparse pass) the recorded values

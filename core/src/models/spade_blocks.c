@@ -307,6 +307,241 @@ static sige_tensor *widen_channels(const sige_tensor *slot, int c0, int nc, GErr
   return sige_tensor_to_f32(v, error);
 }
 
+/* ---- the recording pass in row bands ------------------------------------
+ *
+ * With fp16 caches everything a SPADE block records is kept as half values
+ * anyway, and the recording pass goes on with exactly those values.  So a
+ * block can run layer by layer in bands of rows: each layer reads the rows
+ * of its band (and one row above and below for a 3x3 conv) from the half
+ * slot of the layer before, widened to float32, and writes its band's half
+ * values into its own slot.  No float32 tensor of a whole layer exists: at
+ * 256x512 the full pass of the last GauGAN block held its hidden
+ * activations, gamma | beta and the gathered inputs in float32 at once
+ * (about 0.3 GB); in bands of 8 rows the float32 working set is a few MB.
+ *
+ * What stays the same: the element-wise ops per element, the products a
+ * band's conv sums (it pads only at the image's top and bottom), the conv
+ * algorithm and Winograd's tiles (bands start at multiples of 4 rows and
+ * hold at least 16 tiles, the rule's threshold).  What does not: the BLAS
+ * sums those products in an order that depends on the GEMM's width, so a
+ * few values round to the neighbouring half when recorded, the size of
+ * difference a change of thread count makes.  The pass stays consistent
+ * with its caches (it goes on with what it recorded).  The unit test
+ * spade_banded: one band equals the unbanded pass bit for bit, bands of 8
+ * and 4 rows differ by 1.1e-3 at most in the output image. */
+
+/* Float32 working set of one band, the largest tensor (see band_rows). */
+#define BAND_BYTES ((size_t)8 << 20)
+
+/* Rows per band for a block of h x w with at most cmax channels in one
+ * float32 band tensor; 0 = run the block unbanded.  SIGE_SPADE_BAND_ROWS
+ * overrides it (0: unbanded; n: n rows, rounded up to a multiple of 4). */
+static int band_rows(int h, int w, int cmax) {
+  const char *env = g_getenv("SIGE_SPADE_BAND_ROWS");
+  int rows;
+  if (env && *env) {
+    rows = (int)g_ascii_strtoll(env, NULL, 10);
+    if (rows <= 0) return 0;
+  } else {
+    rows = (int)(BAND_BYTES / ((size_t)w * (size_t)cmax * sizeof(float)));
+  }
+  rows = MAX(4, (rows + 3) / 4 * 4);
+  /* a Winograd conv of the band cuts the tiles it cuts over the whole
+   * height: aligned bands (multiples of 4) and at least 16 tiles (the rule's
+   * threshold), or it would switch to im2col */
+  while ((rows / 4) * ((w + 3) / 4) < 16 && rows < h) rows += 4;
+  return MIN(rows, h);
+}
+
+/* Rows [r0, r1) of channels [c0, c0 + nc) of an F16 slot as an owned F32
+ * [1, nc, r1 - r0, W] tensor. */
+static sige_tensor *widen_rows(const sige_tensor *slot, int c0, int nc, int r0, int r1,
+                               GError **error) {
+  const size_t w = (size_t)SIGE_W(slot), plane = (size_t)SIGE_H(slot) * w;
+  sige_tensor *t = sige_tensor_new4_uninit(1, nc, r1 - r0, (int)w, error);
+  if (!t) return NULL;
+  const size_t n = (size_t)(r1 - r0) * w;
+  for (int c = 0; c < nc; c++)
+    sige_f16_to_f32_n(slot->data16 + (size_t)(c0 + c) * plane + (size_t)r0 * w, t->data + c * n,
+                      n);
+  return t;
+}
+
+/* band (F32 [1, C, r1 - r0, W]) rounded to half into rows [r0, r1) of slot. */
+static void store_rows(sige_tensor *slot, const sige_tensor *band, int r0) {
+  const size_t w = (size_t)SIGE_W(slot), plane = (size_t)SIGE_H(slot) * w;
+  const size_t n = (size_t)SIGE_H(band) * w;
+  for (int c = 0; c < SIGE_C(band); c++)
+    sige_f32_to_f16_n(band->data + c * n, slot->data16 + (size_t)c * plane + (size_t)r0 * w, n);
+}
+
+/* Rows [r0, r1) of src read through map (the block's resolution). */
+static sige_tensor *materialize_rows(const sige_tensor *src, const sige_resample_map *map, int r0,
+                                     int r1, GError **error) {
+  const sige_resample_map band = {r1 - r0, map->w, map->rows + r0, map->cols};
+  return sige_materialize(src, &band, error);
+}
+
+/* conv of a band of input rows [rr0, rr1) giving output rows [r0, r1) of an
+ * h-row layer: the layer's padding at the image's top and bottom only. */
+static sige_tensor *band_conv(sige_pass *pass, const sige_conv_layer *conv, const sige_tensor *in,
+                              int r0, int r1, int h, GError **error) {
+  sige_conv2d_params p = conv->params;
+  if (r0 > 0) p.pad_top = 0;
+  if (r1 < h) p.pad_bottom = 0;
+  int64_t shape[4];
+  sige_conv2d_out_shape(in, conv->weight, &p, shape);
+  if (shape[2] != r1 - r0) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_SHAPE,
+                "banded conv: %d input rows give %d output rows, expected rows %d to %d",
+                SIGE_H(in), (int)shape[2], r0, r1);
+    return NULL;
+  }
+  sige_tensor *out = sige_tensor_new4_uninit(1, (int)shape[1], (int)shape[2], (int)shape[3], error);
+  if (out && !sige_conv2d(pass->ctx, in, conv->weight, conv->bias, &p, out, error))
+    g_clear_pointer(&out, sige_tensor_free);
+  return out;
+}
+
+typedef enum { ST_SHARED, ST_GB, ST_CONV0, ST_CONV1 } band_stage;
+
+typedef struct {
+  const sige_spade_generator *g;
+  const sige_spade_block *b;
+  sige_pass *pass;
+  const sige_tensor *x, *seg;
+  const block_maps *bm;
+  int h, w;
+  sige_tensor *a, *gb[3], *c0, *out, *res; /* slots, owned by the cache */
+} banded;
+
+/* x * (1 + gamma) + beta with gamma | beta rows [r0, r1) of a gb slot. */
+static gboolean modulate_rows(banded *B, sige_tensor *x, const sige_tensor *gb_slot, int r0,
+                              int r1, GError **error) {
+  g_autoptr(sige_tensor) gb = widen_rows(gb_slot, 0, SIGE_C(gb_slot), r0, r1, error);
+  if (!gb) return FALSE;
+  modulate(B->pass, x, gb);
+  return TRUE;
+}
+
+/* The input rows [r0, r1) of a stage's conv, float32, as the unbanded
+ * forward computes them. */
+static sige_tensor *stage_input(banded *B, band_stage st, int norm, int r0, int r1,
+                                GError **error) {
+  const sige_spade_block *b = B->b;
+  sige_ctx *ctx = B->pass->ctx;
+  sige_tensor *t = NULL;
+  switch (st) {
+  case ST_SHARED:
+    return materialize_rows(B->seg, &B->bm->seg_map, r0, r1, error);
+  case ST_GB:
+    return widen_rows(B->a, norm * b->hidden, b->hidden, r0, r1, error);
+  case ST_CONV0:
+    if (!(t = materialize_rows(B->x, &B->bm->x_map, r0, r1, error))) return NULL;
+    sige_channel_affine(ctx, t, b->bn_scale[0], b->bn_shift[0], FALSE, SIGE_ACT_NONE, t);
+    if (!modulate_rows(B, t, B->gb[0], r0, r1, error)) break;
+    sige_activation(ctx, t, SIGE_ACT_LEAKY_RELU, t);
+    return t;
+  case ST_CONV1:
+    if (!(t = widen_rows(B->c0, 0, b->fmiddle, r0, r1, error))) return NULL;
+    sige_channel_affine(ctx, t, b->bn_scale[1], b->bn_shift[1], FALSE, SIGE_ACT_NONE, t);
+    if (!modulate_rows(B, t, B->gb[1], r0, r1, error)) break;
+    sige_activation(ctx, t, SIGE_ACT_LEAKY_RELU, t);
+    return t;
+  }
+  sige_tensor_free(t);
+  return NULL;
+}
+
+/* The block's output rows [r0, r1) from conv_1's y: + the shortcut, into
+ * the output slot (and the shortcut's slot). */
+static gboolean store_output(banded *B, sige_tensor *y, int r0, int r1, GError **error) {
+  const sige_spade_block *b = B->b;
+  sige_ctx *ctx = B->pass->ctx;
+  g_autoptr(sige_tensor) s = materialize_rows(B->x, &B->bm->x_map, r0, r1, error);
+  if (!s) return FALSE;
+  if (!b->learned_shortcut) {
+    sige_add(ctx, y, s, y);
+    store_rows(B->out, y, r0);
+    return TRUE;
+  }
+  sige_channel_affine(ctx, s, b->bn_scale[2], b->bn_shift[2], FALSE, SIGE_ACT_NONE, s);
+  if (!modulate_rows(B, s, B->gb[2], r0, r1, error)) return FALSE;
+  g_autoptr(sige_tensor) xs = sige_pass_conv(B->pass, &b->conv_s, s, error);
+  if (!xs) return FALSE;
+  sige_add(ctx, y, xs, y);
+  store_rows(B->out, y, r0);
+  store_rows(B->res, xs, r0);
+  return TRUE;
+}
+
+/* One conv layer of the block over all bands. */
+static gboolean run_stage(banded *B, band_stage st, int norm, int rows, GError **error) {
+  const sige_spade_block *b = B->b;
+  const sige_conv_layer *conv = st == ST_SHARED  ? &b->mlp_shared
+                                : st == ST_GB    ? &b->gb[norm]
+                                : st == ST_CONV0 ? &b->conv_0
+                                                 : &b->conv_1;
+  const int pt = conv->params.pad_top, pb = conv->params.pad_bottom;
+  for (int r0 = 0, r1; r0 < B->h; r0 = r1) {
+    /* a short last band joins the one before (at least `rows` rows each:
+     * as many Winograd tiles as band_rows counted) */
+    r1 = B->h - r0 < 2 * rows ? B->h : r0 + rows;
+    g_autoptr(sige_tensor) in =
+        stage_input(B, st, norm, MAX(0, r0 - pt), MIN(B->h, r1 + pb), error);
+    if (!in) return FALSE;
+    g_autoptr(sige_tensor) y = band_conv(B->pass, conv, in, r0, r1, B->h, error);
+    if (!y) return FALSE;
+    switch (st) {
+    case ST_SHARED:
+      sige_activation(B->pass->ctx, y, SIGE_ACT_RELU, y);
+      store_rows(B->a, y, r0);
+      break;
+    case ST_GB:
+      store_rows(B->gb[norm], y, r0);
+      break;
+    case ST_CONV0:
+      store_rows(B->c0, y, r0);
+      break;
+    case ST_CONV1:
+      if (!store_output(B, y, r0, r1, error)) return FALSE;
+      break;
+    }
+  }
+  return TRUE;
+}
+
+/* block_forward of a recording pass with fp16 caches, in bands of rows;
+ * records the same slots in the same order (mlp_shared, [gamma|beta of
+ * norm_s], of norm_0, conv_0, of norm_1, the output [and the shortcut]) and
+ * returns a view on the output slot. */
+static sige_tensor *block_forward_banded(const sige_spade_generator *g, const sige_spade_block *b,
+                                         sige_pass *pass, const sige_tensor *x,
+                                         const sige_tensor *seg, const block_maps *bm, int rows,
+                                         GError **error) {
+  banded B = {.g = g, .b = b, .pass = pass, .x = x, .seg = seg, .bm = bm, .h = bm->x_map.h,
+              .w = bm->x_map.w};
+  const int nn = b->learned_shortcut ? 3 : 2;
+  if (!(B.a = sige_pass_record_f16_slot(pass, SIGE_N(b->mlp_shared.weight), B.h, B.w, error)) ||
+      !run_stage(&B, ST_SHARED, 0, rows, error))
+    return NULL;
+  if (nn == 3 &&
+      (!(B.gb[2] = sige_pass_record_f16_slot(pass, 2 * b->fin, B.h, B.w, error)) ||
+       !run_stage(&B, ST_GB, 2, rows, error)))
+    return NULL;
+  if (!(B.gb[0] = sige_pass_record_f16_slot(pass, 2 * b->fin, B.h, B.w, error)) ||
+      !run_stage(&B, ST_GB, 0, rows, error) ||
+      !(B.c0 = sige_pass_record_f16_slot(pass, b->fmiddle, B.h, B.w, error)) ||
+      !run_stage(&B, ST_CONV0, 0, rows, error) ||
+      !(B.gb[1] = sige_pass_record_f16_slot(pass, 2 * b->fmiddle, B.h, B.w, error)) ||
+      !run_stage(&B, ST_GB, 1, rows, error) ||
+      !(B.out = sige_pass_record_f16_slot(pass, b->fout, B.h, B.w, error)) ||
+      (nn == 3 && !(B.res = sige_pass_record_f16_slot(pass, b->fout, B.h, B.w, error))) ||
+      !run_stage(&B, ST_CONV1, 0, rows, error))
+    return NULL;
+  return borrow(B.out);
+}
+
 #define TRY(expr)          \
   do {                     \
     if (!(expr)) goto out; \
@@ -318,6 +553,16 @@ static sige_tensor *block_forward(const sige_spade_generator *g, const sige_spad
   const sige_block_geometry *gm = &g->g_main, *gs = &g->g_sc;
   block_maps bm;
   block_maps_init(&bm, x, b->upsample_before, seg);
+  if (b->sparse && sige_pass_records(pass) && pass->fp16 &&
+      g->norm_kind == SIGE_SPADE_NORM_CONV && !x->backend && !seg->backend) {
+    const int cmax = MAX(SIGE_N(b->mlp_shared.weight), 2 * MAX(b->fin, b->fmiddle));
+    const int rows = band_rows(bm.x_map.h, bm.x_map.w, cmax);
+    if (rows > 0) {
+      sige_tensor *y = block_forward_banded(g, b, pass, x, seg, &bm, rows, error);
+      g_free(bm.buf);
+      return y;
+    }
+  }
   const sige_resample_map *xmap = b->upsample_before ? &bm.x_map : NULL;
   sige_tensor *seg_g = NULL, *actvs = NULL, *a0 = NULL, *a1 = NULL, *as = NULL, *xs = NULL,
               *gbs = NULL, *gb0 = NULL, *gb1 = NULL, *dx = NULL, *t = NULL, *out = NULL;
@@ -409,6 +654,30 @@ out:
   return out;
 }
 
+/* conv_img(leaky(x)) for an F16 host x (the last block's cache slot with
+ * fp16 caches), in bands of rows widened from it: the whole float32 copy of
+ * x was 34 MB at 256x512 (64 channels), at the peak of both passes. */
+static sige_tensor *conv_img_banded(const sige_spade_generator *g, sige_pass *pass,
+                                    const sige_tensor *x, GError **error) {
+  const int h = SIGE_H(x), w = SIGE_W(x), rows = 32;
+  const sige_conv_layer *conv = &g->conv_img;
+  const int pt = conv->params.pad_top, pb = conv->params.pad_bottom;
+  g_autoptr(sige_tensor) img = sige_tensor_new4_uninit(1, SIGE_N(conv->weight), h, w, error);
+  if (!img) return NULL;
+  for (int r0 = 0, r1; r0 < h; r0 = r1) {
+    r1 = MIN(h, r0 + rows);
+    g_autoptr(sige_tensor) t = widen_rows(x, 0, SIGE_C(x), MAX(0, r0 - pt), MIN(h, r1 + pb), error);
+    if (!t) return NULL;
+    sige_activation(pass->ctx, t, SIGE_ACT_LEAKY_RELU, t);
+    g_autoptr(sige_tensor) y = band_conv(pass, conv, t, r0, r1, h, error);
+    if (!y) return NULL;
+    const size_t n = (size_t)(r1 - r0) * w, plane = (size_t)h * w;
+    for (int c = 0; c < SIGE_C(img); c++)
+      memcpy(img->data + c * plane + (size_t)r0 * w, y->data + c * n, n * sizeof(float));
+  }
+  return g_steal_pointer(&img);
+}
+
 gboolean sige_spade_generator_forward(const void *impl, sige_pass *pass, const sige_tensor *seg,
                                       float t, sige_tensor **out, GError **error) {
   const sige_spade_generator *g = impl;
@@ -449,13 +718,19 @@ gboolean sige_spade_generator_forward(const void *impl, sige_pass *pass, const s
     sige_tensor_free(x);
     return FALSE;
   }
-  /* x may be a view on a cache (F16 with fp16 caches): activate an F32 copy */
-  g_autoptr(sige_tensor) act = sige_tensor_to_f32(x, error);
-  sige_tensor_free(x);
-  if (!act) return FALSE;
-  sige_activation(pass->ctx, act, SIGE_ACT_LEAKY_RELU, act);
-  sige_tensor *img = sige_pass_conv(pass, &g->conv_img, act, error);
-  if (!img) return FALSE;
+  sige_tensor *img = NULL;
+  if (x->storage == SIGE_STORAGE_F16 && !x->backend) {
+    img = conv_img_banded(g, pass, x, error);
+    sige_tensor_free(x);
+    if (!img) return FALSE;
+  } else {
+    /* x may be a view on a cache (F16 with fp16 caches): activate an F32 copy */
+    g_autoptr(sige_tensor) act = sige_tensor_to_f32(x, error);
+    sige_tensor_free(x);
+    if (!act) return FALSE;
+    sige_activation(pass->ctx, act, SIGE_ACT_LEAKY_RELU, act);
+    if (!(img = sige_pass_conv(pass, &g->conv_img, act, error))) return FALSE;
+  }
   sige_activation(pass->ctx, img, SIGE_ACT_TANH, img);
   *out = img;
   return TRUE;
