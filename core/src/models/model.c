@@ -214,6 +214,18 @@ gboolean sige_model_forward_sparse_once_stats(const sige_model *m, sige_ctx *ctx
                                               const sige_mask *mask, gboolean fp16,
                                               sige_tensor **full_out, sige_tensor **out,
                                               sige_session_stats stats[2], GError **error) {
+  return sige_model_forward_sparse_once_profile(m, ctx, orig, edited, t, cond, mask, fp16,
+                                                full_out, out, stats, NULL, NULL, error);
+}
+
+gboolean sige_model_forward_sparse_once_profile(const sige_model *m, sige_ctx *ctx,
+                                                const sige_tensor *orig,
+                                                const sige_tensor *edited, float t,
+                                                const sige_tensor *cond, const sige_mask *mask,
+                                                gboolean fp16, sige_tensor **full_out,
+                                                sige_tensor **out, sige_session_stats stats[2],
+                                                GArray *full_groups, GArray *sparse_groups,
+                                                GError **error) {
   *out = NULL;
   if (full_out) *full_out = NULL;
   if (stats) memset(stats, 0, 2 * sizeof *stats);
@@ -226,6 +238,7 @@ gboolean sige_model_forward_sparse_once_stats(const sige_model *m, sige_ctx *ctx
   sige_pass_init_full(&pass, ctx, &cache);
   pass.fp16 = fp16;
   pass.cond = cond;
+  pass.profile = full_groups;
   g_autoptr(sige_tensor) full = NULL;
   const uint64_t macs0 = sige_ctx_macs(ctx);
   gint64 t0 = g_get_monotonic_time();
@@ -243,6 +256,7 @@ gboolean sige_model_forward_sparse_once_stats(const sige_model *m, sige_ctx *ctx
     sige_pass_init_sparse(&pass, ctx, &cache, pyr, NULL);
     pass.fp16 = fp16;
     pass.cond = cond;
+    pass.profile = sparse_groups;
     ok = sige_model_pass(m, &pass, edited, t, out, error);
     sige_pass_clear(&pass);
     if (stats) {
