@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bench_report.h"
 #include "random_weights.h"
@@ -26,9 +27,11 @@
 typedef struct {
   const char *name;
   double dense_ms, record_ms, sparse_ms;
+  double dense_cpu_ms, record_cpu_ms, sparse_cpu_ms; /* process CPU time, all threads */
   uint64_t dense_macs, sparse_macs;
   double mask_ratio; /* of the image-space mask this part runs with */
   double rss_mb;     /* peak RSS after this part */
+  double kept_mb, keep_limit_mb; /* Winograd weights kept on this part's context, its limit */
   GArray *full_groups, *sparse_groups; /* of sige_layer_stats (--layers), last run */
   char **group_names; /* NULL-terminated, or NULL (the UNet's are not named) */
 } part_result;
@@ -122,6 +125,15 @@ static double now_ms(void) {
   return (double)g_get_monotonic_time() / 1000.0;
 }
 
+/* Process CPU time: with other load on the machine the wall times swing,
+ * the work done much less (spin-waiting threads count, see
+ * docs/PERFORMANCE.md; OMP_WAIT_POLICY=passive keeps them out). */
+static double cpu_ms(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return 0.0;
+  return (double)ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
 static gboolean time_part(const sige_model *m, const sige_bench_sd_opts *o,
                           const sige_tensor *orig, const sige_tensor *edited, float t,
                           const sige_tensor *cond, const sige_mask *mask, part_result *r,
@@ -133,12 +145,16 @@ static gboolean time_part(const sige_model *m, const sige_bench_sd_opts *o,
   g_autofree double *dense = g_new(double, o->runs);
   g_autofree double *rec = g_new(double, o->runs);
   g_autofree double *sparse = g_new(double, o->runs);
+  g_autofree double *dense_cpu = g_new(double, o->runs);
+  g_autofree double *rec_cpu = g_new(double, o->runs);
+  g_autofree double *sparse_cpu = g_new(double, o->runs);
   for (int i = -o->warmup; i < o->runs && !o->sparse_only; i++) {
     sige_ctx_reset_macs(ctx);
     g_autoptr(sige_tensor) out = NULL;
-    const double t0 = now_ms();
+    const double t0 = now_ms(), c0 = cpu_ms();
     if (!sige_model_forward_dense_cond(m, ctx, orig, t, cond, &out, error)) return FALSE;
     const double dt = now_ms() - t0;
+    if (i >= 0) dense_cpu[i] = cpu_ms() - c0;
     r->dense_macs = sige_ctx_macs(ctx);
     if (i >= 0) dense[i] = dt;
   }
@@ -162,13 +178,20 @@ static gboolean time_part(const sige_model *m, const sige_bench_sd_opts *o,
     if (i >= 0) {
       rec[i] = st[0].seconds * 1e3;
       sparse[i] = st[1].seconds * 1e3;
+      rec_cpu[i] = st[0].cpu_seconds * 1e3;
+      sparse_cpu[i] = st[1].cpu_seconds * 1e3;
     }
   }
   r->dense_ms = o->sparse_only ? 0 : sige_bench_median(dense, o->runs);
   r->record_ms = sige_bench_median(rec, o->runs);
   r->sparse_ms = sige_bench_median(sparse, o->runs);
+  r->dense_cpu_ms = o->sparse_only ? 0 : sige_bench_median(dense_cpu, o->runs);
+  r->record_cpu_ms = sige_bench_median(rec_cpu, o->runs);
+  r->sparse_cpu_ms = sige_bench_median(sparse_cpu, o->runs);
   r->mask_ratio = (double)sige_mask_count(mask) / ((double)mask->h * mask->w);
   r->rss_mb = bench_peak_rss_mb();
+  r->kept_mb = sige_ctx_prepared_bytes(ctx) / 1048576.0;
+  r->keep_limit_mb = sige_ctx_winograd_keep_bytes(ctx) / 1048576.0;
   return TRUE;
 }
 
@@ -237,6 +260,9 @@ static void add_part(JsonBuilder *jb, const part_result *r) {
   bench_json_num(jb, "dense_ms", r->dense_ms);
   bench_json_num(jb, "record_ms", r->record_ms);
   bench_json_num(jb, "sparse_ms", r->sparse_ms);
+  bench_json_num(jb, "dense_cpu_ms", r->dense_cpu_ms);
+  bench_json_num(jb, "record_cpu_ms", r->record_cpu_ms);
+  bench_json_num(jb, "sparse_cpu_ms", r->sparse_cpu_ms);
   json_builder_set_member_name(jb, "dense_macs");
   json_builder_add_int_value(jb, (gint64)r->dense_macs);
   json_builder_set_member_name(jb, "sparse_macs");
@@ -247,6 +273,8 @@ static void add_part(JsonBuilder *jb, const part_result *r) {
   if (r->dense_ms > 0) bench_json_num(jb, "speedup", r->dense_ms / r->sparse_ms); /* --sparse-only: none */
   bench_json_num(jb, "mask_ratio", r->mask_ratio);
   bench_json_num(jb, "peak_rss_mb", r->rss_mb);
+  bench_json_num(jb, "winograd_kept_mib", r->kept_mb);
+  bench_json_num(jb, "winograd_keep_limit_mib", r->keep_limit_mb);
   if (r->sparse_groups) {
     json_builder_set_member_name(jb, "layers");
     json_builder_begin_array(jb);
@@ -298,14 +326,19 @@ static void print_groups(const part_result *r) {
 
 static void print_part(const part_result *r) {
   const double mr = (double)r->dense_macs / (double)r->sparse_macs;
-  printf("%-8s %-7s %12.1f %12.4f\n", r->name, "dense", r->dense_ms, r->dense_macs / 1e9);
-  printf("%-8s %-7s %12.1f %12.4f\n", r->name, "record", r->record_ms, r->dense_macs / 1e9);
-  printf("%-8s %-7s %12.1f %12.4f\n", r->name, "sparse", r->sparse_ms, r->sparse_macs / 1e9);
+  printf("%-8s %-7s %12.1f %12.4f %12.1f\n", r->name, "dense", r->dense_ms, r->dense_macs / 1e9,
+         r->dense_cpu_ms);
+  printf("%-8s %-7s %12.1f %12.4f %12.1f\n", r->name, "record", r->record_ms, r->dense_macs / 1e9,
+         r->record_cpu_ms);
+  printf("%-8s %-7s %12.1f %12.4f %12.1f\n", r->name, "sparse", r->sparse_ms, r->sparse_macs / 1e9,
+         r->sparse_cpu_ms);
   if (r->dense_ms <= 0) { /* --sparse-only */
     printf("%-8s mask %.2f%%, MAC ratio %.2fx (dense not timed), peak RSS %.0f MB\n", r->name,
            100 * r->mask_ratio, mr, r->rss_mb);
     return;
   }
+  printf("%-8s Winograd weights kept: %.0f of %.0f MiB (each part has its own context)\n",
+         r->name, r->kept_mb, r->keep_limit_mb);
   printf("%-8s mask %.2f%%, MAC ratio %.2fx, speedup %.2fx (%.0f%% of the MAC ratio), "
          "peak RSS %.0f MB\n",
          r->name, 100 * r->mask_ratio, mr, r->dense_ms / r->sparse_ms,
@@ -368,7 +401,7 @@ gboolean sige_bench_sd(const sige_bench_sd_opts *o, GError **error) {
          "stroke %.2f%%\n\n",
          ih, iw, uc.latent_h, uc.latent_w, uc.context_dim, 100 * o->edit_ratio,
          100 * stroke_ratio);
-  printf("%-8s %-7s %12s %12s\n", "part", "pass", "median ms", "GMACs");
+  printf("%-8s %-7s %12s %12s %12s\n", "part", "pass", "median ms", "GMACs", "CPU ms");
   if (!o->skip_unet) print_part(&unet);
   if (!o->skip_decoder) print_part(&dec);
   if (o->layers) {
