@@ -332,13 +332,13 @@ static void print_part(const part_result *r) {
          r->record_cpu_ms);
   printf("%-8s %-7s %12.1f %12.4f %12.1f\n", r->name, "sparse", r->sparse_ms, r->sparse_macs / 1e9,
          r->sparse_cpu_ms);
+  printf("%-8s Winograd weights kept: %.0f of %.0f MiB (each part has its own context)\n",
+         r->name, r->kept_mb, r->keep_limit_mb);
   if (r->dense_ms <= 0) { /* --sparse-only */
     printf("%-8s mask %.2f%%, MAC ratio %.2fx (dense not timed), peak RSS %.0f MB\n", r->name,
            100 * r->mask_ratio, mr, r->rss_mb);
     return;
   }
-  printf("%-8s Winograd weights kept: %.0f of %.0f MiB (each part has its own context)\n",
-         r->name, r->kept_mb, r->keep_limit_mb);
   printf("%-8s mask %.2f%%, MAC ratio %.2fx, speedup %.2fx (%.0f%% of the MAC ratio), "
          "peak RSS %.0f MB\n",
          r->name, 100 * r->mask_ratio, mr, r->dense_ms / r->sparse_ms,
