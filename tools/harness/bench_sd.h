@@ -12,6 +12,9 @@ typedef struct {
   int runs, warmup, threads;
   gint64 seed;
   gboolean json, tiny, fp16;
+  gboolean skip_unet, skip_decoder; /* --sd-part */
+  gboolean layers;                  /* per layer group: recording vs sparse pass */
+  gboolean sparse_only;             /* no dense timing (dense MACs from the recording pass) */
   gboolean set_conv; /* conv_policy was given */
   sige_conv_policy conv_policy;
   sige_device device; /* resolved */

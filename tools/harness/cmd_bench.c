@@ -38,6 +38,7 @@ typedef struct {
   gboolean fp16;    /* sessions store their caches as fp16 */
   gboolean layers;  /* per layer group: the snapshot's full pass vs the sparse pass */
   gboolean sd_tiny; /* --model sd at a test size */
+  char *sd_part;    /* --model sd: "unet", "decoder" or NULL (both) */
   char *device_name;
   char *conv_name;              /* --conv */
   sige_conv_policy conv_policy; /* resolved */
@@ -733,22 +734,30 @@ static gboolean run_bench(bench_opts *o, GError **error) {
     r.device_info = device_info = g_strdup(sige_ctx_device_info(probe));
   }
   if (!g_strcmp0(o->model, "sd")) { /* bench_sd.c */
-    if (o->sdedit_steps > 0 || o->layers || o->mask || o->save_mask || o->save_weights ||
-        o->save_io || o->dense_only || o->sparse_only) {
+    if (o->sdedit_steps > 0 || o->mask || o->save_mask || o->save_weights ||
+        o->save_io || o->dense_only) {
       g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
                   "--model sd takes --edit-ratio, --runs, --warmup, --threads, --seed, --json, "
-                  "--device, --conv, --fp16-caches and --sd-tiny only");
+                  "--device, --conv, --fp16-caches, --sparse-only, --layers, --sd-tiny and --sd-part only");
       return FALSE;
     }
     const sige_bench_sd_opts so = {.edit_ratio = o->edit_ratio, .runs = o->runs,
                                    .warmup = o->warmup, .threads = o->threads, .seed = o->seed,
                                    .json = o->json, .tiny = o->sd_tiny, .fp16 = o->fp16,
                                    .set_conv = o->conv_name != NULL,
-                                   .conv_policy = o->conv_policy, .device = o->device};
+                                   .conv_policy = o->conv_policy, .device = o->device,
+                                   .sparse_only = o->sparse_only, .layers = o->layers,
+                                   .skip_unet = !g_strcmp0(o->sd_part, "decoder"),
+                                   .skip_decoder = !g_strcmp0(o->sd_part, "unet")};
+    if (o->sd_part && !so.skip_unet && !so.skip_decoder) {
+      g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID,
+                  "--sd-part must be 'unet' or 'decoder' (got '%s')", o->sd_part);
+      return FALSE;
+    }
     return sige_bench_sd(&so, error);
   }
-  if (o->sd_tiny) {
-    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID, "--sd-tiny needs --model sd");
+  if (o->sd_tiny || o->sd_part) {
+    g_set_error(error, SIGE_ERROR, SIGE_ERROR_INVALID, "--sd-tiny and --sd-part need --model sd");
     return FALSE;
   }
   g_autoptr(sige_model) m = build_model(o->model, (uint64_t)o->seed, o->save_weights, error);
@@ -812,6 +821,8 @@ int sige_cmd_bench(int argc, char **argv) {
        "NAME"},
       {"sd-tiny", 0, 0, G_OPTION_ARG_NONE, &o.sd_tiny,
        "--model sd at a test size (128 x 128, narrow layers)", NULL},
+      {"sd-part", 0, 0, G_OPTION_ARG_STRING, &o.sd_part,
+       "--model sd: time only this part, unet or decoder (default both)", "PART"},
       {"edit-ratio", 0, 0, G_OPTION_ARG_DOUBLE, &o.edit_ratio,
        "fraction of the image the stroke mask covers (default 0.012)", "R"},
       {"runs", 0, 0, G_OPTION_ARG_INT, &o.runs, "timed runs (default 5)", "N"},
@@ -875,6 +886,7 @@ int sige_cmd_bench(int argc, char **argv) {
   g_free(o.save_weights);
   g_free(o.save_io);
   g_free(o.device_name);
+  g_free(o.sd_part);
   g_free(o.conv_name);
   return rc;
 }

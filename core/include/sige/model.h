@@ -304,6 +304,17 @@ gboolean sige_model_forward_sparse_once_stats(const sige_model *m, sige_ctx *ctx
                                               const sige_mask *mask, gboolean fp16,
                                               sige_tensor **full_out, sige_tensor **out,
                                               sige_session_stats stats[2], GError **error);
+/* The same, also appending one sige_layer_stats per layer group of the
+ * recording pass to full_groups and of the sparse pass to sparse_groups
+ * (either may be NULL): `sige bench --model sd --layers`. */
+gboolean sige_model_forward_sparse_once_profile(const sige_model *m, sige_ctx *ctx,
+                                                const sige_tensor *orig,
+                                                const sige_tensor *edited, float t,
+                                                const sige_tensor *cond, const sige_mask *mask,
+                                                gboolean fp16, sige_tensor **full_out,
+                                                sige_tensor **out, sige_session_stats stats[2],
+                                                GArray *full_groups, GArray *sparse_groups,
+                                                GError **error);
 
 /* ---- parameter lists ---------------------------------------------------- */
 /* Every checkpoint tensor a model reads, as the model declares it: the

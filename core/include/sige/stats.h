@@ -13,6 +13,9 @@ typedef struct {
   double edit_ratio;      /* fraction of input pixels in the dilated difference */
   gboolean was_sparse;    /* the last pass was sparse (not full, not skipped) */
   double seconds;         /* wall time of the last pass */
+  double cpu_seconds;     /* CPU time of the process over the pass, all threads (set by
+                           * sige_model_forward_sparse_once_stats only, else 0): less
+                           * sensitive to other load than the wall time */
 } sige_session_stats;
 
 /* One layer group of the last pass (a model's forward is a sequence of

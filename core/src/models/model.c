@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../buffer.h"
 #include "model_internal.h"
@@ -208,12 +209,30 @@ gboolean sige_model_forward_sparse_once(const sige_model *m, sige_ctx *ctx,
                                               out, NULL, error);
 }
 
+static double process_cpu_seconds(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return 0.0;
+  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 gboolean sige_model_forward_sparse_once_stats(const sige_model *m, sige_ctx *ctx,
                                               const sige_tensor *orig, const sige_tensor *edited,
                                               float t, const sige_tensor *cond,
                                               const sige_mask *mask, gboolean fp16,
                                               sige_tensor **full_out, sige_tensor **out,
                                               sige_session_stats stats[2], GError **error) {
+  return sige_model_forward_sparse_once_profile(m, ctx, orig, edited, t, cond, mask, fp16,
+                                                full_out, out, stats, NULL, NULL, error);
+}
+
+gboolean sige_model_forward_sparse_once_profile(const sige_model *m, sige_ctx *ctx,
+                                                const sige_tensor *orig,
+                                                const sige_tensor *edited, float t,
+                                                const sige_tensor *cond, const sige_mask *mask,
+                                                gboolean fp16, sige_tensor **full_out,
+                                                sige_tensor **out, sige_session_stats stats[2],
+                                                GArray *full_groups, GArray *sparse_groups,
+                                                GError **error) {
   *out = NULL;
   if (full_out) *full_out = NULL;
   if (stats) memset(stats, 0, 2 * sizeof *stats);
@@ -226,27 +245,33 @@ gboolean sige_model_forward_sparse_once_stats(const sige_model *m, sige_ctx *ctx
   sige_pass_init_full(&pass, ctx, &cache);
   pass.fp16 = fp16;
   pass.cond = cond;
+  pass.profile = full_groups;
   g_autoptr(sige_tensor) full = NULL;
   const uint64_t macs0 = sige_ctx_macs(ctx);
   gint64 t0 = g_get_monotonic_time();
+  double c0 = process_cpu_seconds();
   gboolean ok = sige_model_pass(m, &pass, orig, t, &full, error);
   sige_pass_clear(&pass);
   if (stats) {
     stats[0].seconds = (g_get_monotonic_time() - t0) / 1e6;
+    stats[0].cpu_seconds = process_cpu_seconds() - c0;
     stats[0].macs = stats[0].dense_macs = sige_ctx_macs(ctx) - macs0;
   }
   if (ok) {
     /* the pyramid is part of the sparse pass's cost, as in a session */
     const uint64_t macs1 = sige_ctx_macs(ctx);
     t0 = g_get_monotonic_time();
+    c0 = process_cpu_seconds();
     pyr = sige_mask_pyramid_new(mask, p.min_h, p.min_w, p.pyramid_dilation, p.pyramid_threshold);
     sige_pass_init_sparse(&pass, ctx, &cache, pyr, NULL);
     pass.fp16 = fp16;
     pass.cond = cond;
+    pass.profile = sparse_groups;
     ok = sige_model_pass(m, &pass, edited, t, out, error);
     sige_pass_clear(&pass);
     if (stats) {
       stats[1].seconds = (g_get_monotonic_time() - t0) / 1e6;
+      stats[1].cpu_seconds = process_cpu_seconds() - c0;
       stats[1].macs = sige_ctx_macs(ctx) - macs1;
       stats[1].dense_macs = stats[0].macs;
       stats[1].was_sparse = ok;

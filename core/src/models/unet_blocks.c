@@ -239,6 +239,35 @@ sige_tensor *sige_unet_resblock_forward(const sige_unet_norms *n, const sige_une
   if (skip && dense && !(xin = sige_concat_dense(pass->ctx, x, skip, error))) goto out;
   if (!norm_stats(n, pass, xin ? xin : x, b->n1_g, b->n1_b, NULL, s1, sh1, error))
     goto out;
+  /* Sparse with frozen statistics, no skip, not pooling: conv1 reads its
+   * input straight from x (through the upsampling map) with norm1 and
+   * swish applied on the fly, into its cache slot (sige_sparse_conv; the
+   * CPU fuses gather and Winograd input transform), instead of gathering a
+   * block batch first: the same values, one pass over the blocks fewer.
+   * conv2 then reads that slot, fused likewise where there is no shortcut
+   * conv; with one it gathers a batch for conv2 as below. */
+  if (!dense && !n->fresh_stats && !skip && b->resample != SIGE_UNET_RESAMPLE_DOWN) {
+    const sige_resample_map *xmap = b->resample == SIGE_UNET_RESAMPLE_UP ? &map : NULL;
+    if (!norm_stats(n, pass, x, b->n2_g, b->n2_b, temb, s2, sh2, error)) goto out;
+    g_autoptr(sige_tensor) mid =
+        sige_pass_gather_conv_scatter(pass, &geo->main, x, xmap, s1, sh1, SIGE_ACT_SWISH,
+                                      &b->conv1, SIGE_ACT_NONE, NULL, NULL, error);
+    if (!mid) goto out;
+    if (!b->nin.weight) {
+      out = sige_pass_gather_conv_scatter(pass, &geo->main, mid, NULL, s2, sh2, SIGE_ACT_SWISH,
+                                          &b->conv2, SIGE_ACT_NONE, x, xmap, error);
+      goto out;
+    }
+    if (!(h = sige_pass_gather(pass, &geo->main, mid, NULL, s2, sh2, SIGE_ACT_SWISH, error)) ||
+        !(t = sige_pass_conv(pass, &b->conv2, h, error)))
+      goto out;
+    g_autoptr(sige_tensor) g = sige_pass_gather(pass, &geo->shortcut, x, NULL, NULL, NULL,
+                                                SIGE_ACT_NONE, error);
+    if (!g || !(xs = sige_pass_conv(pass, &b->nin, g, error))) goto out;
+    out = sige_pass_scatter_block_residual(pass, &geo->main, g_steal_pointer(&t), &geo->shortcut,
+                                          g_steal_pointer(&xs), error);
+    goto out;
+  }
   switch (b->resample) {
     case SIGE_UNET_RESAMPLE_NONE:
       h = sige_pass_gather_cat(pass, &geo->main, x, NULL, skip, xin, s1, sh1, SIGE_ACT_SWISH, error);
@@ -433,6 +462,10 @@ sige_tensor *sige_unet_resample_conv_forward(const sige_conv_layer *conv,
     idx = g_new(int, 2 * (SIGE_H(x) + SIGE_W(x)));
     map = nearest_x2(SIGE_H(x), SIGE_W(x), idx);
   }
+  /* sparse: one sige_sparse_conv reading x through the map (no block batch) */
+  if (sige_pass_is_sparse(pass))
+    return sige_pass_gather_conv_scatter(pass, g, x, up ? &map : NULL, NULL, NULL, SIGE_ACT_NONE,
+                                         conv, SIGE_ACT_NONE, NULL, NULL, error);
   sige_tensor *h = sige_pass_gather(pass, g, x, up ? &map : NULL, NULL, NULL, SIGE_ACT_NONE, error);
   if (!h) return NULL;
   sige_tensor *t = sige_pass_conv(pass, conv, h, error);

@@ -1,6 +1,8 @@
 /* gather -> convolution on the block batch -> scatter reproduces the dense
  * convolution wherever blocks are active, for the three geometries of the
  * published models, and leaves every other cached value untouched. */
+#include <float.h>
+
 #include "sparse_test_util.h"
 
 #define C_IN 5
@@ -332,12 +334,64 @@ static void test_block_residual(void **state) {
   assert_memory_equal(rc->data, want_rc->data, rc->numel * sizeof(float));
 }
 
+/* The transformed gather element by element: act(x * scale + shift) inside
+ * the source, 0 outside, for every block of a full mask on a map large
+ * enough to have interior blocks (transformed as one contiguous run, in
+ * vector lanes) beside border ones (row by row).  Both compute the same
+ * float expression per element: with GCC's -std=c11 (no contraction) the
+ * results are bit-equal; 4 ulp are allowed for a compiler that contracts
+ * x * s + t into an FMA on one path only.  A wrong row, a skipped or
+ * doubled transform, or a transformed zero pad is off by far more. */
+static void test_transform_elementwise(void **state) {
+  (void)state;
+  enum { BH = 29, BW = 31, BC = 3 };
+  g_autoptr(sige_ctx) ctx = sige_ctx_new(2);
+  sige_test_rng r = sige_test_rng_new(77);
+  g_autoptr(sige_tensor) x = sp_new4(1, BC, BH, BW);
+  sp_fill(x, &r, -6.0f, 6.0f);
+  float sc[BC], sh[BC];
+  for (int c = 0; c < BC; c++) {
+    sc[c] = sige_test_rng_uniform(&r, 0.5f, 1.5f);
+    sh[c] = sige_test_rng_uniform(&r, -0.5f, 0.5f);
+  }
+  sige_block_geometry g;
+  sige_block_geometry_init(&g, 3, 1, 1, 6);
+  g_autoptr(sige_mask) ones = sige_mask_new(BH, BW);
+  memset(ones->data, 1, BH * BW);
+  g_autoptr(sige_active_blocks) ab = sige_reduce_mask(ones, &g);
+  g_autoptr(sige_tensor) got = sp_new_blocks(ab->n, BC, g.block);
+  int interior = 0, border = 0;
+  static const sige_act acts[] = {SIGE_ACT_SWISH, SIGE_ACT_LEAKY_RELU};
+  for (size_t a = 0; a < G_N_ELEMENTS(acts); a++) {
+    sp_fill_value(got, 1234.0f);
+    sige_gather(ctx, x, NULL, &g, ab, sc, sh, acts[a], got);
+    for (int k = 0; k < ab->n; k++) {
+      const int top = ab->corners[2 * k], left = ab->corners[2 * k + 1];
+      const gboolean inside = top >= 0 && left >= 0 && top + 6 <= BH && left + 6 <= BW;
+      if (a == 0) inside ? interior++ : border++;
+      for (int c = 0; c < BC; c++)
+        for (int i = 0; i < 6; i++)
+          for (int j = 0; j < 6; j++) {
+            const int y = top + i, xx = left + j;
+            float want = 0.0f;
+            if (y >= 0 && y < BH && xx >= 0 && xx < BW)
+              want = sige_act_apply(acts[a], x->data[sp_at(x, 0, c, y, xx)] * sc[c] + sh[c]);
+            const float v = got->data[sp_at(got, k, c, i, j)];
+            if (!(fabsf(v - want) <= 4.0f * FLT_EPSILON * fabsf(want)))
+              fail_msg("act %d block %d (%d, %d) ch %d (%d, %d): %.9g, expected %.9g", (int)acts[a],
+                       k, top, left, c, i, j, v, want);
+          }
+    }
+  }
+  assert_true(interior > 0 && border > 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_dense_equivalence), cmocka_unit_test(test_sparse_mask),
       cmocka_unit_test(test_pointwise_geometry), cmocka_unit_test(test_stride2_geometry),
       cmocka_unit_test(test_resample_map),      cmocka_unit_test(test_scatter_residual),
-      cmocka_unit_test(test_block_residual),
+      cmocka_unit_test(test_block_residual),    cmocka_unit_test(test_transform_elementwise),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

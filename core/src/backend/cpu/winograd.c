@@ -520,8 +520,9 @@ static void fused_input(const fused_job *f, int p0, int np, float *v) {
         const size_t plane_at = (size_t)ci * f->splane;
         const float s = io->scale ? io->scale[ci] : 1.0f, sh = io->shift ? io->shift[ci] : 0.0f;
         const gboolean direct = !io->map && io->src->storage == SIGE_STORAGE_F32;
+        const gboolean whole = r_lo == 0 && c_lo == 0 && r_hi == 6 && c_hi == 6;
         /* the common case, a whole window of a float map: transform in place */
-        if (direct && !affine && r_lo == 0 && c_lo == 0 && r_hi == 6 && c_hi == 6) {
+        if (direct && !affine && whole) {
           in_tf4(io->src->data + plane_at + (size_t)y0 * f->sw + x0, f->sw,
                  v + (size_t)ci * np + q, vs);
           continue;
@@ -534,10 +535,15 @@ static void fused_input(const fused_job *f, int p0, int np, float *v) {
           } else {
             for (int c = c_lo; c < c_hi; c++) row[c] = src_at(f, plane_at, y0 + r, x0 + c);
           }
-          if (affine) {
+          if (affine && !whole) {
             for (int c = c_lo; c < c_hi; c++) row[c] = row[c] * s + sh;
             sige_act_inplace(row + c_lo, (size_t)MAX(0, c_hi - c_lo), io->act_in);
           }
+        }
+        /* a whole window: one 36-wide call, in vector lanes (see sige_cpu_gather) */
+        if (affine && whole) {
+          for (int k = 0; k < 36; k++) d[k] = d[k] * s + sh;
+          sige_act_inplace(d, 36, io->act_in);
         }
       } else {
         const float *bp =
