@@ -118,9 +118,10 @@ def sd_table(sds):
 
 
 def contention_table(recs):
-    return table(["threads", "follows the free CPUs", "competing busy processes", "sparse ms (median)",
-                  "runs"],
-                 [[r["threads"], r["follow"], r["busy"], f'{r["sparse_ms"]:.0f}', r["runs"]] for r in recs])
+    return table(["binary", "threads", "follows the free CPUs", "competing busy processes",
+                  "sparse ms (median)", "runs"],
+                 [[r.get("build", ""), r["threads"], r["follow"], r["busy"], f'{r["sparse_ms"]:.0f}', r["runs"]]
+                  for r in recs])
 
 
 def session_table(recs):
@@ -164,12 +165,17 @@ def goals_table(recs):
         best = min(sessions, key=lambda r: r["peak_rss_kib"])
         gb = best["peak_rss_kib"] * 1024 / 1e9
         rows.append(["GauGAN (ngf 64) session, fp16 caches, peak < 1 GB",
-                     f'{gb:.2f} GB (F16 weights, `SIGE_WINOGRAD_KEEP_MB={best["winograd_keep_mb"]}`)',
+                     f'{gb:.2f} GB ({best["label"]}, `SIGE_WINOGRAD_KEEP_MB={best["winograd_keep_mb"]}`)',
                      gb < 1.0])
-    follow = {int(r["threads"]): r["sparse_ms"] for r in recs["contention"] if r["follow"] == "yes"}
-    if 1 in follow and 2 in follow:
-        rows.append(["one competing busy process: 2-thread sparse pass <= 1-thread (following the free CPUs)",
-                     f'{follow[2]:.0f} ms vs {follow[1]:.0f} ms', follow[2] <= follow[1]])
+    builds = {}  # per binary: threads -> ms, following the free CPUs
+    for r in recs["contention"]:
+        if r["follow"] == "yes":
+            builds.setdefault(r.get("build", ""), {})[int(r["threads"])] = r["sparse_ms"]
+    for build, follow in builds.items():
+        if 1 in follow and 2 in follow:
+            rows.append([f"one competing busy process: 2-thread sparse pass <= 1-thread (following the free CPUs"
+                         f"{', ' + build if build else ''})",
+                         f'{follow[2]:.0f} ms vs {follow[1]:.0f} ms', follow[2] <= follow[1]])
     for r in recs["sd"]:
         if at_goal_edit(r["requested_ratio"]):
             for part, name in (("unet", "SD UNet step"), ("decoder", "SD VAE decoder")):
