@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sige-i18n.h"
+
 void sige_live_init(sige_live *L) {
   memset(L, 0, sizeof *L);
   L->debounce_ms = SIGE_LIVE_DEBOUNCE_MS;
@@ -54,4 +56,16 @@ guint sige_live_poll_ms(const sige_live *L) {
   if (!(ms >= SIGE_LIVE_POLL_MIN_MS)) return SIGE_LIVE_POLL_MIN_MS; /* NaN too */
   if (ms >= SIGE_LIVE_POLL_MAX_MS) return SIGE_LIVE_POLL_MAX_MS;
   return (guint)ms;
+}
+
+gchar *sige_live_intro(const char *layer_name) {
+  return g_strdup_printf(_("Watching \"%s\": paint on it, and once it stops changing the output "
+                           "layer follows. Each update is one undo step."),
+                         layer_name);
+}
+
+gchar *sige_live_status(guint updates, double last_ms) {
+  if (last_ms < 10000.0)
+    return g_strdup_printf(_("Updates so far: %u; the last took %.0f ms."), updates, last_ms);
+  return g_strdup_printf(_("Updates so far: %u; the last took %.1f s."), updates, last_ms / 1000.0);
 }

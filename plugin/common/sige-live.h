@@ -61,4 +61,11 @@ void sige_live_updated(sige_live *L);
 /* The interval until the next read, in ms. */
 guint sige_live_poll_ms(const sige_live *L);
 
+/* The live window's texts, translated, for both front-ends.  The intro
+ * makes no promise of a time: an update takes a fifth of a second on the
+ * GauGAN models but seconds to tens of seconds with Stable Diffusion, so
+ * the status line says what the last one took (ms below 10 s, else s). */
+gchar *sige_live_intro(const char *layer_name);
+gchar *sige_live_status(guint updates, double last_ms);
+
 G_END_DECLS

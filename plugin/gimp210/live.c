@@ -103,8 +103,7 @@ static void update(Live *L, gint64 since_change_us) {
   g_printerr("sparse-regenerate: live update %u done at %.3f s (wall clock); started %.0f ms "
              "after the last change seen, pass and write %.1f ms\n",
              L->live.updates, g_get_real_time() / 1e6, since_change_us / 1000.0, ms);
-  g_autofree gchar *text =
-      g_strdup_printf(_("Updates so far: %u; the last took %.0f ms."), L->live.updates, ms);
+  g_autofree gchar *text = sige_live_status(L->live.updates, ms);
   set_status(L, text);
 }
 
@@ -202,10 +201,7 @@ void sige_live_run(gint32 image, gint32 drawable, const SigeSettings *s) {
   gtk_container_set_border_width(GTK_CONTAINER(vbox), 12);
   gtk_box_pack_start(GTK_BOX(gtk_dialog_get_content_area(GTK_DIALOG(L.win))), vbox, TRUE, TRUE, 0);
   g_autofree gchar *name = gimp_item_get_name(drawable);
-  g_autofree gchar *intro = g_strdup_printf(
-      _("Watching \"%s\": paint on it, and the output layer follows about a fifth of a "
-        "second after each stroke. Each update is one undo step."),
-      name);
+  g_autofree gchar *intro = sige_live_intro(name);
   GtkWidget *label = gtk_label_new(intro);
   gtk_label_set_line_wrap(GTK_LABEL(label), TRUE);
   gtk_misc_set_alignment(GTK_MISC(label), 0.0, 0.5);

@@ -94,8 +94,7 @@ static void update(Live *L, gint64 since_change_us) {
              "after the last change seen, pass and write %.1f ms, polling every %u ms\n",
              L->live.updates, g_get_real_time() / 1e6, since_change_us / 1000.0, ms,
              sige_live_poll_ms(&L->live));
-  g_autofree gchar *text =
-      g_strdup_printf(_("Updates so far: %u; the last took %.0f ms."), L->live.updates, ms);
+  g_autofree gchar *text = sige_live_status(L->live.updates, ms);
   set_status(L, text);
 }
 
@@ -177,10 +176,7 @@ static void window_new(Live *L) {
   gtk_box_pack_start(GTK_BOX(gtk_dialog_get_content_area(GTK_DIALOG(L->win))), vbox, TRUE, TRUE,
                      0);
   g_autofree gchar *name = gimp_item_get_name(GIMP_ITEM(L->layer));
-  g_autofree gchar *intro = g_strdup_printf(
-      _("Watching \"%s\": paint on it, and the output layer follows about a fifth of a "
-        "second after each stroke. Each update is one undo step."),
-      name);
+  g_autofree gchar *intro = sige_live_intro(name);
   gtk_box_pack_start(GTK_BOX(vbox), wrapped_label(intro), FALSE, FALSE, 0);
   L->status = wrapped_label(_("Bringing the output up to date..."));
   gtk_box_pack_start(GTK_BOX(vbox), L->status, FALSE, FALSE, 0);

@@ -97,9 +97,27 @@ static void test_poll_interval(void **state) {
   sige_live_clear(&L);
 }
 
+/* The window's texts: the intro names the layer and promises no time (it
+ * once said "a fifth of a second" for Stable Diffusion models too, whose
+ * updates take seconds); the status line switches to seconds at 10 s. */
+static void test_texts(void **state) {
+  (void)state;
+  g_autofree gchar *intro = sige_live_intro("Labels");
+  assert_non_null(strstr(intro, "\"Labels\""));
+  assert_non_null(strstr(intro, "one undo step"));
+  assert_null(strstr(intro, "second"));
+  g_autofree gchar *fast = sige_live_status(3, 156.4);
+  assert_string_equal(fast, "Updates so far: 3; the last took 156 ms.");
+  g_autofree gchar *edge = sige_live_status(4, 9999.0);
+  assert_string_equal(edge, "Updates so far: 4; the last took 9999 ms.");
+  g_autofree gchar *slow = sige_live_status(2, 14250.0);
+  assert_string_equal(slow, "Updates so far: 2; the last took 14.2 s.");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_debounce),
+      cmocka_unit_test(test_texts),
       cmocka_unit_test(test_env_debounce),
       cmocka_unit_test(test_poll_interval),
   };
