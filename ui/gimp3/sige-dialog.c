@@ -8,6 +8,7 @@
 
 #include "sige-dialog.h"
 #include "sige-gimp3.h"
+#include "sige-folder-chooser.h"
 #include "sige-layer-io.h"
 #include "sige-model-cache.h"
 #include "sige-regen.h"
@@ -131,32 +132,13 @@ static void on_recent(GtkComboBox *c, Dialog *d) {
   update_model(d);
 }
 
-/* A diffusers Stable Diffusion model is a folder, which a file chooser in
- * open mode cannot pick; it becomes the model as "sd:FOLDER", as scripts
- * name it. */
 static void on_choose_folder(GtkButton *b, Dialog *d) {
-  GtkWidget *top = gtk_widget_get_toplevel(GTK_WIDGET(b));
-  GtkWidget *fc = gtk_file_chooser_dialog_new(
-      _("Choose a Stable Diffusion folder (diffusers)"), GTK_WINDOW(top),
-      GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER, _("_Cancel"), GTK_RESPONSE_CANCEL, _("_Select"),
-      GTK_RESPONSE_ACCEPT, NULL);
-  gtk_dialog_set_default_response(GTK_DIALOG(fc), GTK_RESPONSE_ACCEPT);
-  /* where the models are: the chosen folder, else the chosen file's */
   g_autofree gchar *file = gtk_file_chooser_get_filename(GTK_FILE_CHOOSER(d->chooser));
-  g_autofree gchar *near = file ? g_path_get_dirname(file) : NULL;
-  if (d->folder)
-    gtk_file_chooser_set_filename(GTK_FILE_CHOOSER(fc), d->folder + 3);
-  else if (near)
-    gtk_file_chooser_set_current_folder(GTK_FILE_CHOOSER(fc), near);
-  if (gtk_dialog_run(GTK_DIALOG(fc)) == GTK_RESPONSE_ACCEPT) {
-    g_autofree gchar *dir = gtk_file_chooser_get_filename(GTK_FILE_CHOOSER(fc));
-    if (dir) {
-      g_autofree gchar *model = g_strconcat("sd:", dir, NULL);
-      show_model(d, model);
-      update_model(d);
-    }
+  g_autofree gchar *model = sige_choose_sd_folder(GTK_WIDGET(b), d->folder, file);
+  if (model) {
+    show_model(d, model);
+    update_model(d);
   }
-  gtk_widget_destroy(fc);
 }
 
 static void on_reset(GtkButton *b, Dialog *d) {
