@@ -38,6 +38,7 @@ struct sige_ctx {
   uint64_t saved; /* multiplications the convolutions did not execute */
   unsigned algos;
   size_t prepared_bytes, winograd_keep_bytes;
+  int band_rows;
   uint64_t widened_values, widen_ns;
   sige_conv_policy conv_policy;
 };
@@ -110,10 +111,23 @@ static size_t default_winograd_keep_bytes(void) {
   return (size_t)1024 << 20;
 }
 
+/* SIGE_SPADE_BAND_ROWS: the starting rows per band (sige_ctx_set_band_rows). */
+static int default_band_rows(void) {
+  const char *env = g_getenv("SIGE_SPADE_BAND_ROWS");
+  if (env && *env) {
+    char *end = NULL;
+    const gint64 rows = g_ascii_strtoll(env, &end, 10);
+    if (end && !*end && rows >= 0 && rows <= 1 << 20) return (int)rows;
+    g_warning("SIGE_SPADE_BAND_ROWS=%s is not a number of rows (0 = unbanded); using auto", env);
+  }
+  return SIGE_BAND_ROWS_AUTO;
+}
+
 sige_ctx *sige_ctx_new(int n_threads) {
   sige_ctx *ctx = g_new0(sige_ctx, 1);
   ctx->conv_policy = default_conv_policy();
   ctx->winograd_keep_bytes = default_winograd_keep_bytes();
+  ctx->band_rows = default_band_rows();
   ctx->n_threads = n_threads > 0 ? n_threads : default_threads();
   guint64 limit;
   const int cap = thread_cap(&limit);
@@ -304,6 +318,11 @@ void sige_ctx_set_winograd_keep_bytes(sige_ctx *ctx, size_t bytes) {
   ctx->winograd_keep_bytes = bytes;
 }
 size_t sige_ctx_winograd_keep_bytes(const sige_ctx *ctx) { return ctx->winograd_keep_bytes; }
+
+void sige_ctx_set_band_rows(sige_ctx *ctx, int rows) {
+  ctx->band_rows = rows < 0 ? SIGE_BAND_ROWS_AUTO : rows;
+}
+int sige_ctx_band_rows(const sige_ctx *ctx) { return ctx->band_rows; }
 
 void sige_ctx_add_prepared_bytes(sige_ctx *ctx, size_t bytes) {
 #pragma omp atomic

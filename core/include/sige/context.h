@@ -110,6 +110,15 @@ void sige_ctx_add_prepared_bytes(sige_ctx *ctx, size_t bytes);
 void sige_ctx_set_winograd_keep_bytes(sige_ctx *ctx, size_t bytes);
 size_t sige_ctx_winograd_keep_bytes(const sige_ctx *ctx);
 
+/* Rows per band of the banded recording passes (SPADE blocks with fp16
+ * caches write each layer band by band, so no whole float32 layer exists):
+ * SIGE_BAND_ROWS_AUTO picks them from an 8 MiB band, 0 runs those blocks
+ * unbanded, n > 0 takes n rows (rounded up to a multiple of 4).  A new
+ * context starts with the environment's SIGE_SPADE_BAND_ROWS, else auto. */
+#define SIGE_BAND_ROWS_AUTO (-1)
+void sige_ctx_set_band_rows(sige_ctx *ctx, int rows);
+int sige_ctx_band_rows(const sige_ctx *ctx);
+
 /* Half weights (sige_weights_keep_half) widened per use by this context's
  * ops: values and nanoseconds spent, since it was made; never reset.  What
  * keeping weights half costs in time (docs/PERFORMANCE.md). */

@@ -334,17 +334,13 @@ static sige_tensor *widen_channels(const sige_tensor *slot, int c0, int nc, GErr
 #define BAND_BYTES ((size_t)8 << 20)
 
 /* Rows per band for a block of h x w with at most cmax channels in one
- * float32 band tensor; 0 = run the block unbanded.  SIGE_SPADE_BAND_ROWS
- * overrides it (0: unbanded; n: n rows, rounded up to a multiple of 4). */
-static int band_rows(int h, int w, int cmax) {
-  const char *env = g_getenv("SIGE_SPADE_BAND_ROWS");
-  int rows;
-  if (env && *env) {
-    rows = (int)g_ascii_strtoll(env, NULL, 10);
-    if (rows <= 0) return 0;
-  } else {
-    rows = (int)(BAND_BYTES / ((size_t)w * (size_t)cmax * sizeof(float)));
-  }
+ * float32 band tensor; 0 = run the block unbanded.  The context's band rows
+ * override it (sige_ctx_set_band_rows: 0 unbanded; n rows, rounded up to a
+ * multiple of 4). */
+static int band_rows(const sige_ctx *ctx, int h, int w, int cmax) {
+  int rows = sige_ctx_band_rows(ctx);
+  if (rows == 0) return 0;
+  if (rows < 0) rows = (int)(BAND_BYTES / ((size_t)w * (size_t)cmax * sizeof(float)));
   rows = MAX(4, (rows + 3) / 4 * 4);
   /* a Winograd conv of the band cuts the tiles it cuts over the whole
    * height: aligned bands (multiples of 4) and at least 16 tiles (the rule's
@@ -556,7 +552,7 @@ static sige_tensor *block_forward(const sige_spade_generator *g, const sige_spad
   if (b->sparse && sige_pass_records(pass) && pass->fp16 &&
       g->norm_kind == SIGE_SPADE_NORM_CONV && !x->backend && !seg->backend) {
     const int cmax = MAX(SIGE_N(b->mlp_shared.weight), 2 * MAX(b->fin, b->fmiddle));
-    const int rows = band_rows(bm.x_map.h, bm.x_map.w, cmax);
+    const int rows = band_rows(pass->ctx, bm.x_map.h, bm.x_map.w, cmax);
     if (rows > 0) {
       sige_tensor *y = block_forward_banded(g, b, pass, x, seg, &bm, rows, error);
       g_free(bm.buf);

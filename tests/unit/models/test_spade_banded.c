@@ -3,7 +3,8 @@
  * pass, on a GauGAN of ngf 16 at 64x128 with random weights (its up_1
  * gamma|beta convs run Winograd, the others im2col; both in the bands too).
  *
- * - One band covering the whole height (SIGE_SPADE_BAND_ROWS above it) runs
+ * - One band covering the whole height (the context's band rows, from
+ *   SIGE_SPADE_BAND_ROWS, above it) runs
  *   the banded code with the same conv calls as the unbanded pass: the
  *   snapshot, the edit and the cache bytes must be identical (memcmp).  A
  *   wrong slot order, channel range, norm or shortcut shows here.
@@ -22,6 +23,7 @@
 #include <string.h>
 
 #include "random_weights.h"
+#include "sige/context.h"
 #include "sige/error.h"
 #include "sige/model.h"
 #include "sige/session.h"
@@ -155,7 +157,27 @@ static void test_banded(void **state) {
   result_clear(&one);
 }
 
+/* The band rows are a context setting (context.h) whose start value comes
+ * from SIGE_SPADE_BAND_ROWS, which run() above relies on. */
+static void test_ctx_band_rows(void **state) {
+  (void)state;
+  g_unsetenv("SIGE_SPADE_BAND_ROWS");
+  sige_ctx *ctx = sige_ctx_new(1);
+  assert_int_equal(sige_ctx_band_rows(ctx), SIGE_BAND_ROWS_AUTO);
+  sige_ctx_set_band_rows(ctx, 0);
+  assert_int_equal(sige_ctx_band_rows(ctx), 0);
+  sige_ctx_set_band_rows(ctx, -7);
+  assert_int_equal(sige_ctx_band_rows(ctx), SIGE_BAND_ROWS_AUTO);
+  sige_ctx_free(ctx);
+  g_setenv("SIGE_SPADE_BAND_ROWS", "12", TRUE);
+  ctx = sige_ctx_new(1);
+  assert_int_equal(sige_ctx_band_rows(ctx), 12);
+  sige_ctx_free(ctx);
+  g_unsetenv("SIGE_SPADE_BAND_ROWS");
+}
+
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_banded)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_ctx_band_rows),
+                                     cmocka_unit_test(test_banded)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
