@@ -1,13 +1,13 @@
 /* The CUDA executor of the device backend's primitives (see
  * core/src/backend/device/device_impl.h): cudart for memory and the one
  * stream, the kernels of the CUDA sources next to this file, cuBLAS for
- * SGEMM.  Plain cudaMalloc memory (the backend caches freed blocks), no
+ * SGEMM (opened when a backend starts: cublas_loader.h says why).  Plain cudaMalloc memory (the backend caches freed blocks), no
  * managed memory.  Written in C against the CUDA runtime's C API; only the
  * kernels are CUDA C++. */
-#include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <string.h>
 
+#include "cublas_loader.h"
 #include "cuda_kernels.h"
 #include "backend/device/device_impl.h"
 #include "sige/error.h"
@@ -21,6 +21,7 @@
 
 typedef struct {
   cudaStream_t stream;
+  sige_cublas lib;
   cublasHandle_t blas;
   char *ring;
   cudaEvent_t ring_done[RING_SLOTS];
@@ -36,7 +37,7 @@ static gboolean ok(sige_dev_backend *be, cudaError_t e, const char *what) {
 
 static gboolean blas_ok(sige_dev_backend *be, cublasStatus_t st, const char *what) {
   if (st == CUBLAS_STATUS_SUCCESS) return TRUE;
-  return sige_dev_fail(be, "%s: %s", what, cublasGetStatusString(st));
+  return sige_dev_fail(be, "%s: %s", what, state(be)->lib.status_string(st));
 }
 
 gboolean sige_cuda_built(void) { return TRUE; }
@@ -152,7 +153,7 @@ static gboolean cuda_sgemm(sige_dev_backend *be, int transa, int transb, int m, 
                            float alpha, const float *a, int lda, const float *b, int ldb,
                            float beta, float *c, int ldc) {
   return blas_ok(be,
-                 cublasSgemm(state(be)->blas, op(transa), op(transb), m, n, k, &alpha, a, lda, b,
+                 state(be)->lib.sgemm(state(be)->blas, op(transa), op(transb), m, n, k, &alpha, a, lda, b,
                              ldb, &beta, c, ldc),
                  "cublasSgemm");
 }
@@ -162,9 +163,9 @@ static gboolean cuda_sgemm_batched(sige_dev_backend *be, int transa, int transb,
                                    const float *b, int ldb, long long stride_b, float beta,
                                    float *c, int ldc, long long stride_c, int batch) {
   return blas_ok(be,
-                 cublasSgemmStridedBatched(state(be)->blas, op(transa), op(transb), m, n, k,
-                                           &alpha, a, lda, stride_a, b, ldb, stride_b, &beta, c,
-                                           ldc, stride_c, batch),
+                 state(be)->lib.sgemm_strided_batched(state(be)->blas, op(transa), op(transb),
+                                                      m, n, k, &alpha, a, lda, stride_a, b, ldb,
+                                                      stride_b, &beta, c, ldc, stride_c, batch),
                  "cublasSgemmStridedBatched");
 }
 
@@ -175,7 +176,8 @@ static void cuda_destroy(sige_dev_backend *be) {
   for (int i = 0; i < RING_SLOTS; i++)
     if (st->ring_done[i]) cudaEventDestroy(st->ring_done[i]);
   if (st->ring) cudaFreeHost(st->ring);
-  if (st->blas) cublasDestroy(st->blas);
+  if (st->blas) st->lib.destroy(st->blas);
+  sige_cublas_close(&st->lib);
   if (st->stream) cudaStreamDestroy(st->stream);
   g_free(st);
   be->impl = NULL;
@@ -217,13 +219,19 @@ gboolean sige_cuda_init(sige_dev_backend *be, GError **error) {
     step = "cudaEventCreate";
     e = cudaEventCreateWithFlags(&st->ring_done[i], cudaEventDisableTiming);
   }
+  if (e == cudaSuccess && !sige_cublas_open(&st->lib, NULL, error)) {
+    g_prefix_error(error, "no CUDA device: ");
+    cuda_destroy(be);
+    be->prims = NULL;
+    return FALSE;
+  }
   cublasStatus_t bs = CUBLAS_STATUS_SUCCESS;
-  if (e == cudaSuccess && (bs = cublasCreate(&st->blas)) == CUBLAS_STATUS_SUCCESS)
-    bs = cublasSetStream(st->blas, st->stream);
+  if (e == cudaSuccess && (bs = st->lib.create(&st->blas)) == CUBLAS_STATUS_SUCCESS)
+    bs = st->lib.set_stream(st->blas, st->stream);
   if (e != cudaSuccess || bs != CUBLAS_STATUS_SUCCESS) {
     g_set_error(error, SIGE_ERROR, SIGE_ERROR_DEVICE, "no CUDA device: %s: %s",
                 e != cudaSuccess ? step : "cuBLAS",
-                e != cudaSuccess ? cudaGetErrorString(e) : cublasGetStatusString(bs));
+                e != cudaSuccess ? cudaGetErrorString(e) : st->lib.status_string(bs));
     cuda_destroy(be);
     be->prims = NULL;
     return FALSE;
