@@ -99,10 +99,16 @@ for kv in sys.argv[2:]:
     rec[k] = v
 print(json.dumps(rec))' "$kind" $tags >> "$OUT"
 }
-# a build linked with CUDA (cuBLAS) is resident at about 0.2 GB more from the
-# start, GPU or not: session and contention records say which build ran
+# session and contention records say which build ran: a CUDA build linked
+# cuBLAS until 2026-12-07 and was then resident at about 0.2 GB more from the
+# start, GPU or not ("CUDA-linked build"); it now opens cuBLAS only for a
+# CUDA backend ("CUDA build")
 build="CPU-only build"
-ldd "$SIGE" 2> /dev/null | grep -q libcublas && build="CUDA-linked build"
+if ldd "$SIGE" 2> /dev/null | grep -q libcublas; then
+  build="CUDA-linked build"
+elif ldd "$SIGE" 2> /dev/null | grep -q libcudart; then
+  build="CUDA build"
+fi
 if [ "$CONTENTION" = 1 ]; then
   nice -n 0 sh -c 'while :; do :; done' &
   hog=$!
