@@ -53,7 +53,7 @@ typedef struct {
   gboolean fp16;          /* cache slots are (recorded as) F16 */
   guint next_slot, next_stat;
   const sige_mask_pyramid *masks; /* sparse mode */
-  GHashTable *blocks;     /* "HxW/b/s/o" -> sige_active_blocks*, this edit */
+  GHashTable *blocks;     /* (H, W, block, stride, offset) -> sige_active_blocks*, this edit */
   sige_undo_log *undo;    /* sparse mode: saves what scatters overwrite */
   const gint *cancel;     /* polled by sige_pass_begin_group; may be NULL */
   /* The model's conditioning, set by the caller after init (the init
