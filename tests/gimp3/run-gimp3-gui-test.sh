@@ -1,6 +1,7 @@
 #!/bin/sh
 # GUI test of the GIMP 3 plug-in (TAP output), issue 16 points 2, 3, 9, 1
-# and 11, in the real gimp-3.0 of the Debian 13 chroot (chroot-lib.sh):
+# and 11, the Diffusers folder button and live mode with a Stable Diffusion
+# model, in the real gimp-3.0 of the Debian 13 chroot (chroot-lib.sh):
 #   tests/gimp3/run-gimp3-gui-test.sh
 # Needs root.  Xvfb, xdotool and (for the screenshots) ImageMagick's import
 # run on the host; GIMP runs in the chroot on the host's Xvfb display (its
@@ -20,6 +21,14 @@
 #    the resident plug-in and its procedure live on, no window is left;
 #    a Ctrl+F on an image with a snapshot is then sparse, and (11) leaves
 #    every pixel more than 16 px from the edit as it was.
+#  sd folder: on a picture, the dialog's "Diffusers folder..." button opens
+#    a folder chooser; the tiny SD model's diffusers folder typed into it
+#    becomes the model (the dialog shows the Stable Diffusion settings),
+#    OK runs it (the output a script gets from sd:FOLDER with the same
+#    settings) and GIMP's last values name sd:FOLDER, which the next Ctrl+F
+#    runs.  Live mode with it: one edit, one sparse SD update changing the
+#    output near the edit only; Escape stops it.
+# Screenshots go to $SIGE_SCREENSHOT_DIR when set, else build-gimp3/gimp3-gui-shots.
 # Run it alone: it takes a display, a TCP port and the keyboard.
 set -u
 src=$(cd "$(dirname "$0")/../.." && pwd -P)
@@ -33,8 +42,15 @@ gui_lib_dir=$src/tests/gimp
 gui_init gimp3-gui
 trap 'cleanup; chroot_unmount_all' EXIT
 cw=${work#"$root"}
-shots=$src/$build/gimp3-gui-shots
-rm -rf "$shots" && mkdir -p "$shots"
+# the screenshots: into $SIGE_SCREENSHOT_DIR when set, as the GIMP 2.10
+# GUI tests' (kept as it is), else into a folder of the build made afresh
+if [ -n "${SIGE_SCREENSHOT_DIR:-}" ]; then
+  shots=$SIGE_SCREENSHOT_DIR
+else
+  shots=$src/$build/gimp3-gui-shots
+  rm -rf "$shots"
+fi
+mkdir -p "$shots"
 diag_shot=$shots/failure.png
 
 # the trixie-built tools run in the chroot; paths under $root are given
@@ -68,6 +84,9 @@ cp "$src/data/examples/street_labels.png" "$work/labels.png"
 sed "s|@OUT@|$cw|g" "$src/tests/gimp3/helpers.scm" > "$work/helpers.scm"
 sed "s|@OUT@|$cw|g" "$src/tests/gimp3/gui.scm" > "$work/gui.scm"
 ddpm_model=/reference/ddpm-church-tiny/weights.safetensors
+# the tiny Stable Diffusion model of the SD tests as a diffusers folder
+in_chroot "/src/$build/plugin/common/tests/make_sd_tiny" --diffusers /reference "$cw/tiny-diffusers" \
+  > "$work/make-sd.log" 2>&1 || note "no tiny diffusers folder: $(cat "$work/make-sd.log")"
 
 start_xvfb 400
 # gimp-3.0 in the chroot with the Script-Fu server on a free port $port
@@ -316,6 +335,189 @@ if [ -f "$root$ddpm_model" ]; then
   shot A-done
 else
   not_ok "cancel: the reference weights $root$ddpm_model are missing (SIGE_REFERENCE_DIR)"
+fi
+
+# ---- sd folder: the dialog's "Diffusers folder..." button, live mode ----
+# The dialog opens from the menu entry on a picture, with GIMP's last
+# values naming the DDPM weights and SD settings (4 DDIM steps at strength
+# 0.5 keep the runs short).  The button has no mnemonic: Alt+F focuses the
+# file button beside it, Tab moves to it and Space presses it, as with the
+# keyboard alone.  The folder chooser's location field (Ctrl+L) takes the
+# tiny diffusers folder, Select closes the chooser; the dialog then shows
+# the Stable Diffusion settings (it grows; the Kind line, which names the
+# folder, is seen in the screenshots sd-dialog-folder.png) and OK runs the
+# folder's model.  Its output must be the one a script gets from
+# "sd:FOLDER" with the same settings, and GIMP's last values must name
+# the folder: a Ctrl+F on another picture runs it again.  Then live mode
+# with it (this session's last run's settings), as gimp_sd_dialog does in
+# GIMP 2.10: one edit, one sparse SD update that changes the output only
+# near the edit; Escape stops it.
+sd_folder=$cw/tiny-diffusers
+# find_named REGEX: a visible window of that name (the chooser and the
+# live window are the plug-in's, not GIMP's class), polled up to 30 s
+find_named() {
+  fn_deadline=$(($(date +%s) + 30))
+  while [ "$(date +%s)" -lt $fn_deadline ]; do
+    w=$(xdotool search --onlyvisible --name "$1" 2>/dev/null | head -n 1)
+    [ -n "$w" ] && { echo "$w"; return 0; }
+    sleep 0.1
+  done
+  return 1
+}
+# the pass lines alone (passes above also counts live mode's "live update
+# N done ... pass and write" lines)
+sd_passes() { log_count '^sparse-regenerate: [a-z]* pass '; }
+last_pass_line() { grep '^sparse-regenerate: [a-z]* pass ' "$work/gimp.log" | tail -n 1; }
+is_sd_pass() { # full|sparse: the last pass is a Stable Diffusion img2img one of that kind
+  last_pass_line | grep -q "^sparse-regenerate: $1 pass .*\[sd-img2img\]\$" || { last_pass_line; return 1; }
+}
+if [ -d "$work/tiny-diffusers" ] && [ -f "$root$ddpm_model" ]; then
+  cat > "$last" <<EOF
+(model "$ddpm_model")
+(steps 4)
+(strength 0.5)
+(seed 3)
+(prompt "a church")
+(guidance 7.5)
+(sd-sampler-choice "ddim")
+EOF
+  # shellcheck disable=SC2046
+  set -- $(flat "$(sf 60 "(begin (define s-new (church-image)) (define s-img (car s-new)) (define s-src (cadr s-new))
+                 (define s-disp (car (gimp-display-new s-img))) (gimp-displays-flush) (list s-img s-src))")")
+  s_img=${1:-} s_src=${2:-}
+  [ -n "$s_src" ] || bail "could not make the SD picture"
+  win=$(image_window "$s_img") || bail "the SD picture's window did not appear"
+  n_runs=$(passes)
+  search_run "$win" "Sparse Regenerate..." || bail "/ did not open GIMP's action search"
+  dlg=$(window 'Sparse Regenerate') || { shot sd-no-dialog; bail "the menu entry did not open the dialog"; }
+  sleep 1 # GTK maps the window before it takes keys
+  eval "$(xdotool getwindowgeometry --shell "$dlg")"
+  h0=$HEIGHT
+  shot sd-dialog
+  press "$dlg" alt+f || not_ok "sd folder: Alt+F pressed in the dialog"
+  sleep 0.3
+  xdotool key --clearmodifiers Tab
+  sleep 0.3
+  xdotool key --clearmodifiers space
+  if fc=$(find_named '^Choose a Stable Diffusion folder'); then
+    ok "sd folder: the Diffusers folder button opens a folder chooser (window $fc)"
+    sleep 1
+    press "$fc" ctrl+l || note "the chooser did not take the focus"
+    sleep 0.3
+    xdotool type --delay 20 "$sd_folder"
+    sleep 0.5
+    shot sd-folder-chooser
+    xdotool key --clearmodifiers alt+s
+    i=0
+    while xdotool getwindowname "$fc" > /dev/null 2>&1 && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+    if xdotool getwindowname "$fc" > /dev/null 2>&1; then
+      shot sd-chooser-left
+      not_ok "sd folder: Select closes the folder chooser"
+      press "$fc" Escape
+    else
+      ok "sd folder: Select closes the folder chooser"
+    fi
+  else
+    shot sd-no-chooser
+    not_ok "sd folder: the Diffusers folder button opens a folder chooser"
+  fi
+  sleep 1
+  eval "$(xdotool getwindowgeometry --shell "$dlg")"
+  # the Stable Diffusion frame (four rows) replaces the DDPM sampler (one)
+  check "sd folder: the dialog shows the Stable Diffusion settings now (it grew from $h0 to $HEIGHT px)" \
+    test "$HEIGHT" -gt "$h0"
+  shot sd-dialog-folder
+  press "$dlg" alt+o || not_ok "sd folder: OK pressed"
+  check "sd folder: OK runs" wait_passes $((n_runs + 1))
+  check "sd folder: ... a full Stable Diffusion img2img pass (the folder's model, not the DDPM weights)" \
+    is_sd_pass full
+  sleep 0.3
+  check "sd folder: no progress window is left after the run" eq "$(progress_windows)" ""
+  # shellcheck disable=SC2046
+  set -- $(facts "$s_img")
+  s_out=${3:-}
+  check "sd folder: the run adds the output layer on top; the picture stays selected" \
+    sh -c "[ '$1' = 2 ] && [ '$3' != '$s_src' ] && [ '$2' = '$s_src' ]"
+  check "sd folder: GIMP's last values name the folder as the model (sd:FOLDER)" \
+    grep -qxF "(model \"sd:$sd_folder\")" "$last"
+  # the same settings from a script on the same picture: the same
+  # output; 1 level for the order of the engine threads' sums, as the
+  # SD checks of run-gimp-tests.sh (0 levels differed when this was written)
+  r=$(sf 120 "(begin (save s-img $s_out \"sd-dialog-out.png\") (save s-img s-src \"sd-picture.png\")
+                     (define r-new (church-image)) (define r-img (car r-new))
+                     (define r-out (car (plug-in-sparse-regenerate #:run-mode RUN-NONINTERACTIVE
+                        #:image r-img #:drawables (vector (cadr r-new)) #:model \"sd:$sd_folder\"
+                        #:steps 4 #:strength 0.5 #:seed 3 #:prompt \"a church\" #:guidance 7.5
+                        #:sd-sampler \"ddim\")))
+                     (save r-img r-out \"sd-script-out.png\") (gimp-image-delete r-img) r-out)") ||
+    note "the script's run failed: $r"
+  check "sd folder: the output is the folder's with the dialog's settings (as a script's run of sd:FOLDER)" \
+    "$compare" "$work/sd-dialog-out.png" "$work/sd-script-out.png" --max-diff 1
+  check "sd folder: ... and not the picture (the run did something)" \
+    "$compare" "$work/sd-picture.png" "$work/sd-dialog-out.png" --differ
+
+  # the next run: Ctrl+F on another picture uses GIMP's last values
+  # shellcheck disable=SC2046
+  set -- $(flat "$(sf 60 "(begin (define c-new (church-image)) (define c-img (car c-new)) (define c-src (cadr c-new))
+                 (define c-disp (car (gimp-display-new c-img))) (gimp-displays-flush) (list c-img c-src))")")
+  c_img=${1:-}
+  win=$(image_window "$c_img") || bail "the second SD picture's window did not appear"
+  n_runs=$(passes)
+  press "$win" ctrl+f || not_ok "sd folder: Ctrl+F pressed"
+  check "sd folder: the next run (Ctrl+F, GIMP's last values) runs" wait_passes $((n_runs + 1))
+  check "sd folder: ... a full Stable Diffusion img2img pass" is_sd_pass full
+  sleep 0.3
+  sf 30 "(save c-img (top-layer c-img) \"sd-repeat-out.png\")" > /dev/null
+  check "sd folder: ... whose output is the folder's again (the same as the script's run)" \
+    "$compare" "$work/sd-repeat-out.png" "$work/sd-script-out.png" --max-diff 1
+  shot sd-repeat
+
+  # live mode on the second picture, with this session's last run's settings
+  n_watch=$(log_count 'sparse-regenerate: live: watching layer')
+  search_run "$win" "Sparse Regenerate Live" || bail "/ did not open GIMP's action search"
+  if wait_log 'sparse-regenerate: live: watching layer' $((n_watch + 1)) 120; then
+    ok "sd live: live mode starts on the picture"
+    check "sd live: ... with this session's last run's settings (the folder)" \
+      grep -q "sparse-regenerate: live: the settings of this session's last run" "$work/gimp.log"
+    lw=$(find_named '^Sparse Regenerate Live$') || bail "no window titled 'Sparse Regenerate Live'"
+    xdotool windowmove "$lw" 900 820 # out of the canvas's way (no window manager)
+    n_up=$(log_count 'sparse-regenerate: live update ')
+    n_runs=$(sd_passes)
+    # one painted edit as one undo step, like one stroke; the selection
+    # is gone again within the request, long before the 0.2 s debounce
+    sf 30 "(begin (save c-img (top-layer c-img) \"sd-live-before.png\") (save c-img c-src \"sd-live-src0.png\")
+                  (edit c-img c-src '(250 20 20) 16 16 16 16))" > /dev/null
+    if wait_log 'sparse-regenerate: live update ' $((n_up + 1)) 60; then
+      ok "sd live: an edit of the picture is followed by an update"
+      sleep 1.5 # long enough for a second update, if there were one
+      check "sd live: ... one update" eq "$(log_count 'sparse-regenerate: live update ')" $((n_up + 1))
+      check "sd live: ... one pass" eq "$(sd_passes)" $((n_runs + 1))
+      check "sd live: ... a sparse Stable Diffusion img2img one" is_sd_pass sparse
+      sf 30 "(begin (save c-img (top-layer c-img) \"sd-live-after.png\") (save c-img c-src \"sd-live-src1.png\"))" > /dev/null
+      # the bound of run-gimp-tests.sh for the same edit and settings
+      check "sd live: the output changed, and only within 0,0,128,128 (near the edit at 16,16 16x16)" \
+        "$compare" "$work/sd-live-before.png" "$work/sd-live-after.png" --within 0,0,128,128 --differ
+      check "sd live: the picture's pixels outside the edit are kept" \
+        "$compare" "$work/sd-live-src0.png" "$work/sd-live-src1.png" --within 16,16,16,16 --differ
+    else
+      shot sd-live-no-update
+      not_ok "sd live: an edit of the picture is followed by an update within 60 s"
+    fi
+    shot sd-live
+    press "$lw" Escape || note "the live window did not take the focus"
+    if wait_log 'sparse-regenerate: live: stopped' 1 20; then ok "sd live: Escape stops live mode"
+    else not_ok "sd live: Escape stops live mode"; fi
+    sleep 0.3
+    check "sd live: the live window is gone" \
+      eq "$(xdotool search --onlyvisible --name '^Sparse Regenerate Live$' 2>/dev/null)" ""
+    check "sd live: no live update failed" sh -c "! grep -q 'sparse-regenerate: live: error' '$work/gimp.log'"
+  else
+    shot sd-no-live
+    not_ok "sd live: live mode starts on the picture within 120 s"
+  fi
+  sf 30 "(begin (gimp-display-delete s-disp) (gimp-display-delete c-disp))" > /dev/null
+else
+  not_ok "sd folder: the tiny diffusers folder and the DDPM weights are there (SIGE_REFERENCE_DIR)"
 fi
 
 # ---- the end ------------------------------------------------------------
