@@ -15,11 +15,14 @@ fuzzers start from inputs that reach deep into each reader:
                      legacy (_use_new_zipfile_serialization=False) file
   fuzz_png/          PNGs in the stored formats (gray 1/4/8/16-bit, gray+alpha,
                      RGB, RGBA, palette, interlaced), made with ImageMagick's convert
-  fuzz_model_load/   a SPADE generator's weights (tools/peer's module) at ngf 2
-                     (the smallest the engine builds), 3 classes, 32x32, F16,
-                     with the sige.* metadata (larger: up to MAX_MODEL_SEED;
-                     the smallest DDPM UNet, ch 32 for GroupNorm's 32 groups,
-                     is 333 KB)
+  fuzz_model_load/   the weights of each model kind the engine builds from one
+                     file, tiny, random, with the sige.* metadata: a SPADE
+                     generator (tools/peer's module) at ngf 2 (the smallest
+                     the engine builds) stored as I8, a GAN-Compression
+                     generator with channel counts 1, DDPM and PD UNets at ch
+                     4 (DDPM also in the fused and diffusers layouts), CLIP
+                     text encoders; up to MAX_MODEL_SEED, fuzz.sh's max_len
+                     (the cli test fuzz_model_seeds checks that each builds)
 """
 import collections
 import io
@@ -37,7 +40,7 @@ except ImportError as e:
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MAX_SEED = 10 * 1024
-MAX_MODEL_SEED = 256 * 1024
+MAX_MODEL_SEED = 128 * 1024
 
 
 def safetensors(tensors, metadata=None):
