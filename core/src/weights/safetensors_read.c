@@ -66,8 +66,9 @@ static gboolean fail(st_ctx *c, int code, const char *tensor, const char *fmt, .
  * each object: an object that holds fewer than that had a repeated key.
  * Only then is the header parsed again, recording the names per object
  * (JsonObject* -> set of names seen, and -> first repeat) to name the first
- * repeat: copying every key of every header cost a fifth of the load of a
- * small model. */
+ * repeat: copying every key of every header into those sets cost about a
+ * sixth of loading a small model (1,197 loads/s against 997 under the
+ * fuzzer, tests/fuzz/README.md). */
 typedef struct {
   GHashTable *counts; /* counting: JsonObject* -> members parsed */
   GHashTable *seen;   /* recording: JsonObject* -> GHashTable set of names */
