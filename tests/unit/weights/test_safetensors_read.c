@@ -331,6 +331,13 @@ static void test_duplicate(void **state) {
   check_header(f, "dupkey.safetensors",
                "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
                SIGE_ERROR_FORMAT, NEEDLES("dupkey.safetensors", "'a'", "'shape'", "twice"));
+  /* in a later entry, the repeated key's first value an object (freed by
+   * json-glib when the second replaces it) */
+  check_header(f, "dupnested.safetensors",
+               "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+               "\"b\":{\"dtype\":\"F32\",\"x\":{\"y\":1},\"x\":{\"z\":2},\"shape\":[4],"
+               "\"data_offsets\":[16,32]}}",
+               32, SIGE_ERROR_FORMAT, NEEDLES("dupnested.safetensors", "'b'", "'x'", "twice"));
 }
 
 static void test_bad_metadata(void **state) {
@@ -353,6 +360,14 @@ static void test_deep_nesting(void **state) {
   g_string_append_c(h, '}');
   check_header(f, "deep.safetensors", h->str, 0, SIGE_ERROR_FORMAT,
                NEEDLES("deep.safetensors", "deeper than 32 levels"));
+  /* a string ending in an escaped backslash ends at its quote: the
+   * brackets after it count (the scan jumps from quote to quote) */
+  g_string_assign(h, "{\"k\\\\\":");
+  for (int i = 0; i < 40; i++) g_string_append_c(h, '[');
+  for (int i = 0; i < 40; i++) g_string_append_c(h, ']');
+  g_string_append_c(h, '}');
+  check_header(f, "deep2.safetensors", h->str, 0, SIGE_ERROR_FORMAT,
+               NEEDLES("deep2.safetensors", "deeper than 32 levels"));
   g_string_free(h, TRUE);
 
   GString *ok = g_string_new("{\"__metadata__\":{\"note\":\"\\\"");
