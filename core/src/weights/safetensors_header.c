@@ -476,7 +476,7 @@ static gboolean parse_entry(parser *x, const char *tensor, sige_st_entry_decl *d
 
 static gboolean parse_metadata(parser *x, const sige_st_header_sink *sink, gpointer user) {
   if (!at_char(x, '{'))
-    return fail(x, NULL, x->p, "__metadata__ is not an object (found %s)", describe(x, x->p));
+    return fail(x, NULL, x->p, "__metadata__ is not an object, found %s", describe(x, x->p));
   x->p++;
   skip_ws(x);
   if (at_char(x, '}')) {
@@ -503,7 +503,7 @@ static gboolean parse_metadata(parser *x, const sige_st_header_sink *sink, gpoin
 static gboolean parse_root(parser *x, const sige_st_header_sink *sink, gpointer user) {
   skip_ws(x);
   if (!at_char(x, '{'))
-    return fail(x, NULL, x->p, "header is not a JSON object (found %s)", describe(x, x->p));
+    return fail(x, NULL, x->p, "header is not a JSON object, found %s", describe(x, x->p));
   x->p++;
   skip_ws(x);
   gboolean more = TRUE;
@@ -529,7 +529,7 @@ static gboolean parse_root(parser *x, const sige_st_header_sink *sink, gpointer 
       if (!parse_metadata(x, sink, user)) return FALSE;
     } else {
       if (!at_char(x, '{'))
-        return fail(x, name, x->p, "header entry is not a JSON object (found %s)",
+        return fail(x, name, x->p, "header entry is not a JSON object, found %s",
                     describe(x, x->p));
       sige_st_entry_decl d;
       if (!parse_entry(x, name, &d)) return FALSE;
