@@ -1,8 +1,9 @@
 /* Bounds on JSON text checked before a parser sees it.  json-glib parses
  * recursively and builds a tree of every node: tens of thousands of nested
  * brackets exhaust the C stack inside it, and a million small objects cost
- * gigabytes.  Every JSON file the engine and its tools read (safetensors
- * headers, reference cases) is scanned here first. */
+ * gigabytes.  JSON files that json-glib parses (reference cases) are
+ * scanned here first; safetensors headers have a parser of their own that
+ * follows their schema (core/src/weights/safetensors_header.c). */
 #pragma once
 #include <glib.h>
 

@@ -2,10 +2,10 @@
  *
  * Layout: 8-byte little-endian header length n, n bytes of JSON header, then
  * the data region.  Files come from outside, so every field is checked before
- * a byte of data is touched, and every failure names the file and tensor. */
+ * a byte of data is touched, and every failure names the file and tensor.
+ * The JSON is parsed by safetensors_header.c. */
 #include <errno.h>
 #include <fcntl.h>
-#include <json-glib/json-glib.h>
 #include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,18 +13,16 @@
 #include <glib/gstdio.h>
 
 #include "sige/error.h"
-#include "sige/json_bounds.h"
+#include "safetensors_header.h"
 #include "weights_internal.h"
 
 /* Real headers are a few KiB per thousand tensors; anything near this is
  * garbage or an attack on the JSON parser. */
 #define HEADER_MAX ((guint64)100 << 20)
-/* A valid header nests 3 levels; a little room for metadata-like extras. */
-#define HEADER_MAX_DEPTH 32
 /* The most tensors one file may declare.  The largest checkpoints we know
- * hold a few thousand (SD 1.x: about 1,100; SDXL: about 2,500); json-glib
- * costs some 2 KiB per entry, so a million empty tensors in a 56 MB header
- * meant 2.3 GB and 40 s before this bound. */
+ * hold a few thousand (SD 1.x: about 1,100; SDXL: about 2,500); a million
+ * empty tensors in a 56 MB header meant 2.3 GB and 40 s in json-glib before
+ * this bound (the header parser now keeps about 100 bytes per entry). */
 #define HEADER_MAX_TENSORS 200000
 
 /* Dtypes of the safetensors format that we recognise but cannot convert: these
@@ -34,7 +32,7 @@ static const char *const foreign_dtypes[] = {"F8_E4M3", "F8_E5M2", "U16", "U32",
                                              "F8_E8M0"};
 
 typedef struct {
-  const char *name; /* borrowed from the JSON root */
+  const char *name; /* borrowed from the header buffer */
   sige_dtype dtype;
   int ndim;
   int64_t shape[SIGE_MAX_DIMS];
@@ -61,81 +59,6 @@ static gboolean fail(st_ctx *c, int code, const char *tensor, const char *fmt, .
   return FALSE;
 }
 
-/* json-glib keeps the last of two equal keys silently; we want to reject
- * them.  The parser's object-member signal counts the members parsed into
- * each object: an object that holds fewer than that had a repeated key.
- * Only then is the header parsed again, recording the names per object
- * (JsonObject* -> set of names seen, and -> first repeat) to name the first
- * repeat: copying every key of every header into those sets cost about a
- * sixth of loading a small model (1,197 loads/s against 997 under the
- * fuzzer, tests/fuzz/README.md). */
-typedef struct {
-  GHashTable *counts; /* counting: JsonObject* -> members parsed */
-  GHashTable *seen;   /* recording: JsonObject* -> GHashTable set of names */
-  GHashTable *dups;   /* recording: JsonObject* -> first repeated name */
-} dup_tracker;
-
-static void on_object_member(JsonParser *parser, JsonObject *object, const char *name,
-                             gpointer user_data) {
-  (void)parser;
-  dup_tracker *d = user_data;
-  if (d->counts) {
-    gpointer n = g_hash_table_lookup(d->counts, object);
-    g_hash_table_insert(d->counts, object, GSIZE_TO_POINTER(GPOINTER_TO_SIZE(n) + 1));
-    return;
-  }
-  GHashTable *names = g_hash_table_lookup(d->seen, object);
-  if (!names) {
-    names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    g_hash_table_insert(d->seen, object, names);
-  }
-  if (!g_hash_table_add(names, g_strdup(name)) && !g_hash_table_contains(d->dups, object))
-    g_hash_table_insert(d->dups, object, g_strdup(name));
-}
-
-/* Whether an object the checks below look at (the root, the entries) lost
- * a member to a repeated key.  Only live objects are looked at: the keys of
- * counts may also be objects freed during the parse (the values of repeated
- * keys), whose addresses a later object may reuse; that can only add
- * members to a count, so it can cause a needless second parse, never a
- * repeat missed. */
-static gboolean repeats_found(GHashTable *counts, JsonObject *root) {
-  if (GPOINTER_TO_SIZE(g_hash_table_lookup(counts, root)) != json_object_get_size(root))
-    return TRUE;
-  g_autoptr(GList) members = json_object_get_values(root);
-  for (GList *l = members; l; l = l->next) {
-    JsonNode *node = l->data;
-    if (!JSON_NODE_HOLDS_OBJECT(node)) continue;
-    JsonObject *o = json_node_get_object(node);
-    if (GPOINTER_TO_SIZE(g_hash_table_lookup(counts, o)) != json_object_get_size(o)) return TRUE;
-  }
-  return FALSE;
-}
-
-static gboolean get_uint(JsonNode *node, guint64 *out) {
-  if (!node || !JSON_NODE_HOLDS_VALUE(node) || json_node_get_value_type(node) != G_TYPE_INT64)
-    return FALSE;
-  gint64 v = json_node_get_int(node);
-  if (v < 0) return FALSE;
-  *out = (guint64)v;
-  return TRUE;
-}
-
-static gboolean parse_metadata(st_ctx *c, JsonNode *node, sige_weights *w) {
-  if (!JSON_NODE_HOLDS_OBJECT(node))
-    return fail(c, SIGE_ERROR_FORMAT, NULL, "__metadata__ is not an object");
-  JsonObject *obj = json_node_get_object(node);
-  g_autoptr(GList) members = json_object_get_members(obj);
-  for (GList *l = members; l; l = l->next) {
-    JsonNode *v = json_object_get_member(obj, l->data);
-    if (!JSON_NODE_HOLDS_VALUE(v) || json_node_get_value_type(v) != G_TYPE_STRING)
-      return fail(c, SIGE_ERROR_FORMAT, NULL, "__metadata__ entry '%s' is not a string",
-                  (const char *)l->data);
-    sige_weights_set_metadata(w, l->data, json_node_get_string(v));
-  }
-  return TRUE;
-}
-
 static void shape_string(char *buf, size_t len, const st_entry *e) {
   sige_tensor view = {.ndim = e->ndim};
   memcpy(view.shape, e->shape, sizeof view.shape);
@@ -144,20 +67,14 @@ static void shape_string(char *buf, size_t len, const st_entry *e) {
 
 /* Checks one header entry against itself and the data size (not against the
  * other entries: that is check_layout). */
-static gboolean parse_entry(st_ctx *c, const char *name, JsonNode *node, guint64 data_size,
-                            GHashTable *dups, st_entry *e) {
+static gboolean parse_entry(st_ctx *c, const char *name, const sige_st_entry_decl *d,
+                            guint64 data_size, st_entry *e) {
   memset(e, 0, sizeof *e);
   e->name = name;
-  if (!JSON_NODE_HOLDS_OBJECT(node))
-    return fail(c, SIGE_ERROR_FORMAT, name, "header entry is not an object");
-  JsonObject *obj = json_node_get_object(node);
-  const char *dup = g_hash_table_lookup(dups, obj);
-  if (dup) return fail(c, SIGE_ERROR_FORMAT, name, "key '%s' appears twice", dup);
 
-  JsonNode *dt = json_object_get_member(obj, "dtype");
-  if (!dt || !JSON_NODE_HOLDS_VALUE(dt) || json_node_get_value_type(dt) != G_TYPE_STRING)
+  if (d->dtype_presence != SIGE_ST_PRESENT)
     return fail(c, SIGE_ERROR_FORMAT, name, "missing or non-string 'dtype'");
-  const char *dts = json_node_get_string(dt);
+  const char *dts = d->dtype;
   if (!sige_dtype_from_name(dts, &e->dtype)) {
     for (guint i = 0; i < G_N_ELEMENTS(foreign_dtypes); i++)
       if (strcmp(dts, foreign_dtypes[i]) == 0)
@@ -165,25 +82,23 @@ static gboolean parse_entry(st_ctx *c, const char *name, JsonNode *node, guint64
     return fail(c, SIGE_ERROR_FORMAT, name, "unknown dtype '%s'", dts);
   }
 
-  JsonNode *sh = json_object_get_member(obj, "shape");
-  if (!sh || !JSON_NODE_HOLDS_ARRAY(sh))
+  if (d->shape_presence != SIGE_ST_PRESENT)
     return fail(c, SIGE_ERROR_FORMAT, name, "missing or non-array 'shape'");
-  JsonArray *sha = json_node_get_array(sh);
-  guint rank = json_array_get_length(sha);
+  const guint rank = d->rank;
   if (rank > SIGE_MAX_DIMS)
     return fail(c, SIGE_ERROR_UNSUPPORTED, name, "rank %u is above the supported %d", rank,
                 SIGE_MAX_DIMS);
+  if (d->shape_bad >= 0)
+    return fail(c, SIGE_ERROR_FORMAT, name, "shape entry %d is not a non-negative integer (%s)",
+                d->shape_bad, sige_st_int_verdict_str(d->shape_bad_why));
   /* A scalar is kept as a 1-D tensor of one element: tensors have rank >= 1. */
   e->ndim = rank == 0 ? 1 : (int)rank;
   e->shape[0] = 1;
   e->numel = 1;
   gboolean overflow = FALSE;
   for (guint i = 0; i < rank; i++) {
-    guint64 d;
-    if (!get_uint(json_array_get_element(sha, i), &d) || d > G_MAXINT64)
-      return fail(c, SIGE_ERROR_FORMAT, name, "shape entry %u is not a non-negative integer", i);
-    e->shape[i] = (int64_t)d;
-    if (!g_uint64_checked_mul(&e->numel, e->numel, d)) overflow = TRUE;
+    e->shape[i] = (int64_t)d->shape[i]; /* at most G_MAXINT64: the parser checked */
+    if (!g_uint64_checked_mul(&e->numel, e->numel, d->shape[i])) overflow = TRUE;
   }
   /* A zero dimension makes the tensor empty even when the other dimensions
    * overflowed on the way. */
@@ -194,13 +109,14 @@ static gboolean parse_entry(st_ctx *c, const char *name, JsonNode *node, guint64
     }
   }
 
-  JsonNode *off = json_object_get_member(obj, "data_offsets");
-  if (!off || !JSON_NODE_HOLDS_ARRAY(off) || json_array_get_length(json_node_get_array(off)) != 2)
+  if (d->offsets_presence != SIGE_ST_PRESENT || d->n_offsets != 2)
     return fail(c, SIGE_ERROR_FORMAT, name, "'data_offsets' is not an array of two integers");
-  JsonArray *offa = json_node_get_array(off);
-  if (!get_uint(json_array_get_element(offa, 0), &e->begin) ||
-      !get_uint(json_array_get_element(offa, 1), &e->end))
-    return fail(c, SIGE_ERROR_FORMAT, name, "'data_offsets' are not non-negative integers");
+  if (d->offsets_bad >= 0)
+    return fail(c, SIGE_ERROR_FORMAT, name,
+                "'data_offsets' are not non-negative integers (entry %d is %s)", d->offsets_bad,
+                sige_st_int_verdict_str(d->offsets_bad_why));
+  e->begin = d->offsets[0];
+  e->end = d->offsets[1];
   if (e->begin > e->end)
     return fail(c, SIGE_ERROR_FORMAT, name,
                 "data_offsets [%" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT "] end before they begin",
@@ -271,65 +187,38 @@ static gboolean check_layout(st_ctx *c, GArray *entries, guint64 data_size) {
   return TRUE;
 }
 
-/* The bracket depth and the number of entries (the objects opened at the
- * second level: tensors and __metadata__) are bounded before json-glib
- * parses the text: a valid header nests three levels (root, entry, shape). */
-static gboolean check_structure(st_ctx *c, const char *text, gsize len) {
-  gsize at = 0;
-  switch (sige_json_check_bounds(text, len, HEADER_MAX_DEPTH, HEADER_MAX_TENSORS, &at)) {
-    case SIGE_JSON_TOO_DEEP:
-      return fail(c, SIGE_ERROR_FORMAT, NULL,
-                  "header nests JSON objects and arrays deeper than %d levels (at byte %"
-                  G_GSIZE_FORMAT ")", HEADER_MAX_DEPTH, at + 8);
-    case SIGE_JSON_TOO_MANY:
-      return fail(c, SIGE_ERROR_FORMAT, NULL,
-                  "header declares more than %d tensors (the most this reader takes; at byte %"
-                  G_GSIZE_FORMAT ")", HEADER_MAX_TENSORS, at + 8);
-    case SIGE_JSON_OK:
-      break;
-  }
+typedef struct {
+  st_ctx *c;
+  sige_weights *w;
+  GArray *entries;
+  guint64 data_size;
+} header_state;
+
+static gboolean on_metadata(gpointer user, const char *key, const char *value, GError **error) {
+  (void)error;
+  header_state *h = user;
+  sige_weights_set_metadata(h->w, key, value);
   return TRUE;
 }
 
-static gboolean parse_header(st_ctx *c, const char *text, gsize len, guint64 data_size,
-                             guint64 data_offset, sige_weights *w, sige_weights_source *src,
-                             dup_tracker *dups) {
-  if (!check_structure(c, text, len)) return FALSE;
-  g_autoptr(JsonParser) parser = json_parser_new();
-  g_signal_connect(parser, "object-member", G_CALLBACK(on_object_member), dups);
-  g_autoptr(GError) jerr = NULL;
-  if (!json_parser_load_from_data(parser, text, (gssize)len, &jerr))
-    return fail(c, SIGE_ERROR_FORMAT, NULL, "header is not valid JSON: %s", jerr->message);
-  JsonNode *root = json_parser_get_root(parser);
-  if (!root || !JSON_NODE_HOLDS_OBJECT(root))
-    return fail(c, SIGE_ERROR_FORMAT, NULL, "header is not a JSON object");
-  JsonObject *obj = json_node_get_object(root);
-  if (repeats_found(dups->counts, obj)) {
-    /* the same text again, recording names (it parsed once, so it parses) */
-    g_clear_pointer(&dups->counts, g_hash_table_unref);
-    g_clear_object(&parser);
-    parser = json_parser_new();
-    g_signal_connect(parser, "object-member", G_CALLBACK(on_object_member), dups);
-    if (!json_parser_load_from_data(parser, text, (gssize)len, &jerr))
-      return fail(c, SIGE_ERROR_FORMAT, NULL, "header is not valid JSON: %s", jerr->message);
-    obj = json_node_get_object(json_parser_get_root(parser));
-  }
-  const char *dup = g_hash_table_lookup(dups->dups, obj);
-  if (dup) return fail(c, SIGE_ERROR_FORMAT, dup, "name appears twice in the header");
+static gboolean on_entry(gpointer user, const char *name, const sige_st_entry_decl *decl,
+                         GError **error) {
+  (void)error; /* h->c carries the same GError** */
+  header_state *h = user;
+  st_entry e;
+  if (!parse_entry(h->c, name, decl, h->data_size, &e)) return FALSE;
+  g_array_append_val(h->entries, e);
+  return TRUE;
+}
 
+/* `text` is modified: the names of the entries point into it. */
+static gboolean parse_header(st_ctx *c, char *text, gsize len, guint64 data_size,
+                             guint64 data_offset, sige_weights *w, sige_weights_source *src) {
   g_autoptr(GArray) entries = g_array_new(FALSE, FALSE, sizeof(st_entry));
-  g_autoptr(GList) members = json_object_get_members(obj);
-  for (GList *l = members; l; l = l->next) {
-    const char *name = l->data;
-    JsonNode *node = json_object_get_member(obj, name);
-    if (strcmp(name, "__metadata__") == 0) {
-      if (!parse_metadata(c, node, w)) return FALSE;
-      continue;
-    }
-    st_entry e;
-    if (!parse_entry(c, name, node, data_size, dups->dups, &e)) return FALSE;
-    g_array_append_val(entries, e);
-  }
+  header_state h = {.c = c, .w = w, .entries = entries, .data_size = data_size};
+  static const sige_st_header_sink sink = {.metadata = on_metadata, .entry = on_entry};
+  if (!sige_st_header_parse(text, len, c->file, HEADER_MAX_TENSORS, &sink, &h, c->error))
+    return FALSE;
   if (!check_layout(c, entries, data_size)) return FALSE;
 
   /* The index records where each tensor is; nothing is read or converted
@@ -384,15 +273,6 @@ sige_weights *sige_weights_load_safetensors(const char *path, GError **error) {
 
   g_autoptr(sige_weights) w = sige_weights_new();
   sige_weights_set_path(w, path);
-  dup_tracker dups = {
-    .counts = g_hash_table_new(g_direct_hash, g_direct_equal),
-    .seen = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
-                                  (GDestroyNotify)g_hash_table_unref),
-    .dups = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free),
-  };
-  gboolean ok = parse_header(&c, header, (gsize)hlen, size - 8 - hlen, 8 + hlen, w, src, &dups);
-  if (dups.counts) g_hash_table_unref(dups.counts);
-  g_hash_table_unref(dups.seen);
-  g_hash_table_unref(dups.dups);
+  gboolean ok = parse_header(&c, header, (gsize)hlen, size - 8 - hlen, 8 + hlen, w, src);
   return ok ? g_steal_pointer(&w) : NULL;
 }

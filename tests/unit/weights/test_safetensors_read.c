@@ -348,9 +348,171 @@ static void test_bad_metadata(void **state) {
                NEEDLES("meta2.safetensors", "__metadata__"));
 }
 
+/* The header parser (core/src/weights/safetensors_header.c): JSON's
+ * whitespace everywhere, every escape (\u00e9 and a surrogate pair become
+ * UTF-8), raw UTF-8, an empty shape, members the reader ignores, and the
+ * format's padding spaces after the object. */
+static void test_header_valid(void **state) {
+  const fixture *f = *state;
+  const char *header =
+      " \t\r\n{ \"__metadata__\" :\n{ \"caf\\u00e9\" : \"\\ud83d\\ude00 \\\"q\\\" \\\\ \\/ \\b\\f\\n\\r\\t\","
+      "\"raw\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\" } ,\r\n"
+      "\"w\\u002e1\" : {\t\"dtype\" : \"F32\" , \"shape\" : [ ] , \"data_offsets\" : [ 0 , 4 ] ,"
+      " \"extra\" : [1, -2.5e3, \"s\", true, false, null], \"more\": {\"a\": 1, \"b\": null},"
+      " \"n\": -0.5 } ,"
+      "\"\xc3\xa9\":{\"dtype\":\"U8\",\"shape\":[2,1],\"data_offsets\":[4,6]}}        ";
+  guint8 data[6] = {0, 0, 0x80, 0x3f, 7, 9};
+  g_autofree char *path = write_raw(f, "valid.safetensors", header, 0, data, 6);
+  g_autoptr(GError) err = NULL;
+  g_autoptr(sige_weights) w = sige_weights_load_safetensors(path, &err);
+  if (!w) fail_msg("%s", err->message);
+  assert_string_equal(sige_weights_metadata(w, "caf\xc3\xa9"),
+                      "\xf0\x9f\x98\x80 \"q\" \\ / \b\f\n\r\t");
+  assert_string_equal(sige_weights_metadata(w, "raw"), "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
+  const sige_tensor *t = sige_weights_get(w, "w.1");
+  assert_non_null(t);
+  assert_int_equal(t->ndim, 1); /* a scalar is a 1-D tensor of one element */
+  assert_int_equal(t->shape[0], 1);
+  assert_true(t->data[0] == 1.0f);
+  const sige_tensor *u = sige_weights_get(w, "\xc3\xa9");
+  assert_non_null(u);
+  assert_int_equal(u->shape[0], 2);
+  assert_true(u->data[0] == 7.0f && u->data[1] == 9.0f);
+}
+
+/* Syntax errors: each names the file, the byte offset in the file (the
+ * header starts at byte 8) and what was expected or found. */
+static void test_header_syntax(void **state) {
+  const fixture *f = *state;
+  static const struct {
+    const char *header, *needle, *at;
+  } cases[] = {
+      {"{\"a\" {}}", "expected ':' after the name 'a'", "at byte 13"},
+      {"{} x", "expected only whitespace after the header's object, found 'x'", "at byte 11"},
+      {"{}\x01", "found byte 0x01", "at byte 10"},
+      {"{\"a\":{\"dtype\":\"F32\"", "expected ',' or '}' after the value of 'dtype', found the end",
+       "at byte 27"},
+      {"{\"__metadata__\":{},}", "expected a tensor name (a string), found '}'", "at byte 27"},
+      {"{\"__metadata__\":{} \"b\":{}}",
+       "expected ',' or '}' after a member of the header, found '\"'", "at byte 27"},
+      {"{\"abc", "the string that starts here does not end", "at byte 9"},
+      {"{\"a\\x\":{}}", "invalid escape 'x'", "at byte 11"},
+      {"{\"a\\u12g4\":{}}", "\\u is not followed by four hex digits", "at byte 11"},
+      {"{\"a\\ud800x\":{}}", "\\uD800 is a high surrogate not followed by a low one", "at byte 11"},
+      {"{\"a\\ud800\\u0041\":{}}", "high surrogate not followed by a low one", "at byte 11"},
+      {"{\"a\\udc00\":{}}", "\\uDC00 is a low surrogate", "at byte 11"},
+      {"{\"a\\u0000\":{}}", "\\u0000 in a string", "at byte 11"},
+      {"{\"a\x01\":{}}", "control character 0x01 in a string", "at byte 11"},
+      {"{\"a\tb\":{}}", "control character 0x09 in a string", "at byte 11"},
+      {"{\"a\xff\":{}}", "invalid UTF-8", "at byte 11"},
+      {"{\"a\xc0\xaf\":{}}", "invalid UTF-8", "at byte 11"},         /* overlong '/' */
+      {"{\"a\xed\xa0\x80\":{}}", "invalid UTF-8", "at byte 11"},     /* a surrogate */
+      {"{\"a\xf4\x90\x80\x80\":{}}", "invalid UTF-8", "at byte 11"}, /* above U+10FFFF */
+      {"{\"a\xe2\x82\":{}}", "invalid UTF-8", "at byte 11"},         /* cut short */
+      {"{\"a\":{\"shape\":[+1]}}", "expected a value, found '+'", "at byte 23"},
+      {"{\"a\":{\"shape\":[01]}}", "leading zero", "at byte 23"},
+      {"{\"a\":{\"shape\":[1.]}}", "expected a digit after '.'", "at byte 25"},
+      {"{\"a\":{\"shape\":[1e]}}", "expected a digit in the exponent", "at byte 25"},
+      {"{\"a\":{\"shape\":[-]}}", "expected a digit in a number", "at byte 24"},
+      {"{\"a\":{\"shape\":[tru]}}", "expected a value, found 't'", "at byte 23"},
+      {"{\"a\":{\"shape\":[1 2]}}", "expected ',' or ']' after an element of 'shape', found '2'",
+       "at byte 25"},
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autofree char *name = g_strdup_printf("syntax%zu.safetensors", i);
+    check_header(f, name, cases[i].header, 0, SIGE_ERROR_FORMAT,
+                 NEEDLES(name, cases[i].needle, cases[i].at));
+  }
+  check_header(f, "blank.safetensors", "   ", 0, SIGE_ERROR_FORMAT,
+               NEEDLES("blank.safetensors", "not a JSON object", "found the end of the header"));
+}
+
+/* Values that must be non-negative integers: negatives (-0 too), fractions,
+ * exponents, strings and values past 2^63-1 are refused, each saying why. */
+static void test_header_integers(void **state) {
+  const fixture *f = *state;
+  static const struct {
+    const char *shape, *offsets, *needle;
+  } cases[] = {
+      {"[-2]", "[0,8]", "shape entry 0 is not a non-negative integer (negative)"},
+      {"[-0]", "[0,8]", "shape entry 0 is not a non-negative integer (negative)"},
+      {"[2,1.5]", "[0,8]", "shape entry 1 is not a non-negative integer (not an integer"},
+      {"[2e0]", "[0,8]", "shape entry 0 is not a non-negative integer (not an integer"},
+      {"[\"2\"]", "[0,8]", "shape entry 0 is not a non-negative integer (not a number)"},
+      {"[9223372036854775808]", "[0,8]", "shape entry 0 is not a non-negative integer (above"},
+      {"[184467440737095516160]", "[0,8]", "(above 9223372036854775807)"},
+      {"[2]", "[0,18446744073709551616]", "'data_offsets' are not non-negative integers "
+                                          "(entry 1 is above 9223372036854775807)"},
+      {"[2]", "[null,8]", "(entry 0 is not a number)"},
+      {"[2]", "[0]", "'data_offsets' is not an array of two integers"},
+      {"[2]", "{}", "'data_offsets' is not an array of two integers"},
+      {"{\"a\":2}", "[0,8]", "missing or non-array 'shape'"},
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autofree char *name = g_strdup_printf("int%zu.safetensors", i);
+    g_autofree char *header = g_strdup_printf(
+        "{\"w\":{\"dtype\":\"F32\",\"shape\":%s,\"data_offsets\":%s}}", cases[i].shape,
+        cases[i].offsets);
+    check_header(f, name, header, 8, SIGE_ERROR_FORMAT, NEEDLES(name, "'w'", cases[i].needle));
+  }
+  /* the largest integer taken: the shape is then too large for the data */
+  check_header(f, "max.safetensors",
+               "{\"w\":{\"dtype\":\"F32\",\"shape\":[9223372036854775807],\"data_offsets\":[0,8]}}",
+               8, SIGE_ERROR_FORMAT, NEEDLES("max.safetensors", "'w'", "too large"));
+  check_header(f, "dtype.safetensors",
+               "{\"w\":{\"dtype\":[\"F32\"],\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
+               SIGE_ERROR_FORMAT, NEEDLES("dtype.safetensors", "'w'", "non-string 'dtype'"));
+}
+
+/* A repeated name in any object is refused, naming it (compared after
+ * unescaping: "\u0061" is "a"). */
+static void test_header_duplicates(void **state) {
+  const fixture *f = *state;
+  check_header(f, "dupesc.safetensors",
+               "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+               "\"\\u0061\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+               8, SIGE_ERROR_FORMAT,
+               NEEDLES("dupesc.safetensors", "tensor 'a': name appears twice in the header",
+                       "at byte 62"));
+  check_header(f, "dupmeta.safetensors",
+               "{\"__metadata__\":{\"k\":\"1\",\"k\":\"2\"}}", 0, SIGE_ERROR_FORMAT,
+               NEEDLES("dupmeta.safetensors", "__metadata__ key 'k' appears twice", "at byte 33"));
+  check_header(f, "dupmeta2.safetensors", "{\"__metadata__\":{},\"__metadata__\":{}}", 0,
+               SIGE_ERROR_FORMAT, NEEDLES("dupmeta2.safetensors", "'__metadata__'", "twice"));
+  check_header(f, "dupflat.safetensors",
+               "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],"
+               "\"x\":{\"y\":1,\"y\":2}}}",
+               4, SIGE_ERROR_FORMAT,
+               NEEDLES("dupflat.safetensors", "tensor 'w'", "key 'y' appears twice in the value of 'x'"));
+  check_header(f, "dupdtype.safetensors",
+               "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"dtype\":\"F32\",\"data_offsets\":[0,4]}}",
+               4, SIGE_ERROR_FORMAT,
+               NEEDLES("dupdtype.safetensors", "tensor 'w'", "key 'dtype' appears twice"));
+}
+
+/* Objects and arrays deeper than the schema, and values of the wrong kind
+ * where the schema wants an object or a string. */
+static void test_header_schema(void **state) {
+  const fixture *f = *state;
+  check_header(f, "flat.safetensors", "{\"w\":{\"x\":{\"y\":[1]}}}", 0, SIGE_ERROR_FORMAT,
+               NEEDLES("flat.safetensors", "deeper than 3 levels", "at byte 23"));
+  check_header(f, "shape2.safetensors", "{\"w\":{\"shape\":[[1]]}}", 0, SIGE_ERROR_FORMAT,
+               NEEDLES("shape2.safetensors", "deeper than 3 levels", "at byte 23"));
+  check_header(f, "metaobj.safetensors", "{\"__metadata__\":{\"k\":{}}}", 0, SIGE_ERROR_FORMAT,
+               NEEDLES("metaobj.safetensors", "__metadata__ entry 'k' is not a string"));
+  check_header(f, "metastr.safetensors", "{\"__metadata__\":\"x\"}", 0, SIGE_ERROR_FORMAT,
+               NEEDLES("metastr.safetensors", "__metadata__ is not an object"));
+  check_header(f, "entrystr.safetensors", "{\"w\":\"x\"}", 0, SIGE_ERROR_FORMAT,
+               NEEDLES("entrystr.safetensors", "tensor 'w'", "not a JSON object", "at byte 13"));
+  check_header(f, "rootarr.safetensors", "[{}]", 0, SIGE_ERROR_FORMAT,
+               NEEDLES("rootarr.safetensors", "header is not a JSON object", "at byte 8"));
+}
+
 /* Issue #20: ~75,000 nested brackets used to overflow the stack inside
- * json-glib; the depth is bounded before parsing.  Brackets inside strings
- * do not count. */
+ * json-glib.  The header parser follows the schema's three levels (root,
+ * entry, shape) without recursion: a root member that is not an object is
+ * refused where it starts, anything nested below an entry's arrays is
+ * refused at its bracket.  Brackets inside strings do not count. */
 static void test_deep_nesting(void **state) {
   const fixture *f = *state;
   const int depth = 75000;
@@ -359,15 +521,22 @@ static void test_deep_nesting(void **state) {
   for (int i = 0; i < depth; i++) g_string_append_c(h, ']');
   g_string_append_c(h, '}');
   check_header(f, "deep.safetensors", h->str, 0, SIGE_ERROR_FORMAT,
-               NEEDLES("deep.safetensors", "deeper than 32 levels"));
+               NEEDLES("deep.safetensors", "'a'", "not a JSON object", "at byte 13"));
+  /* the same inside an entry: the fourth bracket is one level too deep */
+  g_string_assign(h, "{\"a\":{\"x\":");
+  for (int i = 0; i < depth; i++) g_string_append_c(h, '[');
+  for (int i = 0; i < depth; i++) g_string_append_c(h, ']');
+  g_string_append(h, "}}");
+  check_header(f, "deep1.safetensors", h->str, 0, SIGE_ERROR_FORMAT,
+               NEEDLES("deep1.safetensors", "deeper than 3 levels", "at byte 19"));
   /* a string ending in an escaped backslash ends at its quote: the
-   * brackets after it count (the scan jumps from quote to quote) */
-  g_string_assign(h, "{\"k\\\\\":");
+   * brackets after it count */
+  g_string_assign(h, "{\"k\\\\\":{\"x\":");
   for (int i = 0; i < 40; i++) g_string_append_c(h, '[');
   for (int i = 0; i < 40; i++) g_string_append_c(h, ']');
-  g_string_append_c(h, '}');
+  g_string_append(h, "}}");
   check_header(f, "deep2.safetensors", h->str, 0, SIGE_ERROR_FORMAT,
-               NEEDLES("deep2.safetensors", "deeper than 32 levels"));
+               NEEDLES("deep2.safetensors", "deeper than 3 levels", "at byte 21"));
   g_string_free(h, TRUE);
 
   GString *ok = g_string_new("{\"__metadata__\":{\"note\":\"\\\"");
@@ -383,7 +552,7 @@ static void test_deep_nesting(void **state) {
 }
 
 /* Issue #20: a million empty tensors (a 56 MB header) took 2.3 GB and 40 s
- * in the JSON parser; the count is bounded before parsing, and the message
+ * in json-glib; the header parser counts entries as it goes, and the message
  * says so quickly.  200,000 is the bound: one more is refused, the bound
  * itself (a 12 MB header of empty tensors) still loads. */
 static void empty_tensors(GString *h, int n) {
@@ -401,7 +570,8 @@ static void test_tensor_count(void **state) {
   const gint64 t0 = g_get_monotonic_time();
   check_header(f, "many.safetensors", h->str, 0, SIGE_ERROR_FORMAT,
                NEEDLES("many.safetensors", "more than 200000 tensors"));
-  /* generous: the refusal is a byte scan of 15 MB, well under a second even under ASan */
+  /* generous: the refusal is one pass of the header parser over 15 MB, well under a
+   * second even under ASan */
   assert_true(g_get_monotonic_time() - t0 < 5 * G_USEC_PER_SEC);
   empty_tensors(h, 200000);
   guint8 none = 0;
@@ -552,6 +722,11 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_hole, setup, teardown),
     cmocka_unit_test_setup_teardown(test_duplicate, setup, teardown),
     cmocka_unit_test_setup_teardown(test_bad_metadata, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_header_valid, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_header_syntax, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_header_integers, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_header_duplicates, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_header_schema, setup, teardown),
     cmocka_unit_test_setup_teardown(test_nan, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
