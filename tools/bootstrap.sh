@@ -87,7 +87,7 @@ case "${1:-}" in
       meson test -C build-sanitize --print-errorlogs --timeout-multiplier 4
     # libFuzzer on the readers (weights, images, case.json), model building and
     # the session API: each target for its seconds in tools/fuzz.sh, two at a time,
-    # about 21 minutes in all
+    # about 20 minutes in all
     tools/fuzz.sh
     # the GIMP 3 plug-in end to end, built and run in a Debian 13 chroot kept in
     # /var/cache/sparse-regenerate/trixie (made on the first run, about 7 minutes);
