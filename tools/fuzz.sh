@@ -3,7 +3,7 @@
 # each from its seed corpus, for SECONDS each, or by default for the seconds
 # of the table below: two targets at a time (one per core of CI's 2-core
 # machine), about 20 minutes of wall time in all (the execution counts these
-# seconds give, and the two targets that stay below 10^6, are in
+# seconds give, and fuzz_session's shortfall from 10^6, are in
 # tests/fuzz/README.md).
 # Exits non-zero when any target crashes, leaks, times out or runs out of
 # memory; the failing input is left as build-fuzz/artifacts/<target>/crash-*
@@ -24,8 +24,7 @@ TARGETS="fuzz_safetensors fuzz_pickle fuzz_torch_zip fuzz_png fuzz_model_load fu
 # least 1.3 times what 10^6 executions take at the rates of the two-lane CI
 # run (safetensors, torch_zip and png were cut to that from 210, 180 and
 # 120 s, for fuzz_model_load); fuzz_model_load and fuzz_session, which load
-# a model or run its passes per input and fall short of 10^6 in CI's time
-# (README: the profiles), share the rest.  With the safetensors header
+# a model or run its passes per input, share the rest.  With the safetensors header
 # parser, fuzz_model_load ran 2,621/s beside fuzz_session (120 s, README), so
 # its 810 s hold twice what 10^6 take; fuzz_session, short of 10^6 whatever
 # it gets, keeps 660 s.  Each lane runs its targets one after the other,
