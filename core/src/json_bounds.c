@@ -12,8 +12,7 @@ sige_json_verdict sige_json_check_bounds(const char *text, gsize len, int max_de
       /* A string opens or closes nothing: jump to the quote that ends it,
        * the first one after an even run of backslashes (each pair is an
        * escaped backslash; an odd one escapes the quote).  memchr rather
-       * than a loop over its bytes: names and metadata are most of a
-       * safetensors header. */
+       * than a loop over its bytes: strings are most of a JSON text. */
       for (;;) {
         const char *q = memchr(text + i + 1, '"', len - i - 1);
         if (!q) return SIGE_JSON_OK; /* unterminated: nothing after it opens */
